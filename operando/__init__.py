@@ -1,0 +1,14 @@
+"""operando: operando XAS series -> white lines, EXAFS shells, single-atom <-> cluster transitions."""
+
+from .errors import (ConfigError, DataError, FitError, OperandoError, OperandoWarning,
+                     ReadError, StepError)
+from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_paths
+from .series import Series
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Series", "FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths",
+    "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
+    "OperandoWarning",
+]

@@ -1,0 +1,54 @@
+"""User-facing errors.
+
+Everything a user can cause (a bad file, a bad setting, a step that cannot be
+analysed) is raised as an :class:`OperandoError` subclass whose message names
+the file, step or setting, says what is wrong, and what would be accepted.
+Library internals (numpy, larch, h5py) never leak a traceback for bad input:
+the boundary functions catch them and re-raise one of these.
+"""
+
+from __future__ import annotations
+
+
+class OperandoError(Exception):
+    """Base class for every error a user can cause."""
+
+
+class ReadError(OperandoError):
+    """A file could not be read, or its content is not an XAS spectrum we accept."""
+
+    def __init__(self, path, problem: str, accepted: str | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.accepted = accepted
+        msg = f"{self.path}: {problem}"
+        if accepted:
+            msg += f" (accepted: {accepted})"
+        super().__init__(msg)
+
+
+class ConfigError(OperandoError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+class DataError(OperandoError):
+    """Data read fine but cannot be analysed as asked (wrong edge, too short k-range, ...)."""
+
+
+class StepError(OperandoError):
+    """One step of a series failed; the series goes on and the step is flagged."""
+
+    def __init__(self, step: int, problem: str, file: str | None = None):
+        self.step = int(step)
+        self.problem = problem
+        self.file = file
+        where = f"step {self.step}" + (f" ({file})" if file else "")
+        super().__init__(f"{where}: {problem}")
+
+
+class FitError(StepError):
+    """An EXAFS fit of one step did not converge or is not physical."""
+
+
+class OperandoWarning(UserWarning):
+    """Something was repaired or assumed while reading; the result is usable."""
