@@ -160,7 +160,8 @@ class Series:
             elif isinstance(value, tuple) and len(value) == 2:
                 numeric = pd.to_numeric(col, errors="coerce")
                 low, high = value
-                sel = np.ones(self.n_steps, dtype=bool)
+                # a label such as 'OCP' in a numeric column never falls in a range
+                sel = numeric.notna().to_numpy().copy()
                 if low is not None:
                     sel &= (numeric >= low).to_numpy()
                 if high is not None:
