@@ -3,12 +3,13 @@
 from .errors import (ConfigError, DataError, FitError, OperandoError, OperandoWarning,
                      ReadError, StepError)
 from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_paths
+from .io import read_series, write_hdf5
 from .series import Series
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Series", "FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths",
+    "Series", "read_series", "write_hdf5", "FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths",
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
     "OperandoWarning",
 ]

@@ -1,0 +1,341 @@
+"""Readers: files -> :class:`operando.series.Series`.
+
+``read_series`` recognises these layouts (``format="auto"``):
+
+``"columns"`` / ``"xdi"``
+    A folder, glob or list of per-scan text column files (XDI, plain columns
+    with a ``#`` label line, NSLS-II QAS/ISS headers), one spectrum per file;
+    or a single such file (a 1-step series).  Conditions CSV keyed by ``file``
+    (basename); the spectra follow its row order, else natural sort of names.
+``"matrix"``
+    One text file: an energy column plus one mu column per spectrum (no
+    i0/it/if/iref counter columns).  Conditions keyed by ``step`` (0-based).
+    A dead frame (all-zero or NaN column) is kept; the stages flag it.
+``"athena"``
+    An Athena project (``.prj``) via ``larch.io.read_athena``: every group in
+    order; ``file`` is ``project.prj#group`` and a ``label`` column holds the
+    group name.
+``"spec"``
+    A SPEC file: every ``#S`` scan is one spectrum (``file`` ``name#S<n>``).
+``"hdf5"``
+    The operando layout written by :func:`write_hdf5`:
+
+    ======================  ==================================================
+    ``/`` attrs             ``format="operando-series"``, ``version=1``,
+                            ``element``, ``edge`` (absent when unknown),
+                            ``metadata`` (JSON text)
+    ``/energy``             (n_e,) float64, eV (attr ``units="eV"``)
+    ``/mu``                 (n, n_e) float64
+    ``/reference``          (n, n_e) float64, optional
+    ``/conditions``         group; attr ``columns`` = JSON list of column
+                            names in order; one dataset ``cNNN`` per column
+                            with attrs ``name`` and ``kind``: a numpy dtype
+                            string (numbers/bools), ``"str"`` (UTF-8
+                            strings) or ``"json"`` (mixed numbers and labels,
+                            one JSON value per row)
+    ======================  ==================================================
+``"nexus"``
+    NeXus files whose top-level ``NXentry`` groups have ``definition`` =
+    ``NXxas``.  Supported: energy from ``data/energy`` or
+    ``[instrument/]monochromator/energy``; mu from ``data/mu`` (or
+    ``data/data``), else from ``[instrument/]incoming_beam/data`` and
+    ``[instrument/]absorbed_beam/data`` as ln(incoming/absorbed), or
+    absorbed/incoming when ``data/mode`` (or ``mode``) says fluorescence;
+    2-D detector data gives one spectrum per row; entries in natural name
+    order; optional ``sample/element`` and ``edge``.  Nothing else of NXxas
+    is read.
+
+mu (``mu="auto"``): ``i0`` and ``it``/``itrans``/``i1`` -> transmission
+ln(i0/it); else ``i0`` and one fluorescence column (``if``/``iff``/
+``ifluor``/``pips``) -> if/i0; else a single ``mu``/``xmu`` column; anything
+else is ambiguous and raises :class:`~operando.errors.ConfigError` listing the
+columns and choices.  Reference channel (``reference="auto"``): ln(it/iref)
+when an ``iref``/``irefer``/``ir``/``i2`` column exists.
+
+All spectra are put on the first spectrum's energy grid restricted to the
+common overlap (linear interpolation); ``metadata["interpolated"]`` says
+whether any was.  Energies below 100 are taken as keV and converted to eV with
+a warning.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import logging
+from pathlib import Path
+
+
+from ..errors import ConfigError, DataError, OperandoError, ReadError
+from ..series import Series, default_conditions
+from ._conditions import attach, load_conditions, order_files
+from ._formats import (HDF5_SIGNATURE, is_matrix, looks_like_spec, read_athena_scans,
+                       read_hdf5, read_matrix, read_spec_scans, write_hdf5)
+from ._scan import (ANGLE_NAMES, ENERGY_NAMES, Scan, common_grid, find_column, resolve_edge,
+                    scan_from_columns, warn)
+from ._text import ACCEPTED_TEXT, parse_text
+
+__all__ = ["read_series", "write_hdf5"]
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "columns", "xdi", "matrix", "athena", "spec", "hdf5", "nexus")
+#: Files in a folder that are never spectra.
+NOT_DATA = {".csv", ".json", ".toml", ".yaml", ".yml", ".md", ".png", ".pdf", ".log", ".ini",
+            ".cfg", ".html", ".py", ".ipynb", ".h5", ".hdf5", ".prj", ".nxs"}
+ACCEPTED_SOURCE = ("a folder, glob or list of column files, or one .xdi/.dat/.txt column "
+                   "file, matrix file, Athena .prj, SPEC file or .h5/.nxs file")
+
+
+def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
+                energy_column=None, columns=None, reference="auto", format="auto",
+                pattern=None, on_error="skip") -> Series:
+    """Read XAS spectra into a :class:`~operando.series.Series`.
+
+    Parameters
+    ----------
+    source : path-like, str glob, or list of path-like
+        A folder, a glob (``"scans/*.dat"``), a list of files, or one file
+        (column/XDI, matrix, Athena ``.prj``, SPEC, HDF5/NeXus).
+    conditions : path-like or DataFrame, optional
+        Conditions table.  Keyed by ``file`` (basename) for per-file sources
+        (and then giving the order of the spectra), by ``step`` (0-based) for
+        matrix files; either key for the other formats.  Columns mixing
+        numbers and labels (``potential_V`` with ``"OCP"``) stay object
+        columns with the numbers as floats.
+    mu : str
+        ``"auto"``, ``"transmission"`` (ln(i0/it)), ``"fluorescence"``
+        (if/i0), ``"mu"`` (the single mu column) or a column name.
+    element, edge : str, optional
+        Used when the file header does not say; checked against the data's
+        energy range (DataError when the tabulated edge lies outside it).
+        Guessed with ``xraydb.guess_edge`` when neither header nor argument
+        gives them.
+    energy_column : str or int, optional
+        Energy column label or 0-based index (default: a column named
+        energy, else an angle column with the mono d-spacing, else the first).
+    columns : list of str, optional
+        For matrix files, the spectrum columns to read (default all).
+    reference : "auto", True, False, None or str
+        Reference channel: ``"auto"``/True -> ln(it/iref) when an iref
+        column exists; a column name -> that column as iref; False/None -> none.
+    format : str
+        One of ``"auto"``, ``"columns"``, ``"xdi"``, ``"matrix"``,
+        ``"athena"``, ``"spec"``, ``"hdf5"``, ``"nexus"``.
+    pattern : str, optional
+        Glob filter for the files of a folder (e.g. ``"*.dat"``).
+    on_error : "skip" or "raise"
+        For multi-spectrum sources: skip a bad file/scan with an
+        OperandoWarning (recorded in ``metadata["skipped"]`` as
+        ``{"file", "reason"}``) or raise.
+
+    Returns
+    -------
+    Series
+        ``metadata`` holds ``source``, ``format``, ``mu_from``,
+        ``interpolated``, ``skipped`` and ``header`` (the first file's header).
+
+    Raises
+    ------
+    ReadError
+        A file cannot be read, or every file of a multi-file source is bad.
+    ConfigError
+        Ambiguous or impossible settings (mu choice, conditions table keys).
+    DataError
+        The given element/edge lies outside the data's energy range, or the
+        scans share no energy range.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r} is not one of {FORMATS}")
+    if on_error not in ("skip", "raise"):
+        raise ConfigError(f"on_error={on_error!r}; use 'skip' or 'raise'")
+    table = load_conditions(conditions)
+    options = dict(mu=mu, reference=reference, energy_column=energy_column)
+
+    files = _expand(source, pattern, conditions)
+    if files is not None:
+        return _read_files(source, files, table, options, element, edge, on_error)
+
+    path = Path(source)
+    if not path.exists():
+        raise ReadError(path, "file or folder not found", ACCEPTED_SOURCE)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReadError(path, f"cannot read ({exc.strerror or exc})", ACCEPTED_SOURCE) from None
+    kind = format if format != "auto" else _detect(path, raw)
+    try:
+        return _read_single(path, raw, kind, table, options, element, edge, columns, on_error)
+    except OperandoError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeError,
+            OSError, MemoryError) as exc:
+        # Safety net: bad input must end in an OperandoError, never a raw traceback.
+        log.debug("unexpected failure reading %s", path, exc_info=True)
+        raise ReadError(path, f"could not be read as {kind} ({type(exc).__name__}: {exc})",
+                        ACCEPTED_SOURCE) from None
+
+
+# --------------------------------------------------------------------- sources
+def _expand(source, pattern, conditions) -> list[Path] | None:
+    """Files of a multi-file source, or None for a single file."""
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise ReadError("[]", "empty list of files", ACCEPTED_SOURCE)
+        return [Path(s) for s in source]
+    if not isinstance(source, (str, Path)):
+        raise ConfigError(f"source must be a path, glob or list of paths, got "
+                          f"{type(source).__name__}")
+    text = str(source)
+    path = Path(source)
+    if path.is_dir():
+        skip = Path(conditions).resolve() if isinstance(conditions, (str, Path)) else None
+        found = [p for p in (path.glob(pattern) if pattern else path.iterdir())
+                 if p.is_file() and not p.name.startswith(".")
+                 and (pattern or p.suffix.lower() not in NOT_DATA)
+                 and p.resolve() != skip]
+        if not found:
+            raise ReadError(path, "folder holds no data files"
+                            + (f" matching {pattern!r}" if pattern else ""), ACCEPTED_SOURCE)
+        return found
+    if not path.exists() and any(ch in text for ch in "*?["):
+        found = [Path(p) for p in _glob.glob(text) if Path(p).is_file()]
+        if not found:
+            raise ReadError(text, "glob matches no files", ACCEPTED_SOURCE)
+        return found
+    return None
+
+
+def _detect(path: Path, raw: bytes) -> str:
+    suffix = path.suffix.lower()
+    if raw.startswith(HDF5_SIGNATURE) or suffix in (".h5", ".hdf5", ".nxs", ".nx5", ".hdf"):
+        return "hdf5"
+    if suffix == ".prj" or raw.startswith(b"\x1f\x8b") or raw.startswith(b"# Athena project"):
+        return "athena"
+    if looks_like_spec(raw[:200000]):
+        return "spec"
+    return "columns"
+
+
+# --------------------------------------------------------------------- readers
+def _read_file_scan(path: Path, options, format="columns") -> Scan:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReadError(path, f"cannot read ({exc.strerror or exc})", ACCEPTED_TEXT) from None
+    table = parse_text(path, raw)
+    return _scan_from_table(table, options)
+
+
+def _scan_from_table(table, options) -> Scan:
+    d_spacing = table.d_spacing or table.header.get("_d_spacing_from_mono_name")
+    angle_axis = not find_column(table.labels, ENERGY_NAMES) and find_column(table.labels,
+                                                                             ANGLE_NAMES)
+    if angle_axis and table.d_spacing is None and d_spacing:
+        warn(table.path, f"no valid Mono.d_spacing; using {d_spacing} Angstrom for the "
+                         f"{table.header.get('Mono.name')!r} crystal")
+    scan = scan_from_columns(table.path, table.path.name, table.labels, table.data,
+                             table.lines, d_spacing=d_spacing, header=table.header,
+                             element=table.element, edge=table.edge,
+                             edge_energy=table.edge_energy, **options)
+    scan.kind = table.kind
+    return scan
+
+
+def _read_files(source, files, table, options, element, edge, on_error) -> Series:
+    files = order_files(files, table)
+    scans, skipped = [], []
+    for path in files:
+        try:
+            scans.append(_read_file_scan(path, options))
+        except (ReadError, DataError) as exc:
+            if on_error == "raise":
+                raise
+            reason = getattr(exc, "problem", str(exc))
+            skipped.append({"file": path.name, "reason": reason})
+            warn(path, f"skipped: {reason}")
+        except OperandoError:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, OverflowError, OSError) as exc:
+            log.debug("unexpected failure reading %s", path, exc_info=True)
+            if on_error == "raise":
+                raise ReadError(path, f"could not be read ({type(exc).__name__}: {exc})",
+                                ACCEPTED_TEXT) from None
+            skipped.append({"file": path.name, "reason": f"{type(exc).__name__}: {exc}"})
+            warn(path, f"skipped: {type(exc).__name__}: {exc}")
+    if not scans:
+        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:5])
+        raise ReadError(source, f"none of the {len(files)} files could be read ({reasons})",
+                        ACCEPTED_TEXT)
+    base = default_conditions(len(scans), [s.file for s in scans])
+    if table is not None:
+        table = table[~table["file"].astype(str).str.strip().isin(
+            [s["file"] for s in skipped] + [Path(s["file"]).stem for s in skipped])]
+    conditions = attach(base, table, "file")
+    fmt = "xdi" if all(s.kind == "xdi" for s in scans) else "columns"
+    return _assemble(source, scans, conditions, fmt, element, edge, skipped)
+
+
+def _assemble(source, scans, conditions, fmt, element, edge, skipped=None, extra_meta=None):
+    energy, mu, ref, interpolated = common_grid(scans, source)
+    el, ed = resolve_edge(source, energy, mu, scans[0], element, edge)
+    kinds = sorted({s.mu_from for s in scans})
+    metadata = {"source": str(source), "format": fmt,
+                "mu_from": kinds[0] if len(kinds) == 1 else kinds,
+                "interpolated": bool(interpolated), "skipped": list(skipped or []),
+                "header": scans[0].header}
+    metadata.update(extra_meta or {})
+    return Series(energy=energy, mu=mu, conditions=conditions, element=el, edge=ed,
+                  reference=ref, metadata=metadata)
+
+
+def _read_single(path, raw, kind, table, options, element, edge, columns, on_error) -> Series:
+    if kind == "hdf5" or kind == "nexus":
+        layout, content = read_hdf5(path)
+        if layout == "nexus":
+            scans = content
+            base = default_conditions(len(scans), [s.file for s in scans])
+            base["label"] = [s.label for s in scans]
+            conditions = attach(base, table, "step", labels=[s.label for s in scans])
+            return _assemble(path, scans, conditions, "nexus", element, edge)
+        fields = content
+        conditions = fields["conditions"]
+        if table is not None:
+            conditions = attach(conditions, table, "step")
+        el, ed = fields["element"], fields["edge"]
+        if el is None or ed is None or element or edge:
+            el, ed = resolve_edge(path, fields["energy"], fields["mu"],
+                                  Scan(file=path.name, energy=fields["energy"], mu=fields["mu"],
+                                       element=el, edge=ed), element, edge)
+        metadata = dict(fields["metadata"])
+        return Series(energy=fields["energy"], mu=fields["mu"], conditions=conditions,
+                      element=el, edge=ed, reference=fields["reference"], metadata=metadata)
+    if kind == "athena":
+        scans = read_athena_scans(path)
+        base = default_conditions(len(scans), [s.file for s in scans])
+        base["label"] = [s.label for s in scans]
+        conditions = attach(base, table, "file", labels=[s.label for s in scans])
+        return _assemble(path, scans, conditions, "athena", element, edge)
+    if kind == "spec":
+        skipped: list = []
+        scans = read_spec_scans(path, on_error=on_error, skipped=skipped, **options)
+        base = default_conditions(len(scans), [s.file for s in scans])
+        conditions = attach(base, table, "step", labels=[s.label for s in scans])
+        return _assemble(path, scans, conditions, "spec", element, edge, skipped)
+    text = parse_text(path, raw)
+    if kind == "matrix" or (kind == "columns" and is_matrix(text)):
+        energy, mu, files, labels = read_matrix(text, energy_column=options["energy_column"],
+                                                columns=columns, mu=options["mu"])
+        base = default_conditions(len(files), files)
+        base["label"] = labels
+        conditions = attach(base, table, "step", labels=labels)
+        scan = Scan(file=path.name, energy=energy, mu=mu[0], element=text.element,
+                    edge=text.edge, edge_energy=text.edge_energy, header=text.header)
+        el, ed = resolve_edge(path, energy, mu, scan, element, edge)
+        metadata = {"source": str(path), "format": "matrix", "mu_from": "mu",
+                    "interpolated": False, "skipped": [], "header": text.header}
+        return Series(energy=energy, mu=mu, conditions=conditions, element=el, edge=ed,
+                      reference=None, metadata=metadata)
+    scan = _scan_from_table(text, options)
+    base = default_conditions(1, [scan.file])
+    conditions = attach(base, table, "file")
+    return _assemble(path, [scan], conditions, text.kind, element, edge)

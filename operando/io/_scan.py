@@ -1,0 +1,426 @@
+"""From a table of labelled columns to one spectrum: energy, mu, reference channel.
+
+Also the shared helpers every format uses: energy clean-up (keV, duplicates,
+ordering), the common grid of several scans and the element/edge decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, OperandoWarning, ReadError
+
+log = logging.getLogger(__name__)
+
+ENERGY_NAMES = ("energy", "energie", "e", "en", "ener", "energy_ev", "mono_energy", "monoe",
+                "enc", "e_ev", "ev", "energy_enc", "nrg")
+ANGLE_NAMES = ("angle", "theta", "th", "bragg", "mono_angle")
+I0_NAMES = ("i0", "io", "i_0", "izero", "i00", "mon", "monitor")
+IT_NAMES = ("it", "itrans", "i1", "i_t", "itr", "i_1", "trans", "i_trans")
+IREF_NAMES = ("iref", "irefer", "ir", "i2", "i_ref", "i_2", "refer", "iref0")
+IF_NAMES = ("if", "iff", "ifluor", "fluo", "fluor", "ifl", "pips", "fl", "i_f", "sdd", "ifluo",
+            "fluorescence", "ipips")
+MU_CHOICES = ("'transmission' (needs i0 and one of it/itrans/i1), 'fluorescence' (needs i0 and "
+              "one of if/iff/ifluor/pips), 'mu' (exactly one mu/xmu column) or a column name")
+#: Largest backward energy step (in median steps) still treated as a jitter to sort.
+MAX_JITTER_STEPS = 5.0
+#: Largest fraction of backward steps still treated as jitter (more is a second sweep).
+MAX_JITTER_FRACTION = 0.05
+
+
+@dataclass
+class Scan:
+    """One spectrum as read, before the common grid."""
+
+    file: str
+    energy: np.ndarray
+    mu: np.ndarray
+    reference: np.ndarray | None = None
+    mu_from: str = "mu"
+    element: str | None = None
+    edge: str | None = None
+    edge_energy: float | None = None
+    header: dict = field(default_factory=dict)
+    label: str | None = None
+    kind: str = "columns"
+
+
+def warn(path, message: str) -> None:
+    warnings.warn(f"{Path(str(path)).name}: {message}", OperandoWarning, stacklevel=3)
+
+
+def _key(label: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "", str(label).lower())
+
+
+def find_column(labels: list[str], names) -> list[int]:
+    keys = [_key(label) for label in labels]
+    return [i for i, k in enumerate(keys) if k in names]
+
+
+def column_index(path, labels: list[str], wanted, what: str) -> int:
+    """Index of a column given by label (case-insensitive) or 0-based position."""
+    if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool):
+        if 0 <= wanted < len(labels):
+            return int(wanted)
+        raise ConfigError(f"{path}: {what} column index {wanted} out of range; the file has "
+                          f"{len(labels)} columns {labels}")
+    for i, label in enumerate(labels):
+        if label == wanted:
+            return i
+    lowered = [label.lower() for label in labels]
+    if str(wanted).lower() in lowered:
+        return lowered.index(str(wanted).lower())
+    raise ConfigError(f"{path}: no {what} column {wanted!r}; columns are {labels}")
+
+
+def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
+    """(column index, "energy" | "angle") of the energy axis."""
+    if energy_column is not None:
+        i = column_index(path, labels, energy_column, "energy")
+        return i, "angle" if _key(labels[i]) in ANGLE_NAMES else "energy"
+    hits = find_column(labels, ENERGY_NAMES)
+    if hits:
+        return hits[0], "energy"
+    angles = find_column(labels, ANGLE_NAMES)
+    if angles:
+        return angles[0], "angle"
+    warn(path, f"no column named energy among {labels}; using the first column "
+               f"{labels[0]!r} as energy (pass energy_column= to choose)")
+    return 0, "energy"
+
+
+def angle_to_energy(path, angle_deg: np.ndarray, d_spacing: float | None) -> np.ndarray:
+    if d_spacing is None or not d_spacing > 0:
+        raise ReadError(path, "the energy axis is a mono angle but no Mono.d_spacing is given",
+                        "an energy column in eV, or an angle column with Mono.d_spacing")
+    return 12398.419843 / (2.0 * d_spacing * np.sin(np.deg2rad(angle_deg)))
+
+
+def to_ev(path, energy: np.ndarray) -> np.ndarray:
+    """Energies whose maximum is below 100 are taken as keV and converted to eV."""
+    finite = energy[np.isfinite(energy)]
+    if finite.size and np.max(finite) < 100.0:
+        warn(path, f"energy runs {finite.min():g}-{finite.max():g}: taken as keV and converted "
+                   "to eV")
+        return energy * 1000.0
+    return energy
+
+
+def clean_energy(path, energy: np.ndarray, rows: np.ndarray, lines=None):
+    """Make ``energy`` strictly increasing, repairing only what is unambiguous.
+
+    Parameters
+    ----------
+    path : path-like
+        For messages.
+    energy : (n,) array
+        Energies in eV, in file order.
+    rows : (n, m) array
+        The data rows that travel with each energy.
+    lines : (n,) int array, optional
+        Line numbers of the rows, for messages.
+
+    Returns
+    -------
+    energy, rows
+        Sorted, strictly increasing energy and matching rows.
+
+    Raises
+    ------
+    ReadError
+        When the energy doubles back (a second sweep in one file) or one energy
+        carries two different rows.
+    """
+    n = energy.size
+    lines = np.arange(1, n + 1) if lines is None else np.asarray(lines)
+    diffs = np.diff(energy)
+    if n > 1 and np.all(diffs < 0):
+        log.info("%s: energy decreases; reversed to increasing order", path)
+        return energy[::-1].copy(), rows[::-1].copy()
+    back = np.flatnonzero(diffs < 0)
+    if back.size:
+        positive = np.abs(diffs[diffs != 0])
+        typical = np.median(positive) if positive.size else 0.0
+        worst = back[np.argmax(-diffs[back])]
+        jump = -diffs[worst]
+        if jump > MAX_JITTER_STEPS * typical or back.size > max(2, MAX_JITTER_FRACTION * n):
+            raise ReadError(path, f"energy doubles back at line {lines[worst + 1]} "
+                                  f"({energy[worst]:g} -> {energy[worst + 1]:g} eV, "
+                                  f"{back.size} backward steps): this looks like more than one "
+                                  "sweep in one file, which is ambiguous",
+                            "one monotonic sweep per file (split the sweeps into files)")
+        warn(path, f"{back.size} energy point(s) out of order (largest step back "
+                   f"{jump:g} eV at line {lines[worst + 1]}); sorted")
+        order = np.argsort(energy, kind="stable")
+        energy, rows, lines = energy[order], rows[order], lines[order]
+    same = np.flatnonzero(np.diff(energy) == 0)
+    if same.size:
+        identical = np.array([np.array_equal(rows[i], rows[i + 1], equal_nan=True)
+                              for i in same])
+        if not np.all(identical):
+            i = same[~identical][0]
+            raise ReadError(path, f"energy {energy[i]:g} eV appears twice (lines {lines[i]} and "
+                                  f"{lines[i + 1]}) with different values, which is ambiguous",
+                            "each energy once, or exact duplicate rows (which are dropped)")
+        warn(path, f"{same.size} exact duplicate row(s) dropped (first at line "
+                   f"{lines[same[0] + 1]}, {energy[same[0]]:g} eV)")
+        keep = np.ones(energy.size, dtype=bool)
+        keep[same + 1] = False
+        energy, rows = energy[keep], rows[keep]
+    if energy.size < 2:
+        raise ReadError(path, "fewer than 2 distinct energy points", "a spectrum")
+    return energy, rows
+
+
+def _first_nonfinite(path, data, labels, lines, columns) -> None:
+    for j in columns:
+        bad = np.flatnonzero(~np.isfinite(data[:, j]))
+        if bad.size:
+            i = int(bad[0])
+            raise ReadError(path, f"line {lines[i]}: column {labels[j]!r} is {float(data[i, j])}",
+                            "finite numbers only in the data table")
+
+
+def choose_mu(path, labels: list[str], mu, reference) -> dict:
+    """Decide which columns make mu and the reference channel.
+
+    Returns a dict ``kind`` ("transmission" | "fluorescence" | "mu"), ``columns``
+    (dict role -> index) and ``reference`` (index pair (it, iref) or None).
+    """
+    i0 = find_column(labels, I0_NAMES)
+    it = find_column(labels, IT_NAMES)
+    fl = find_column(labels, IF_NAMES)
+    iref = find_column(labels, IREF_NAMES)
+    mus = [i for i, label in enumerate(labels)
+           if (_key(label).startswith("mu") or _key(label).startswith("xmu"))
+           and "ref" not in _key(label)]
+    it = [i for i in it if i not in iref]
+    if not isinstance(mu, str):
+        raise ConfigError(f"mu must be a string: {MU_CHOICES}; got {mu!r}")
+    choice = mu.lower()
+    out: dict = {}
+    if choice == "auto":
+        if i0 and it:
+            choice = "transmission"
+            if fl:
+                log.info("%s: i0 and it present -> transmission (fluorescence %s also present)",
+                         path, [labels[i] for i in fl])
+        elif i0 and len(fl) == 1:
+            choice = "fluorescence"
+        elif len(mus) == 1 and not fl:
+            choice = "mu"
+        else:
+            raise ConfigError(f"{path}: cannot tell which columns make mu: columns are {labels}; "
+                              f"pass mu= one of {MU_CHOICES}")
+    if choice == "transmission":
+        if not (i0 and it):
+            raise ConfigError(f"{path}: mu='transmission' needs i0 and it columns; columns are "
+                              f"{labels}")
+        out = {"kind": "transmission", "columns": {"i0": i0[0], "it": it[0]}}
+    elif choice == "fluorescence":
+        if not i0 or len(fl) != 1:
+            raise ConfigError(f"{path}: mu='fluorescence' needs i0 and exactly one fluorescence "
+                              f"column (if/iff/ifluor/pips); columns are {labels}")
+        out = {"kind": "fluorescence", "columns": {"i0": i0[0], "if": fl[0]}}
+    elif choice == "mu":
+        if len(mus) != 1:
+            raise ConfigError(f"{path}: mu='mu' needs exactly one mu/xmu column; columns are "
+                              f"{labels}; name the column with mu='<column>'")
+        out = {"kind": "mu", "columns": {"mu": mus[0]}}
+    else:
+        out = {"kind": "mu", "columns": {"mu": column_index(path, labels, mu, "mu")}}
+
+    ref = None
+    if reference is True or (isinstance(reference, str) and reference.lower() == "auto"):
+        if iref and it:
+            ref = (it[0], iref[0])
+        elif iref:
+            log.info("%s: reference column %s but no it column; no reference channel", path,
+                     labels[iref[0]])
+    elif isinstance(reference, (str, int)) and not isinstance(reference, bool):
+        j = column_index(path, labels, reference, "reference")
+        if not it:
+            raise ConfigError(f"{path}: reference={reference!r} needs an it column for "
+                              f"ln(it/iref); columns are {labels}")
+        ref = (it[0], j)
+    elif reference not in (None, False):
+        raise ConfigError(f"reference must be 'auto', True, False, None or a column name; "
+                          f"got {reference!r}")
+    out["reference"] = ref
+    return out
+
+
+def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", reference="auto",
+                      energy_column=None, d_spacing=None, header=None, element=None,
+                      edge=None, edge_energy=None) -> Scan:
+    """One spectrum from a column table (every value must be finite)."""
+    labels = list(labels)
+    j_energy, axis = energy_index(path, labels, energy_column)
+    plan = choose_mu(path, labels, mu, reference)
+    used = [j_energy, *plan["columns"].values()]
+    _first_nonfinite(path, data, labels, lines, range(len(labels)))
+    energy = data[:, j_energy]
+    if axis == "angle":
+        warn(path, f"energy axis is the mono angle {labels[j_energy]!r}; converted with "
+                   f"d = {d_spacing} Angstrom")
+        energy = angle_to_energy(path, energy, d_spacing)
+    else:
+        energy = to_ev(path, energy)
+    energy, rows = clean_energy(path, energy, data, lines)
+    cols = plan["columns"]
+    with np.errstate(all="ignore"):
+        if plan["kind"] == "transmission":
+            mu_values = np.log(rows[:, cols["i0"]] / rows[:, cols["it"]])
+        elif plan["kind"] == "fluorescence":
+            mu_values = rows[:, cols["if"]] / rows[:, cols["i0"]]
+        else:
+            mu_values = rows[:, cols["mu"]].copy()
+        ref = None
+        if plan["reference"] is not None:
+            a, b = plan["reference"]
+            ref = np.log(rows[:, a] / rows[:, b])
+    bad = np.flatnonzero(~np.isfinite(mu_values))
+    if bad.size:
+        names = ", ".join(labels[j] for j in used[1:])
+        raise ReadError(path, f"mu from {names} is not finite at {bad.size} point(s) "
+                              f"(first at {energy[bad[0]]:g} eV): zero or negative counts",
+                        "positive counts in i0/it/if")
+    if ref is not None and not np.all(np.isfinite(ref)):
+        warn(path, "reference channel ln(it/iref) is not finite everywhere (zero or negative "
+                   "counts); reference dropped")
+        ref = None
+    header = dict(header or {})
+    header["columns"] = labels
+    return Scan(file=file, energy=energy, mu=mu_values, reference=ref, mu_from=plan["kind"],
+                element=element, edge=edge, edge_energy=edge_energy, header=header)
+
+
+def common_grid(scans: list[Scan], source) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                                     bool]:
+    """Put every scan on the first scan's grid restricted to the common overlap.
+
+    Returns
+    -------
+    energy, mu, reference, interpolated
+        ``reference`` is None unless every scan has one; ``interpolated`` is
+        True when any scan had to be interpolated (linear, ``numpy.interp``).
+    """
+    low = max(s.energy[0] for s in scans)
+    high = min(s.energy[-1] for s in scans)
+    first = scans[0].energy
+    grid = first[(first >= low) & (first <= high)]
+    if grid.size < 2:
+        worst = min(scans, key=lambda s: s.energy[-1] - s.energy[0])
+        raise DataError(f"{source}: the scans share no common energy range (e.g. {worst.file} "
+                        f"covers {worst.energy[0]:g}-{worst.energy[-1]:g} eV, the first scan "
+                        f"{first[0]:g}-{first[-1]:g} eV)")
+    if grid.size < first.size:
+        log.info("%s: common energy range %g-%g eV keeps %d of %d points", source, grid[0],
+                 grid[-1], grid.size, first.size)
+    with_ref = [s.reference is not None for s in scans]
+    if any(with_ref) and not all(with_ref):
+        warnings.warn(f"{source}: only {sum(with_ref)} of {len(scans)} scans have a reference "
+                      "channel; reference dropped", OperandoWarning, stacklevel=3)
+    keep_ref = all(with_ref)
+    mu = np.empty((len(scans), grid.size))
+    ref = np.empty((len(scans), grid.size)) if keep_ref else None
+    interpolated = False
+    for i, scan in enumerate(scans):
+        start = np.searchsorted(scan.energy, grid[0])
+        piece = scan.energy[start:start + grid.size]
+        if piece.size == grid.size and np.array_equal(piece, grid):
+            mu[i] = scan.mu[start:start + grid.size]
+            if keep_ref:
+                ref[i] = scan.reference[start:start + grid.size]
+        else:
+            interpolated = True
+            mu[i] = np.interp(grid, scan.energy, scan.mu)
+            if keep_ref:
+                ref[i] = np.interp(grid, scan.energy, scan.reference)
+    return grid, mu, ref, interpolated
+
+
+def _edge_estimate(energy: np.ndarray, mu: np.ndarray) -> float:
+    rows = mu[np.all(np.isfinite(mu), axis=1)] if mu.ndim == 2 else mu[None, :]
+    if rows.size == 0 or energy.size < 3:
+        return float(np.median(energy))
+    deriv = np.gradient(np.mean(rows, axis=0), energy)
+    return float(energy[int(np.argmax(np.abs(deriv)))])
+
+
+def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None):
+    """Choose (element, edge): file header, then arguments, then xraydb.guess_edge."""
+    import xraydb
+
+    user_element = _normal_element(element) if element else None
+    user_edge = _normal_edge(edge) if edge else None
+    if element and user_element is None:
+        raise ConfigError(f"element={element!r} is not an element symbol (e.g. 'Pt', 'Cu')")
+    if edge and user_edge is None:
+        raise ConfigError(f"edge={edge!r} is not an X-ray edge (K, L1, L2, L3, M1..M5)")
+    head_element = scan.element if scan else None
+    head_edge = scan.edge if scan else None
+    for what, head, user in (("element", head_element, user_element),
+                             ("edge", head_edge, user_edge)):
+        if head and user and head != user:
+            warnings.warn(f"{source}: the file header says {what} {head}; {what}={user!r} "
+                          "ignored", OperandoWarning, stacklevel=3)
+    final_element = head_element or user_element
+    final_edge = head_edge or user_edge
+    emin, emax = float(energy[0]), float(energy[-1])
+    hint = scan.edge_energy if scan and scan.edge_energy else _edge_estimate(energy, mu)
+    if final_element and not final_edge:
+        edges = xraydb.xray_edges(final_element)
+        inside = {k: v.energy for k, v in edges.items() if emin <= v.energy <= emax}
+        if not inside and not user_element and edges:
+            # Element from the header only: take its edge nearest the header's edge
+            # energy (or the steepest point) rather than refusing a partial scan.
+            inside = {k: v.energy for k, v in edges.items()}
+        if not inside:
+            raise DataError(f"{source}: {final_element} has no X-ray edge within the data's "
+                            f"energy range {emin:g}-{emax:g} eV")
+        final_edge = min(inside, key=lambda k: abs(inside[k] - hint))
+    elif not final_element:
+        edges = [final_edge] if final_edge else None
+        try:
+            final_element, guessed_edge = xraydb.guess_edge(hint, edges=edges) if edges else \
+                xraydb.guess_edge(hint)
+        except Exception as exc:  # xraydb gives no single exception type
+            raise DataError(f"{source}: could not guess the element from the edge near "
+                            f"{hint:g} eV ({exc}); pass element= and edge=") from None
+        final_edge = final_edge or guessed_edge
+        log.info("%s: element/edge guessed from %g eV: %s %s", source, hint, final_element,
+                 final_edge)
+    if user_element or user_edge:
+        try:
+            e_edge = xraydb.xray_edge(final_element, final_edge).energy
+        except Exception:
+            raise DataError(f"{source}: {final_element} has no {final_edge} edge") from None
+        if (user_element == final_element or user_edge == final_edge) and \
+                not (emin <= e_edge <= emax):
+            raise DataError(f"{source}: the {final_element} {final_edge} edge ({e_edge:g} eV) "
+                            f"lies outside the data's energy range {emin:g}-{emax:g} eV; "
+                            "check element= and edge=")
+    return final_element, final_edge
+
+
+def _normal_element(symbol) -> str | None:
+    import xraydb
+
+    try:
+        return xraydb.atomic_symbol(xraydb.atomic_number(str(symbol).strip()))
+    except Exception:  # unknown symbol: xraydb raises various types
+        return None
+
+
+def _normal_edge(edge) -> str | None:
+    from ._text import _valid_edge
+
+    return _valid_edge(str(edge))

@@ -1,0 +1,404 @@
+"""Parse one text column file (XDI, plain ``#``-labelled columns, NSLS-II QAS/ISS).
+
+The parser is deliberately strict about the data table (every row must have the
+same number of numbers; a partial *last* row is the only thing repaired) and
+lenient about headers (unknown or malformed optional fields give a warning).
+XDI files are held to the XDI grammar of ``Family.key: value`` header lines,
+following the XDI project's own ``baddata`` set (see ``tests/test_bad_xdi.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OperandoWarning, ReadError
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_TEXT = (
+    "a text file of whitespace- or comma-separated number columns with a '#' header line "
+    "of labels (XDI, plain columns, NSLS-II QAS/ISS)"
+)
+
+_COMMENT_CHARS = "#!%;"
+_SPLIT = re.compile(r"[\s,;]+")
+_XDI_VERSION = re.compile(r"^#\s*XDI/\d+(\.\d+)*", re.IGNORECASE)
+_XDI_FIELD = re.compile(r"^([^:]*?)\s*:\s*(.*)$")
+_XDI_FAMILY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_XDI_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+#: Lattice spacings (Angstrom) of common monochromator crystals, used only when an
+#: XDI file gives an angle column and a ``Mono.name`` but no ``Mono.d_spacing``.
+MONO_D_SPACING = {"si111": 3.13551, "si220": 1.92010, "si311": 1.63747, "si400": 1.35775,
+                  "ge111": 3.26636, "ge220": 2.00018, "ge311": 1.70583}
+#: hc in eV Angstrom (CODATA 2018).
+HC_EV_ANGSTROM = 12398.419843
+
+
+@dataclass
+class TextTable:
+    """Numbers and header of one text file (before any channel is chosen)."""
+
+    path: Path
+    labels: list[str]
+    data: np.ndarray  # (n_rows, n_cols)
+    lines: np.ndarray  # 1-based line number of every row
+    kind: str  # "xdi" | "columns"
+    header: dict = field(default_factory=dict)
+    element: str | None = None
+    edge: str | None = None
+    edge_energy: float | None = None
+    d_spacing: float | None = None
+    energy_units: str | None = None
+
+
+def _warn(path, message: str) -> None:
+    warnings.warn(f"{Path(path).name}: {message}", OperandoWarning, stacklevel=4)
+
+
+def decode_text(path, raw: bytes) -> str:
+    """Bytes -> text, refusing empty and binary content."""
+    if not raw.strip():
+        raise ReadError(path, "file is empty", ACCEPTED_TEXT)
+    sample = raw[:65536]
+    if b"\x00" in sample:
+        raise ReadError(path, "file is binary (holds NUL bytes), not a text column file",
+                        ACCEPTED_TEXT)
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    if control > 0.01 * len(sample):
+        raise ReadError(path, "file is binary (holds control bytes), not a text column file",
+                        ACCEPTED_TEXT)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Old beamline software writes latin-1 (degree signs, umlauts in comments).
+        return raw.decode("latin-1")
+
+
+def _float(token: str) -> float:
+    # Fortran-style exponents (1.0D+03) appear in some beamline files.
+    return float(token.replace("D", "E").replace("d", "e"))
+
+
+def _is_number(token: str) -> bool:
+    try:
+        _float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _strip_comment(line: str) -> str:
+    return line.lstrip()[1:].strip()
+
+
+def parse_text(path, raw: bytes) -> TextTable:
+    """Parse a text column file.
+
+    Parameters
+    ----------
+    path : path-like
+        Used in messages only.
+    raw : bytes
+        File content.
+
+    Returns
+    -------
+    TextTable
+
+    Raises
+    ------
+    ReadError
+        Empty, binary, no numeric rows, a malformed row (wrong column count
+        anywhere but the last row, a token that is not a number), or an XDI
+        file breaking the XDI header grammar.
+    """
+    path = Path(path)
+    text = decode_text(path, raw)
+    lines = text.splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    is_xdi = bool(_XDI_VERSION.match(first.strip()))
+    if not is_xdi and path.suffix.lower() == ".xdi":
+        raise ReadError(path, "first line is not an XDI version line such as '# XDI/1.0'",
+                        "an XDI file starting with '# XDI/1.0', or a plain column file "
+                        "with another extension")
+
+    header_lines: list[tuple[int, str]] = []  # (line number, raw line)
+    rows: list[list[float]] = []
+    row_lines: list[int] = []
+    row_tokens: list[list[str]] = []
+    in_data = False
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped[0] in _COMMENT_CHARS:
+            if not in_data:
+                header_lines.append((number, stripped))
+            continue
+        tokens = [t for t in _SPLIT.split(stripped) if t]
+        if not in_data and not _is_number(tokens[0]):
+            # A label line without a comment character, or text before the table.
+            header_lines.append((number, "#" + stripped))
+            continue
+        in_data = True
+        row_tokens.append(tokens)
+        row_lines.append(number)
+    if not row_tokens:
+        raise ReadError(path, "no rows of numbers found", ACCEPTED_TEXT)
+
+    counts = np.array([len(t) for t in row_tokens])
+    values, freq = np.unique(counts, return_counts=True)
+    ncols = int(values[np.argmax(freq)])
+    if counts[-1] < ncols and len(row_tokens) > 1 and np.all(counts[:-1] == ncols):
+        _warn(path, f"last row (line {row_lines[-1]}) has {counts[-1]} of {ncols} values "
+                    "(file truncated?); dropped it")
+        row_tokens.pop()
+        row_lines.pop()
+        counts = counts[:-1]
+    bad = np.flatnonzero(counts != ncols)
+    if bad.size:
+        i = int(bad[0])
+        raise ReadError(path, f"line {row_lines[i]} has {counts[i]} values but the data table "
+                              f"has {ncols} columns",
+                        "the same number of values on every data row")
+    for tokens, number in zip(row_tokens, row_lines):
+        try:
+            rows.append([_float(t) for t in tokens])
+        except ValueError:
+            token = next(t for t in tokens if not _is_number(t))
+            raise ReadError(path, f"line {number}: {token!r} is not a number",
+                            "numbers only in the data table") from None
+    data = np.array(rows, dtype=float)
+    if ncols < 2:
+        raise ReadError(path, "the data table has a single column; need energy and at least "
+                              "one signal column", ACCEPTED_TEXT)
+
+    table = TextTable(path=path, labels=[], data=data, lines=np.array(row_lines),
+                      kind="xdi" if is_xdi else "columns")
+    if is_xdi:
+        _parse_xdi_header(table, header_lines, ncols)
+    else:
+        _parse_plain_header(table, header_lines, ncols)
+    return table
+
+
+def _label_line(header_lines, ncols) -> list[str] | None:
+    """The last comment line with exactly ``ncols`` tokens, as labels."""
+    for _, line in reversed(header_lines[-3:]):
+        tokens = [t for t in _SPLIT.split(_strip_comment(line)) if t]
+        if len(tokens) == ncols and not all(_is_number(t) for t in tokens):
+            return [t.lower() if t.lower() in ("energy", "i0") else t for t in tokens]
+    return None
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        key = label.lower()
+        if key in seen:
+            seen[key] += 1
+            label = f"{label}_{seen[key]}"
+        else:
+            seen[key] = 1
+        out.append(label)
+    return out
+
+
+def _parse_plain_header(table: TextTable, header_lines, ncols: int) -> None:
+    header = {}
+    for _, line in header_lines:
+        match = _XDI_FIELD.match(_strip_comment(line))
+        if match and match.group(1) and len(match.group(1)) < 60:
+            header[match.group(1).strip()] = match.group(2).strip()
+    table.header = header
+    labels = _label_line(header_lines, ncols)
+    table.labels = _unique(labels or [f"col{i + 1}" for i in range(ncols)])
+    if labels is None:
+        log.info("%s: no label line with %d labels; columns named col1..col%d",
+                 table.path.name, ncols, ncols)
+    # NSLS-II QAS/ISS and similar: "Element: Ruthenium ( 44)", "Edge: K", "E0: 22117".
+    lower = {k.lower(): v for k, v in header.items()}
+    element = lower.get("element") or lower.get("element.symbol")
+    if element:
+        table.element = _element_symbol(element)
+    edge = lower.get("edge") or lower.get("element.edge")
+    if edge and _valid_edge(edge.strip()):
+        table.edge = _valid_edge(edge.strip())
+    for key in ("e0", "edge energy", "scan.edge_energy"):
+        if key in lower:
+            number = _NUMBER_UNIT.match(lower[key])
+            if number:
+                table.edge_energy = float(number.group(1))
+                break
+
+
+def _element_symbol(text: str) -> str | None:
+    """'Cu', 'Ruthenium ( 44)', '29' -> element symbol, or None."""
+    import xraydb
+
+    text = text.strip()
+    number = re.search(r"\(\s*(\d+)\s*\)", text) or re.fullmatch(r"(\d+)", text)
+    candidates = []
+    if number:
+        candidates.append(int(number.group(1)))
+    candidates.append(text.split()[0] if text.split() else text)
+    for candidate in candidates:
+        try:
+            if isinstance(candidate, int):
+                return xraydb.atomic_symbol(candidate)
+            symbol = xraydb.atomic_symbol(xraydb.atomic_number(candidate))
+            return symbol
+        except Exception:  # xraydb raises bare ValueError/KeyError/... for unknown names
+            continue
+    return None
+
+
+_EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5", "N1", "N2", "N3", "N4", "N5")
+
+
+def _valid_edge(text: str) -> str | None:
+    text = text.strip().upper()
+    return text if text in _EDGES else None
+
+
+def _check_value(table: TextTable, name: str, value: str, line: int) -> None:
+    """Warn (never raise) about malformed values of well-known optional XDI fields."""
+    key = name.lower()
+    units = {"sample.temperature": ("k", "c", "f", ""), "facility.energy": ("gev", "mev"),
+             "facility.current": ("ma", "a"), "scan.edge_energy": ("ev", "kev", ""),
+             "mono.d_spacing": ("", "a", "angstrom")}
+    if key in ("scan.start_time", "scan.end_time"):
+        try:
+            _dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            _warn(table.path, f"line {line}: {name} {value!r} is not an ISO 8601 date-time; "
+                              "ignored")
+        return
+    if key in units:
+        match = _NUMBER_UNIT.match(value)
+        if not match or match.group(4).lower() not in units[key]:
+            _warn(table.path, f"line {line}: {name} {value!r} is not a number with units "
+                              f"{'/'.join(u for u in units[key] if u) or '(none)'}; ignored")
+            return
+        number = float(match.group(1))
+        if key == "mono.d_spacing":
+            table.d_spacing = number
+        elif key == "scan.edge_energy":
+            table.edge_energy = number * (1000.0 if match.group(4).lower() == "kev" else 1.0)
+
+
+def _parse_xdi_header(table: TextTable, header_lines, ncols: int) -> None:
+    path = table.path
+    fields: dict[str, str] = {}
+    columns: dict[int, str] = {}
+    column_units: dict[int, str] = {}
+    state = "fields"
+    saw_dashes = False
+    after_dashes: list[tuple[int, str]] = []
+    user_comments: list[str] = []
+    for number, line in header_lines[1:]:
+        if line[0] != "#":
+            _warn(path, f"line {number}: comment character {line[0]!r} is not '#'; "
+                        "line ignored")
+            continue
+        body = _strip_comment(line)
+        if body.startswith("---"):
+            state, saw_dashes = "labels", True
+            continue
+        if state == "labels":
+            after_dashes.append((number, line))
+            continue
+        if body.startswith("///"):
+            state = "comments"
+            continue
+        if state == "comments":
+            if body:
+                user_comments.append(body)
+            after_dashes.append((number, line))
+            continue
+        if not body:
+            continue
+        match = _XDI_FIELD.match(body)
+        if not match:
+            raise ReadError(path, f"line {number}: XDI header line {body!r} is not "
+                                  "'Family.key: value' (no ':')",
+                            "XDI header lines '# Family.key: value'")
+        name, value = match.group(1), match.group(2).strip()
+        parts = name.split(".")
+        if len(parts) != 2 or not _XDI_FAMILY.match(parts[0]) or not _XDI_KEY.match(parts[1]):
+            raise ReadError(path, f"line {number}: XDI header field name {name!r} is not "
+                                  "'Family.key' (one '.', Family starting with a letter)",
+                            "XDI header lines '# Family.key: value'")
+        if not value:
+            raise ReadError(path, f"line {number}: XDI header field {name!r} has no value",
+                            "XDI header lines '# Family.key: value'")
+        fields[name] = value
+        if parts[0].lower() == "column":
+            try:
+                index = int(parts[1])
+            except ValueError:
+                continue
+            words = value.split()
+            columns[index] = words[0]
+            if len(words) > 1:
+                column_units[index] = words[1]
+        else:
+            _check_value(table, name, value, number)
+    if not saw_dashes:
+        _warn(path, "no '#----' line ends the XDI header; took the last comment line as labels")
+    table.header = dict(fields)
+    if user_comments:
+        table.header["user_comments"] = "\n".join(user_comments)
+
+    # Column labels: Column.N fields first, then the label line, then colN.
+    label_line = _label_line(after_dashes, ncols)
+    labels = []
+    missing = []
+    for i in range(1, ncols + 1):
+        if i in columns:
+            labels.append(columns[i])
+        else:
+            missing.append(i)
+            labels.append(label_line[i - 1] if label_line else f"col{i}")
+    extra = sorted(i for i in columns if i > ncols)
+    if not columns:
+        _warn(path, "no 'Column.N' header fields; labels "
+                    + ("taken from the line before the data" if label_line else "set to colN"))
+    elif missing:
+        _warn(path, f"no 'Column.N' field for column(s) {missing}; named "
+                    + ", ".join(labels[i - 1] for i in missing))
+    if extra:
+        _warn(path, f"'Column.N' field(s) {extra} beyond the {ncols} data columns; ignored")
+    table.labels = _unique(labels)
+    table.energy_units = column_units.get(1)
+
+    lower = {k.lower(): v for k, v in fields.items()}
+    symbol, edge = lower.get("element.symbol"), lower.get("element.edge")
+    if symbol is None:
+        _warn(path, "no Element.symbol in the XDI header")
+    else:
+        table.element = _element_symbol(symbol) if len(symbol.strip()) <= 3 else None
+        if table.element is None or table.element.lower() != symbol.strip().lower():
+            table.element = None
+            _warn(path, f"Element.symbol {symbol!r} is not an element symbol; ignored")
+    if edge is None:
+        _warn(path, "no Element.edge in the XDI header")
+    else:
+        table.edge = _valid_edge(edge)
+        if table.edge is None:
+            _warn(path, f"Element.edge {edge!r} is not an X-ray edge ({', '.join(_EDGES)}); "
+                        "ignored")
+    if table.d_spacing is None and "mono.name" in lower:
+        key = re.sub(r"[^a-z0-9]", "", lower["mono.name"].lower())
+        if key in MONO_D_SPACING:
+            table.header["_d_spacing_from_mono_name"] = MONO_D_SPACING[key]
