@@ -2,6 +2,9 @@
 
 from .errors import (ConfigError, DataError, FitError, OperandoError, OperandoWarning,
                      ReadError, StepError)
+from .exafs import (ChiSeries, RSeries, S02Calibration, ShellFitResult, ShellModel, ShellSpec,
+                    calibrate_s02, fit_shells, fit_shells_segment, fourier_transform,
+                    remove_background, result_columns)
 from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_paths
 from .io import read_series, write_hdf5
 from .series import Series
@@ -10,6 +13,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Series", "read_series", "write_hdf5", "FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths",
+    "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult", "S02Calibration",
+    "remove_background", "fourier_transform", "fit_shells", "fit_shells_segment", "calibrate_s02",
+    "result_columns",
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
     "OperandoWarning",
 ]
