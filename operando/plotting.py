@@ -1,0 +1,459 @@
+"""Figures of a tracked series: CN and white line versus condition, XANES map,
+chi(R) waterfall, fit overlays and a paper-style summary.
+
+Every function returns a :class:`matplotlib.figure.Figure` (or draws into a
+given ``ax`` and returns its figure) and never shows it; :func:`save_figure`
+writes PNG / SVG atomically.  Figures are built with the object-oriented API
+(no pyplot state), so they are safe in scripts, threads and the Agg backend.
+
+The condition axis follows the experiment: when the only varying condition is
+the potential, the x axis is the potential in V vs RHE (text labels such as
+``OCP`` sit on extra ticks to the right); otherwise it is the step number with
+shaded bands labelled by condition (gas sequences keep their order, a gas that
+returns gets the same colour).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+STATE_COLORS = {"isolated": "#1f77b4", "cluster": "#ff7f0e", "particle": "#d62728", "unknown": "#7f7f7f"}
+EVENT_MARKERS = {"aggregation": "^", "growth": "^", "redispersion": "v", "partial_redispersion": "v"}
+_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9"]
+
+
+# --------------------------------------------------------------------------- saving
+def save_figure(fig: Figure, path, *, dpi: int = 150, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write a figure atomically (temporary file in the same folder, then rename).
+
+    Parameters
+    ----------
+    fig : Figure
+    path : str or Path
+        Target file.  With a suffix (``.png``, ``.svg``, ``.pdf``) that one
+        format is written; without a suffix one file per entry of ``formats``.
+    dpi : int
+        Resolution of raster formats, dots per inch.
+    formats : sequence of str
+        Formats written when ``path`` has no suffix.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    path = Path(path)
+    targets = [path] if path.suffix else [path.with_suffix(f".{f.lstrip('.')}") for f in formats]
+    written = []
+    for target in targets:
+        fmt = target.suffix.lstrip(".").lower()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(target)
+    return written
+
+
+# --------------------------------------------------------------------------- condition axis
+def _new_axes(ax, figsize=(6.4, 4.2)):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _varying_conditions(tracking) -> list[str]:
+    seg = tracking.segments
+    out = []
+    for c in tracking.condition_columns:
+        if c in seg.columns and seg[c].astype(str).nunique() > 1:
+            out.append(c)
+    return out
+
+
+class _ConditionAxis:
+    """Where each step and segment sits on the x axis, and how to label it."""
+
+    def __init__(self, tracking):
+        self.seg = tracking.segments
+        self.steps = tracking.steps
+        varying = _varying_conditions(tracking)
+        self.mode = "potential" if varying == ["potential_V"] else "steps"
+        if self.mode == "potential":
+            numeric = pd.to_numeric(self.seg["potential_V"], errors="coerce").to_numpy(dtype=float)
+            finite = numeric[np.isfinite(numeric)]
+            if finite.size == 0:
+                self.mode = "steps"
+            else:
+                span = max(float(np.ptp(finite)), 0.2)
+                extra = {}
+                x = numeric.copy()
+                for i, value in enumerate(numeric):
+                    if not np.isfinite(value):
+                        label = str(self.seg["potential_V"].iloc[i]).strip()
+                        if label not in extra:
+                            extra[label] = finite.max() + 0.15 * span * (len(extra) + 1)
+                        x[i] = extra[label]
+                self.seg_x = x
+                self.extra_ticks = extra
+                seg_of_step = self.steps["segment"].to_numpy()
+                self.step_x = x[seg_of_step]
+                self.xlabel = "Potential (V vs RHE)"
+        if self.mode == "steps":
+            self.seg_x = ((self.seg["first_step"] + self.seg["last_step"]) / 2).to_numpy(dtype=float)
+            self.step_x = self.steps["step"].to_numpy(dtype=float)
+            self.extra_ticks = {}
+            self.xlabel = "Step"
+
+    def path(self, y):
+        """``y`` with NaN at labelled potentials (OCP), so the line joining the
+        segments in measurement order is not drawn across the axis to them."""
+        y = np.asarray(y, dtype=float).copy()
+        y[np.isin(self.seg_x, list(self.extra_ticks.values()))] = np.nan
+        return y
+
+    def decorate(self, ax, label_bands: bool = True):
+        """Shaded condition bands (steps mode) or extra potential ticks."""
+        if self.mode == "potential":
+            if self.extra_ticks:
+                numeric = self.seg_x[~np.isin(self.seg_x, list(self.extra_ticks.values()))]
+                lo, hi = float(np.min(numeric)), float(np.max(numeric))
+                ticks = [t for t in MaxNLocator(nbins=6).tick_values(lo, hi) if lo - 1e-9 <= t <= hi + 1e-9]
+                ax.set_xticks(ticks + list(self.extra_ticks.values()),
+                              [f"{t:g}" for t in ticks] + list(self.extra_ticks))
+                pad = 0.06 * (max(self.extra_ticks.values()) - lo)
+                ax.set_xlim(lo - pad, max(self.extra_ticks.values()) + pad)
+            ax.set_xlabel(self.xlabel)
+            return
+        colors = {}
+        blocks = self.seg.drop_duplicates("block")
+        for row in blocks.itertuples(index=False):
+            same = self.seg[self.seg["block"] == row.block]
+            first, last = same["first_step"].min(), same["last_step"].max()
+            color = colors.setdefault(row.condition, _BAND_COLORS[len(colors) % len(_BAND_COLORS)])
+            ax.axvspan(first - 0.5, last + 0.5, color=color, alpha=0.8, lw=0, zorder=0)
+            if label_bands:
+                ax.text((first + last) / 2, 0.98, row.condition, transform=ax.get_xaxis_transform(),
+                        ha="center", va="top", fontsize=8, clip_on=True)
+        ax.set_xlabel(self.xlabel)
+
+
+# --------------------------------------------------------------------------- CN and white line
+def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
+    """Coordination numbers of both shells versus condition, with events.
+
+    Segment means (error-weighted, with their errors) are large symbols, the
+    metal shell coloured by state; single steps are small translucent points.
+    Events are marked with triangles (up: aggregation/growth, down:
+    (partial) redispersion) and named.
+
+    Parameters
+    ----------
+    tracking : Tracking
+    ax : matplotlib Axes, optional
+    show_steps, show_events : bool
+
+    Returns
+    -------
+    Figure
+    """
+    fig, ax = _new_axes(ax)
+    cx = _ConditionAxis(tracking)
+    seg, st = tracking.segments, tracking.steps
+    shells = [(tracking.metal_shell, "o", "k")]
+    if tracking.ligand_shell:
+        shells.append((tracking.ligand_shell, "s", "#2ca02c"))
+    ok = st["state"].to_numpy() != "unknown"
+    for shell, marker, color in shells:
+        y = pd.to_numeric(st[f"cn_{shell}"], errors="coerce").to_numpy(dtype=float)
+        if show_steps:
+            ax.plot(cx.step_x[ok], y[ok], marker, ms=3, color=color, alpha=0.25, ls="none", zorder=2)
+        mean = seg[f"cn_{shell}"].to_numpy(dtype=float)
+        err = seg[f"cn_{shell}_err"].to_numpy(dtype=float)
+        if cx.mode == "potential":
+            ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
+            ax.errorbar(cx.seg_x, mean, yerr=err, fmt="none", ecolor=color, capsize=3, zorder=4)
+        else:
+            for row, m, e in zip(seg.itertuples(index=False), mean, err):
+                ax.hlines(m, row.first_step - 0.4, row.last_step + 0.4, color=color, lw=1.5, zorder=4)
+                ax.fill_between([row.first_step - 0.4, row.last_step + 0.4], m - e, m + e,
+                                color=color, alpha=0.15, lw=0, zorder=3)
+        faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]] if shell == tracking.metal_shell
+                 else color)
+        ax.scatter(cx.seg_x, mean, marker=marker, s=45, c=faces, edgecolors=color, zorder=5,
+                   label=f"CN({shell})")
+    if show_events and len(tracking.events):
+        metal = seg.set_index("segment")[f"cn_{tracking.metal_shell}"]
+        pos = dict(zip(seg["segment"], cx.seg_x))
+        for ev in tracking.events.itertuples(index=False):
+            if cx.mode == "steps":
+                x = float(ev.step) - 0.5
+                ax.axvline(x, color="0.3", ls="--", lw=0.8, zorder=1)
+                y = metal[ev.segment]
+            else:
+                x, y = pos[ev.segment], metal[ev.segment]
+            ax.plot([x], [y], EVENT_MARKERS.get(ev.event, "*"), ms=11, mfc="none", mec="#9467bd",
+                    mew=1.5, zorder=6)
+            ax.annotate(ev.event.replace("_", " "), (x, y), xytext=(4, 8), textcoords="offset points",
+                        fontsize=7, color="#9467bd", rotation=20)
+    for state, color in STATE_COLORS.items():
+        if state in set(seg["state"]):
+            ax.scatter([], [], s=30, c=color, label=state)
+    cx.decorate(ax)
+    ax.set_ylabel("Coordination number")
+    ax.axhline(0, color="0.6", lw=0.6, zorder=1)
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    return fig
+
+
+def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
+    """White-line height (normalised) versus condition.
+
+    Parameters
+    ----------
+    tracking : Tracking
+    ax : Axes, optional
+    column : str
+        Step column to plot (``wl_height``, ``wl_area`` or ``edge_position``).
+
+    Returns
+    -------
+    Figure
+    """
+    fig, ax = _new_axes(ax)
+    st, seg = tracking.steps, tracking.segments
+    if column not in st.columns:
+        raise DataError(f"steps table has no '{column}' column to plot")
+    cx = _ConditionAxis(tracking)
+    y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
+    ax.plot(cx.step_x, y, "o", ms=3, color="#1f77b4", alpha=0.3, zorder=2)
+    seg_of_step = st["segment"].to_numpy()
+    means = np.array([np.nanmean(y[seg_of_step == g]) if np.isfinite(y[seg_of_step == g]).any() else np.nan
+                      for g in seg["segment"]])
+    if cx.mode == "potential":
+        ax.plot(cx.seg_x, cx.path(means), "-", color="#1f77b4", lw=0.8, alpha=0.6)
+    else:
+        for row, m in zip(seg.itertuples(index=False), means):
+            ax.hlines(m, row.first_step - 0.4, row.last_step + 0.4, color="#1f77b4", lw=1.5, zorder=4)
+    ax.scatter(cx.seg_x, means, s=45, c=[STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]],
+               edgecolors="#1f77b4", zorder=5)
+    cx.decorate(ax)
+    names = {"wl_height": "White-line height (norm.)", "wl_area": "White-line area (eV)",
+             "edge_position": "Edge position (eV)"}
+    ax.set_ylabel(names.get(column, column))
+    return fig
+
+
+# --------------------------------------------------------------------------- spectra
+def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=None,
+                   cmap: str = "viridis", colorbar: bool = True) -> Figure:
+    """Normalised XANES of every step as an image (energy x step).
+
+    Parameters
+    ----------
+    energy : (n_e,) array
+        Energy in eV.
+    norm : (n, n_e) array
+        Normalised mu, one row per step (NaN rows, failed steps, show blank).
+    steps : (n,) array, optional
+        Step numbers of the rows (default 0..n-1).
+    tracking : Tracking, optional
+        Draws segment boundaries and condition labels on the right.
+    ax : Axes, optional
+    erange : (float, float), optional
+        Energy window in eV.
+    cmap : str
+    colorbar : bool
+
+    Returns
+    -------
+    Figure
+    """
+    energy = np.asarray(energy, dtype=float)
+    norm = np.atleast_2d(np.asarray(norm, dtype=float))
+    if norm.shape[1] != energy.size:
+        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
+    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    if erange is not None:
+        keep = (energy >= erange[0]) & (energy <= erange[1])
+        energy, norm = energy[keep], norm[:, keep]
+    fig, ax = _new_axes(ax)
+    finite = norm[np.isfinite(norm)]
+    vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    mesh = ax.pcolormesh(energy, np.arange(norm.shape[0]), np.ma.masked_invalid(norm), shading="nearest",
+                         cmap=cmap, vmin=0.0, vmax=vmax, rasterized=True)
+    ax.set_xlabel("Energy (eV)")
+    ax.set_ylabel("Step")
+    if norm.shape[0] <= 12:
+        ax.set_yticks(np.arange(norm.shape[0]), [str(s) for s in steps])
+    if tracking is not None:
+        seg = tracking.segments
+        pos = {s: i for i, s in enumerate(steps)}
+        for row in seg[seg["origin"] == "change point"].itertuples(index=False):
+            if row.first_step in pos:
+                ax.axhline(pos[row.first_step] - 0.5, color="w", lw=0.8, ls="--")
+        for row in seg.drop_duplicates("block").itertuples(index=False):
+            last = seg.loc[seg["block"] == row.block, "last_step"].max()
+            if row.first_step in pos and pos[row.first_step] > 0:
+                ax.axhline(pos[row.first_step] - 0.5, color="w", lw=0.8)
+            if row.first_step in pos and last in pos:
+                ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color="w",
+                        transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
+    if colorbar:
+        fig.colorbar(mesh, ax=ax, label="Normalised $\\mu$", pad=0.02)
+    return fig
+
+
+def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float | None = None,
+                        ax=None, rmax: float = 6.0, max_traces: int = 30) -> Figure:
+    """|chi(R)| of many steps stacked with a vertical offset.
+
+    Parameters
+    ----------
+    r : (n_r,) array
+        Radial distance in Angstrom (not phase corrected).
+    chir_mag : (n, n_r) array
+        |chi(R)| per step, in Angstrom^-(kweight+1).
+    labels : sequence of str, optional
+        One label per row, written at the right end of each trace.
+    colors : sequence of colours, optional
+        One per row (e.g. by state); default a viridis ramp in step order.
+    offset : float, optional
+        Vertical spacing; default 0.6 x the largest |chi(R)|.
+    ax : Axes, optional
+    rmax : float
+        Upper R limit in Angstrom.
+    max_traces : int
+        At most this many rows are drawn (evenly subsampled).
+
+    Returns
+    -------
+    Figure
+    """
+    r = np.asarray(r, dtype=float)
+    mag = np.atleast_2d(np.asarray(chir_mag, dtype=float))
+    if mag.shape[1] != r.size:
+        raise DataError(f"chir_mag has {mag.shape[1]} points per row but r has {r.size}")
+    n = mag.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, max_traces)).round().astype(int)) if n else np.array([], int)
+    fig, ax = _new_axes(ax)
+    keep = r <= rmax
+    peak = np.nanmax(mag[:, keep]) if np.isfinite(mag[:, keep]).any() else 1.0
+    offset = 0.6 * peak if offset is None else offset
+    cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
+    if cmap is None:
+        from matplotlib import colormaps
+        cmap = colormaps["viridis"]
+    for j, i in enumerate(rows):
+        color = colors[i] if colors is not None else cmap(j / max(len(rows) - 1, 1))
+        ax.plot(r[keep], mag[i, keep] + j * offset, color=color, lw=1.0)
+        if labels is not None:
+            ax.text(r[keep][-1], j * offset + 0.1 * offset, str(labels[i]), fontsize=6, ha="right",
+                    va="bottom", color=color)
+    ax.set_xlim(0, rmax)
+    ax.set_xlabel("R (Å, not phase corrected)")
+    ax.set_ylabel("|χ(R)| + offset")
+    return fig
+
+
+def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = 2, title: str | None = None,
+             rmax: float = 6.0) -> Figure:
+    """Data and fit of one step in k and R space (two panels).
+
+    Parameters
+    ----------
+    k : (n_k,) array
+        Photoelectron wavenumber in 1/Angstrom.
+    chi_data, chi_fit : (n_k,) arrays
+        chi(k) of data and model (not k-weighted; weighted here by ``kweight``).
+    r : (n_r,) array
+        R in Angstrom.
+    chir_data, chir_fit : (n_r,) arrays
+        |chi(R)| of data and model (complex input is converted to magnitude).
+    kweight : int
+    title : str, optional
+    rmax : float
+
+    Returns
+    -------
+    Figure
+        Two axes: k space, R space.
+    """
+    k = np.asarray(k, dtype=float)
+    r = np.asarray(r, dtype=float)
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    axk, axr = fig.subplots(1, 2)
+    axk.plot(k, k**kweight * np.asarray(chi_data, dtype=float), "k-", lw=1.0, label="data")
+    axk.plot(k, k**kweight * np.asarray(chi_fit, dtype=float), "r--", lw=1.2, label="fit")
+    axk.set_xlabel("k (Å$^{-1}$)")
+    axk.set_ylabel(f"k$^{kweight}$χ(k) (Å$^{{-{kweight}}}$)")
+    axk.legend(fontsize=8)
+    keep = r <= rmax
+    axr.plot(r[keep], np.abs(np.asarray(chir_data))[keep], "k-", lw=1.0, label="data")
+    axr.plot(r[keep], np.abs(np.asarray(chir_fit))[keep], "r--", lw=1.2, label="fit")
+    axr.set_xlabel("R (Å, not phase corrected)")
+    axr.set_ylabel(f"|χ(R)| (Å$^{{-{kweight + 1}}}$)")
+    axr.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- summary
+def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = None,
+                 erange=None, rmax: float = 6.0, max_traces: int = 30) -> Figure:
+    """A 2 x 2 paper-style figure: (a) XANES map, (b) white line, (c) CN of both
+    shells with events, (d) chi(R) waterfall coloured by state.
+
+    Parameters
+    ----------
+    tracking : Tracking
+    energy, norm : arrays
+        As :func:`plot_xanes_map` (rows in the order of ``tracking.steps``).
+    r, chir_mag : arrays
+        As :func:`plot_chir_waterfall`.
+    title : str, optional
+    erange : (float, float), optional
+    rmax : float
+    max_traces : int
+
+    Returns
+    -------
+    Figure
+        Four panels plus the colour bar of the map (5 axes).
+    """
+    fig = Figure(figsize=(11.0, 8.0), layout="constrained")
+    axes = fig.subplots(2, 2)
+    steps = tracking.steps["step"].to_numpy()
+    plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange)
+    plot_white_line(tracking, ax=axes[0, 1])
+    plot_cn(tracking, ax=axes[1, 0])
+    states = tracking.steps["state"].to_numpy()
+    plot_chir_waterfall(r, chir_mag, ax=axes[1, 1], rmax=rmax, max_traces=max_traces,
+                        colors=[STATE_COLORS.get(s, "#7f7f7f") for s in states],
+                        labels=[f"{s}" for s in steps])
+    for letter, ax in zip("abcd", axes.flat):
+        ax.set_title(f"({letter})", loc="left", fontweight="bold", fontsize=10)
+    axes[1, 1].set_title("colour: state", loc="right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig

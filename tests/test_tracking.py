@@ -1,0 +1,380 @@
+"""Tracking: segments, states, events, reversibility, change points, cluster sizes.
+
+Every synthetic series here is built from a truth table (the CN of each shell,
+the white line and edge position per condition) plus Gaussian noise with
+per-step errors drawn between 0.3 and 0.8 (typical of EXAFS CN fits on
+operando data), so each assertion compares against what was put in.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import cKDTree
+
+from operando.errors import ConfigError, DataError
+from operando.tracking import (TrackSettings, classify, cluster_size_from_cn, cuboctahedron_atoms,
+                               cuboctahedron_cn, detect_shells, find_change_points, track)
+
+SEEDS = [0, 1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------- synthetic series
+def make_steps(conditions: list[dict], truth: list[dict], *, metal: str, ligand: str, repeats,
+               seed: int, fail: tuple = ()) -> pd.DataFrame:
+    """A steps.csv-like table: ``repeats`` steps per condition, noise with realistic errors.
+
+    ``truth`` rows hold ``cn_m, cn_l, wl, edge`` of each condition; failed steps
+    (positions in ``fail``) get ok=False and NaN results like a failed fit.
+    """
+    rng = np.random.default_rng(seed)
+    repeats = [repeats] * len(conditions) if np.isscalar(repeats) else repeats
+    rows = []
+    step = 0
+    for cond, tr, n in zip(conditions, truth, repeats):
+        for _ in range(n):
+            em, el = rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.6)
+            row = {"step": step, "file": f"scan_{step:04d}.dat", **cond, "ok": True,
+                   "e0": tr["edge"], "edge_step": 1.0,
+                   "wl_height": tr["wl"] + rng.normal(0, 0.005), "wl_position": tr["edge"] + 3.0,
+                   "wl_area": 5.0 * tr["wl"], "edge_position": tr["edge"] + rng.normal(0, 0.05),
+                   f"cn_{metal}": tr["cn_m"] + rng.normal(0, em), f"cn_{metal}_err": em,
+                   f"r_{metal}": 2.70, f"r_{metal}_err": 0.01,
+                   f"sigma2_{metal}": 0.006, f"sigma2_{metal}_err": 0.001,
+                   f"de0_{metal}": 1.0, f"de0_{metal}_err": 0.5,
+                   f"cn_{ligand}": tr["cn_l"] + rng.normal(0, el), f"cn_{ligand}_err": el,
+                   f"r_{ligand}": 2.0, f"r_{ligand}_err": 0.01,
+                   f"sigma2_{ligand}": 0.004, f"sigma2_{ligand}_err": 0.001,
+                   f"de0_{ligand}": 1.0, f"de0_{ligand}_err": 0.5, "fit_ok": True}
+            if step in fail:
+                row["ok"] = row["fit_ok"] = False
+                for key in list(row):
+                    if key.startswith(("cn_", "r_", "sigma2_", "de0_", "wl_", "e0", "edge")):
+                        row[key] = np.nan
+            rows.append(row)
+            step += 1
+    return pd.DataFrame(rows)
+
+
+# Pt single atoms on an oxide under a gas sequence.  White line of oxidised Pt
+# falls as Pt-Pt bonds replace Pt-O bonds; the edge moves down on reduction.
+PT_GASES = ["O2", "CO+O2", "H2", "CO+O2"]
+PT_TRUTH = [dict(cn_m=0.0, cn_l=4.0, wl=1.90, edge=11566.0),
+            dict(cn_m=5.0, cn_l=1.5, wl=1.55, edge=11564.8),
+            dict(cn_m=8.0, cn_l=0.3, wl=1.35, edge=11564.2),
+            dict(cn_m=6.0, cn_l=1.2, wl=1.48, edge=11564.6)]
+PT_FAIL = (8,)  # one dead QEXAFS frame inside the first CO+O2 segment
+PT_EVENTS = [("aggregation", 6, 1, "O2", "CO+O2"),
+             ("growth", 12, 2, "CO+O2", "H2"),
+             ("partial_redispersion", 18, 3, "H2", "CO+O2")]
+PT_STATES = ["isolated", "cluster", "cluster", "cluster"]
+
+# Cu-N-C under a potential sequence (V vs RHE), 3 repeats per potential.
+CU_POTENTIALS = [0.82, 0.50, 0.10, -0.2, -0.4, -0.6, -0.8, -1.0, "OCP"]
+CU_CN = [0.0, 0.0, 0.0, 2.5, 4.5, 6.5, 8.5, 10.8, 0.0]
+CU_TRUTH = [dict(cn_m=c, cn_l=4.0 * (1 - c / 12), wl=1.45 - 0.03 * c, edge=8984.0 - 0.35 * c)
+            for c in CU_CN]
+CU_FAIL = (12,)  # the first step at -0.4 V failed: its event is seen at step 13
+CU_EVENTS = [("aggregation", 9, 3, "-0.20 V", "-0.20 V"),
+             ("growth", 13, 4, "-0.20 V", "-0.40 V"),
+             ("growth", 15, 5, "-0.40 V", "-0.60 V"),
+             ("growth", 18, 6, "-0.60 V", "-0.80 V"),
+             ("growth", 21, 7, "-0.80 V", "-1.00 V"),
+             ("redispersion", 24, 8, "-1.00 V", "OCP")]
+CU_STATES = ["isolated"] * 3 + ["cluster"] * 4 + ["particle", "isolated"]
+
+
+def pt_steps(seed=0):
+    return make_steps([{"gas": g, "temperature_K": 423.0, "time_s": 60.0 * i}
+                       for i, g in enumerate(PT_GASES)], PT_TRUTH, metal="Pt-Pt", ligand="Pt-O",
+                      repeats=6, seed=seed, fail=PT_FAIL)
+
+
+def cu_steps(seed=0):
+    return make_steps([{"potential_V": p} for p in CU_POTENTIALS], CU_TRUTH, metal="Cu-Cu",
+                      ligand="Cu-N", repeats=3, seed=seed, fail=CU_FAIL)
+
+
+def event_tuples(tr):
+    return [(e.event, int(e.step), int(e.segment), e.condition_before, e.condition_after)
+            for e in tr.events.itertuples()]
+
+
+# --------------------------------------------------------------------------- Pt gas sequence
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pt_gas_sequence_events_match_truth(seed):
+    tr = track(pt_steps(seed))
+    assert tr.metal_shell == "Pt-Pt" and tr.ligand_shell == "Pt-O"
+    # temperature is constant and time is never a condition: segments follow the gas.
+    assert tr.condition_columns == ["gas", "temperature_K"]
+    assert list(tr.segments["state"]) == PT_STATES
+    assert list(tr.segments["n_steps"]) == [6, 6, 6, 6]
+    assert list(tr.segments["n_ok"]) == [6, 5, 6, 6]
+    assert event_tuples(tr) == PT_EVENTS  # labels omit the constant temperature
+    # the segment means recover the truth within 3 standard errors
+    cn = tr.segments["cn_Pt-Pt"].to_numpy()
+    err = tr.segments["cn_Pt-Pt_err"].to_numpy()
+    assert np.all(np.abs(cn - [t["cn_m"] for t in PT_TRUTH]) < 3 * err)
+
+
+def test_pt_states_per_step_and_failed_step():
+    tr = track(pt_steps(0))
+    st = tr.steps
+    assert st.loc[st["step"] == 8, "state"].item() == "unknown"
+    assert list(st["segment"]) == [i // 6 for i in range(24)]
+    # O2 steps: CN 0 +/- (0.3..0.8) is isolated at 2 sigma for nearly every step
+    assert (st.loc[st["segment"] == 0, "state"] == "isolated").sum() >= 5
+
+
+def test_pt_event_evidence_and_confidence():
+    tr = track(pt_steps(0))
+    ev = tr.events.set_index("event")
+    for name in ("aggregation", "growth", "partial_redispersion"):
+        # the white line moves strongly (0.2-0.35 with noise 0.005): XANES agrees,
+        # and the CN change is > 3 sigma: high confidence.
+        assert ev.loc[name, "xanes"] == "agrees"
+        assert ev.loc[name, "confidence"] == "high"
+        assert ev.loc[name, "z"] * np.sign(ev.loc[name, "delta_cn"]) >= 3
+        assert "white line" in ev.loc[name, "evidence"] and "edge shift" in ev.loc[name, "evidence"]
+    assert ev.loc["aggregation", "delta_wl"] < 0 and ev.loc["partial_redispersion", "delta_wl"] > 0
+    assert ev.loc["aggregation", "delta_edge_eV"] == pytest.approx(-1.2, abs=0.15)
+
+
+def test_pt_reversibility_return_to_co_o2():
+    rv = track(pt_steps(0)).reversibility
+    assert len(rv) == 1
+    row = rv.iloc[0]
+    assert (row["segment"], row["reference_segment"]) == (3, 1)
+    assert row["state_before"] == row["state_after"] == "cluster"
+    assert bool(row["returned"]) and bool(row["changed_between"]) is False
+
+
+def test_xanes_contradiction_lowers_confidence():
+    steps = pt_steps(0)
+    # the white line *rises* on aggregation: XANES contradicts, confidence is low
+    steps.loc[steps["gas"] == "O2", "wl_height"] -= 0.8
+    ev = track(steps).events
+    agg = ev[ev["event"] == "aggregation"].iloc[0]
+    assert agg["xanes"] == "contradicts" and agg["confidence"] == "low"
+    # no XANES columns at all: the CN alone gives medium confidence
+    ev2 = track(pt_steps(0).drop(columns=["wl_height", "edge_position"])).events
+    assert set(ev2["xanes"]) == {"n/a"} and set(ev2["confidence"]) == {"medium"}
+
+
+# --------------------------------------------------------------------------- Cu potential sequence
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cu_potential_sequence_events_match_truth(seed):
+    tr = track(cu_steps(seed))
+    assert tr.metal_shell == "Cu-Cu" and tr.ligand_shell == "Cu-N"
+    assert list(tr.segments["state"]) == CU_STATES
+    got = event_tuples(tr)
+    expected = [(e, s, g, b, a) for e, s, g, b, a in CU_EVENTS]
+    expected[0] = ("aggregation", 9, 3, "0.10 V", "-0.20 V")
+    assert got == expected
+
+
+def test_cu_from_csv_with_ocp_label_and_reversibility():
+    buf = io.StringIO()
+    cu_steps(0).to_csv(buf, index=False)
+    buf.seek(0)
+    steps = pd.read_csv(buf)
+    assert not pd.api.types.is_numeric_dtype(steps["potential_V"])  # "OCP" makes the column text
+    tr = track(steps)
+    assert len(tr.segments) == 9
+    assert list(tr.segments["condition"])[-1] == "OCP"
+    rv = tr.reversibility
+    assert len(rv) == 1
+    row = rv.iloc[0]
+    assert (row["segment"], row["reference_segment"]) == (8, 0)
+    assert row["state_before"] == row["state_after"] == "isolated"
+    assert bool(row["returned"]) and bool(row["cn_recovered"]) and bool(row["changed_between"])
+    assert "OCP" in tr.summary() and "redispersion" in tr.summary()
+
+
+def test_cluster_sizes_in_segments():
+    seg = track(cu_steps(0)).segments
+    iso = seg[seg["state"] == "isolated"]
+    assert (iso["n_atoms"] == 1).all()
+    cl = seg[seg["state"] == "cluster"]
+    assert np.all(np.diff(cl["n_atoms"]) > 0)  # growing clusters
+    assert np.all(cl["n_atoms_lo"] <= cl["n_atoms"]) and np.all(cl["n_atoms"] <= cl["n_atoms_hi"])
+    assert np.all(np.isfinite(cl["diameter_nm"]))
+
+
+def test_segments_error_weighted_mean_and_scatter():
+    steps = pd.DataFrame({"step": range(4), "gas": ["He"] * 4, "ok": True,
+                          "cn_Pt-Pt": [4.0, 4.0, 6.0, 6.0], "cn_Pt-Pt_err": [0.5, 0.5, 1.0, 1.0],
+                          "cn_Pt-O": [1.0] * 4, "cn_Pt-O_err": [0.3] * 4})
+    seg = track(steps).segments.iloc[0]
+    w = np.array([4, 4, 1, 1.0])
+    mean = np.sum(w * [4, 4, 6, 6]) / w.sum()
+    assert seg["cn_Pt-Pt"] == pytest.approx(mean)
+    # weighted error 1/sqrt(10) = 0.316 < scatter std/sqrt(n) = 1.155/2 = 0.577
+    assert seg["cn_Pt-Pt_err"] == pytest.approx(np.std([4, 4, 6, 6], ddof=1) / 2)
+
+
+def test_no_event_for_insignificant_change():
+    # cluster CN 5.0 -> 5.6 with segment errors ~0.3: z ~ 1.4 < 2
+    steps = pd.DataFrame({"step": range(6), "gas": ["A"] * 3 + ["B"] * 3, "ok": True,
+                          "cn_Pt-Pt": [5.0] * 3 + [5.6] * 3, "cn_Pt-Pt_err": [0.5] * 6,
+                          "cn_Pt-O": [1.0] * 6, "cn_Pt-O_err": [0.3] * 6})
+    tr = track(steps)
+    assert len(tr.segments) == 2 and tr.events.empty
+    steps["cn_Pt-Pt"] = [5.0] * 3 + [7.0] * 3  # z ~ 4.9: growth
+    assert list(track(steps).events["event"]) == ["growth"]
+
+
+def test_classify_truth_table():
+    s = TrackSettings()
+    cn = [0.0, 0.9, 1.1, 0.0, 5.0, 10.0, 11.5, -2.0, np.nan]
+    err = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    lig = [4.0, 4.0, 4.0, 0.2, 1.0, 0.0, 0.0, 4.0, 4.0]
+    lig_err = [0.4] * 9
+    expected = ["isolated", "isolated", "cluster", "unknown", "cluster", "particle", "particle",
+                "unknown", "unknown"]
+    assert list(classify(cn, err, lig, lig_err, s)) == expected
+    # without a ligand shell the M-M shell alone decides
+    assert classify([0.0], [0.5], None, None, s)[0] == "isolated"
+
+
+# --------------------------------------------------------------------------- change points
+def qexafs_series(seed, change_at=None, n=1000, before=4.0, after=6.0, noise=0.6):
+    rng = np.random.default_rng(seed)
+    truth = np.full(n, before)
+    if change_at is not None:
+        truth[change_at:] = after
+    err = rng.uniform(0.4, 0.8, n)
+    return pd.DataFrame({"step": np.arange(n), "gas": ["CO"] * n, "ok": True,
+                         "wl_height": 1.6 - 0.05 * truth + rng.normal(0, 0.01, n),
+                         "edge_position": 11564.0 + rng.normal(0, 0.05, n),
+                         "cn_Pt-Pt": truth + rng.normal(0, noise, n), "cn_Pt-Pt_err": err,
+                         "cn_Pt-O": 1.0 + rng.normal(0, 0.3, n), "cn_Pt-O_err": 0.3})
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_change_point_inside_constant_gas(seed):
+    tr = track(qexafs_series(seed, change_at=612))
+    assert len(tr.segments) == 2
+    assert list(tr.segments["origin"]) == ["condition", "change point"]
+    assert list(tr.segments["block"]) == [0, 0]
+    assert len(tr.events) == 1
+    ev = tr.events.iloc[0]
+    assert ev["event"] == "growth" and ev["origin"] == "change point"
+    assert abs(int(ev["step"]) - 612) <= 3  # 2 CN units over noise 0.6: located within a few steps
+    assert ev["condition_before"] == ev["condition_after"] == "CO"
+
+
+@pytest.mark.parametrize("seed", SEEDS + [5, 6, 7, 8, 9])
+def test_pure_noise_gives_no_change_point_and_no_event(seed):
+    tr = track(qexafs_series(seed, change_at=None))
+    assert len(tr.segments) == 1 and tr.events.empty
+    assert tr.segments["state"].item() == "cluster"
+
+
+def test_find_change_points_direct():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([np.zeros(100), np.full(80, 3.0), np.full(120, 1.0)]) + rng.normal(0, 0.5, 300)
+    x[50] = np.nan  # a failed step is skipped
+    cps = find_change_points(x, min_size=5, threshold=5.0)
+    assert len(cps) == 2
+    assert abs(cps[0] - 100) <= 2 and abs(cps[1] - 180) <= 2
+    assert find_change_points(np.ones(50)) == []
+    assert find_change_points(rng.normal(0, 1, 8)) == []  # too short
+
+
+def test_short_segments_are_not_searched_for_change_points():
+    steps = qexafs_series(0, change_at=8, n=16)  # below changepoint_min_steps = 20
+    assert len(track(steps).segments) == 1
+
+
+# --------------------------------------------------------------------------- settings and errors
+def test_settings_from_config_did_you_mean():
+    s = TrackSettings.from_config({"particle_cn": 9.5, "z_significance": 2.5})
+    assert s.particle_cn == 9.5 and s.z_significance == 2.5
+    with pytest.raises(ConfigError, match="did you mean 'particle_cn'"):
+        TrackSettings.from_config({"particel_cn": 9})
+    with pytest.raises(ConfigError, match="positive"):
+        TrackSettings.from_config({"z_high": -1.0})
+    with pytest.raises(ConfigError, match="must not exceed"):
+        TrackSettings(particle_cn=13)
+    assert TrackSettings().to_dict()["rest_labels"] == ["OCP"]
+    # a dict passed as settings goes through the same validation
+    with pytest.raises(ConfigError):
+        track(pt_steps(0), settings={"bulk_cnn": 12})
+
+
+def test_shell_detection_and_missing_columns():
+    assert detect_shells(["cn_Cu-N", "cn_Cu-N_err", "cn_Cu-Cu", "cn_Cu-Cu_err"]) == ("Cu-Cu", "Cu-N")
+    assert detect_shells(["cn_Pt-C", "cn_Pt-O", "cn_Pt-Pt"]) == ("Pt-Pt", "Pt-O")
+    with pytest.raises(DataError, match="metal-metal"):
+        track(pd.DataFrame({"step": [0], "cn_Pt-O": [1.0], "cn_Pt-O_err": [0.1]}))
+    with pytest.raises(DataError, match="cn_Pt-Pt_err"):
+        track(pd.DataFrame({"step": [0], "cn_Pt-Pt": [1.0]}))
+    with pytest.raises(DataError, match="condition column 'gass'"):
+        track(pt_steps(0), condition_columns=["gass"])
+
+
+def test_explicit_condition_columns_and_time_excluded():
+    steps = pt_steps(0)
+    tr = track(steps, condition_columns=["gas"])
+    assert list(tr.segments["condition"]) == PT_GASES
+    # potential repeats at the same value merge; a float and its text form are equal
+    st = pd.DataFrame({"step": range(4), "potential_V": [0.1, "0.10", "0.100000001", -0.2],
+                       "cn_Cu-Cu": [0.0, 0.1, 0.0, 5.0], "cn_Cu-Cu_err": [0.4] * 4,
+                       "cn_Cu-N": [4.0, 4.0, 4.0, 2.0], "cn_Cu-N_err": [0.4] * 4})
+    assert list(track(st).segments["n_steps"]) == [3, 1]
+
+
+# --------------------------------------------------------------------------- cluster size
+def _cuboctahedron_average_cn(shells: int) -> float:
+    """Independent count: build the fcc cuboctahedron and count nearest neighbours."""
+    rng = range(-2 * shells, 2 * shells + 1)
+    pts = np.array([(x, y, z) for x in rng for y in rng for z in rng if (x + y + z) % 2 == 0], float)
+    # cuboctahedron of n shells on the fcc lattice (nearest-neighbour vector (1, 1, 0)):
+    # vertices n (1, 1, 0); {100} faces |x| <= n, {111} faces |x| + |y| + |z| <= 2 n
+    a = np.abs(pts)
+    keep = (a.max(axis=1) <= shells) & (a.sum(axis=1) <= 2 * shells)
+    pts = pts[keep]
+    pairs = cKDTree(pts).query_pairs(np.sqrt(2) + 1e-6)
+    return len(pts), 2 * len(pairs) / len(pts)
+
+
+@pytest.mark.parametrize("shells,atoms,cn", [(1, 13, 5.54), (2, 55, 7.85), (3, 147, 8.98), (4, 309, 9.63)])
+def test_cuboctahedron_magic_numbers(shells, atoms, cn):
+    # published values (Benfield 1992; Jentys 1999) to their 2 decimals
+    assert cuboctahedron_atoms(shells) == atoms
+    assert cuboctahedron_cn(shells) == pytest.approx(cn, abs=0.005)
+    n, avg = _cuboctahedron_average_cn(shells)  # and an independent neighbour count
+    assert n == atoms and avg == pytest.approx(cuboctahedron_cn(shells), abs=1e-12)
+
+
+def test_cluster_size_from_cn_values():
+    for cn, atoms in [(72 / 13, 13), (432 / 55, 55), (1320 / 147, 147)]:
+        res = cluster_size_from_cn(cn)
+        assert res.n_atoms == pytest.approx(atoms, rel=1e-6)
+        assert res.magic_n_atoms == atoms
+    res = cluster_size_from_cn(432 / 55, 0.5, element="Pt")
+    assert res.bond_length == 2.775
+    assert res.diameter_nm == pytest.approx(5 * 0.2775, rel=1e-6)  # (2n+1) d with n = 2
+    assert res.n_atoms_lo < 55 < res.n_atoms_hi
+    assert cluster_size_from_cn(0.0).n_atoms == 1
+    assert np.isinf(cluster_size_from_cn(12.0).n_atoms)
+    assert np.isinf(cluster_size_from_cn(11.8, 0.5).n_atoms_hi)
+    assert np.isnan(cluster_size_from_cn(np.nan).n_atoms)
+    arr = cluster_size_from_cn(np.array([5.54, 7.85]), np.array([0.3, 0.3]))
+    assert arr.n_atoms.shape == (2,) and np.all(np.diff(arr.n_atoms) > 0)
+
+
+def test_cluster_size_sphere_model():
+    # Calvin et al. 2003: CN = 12 [1 - 3/4 x + x^3/16], x = r/R; R = 5 r -> CN = 10.2015
+    cn = 12 * (1 - 0.75 / 5 + 1 / (16 * 125))
+    res = cluster_size_from_cn(cn, model="sphere", bond_length=2.775)
+    assert res.diameter_nm == pytest.approx(2 * 5 * 0.2775, rel=1e-6)
+    assert res.n_atoms == pytest.approx(4 * np.pi * np.sqrt(2) / 3 * 125, rel=1e-6)
+    with pytest.raises(ConfigError):
+        cluster_size_from_cn(5.0, model="cube")
+    with pytest.raises(DataError, match="bond length"):
+        cluster_size_from_cn(5.0, element="Xx")
