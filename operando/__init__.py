@@ -8,6 +8,7 @@ from .exafs import (ChiSeries, RSeries, S02Calibration, ShellFitResult, ShellMod
 from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_paths
 from .io import read_series, write_hdf5
 from .series import Series
+from .xanes import NormalizedSeries, calibrate, normalize, white_line
 from .tracking import Tracking, TrackSettings, cluster_size_from_cn, track
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult", "S02Calibration",
     "remove_background", "fourier_transform", "fit_shells", "fit_shells_segment", "calibrate_s02",
     "result_columns",
+    "NormalizedSeries", "normalize", "calibrate", "white_line",
     "track", "Tracking", "TrackSettings", "cluster_size_from_cn",
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
     "OperandoWarning",
