@@ -9,6 +9,7 @@ from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_p
 from .io import read_series, write_hdf5
 from .series import Series
 from .xanes import NormalizedSeries, calibrate, normalize, white_line
+from .simulate import SeriesSpec, simulate_series, write_samples
 from .tracking import Tracking, TrackSettings, cluster_size_from_cn, track
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "remove_background", "fourier_transform", "fit_shells", "fit_shells_segment", "calibrate_s02",
     "result_columns",
     "NormalizedSeries", "normalize", "calibrate", "white_line",
+    "SeriesSpec", "simulate_series", "write_samples",
     "track", "Tracking", "TrackSettings", "cluster_size_from_cn",
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
     "OperandoWarning",
