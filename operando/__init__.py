@@ -7,6 +7,8 @@ from .exafs import (ChiSeries, RSeries, S02Calibration, ShellFitResult, ShellMod
                     remove_background, result_columns)
 from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_paths
 from .io import read_series, write_hdf5
+from .config import Config, load_config
+from .pipeline import RunInterrupted, RunResult, run
 from .series import Series
 from .xanes import NormalizedSeries, calibrate, normalize, white_line
 from .simulate import SeriesSpec, simulate_series, write_samples
@@ -21,6 +23,7 @@ __all__ = [
     "result_columns",
     "NormalizedSeries", "normalize", "calibrate", "white_line",
     "SeriesSpec", "simulate_series", "write_samples",
+    "load_config", "Config", "run", "RunResult", "RunInterrupted",
     "track", "Tracking", "TrackSettings", "cluster_size_from_cn",
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
     "OperandoWarning",

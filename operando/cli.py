@@ -1,0 +1,227 @@
+"""Command line: ``operando run CONFIG.toml``, ``operando demo``, ``operando --version``.
+
+A thin shell over :func:`operando.pipeline.run`.  Exit codes (for pipelines):
+
+* 0 -- the run completed (failed *steps* are counted in the summary, not errors);
+* 2 -- a user-caused problem (bad config, unreadable input, output folder in
+  use): one line on stderr, never a traceback;
+* 130 / 143 -- interrupted by Ctrl-C / SIGTERM; finished chunks are kept and
+  ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import OperandoError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 0, 2, 130, 143
+
+#: The sample series of a source checkout (absent from an installed wheel).
+REPO_SAMPLES = Path(__file__).resolve().parents[1] / "sample_spectra"
+
+#: The demo series: folder under sample_spectra -> run configuration (paths
+#: relative to that folder).
+DEMOS = {
+    "pt_co_oxidation": """
+[series]
+source = "."
+pattern = "pt_co_oxidation_*.xdi"
+conditions = "conditions.csv"
+element = "Pt"
+edge = "L3"
+
+[normalize]
+e0 = "first"
+calibrate = true          # align every scan on its Pt foil (irefer) edge
+
+[reference]
+file = "pt_foil.xdi"
+shell = "Pt-Pt"
+cn = 12
+
+[exafs]
+shells = ["Pt-O", "Pt-Pt"]
+kmin = 3.0
+kmax = 12.0
+kweight = 2
+rmin = 1.2
+rmax = 3.2
+
+[run]
+chunk_size = 4
+""",
+    "cu_nc_potential": """
+[series]
+source = "cu_nc_potential.dat"
+conditions = "conditions.csv"
+element = "Cu"
+edge = "K"
+
+[normalize]
+e0 = "first"
+
+[reference]
+file = "cu_foil.xdi"
+shell = "Cu-Cu"
+cn = 12
+
+[exafs]
+shells = ["Cu-N", "Cu-Cu"]
+kmin = 3.0
+kmax = 11.0
+kweight = 2
+rmin = 1.0
+rmax = 3.0
+
+[run]
+chunk_size = 9
+""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="operando",
+        description="Operando XAS series: normalise, fit EXAFS shells, track single-atom <-> "
+                    "cluster transitions.",
+    )
+    parser.add_argument("--version", action="version", version=f"operando {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output on stderr (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_run = sub.add_parser("run", help="analyse a series as configured in a TOML file")
+    p_run.add_argument("config", help="the run configuration (.toml)")
+    p_run.add_argument("--resume", action="store_true",
+                       help="continue the run in the output folder (finished chunks are kept)")
+    p_run.add_argument("--overwrite", action="store_true",
+                       help="replace a previous run in the output folder")
+    p_run.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
+                       help="worker processes (0 = one per core; default: [run] workers, 1)")
+    p_run.add_argument("--out", default=None, metavar="DIR",
+                       help="output folder (default: [output] dir of the config)")
+    p_run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p_demo = sub.add_parser("demo", help="run the bundled Pt and Cu sample series")
+    p_demo.add_argument("--out", default="operando-demo", metavar="DIR",
+                        help="output folder (default: ./operando-demo)")
+    p_demo.add_argument("--workers", type=_non_negative_int, default=None, metavar="N")
+    p_demo.add_argument("--overwrite", action="store_true",
+                        help="replace previous demo runs in the output folder")
+    p_demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0 (0 = one per core)")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``operando`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    from .pipeline import RunInterrupted
+
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_demo(args)
+    except RunInterrupted as exc:
+        print(f"operando: {exc}", file=sys.stderr)
+        return EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT
+    except KeyboardInterrupt:  # before/after the run loop (reading, writing outputs)
+        print("operando: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    except OperandoError as exc:
+        print(f"operando: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _progress(args):
+    return False if args.no_progress else None
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+    from .pipeline import run
+
+    config = load_config(args.config)
+    if args.out is not None:
+        config = config.with_output(dir=args.out)
+    if args.workers is not None:
+        config = config.with_run(workers=args.workers)
+    result = run(config, resume=args.resume, overwrite=args.overwrite, progress=_progress(args))
+    _print_summary(result)
+    return EXIT_OK
+
+
+def _cmd_demo(args) -> int:
+    from .config import load_config
+    from .pipeline import run
+
+    out = Path(args.out).expanduser().resolve()
+    samples = _sample_folder(out)
+    for name, toml in DEMOS.items():
+        folder = samples / name
+        config = load_config(toml, base_dir=folder).with_output(dir=out / name)
+        if args.workers is not None:
+            config = config.with_run(workers=args.workers)
+        print(f"demo {name}: {folder}")
+        result = run(config, overwrite=args.overwrite, progress=_progress(args))
+        _print_summary(result)
+    return EXIT_OK
+
+
+def _sample_folder(out: Path) -> Path:
+    """``<repo>/sample_spectra`` when present (editable install), else regenerated under ``out``."""
+    if all((REPO_SAMPLES / name).is_dir() for name in DEMOS):
+        return REPO_SAMPLES
+    target = out / "sample_spectra"
+    if not all((target / name).is_dir() for name in DEMOS):
+        from . import simulate
+
+        print(f"sample spectra not found; generating them in {target}")
+        simulate.write_samples(target)
+    return target
+
+
+def _print_summary(result) -> None:
+    s = result.summary
+    line = (f"{s['n_steps']} steps: {s['n_ok']} ok, {s['n_failed']} failed"
+            f"; {s.get('n_events', 0)} events")
+    if s.get("n_skipped_files"):
+        line += f"; {s['n_skipped_files']} input files skipped"
+    if s.get("chunks_loaded"):
+        line += f"; {s['chunks_loaded']}/{s['chunks_total']} chunks resumed from checkpoints"
+    print(line)
+    for note in s.get("notes", []):
+        print(f"  note: {note}")
+    print(f"output: {result.dir}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

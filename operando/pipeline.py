@@ -1,0 +1,944 @@
+"""Run a whole analysis from a configuration into a run folder.
+
+``run(config)`` does, in order:
+
+1. read the series (:func:`operando.io.read_series`);
+2. resolve the settings shared by all steps, once, and checkpoint them
+   (``checkpoints/prepare.npz``): e0 of the first good scan when
+   ``e0 = "first"`` and S0^2 from the ``[reference]`` foil (or the given value);
+3. process the steps in chunks of ``[run] chunk_size``: optional energy
+   calibration on the reference channel, normalisation, white line and, with
+   ``[exafs]``, background removal and shell fits.  Every finished chunk is
+   checkpointed (``checkpoints/chunk_NNNNN.npz``) as soon as it is done;
+4. track states and events (:mod:`operando.tracking`, when present);
+5. write ``steps.csv``, ``settings.json``, ``summary.json``, plots,
+   ``segments.csv``, ``events.csv``, ``report.html`` and an Athena project,
+   each atomically.
+
+Chunks run inline by default (``[run] workers = 1``): the stages are already
+vectorised over steps, inline runs are deterministic, need no pickling and
+behave well in notebooks.  ``workers = N > 1`` (CLI ``--workers N``) uses a
+:class:`~concurrent.futures.ProcessPoolExecutor` with N processes (``0``: one
+per core); any other executor (threads, dask's ``client.get_executor()``) can
+be passed as ``executor=``.  Results do not depend on the executor: chunk
+boundaries are fixed by ``chunk_size`` (which is part of the config hash,
+because fits warm-start within a chunk).
+
+A step that cannot be analysed becomes a row with ``ok = False`` and a
+``reason``; it never stops the run.  Ctrl-C or SIGTERM marks the run
+``interrupted`` in ``manifest.json``, keeps the checkpoints and raises
+:class:`RunInterrupted`; ``run(config, resume=True)`` (CLI ``--resume``) then
+loads the finished chunks and computes only the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, load_config
+from .errors import ConfigError, OperandoError
+from .runstore import RunStore, arrays_to_table, table_to_arrays
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run", "RunResult", "RunInterrupted", "STEP_COLUMNS"]
+
+#: The XANES columns of steps.csv, after ``step, file, <conditions>``.
+STEP_COLUMNS = ("ok", "reason", "energy_shift", "e0", "edge_step", "wl_height", "wl_position",
+                "wl_area", "edge_position")
+_WL_COLUMNS = ("wl_height", "wl_position", "wl_area", "edge_position")
+
+
+class RunInterrupted(OperandoError):
+    """The run was stopped (Ctrl-C / SIGTERM); finished chunks are checkpointed.
+
+    Attributes
+    ----------
+    run_dir : Path
+    chunks_done, chunks_total : int
+    signal_name : str
+        ``"SIGINT"`` or ``"SIGTERM"``.
+    """
+
+    def __init__(self, run_dir, chunks_done: int, chunks_total: int, signal_name: str):
+        self.run_dir = Path(run_dir)
+        self.chunks_done = chunks_done
+        self.chunks_total = chunks_total
+        self.signal_name = signal_name
+        super().__init__(
+            f"run interrupted ({signal_name}) after {chunks_done}/{chunks_total} chunks; "
+            f"finished chunks are kept in {self.run_dir}; continue with --resume"
+        )
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler (a BaseException so no step handler swallows it)."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    dir : Path
+        The run folder.
+    steps : DataFrame
+        The ``steps.csv`` table (one row per spectrum, input order).
+    summary : dict
+        Counts of ok / failed steps, failures, skipped input files, events,
+        chunks computed and loaded, timings (also in ``summary.json``).
+    settings : dict
+        Every setting used, resolved (also in ``settings.json``).
+    outputs : dict
+        Output name -> path of every file written.
+    tracking : object or None
+        The :class:`operando.tracking.Tracking` result when tracking ran.
+    """
+
+    dir: Path
+    steps: pd.DataFrame
+    summary: dict
+    settings: dict
+    outputs: dict = field(default_factory=dict)
+    tracking: Any = None
+
+    @property
+    def n_ok(self) -> int:
+        return int(self.summary["n_ok"])
+
+    @property
+    def n_failed(self) -> int:
+        return int(self.summary["n_failed"])
+
+    def __repr__(self) -> str:
+        return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
+                f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
+
+
+# ====================================================================== stages
+def _stages() -> SimpleNamespace:
+    """The stage functions, imported lazily (and replaceable in tests).
+
+    Optional stages (tracking, plotting, report, export) are ``None`` when their
+    module is not installed, and the run skips them with a note in the summary.
+    """
+    from . import exafs, io, xanes
+
+    ns = SimpleNamespace(
+        read_series=io.read_series, normalize=xanes.normalize, calibrate=xanes.calibrate,
+        white_line=xanes.white_line, remove_background=exafs.remove_background,
+        ShellModel=exafs.ShellModel, fit_shells=exafs.fit_shells,
+        calibrate_s02=exafs.calibrate_s02, tracking=None, plotting=None, report=None,
+        export=None,
+    )
+    for name in ("tracking", "plotting", "report", "export"):
+        try:
+            module = __import__(f"{__package__}.{name}", fromlist=[name])
+        except ImportError as exc:
+            if getattr(exc, "name", "") != f"{__package__}.{name}":
+                raise
+            module = None
+        setattr(ns, name, module)
+    return ns
+
+
+# ======================================================================== run
+def run(config, *, executor: Executor | None = None, resume: bool = False,
+        overwrite: bool = False, progress: bool | Callable[[int, int], Any] | None = None
+        ) -> RunResult:
+    """Analyse a series as configured and write the run folder.
+
+    Parameters
+    ----------
+    config : Config, path, TOML text or dict
+        Anything :func:`operando.config.load_config` accepts.
+    executor : concurrent.futures.Executor, optional
+        Chunks are submitted to it (it is not shut down).  Default: inline
+        when ``[run] workers = 1``, else a process pool of that many workers.
+    resume : bool
+        Continue the run in the output folder: finished chunks are loaded,
+        not recomputed.  Refused if the settings or input spectra changed.
+    overwrite : bool
+        Replace a previous run in the output folder (also ``[output] overwrite``).
+    progress : bool or callable, optional
+        ``None``: a tqdm bar when stderr is a terminal; ``True``/``False``: bar
+        or nothing; a callable gets ``(steps_done, steps_total)`` after each chunk.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ConfigError
+        Bad settings, output folder in use, or resume refused.
+    ReadError, DataError
+        Input that cannot be read or analysed at all.
+    RunInterrupted
+        Ctrl-C / SIGTERM; the manifest says ``interrupted``.
+    """
+    config = load_config(config)
+    t_start = time.perf_counter()
+    # The folder check first: refusing an occupied folder must not wait for imports.
+    store = RunStore(config.output.dir, overwrite=overwrite or config.output.overwrite, resume=resume)
+    stages = _stages()
+
+    with _signal_guard():
+        started = False
+        try:
+            series = _read_series(stages, config)
+            raw_hash = _data_hash(series)
+            if config.normalize.calibrate:
+                # Once for the whole series: calibration trims the common grid to the
+                # points every shifted scan covers, so chunks must share one result.
+                series = _calibrate(stages, config, series)
+            chunks = _chunk_bounds(len(series), config.run.chunk_size)
+            store.begin(
+                config.config_hash(), data_hash=raw_hash, config=config.analysis_dict(),
+                info={"n_steps": len(series), "chunk_size": config.run.chunk_size,
+                      "n_chunks": len(chunks), "version": _version("operando")},
+            )
+            started = True
+            shared = _prepare(stages, store, config, series)
+            state = _run_chunks(stages, store, config, series, chunks, shared, executor, progress)
+            result = _finish(stages, store, config, series, shared, state, t_start)
+            store.finish("complete", n_ok=result.n_ok, n_failed=result.n_failed)
+        except (KeyboardInterrupt, _Terminated) as exc:
+            name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+            done = sum(1 for s in store.completed_steps() if s.startswith("chunk_"))
+            total = store.manifest.get("n_chunks", 0)
+            if started:
+                store.finish("interrupted", signal=name)
+            log.info("run interrupted by %s after %d/%d chunks", name, done, total)
+            raise RunInterrupted(store.dir, done, total, name) from None
+        except BaseException as exc:
+            if started:
+                store.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+    return result
+
+
+class _signal_guard:
+    """Turn SIGTERM into an exception in the main thread for the duration of a run."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def _on_term(signum, frame):
+                raise _Terminated()
+            try:
+                self.previous = signal.signal(signal.SIGTERM, _on_term)
+            except (ValueError, OSError):  # not allowed here (embedded interpreters)
+                self.previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
+# -------------------------------------------------------------- read / prepare
+def _read_series(stages, config: Config):
+    s = config.series
+    source = list(s.source) if len(s.source) > 1 else s.source[0]
+    kwargs = dict(conditions=s.conditions, mu=s.mu, element=s.element, edge=s.edge,
+                  reference=s.reference, format=s.format, pattern=s.pattern,
+                  energy_column=s.energy_column, on_error=s.on_error)
+    if s.columns is not None:
+        kwargs["columns"] = list(s.columns)
+    series = stages.read_series(source, **kwargs)
+    if len(series) == 0:
+        from .errors import DataError
+        raise DataError(f"no spectra were read from {s.source}")
+    if config.normalize.calibrate and series.reference is None:
+        raise ConfigError(
+            "[normalize] calibrate = true needs a reference channel, but the series has none "
+            "(set [series] reference = \"auto\" and check the files have a reference column)"
+        )
+    return series
+
+
+def _chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _data_hash(series) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(series.energy).tobytes())
+    h.update(np.ascontiguousarray(series.mu).tobytes())
+    if series.reference is not None:
+        h.update(np.ascontiguousarray(series.reference).tobytes())
+    h.update(series.conditions.to_csv(index=False).encode())
+    return h.hexdigest()[:16]
+
+
+def _prepare(stages, store: RunStore, config: Config, series) -> dict:
+    """Settings shared by every chunk: fixed e0 and S0^2 (checkpointed)."""
+    if store.has_checkpoint("prepare"):
+        _, meta = store.load_checkpoint("prepare")
+        return meta
+    shared: dict = {"e0": config.normalize.e0, "e0_from_step": None, "s02": None}
+    if config.normalize.e0 in ("first", "reference"):
+        # These policies take e0 from the first good scan of the *series*; a
+        # chunk on its own would use its own first scan.
+        e0, step = _first_e0(stages, config, series)
+        shared.update(e0=e0, e0_from_step=step)
+    if config.exafs.enabled:
+        shared["exafs_engine"] = _exafs_engine(stages, config, series, shared["e0"])
+        shared.update(_s02(stages, config, series, shared["exafs_engine"]["background"]))
+        shared["shells"] = _shells(config, series)
+    store.save_checkpoint("prepare", meta=shared)
+    return shared
+
+
+def _first_e0(stages, config: Config, series) -> tuple[float, int]:
+    from .errors import DataError
+
+    for i in range(len(series)):
+        one = series[i]
+        norm = stages.normalize(one, **_normalize_kwargs(config, config.normalize.e0))
+        if bool(np.asarray(norm.ok)[0]) and np.isfinite(norm.e0[0]):
+            return float(norm.e0[0]), int(series.steps[i])
+    raise DataError(f"e0 = \"{config.normalize.e0}\": no scan of the series could be normalised")
+
+
+def _default_shells(series) -> list[str]:
+    el = series.element
+    if not el:
+        raise ConfigError("[exafs] shells is not set and the element is unknown; give shells = "
+                          "[\"Pt-O\", \"Pt-Pt\"] or [series] element")
+    return [f"{el}-O", f"{el}-{el}"]
+
+
+def _exafs_engine(stages, config: Config, series, e0) -> dict:
+    """The engine of background removal and of shell fits.
+
+    The configured one, or "larch" for a stage that does not offer "fast" (yet):
+    the same maths, only slower.  Recorded in settings.json
+    (``resolved.exafs_engine``), logged and noted in the summary.
+    """
+    engine = config.exafs.engine
+    if engine != "fast":
+        return {"background": engine, "fit": engine}
+    used = {}
+    norm = stages.normalize(series[0], **_normalize_kwargs(config, "each"))
+    try:
+        chi = stages.remove_background(norm, **{**_background_kwargs(config), "engine": "fast"})
+        used["background"] = "fast"
+    except ConfigError as exc:
+        if "engine" not in str(exc):
+            raise
+        log.warning("background engine 'fast' is not available (%s); using 'larch'", exc)
+        chi = stages.remove_background(norm, **{**_background_kwargs(config), "engine": "larch"})
+        used["background"] = "larch"
+    try:
+        stages.fit_shells(chi, _shell_model(stages, config, _shells(config, series)), s02=1.0,
+                          engine="fast")
+        used["fit"] = "fast"
+    except ConfigError as exc:
+        if "engine" not in str(exc):
+            raise
+        log.warning("fit engine 'fast' is not available (%s); using 'larch'", exc)
+        used["fit"] = "larch"
+    return used
+
+
+def _shells(config: Config, series) -> list[str]:
+    return list(config.exafs.shells or _default_shells(series))
+
+
+def _shell_model(stages, config: Config, shells):
+    x = config.exafs
+    return stages.ShellModel(shells=list(shells), share_e0=x.share_e0, kmin=x.kmin, kmax=x.kmax,
+                             kweight=x.kweight, dk=x.dk, window=x.window, rmin=x.rmin,
+                             rmax=x.rmax, fit_space=x.fit_space)
+
+
+def _s02(stages, config: Config, series, engine: str) -> dict:
+    ref = config.reference
+    if ref.s02 is not None:
+        return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
+    shell = ref.shell or f"{series.element}-{series.element}"
+    foil = stages.read_series(ref.file, element=series.element, edge=series.edge, reference=False)
+    norm = stages.normalize(foil, **_normalize_kwargs(config, "each"))
+    chi = stages.remove_background(norm, **{**_background_kwargs(config), "engine": engine})
+    x = config.exafs
+    cal = stages.calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]), kmin=x.kmin,
+                               kmax=x.kmax, kweight=x.kweight, dk=x.dk, window=x.window,
+                               fit_space=x.fit_space, rbkg=x.rbkg)
+    if not (np.isfinite(cal.s02) and cal.s02 > 0):
+        from .errors import DataError
+        raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
+                        "check [reference] or give s02 directly")
+    fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
+    return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
+            "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g})", "s02_fit": fit}
+
+
+def _plain(v):
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    return v
+
+
+# ---------------------------------------------------------------- one chunk
+def _normalize_kwargs(config: Config, e0) -> dict:
+    n = config.normalize
+    return dict(e0=e0, pre1=n.pre1, pre2=n.pre2, norm1=n.norm1, norm2=n.norm2, nnorm=n.nnorm,
+                nvict=n.nvict, engine=n.engine)
+
+
+def _background_kwargs(config: Config) -> dict:
+    x = config.exafs
+    return dict(rbkg=x.rbkg, kweight=x.kweight, engine=x.engine)
+
+
+def _calibrate(stages, config: Config, series):
+    """The calibrated series; the applied shifts (eV) go to ``metadata["energy_shifts"]``."""
+    kwargs = {}
+    if config.normalize.edge_energy is not None:
+        kwargs["edge_energy"] = config.normalize.edge_energy
+    calibrated, shifts = stages.calibrate(series, **kwargs)
+    metadata = dict(calibrated.metadata)
+    metadata["energy_shifts"] = np.asarray(shifts, dtype=float).reshape(len(series))
+    return calibrated.replace(metadata=metadata)
+
+
+def _white_line_kwargs(config: Config) -> dict:
+    w = config.normalize.wl_window
+    return {} if w is None else {"window": tuple(w)}
+
+
+@dataclass
+class _ChunkTask:
+    index: int
+    series: Any
+    config: Config
+    shared: dict
+    stages: Any = None  # None: import in the worker
+    shifts: Any = None  # applied energy shifts (eV) of these steps
+    shift_notes: Any = None  # why a step was not calibrated ("" when it was)
+
+
+def _process_chunk(task: _ChunkTask) -> tuple[dict, dict]:
+    """Analyse one chunk; returns the checkpoint ``(arrays, meta)``.
+
+    Runs in a worker process or thread.  If the chunk as a whole raises, its
+    steps are redone one by one so that only the bad steps are flagged.
+    """
+    stages = task.stages or _stages()
+    n = len(task.series)
+    shifts = np.zeros(n) if task.shifts is None else np.asarray(task.shifts, dtype=float)
+    notes = [""] * n if task.shift_notes is None else list(task.shift_notes)
+    try:
+        part = _analyse(stages, task.config, task.shared, task.series, shifts, notes)
+        parts = [part]
+    except ConfigError:
+        raise  # a setting, wrong for every step: stop the run with its message
+    except Exception as exc:  # noqa: BLE001 - recorded per step below
+        log.warning("chunk %d failed as a whole (%s: %s); retrying step by step",
+                    task.index, type(exc).__name__, exc)
+        parts = []
+        for i in range(len(task.series)):
+            one = task.series[i]
+            try:
+                parts.append(_analyse(stages, task.config, task.shared, one, shifts[i:i + 1],
+                                      notes[i:i + 1]))
+            except ConfigError:
+                raise
+            except Exception as step_exc:  # noqa: BLE001 - recorded as the step's reason
+                log.warning("step %s failed: %s", one.steps[0], step_exc)
+                parts.append(_failed_part(one, f"{type(step_exc).__name__}: {step_exc}"))
+    return _merge_parts(parts)
+
+
+def _analyse(stages, config: Config, shared: dict, series, shifts, shift_notes) -> dict:
+    n = len(series)
+    norm = stages.normalize(series, **_normalize_kwargs(config, shared["e0"]))
+    wl = stages.white_line(norm, **_white_line_kwargs(config))
+    ok = np.array(norm.ok, dtype=bool).reshape(n)
+    reason = [str(r or "") for r in norm.reason]
+    for i, note in enumerate(shift_notes):
+        if note:  # step kept, but its energy axis was not aligned
+            reason[i] = "; ".join(x for x in (reason[i], f"calibration not applied: {note}") if x)
+    table = pd.DataFrame({
+        "step": series.steps.astype(np.int64),
+        "ok": ok, "reason": reason, "energy_shift": shifts,
+        "e0": np.asarray(norm.e0, dtype=float).reshape(n),
+        "edge_step": np.asarray(norm.edge_step, dtype=float).reshape(n),
+    })
+    wl = wl.set_index("step").reindex(table["step"])
+    for col in _WL_COLUMNS:
+        table[col] = wl[col].to_numpy(dtype=float) if col in wl else np.nan
+    arrays = {"norm": np.asarray(norm.norm, dtype=float), "flat": np.asarray(norm.flat, dtype=float)}
+    meta = {"normalize_settings": dict(getattr(norm, "settings", {}) or {})}
+    if config.exafs.enabled:
+        x = config.exafs
+        engines = shared.get("exafs_engine") or {"background": x.engine, "fit": x.engine}
+        chi = stages.remove_background(norm, **{**_background_kwargs(config),
+                                                "engine": engines["background"]})
+        model = _shell_model(stages, config, shared["shells"])
+        fit_kwargs = dict(s02=shared["s02"], engine=engines["fit"])
+        if x.merge_repeats:
+            fit_kwargs["merge_repeats"] = x.merge_repeats
+        fit = stages.fit_shells(chi, model, **fit_kwargs)
+        fits = fit.to_dataframe()
+        merged_into = {}  # step -> the step whose merged fit represents it
+        if "merged_steps" in fits:
+            for first, members in zip(fits["step"], fits["merged_steps"]):
+                for m in str(members).split(","):
+                    if m.strip() and int(m) != int(first):
+                        merged_into[int(m)] = int(first)
+            fits = fits.drop(columns=["merged_steps"])
+        fits = fits.set_index("step").reindex(table["step"]).reset_index(drop=True)
+        for col in fits.columns:
+            table[col] = fits[col].to_numpy()
+        fit_ok = fits["fit_ok"].fillna(False).astype(bool).to_numpy() if "fit_ok" in fits else np.ones(n, bool)
+        chi_reason = list(getattr(chi, "reason", [""] * n))
+        for i in range(n):
+            step = int(table.at[i, "step"])
+            if step in merged_into:  # averaged with its repeats; fitted as that step
+                table.at[i, "reason"] = f"fitted merged into step {merged_into[step]}"
+                continue
+            if not fit_ok[i] and table.at[i, "ok"]:
+                table.at[i, "ok"] = False
+                table.at[i, "reason"] = (chi_reason[i] or
+                                         f"fit: {fits['fit_message'].iloc[i] if 'fit_message' in fits else 'failed'}")
+        arrays["k"] = np.asarray(chi.k, dtype=float)
+        arrays["chi"] = np.asarray(chi.chi, dtype=float)
+        meta["background_settings"] = dict(getattr(chi, "settings", {}) or {})
+        meta["fit_settings"] = _jsonable_settings(getattr(fit, "settings", {}) or {})
+    return {"table": table, "arrays": arrays, "meta": meta, "n_e": series.energy.size}
+
+
+def _jsonable_settings(settings: dict) -> dict:
+    from .runstore import to_json_ready
+    return to_json_ready(settings)
+
+
+def _failed_part(one, reason: str) -> dict:
+    table = pd.DataFrame({"step": one.steps.astype(np.int64), "ok": [False], "reason": [reason],
+                          "energy_shift": [np.nan], "e0": [np.nan], "edge_step": [np.nan]})
+    for col in _WL_COLUMNS:
+        table[col] = np.nan
+    nan = np.full((1, one.energy.size), np.nan)
+    return {"table": table, "arrays": {"norm": nan, "flat": nan}, "meta": {}, "n_e": one.energy.size}
+
+
+def _merge_parts(parts: list[dict]) -> tuple[dict, dict]:
+    table = pd.concat([p["table"] for p in parts], ignore_index=True)
+    table["ok"] = table["ok"].astype(bool)
+    table["reason"] = table["reason"].fillna("").astype(str)
+    arrays = {name: np.concatenate([p["arrays"][name] for p in parts]) for name in ("norm", "flat")}
+    with_chi = [p for p in parts if "chi" in p["arrays"]]
+    if with_chi:
+        n_k = max(p["arrays"]["chi"].shape[1] for p in with_chi)
+        k = next(p["arrays"]["k"] for p in with_chi if p["arrays"]["chi"].shape[1] == n_k)
+        rows = []
+        for p in parts:
+            chi = p["arrays"].get("chi")
+            block = np.full((len(p["table"]), n_k), np.nan)
+            if chi is not None:
+                block[:, :chi.shape[1]] = chi
+            rows.append(block)
+        arrays["k"] = k
+        arrays["chi"] = np.concatenate(rows)
+    meta = next((p["meta"] for p in parts if p["meta"]), {})
+    arrays.update({f"t_{name}": value for name, value in table_to_arrays(table).items()})
+    return arrays, meta
+
+
+def _unpack_chunk(arrays: dict) -> tuple[pd.DataFrame, dict]:
+    table = arrays_to_table({k[2:]: v for k, v in arrays.items() if k.startswith("t_")})
+    rest = {k: v for k, v in arrays.items() if not k.startswith("t_")}
+    return table, rest
+
+
+# -------------------------------------------------------------- chunk loop
+def _chunk_name(i: int) -> str:
+    return f"chunk_{i:05d}"
+
+
+def _run_chunks(stages, store, config, series, chunks, shared, executor, progress) -> dict:
+    done = set(store.completed_steps())
+    results: dict[int, tuple[dict, dict]] = {}
+    loaded = 0
+    for i, (a, b) in enumerate(chunks):
+        if _chunk_name(i) in done:
+            arrays, meta = store.load_checkpoint(_chunk_name(i))
+            table, _ = _unpack_chunk(arrays)
+            if table["step"].tolist() != [int(s) for s in series.steps[a:b]]:
+                raise ConfigError(f"checkpoint {_chunk_name(i)} in {store.dir} does not match the "
+                                  "series; use --overwrite to start again")
+            results[i] = (arrays, meta)
+            loaded += 1
+    todo = [i for i in range(len(chunks)) if i not in results]
+    bar = _progress(progress, len(series))
+    bar.update(sum(chunks[i][1] - chunks[i][0] for i in results))
+    # Stage functions are passed to threads/inline only; worker processes import their own.
+    own_executor = None
+    if executor is None and config.run.workers != 1 and len(todo) > 1:
+        n_workers = config.run.workers or os.cpu_count() or 1
+        own_executor = executor = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)),
+                                                      initializer=_worker_signals)
+    computed = 0
+    try:
+        if executor is None:
+            for i in todo:
+                a, b = chunks[i]
+                task = _chunk_task(i, series, a, b, config, shared, stages)
+                results[i] = _store_chunk(store, i, _process_chunk(task))
+                computed += 1
+                bar.update(b - a)
+        else:
+            in_process = not isinstance(executor, ProcessPoolExecutor)
+            futures: dict[Future, int] = {}
+            for i in todo:
+                a, b = chunks[i]
+                task = _chunk_task(i, series, a, b, config, shared, stages if in_process else None)
+                futures[executor.submit(_process_chunk, task)] = i
+            pending = set(futures)
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i = futures[fut]
+                        results[i] = _store_chunk(store, i, fut.result())
+                        computed += 1
+                        bar.update(chunks[i][1] - chunks[i][0])
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+    except BaseException:
+        if own_executor is not None:
+            _stop_pool(own_executor)
+            own_executor = None
+        raise
+    finally:
+        if own_executor is not None:
+            own_executor.shutdown(wait=True)
+        bar.close()
+    return {"results": [results[i] for i in range(len(chunks))], "loaded": loaded,
+            "computed": computed}
+
+
+def _chunk_task(i, series, a, b, config, shared, stages) -> _ChunkTask:
+    meta = series.metadata
+    shifts = meta.get("energy_shifts")
+    notes = meta.get("energy_shift_reason")
+    sub = series.take(slice(a, b))
+    # Per-step metadata arrays do not follow take(); the chunk carries its slice.
+    sub = sub.replace(metadata={k: v for k, v in meta.items()
+                                if not (isinstance(v, (np.ndarray, list)) and len(v) == len(series))})
+    return _ChunkTask(i, sub, config, shared, stages,
+                      None if shifts is None else np.asarray(shifts, dtype=float)[a:b],
+                      None if notes is None else [str(x or "") for x in list(notes)[a:b]])
+
+
+def _store_chunk(store: RunStore, i: int, result: tuple[dict, dict]) -> tuple[dict, dict]:
+    arrays, meta = result
+    store.save_checkpoint(_chunk_name(i), arrays, meta)
+    log.info("chunk %d checkpointed", i)
+    return arrays, meta
+
+
+def _worker_signals() -> None:
+    """Workers of our pool leave Ctrl-C to the parent, which stops them (SIGTERM: die quietly)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop our own pool now (an interrupted run must not wait for running chunks)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        try:
+            proc.terminate()
+        except (OSError, AttributeError):
+            pass
+
+
+class _NoBar:
+    def __init__(self, callback=None, total=0):
+        self.callback, self.total, self.n = callback, total, 0
+
+    def update(self, k):
+        self.n += k
+        if self.callback is not None and k:
+            self.callback(self.n, self.total)
+
+    def close(self):
+        pass
+
+
+def _progress(progress, total: int):
+    if callable(progress):
+        return _NoBar(progress, total)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    if not show:
+        return _NoBar(None, total)
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", desc="operando")
+
+
+# -------------------------------------------------------------- outputs
+def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
+    parts = state["results"]
+    tables = [_unpack_chunk(arrays)[0] for arrays, _ in parts]
+    computed = pd.concat(tables, ignore_index=True)
+    steps = series.conditions.reset_index(drop=True).copy()
+    if not np.array_equal(computed["step"].to_numpy(), steps["step"].to_numpy()):
+        raise ConfigError(f"checkpoints in {store.dir} do not cover the series in order; "
+                          "use --overwrite to start again")
+    for col in computed.columns:
+        if col != "step":
+            steps[col] = computed[col].to_numpy()
+    norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
+    meta0 = next((m for _, m in parts if m), {})
+    outputs: dict[str, Path] = {}
+    notes: list[str] = []
+    for stage, used in (shared.get("exafs_engine") or {}).items():
+        if used != config.exafs.engine:
+            notes.append(f"[exafs] engine '{config.exafs.engine}' is not available for the {stage} "
+                         f"yet; used '{used}'")
+
+    tracking = None
+    states = np.full(len(steps), "", dtype=object)
+    if config.exafs.enabled and config.track.enabled:
+        if stages.tracking is None:
+            notes.append("tracking skipped: operando.tracking is not available")
+        else:
+            tracking = _track(stages, config, shared, steps)
+            if "state" in tracking.steps:
+                found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
+                states = found.fillna("").astype(str).to_numpy()
+    elif not config.exafs.enabled:
+        notes.append("tracking skipped: it needs the [exafs] shell fits")
+    steps["state"] = states
+    outputs["steps"] = store.write_csv("steps.csv", steps)
+    if tracking is not None:
+        outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
+        outputs["events"] = store.write_csv("events.csv", tracking.events)
+        reversibility = getattr(tracking, "reversibility", None)
+        if isinstance(reversibility, pd.DataFrame):
+            outputs["reversibility"] = store.write_csv("reversibility.csv", reversibility)
+
+    settings = _settings_record(config, store, series, shared, meta0)
+    outputs["settings"] = store.write_json("settings.json", settings)
+    chi = None
+    if config.exafs.enabled:
+        chi_parts = [(arrays.get("k"), arrays.get("chi")) for arrays, _ in parts]
+        n_k = max((c.shape[1] for _, c in chi_parts if c is not None), default=0)
+        if n_k:
+            k = next(kk for kk, c in chi_parts if c is not None and c.shape[1] == n_k)
+            chi = (k, np.concatenate([
+                np.pad(c, ((0, 0), (0, n_k - c.shape[1])), constant_values=np.nan) if c is not None
+                else np.full((len(t), n_k), np.nan) for (_, c), t in zip(chi_parts, tables)]))
+    outputs.update(_plots(stages, store, config, series, steps, norm, chi, tracking, notes))
+
+    failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
+    skipped = list(series.metadata.get("skipped", []) or [])
+    summary = {
+        "status": "complete",
+        "run_id": store.manifest.get("run_id"),
+        "dir": str(store.dir),
+        "n_steps": int(len(steps)),
+        "n_ok": int(steps["ok"].sum()),
+        "n_failed": int(len(failed)),
+        "failures": [{"step": int(r.step), "file": str(r.file), "reason": str(r.reason)}
+                     for r in failed.itertuples()],
+        "n_skipped_files": len(skipped),
+        "skipped_files": skipped,
+        "n_events": int(len(tracking.events)) if tracking is not None else 0,
+        "n_segments": int(len(tracking.segments)) if tracking is not None else 0,
+        "chunks_total": len(parts),
+        "chunks_computed": state["computed"],
+        "chunks_loaded": state["loaded"],
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "notes": notes,
+    }
+    outputs.update(_report_and_export(stages, store, config, series, steps, outputs, summary, notes,
+                                      tracking, settings))
+    summary["outputs"] = {k: str(v) for k, v in outputs.items()}
+    outputs["summary"] = store.write_json("summary.json", summary)
+    return RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,
+                     outputs=outputs, tracking=tracking)
+
+
+def _track(stages, config, shared, steps):
+    t = config.track
+    kwargs = dict(metal_shell=t.metal_shell, ligand_shell=t.ligand_shell,
+                  settings=dict(t.settings))
+    if t.condition_columns is not None:
+        kwargs["condition_columns"] = list(t.condition_columns)
+    return stages.tracking.track(steps, **kwargs)
+
+
+def _settings_record(config, store, series, shared, meta0) -> dict:
+    versions = {name: _version(name) for name in
+                ("operando", "numpy", "scipy", "pandas", "matplotlib", "xraylarch", "lmfit")}
+    versions["python"] = sys.version.split()[0]
+    return {
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "run_id": store.manifest.get("run_id"),
+        "data_hash": store.manifest.get("data_hash"),
+        "resolved": {
+            "e0": shared.get("e0"), "e0_from_step": shared.get("e0_from_step"),
+            "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
+            "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
+            "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
+            "normalize": meta0.get("normalize_settings"),
+            "background": meta0.get("background_settings"),
+            "fit": meta0.get("fit_settings"),
+        },
+        "series": {
+            "n_steps": len(series), "element": series.element, "edge": series.edge,
+            "energy_range_eV": [float(series.energy[0]), float(series.energy[-1])],
+            "n_energy": int(series.energy.size),
+            "condition_columns": series.condition_columns(),
+            "metadata": {k: v for k, v in series.metadata.items() if k in
+                         ("source", "format", "mu_from", "interpolated", "skipped")},
+        },
+        "versions": versions,
+    }
+
+
+def _version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _plots(stages, store, config, series, steps, norm, chi, tracking, notes) -> dict:
+    """Figures of the run, each written in every format of ``[output] plots``.
+
+    ``white_line`` (white-line height vs condition) and ``xanes_map`` always;
+    with tracking also ``cn`` (CN vs condition with events) and ``summary``.
+    """
+    formats = config.output.plots
+    if not formats:
+        return {}
+    plotting = stages.plotting
+    if plotting is None:
+        notes.append("plots skipped: operando.plotting is not available")
+        return {}
+    energy = series.energy
+    figures: list[tuple[str, Callable[[], Any]]] = [
+        ("xanes_map", lambda: plotting.plot_xanes_map(energy, norm, steps=steps["step"].to_numpy(),
+                                                      tracking=tracking)),
+    ]
+    if tracking is not None:
+        figures += [("white_line", lambda: plotting.plot_white_line(tracking)),
+                    ("cn", lambda: plotting.plot_cn(tracking))]
+        if chi is not None:
+            figures.append(("summary", lambda: plotting.plot_summary(
+                tracking, energy, norm, *_chir(config, *chi))))
+    else:
+        figures.append(("white_line", lambda: _plot_white_line_plain(steps)))
+    out = {}
+    for name, make in figures:
+        try:
+            fig = make()
+        except (OperandoError, ValueError, KeyError, IndexError) as exc:
+            # A figure is a by-product: record why it is missing, keep the run.
+            notes.append(f"plot {name} not made: {type(exc).__name__}: {exc}")
+            log.warning("plot %s not made: %s", name, exc)
+            continue
+        for fmt in formats:
+            out[f"{name}.{fmt}"] = store.write_with(
+                f"{name}.{fmt}", lambda tmp, fig=fig, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=150))
+    return out
+
+
+def _chir(config, k, chi):
+    from .batch import batch_xftf
+
+    x = config.exafs
+    r, chir = batch_xftf(k, np.nan_to_num(chi), kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window,
+                         kweight=x.kweight)
+    mag = np.abs(chir)
+    mag[~np.isfinite(chi).all(axis=1)] = np.nan
+    return r, mag
+
+
+def _plot_white_line_plain(steps):
+    """White-line height per step, for runs without tracking (no segments)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ok = steps["ok"].astype(bool).to_numpy()
+    ax.plot(steps["step"][ok], steps["wl_height"][ok], "o-", ms=3)
+    ax.set_xlabel("Step")
+    ax.set_ylabel("White-line height (norm.)")
+    return fig
+
+
+def _report_and_export(stages, store, config, series, steps, outputs, summary, notes, tracking,
+                       settings) -> dict:
+    """``report.html`` (self-contained) and ``athena.prj`` (the calibrated raw mu)."""
+    import warnings
+
+    out = {}
+    if config.output.athena:
+        if stages.export is None:
+            notes.append("Athena export skipped: operando.export is not available")
+        else:
+            names = [f"step_{int(st):04d}_{Path(str(f)).stem}" for st, f in zip(steps["step"], steps["file"])]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    out["athena"] = stages.export.write_athena(
+                        store.path("athena.prj"), series.energy, series.mu, names,
+                        element=series.element or "", edge=series.edge or "",
+                        e0s=pd.to_numeric(steps["e0"], errors="coerce").to_numpy(dtype=float))
+                except OperandoError as exc:
+                    notes.append(f"Athena export not written: {exc}")
+            notes += [f"Athena export: {w.message}" for w in caught]
+    if config.output.report:
+        if stages.report is None:
+            notes.append("report skipped: operando.report is not available")
+        else:
+            figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
+                       if str(path).endswith(".png")}
+            text = tracking.summary() if tracking is not None and hasattr(tracking, "summary") else ""
+            text = "\n".join([_summary_text(summary), "", text]).strip()
+            out["report"] = stages.report.write_report(
+                store.path("report.html"),
+                title=f"operando run {summary.get('run_id')}: {series.element or ''} {series.edge or ''}",
+                summary_text=text, steps=steps,
+                segments=None if tracking is None else tracking.segments,
+                events=None if tracking is None else tracking.events,
+                reversibility=None if tracking is None else getattr(tracking, "reversibility", None),
+                figures=figures, settings=settings)
+    return out
+
+
+def _summary_text(summary: dict) -> str:
+    lines = [f"{summary['n_steps']} steps: {summary['n_ok']} ok, {summary['n_failed']} failed; "
+             f"{summary['n_events']} events; {summary['n_skipped_files']} input files skipped"]
+    lines += [f"  step {f['step']} ({f['file']}): {f['reason']}" for f in summary["failures"][:50]]
+    lines += [f"  skipped {f.get('file')}: {f.get('reason')}" for f in summary["skipped_files"][:50]]
+    lines += [f"  note: {n}" for n in summary["notes"]]
+    return "\n".join(lines)
