@@ -451,6 +451,13 @@ def pt_co_oxidation() -> SeriesSpec:
     )
 
 
+def _iso_time(seconds: float, start: str = "2026-03-01T08:00:00") -> str:
+    """XDI ``Scan.start_time`` (ISO 8601) of a scan started ``seconds`` after ``start``."""
+    from datetime import datetime, timedelta
+
+    return (datetime.fromisoformat(start) + timedelta(seconds=float(seconds))).isoformat()
+
+
 def cu_nc_potential() -> SeriesSpec:
     """Cu-N-C single-atom catalyst at the Cu K edge under potential control.
 
@@ -1133,7 +1140,7 @@ def write_samples(directory: str | Path, *, seed: int = SAMPLE_SEED) -> dict[str
         _write_xdi(path, spec, series.energy, {"i0": i0, "itrans": itrans, "irefer": irefer},
                    {"Sample.name": "0.3 wt% Pt/gamma-Al2O3",
                     "Sample.temperature": f"{row['temperature_K']:g} K",
-                    "Scan.start_time": f"2026-03-01T08:00:00 +{row['time_s']:g} s"},
+                    "Scan.start_time": _iso_time(row["time_s"])},
                    [f"simulated by operando.simulate, series {spec.name}, step {i}, seed {seed}",
                     f"gas {row['gas']}; mu = ln(i0/itrans), reference = ln(itrans/irefer)"])
         paths.append(path)

@@ -204,9 +204,14 @@ def test_folder_with_conditions_order_and_mixed_column(folder, tmp_path):
 
 def test_conditions_errors(folder, tmp_path):
     d, _ = folder
+    # the log defines the series: a file it does not list is skipped, named and recorded
     missing = pd.DataFrame({"file": ["scan_1.dat", "scan_2.dat"], "gas": ["H2", "He"]})
-    with pytest.raises(ConfigError, match="scan_10.dat"):
-        read_series(d, conditions=missing)
+    with pytest.warns(OperandoWarning, match="scan_10.dat: skipped: not listed"):
+        series = read_series(d, conditions=missing)
+    assert list(series.conditions["gas"]) == ["H2", "He"]
+    assert [s["file"] for s in series.metadata["skipped"]] == ["scan_10.dat"]
+    with pytest.raises(ConfigError, match="lists none of the 3 files"):
+        read_series(d, conditions=pd.DataFrame({"file": ["other.dat"], "gas": ["H2"]}))
     dup = pd.DataFrame({"file": ["scan_1.dat", "scan_2.dat", "scan_10.dat", "scan_1.dat"],
                         "gas": list("abcd")})
     with pytest.raises(ConfigError, match="duplicated.*scan_1.dat"):
@@ -380,3 +385,14 @@ def test_element_edge_checks(shared_data):
         resolve_edge("x.dat", series.energy, series.mu, None, "Pt", "L3")
     with pytest.raises(ConfigError, match="not an element"):
         read_series(path, element="Xx")
+
+
+def test_folder_file_not_in_conditions_is_skipped_and_named(samples):
+    """A foil scan beside the sample scans is not part of the series the log describes."""
+    folder = samples / "pt_co_oxidation"
+    with pytest.warns(OperandoWarning, match="pt_foil.xdi: skipped: not listed"):
+        series = read_series(folder, conditions=folder / "conditions.csv")
+    assert len(series) == 16
+    assert "pt_foil.xdi" not in series.files
+    assert series.metadata["skipped"] == [
+        {"file": "pt_foil.xdi", "reason": "not listed in the conditions table"}]

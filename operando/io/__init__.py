@@ -242,8 +242,12 @@ def _scan_from_table(table, options) -> Scan:
 
 
 def _read_files(source, files, table, options, element, edge, on_error) -> Series:
-    files = order_files(files, table)
+    files, unlisted = order_files(files, table)
     scans, skipped = [], []
+    for path in unlisted:
+        reason = "not listed in the conditions table"
+        skipped.append({"file": path.name, "reason": reason})
+        warn(path, f"skipped: {reason}")
     for path in files:
         try:
             scans.append(_read_file_scan(path, options))

@@ -80,11 +80,12 @@ def _keys(table: pd.DataFrame, key: str) -> list[str]:
 
 
 def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
-               names: list[str]) -> list[int]:
+               names: list[str], allow_missing: bool = False) -> list[int | None]:
     """Row index of ``table`` for each item (candidates are the item's acceptable keys).
 
-    Raises ConfigError for duplicated keys and for items without a row; warns
-    about rows matching no item.
+    Raises ConfigError for duplicated keys and (unless ``allow_missing``, which
+    gives ``None`` for them) for items without a row; warns about rows
+    matching no item.
     """
     keys = _keys(table, key)
     seen, dups = set(), []
@@ -102,7 +103,7 @@ def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
         if hit is None:
             missing.append(name)
         rows.append(hit)
-    if missing:
+    if missing and not allow_missing:
         raise ConfigError(f"conditions table has no row for {len(missing)} {key}(s): "
                           f"{missing[:20]}{' ...' if len(missing) > 20 else ''}; add a row "
                           f"keyed by '{key}' for each")
@@ -159,14 +160,25 @@ def natural_key(name: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def order_files(files: list[Path], table: pd.DataFrame | None) -> list[Path]:
-    """Files in conditions-table order when given (keyed by basename), else natural order."""
+def order_files(files: list[Path], table: pd.DataFrame | None) -> tuple[list[Path], list[Path]]:
+    """Files in conditions-table order when given (keyed by basename), else natural order.
+
+    With a conditions table the table defines the series: files in the folder
+    that it does not list (a foil scan, an aborted scan) are returned second,
+    to be skipped with a warning, so they are named but never silently mixed in.
+    """
     files = sorted(files, key=lambda p: natural_key(p.name))
     if table is None:
-        return files
+        return files, []
     if "file" not in table.columns:
         raise ConfigError("the conditions table for a folder or list of files needs a 'file' "
                           f"column (file basenames); columns are {list(table.columns)}")
     candidates = [[p.name, p.stem] for p in files]
-    rows = match_rows(candidates, table, "file", [p.name for p in files])
-    return [files[i] for i in np.argsort(rows, kind="stable")]
+    rows = match_rows(candidates, table, "file", [p.name for p in files], allow_missing=True)
+    listed = [(row, i) for i, row in enumerate(rows) if row is not None]
+    unlisted = [files[i] for i, row in enumerate(rows) if row is None]
+    if not listed:
+        raise ConfigError(f"the conditions table lists none of the {len(files)} files found "
+                          f"(e.g. {[p.name for p in files[:3]]}); its 'file' column must hold "
+                          "their basenames")
+    return [files[i] for _, i in sorted(listed, key=lambda pair: pair[0])], unlisted
