@@ -3,6 +3,12 @@
 The reference engine is xraylarch (``engine="larch"``): :func:`remove_background`
 calls ``larch.xafs.autobk`` per step, :func:`fourier_transform` calls
 ``larch.xafs.xftf`` and :func:`fit_shells` calls ``larch.xafs.feffit`` per step.
+The default ``engine="fast"`` does the same maths for all steps at once with
+:mod:`operando.batch` (``batch_autobk``, ``batch_fit``) and applies the same
+robustness rules in batched passes (:mod:`operando._exafs_fast`); it gives the
+same result table.  Not offered by the fast engine (:data:`FAST_UNSUPPORTED`,
+ConfigError when requested): ``fit_space="q"`` and joint segment fits
+(:func:`fit_shells_segment`).  :func:`calibrate_s02` (one fit) always uses Larch.
 
 A shell fit models each shell ``S`` (``"Pt-Pt"``, ``"Cu-N"`` ...) by one FEFF
 single-scattering path with degeneracy 1 and amplitude ``CN_S * S0^2``
@@ -56,6 +62,13 @@ KSTEP = 0.05
 _WINDOWS = ("hanning", "kaiser", "parzen", "welch", "gaussian", "sine", "fhanning")
 _FIT_SPACES = ("r", "k", "q")
 _PAR_KINDS = ("cn", "r", "sigma2", "de0")
+_ENGINES = ("fast", "larch")
+#: Smallest chunk the fast engine hands to an executor (batching is its speed).
+FAST_MIN_CHUNK = 256
+#: Larch-engine features the fast engine does not offer (requesting them with
+#: engine="fast" raises ConfigError naming them).
+FAST_UNSUPPORTED = {"fit_space='q'": "batch_fit fits in R or k space only",
+                    "fit_shells_segment": "joint multi-spectrum fits are larch-only"}
 
 
 # ============================================================ background / FT
@@ -137,7 +150,7 @@ class RSeries:
 def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin: float = 0.0,
                       kmax: float | None = None, dk: float = 0.1, window: str = "hanning",
                       nclamp: int = 3, clamp_lo: float = 0, clamp_hi: float = 1,
-                      engine: str = "larch") -> ChiSeries:
+                      engine: str = "fast") -> ChiSeries:
     """Extract chi(k) from every step with the AUTOBK spline background.
 
     Parameters
@@ -152,9 +165,14 @@ def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin
         minimises; ``kmax=None`` uses the full data range.
     nclamp, clamp_lo, clamp_hi
         AUTOBK end-point clamps.
-    engine : {"larch"}
+    engine : {"fast", "larch"}
         ``"larch"`` calls ``larch.xafs.autobk`` per step with that step's e0
-        and edge step.
+        and edge step.  ``"fast"`` (default) solves the same AUTOBK objective
+        for all steps at once with :func:`operando.batch.batch_autobk` (exact
+        stationary point of Larch's objective; Larch stops at ``ftol=1e-6``,
+        so chi(k) agrees to well under 1 % of its rms).  e0 is rounded to
+        0.01 eV (``settings["e0_round"]``, and the ``e0`` recorded) so steps
+        share one operator.  Every option above is supported by both engines.
 
     Returns
     -------
@@ -162,7 +180,7 @@ def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin
         A step whose background removal fails gets ``ok=False`` and a reason;
         the series completes.
     """
-    _check_choice("engine", engine, ("larch",), extra="(engine='fast' is provided by operando.batch)")
+    _check_choice("engine", engine, _ENGINES)
     _check_choice("window", window, _WINDOWS)
     series = normalized.series
     n = len(series)
@@ -176,39 +194,51 @@ def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin
     settings = dict(rbkg=rbkg, kweight=kweight, kmin=kmin, kmax=kmax, dk=dk, window=window,
                     nclamp=nclamp, clamp_lo=clamp_lo, clamp_hi=clamp_hi, engine=engine,
                     kstep=KSTEP)
+    problems: dict[int, str] = {}
+    for i in np.flatnonzero(ok):
+        mu = series.mu[i]
+        if not np.all(np.isfinite(mu)):
+            problems[i] = "mu holds non-finite values"
+        elif not (np.isfinite(e0[i]) and series.energy[0] < e0[i] < series.energy[-1]):
+            problems[i] = f"e0 {e0[i]} eV is outside the energy range"
+        elif not (np.isfinite(edge_step[i]) and edge_step[i] > 0):
+            problems[i] = f"edge step {edge_step[i]} is not positive"
+    todo = [i for i in np.flatnonzero(ok) if i not in problems]
+    rows: list[np.ndarray | None] = [None] * n
+    if engine == "fast":
+        from ._exafs_fast import E0_ROUND, background_rows
+
+        done, failed = background_rows(series.energy, series.mu, e0, edge_step, todo,
+                                       rbkg=rbkg, kweight=kweight, kmin=kmin, kmax=kmax, dk=dk,
+                                       window=window, nclamp=nclamp, clamp_lo=clamp_lo,
+                                       clamp_hi=clamp_hi, kstep=KSTEP)
+        for i, row in done.items():
+            rows[i] = row
+        problems.update(failed)
+        e0 = np.where(np.isfinite(e0), np.round(e0 / E0_ROUND) * E0_ROUND, e0)
+        settings["e0_round"] = E0_ROUND
+        todo = []
     from larch import Group
     from larch.xafs import autobk
 
-    rows: list[np.ndarray | None] = [None] * n
-    for i in range(n):
-        if not ok[i]:
+    for i in todo:
+        group = Group()
+        try:
+            autobk(series.energy, series.mu[i], group=group, rbkg=rbkg, e0=e0[i],
+                   edge_step=edge_step[i], kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
+                   win=window, nclamp=nclamp, clamp_lo=clamp_lo, clamp_hi=clamp_hi)
+        except Exception as exc:  # larch raises bare exceptions on bad spectra
+            problems[i] = f"autobk failed: {type(exc).__name__}: {exc}"
             continue
-        mu = series.mu[i]
-        problem = None
-        if not np.all(np.isfinite(mu)):
-            problem = "mu holds non-finite values"
-        elif not (np.isfinite(e0[i]) and series.energy[0] < e0[i] < series.energy[-1]):
-            problem = f"e0 {e0[i]} eV is outside the energy range"
-        elif not (np.isfinite(edge_step[i]) and edge_step[i] > 0):
-            problem = f"edge step {edge_step[i]} is not positive"
-        if problem is None:
-            group = Group()
-            try:
-                autobk(series.energy, mu, group=group, rbkg=rbkg, e0=e0[i],
-                       edge_step=edge_step[i], kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
-                       win=window, nclamp=nclamp, clamp_lo=clamp_lo, clamp_hi=clamp_hi)
-            except Exception as exc:  # larch raises bare exceptions on bad spectra
-                problem = f"autobk failed: {type(exc).__name__}: {exc}"
-            else:
-                chi = getattr(group, "chi", None)
-                if chi is None or not np.all(np.isfinite(chi)) or len(chi) < 40:
-                    problem = "autobk returned no usable chi(k)"
-                else:
-                    rows[i] = np.asarray(chi, dtype=float)
-        if problem is not None:
-            ok[i] = False
-            reason[i] = f"background: {problem}"
-            log.warning("step %s: %s", series.conditions["step"].iloc[i], reason[i])
+        chi = getattr(group, "chi", None)
+        if chi is None or not np.all(np.isfinite(chi)) or len(chi) < 40:
+            problems[i] = "autobk returned no usable chi(k)"
+        else:
+            rows[i] = np.asarray(chi, dtype=float)
+    for i, problem in sorted(problems.items()):
+        ok[i] = False
+        reason[i] = f"background: {problem}"
+        log.warning("step %s: %s", series.conditions["step"].iloc[i], reason[i])
 
     lengths = [len(r) for r in rows if r is not None]
     n_k = min(lengths) if lengths else 1
@@ -573,7 +603,7 @@ class S02Calibration:
 
 
 # ========================================================== public fit calls
-def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: str = "larch",
+def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: str = "fast",
                warm_start: bool = True, retries: int = 4, merge_repeats: str | None = None,
                executor: Executor | None = None, chunk_size: int = 8,
                rfactor_jump: float = 3.0, rfactor_floor: float = 0.02) -> ShellFitResult:
@@ -585,10 +615,21 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     model : ShellModel
     s02 : float
         Amplitude reduction factor S0^2 (fixed), e.g. ``calibrate_s02(...).s02``.
-    engine : {"larch"}
-        ``"larch"``: one ``larch.xafs.feffit`` per step.
+    engine : {"fast", "larch"}
+        ``"larch"``: one ``larch.xafs.feffit`` per step.  ``"fast"``
+        (default): all steps at once with :func:`operando.batch.batch_fit`
+        (Larch's residual, statistics and error bars; a projected
+        Levenberg-Marquardt instead of lmfit's bound transform, which gives the
+        same optimum when no bound is active) and the same robustness rules,
+        applied in batched passes (see :mod:`operando._exafs_fast`).  Not
+        supported by the fast engine (ConfigError): ``fit_space="q"``; joint
+        fits (:func:`fit_shells_segment`) are larch-only.  With an
+        ``executor`` the fast engine fits chunks of at least
+        ``FAST_MIN_CHUNK`` steps (batching is its speed).
     warm_start : bool
-        Start each step from the previous good step's result.
+        Start each step from the previous good step's result (fast engine: a
+        second batched pass seeded from the previous good step's first pass,
+        keeping the better fit).
     retries : int
         Number of extra deterministic starts tried for a bad step.
     merge_repeats : str, optional
@@ -608,9 +649,13 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
         Failed steps have ``fit_ok=False`` and a ``fit_message``; never raises
         for one bad step.
     """
-    _check_choice("engine", engine, ("larch",), extra="(engine='fast' is provided by operando.batch)")
+    _check_choice("engine", engine, _ENGINES)
     if not isinstance(model, ShellModel):
         raise ConfigError(f"model must be a ShellModel, got {type(model).__name__}")
+    if engine == "fast" and model.fit_space == "q":
+        reason = FAST_UNSUPPORTED["fit_space='q'"]
+        raise ConfigError(f"fit_space='q' is not supported by engine='fast' ({reason}); "
+                          "use engine='larch' or fit_space='r'/'k'")
     s02 = _positive("s02", s02)
     k, chi, steps, ok, reasons, merged = _prepare_data(chi_series, merge_repeats)
     model = _clip_kmax(model, k)
@@ -619,19 +664,24 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
                 rfactor_floor=rfactor_floor)
 
     t0 = time.perf_counter()
+    fit_chunk = _fit_chunk
+    size = max(1, int(chunk_size))
+    if engine == "fast":
+        from ._exafs_fast import fit_rows as fit_chunk
+        size = max(size, FAST_MIN_CHUNK)
     if executor is None:
-        rows = _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts)
+        rows = fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts)
     else:
-        bounds = list(range(0, len(steps), max(1, int(chunk_size)))) + [len(steps)]
-        futures = [executor.submit(_fit_chunk, k, chi[a:b], ok[a:b], reasons[a:b], steps[a:b],
+        bounds = list(range(0, len(steps), size)) + [len(steps)]
+        futures = [executor.submit(fit_chunk, k, chi[a:b], ok[a:b], reasons[a:b], steps[a:b],
                                    model, paths, s02, opts) for a, b in zip(bounds[:-1], bounds[1:])]
         rows = [row for fut in futures for row in fut.result()]
     elapsed = time.perf_counter() - t0
     log.info("fitted %d steps in %.2f s", len(steps), elapsed)
 
     settings = _settings(model, paths, s02, engine)
-    settings.update(opts, merge_repeats=merge_repeats, chunk_size=chunk_size if executor else None,
-                    seconds=elapsed)
+    settings.update(opts, merge_repeats=merge_repeats,
+                    chunk_size=size if executor else None, seconds=elapsed)
     return _make_result(rows, k, chi, model, settings, merged)
 
 
@@ -658,6 +708,9 @@ def fit_shells_segment(chi_series: ChiSeries, model: ShellModel, *, s02: float,
         One row per step; shared parameters repeat, ``r_factor``, ``redchi``,
         ``n_idp``, ``n_varys`` are those of the joint fit.
     """
+    if engine == "fast":
+        raise ConfigError("fit_shells_segment is not supported by engine='fast' "
+                          f"({FAST_UNSUPPORTED['fit_shells_segment']}); use engine='larch'")
     _check_choice("engine", engine, ("larch",))
     shared = tuple(shared)
     for kind in shared:

@@ -86,7 +86,7 @@ def normalized_of(series):
 @pytest.fixture(scope="module")
 def cu_chi(shared_data):
     return exafs.remove_background(normalized_of(read_foil(shared_data / "references/cu_foil_rt.xdi")),
-                                   rbkg=1.0, kweight=2)
+                                   rbkg=1.0, kweight=2, engine="larch")
 
 
 @pytest.fixture(scope="module")
