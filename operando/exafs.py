@@ -377,7 +377,9 @@ class ShellModel:
     kweight: float = 2
     dk: float = 1.0
     window: str = "hanning"
-    rmin: float = 1.0
+    # Above the usual rbkg (1.0): chi(R) below rbkg is shaped by the background spline,
+    # and a window that starts there inflates short M-O/M-N shells (see the README).
+    rmin: float = 1.2
     rmax: float = 3.2
     fit_space: str = "r"
     cn_max: float = 16.0
