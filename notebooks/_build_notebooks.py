@@ -52,11 +52,12 @@ pd.set_option("display.precision", 4)
 print("operando", op.__version__)
 """
 
-XDI_TIME_NOTE = """
-# The simulated XDI headers write the scan time as "2026-03-01T08:00:00 +300 s", which is
-# not ISO 8601: the reader warns once per file and ignores that header field (the times are
-# in conditions.csv anyway).  Silence only that message.
-warnings.filterwarnings("ignore", message=r".*Scan\\.start_time.*not an ISO 8601")
+FOIL_SKIP_NOTE = """
+# The Pt folder also holds the foil pt_foil.xdi, which conditions.csv does not list: the reader
+# skips it with an OperandoWarning (and records it in metadata["skipped"]).  That skip is
+# expected here, so silence only that one message; any other warning still shows.
+warnings.filterwarnings("ignore", message=r".*pt_foil\\.xdi: skipped: not listed in the conditions",
+                        category=op.OperandoWarning)
 """
 
 
@@ -76,7 +77,7 @@ Every stage is one public function of `operando` and returns a new object, so yo
 after any cell and look. The last cell does the same in one call (`operando.pipeline.run`,
 or `operando run config.toml` on the command line).
 """),
-        code(SETUP + XDI_TIME_NOTE + """
+        code(SETUP + FOIL_SKIP_NOTE + """
 PT = Path("..") / "sample_spectra" / "pt_co_oxidation"
 """),
         md("""
@@ -84,13 +85,15 @@ PT = Path("..") / "sample_spectra" / "pt_co_oxidation"
 
 One XDI file per scan (`energy i0 itrans irefer`); `conditions.csv` (keyed by file name) gives
 the gas, temperature and time of each scan and fixes the order. The folder also holds the Pt
-foil `pt_foil.xdi`, which is not a step of the series, so `pattern=` selects the scans.
+foil `pt_foil.xdi`, which is not a step of the series: files that `conditions.csv` does not
+list are skipped with a warning (silenced above) and named in `metadata["skipped"]`.
 `mu` is ln(i0/itrans) and the reference channel ln(itrans/irefer), both recognised from the
 column names.
 """),
         code("""
-series = op.read_series(PT, pattern="pt_co_oxidation_*.xdi", conditions=PT / "conditions.csv")
+series = op.read_series(PT, conditions=PT / "conditions.csv")
 print(series)
+print("skipped:", series.metadata["skipped"])
 print("mu from:", series.metadata["mu_from"], "| reference channel:", series.reference is not None)
 series.conditions
 """),
@@ -246,7 +249,7 @@ Because the truth is known (`truth.csv`), this notebook checks every number the 
 produces against it: energy calibration, white line, S0^2, CNs with their error bars, the
 events and the cluster sizes.
 """),
-        code(SETUP + XDI_TIME_NOTE + """
+        code(SETUP + FOIL_SKIP_NOTE + """
 PT = Path("..") / "sample_spectra" / "pt_co_oxidation"
 truth = pd.read_csv(PT / "truth.csv")
 foil_truth = pd.read_csv(PT / "foil_truth.csv")
@@ -259,7 +262,7 @@ simulation puts a known miscalibration `energy_shift` on each scan (a constant m
 plus a drift), so calibration should apply about `-energy_shift`.
 """),
         code("""
-series = op.read_series(PT, pattern="pt_co_oxidation_*.xdi", conditions=PT / "conditions.csv")
+series = op.read_series(PT, conditions=PT / "conditions.csv")
 calibrated, shifts = op.calibrate(series)
 cal = pd.DataFrame({"step": truth["step"], "applied_eV": shifts, "expected_eV": -truth["energy_shift"]})
 cal["difference_eV"] = cal["applied_eV"] - cal["expected_eV"]
@@ -435,19 +438,19 @@ CU = Path("..") / "sample_spectra" / "cu_nc_potential"
 truth = pd.read_csv(CU / "truth.csv")
 """),
         md("""
-## Read the series and attach the reference channel
+## Read the series with its reference channel
 
-A matrix file has no i0/it/iref columns, so the reference channel is a second matrix file. It
-is read the same way and attached with `Series.replace(reference=...)` after checking that the
-energy grids agree.
+A matrix file has no i0/it/iref columns, so the reference channel is a second matrix file of
+the same layout (`energy ref_000 ref_001 ...`, one column per step). `reference=` takes its
+path: `read_series` checks it has one column per spectrum (else a `ReadError` naming both
+files and both counts) and interpolates it onto the sample grid if the grids differ.
 """),
         code("""
 series = op.read_series(CU / "cu_nc_potential.dat", conditions=CU / "conditions.csv",
-                        element="Cu", edge="K")
-ref = op.read_series(CU / "cu_nc_reference.dat", element="Cu", edge="K")
-assert np.array_equal(series.energy, ref.energy) and len(ref) == len(series)
-series = series.replace(reference=ref.mu)
+                        element="Cu", edge="K", reference=CU / "cu_nc_reference.dat")
 print(series)
+print("reference from:", series.metadata["reference_source"],
+      "| interpolated:", series.metadata["reference_interpolated"])
 series.conditions[["step", "potential_V", "time_s"]].T
 """),
         code("""

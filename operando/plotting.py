@@ -132,7 +132,12 @@ class _ConditionAxis:
         return y
 
     def decorate(self, ax, label_bands: bool = True):
-        """Shaded condition bands (steps mode) or extra potential ticks."""
+        """Shaded condition bands (steps mode) or extra potential ticks.
+
+        Band labels go in a strip just above the axes (not inside, where they
+        would sit on the data and on the event labels); they are rotated when
+        the bands are too narrow for them side by side.
+        """
         if self.mode == "potential":
             if self.extra_ticks:
                 numeric = self.seg_x[~np.isin(self.seg_x, list(self.extra_ticks.values()))]
@@ -146,15 +151,70 @@ class _ConditionAxis:
             return
         colors = {}
         blocks = self.seg.drop_duplicates("block")
+        bands = []
         for row in blocks.itertuples(index=False):
             same = self.seg[self.seg["block"] == row.block]
             first, last = same["first_step"].min(), same["last_step"].max()
             color = colors.setdefault(row.condition, _BAND_COLORS[len(colors) % len(_BAND_COLORS)])
             ax.axvspan(first - 0.5, last + 0.5, color=color, alpha=0.8, lw=0, zorder=0)
-            if label_bands:
-                ax.text((first + last) / 2, 0.98, row.condition, transform=ax.get_xaxis_transform(),
-                        ha="center", va="top", fontsize=8, clip_on=True)
+            bands.append((first, last, str(row.condition)))
+        if label_bands and bands:
+            # Rough fit test (label ~0.6 em per character at 8 pt against the band width on
+            # a ~5 inch axis): rotate all labels when any would spill into its neighbour.
+            n_steps = max(float(self.seg["last_step"].max() - self.seg["first_step"].min() + 1), 1.0)
+            tight = any(len(text) * 8 * 0.6 > (last - first + 1) / n_steps * 5 * 72
+                        for first, last, text in bands)
+            for first, last, text in bands:
+                label = ax.annotate(
+                    text, ((first + last) / 2, 1.0), xycoords=ax.get_xaxis_transform(),
+                    xytext=(0, 3), textcoords="offset points", fontsize=8, annotation_clip=False,
+                    ha="left" if tight else "center", va="bottom", rotation=35 if tight else 0,
+                    rotation_mode="anchor")
+                label.set_gid("condition-label")
         ax.set_xlabel(self.xlabel)
+
+
+def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") -> None:
+    """Event names in rows just inside the top of the axes, with headroom for them.
+
+    ``events``: (x in data units, name).  Names are placed left-aligned at their x
+    on the first row where they do not overlap an earlier name (measured with the
+    renderer), and the y limit is raised so no data point reaches the rows.
+    """
+    if not events:
+        return
+    fig = ax.figure
+    fig.draw_without_rendering()  # lay out once so text and axes sizes are known
+    rows: list[list[tuple[float, float]]] = []
+    line = fontsize * 1.35
+    texts = []
+    for x, name in sorted(events, key=lambda e: e[0]):
+        text = ax.annotate(name, (x, 1.0), xycoords=ax.get_xaxis_transform(), xytext=(2, -2),
+                           textcoords="offset points", ha="left", va="top", fontsize=fontsize,
+                           color=color, annotation_clip=False, zorder=7,
+                           bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.7))
+        box = text.get_window_extent()
+        if box.x1 > ax.get_window_extent().x1:
+            # Near the right edge: hang the name to the left of its line instead.
+            text.set_horizontalalignment("right")
+            text.xyann = (-2, -2)
+            box = text.get_window_extent()
+        span = (box.x0 - 4, box.x1 + 4)
+        for level, taken in enumerate(rows):
+            if all(span[1] <= a or span[0] >= b for a, b in taken):
+                taken.append(span)
+                break
+        else:
+            level = len(rows)
+            rows.append([span])
+        text.xyann = (text.xyann[0], -2 - level * line)
+        texts.append(text)
+    # Headroom: the label rows take this fraction of the axes height (plus a margin for
+    # marker size); stretch the y range so the data stay below them.
+    height_pt = ax.get_window_extent().height * 72 / fig.dpi
+    frac = min((len(rows) * line + 6) / max(height_pt, 1.0), 0.5)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
 
 
 # --------------------------------------------------------------------------- CN and white line
@@ -201,6 +261,7 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
                  else color)
         ax.scatter(cx.seg_x, mean, marker=marker, s=45, c=faces, edgecolors=color, zorder=5,
                    label=f"CN({shell})")
+    labels = []
     if show_events and len(tracking.events):
         metal = seg.set_index("segment")[f"cn_{tracking.metal_shell}"]
         pos = dict(zip(seg["segment"], cx.seg_x))
@@ -208,20 +269,24 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
             if cx.mode == "steps":
                 x = float(ev.step) - 0.5
                 ax.axvline(x, color="0.3", ls="--", lw=0.8, zorder=1)
-                y = metal[ev.segment]
             else:
-                x, y = pos[ev.segment], metal[ev.segment]
+                x = pos[ev.segment]
+                # Ties the name at the top to its marker on the data.
+                ax.axvline(x, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
+            y = metal[ev.segment]
             ax.plot([x], [y], EVENT_MARKERS.get(ev.event, "*"), ms=11, mfc="none", mec="#9467bd",
                     mew=1.5, zorder=6)
-            ax.annotate(ev.event.replace("_", " "), (x, y), xytext=(4, 8), textcoords="offset points",
-                        fontsize=7, color="#9467bd", rotation=20)
+            labels.append((x, ev.event.replace("_", " ")))
     for state, color in STATE_COLORS.items():
         if state in set(seg["state"]):
             ax.scatter([], [], s=30, c=color, label=state)
     cx.decorate(ax)
     ax.set_ylabel("Coordination number")
     ax.axhline(0, color="0.6", lw=0.6, zorder=1)
-    ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    # Outside, to the right: inside it would cover data or the event names wherever it goes.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              framealpha=0.8)
+    _label_events(ax, labels)
     return fig
 
 
@@ -452,7 +517,10 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
                         colors=[STATE_COLORS.get(s, "#7f7f7f") for s in states],
                         labels=[f"{s}" for s in steps])
     for letter, ax in zip("abcd", axes.flat):
-        ax.set_title(f"({letter})", loc="left", fontweight="bold", fontsize=10)
+        # Lift the panel letter above the strip of condition labels, if there is one.
+        strip = [t for t in ax.texts if t.get_gid() == "condition-label"]
+        pad = 6.0 + (16.0 if strip and strip[0].get_rotation() == 0 else 40.0 if strip else 0.0)
+        ax.set_title(f"({letter})", loc="left", fontweight="bold", fontsize=10, pad=pad)
     axes[1, 1].set_title("colour: state", loc="right", fontsize=8)
     if title:
         fig.suptitle(title)

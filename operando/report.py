@@ -30,13 +30,33 @@ body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; mar
        max-width: 1200px; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+pre.wrap { white-space: pre-wrap; overflow-wrap: anywhere; }
 table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
-th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
-th { background: #f0f0f0; } tr:nth-child(even) { background: #fafafa; }
+th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; position: sticky; top: 0; } tr:nth-child(even) { background: #fafafa; }
+td .long { display: inline-block; white-space: normal; min-width: 28em; max-width: 48em;
+           text-align: left; }
 figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
-img { max-width: 100%; }
-.scroll { max-height: 480px; overflow: auto; }
+figure.wide img { width: 100%; max-width: 1200px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 1em; }
+.grid figure { margin: 0; } .grid img { width: 100%; }
+img { max-width: 100%; height: auto; }
+.scroll { max-height: 480px; overflow: auto; border: 1px solid #eee; }
+details > summary { cursor: pointer; color: #555; }
 """
+
+#: Captions of the figures a pipeline run writes (other names are shown as they are).
+_CAPTIONS = {
+    "summary": "Overview: (a) normalised XANES of every step, (b) white-line height, "
+               "(c) coordination numbers with events, (d) |chi(R)| of every step.",
+    "cn": "Coordination numbers per segment (large symbols, error bars) and step (small); "
+          "triangles mark events.",
+    "white_line": "White-line height (normalised) per segment and step.",
+    "xanes_map": "Normalised XANES of every step (colour: normalised mu).",
+}
+#: Text cells longer than this many characters wrap in a fixed-width block instead of
+#: stretching the row (keeps e.g. the events' evidence readable in a narrow column).
+_LONG_TEXT = 40
 
 
 def _figure_png(fig: Figure, dpi: int) -> bytes:
@@ -61,8 +81,29 @@ def _image_tag(name: str, figure: Any, dpi: int) -> str:
         data, mime = path.read_bytes(), mimes[suffix]
     b64 = base64.b64encode(data).decode("ascii")
     alt = html.escape(name)
-    return (f'<figure><img alt="{alt}" src="data:{mime};base64,{b64}">'
-            f"<figcaption>{alt}</figcaption></figure>")
+    caption = html.escape(_CAPTIONS.get(name, name))
+    css = ' class="wide"' if name == "summary" else ""
+    return (f'<figure{css}><img alt="{alt}" src="data:{mime};base64,{b64}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _cell(value) -> str:
+    """One table cell as HTML: numbers compact but never losing the integer part of an
+    energy (``11564.13``, not ``1.156e+04``), long text wrapped."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return "" if np.isnan(value) else str(value)
+        magnitude = abs(float(value))
+        digits = 4 if magnitude < 1000 else min(int(np.log10(magnitude)) + 3, 12)
+        return f"{float(value):.{digits}g}"
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    text = html.escape(str(value))
+    return f'<span class="long">{text}</span>' if len(text) > _LONG_TEXT else text
 
 
 def _table(df: pd.DataFrame | None, name: str, max_rows: int) -> str:
@@ -73,9 +114,23 @@ def _table(df: pd.DataFrame | None, name: str, max_rows: int) -> str:
     shown = df if len(df) <= max_rows else df.head(max_rows)
     note = "" if len(df) <= max_rows else (f"<p>First {max_rows} of {len(df)} rows "
                                             "(the full table is in the run folder).</p>")
-    table = shown.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="",
-                          escape=True, border=0, classes=f"table-{name}")
+    # Cells are formatted (and escaped) here so long text can wrap in a block of its own.
+    cells = pd.DataFrame({html.escape(str(c)): [_cell(v) for v in shown[c].tolist()]
+                          for c in shown.columns})
+    table = cells.to_html(index=False, escape=False, border=0, classes=f"table-{name}")
     return f'{note}<div class="scroll">{table}</div>'
+
+
+#: Event columns a reader needs first; the rest (z scores, XANES deltas) follow.
+_EVENT_KEY_COLUMNS = ("event", "step", "condition_before", "condition_after", "confidence",
+                      "evidence")
+
+
+def _events_first_columns(events: pd.DataFrame | None) -> pd.DataFrame | None:
+    if events is None:
+        return None
+    key = [c for c in _EVENT_KEY_COLUMNS if c in events.columns]
+    return events[key + [c for c in events.columns if c not in key]]
 
 
 def _json_default(obj):
@@ -129,18 +184,28 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
-        "<h2>Summary</h2>", f"<pre>{html.escape(summary_text or '(none)', quote=False)}</pre>",
+        "<h2>Summary</h2>",
+        f'<pre class="wrap">{html.escape(summary_text or "(none)", quote=False)}</pre>',
+        # Events right after the summary: they are the answer most readers open the report for.
+        "<h2>Events</h2>", _table(_events_first_columns(events), "events", max_rows),
     ]
     if figures:
         parts.append("<h2>Figures</h2>")
-        parts += [_image_tag(name, fig, dpi) for name, fig in figures.items()]
-    parts += ["<h2>Events</h2>", _table(events, "events", max_rows)]
+        figures = dict(figures)
+        if "summary" in figures:
+            parts.append(_image_tag("summary", figures.pop("summary"), dpi))
+        if figures:
+            parts.append('<div class="grid">')
+            parts += [_image_tag(name, fig, dpi) for name, fig in figures.items()]
+            parts.append("</div>")
     if reversibility is not None:
         parts += ["<h2>Reversibility</h2>", _table(reversibility, "reversibility", max_rows)]
     parts += ["<h2>Segments</h2>", _table(segments, "segments", max_rows),
               "<h2>Steps</h2>", _table(steps, "steps", max_rows),
               "<h2>Settings</h2>",
+              "<details><summary>Every setting of the run (JSON)</summary>",
               f"<pre>{html.escape(json.dumps(dict(settings or {}), indent=2, default=_json_default), quote=False)}</pre>",
+              "</details>",
               "</body></html>"]
     text = "\n".join(parts)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -328,7 +328,11 @@ def cluster_size_from_cn(cn, cn_err=0.0, *, bulk_cn: float = 12.0, bond_length: 
     -------
     ClusterSize
         ``n_atoms`` is 1 for CN 0, ``inf`` for CN >= ``bulk_cn``, ``nan`` for
-        non-finite or negative CN.
+        non-finite CN.  A negative CN consistent with zero (``cn + 2 cn_err >=
+        0``, e.g. -0.03 +/- 0.09 from a fit of an isolated atom) is an isolated
+        atom: ``n_atoms`` 1, ``n_atoms_lo`` 1 and ``n_atoms_hi`` the size at
+        ``max(cn + cn_err, 0)``.  A CN more than two standard errors below zero
+        is unphysical and gives ``nan``.
 
     Examples
     --------
@@ -372,6 +376,13 @@ def cluster_size_from_cn(cn, cn_err=0.0, *, bulk_cn: float = 12.0, bond_length: 
            ("n", "n_lo", "n_hi", "d", "d_lo", "d_hi", "magic")}
     for idx in np.ndindex(cn_arr.shape):
         c, e = cn_arr[idx], err_arr[idx]
+        if np.isfinite(c) and c < 0 <= c + 2 * e:
+            # A fit of an isolated atom scatters around CN 0; two standard errors (95 %)
+            # decide whether a negative value is noise (an isolated atom) or unphysical.
+            out["n"][idx], out["d"][idx], out["magic"][idx] = size(0.0)
+            out["n_lo"][idx], out["d_lo"][idx], _ = size(0.0)
+            out["n_hi"][idx], out["d_hi"][idx], _ = size(max(c + e, 0.0))
+            continue
         out["n"][idx], out["d"][idx], out["magic"][idx] = size(c)
         lo = max(c - e, 0.0) if np.isfinite(c) and c >= 0 else c
         out["n_lo"][idx], out["d_lo"][idx], _ = size(lo)

@@ -141,3 +141,17 @@ def test_hash_ignores_output_but_not_analysis(tmp_path):
     assert b.config_hash() != a.config_hash()
     with pytest.raises(ConfigError, match="workers"):
         a.with_run(workers=-1)
+
+
+def test_series_reference_column_or_file(tmp_path):
+    """[series] reference: a file (path separator, data suffix or existing file) resolves
+    against the config folder; anything else is the iref column name."""
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "foilref").write_text("# energy ref_000\n1 2\n")
+    for value, expected in (('"refs/cu_ref.dat"', str(tmp_path / "refs" / "cu_ref.dat")),
+                            ('"cu_ref.dat"', str(tmp_path / "cu_ref.dat")),
+                            ('"foilref"', str(tmp_path / "foilref")),
+                            ('"irefer"', "irefer"), ('"auto"', "auto"), ("false", False)):
+        cfg = load_config(MINIMAL + f"reference = {value}\n", base_dir=tmp_path)
+        assert cfg.series.reference == expected, value
+    assert "reference = 3" in _error(MINIMAL + "reference = 3\n")

@@ -167,3 +167,54 @@ def test_athena_skips_failed_rows_and_rejects_clashing_names(tmp_path):
         write_athena(tmp_path / "x.prj", energy, mu[[0, 2]], ["s 1", "s_1"], element="Cu", edge="K")
     with pytest.raises(DataError, match="names given"):
         write_athena(tmp_path / "x.prj", energy, mu, ["a"], element="Cu", edge="K")
+
+
+@pytest.mark.parametrize("which", ["pt", "cu"])
+def test_cn_plot_labels_do_not_collide(which, pt, cu):
+    """Condition labels sit in a strip above the axes, event names inside below the top
+    without overlapping each other or the data, and the legend outside the axes."""
+    tr = {"pt": pt, "cu": cu}[which]
+    for fig in (plot_cn(tr), plot_white_line(tr)):
+        fig.draw_without_rendering()
+        ax = fig.axes[0]
+        frame = ax.get_window_extent()
+        strip = [t for t in ax.texts if t.get_gid() == "condition-label"]
+        assert all(t.get_window_extent().y0 >= frame.y1 for t in strip)
+        events = [t for t in ax.texts if t.get_gid() != "condition-label"]
+        boxes = [t.get_window_extent() for t in events]
+        for i, a in enumerate(boxes):
+            assert frame.x0 - 1 <= a.x0 and a.x1 <= frame.x1 + 1 and a.y1 <= frame.y1 + 1
+            assert a.y0 >= frame.y0 + 0.5 * frame.height  # in the top half
+            assert not any(a.overlaps(b) for b in boxes[i + 1:])
+        if events:
+            # Every plotted point (markers, error bars) lies below the lowest name.
+            lowest = min(b.y0 for b in boxes)
+            for line in ax.lines:
+                xy = line.get_xydata()
+                xy = xy[np.isfinite(xy).all(axis=1)]
+                if len(xy) and line.get_transform() == ax.transData:
+                    assert ax.transData.transform(xy)[:, 1].max() < lowest
+            assert ax.get_legend().get_window_extent().x0 >= frame.x1
+
+
+def test_report_tables_read_in_a_browser(pt, tmp_path):
+    """Energies keep their digits, long evidence text wraps in its own block, and the
+    events come before the figures (what the reader opens the report for)."""
+    import html
+
+    import pandas as pd
+
+    steps = pt.steps.assign(e0=11564.1268, fit_message="x" * 80)
+    out = write_report(tmp_path, title="t", steps=steps, events=pt.events,
+                       figures={"cn": plot_cn(pt)}, settings={"a": 1})
+    text = out.read_text(encoding="utf-8")
+    assert "11564.13" in text and "1.156e+04" not in text
+    assert '<span class="long">' + "x" * 80 + "</span>" in text
+    evidence = pt.events["evidence"].iloc[0]
+    assert len(evidence) > 40 and f'<span class="long">{html.escape(evidence)}</span>' in text
+    assert text.index("<h2>Events</h2>") < text.index("<h2>Figures</h2>")
+    assert "white-space: nowrap" in text  # numbers never wrap inside a cell
+    # A missing value stays empty, not "nan" / "None".
+    one = write_report(tmp_path / "one.html", title="t",
+                       steps=pd.DataFrame({"a": [np.nan, 1.5], "b": [None, "ok"]}))
+    assert "<td>nan</td>" not in one.read_text() and "<td>None</td>" not in one.read_text()

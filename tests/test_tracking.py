@@ -368,6 +368,26 @@ def test_cluster_size_from_cn_values():
     assert arr.n_atoms.shape == (2,) and np.all(np.diff(arr.n_atoms) > 0)
 
 
+@pytest.mark.parametrize("model", ["cuboctahedron", "sphere"])
+def test_cluster_size_cn_consistent_with_zero_is_one_atom(model):
+    """A fitted CN of -0.03 +/- 0.09 is an isolated atom, not 'unknown size'."""
+    res = cluster_size_from_cn(-0.03, 0.09, model=model, element="Pt")
+    assert res.n_atoms == 1 and res.n_atoms_lo == 1
+    # The upper bound is the size at cn + cn_err = 0.06: a little more than one atom.
+    hi = cluster_size_from_cn(0.06, model=model, element="Pt").n_atoms
+    assert res.n_atoms_hi == pytest.approx(hi) and 1 <= hi < 13
+    zero = cluster_size_from_cn(0.0, model=model, element="Pt")
+    assert res.diameter_nm == pytest.approx(zero.diameter_nm)
+    # Arrays mix the cases; -0.15 +/- 0.09 is 1.7 sigma below 0 (still zero), -0.5 +/- 0.09
+    # is 5.6 sigma below zero: unphysical, so nan rather than a made-up size.
+    arr = cluster_size_from_cn(np.array([-0.03, -0.15, -0.5, 2.0]), 0.09, model=model)
+    assert arr.n_atoms[:2].tolist() == [1.0, 1.0]
+    assert np.isnan(arr.n_atoms[2]) and arr.n_atoms[3] > 1
+    assert arr.n_atoms_hi[1] == 1  # cn + err < 0: the upper bound is one atom too
+    # Without an error bar a negative CN is not consistent with zero.
+    assert np.isnan(cluster_size_from_cn(-0.03, model=model).n_atoms)
+
+
 def test_cluster_size_sphere_model():
     # Calvin et al. 2003: CN = 12 [1 - 3/4 x + x^3/16], x = r/R; R = 5 r -> CN = 10.2015
     cn = 12 * (1 - 0.75 / 5 + 1 / (16 * 125))

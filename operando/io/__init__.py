@@ -34,6 +34,10 @@
                             strings) or ``"json"`` (mixed numbers and labels,
                             one JSON value per row)
     ======================  ==================================================
+
+    :func:`open_hdf5` opens such a file lazily (:class:`LazySeries`: energy,
+    conditions and metadata in memory, rows of ``/mu`` and ``/reference`` read
+    per chunk); :func:`operando.run` streams operando HDF5 sources this way.
 ``"nexus"``
     NeXus files whose top-level ``NXentry`` groups have ``definition`` =
     ``NXxas``.  Supported: energy from ``data/energy`` or
@@ -50,7 +54,11 @@ ln(i0/it); else ``i0`` and one fluorescence column (``if``/``iff``/
 ``ifluor``/``pips``) -> if/i0; else a single ``mu``/``xmu`` column; anything
 else is ambiguous and raises :class:`~operando.errors.ConfigError` listing the
 columns and choices.  Reference channel (``reference="auto"``): ln(it/iref)
-when an ``iref``/``irefer``/``ir``/``i2`` column exists.
+when an ``iref``/``irefer``/``ir``/``i2`` column exists.  For a matrix series
+the reference channel can come from a separate matrix file of the same layout
+(``reference="cu_nc_reference.dat"``: an energy column plus one reference mu
+column per spectrum, in step order), interpolated onto the sample grid when
+the grids differ.
 
 All spectra are put on the first spectrum's energy grid restricted to the
 common overlap (linear interpolation); ``metadata["interpolated"]`` says
@@ -64,6 +72,7 @@ import glob as _glob
 import logging
 from pathlib import Path
 
+import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoError, ReadError
 from ..series import Series, default_conditions
@@ -72,9 +81,10 @@ from ._formats import (HDF5_SIGNATURE, is_matrix, looks_like_spec, read_athena_s
                        read_hdf5, read_matrix, read_spec_scans, write_hdf5)
 from ._scan import (ANGLE_NAMES, ENERGY_NAMES, Scan, common_grid, find_column, resolve_edge,
                     scan_from_columns, warn)
+from ._lazy import LazySeries, is_operando_hdf5, open_hdf5
 from ._text import ACCEPTED_TEXT, parse_text
 
-__all__ = ["read_series", "write_hdf5"]
+__all__ = ["read_series", "write_hdf5", "open_hdf5", "LazySeries"]
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +125,18 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
         energy, else an angle column with the mono d-spacing, else the first).
     columns : list of str, optional
         For matrix files, the spectrum columns to read (default all).
-    reference : "auto", True, False, None or str
+    reference : "auto", True, False, None, str or path-like
         Reference channel: ``"auto"``/True -> ln(it/iref) when an iref
         column exists; a column name -> that column as iref; False/None -> none.
+        A path (a :class:`~pathlib.Path`, or a string naming an existing file,
+        containing a path separator or ending in a data-file suffix such as
+        ``.dat``) -> the reference channel from that file; matrix series only.
+        The file must be a matrix file (energy + one column holding the
+        reference mu per spectrum, e.g. ``energy ref_000 ref_001 ...``) with
+        exactly one column per spectrum read (the ``columns=`` selection, when
+        given, picks the same positions from it); it is interpolated linearly
+        onto the sample's energy grid when the grids differ and must cover it.
+        ``metadata["reference_source"]`` names the file.
     format : str
         One of ``"auto"``, ``"columns"``, ``"xdi"``, ``"matrix"``,
         ``"athena"``, ``"spec"``, ``"hdf5"``, ``"nexus"``.
@@ -149,10 +168,15 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
     if on_error not in ("skip", "raise"):
         raise ConfigError(f"on_error={on_error!r}; use 'skip' or 'raise'")
     table = load_conditions(conditions)
-    options = dict(mu=mu, reference=reference, energy_column=energy_column)
+    reference_file = _reference_file(reference)
+    options = dict(mu=mu, reference=False if reference_file else reference,
+                   energy_column=energy_column)
 
     files = _expand(source, pattern, conditions)
     if files is not None:
+        if reference_file:
+            raise ConfigError(_REFERENCE_FILE_ONLY_MATRIX.format(ref=reference_file,
+                                                                 source=source))
         return _read_files(source, files, table, options, element, edge, on_error)
 
     path = Path(source)
@@ -164,7 +188,14 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
         raise ReadError(path, f"cannot read ({exc.strerror or exc})", ACCEPTED_SOURCE) from None
     kind = format if format != "auto" else _detect(path, raw)
     try:
-        return _read_single(path, raw, kind, table, options, element, edge, columns, on_error)
+        series = _read_single(path, raw, kind, table, options, element, edge, columns, on_error)
+        if reference_file:
+            if series.metadata.get("format") != "matrix":
+                raise ConfigError(_REFERENCE_FILE_ONLY_MATRIX.format(ref=reference_file,
+                                                                     source=path))
+            series = _attach_reference_file(series, path, reference_file, columns,
+                                            options["energy_column"])
+        return series
     except OperandoError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeError,
@@ -173,6 +204,71 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
         log.debug("unexpected failure reading %s", path, exc_info=True)
         raise ReadError(path, f"could not be read as {kind} ({type(exc).__name__}: {exc})",
                         ACCEPTED_SOURCE) from None
+
+
+# ------------------------------------------------------------ reference file
+#: Suffixes that make a ``reference=`` string a file rather than a column name.
+_DATA_SUFFIXES = {".dat", ".txt", ".xdi", ".xmu", ".csv", ".tsv", ".asc", ".nor", ".chik"}
+_REFERENCE_FILE_ONLY_MATRIX = (
+    "reference={ref!s}: a reference file is supported for matrix series only (one file with "
+    "an energy column and one mu column per spectrum); {source!s} is not a matrix file. For "
+    "per-scan files give the reference (iref) column name or \"auto\"")
+
+
+def _reference_file(reference) -> Path | None:
+    """The reference file named by ``reference=``, or None when it is a mode or a column."""
+    if isinstance(reference, Path):
+        return reference
+    if not isinstance(reference, str) or reference.strip().lower() == "auto":
+        return None
+    text = reference.strip()
+    path = Path(text).expanduser()
+    # A column label never holds a path separator or a data-file suffix; an existing file
+    # wins so that a reference file without a suffix still works.
+    if path.is_file() or "/" in text or "\\" in text or path.suffix.lower() in _DATA_SUFFIXES:
+        return path
+    return None
+
+
+def _attach_reference_file(series: Series, sample: Path, ref_path: Path, columns,
+                           energy_column) -> Series:
+    """``series`` with its reference channel read from the matrix file ``ref_path``."""
+    accepted = ("a matrix file (energy column + one reference mu column per spectrum, same "
+                "layout as the sample file) covering the sample's energy range")
+    if not ref_path.is_file():
+        raise ReadError(ref_path, f"reference file for {sample.name} not found", accepted)
+    try:
+        raw = ref_path.read_bytes()
+    except OSError as exc:
+        raise ReadError(ref_path, f"cannot read ({exc.strerror or exc})", accepted) from None
+    text = parse_text(ref_path, raw)
+    energy, ref, _, labels = read_matrix(text, energy_column=energy_column)
+    n = len(series)
+    if columns is not None and ref.shape[0] != n:
+        # The sample columns were picked by name; take the same positions of the reference.
+        full = parse_text(sample, sample.read_bytes())
+        _, _, _, all_labels = read_matrix(full, energy_column=energy_column)
+        if ref.shape[0] == len(all_labels):
+            pos = [all_labels.index(c) for c in series.conditions["label"]]
+            ref, labels = ref[pos], [labels[i] for i in pos]
+    if ref.shape[0] != n:
+        raise ReadError(ref_path, f"holds {ref.shape[0]} reference column(s) but the sample file "
+                                  f"{sample.name} has {n} spectra; one reference column per "
+                                  f"spectrum is needed", accepted)
+    grid = series.energy
+    interpolated = not (energy.shape == grid.shape and np.allclose(energy, grid, rtol=0,
+                                                                   atol=1e-6))
+    if interpolated:
+        # Tolerance: 1e-3 eV absorbs rounding of energies written with 3-4 decimals.
+        if energy[0] > grid[0] + 1e-3 or energy[-1] < grid[-1] - 1e-3:
+            raise ReadError(ref_path, f"energy range {energy[0]:.2f}-{energy[-1]:.2f} eV does not "
+                                      f"cover the sample file {sample.name} "
+                                      f"({grid[0]:.2f}-{grid[-1]:.2f} eV)", accepted)
+        ref = np.vstack([np.interp(grid, energy, row) for row in ref])
+    metadata = dict(series.metadata)
+    metadata.update(reference_source=str(ref_path), reference_columns=list(labels),
+                    reference_interpolated=bool(interpolated))
+    return series.replace(reference=np.ascontiguousarray(ref, dtype=float), metadata=metadata)
 
 
 # --------------------------------------------------------------------- sources
