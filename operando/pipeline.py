@@ -15,12 +15,29 @@
    ``segments.csv``, ``events.csv``, ``report.html`` and an Athena project,
    each atomically.
 
+An operando-layout HDF5 source (:func:`operando.io.write_hdf5`) is streamed
+rather than read: :func:`operando.io.open_hdf5` keeps energy, conditions and
+metadata in memory and chunks read their rows with h5py slicing.  A first pass
+over the file computes the data hash and, with calibration, every step's
+shift (calibration of one row depends on that row only) and so the common
+trimmed grid; chunk tasks then carry the raw rows and the grid and calibrate
+in the worker.  After a chunk is checkpointed only its per-step table and its
+rows among the :data:`PLOT_ROWS` (2,000) evenly spaced figure rows stay in
+memory, and ``steps.csv`` is written in blocks, so no array of n_steps x
+n_energy is ever built (per-step tables, n_steps x ~40 columns, are).  The
+XANES map and chi(R) figures show those sampled rows when the series is
+longer; an Athena project is written for a streamed series of at most
+:data:`ATHENA_MAX_STREAMED` spectra.  Results equal those of the in-memory
+path exactly.
+
 Chunks run inline by default (``[run] workers = 1``): the stages are already
 vectorised over steps, inline runs are deterministic, need no pickling and
 behave well in notebooks.  ``workers = N > 1`` (CLI ``--workers N``) uses a
 :class:`~concurrent.futures.ProcessPoolExecutor` with N processes (``0``: one
 per core); any other executor (threads, dask's ``client.get_executor()``) can
-be passed as ``executor=``.  Results do not depend on the executor: chunk
+be passed as ``executor=``; at most two chunks per worker are submitted at a
+time, each carrying its rows and the settings (no closures, no shared file
+system needed).  Results do not depend on the executor: chunk
 boundaries are fixed by ``chunk_size`` (which is part of the config hash,
 because fits warm-start within a chunk).
 
@@ -40,7 +57,8 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures import (FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,6 +70,7 @@ import pandas as pd
 from .config import Config, load_config
 from .errors import ConfigError, OperandoError
 from .runstore import RunStore, arrays_to_table, table_to_arrays
+from .series import Series
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +221,14 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
         started = False
         try:
             series = _read_series(stages, config)
-            raw_hash = _data_hash(series)
-            if config.normalize.calibrate:
-                # Once for the whole series: calibration trims the common grid to the
-                # points every shifted scan covers, so chunks must share one result.
-                series = _calibrate(stages, config, series)
+            if _is_streamed(series):
+                raw_hash, series = _scan_streamed(stages, config, series, progress)
+            else:
+                raw_hash = _data_hash(series)
+                if config.normalize.calibrate:
+                    # Once for the whole series: calibration trims the common grid to the
+                    # points every shifted scan covers, so chunks must share one result.
+                    series = _calibrate(stages, config, series)
             chunks = _chunk_bounds(len(series), config.run.chunk_size)
             store.begin(
                 config.config_hash(), data_hash=raw_hash, config=config.analysis_dict(),
@@ -257,6 +279,14 @@ class _signal_guard:
 def _read_series(stages, config: Config):
     s = config.series
     source = list(s.source) if len(s.source) > 1 else s.source[0]
+    lazy = _open_streamed(config)
+    if lazy is not None:
+        if config.normalize.calibrate and not lazy.has_reference:
+            raise ConfigError(
+                "[normalize] calibrate = true needs a reference channel, but "
+                f"{lazy.path} has no /reference dataset"
+            )
+        return lazy
     kwargs = dict(conditions=s.conditions, mu=s.mu, element=s.element, edge=s.edge,
                   reference=s.reference, format=s.format, pattern=s.pattern,
                   energy_column=s.energy_column, on_error=s.on_error)
@@ -286,6 +316,148 @@ def _data_hash(series) -> str:
         h.update(np.ascontiguousarray(series.reference).tobytes())
     h.update(series.conditions.to_csv(index=False).encode())
     return h.hexdigest()[:16]
+
+
+# ------------------------------------------------- streamed (lazy HDF5) series
+#: Rows of the XANES map and chi(R) figures at most (evenly spaced over the series).
+PLOT_ROWS = 2000
+#: A streamed series gets an Athena project only up to this many spectra (it holds them all).
+ATHENA_MAX_STREAMED = 2000
+
+
+def _open_streamed(config: Config):
+    """A :class:`~operando.io.LazySeries` when the source is one operando-layout HDF5 file."""
+    s = config.series
+    if len(s.source) != 1 or s.format not in ("auto", "hdf5") or s.pattern:
+        return None
+    from .io._lazy import is_operando_hdf5, open_hdf5
+
+    path = Path(s.source[0])
+    if not path.is_file() or not is_operando_hdf5(path):
+        return None
+    return open_hdf5(path, conditions=s.conditions, element=s.element, edge=s.edge)
+
+
+def _is_streamed(series) -> bool:
+    return not hasattr(series, "mu")
+
+
+def _scan_streamed(stages, config: Config, lazy, progress):
+    """One pass over a streamed series: the data hash and, if asked, the calibration shifts.
+
+    Returns ``(data_hash, series)``; with ``[normalize] calibrate`` the series
+    is a :class:`_StreamedCalibration` (the shifts of every step and the common
+    grid fixed, the spectra still on disk).
+    """
+    size = config.run.chunk_size
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(lazy.energy).tobytes())
+    calibrate = config.normalize.calibrate
+    kwargs = _calibrate_kwargs(config)
+    per_step: dict[str, list] = {"energy_shifts": [], "energy_shift_measured": [],
+                                 "energy_shift_ok": [], "energy_shift_reason": []}
+    lo, hi, calibration = -np.inf, np.inf, None
+    bar = _progress(progress if not callable(progress) else False, len(lazy),
+                    desc="operando: calibration" if calibrate else "operando: reading")
+    try:
+        for a, b, mu, ref in lazy.iter_rows(size):
+            h.update(np.ascontiguousarray(mu).tobytes())
+            if ref is not None:
+                h.update(np.ascontiguousarray(ref).tobytes())
+            if calibrate:
+                block = Series(energy=lazy.energy, mu=mu, reference=ref, element=lazy.element,
+                               edge=lazy.edge,
+                               conditions=lazy.conditions.iloc[a:b].reset_index(drop=True),
+                               metadata={})
+                calibrated, _ = stages.calibrate(block, **kwargs)
+                # Each row's shift depends on that row only; the common grid is the
+                # intersection of the blocks' grids (as calibrate() on the whole series).
+                lo, hi = max(lo, calibrated.energy[0]), min(hi, calibrated.energy[-1])
+                for key, values in per_step.items():
+                    values.extend(list(calibrated.metadata[key]))
+                calibration = calibrated.metadata.get("calibration")
+            del mu, ref
+            bar.update(b - a)
+    finally:
+        bar.close()
+    h.update(lazy.conditions.to_csv(index=False).encode())
+    if not calibrate:
+        return h.hexdigest()[:16], lazy
+    keep = (lazy.energy >= lo) & (lazy.energy <= hi)
+    if keep.sum() < 20:
+        from .errors import DataError
+        shifts = np.asarray(per_step["energy_shifts"], dtype=float)
+        raise DataError(f"after shifting by up to {np.abs(shifts).max():.1f} eV fewer than 20 "
+                        "energy points are covered by every scan")
+    metadata = dict(lazy.metadata)
+    metadata.update({
+        "energy_shifts": np.asarray(per_step["energy_shifts"], dtype=float),
+        "energy_shift_measured": np.asarray(per_step["energy_shift_measured"], dtype=float),
+        "energy_shift_ok": np.asarray(per_step["energy_shift_ok"], dtype=bool),
+        "energy_shift_reason": [str(x or "") for x in per_step["energy_shift_reason"]],
+        "calibration": calibration, "interpolated": True,
+    })
+    return h.hexdigest()[:16], _StreamedCalibration(lazy.replace(metadata=metadata),
+                                                    lazy.energy[keep], kwargs, stages)
+
+
+def _calibrate_kwargs(config: Config) -> dict:
+    if config.normalize.edge_energy is not None:
+        return {"edge_energy": config.normalize.edge_energy}
+    return {}
+
+
+def _calibrate_onto(stages, raw, energy, kwargs):
+    """``raw`` (an in-memory chunk) calibrated, on the series' common grid ``energy``.
+
+    ``calibrate`` on the chunk alone trims less (its shifts span less), and
+    interpolates point by point, so the series' grid is a subset of the
+    chunk's and the values there equal those of calibrating the whole series.
+    """
+    calibrated, _ = stages.calibrate(raw, **kwargs)
+    cols = np.searchsorted(calibrated.energy, energy)
+    if cols.size and (cols[-1] >= calibrated.energy.size
+                      or not np.array_equal(calibrated.energy[cols], energy)):
+        raise RuntimeError("calibrated chunk grid does not contain the series grid")
+    return calibrated.replace(energy=np.array(energy), mu=calibrated.mu[:, cols],
+                              reference=calibrated.reference[:, cols])
+
+
+class _StreamedCalibration:
+    """A streamed series with its calibration fixed (shifts per step, common grid).
+
+    ``take`` / ``s[i]`` return calibrated in-memory chunks; chunk tasks carry
+    the raw rows plus ``onto`` and calibrate in the worker.
+    """
+
+    def __init__(self, source, energy, kwargs, stages):
+        self.source = source
+        self.stages = stages
+        self.energy = np.asarray(energy, dtype=float)
+        self.kwargs = dict(kwargs)
+        for name in ("conditions", "element", "edge", "metadata", "has_reference"):
+            setattr(self, name, getattr(source, name))
+
+    @property
+    def onto(self) -> dict:
+        return {"energy": self.energy, "kwargs": self.kwargs}
+
+    @property
+    def steps(self):
+        return self.source.steps
+
+    def __len__(self):
+        return len(self.source)
+
+    def condition_columns(self):
+        return self.source.condition_columns()
+
+    def take(self, index):
+        return _calibrate_onto(self.stages, self.source.take(index), self.energy, self.kwargs)
+
+    def __getitem__(self, i):
+        i = int(i) + (len(self) if int(i) < 0 else 0)
+        return self.take(slice(i, i + 1))
 
 
 def _prepare(stages, store: RunStore, config: Config, series) -> dict:
@@ -411,10 +583,7 @@ def _background_kwargs(config: Config) -> dict:
 
 def _calibrate(stages, config: Config, series):
     """The calibrated series; the applied shifts (eV) go to ``metadata["energy_shifts"]``."""
-    kwargs = {}
-    if config.normalize.edge_energy is not None:
-        kwargs["edge_energy"] = config.normalize.edge_energy
-    calibrated, shifts = stages.calibrate(series, **kwargs)
+    calibrated, shifts = stages.calibrate(series, **_calibrate_kwargs(config))
     metadata = dict(calibrated.metadata)
     metadata["energy_shifts"] = np.asarray(shifts, dtype=float).reshape(len(series))
     return calibrated.replace(metadata=metadata)
@@ -434,20 +603,26 @@ class _ChunkTask:
     stages: Any = None  # None: import in the worker
     shifts: Any = None  # applied energy shifts (eV) of these steps
     shift_notes: Any = None  # why a step was not calibrated ("" when it was)
+    onto: Any = None  # streamed calibration: {"energy": common grid, "kwargs"}; rows are raw
 
 
 def _process_chunk(task: _ChunkTask) -> tuple[dict, dict]:
     """Analyse one chunk; returns the checkpoint ``(arrays, meta)``.
 
-    Runs in a worker process or thread.  If the chunk as a whole raises, its
-    steps are redone one by one so that only the bad steps are flagged.
+    Runs in a worker process or thread (or a dask worker: the task holds only
+    the chunk's rows and settings, both picklable).  If the chunk as a whole
+    raises, its steps are redone one by one so that only the bad steps are
+    flagged.
     """
     stages = task.stages or _stages()
-    n = len(task.series)
+    series = task.series
+    if task.onto is not None:
+        series = _calibrate_onto(stages, series, task.onto["energy"], task.onto["kwargs"])
+    n = len(series)
     shifts = np.zeros(n) if task.shifts is None else np.asarray(task.shifts, dtype=float)
     notes = [""] * n if task.shift_notes is None else list(task.shift_notes)
     try:
-        part = _analyse(stages, task.config, task.shared, task.series, shifts, notes)
+        part = _analyse(stages, task.config, task.shared, series, shifts, notes)
         parts = [part]
     except ConfigError:
         raise  # a setting, wrong for every step: stop the run with its message
@@ -455,8 +630,8 @@ def _process_chunk(task: _ChunkTask) -> tuple[dict, dict]:
         log.warning("chunk %d failed as a whole (%s: %s); retrying step by step",
                     task.index, type(exc).__name__, exc)
         parts = []
-        for i in range(len(task.series)):
-            one = task.series[i]
+        for i in range(n):
+            one = series[i]
             try:
                 parts.append(_analyse(stages, task.config, task.shared, one, shifts[i:i + 1],
                                       notes[i:i + 1]))
@@ -576,7 +751,17 @@ def _chunk_name(i: int) -> str:
 
 
 def _run_chunks(stages, store, config, series, chunks, shared, executor, progress) -> dict:
+    """Compute (or load) every chunk; keep per chunk only its table and the plot rows.
+
+    Each chunk's full arrays (norm, flat, chi) go to its checkpoint and are
+    then dropped: what stays in memory is the per-step table and at most
+    :data:`PLOT_ROWS` rows of norm and chi for the figures, so memory does not
+    grow with n_steps x n_energy.  At most a few chunks per worker are in
+    flight at once (:func:`_window`), so a streamed series is read only as
+    fast as it is analysed.
+    """
     done = set(store.completed_steps())
+    plot_rows = _plot_rows(len(series))
     results: dict[int, tuple[dict, dict]] = {}
     loaded = 0
     for i, (a, b) in enumerate(chunks):
@@ -586,42 +771,50 @@ def _run_chunks(stages, store, config, series, chunks, shared, executor, progres
             if table["step"].tolist() != [int(s) for s in series.steps[a:b]]:
                 raise ConfigError(f"checkpoint {_chunk_name(i)} in {store.dir} does not match the "
                                   "series; use --overwrite to start again")
-            results[i] = (arrays, meta)
+            results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), meta)
             loaded += 1
     todo = [i for i in range(len(chunks)) if i not in results]
     bar = _progress(progress, len(series))
     bar.update(sum(chunks[i][1] - chunks[i][0] for i in results))
-    # Stage functions are passed to threads/inline only; worker processes import their own.
     own_executor = None
     if executor is None and config.run.workers != 1 and len(todo) > 1:
         n_workers = config.run.workers or os.cpu_count() or 1
         own_executor = executor = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)),
                                                       initializer=_worker_signals)
     computed = 0
+
+    def finished(i, result):
+        nonlocal computed
+        a, b = chunks[i]
+        arrays, meta = _store_chunk(store, i, result)
+        results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), meta)
+        computed += 1
+        bar.update(b - a)
+
     try:
         if executor is None:
             for i in todo:
                 a, b = chunks[i]
                 task = _chunk_task(i, series, a, b, config, shared, stages)
-                results[i] = _store_chunk(store, i, _process_chunk(task))
-                computed += 1
-                bar.update(b - a)
+                finished(i, _process_chunk(task))
         else:
-            in_process = not isinstance(executor, ProcessPoolExecutor)
-            futures: dict[Future, int] = {}
-            for i in todo:
-                a, b = chunks[i]
-                task = _chunk_task(i, series, a, b, config, shared, stages if in_process else None)
-                futures[executor.submit(_process_chunk, task)] = i
-            pending = set(futures)
+            # Stage functions go to threads only; processes (ours, dask's) import their own.
+            in_process = isinstance(executor, ThreadPoolExecutor)
+            window = _window(executor)
+            queue = list(reversed(todo))
+            pending: dict[Future, int] = {}
             try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        i = futures[fut]
-                        results[i] = _store_chunk(store, i, fut.result())
-                        computed += 1
-                        bar.update(chunks[i][1] - chunks[i][0])
+                while queue or pending:
+                    while queue and len(pending) < window:
+                        i = queue.pop()
+                        a, b = chunks[i]
+                        task = _chunk_task(i, series, a, b, config, shared,
+                                           stages if in_process else None)
+                        pending[executor.submit(_process_chunk, task)] = i
+                        del task  # the executor holds it until it has run
+                    done_now, _ = wait(set(pending), return_when=FIRST_COMPLETED)
+                    for fut in done_now:
+                        finished(pending.pop(fut), fut.result())
             except BaseException:
                 for fut in pending:
                     fut.cancel()
@@ -636,20 +829,59 @@ def _run_chunks(stages, store, config, series, chunks, shared, executor, progres
             own_executor.shutdown(wait=True)
         bar.close()
     return {"results": [results[i] for i in range(len(chunks))], "loaded": loaded,
-            "computed": computed}
+            "computed": computed, "plot_rows": plot_rows}
+
+
+def _window(executor) -> int:
+    """How many chunks to keep submitted: two per worker (one running, one queued)."""
+    workers = getattr(executor, "_max_workers", None)  # ProcessPool/ThreadPool executors
+    client = getattr(executor, "_client", None)  # dask.distributed ClientExecutor
+    if workers is None and client is not None:
+        try:
+            workers = sum(client.nthreads().values())
+        except Exception:  # noqa: BLE001 - any failure here only affects the window size
+            workers = None
+    return 2 * max(1, int(workers or os.cpu_count() or 1))
+
+
+def _plot_rows(n: int, limit: int | None = None) -> np.ndarray:
+    """Positions of the rows shown in the XANES map and chi(R) figures.
+
+    All rows up to ``limit`` (:data:`PLOT_ROWS`), else ``limit`` rows evenly
+    spaced over the series (first and last included).
+    """
+    limit = PLOT_ROWS if limit is None else limit
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(np.int64))
+
+
+def _keep_for_outputs(arrays: dict, a: int, b: int, plot_rows: np.ndarray) -> dict:
+    """The parts of a chunk's checkpoint the outputs need: its table and its plot rows."""
+    rows = plot_rows[(plot_rows >= a) & (plot_rows < b)] - a
+    kept = {k: v for k, v in arrays.items() if k.startswith("t_")}
+    kept["norm"] = np.array(arrays["norm"][rows])
+    if "chi" in arrays:
+        kept["chi"] = np.array(arrays["chi"][rows])
+        kept["k"] = arrays["k"]
+    return kept
 
 
 def _chunk_task(i, series, a, b, config, shared, stages) -> _ChunkTask:
     meta = series.metadata
     shifts = meta.get("energy_shifts")
     notes = meta.get("energy_shift_reason")
-    sub = series.take(slice(a, b))
+    onto = None
+    if isinstance(series, _StreamedCalibration):
+        sub, onto = series.source.take(slice(a, b)), series.onto  # calibrated by the worker
+    else:
+        sub = series.take(slice(a, b))
     # Per-step metadata arrays do not follow take(); the chunk carries its slice.
     sub = sub.replace(metadata={k: v for k, v in meta.items()
                                 if not (isinstance(v, (np.ndarray, list)) and len(v) == len(series))})
     return _ChunkTask(i, sub, config, shared, stages,
                       None if shifts is None else np.asarray(shifts, dtype=float)[a:b],
-                      None if notes is None else [str(x or "") for x in list(notes)[a:b]])
+                      None if notes is None else [str(x or "") for x in list(notes)[a:b]], onto)
 
 
 def _store_chunk(store: RunStore, i: int, result: tuple[dict, dict]) -> tuple[dict, dict]:
@@ -689,14 +921,34 @@ class _NoBar:
         pass
 
 
-def _progress(progress, total: int):
+def _progress(progress, total: int, desc: str = "operando"):
+    """A bar over steps: tqdm when ``progress`` is True, or None on a terminal / in a notebook.
+
+    A callable ``progress`` gets ``(steps_done, steps_total)`` instead; False: nothing.
+    """
     if callable(progress):
         return _NoBar(progress, total)
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+    show = _interactive() if progress is None else bool(progress)
     if not show:
         return _NoBar(None, total)
-    from tqdm.auto import tqdm
-    return tqdm(total=total, unit="step", desc="operando")
+    import warnings
+
+    with warnings.catch_warnings():
+        # Without ipywidgets tqdm.auto falls back to the text bar, with a warning.
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", desc=desc, dynamic_ncols=True)
+
+
+def _interactive() -> bool:
+    """stderr is a terminal, or we run in a Jupyter kernel."""
+    stream = sys.stderr
+    if stream is not None and hasattr(stream, "isatty") and stream.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if get is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 # -------------------------------------------------------------- outputs
@@ -711,6 +963,8 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
     for col in computed.columns:
         if col != "step":
             steps[col] = computed[col].to_numpy()
+    # Plot rows only (PLOT_ROWS at most): never n_steps x n_energy.
+    plot_rows = state["plot_rows"]
     norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
     meta0 = next((m for _, m in parts if m), {})
     outputs: dict[str, Path] = {}
@@ -733,7 +987,7 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
     elif not config.exafs.enabled:
         notes.append("tracking skipped: it needs the [exafs] shell fits")
     steps["state"] = states
-    outputs["steps"] = store.write_csv("steps.csv", steps)
+    outputs["steps"] = _write_steps(store, steps)
     if tracking is not None:
         outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
         outputs["events"] = store.write_csv("events.csv", tracking.events)
@@ -751,8 +1005,13 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
             k = next(kk for kk, c in chi_parts if c is not None and c.shape[1] == n_k)
             chi = (k, np.concatenate([
                 np.pad(c, ((0, 0), (0, n_k - c.shape[1])), constant_values=np.nan) if c is not None
-                else np.full((len(t), n_k), np.nan) for (_, c), t in zip(chi_parts, tables)]))
-    outputs.update(_plots(stages, store, config, series, steps, norm, chi, tracking, notes))
+                else np.full((len(arrays["norm"]), n_k), np.nan)
+                for (_, c), (arrays, _) in zip(chi_parts, parts)]))
+    if len(plot_rows) < len(steps):
+        notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
+                     "evenly spaced")
+    outputs.update(_plots(stages, store, config, series, steps, norm, chi, tracking, notes,
+                          plot_rows))
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
     skipped = list(series.metadata.get("skipped", []) or [])
@@ -830,11 +1089,14 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _plots(stages, store, config, series, steps, norm, chi, tracking, notes) -> dict:
+def _plots(stages, store, config, series, steps, norm, chi, tracking, notes, plot_rows) -> dict:
     """Figures of the run, each written in every format of ``[output] plots``.
 
     ``white_line`` (white-line height vs condition) and ``xanes_map`` always;
     with tracking also ``cn`` (CN vs condition with events) and ``summary``.
+    ``norm`` and ``chi`` hold only the rows ``plot_rows`` (all steps up to
+    :data:`PLOT_ROWS`, else that many evenly spaced): the XANES map and the
+    chi(R) panel show those; white line and CN show every step.
     """
     formats = config.output.plots
     if not formats:
@@ -845,15 +1107,18 @@ def _plots(stages, store, config, series, steps, norm, chi, tracking, notes) -> 
         return {}
     energy = series.energy
     figures: list[tuple[str, Callable[[], Any]]] = [
-        ("xanes_map", lambda: plotting.plot_xanes_map(energy, norm, steps=steps["step"].to_numpy(),
-                                                      tracking=tracking)),
+        ("xanes_map", lambda: plotting.plot_xanes_map(
+            energy, norm, steps=steps["step"].to_numpy()[plot_rows], tracking=tracking)),
     ]
     if tracking is not None:
         figures += [("white_line", lambda: plotting.plot_white_line(tracking)),
                     ("cn", lambda: plotting.plot_cn(tracking))]
         if chi is not None:
+            # plot_summary takes its rows in the order of tracking.steps: give it the plot rows.
+            sampled = tracking if len(plot_rows) == len(tracking.steps) else _replace_steps(
+                tracking, tracking.steps.iloc[plot_rows].reset_index(drop=True))
             figures.append(("summary", lambda: plotting.plot_summary(
-                tracking, energy, norm, *_chir(config, *chi))))
+                sampled, energy, norm, *_chir(config, *chi))))
     else:
         figures.append(("white_line", lambda: _plot_white_line_plain(steps)))
     out = {}
@@ -869,6 +1134,29 @@ def _plots(stages, store, config, series, steps, norm, chi, tracking, notes) -> 
             out[f"{name}.{fmt}"] = store.write_with(
                 f"{name}.{fmt}", lambda tmp, fig=fig, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=150))
     return out
+
+
+def _replace_steps(tracking, steps):
+    from dataclasses import replace
+    return replace(tracking, steps=steps)
+
+
+#: Rows per block when writing steps.csv.
+_CSV_BLOCK = 10_000
+
+
+def _write_steps(store: RunStore, steps: pd.DataFrame):
+    """``steps.csv`` written block by block (atomically): no whole-file text in memory.
+
+    Same bytes as ``DataFrame.to_csv(index=False)`` (blocks of one frame share
+    its dtypes, and each value is formatted on its own).
+    """
+    def writer(tmp):
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for start in range(0, max(len(steps), 1), _CSV_BLOCK):
+                steps.iloc[start:start + _CSV_BLOCK].to_csv(fh, index=False, header=start == 0,
+                                                           lineterminator="\n")
+    return store.write_with("steps.csv", writer)
 
 
 def _chir(config, k, chi):
@@ -906,16 +1194,29 @@ def _report_and_export(stages, store, config, series, steps, outputs, summary, n
             notes.append("Athena export skipped: operando.export is not available")
         else:
             names = [f"step_{int(st):04d}_{Path(str(f)).stem}" for st, f in zip(steps["step"], steps["file"])]
+            if _is_streamed(series) and len(series) > ATHENA_MAX_STREAMED:
+                notes.append(f"Athena export skipped: {len(series)} spectra streamed from HDF5 "
+                             f"(more than {ATHENA_MAX_STREAMED}); export a selection with "
+                             "operando.export.write_athena")
+                return _report(stages, store, config, series, steps, outputs, summary, notes,
+                               tracking, settings, out)
+            mu = series.take(slice(0, len(series))).mu if _is_streamed(series) else series.mu
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     out["athena"] = stages.export.write_athena(
-                        store.path("athena.prj"), series.energy, series.mu, names,
+                        store.path("athena.prj"), series.energy, mu, names,
                         element=series.element or "", edge=series.edge or "",
                         e0s=pd.to_numeric(steps["e0"], errors="coerce").to_numpy(dtype=float))
                 except OperandoError as exc:
                     notes.append(f"Athena export not written: {exc}")
             notes += [f"Athena export: {w.message}" for w in caught]
+    return _report(stages, store, config, series, steps, outputs, summary, notes, tracking,
+                   settings, out)
+
+
+def _report(stages, store, config, series, steps, outputs, summary, notes, tracking, settings,
+            out) -> dict:
     if config.output.report:
         if stages.report is None:
             notes.append("report skipped: operando.report is not available")
