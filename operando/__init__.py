@@ -1,30 +1,52 @@
-"""operando: operando XAS series -> white lines, EXAFS shells, single-atom <-> cluster transitions."""
+"""operando: operando XAS series -> white lines, EXAFS shells, single-atom <-> cluster transitions.
+
+The public API is the names in ``__all__``.  They are imported on first use
+(PEP 562), so ``import operando`` and the CLI start fast: xraylarch,
+matplotlib and the fitting machinery load only when a stage that needs them
+runs.  Submodules (``operando.plotting``, ``operando.pipeline``, ...) are
+available as attributes the same way.
+"""
+
+from importlib import import_module
 
 from .errors import (ConfigError, DataError, FitError, OperandoError, OperandoWarning,
                      ReadError, StepError)
-from .exafs import (ChiSeries, RSeries, S02Calibration, ShellFitResult, ShellModel, ShellSpec,
-                    calibrate_s02, fit_shells, fit_shells_segment, fourier_transform,
-                    remove_background, result_columns)
-from .feffpaths import FeffPath, feff_path, load_path, path_for_shell, shipped_paths
-from .io import read_series, write_hdf5
-from .config import Config, load_config
-from .pipeline import RunInterrupted, RunResult, run
-from .series import Series
-from .xanes import NormalizedSeries, calibrate, normalize, white_line
-from .simulate import SeriesSpec, simulate_series, write_samples
-from .tracking import Tracking, TrackSettings, cluster_size_from_cn, track
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Series", "read_series", "write_hdf5", "FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths",
-    "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult", "S02Calibration",
-    "remove_background", "fourier_transform", "fit_shells", "fit_shells_segment", "calibrate_s02",
-    "result_columns",
-    "NormalizedSeries", "normalize", "calibrate", "white_line",
-    "SeriesSpec", "simulate_series", "write_samples",
-    "load_config", "Config", "run", "RunResult", "RunInterrupted",
-    "track", "Tracking", "TrackSettings", "cluster_size_from_cn",
+_EXPORTS = {
+    "series": ["Series"],
+    "io": ["read_series", "write_hdf5", "open_hdf5"],
+    "xanes": ["NormalizedSeries", "normalize", "calibrate", "white_line"],
+    "feffpaths": ["FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths"],
+    "exafs": ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult",
+              "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
+              "fit_shells_segment", "calibrate_s02", "result_columns"],
+    "tracking": ["track", "Tracking", "TrackSettings", "cluster_size_from_cn"],
+    "simulate": ["SeriesSpec", "simulate_series", "write_samples"],
+    "config": ["load_config", "Config"],
+    "pipeline": ["run", "RunResult", "RunInterrupted"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = {"io", "xanes", "exafs", "feffpaths", "tracking", "simulate", "config", "pipeline",
+               "plotting", "report", "export", "batch", "runstore", "series", "cli"}
+
+__all__ = sorted(_WHERE) + [
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
     "OperandoWarning",
 ]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'operando' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
