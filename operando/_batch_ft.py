@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-from larch.xafs.xafsft import ftwindow
+from ._batch_larch import ftwindow
 
 SQRT_PI = float(np.sqrt(np.pi))
+#: Rows per FFT block in batch_xftf.
+_FT_BLOCK = 512
 
-try:  # scikit-learn's threadpoolctl ships with xraylarch's dependencies
-    from threadpoolctl import threadpool_limits as _threadpool_limits
-except ImportError:  # pragma: no cover
-    _threadpool_limits = None
+_CONTROLLER = None
 
 
 def single_threaded_blas():
@@ -25,12 +24,19 @@ def single_threaded_blas():
     The batched engine does many small matrix products (hundreds of rows);
     OpenBLAS's threading costs more than it gains on those (measured 8x slower
     on a loaded 2-core machine).  Parallelism belongs one level up (chunks of
-    spectra on separate workers).
+    spectra on separate workers).  One ``ThreadpoolController`` is kept per
+    process: building one scans the loaded libraries (~2 ms), which a pipeline
+    calling the engine chunk after chunk would pay every time.
     """
-    if _threadpool_limits is None:  # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return _threadpool_limits(limits=1, user_api="blas")
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:  # threadpoolctl is a declared dependency
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover
+            import contextlib
+            return contextlib.nullcontext()
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _as_rows(chi: np.ndarray, n_k: int, name: str = "chi") -> tuple[np.ndarray, bool]:
@@ -134,10 +140,15 @@ def batch_xftf(
     k_ = kstep * np.arange(int(1.01 + k_max / kstep), dtype="float64")
     win = ftwindow(k_, xmin=kmin, xmax=kmax, dx=dk, dx2=dk2, window=window)
     weight = (k_[:npts] ** kweight) * win[:npts]
-    chi_ = resample_rows(k, chi2d, k_[:npts])
     rstep = np.pi / (kstep * nfft)
     irmax = int(min(nfft / 2, 1.01 + rmax_out / rstep))
-    out = scipy.fft.rfft(chi_ * weight, n=nfft, axis=-1, workers=-1)[:, :irmax]
+    out = np.empty((len(chi2d), irmax), dtype=complex)
+    # blocks of rows: the (rows, nfft/2 + 1) spectrum stays small and only the
+    # R < rmax_out part is kept (the full spectrum of 10^4 rows would be 160 MB)
+    for a in range(0, len(chi2d), _FT_BLOCK):
+        chi_ = resample_rows(k, chi2d[a:a + _FT_BLOCK], k_[:npts])
+        chi_ *= weight
+        out[a:a + _FT_BLOCK] = scipy.fft.rfft(chi_, n=nfft, axis=-1)[:, :irmax]
     out *= kstep / SQRT_PI
     r = rstep * np.arange(irmax)
     return r, (out[0] if single else out)

@@ -21,8 +21,8 @@ from math import factorial
 from pathlib import Path
 
 import numpy as np
-from larch.xafs.feffdat import SMALL_ENERGY, FeffPathGroup
-from larch.xafs.xafsutils import ETOK
+
+from ._batch_larch import ETOK, SMALL_ENERGY, read_feffdat
 
 _FUNCS = ("pha", "amp", "rep", "lam")
 
@@ -81,11 +81,26 @@ class PathTable:
         t = u - idx
         idx = idx.astype(np.intp)
         values, derivs = [], []
+        inv_h = 1.0 / self.h
         for f in range(4):
+            # 16 small contiguous takes beat one (n, 16) gather: Horner then runs on
+            # contiguous arrays (measured ~2x faster overall)
             c0, c1, c2, c3 = (np.take(self._flat[f, m], idx) for m in range(4))
-            values.append(((c3 * t + c2) * t + c1) * t + c0)
+            v = c3 * t
+            v += c2
+            v *= t
+            v += c1
+            v *= t
+            v += c0
+            values.append(v)
             if derivatives:
-                derivs.append(((3.0 * c3 * t + 2.0 * c2) * t + c1) * (1.0 / self.h))
+                c3 *= 3.0 * t
+                c2 *= 2.0
+                c3 += c2
+                c3 *= t
+                c3 += c1
+                c3 *= inv_h
+                derivs.append(c3)
         return values, (derivs if derivatives else None)
 
     def chi(self, k=None, *, amp=1.0, e0=0.0, deltar=0.0, sigma2=0.0, c3=0.0,
@@ -150,17 +165,27 @@ class PathTable:
         a2, b2 = a * a, b * b
         has_c3 = bool(np.any(c3 != 0)) or "c3" in want
         x = deltar - (2.0 / reff) * sigma2
-        dexp = -2.0 * reff * b - 2.0 * sigma2 * (a2 - b2) - 2.0 * b * x
-        phi = 2.0 * reff * q + pha + 2.0 * a * x - 4.0 * sigma2 * a * b
+        # dexp = -2 reff b - 2 sigma2 (a2 - b2) - 2 b x
+        amb = a2 - b2
+        dexp = b * (-2.0 * reff - 2.0 * x)
+        dexp -= (2.0 * sigma2) * amb
+        # phi = 2 reff q + pha + 2 a x - 4 sigma2 a b
+        ab = a * b
+        phi = (2.0 * reff) * q
+        phi += pha
+        phi += a * (2.0 * x)
+        phi -= (4.0 * sigma2) * ab
         if has_c3:
             u3 = 3.0 * a2 * b - b2 * b        # Im(p^3)
             v3 = a2 * a - 3.0 * a * b2        # Re(p^3)
             dexp = dexp + (4.0 / 3.0) * c3 * u3
             phi = phi - (4.0 / 3.0) * c3 * v3
         rr = reff + deltar
-        env = np.exp(dexp) / (q * rr * rr)     # per unit amp and |F|
-        sin_phi = np.sin(phi)
+        env = np.exp(dexp, out=dexp)
+        env /= q
+        env *= 1.0 / (rr * rr)                 # per unit amp and |F|
         unit = famp * env                       # magnitude per unit amp
+        sin_phi = np.sin(phi)
         mag = amp * unit
         chi = mag * sin_phi
         first = k[0] == 0 and len(k) > 2
@@ -168,28 +193,41 @@ class PathTable:
             if first:
                 chi[:, 0] = 2 * chi[:, 1] - chi[:, 2]
             return chi[0] if scalar else chi
-        cos_phi = np.cos(phi)
-        mcos = mag * cos_phi
+        mcos = np.cos(phi, out=phi)
+        mcos *= mag
         jac = {}
         if "amp" in want:
             jac["amp"] = unit * sin_phi
         if "deltar" in want:
-            jac["deltar"] = chi * (-2.0 * b - 2.0 / rr) + mcos * (2.0 * a)
+            jd = chi * (-2.0 * b - 2.0 / rr)
+            jd += mcos * (2.0 * a)
+            jac["deltar"] = jd
         if "sigma2" in want:
-            jac["sigma2"] = (chi * (-2.0 * (a2 - b2) + (4.0 / reff) * b)
-                             + mcos * (-(4.0 / reff) * a - 4.0 * a * b))
+            js = chi * (-2.0 * amb + (4.0 / reff) * b)
+            js -= mcos * ((4.0 / reff) * a + 4.0 * ab)
+            jac["sigma2"] = js
         if "c3" in want:
             jac["c3"] = (4.0 / 3.0) * (chi * u3 - mcos * v3)
         if "e0" in want:
             dpha, dfamp, da, dlam = d
             db = -dlam * b2
-            ddexp = -2.0 * reff * db - 4.0 * sigma2 * (a * da - b * db) - 2.0 * db * x
-            dphi = 2.0 * reff + dpha + 2.0 * da * x - 4.0 * sigma2 * (da * b + a * db)
+            # ddexp = -2 reff db - 4 sigma2 (a da - b db) - 2 db x
+            ddexp = db * (-2.0 * reff - 2.0 * x)
+            ddexp -= (4.0 * sigma2) * (a * da - b * db)
+            # dphi = 2 reff + dpha + 2 da x - 4 sigma2 (da b + a db)
+            dphi = dpha + 2.0 * reff
+            dphi += da * (2.0 * x)
+            dphi -= (4.0 * sigma2) * (da * b + a * db)
             if has_c3:
                 ddexp = ddexp + (4.0 / 3.0) * c3 * (6.0 * a * da * b + 3.0 * (a2 - b2) * db)
                 dphi = dphi - (4.0 / 3.0) * c3 * (3.0 * (a2 - b2) * da - 6.0 * a * b * db)
-            dchi_dq = (amp * env) * (dfamp * sin_phi) + chi * (ddexp - 1.0 / q) + mcos * dphi
-            jac["e0"] = dchi_dq * (-ETOK / (2.0 * sq))
+            ddexp -= 1.0 / q
+            dchi_dq = (amp * env) * dfamp
+            dchi_dq *= sin_phi
+            dchi_dq += chi * ddexp
+            dchi_dq += mcos * dphi
+            dchi_dq *= -ETOK / 2.0 / sq
+            jac["e0"] = dchi_dq
         if first:
             chi[:, 0] = 2 * chi[:, 1] - chi[:, 2]
             for name in jac:
@@ -199,9 +237,18 @@ class PathTable:
         return chi, jac
 
 
-def _feff_group(path) -> tuple[FeffPathGroup, str]:
-    if isinstance(path, FeffPathGroup):
-        return path, str(getattr(path, "label", "") or "")
+def _feff_data(path):
+    """(feff data with ``k, pha, amp, rep, lam, geom, filename, reff, degen, nleg``,
+    splines ``{func: UnivariateSpline}``, default label).
+
+    A larch ``FeffPathGroup`` is used as is; files are read with the
+    larch-free copy of Larch's reader (:func:`operando._batch_larch.read_feffdat`)
+    and splined as Larch's ``create_spline_coefs`` does (``s=0``).
+    """
+    if hasattr(path, "_feffdat") and hasattr(path, "create_spline_coefs"):  # FeffPathGroup
+        if getattr(path, "spline_coefs", None) is None:
+            path.create_spline_coefs()
+        return path._feffdat, path.spline_coefs, str(getattr(path, "label", "") or "")
     label = ""
     if hasattr(path, "file") and hasattr(path, "label"):   # operando.feffpaths.FeffPath
         label = path.label
@@ -209,7 +256,11 @@ def _feff_group(path) -> tuple[FeffPathGroup, str]:
     fname = Path(path)
     if not fname.is_file():
         raise FileNotFoundError(f"FEFF path file not found: {fname}")
-    return FeffPathGroup(filename=str(fname)), label
+    from scipy.interpolate import UnivariateSpline
+
+    fdat = read_feffdat(str(fname))
+    splines = {f: UnivariateSpline(fdat.k, getattr(fdat, f), s=0) for f in _FUNCS}
+    return fdat, splines, label
 
 
 def tabulate_path(path, k=None, *, label: str | None = None, h: float | None = None,
@@ -219,7 +270,7 @@ def tabulate_path(path, k=None, *, label: str | None = None, h: float | None = N
     Parameters
     ----------
     path : str, Path, operando.feffpaths.FeffPath or larch FeffPathGroup
-        The feffNNNN.dat (read with Larch's ``feffdat`` reader) or a path object.
+        The feffNNNN.dat (read as Larch's ``feffdat`` reader does) or a path object.
     k : ndarray, optional
         Default k grid, 1/Angstrom.
     label : str, optional
@@ -235,16 +286,13 @@ def tabulate_path(path, k=None, *, label: str | None = None, h: float | None = N
     -------
     PathTable
     """
-    group, default_label = _feff_group(path)
-    if group.spline_coefs is None:
-        group.create_spline_coefs()
-    fdat = group._feffdat
+    fdat, spline_coefs, default_label = _feff_data(path)
     if label is None:
         label = default_label
     if not label:
         geom = fdat.geom
         label = f"{geom[0][0]}-{geom[1][0]}" if len(geom) > 1 else Path(fdat.filename).stem
-    splines = [group.spline_coefs[f] for f in _FUNCS]
+    splines = [spline_coefs[f] for f in _FUNCS]
     kf = np.asarray(fdat.k, dtype=float)
     q0, q1 = float(kf[0]), float(kf[-1])
     steps = [h] if h is not None else [0.05, 0.025, 0.01, 0.005, 0.0025, 0.001]

@@ -8,7 +8,7 @@ The default ``engine="fast"`` does the same maths for all steps at once with
 robustness rules in batched passes (:mod:`operando._exafs_fast`); it gives the
 same result table.  Not offered by the fast engine (:data:`FAST_UNSUPPORTED`,
 ConfigError when requested): ``fit_space="q"`` and joint segment fits
-(:func:`fit_shells_segment`).  :func:`calibrate_s02` (one fit) always uses Larch.
+(:func:`fit_shells_segment`).  :func:`calibrate_s02` takes ``engine`` too.
 
 A shell fit models each shell ``S`` (``"Pt-Pt"``, ``"Cu-N"`` ...) by one FEFF
 single-scattering path with degeneracy 1 and amplitude ``CN_S * S0^2``
@@ -745,7 +745,7 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
                   kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
                   window: str = "hanning", rmin: float | None = None, rmax: float | None = None,
-                  fit_space: str = "r", rbkg: float = 1.0) -> S02Calibration:
+                  fit_space: str = "r", rbkg: float = 1.0, engine: str = "fast") -> S02Calibration:
     """S0^2 from a reference (foil) spectrum with the coordination number fixed.
 
     Fits the first shell with ``CN = cn`` fixed and the amplitude ``S0^2``,
@@ -769,14 +769,21 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     rmin, rmax : float, optional
         Fit range (Angstrom); default ``reff - 1.1`` .. ``reff + 0.5``, i.e.
         the first-shell peak of chi(R), which sits about 0.3-0.5 A below reff.
+    engine : {"fast", "larch"}
+        ``"larch"``: one ``larch.xafs.feffit``.  ``"fast"`` (default): the same
+        fit (model, start, bounds 0.2 <= S0^2 <= 2, acceptance rules, Larch's
+        error bars) with :func:`operando.batch.batch_fit`, so a fast run never
+        imports Larch's fitting machinery; the two agree within a small fraction
+        of the error bars (tests/test_exafs_fast.py).
 
     Returns
     -------
     S02Calibration
     """
+    _check_choice("engine", engine, _ENGINES)
     chi_series = chi_series_or_normalized
     if not isinstance(chi_series, ChiSeries):
-        chi_series = remove_background(chi_series, rbkg=rbkg, kweight=kweight)
+        chi_series = remove_background(chi_series, rbkg=rbkg, kweight=kweight, engine=engine)
     spec = {"label": shell, "cn": float(cn)}
     if file is not None:
         spec["file"] = str(file)
@@ -798,10 +805,15 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     paths = _resolve_paths(model)
     t0 = time.perf_counter()
     fixed_cn = {shell: float(cn)}
-    rows = [_fit_step(k, chi[i], model, paths, s02=1.0, start=None, vary_s02=True,
-                      fixed_cn=fixed_cn)]
+    if engine == "fast":
+        from ._exafs_fast import calibrate_row
+
+        rows = [calibrate_row(k, chi[i], model, paths, fixed_cn)]
+    else:
+        rows = [_fit_step(k, chi[i], model, paths, s02=1.0, start=None, vary_s02=True,
+                          fixed_cn=fixed_cn)]
     rows[0]["step"] = int(step)
-    settings = _settings(model, paths, None, "larch")
+    settings = _settings(model, paths, None, engine)
     settings.update(calibration=dict(shell=shell, cn=float(cn), step=int(step)),
                     seconds=time.perf_counter() - t0)
     result = _make_result(rows, k, chi[i:i + 1], model, settings, None)

@@ -29,7 +29,7 @@ step gets ``ok=False`` and a ``reason`` naming the stage and the problem; its
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.signal import fftconvolve
 
 from .errors import ConfigError, DataError
 from .series import Series
@@ -145,7 +144,7 @@ def _index_nearest(array: np.ndarray, value: float) -> int:
 
 def _remove_dups(energy: np.ndarray) -> np.ndarray:
     """Larch's ``remove_dups`` with ``TINY_ENERGY`` (a no-op for steps > 5 meV)."""
-    from larch.math import remove_dups
+    from ._batch_larch import remove_dups
 
     return np.asarray(remove_dups(np.asarray(energy, dtype=float), tiny=TINY_ENERGY), dtype=float)
 
@@ -182,7 +181,7 @@ def _smooth_matrix(x: np.ndarray, xstep: float, sigma: float) -> np.ndarray:
     convolve, interpolate back) is linear in ``y``; this builds it once for a
     window so many spectra are smoothed with one matrix product.
     """
-    from larch.math.lineshapes import lorentzian
+    from ._batch_larch import lorentzian
 
     npad = 5
     xmin = xstep * int((min(x) - npad * xstep) / xstep)
@@ -200,7 +199,7 @@ def _smooth_matrix(x: np.ndarray, xstep: float, sigma: float) -> np.ndarray:
     win = lorentzian(np.arange(2 * npts), center=npts, sigma=sig)
     win = win / win.sum()
     y1 = np.concatenate((w0[npts:0:-1], w0, w0[-1 : -npts - 1 : -1]), axis=0)
-    y2 = fftconvolve(y1, win[:, None], mode="valid", axes=0)
+    y2 = _fftconvolve_valid(y1, win)
     if y2.shape[0] > npts:
         nex = int((y2.shape[0] - npts) / 2)
         y2 = y2[nex:][:npts]
@@ -208,6 +207,28 @@ def _smooth_matrix(x: np.ndarray, xstep: float, sigma: float) -> np.ndarray:
     j = np.clip(np.searchsorted(x0, x, side="right") - 1, 0, npts - 2)
     frac = (x - x0[j]) / (x0[j + 1] - x0[j])
     return (1.0 - frac)[:, None] * y2[j] + frac[:, None] * y2[j + 1]
+
+
+@functools.lru_cache(maxsize=32)
+def _smooth_matrix_cached(x_bytes: bytes, step: float) -> np.ndarray:
+    """:func:`_smooth_matrix` (``xstep = sigma = step``) cached by grid: a pipeline
+    normalises chunk after chunk on one grid, and building the matrix costs ~15 ms."""
+    smat = _smooth_matrix(np.frombuffer(x_bytes, dtype=float), step, step)
+    smat.setflags(write=False)
+    return smat
+
+
+def _fftconvolve_valid(y: np.ndarray, win: np.ndarray) -> np.ndarray:
+    """``scipy.signal.fftconvolve(y, win[:, None], mode="valid", axes=0)`` for
+    ``len(y) >= len(win)``, with scipy.fft only (scipy.signal costs ~1 s to import)."""
+    import scipy.fft
+
+    n1, n2 = y.shape[0], win.shape[0]
+    n = n1 + n2 - 1
+    nfast = scipy.fft.next_fast_len(n, real=True)
+    full = scipy.fft.irfft(scipy.fft.rfft(y, nfast, axis=0) * scipy.fft.rfft(win, nfast)[:, None],
+                           nfast, axis=0)[:n]
+    return full[n2 - 1:n1].copy()
 
 
 def _select_peak(dmu: np.ndarray, nmin: int) -> np.ndarray:
@@ -315,8 +336,7 @@ def _find_e0_rows(energy: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.nd
         Sub-grid E0: vertex of a parabola through the maximum of the smoothed
         derivative and its two neighbours, eV.
     """
-    from larch.math import remove_dups
-    from larch.xafs.pre_edge import find_energy_step
+    from ._batch_larch import find_energy_step, remove_dups
 
     n = energy.size
     m = mu.shape[0]
@@ -344,7 +364,7 @@ def _find_e0_rows(energy: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.nd
             istart, istop = max(3, k - 20), n - 3
         estep = 0.5 * (max(0.01, min(1.0, estep1)) + max(0.01, min(1.0, e1 / 25000.0)))
         enw = np.asarray(remove_dups(energy[istart:istop], tiny=TINY_ENERGY))[:-1]
-        smat = _smooth_matrix(enw, estep, estep)
+        smat = _smooth_matrix_cached(enw.tobytes(), estep)
         grad = np.gradient(mu[rows, istart : istop - 1], axis=1) / np.gradient(enw)[None, :]
         smoothed = grad @ smat.T
         nmin_w = max(3, int(len(enw) * 0.02))
@@ -444,6 +464,18 @@ def _resolve(energy, e0, pre1, pre2, norm1, norm2, nnorm, nvict) -> _Plan:
 
 
 def _poly_operators(x_fit: np.ndarray, x_eval: np.ndarray, deg: int):
+    """Cached :func:`_poly_operators_uncached` (the same plan recurs chunk after chunk)."""
+    out = _poly_operators_bytes(np.ascontiguousarray(x_fit, dtype=float).tobytes(),
+                                np.ascontiguousarray(x_eval, dtype=float).tobytes(), int(deg))
+    return tuple(a.copy() for a in out)
+
+
+@functools.lru_cache(maxsize=32)
+def _poly_operators_bytes(x_fit: bytes, x_eval: bytes, deg: int):
+    return _poly_operators_uncached(np.frombuffer(x_fit), np.frombuffer(x_eval), deg)
+
+
+def _poly_operators_uncached(x_fit: np.ndarray, x_eval: np.ndarray, deg: int):
     """Least-squares operators for a degree-``deg`` polynomial fit, as numpy's
     ``Polynomial.fit`` does it (x mapped onto [-1, 1] for conditioning).
 
@@ -834,12 +866,12 @@ def _blas_single_thread():
 
     They are memory-bound; OpenBLAS threads only add contention, and on a
     shared or oversubscribed machine they made the fast engine ~4x slower.
+    (One cached threadpoolctl controller per process, see
+    :func:`operando._batch_ft.single_threaded_blas`.)
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own threading
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from ._batch_ft import single_threaded_blas
+
+    return single_threaded_blas()
 
 
 def _empty_out(n: int, n_e: int) -> dict:

@@ -306,3 +306,38 @@ def test_fit_bounds_warm_start_and_bad_rows():
                       init={"Cu-N": {"sigma2": 0.004}}, **tr)
     assert fixed.value["sigma2_Cu-N"][0] == 0.004 and fixed.stderr["sigma2_Cu-N"][0] == 0
     assert fixed.n_varys == 6
+
+
+def test_larch_free_copies_match_larch():
+    """operando._batch_larch (used so the fast engine never imports larch) == larch."""
+    from larch.math import index_nearest, index_of, remove_dups
+    from larch.math.lineshapes import lorentzian
+    from larch.xafs.feffdat import SMALL_ENERGY, FeffDatFile
+    from larch.xafs.pre_edge import find_energy_step
+    from larch.xafs.xafsft import ftwindow
+    from larch.xafs.xafsutils import ETOK, TINY_ENERGY
+
+    from operando import _batch_larch as L
+    from operando.feffpaths import shipped_paths
+
+    assert (L.ETOK, L.TINY_ENERGY, L.SMALL_ENERGY) == (ETOK, TINY_ENERGY, SMALL_ENERGY)
+    x = 0.05 * np.arange(400)
+    for win in ("hanning", "kaiser", "parzen", "welch", "gaussian", "sine"):
+        for lo, hi, dk in ((3, 12, 1), (2, 14, 4), (0, 20, 0.5)):
+            assert np.array_equal(L.ftwindow(x, xmin=lo, xmax=hi, dx=dk, window=win),
+                                  ftwindow(x, xmin=lo, xmax=hi, dx=dk, window=win)), win
+    e = np.array([1, 2, 3, 3, 3, 4, 5.0, 6, 7, 7, 8])
+    assert np.array_equal(L.remove_dups(e), remove_dups(e))
+    en = np.sort(np.random.default_rng(3).random(300)) * 100
+    assert L.find_energy_step(en) == find_energy_step(en)
+    assert (L.index_of(en, 50.0), L.index_nearest(en, 50.0)) == (index_of(en, 50.0),
+                                                                  index_nearest(en, 50.0))
+    xs = np.arange(50.0)
+    assert np.array_equal(L.lorentzian(xs, center=20, sigma=3), lorentzian(xs, center=20, sigma=3))
+    paths = shipped_paths()
+    for p in (paths.values() if isinstance(paths, dict) else paths):
+        ref, ours = FeffDatFile(str(p.file)), L.read_feffdat(p.file)
+        for name in ("k", "pha", "amp", "rep", "lam"):
+            assert np.array_equal(getattr(ours, name), getattr(ref, name)), (p, name)
+        assert (ours.degen, ours.reff, ours.nleg) == (ref.degen, ref.reff, ref.nleg)
+        assert [g[0] for g in ours.geom] == [g[0] for g in ref.geom]

@@ -203,3 +203,25 @@ def test_sample_series_acceptance_fast(sample):
             assert abs(mean - true_cn) <= max(1.0, 2 * sigma), (segment, label, mean, sigma, true_cn)
             if true_cn == 0:
                 assert abs(mean) <= 2 * sigma, (segment, label, mean, sigma)
+
+
+# ------------------------------------------------------ S0^2 calibration
+@pytest.mark.parametrize("foil, shell, kmax", [("cu_foil_rt.xdi", "Cu-Cu", 12.0),
+                                               ("pt_foil_rt.xdi", "Pt-Pt", 16.0)])
+def test_calibrate_s02_fast_matches_larch_on_real_foils(shared_data, foil, shell, kmax):
+    """calibrate_s02(engine="fast") (batch_fit, no larch fitting) == engine="larch"
+    within 0.25 of the larch error bars for S0^2, R, sigma2 and dE0; error bars within 5 %."""
+    chi = exafs.remove_background(_foil_norm(shared_data / "references" / foil), rbkg=1.0,
+                                  kweight=2, engine="larch")
+    kw = dict(shell=shell, cn=12, kmin=3.0, kmax=kmax, kweight=2)
+    fast = exafs.calibrate_s02(chi, engine="fast", **kw)
+    ref = exafs.calibrate_s02(chi, engine="larch", **kw)
+    assert bool(fast.fit["fit_ok"]) and bool(ref.fit["fit_ok"])
+    assert abs(fast.s02 - ref.s02) <= 0.25 * ref.s02_err
+    assert fast.s02_err == pytest.approx(ref.s02_err, rel=0.05)
+    for kind in ("r", "sigma2", "de0"):
+        col = f"{kind}_{shell}"
+        assert abs(fast.fit[col] - ref.fit[col]) <= 0.25 * ref.fit[f"{col}_err"], col
+        assert fast.fit[f"{col}_err"] == pytest.approx(ref.fit[f"{col}_err"], rel=0.05), col
+    assert fast.fit["r_factor"] == pytest.approx(ref.fit["r_factor"], rel=0.02)
+    assert fast.settings["engine"] == "fast" and ref.settings["engine"] == "larch"
