@@ -218,9 +218,9 @@ def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin
         e0 = np.where(np.isfinite(e0), np.round(e0 / E0_ROUND) * E0_ROUND, e0)
         settings["e0_round"] = E0_ROUND
         todo = []
-    from larch import Group
-    from larch.xafs import autobk
-
+    if todo:  # the larch engine: importing larch costs ~1.5 s, so only when it is used
+        from larch import Group
+        from larch.xafs import autobk
     for i in todo:
         group = Group()
         try:
@@ -917,14 +917,18 @@ def _equal(a, b) -> bool:
 
 
 def _settings(model, paths, s02, engine) -> dict:
-    import larch
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        larch_version = version("xraylarch")
+    except PackageNotFoundError:
+        larch_version = "?"
     return {
         "model": model.to_dict(),
         "paths": {label: {**p.to_dict(), "file": str(p.file)} for label, p in paths.items()},
         "s02": s02,
         "engine": engine,
-        "larch_version": getattr(larch, "__version__", "?"),
+        "larch_version": larch_version,
         "degeneracy": "paths used with degeneracy 1; amplitude = CN * S0^2",
     }
 

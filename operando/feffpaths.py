@@ -262,13 +262,22 @@ def build_shipped_paths() -> list[Path]:
 
 
 # ----------------------------------------------------------------- internals
-def _atomic_number(symbol: str) -> int:
-    import xraydb
+#: Element symbols by atomic number (index 0 unused).  A table rather than xraydb,
+#: whose import (~0.5 s, via sqlalchemy) would dominate the start of a fast run.
+_SYMBOLS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
+    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm "
+    "Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U "
+    "Np Pu Am Cm Bk Cf"
+).split()
+_Z = {symbol: z for z, symbol in enumerate(_SYMBOLS) if z > 0}
 
+
+def _atomic_number(symbol: str) -> int:
     try:
-        return int(xraydb.atomic_number(symbol))
-    except Exception:
-        raise ConfigError(f"{symbol!r} is not an element symbol") from None
+        return _Z[str(symbol).strip()]
+    except KeyError:
+        raise ConfigError(f"{symbol!r} is not an element symbol (H to Cf, e.g. 'Pt', 'O')") from None
 
 
 def _cache_key(absorber, scatterer, distance, edge, geometry) -> str:

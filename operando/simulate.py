@@ -405,9 +405,9 @@ class SeriesSpec:
 
 @lru_cache(maxsize=None)
 def _tabulated_e0(element: str, edge: str) -> float:
-    import xraydb
+    from ._edges import edge_energy
 
-    return float(xraydb.xray_edge(element, edge).energy)
+    return edge_energy(element, edge)
 
 
 # ------------------------------------------------------------- named specs

@@ -1043,7 +1043,7 @@ def _interp_with_nan(x_new, x, y):
 
 
 def _tabulated_edge(series: Series) -> float:
-    import xraydb
+    from ._edges import edge_energy
 
     if not series.element or not series.edge:
         raise DataError(
@@ -1051,8 +1051,8 @@ def _tabulated_edge(series: Series) -> float:
             f"(got element={series.element!r}, edge={series.edge!r})"
         )
     try:
-        return float(xraydb.xray_edge(series.element, series.edge).energy)
-    except Exception as exc:  # noqa: BLE001 - xraydb raises several types
+        return edge_energy(series.element, series.edge)
+    except ConfigError as exc:
         raise DataError(
             f"no tabulated {series.element} {series.edge} edge energy ({exc}); "
             "pass edge_energy in eV"

@@ -57,3 +57,27 @@ def test_bad_requests_say_what_is_wrong(tmp_path):
     junk.write_text("not a path\n")
     with pytest.raises(ReadError, match="not a FEFF path file"):
         load_path(junk)
+
+
+def test_element_table_agrees_with_xraydb():
+    """The built-in symbol table (kept to avoid importing xraydb at start-up) is xraydb's."""
+    import xraydb
+
+    from operando.feffpaths import _SYMBOLS, _atomic_number
+
+    for z, symbol in enumerate(_SYMBOLS[1:], start=1):
+        assert _atomic_number(symbol) == xraydb.atomic_number(symbol) == z
+
+
+def test_edge_table_agrees_with_xraydb():
+    """The shipped edge table (kept to avoid importing xraydb at start-up) is xraydb's."""
+    import xraydb
+
+    from operando._edges import EDGES, edge_energy
+    from operando.feffpaths import _SYMBOLS
+
+    for symbol in _SYMBOLS[1:]:
+        for name, edge in xraydb.xray_edges(symbol).items():
+            if name in EDGES:
+                assert edge_energy(symbol, name) == pytest.approx(edge.energy, abs=1e-6)
+    assert edge_energy("Pt", "L3") == pytest.approx(11564.0, abs=0.5)

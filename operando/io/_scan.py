@@ -357,7 +357,7 @@ def _edge_estimate(energy: np.ndarray, mu: np.ndarray) -> float:
 
 def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None):
     """Choose (element, edge): file header, then arguments, then xraydb.guess_edge."""
-    import xraydb
+    from .._edges import edge_energies, edge_energy
 
     user_element = _normal_element(element) if element else None
     user_edge = _normal_edge(edge) if edge else None
@@ -377,17 +377,19 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
     emin, emax = float(energy[0]), float(energy[-1])
     hint = scan.edge_energy if scan and scan.edge_energy else _edge_estimate(energy, mu)
     if final_element and not final_edge:
-        edges = xraydb.xray_edges(final_element)
-        inside = {k: v.energy for k, v in edges.items() if emin <= v.energy <= emax}
+        edges = edge_energies(final_element)
+        inside = {k: e for k, e in edges.items() if emin <= e <= emax}
         if not inside and not user_element and edges:
             # Element from the header only: take its edge nearest the header's edge
             # energy (or the steepest point) rather than refusing a partial scan.
-            inside = {k: v.energy for k, v in edges.items()}
+            inside = dict(edges)
         if not inside:
             raise DataError(f"{source}: {final_element} has no X-ray edge within the data's "
                             f"energy range {emin:g}-{emax:g} eV")
         final_edge = min(inside, key=lambda k: abs(inside[k] - hint))
     elif not final_element:
+        import xraydb  # only to guess the element from the edge energy (import ~0.5 s)
+
         edges = [final_edge] if final_edge else None
         try:
             final_element, guessed_edge = xraydb.guess_edge(hint, edges=edges) if edges else \
@@ -400,8 +402,8 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
                  final_edge)
     if user_element or user_edge:
         try:
-            e_edge = xraydb.xray_edge(final_element, final_edge).energy
-        except Exception:
+            e_edge = edge_energy(final_element, final_edge)
+        except ConfigError:
             raise DataError(f"{source}: {final_element} has no {final_edge} edge") from None
         if (user_element == final_element or user_edge == final_edge) and \
                 not (emin <= e_edge <= emax):
@@ -412,7 +414,12 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
 
 
 def _normal_element(symbol) -> str | None:
-    import xraydb
+    from .._edges import element_symbol
+
+    found = element_symbol(symbol)
+    if found:
+        return found
+    import xraydb  # element names ("copper") are not in the table
 
     try:
         return xraydb.atomic_symbol(xraydb.atomic_number(str(symbol).strip()))
