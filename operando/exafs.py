@@ -661,6 +661,8 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     s02 = _positive("s02", s02)
     k, chi, steps, ok, reasons, merged = _prepare_data(chi_series, merge_repeats)
     model = _clip_kmax(model, k)
+    n_shells = len(model.shells)
+    _check_information(model, 3 * n_shells + (1 if model.share_e0 else n_shells))
     paths = _resolve_paths(model)
     opts = dict(warm_start=warm_start, retries=int(retries), rfactor_jump=rfactor_jump,
                 rfactor_floor=rfactor_floor)
@@ -802,6 +804,7 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     if not ok[i]:
         raise DataError(f"reference step {step} cannot be used: {reasons[i]}")
     model = _clip_kmax(model, k)
+    _check_information(model, 4)  # amplitude, dE0, sigma2, dR
     paths = _resolve_paths(model)
     t0 = time.perf_counter()
     fixed_cn = {shell: float(cn)}
@@ -869,6 +872,28 @@ def _clip_kmax(model: ShellModel, k: np.ndarray) -> ShellModel:
                     model.kmax, kend, kend)
         return replace(model, kmax=kend)
     return model
+
+
+def n_independent(model: ShellModel) -> float:
+    """Independent points of the fit window, as xraylarch counts them:
+    ``1 + 2 (kmax - kmin)(rmax - rmin) / pi``."""
+    return 1.0 + 2.0 * (model.kmax - model.kmin) * (model.rmax - model.rmin) / math.pi
+
+
+def _check_information(model: ShellModel, n_varys: int) -> None:
+    """Refuse a fit with no more independent points than parameters.
+
+    Such a fit is underdetermined: it still "converges", but shells trade
+    amplitude freely and the error bars mean nothing (k 3-4.5 with two shells
+    returned CN(Cu-N) consistent with 0 for a Cu-N4 site).
+    """
+    n_idp = n_independent(model)
+    if n_idp <= n_varys:  # a setting, not the data: ConfigError stops a run with one message
+        labels = [s.label for s in model.shells]
+        raise ConfigError(
+            f"the fit window k {model.kmin:g}-{model.kmax:g} 1/A, R {model.rmin:g}-{model.rmax:g} A "
+            f"holds {n_idp:.1f} independent points, not more than the {n_varys} parameters of "
+            f"shells {labels}; widen kmax or rmax, or fit fewer shells")
 
 
 def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):

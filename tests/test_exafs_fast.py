@@ -225,3 +225,18 @@ def test_calibrate_s02_fast_matches_larch_on_real_foils(shared_data, foil, shell
         assert fast.fit[f"{col}_err"] == pytest.approx(ref.fit[f"{col}_err"], rel=0.05), col
     assert fast.fit["r_factor"] == pytest.approx(ref.fit["r_factor"], rel=0.02)
     assert fast.settings["engine"] == "fast" and ref.settings["engine"] == "larch"
+
+
+def test_a_k_range_too_short_for_the_model_is_refused():
+    """k 3-4.5 with two shells is 2.9 independent points for 7 parameters: refuse it (it used
+    to 'converge' to Cu-N consistent with 0 on a Cu-N4 site) rather than report nonsense."""
+    from operando import simulate
+
+    series, _ = simulate.simulate_series(simulate.cu_nc_potential(), seed=1)
+    chi = exafs.remove_background(xanes.normalize(series[:2]))
+    short = exafs.ShellModel(shells=["Cu-N", "Cu-Cu"], kmin=3, kmax=4.5)
+    with pytest.raises(ConfigError, match=r"k 3-4.5 1/A.*2.9 independent points.*7 parameters"):
+        exafs.fit_shells(chi, short, s02=0.9)
+    # nor can a one-shell calibration (4 parameters) use it
+    with pytest.raises(ConfigError, match="independent points"):
+        exafs.calibrate_s02(chi, shell="Cu-N", cn=4, kmin=3, kmax=4.5)
