@@ -84,3 +84,50 @@ def test_numberish_text_only_raises_operando_errors(tmp_path, text):
             read_series(path)
         except OperandoError:
             pass
+
+
+# Tokens on both sides of what float() accepts, and separators the reader splits on.
+TOKENS = st.sampled_from(["1", "2.5", "-3", "+4.", ".5", "1e3", "1E-3", "1d3", "1D+03", "nan",
+                          "-NaN", "inf", "-Infinity", "1e999", "1.5e-320", "9007199254740993",
+                          "1.2.3", "e5", "1e", ".", "-", "1_000", "0x10", "\u0661\u0662",
+                          "infinit", "STRING", "#"])
+SEPARATORS = st.sampled_from([" ", "  ", "\t", ",", ", ", ";", "\u00a0", "\x1f", ",,"])
+
+
+def _outcome(raw):
+    from operando.io._text import parse_text
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = parse_text("t.dat", raw)
+            result = ("read", table.data.shape, table.data.tobytes(), table.lines.tolist())
+        except OperandoError as exc:
+            result = ("refused", str(exc))
+    return result, [str(w.message) for w in caught]
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.tuples(SEPARATORS, TOKENS), min_size=1, max_size=4), min_size=1,
+                max_size=5))
+def test_fast_reader_equals_line_by_line_reader(monkeypatch, rows):
+    # numpy's reader must give the same bits, line numbers, errors and warnings as the
+    # token-by-token reader, or hand over to it.
+    from operando.io import _text
+
+    body = "\n".join("".join(sep + tok for sep, tok in row).lstrip(" \t") for row in rows)
+    raw = ("# energy a b c\n" + body + "\n").encode("utf-8")
+    fast = _outcome(raw)
+    with monkeypatch.context() as patch:
+        patch.setattr(_text, "_rows_fast", lambda row_text: None)
+        slow = _outcome(raw)
+    assert fast == slow
+
+
+def test_fast_reader_takes_plain_tables_and_hands_over_the_rest():
+    from operando.io._text import _rows_fast
+
+    data = _rows_fast(["8979.0 1.5d0, nan", "8980 -inf 2E-3"])
+    assert data.shape == (2, 3) and data[0, 1] == 1.5 and np.isnan(data[0, 2])
+    for rows in (["1 2", "3"], ["1 2", "1.2.3 4"], ["1 2", "1_0 2"], ["1 2", ", ,"]):
+        assert _rows_fast(rows) is None, rows

@@ -59,8 +59,9 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
     energy, rows = clean_energy(path, energy, table.data, table.lines)
     mu_values = rows[:, picked].T.copy()
     labels = [table.labels[j] for j in picked]
-    dead = [labels[i] for i in range(len(labels))
-            if not np.any(np.isfinite(mu_values[i])) or np.all(np.nan_to_num(mu_values[i]) == 0)]
+    # Dead frame: no finite value, or all zero once NaN counts as zero (one pass, not per column).
+    dead_rows = ~np.isfinite(mu_values).any(axis=1) | (np.nan_to_num(mu_values) == 0).all(axis=1)
+    dead = [labels[i] for i in np.flatnonzero(dead_rows)]
     if dead:
         log.info("%s: dead frame(s) kept for downstream flagging: %s", path.name, dead)
     files = [f"{path.name}#{label}" for label in labels]

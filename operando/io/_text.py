@@ -35,6 +35,17 @@ _XDI_FAMILY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _XDI_KEY = re.compile(r"^[A-Za-z0-9_]+$")
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
 
+#: A byte that ``bytes.strip()`` keeps.
+_NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")
+#: Bytes counted as binary by :func:`decode_text` (controls other than tab, LF, FF, CR).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+#: Fast reader (see :func:`_rows_fast`): separators become spaces and Fortran exponents
+#: ``D``/``d`` become ``E``/``e``, exactly what the line-by-line reader does per token.
+_FAST_TRANSLATION = str.maketrans(",;dD", "  eE")
+#: After that translation a data block made only of these bytes goes to numpy's reader:
+#: digits, signs, point, exponent, space/tab and the letters of nan/inf/infinity.
+_FAST_BYTES = b"0123456789.+-eE \tnaiftyNAIFTY"
+
 #: Lattice spacings (Angstrom) of common monochromator crystals, used only when an
 #: XDI file gives an angle column and a ``Mono.name`` but no ``Mono.d_spacing``.
 MONO_D_SPACING = {"si111": 3.13551, "si220": 1.92010, "si311": 1.63747, "si400": 1.35775,
@@ -66,13 +77,13 @@ def _warn(path, message: str) -> None:
 
 def decode_text(path, raw: bytes) -> str:
     """Bytes -> text, refusing empty and binary content."""
-    if not raw.strip():
+    if not _NOT_BLANK.search(raw):  # as `not raw.strip()`, without copying the file
         raise ReadError(path, "file is empty", ACCEPTED_TEXT)
     sample = raw[:65536]
     if b"\x00" in sample:
         raise ReadError(path, "file is binary (holds NUL bytes), not a text column file",
                         ACCEPTED_TEXT)
-    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if control > 0.01 * len(sample):
         raise ReadError(path, "file is binary (holds control bytes), not a text column file",
                         ACCEPTED_TEXT)
@@ -132,9 +143,8 @@ def parse_text(path, raw: bytes) -> TextTable:
                         "with another extension")
 
     header_lines: list[tuple[int, str]] = []  # (line number, raw line)
-    rows: list[list[float]] = []
+    row_text: list[str] = []
     row_lines: list[int] = []
-    row_tokens: list[list[str]] = []
     in_data = False
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
@@ -144,17 +154,72 @@ def parse_text(path, raw: bytes) -> TextTable:
             if not in_data:
                 header_lines.append((number, stripped))
             continue
-        tokens = [t for t in _SPLIT.split(stripped) if t]
-        if not in_data and not _is_number(tokens[0]):
-            # A label line without a comment character, or text before the table.
-            header_lines.append((number, "#" + stripped))
-            continue
+        if not in_data:
+            tokens = [t for t in _SPLIT.split(stripped) if t]
+            if not _is_number(tokens[0]):
+                # A label line without a comment character, or text before the table.
+                header_lines.append((number, "#" + stripped))
+                continue
         in_data = True
-        row_tokens.append(tokens)
+        row_text.append(stripped)
         row_lines.append(number)
-    if not row_tokens:
+    if not row_text:
         raise ReadError(path, "no rows of numbers found", ACCEPTED_TEXT)
 
+    data = _rows_fast(row_text)
+    if data is None:
+        data, row_lines = _rows_line_by_line(path, row_text, row_lines)
+    ncols = data.shape[1]
+    if ncols < 2:
+        raise ReadError(path, "the data table has a single column; need energy and at least "
+                              "one signal column", ACCEPTED_TEXT)
+
+    table = TextTable(path=path, labels=[], data=data, lines=np.array(row_lines),
+                      kind="xdi" if is_xdi else "columns")
+    if is_xdi:
+        _parse_xdi_header(table, header_lines, ncols)
+    else:
+        _parse_plain_header(table, header_lines, ncols)
+    return table
+
+
+def _rows_fast(row_text: list[str]) -> np.ndarray | None:
+    """The data table via numpy's C reader, or None when only the careful reader can tell.
+
+    Gives exactly the numbers of :func:`_rows_line_by_line` or None.  numpy's
+    reader converts every token with ``PyOS_string_to_double``, as ``float()``
+    does, so an ASCII token without ``_`` is read to the same bits by both and
+    refused by both; the byte whitelist keeps out everything else ``float()``
+    reads differently (``1_000``, non-ASCII digits and spaces).  Any token
+    either refuses, a ragged table (including a truncated last row) or a row of
+    separators only returns None, so the line-by-line reader gives the
+    line-numbered error or warning.
+    """
+    block = "\n".join(row_text)
+    if not block.isascii():
+        return None
+    block = block.translate(_FAST_TRANSLATION)
+    if block.encode("ascii").translate(None, _FAST_BYTES + b"\n"):
+        return None
+    try:
+        data = np.loadtxt(block.split("\n"), dtype=float, comments=None, delimiter=None,
+                          quotechar=None, ndmin=2)
+    except ValueError:
+        return None
+    if data.shape[0] != len(row_text):  # numpy skipped a row holding separators only
+        return None
+    return data
+
+
+def _rows_line_by_line(path, row_text: list[str], row_lines: list[int]):
+    """(data, row line numbers): the data table read token by token, naming bad lines.
+
+    Drops a short last row with a warning (a truncated file); raises ReadError
+    for any other row whose length differs from the most common one and for
+    the first token that is not a number.
+    """
+    row_tokens = [[t for t in _SPLIT.split(text) if t] for text in row_text]
+    row_lines = list(row_lines)
     counts = np.array([len(t) for t in row_tokens])
     values, freq = np.unique(counts, return_counts=True)
     ncols = int(values[np.argmax(freq)])
@@ -170,6 +235,7 @@ def parse_text(path, raw: bytes) -> TextTable:
         raise ReadError(path, f"line {row_lines[i]} has {counts[i]} values but the data table "
                               f"has {ncols} columns",
                         "the same number of values on every data row")
+    rows = []
     for tokens, number in zip(row_tokens, row_lines):
         try:
             rows.append([_float(t) for t in tokens])
@@ -177,18 +243,7 @@ def parse_text(path, raw: bytes) -> TextTable:
             token = next(t for t in tokens if not _is_number(t))
             raise ReadError(path, f"line {number}: {token!r} is not a number",
                             "numbers only in the data table") from None
-    data = np.array(rows, dtype=float)
-    if ncols < 2:
-        raise ReadError(path, "the data table has a single column; need energy and at least "
-                              "one signal column", ACCEPTED_TEXT)
-
-    table = TextTable(path=path, labels=[], data=data, lines=np.array(row_lines),
-                      kind="xdi" if is_xdi else "columns")
-    if is_xdi:
-        _parse_xdi_header(table, header_lines, ncols)
-    else:
-        _parse_plain_header(table, header_lines, ncols)
-    return table
+    return np.array(rows, dtype=float).reshape(len(rows), ncols), row_lines
 
 
 def _label_line(header_lines, ncols) -> list[str] | None:
@@ -244,14 +299,19 @@ def _parse_plain_header(table: TextTable, header_lines, ncols: int) -> None:
 
 def _element_symbol(text: str) -> str | None:
     """'Cu', 'Ruthenium ( 44)', '29' -> element symbol, or None."""
-    import xraydb
-
     text = text.strip()
     number = re.search(r"\(\s*(\d+)\s*\)", text) or re.fullmatch(r"(\d+)", text)
     candidates = []
     if number:
         candidates.append(int(number.group(1)))
     candidates.append(text.split()[0] if text.split() else text)
+    from .._edges import element_symbol
+
+    for candidate in candidates:
+        if element_symbol(candidate):
+            return element_symbol(candidate)
+    import xraydb  # names are not in the table
+
     for candidate in candidates:
         try:
             if isinstance(candidate, int):
