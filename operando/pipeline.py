@@ -6,14 +6,15 @@
 2. resolve the settings shared by all steps, once, and checkpoint them
    (``checkpoints/prepare.npz``): e0 of the first good scan when
    ``e0 = "first"`` and S0^2 from the ``[reference]`` foil (or the given value);
-3. process the steps in chunks of ``[run] chunk_size``: optional energy
+3. process the steps in chunks of ``[run] chunk_size`` (``"auto"``: see
+   :meth:`operando.config.Config.chunk_size_for`): optional energy
    calibration on the reference channel, normalisation, white line and, with
    ``[exafs]``, background removal and shell fits.  Every finished chunk is
    checkpointed (``checkpoints/chunk_NNNNN.npz``) as soon as it is done;
 4. track states and events (:mod:`operando.tracking`, when present);
 5. write ``steps.csv``, ``settings.json``, ``summary.json``, plots,
-   ``segments.csv``, ``events.csv``, ``report.html`` and an Athena project,
-   each atomically.
+   ``segments.csv``, ``events.csv``, ``report.html`` and an Athena project
+   (``[output] athena = "auto"``: series up to 500 steps), each atomically.
 
 An operando-layout HDF5 source (:func:`operando.io.write_hdf5`) is streamed
 rather than read: :func:`operando.io.open_hdf5` keeps energy, conditions and
@@ -38,8 +39,9 @@ per core); any other executor (threads, dask's ``client.get_executor()``) can
 be passed as ``executor=``; at most two chunks per worker are submitted at a
 time, each carrying its rows and the settings (no closures, no shared file
 system needed).  Results do not depend on the executor: chunk
-boundaries are fixed by ``chunk_size`` (which is part of the config hash,
-because fits warm-start within a chunk).
+boundaries are fixed by ``chunk_size`` (resolved from the number of steps
+when ``"auto"``, never from the worker count; the resolved value is part of
+the config hash, because fits warm-start within a chunk).
 
 A step that cannot be analysed becomes a row with ``ok = False`` and a
 ``reason``; it never stops the run.  Ctrl-C or SIGTERM marks the run
@@ -67,7 +69,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .config import Config, load_config
+from .config import ATHENA_AUTO_MAX_STEPS, Config, load_config
 from .errors import ConfigError, OperandoError
 from .runstore import RunStore, arrays_to_table, table_to_arrays
 from .series import Series
@@ -150,30 +152,44 @@ class RunResult:
 
 
 # ====================================================================== stages
-def _stages() -> SimpleNamespace:
-    """The stage functions, imported lazily (and replaceable in tests).
+_OPTIONAL_STAGES = ("tracking", "plotting", "report", "export")
 
-    Optional stages (tracking, plotting, report, export) are ``None`` when their
-    module is not installed, and the run skips them with a note in the summary.
+
+class _Stages(SimpleNamespace):
+    """Stage functions; the optional stage modules are imported on first use.
+
+    ``plotting`` and ``report`` bring matplotlib, ``export`` brings larch: a run
+    without plots, report or Athena export must not pay for importing them.
     """
-    from . import exafs, io, xanes
 
-    ns = SimpleNamespace(
-        read_series=io.read_series, normalize=xanes.normalize, calibrate=xanes.calibrate,
-        white_line=xanes.white_line, remove_background=exafs.remove_background,
-        ShellModel=exafs.ShellModel, fit_shells=exafs.fit_shells,
-        calibrate_s02=exafs.calibrate_s02, tracking=None, plotting=None, report=None,
-        export=None,
-    )
-    for name in ("tracking", "plotting", "report", "export"):
+    def __getattr__(self, name):  # only called for attributes not set yet
+        if name not in _OPTIONAL_STAGES:
+            raise AttributeError(name)
         try:
             module = __import__(f"{__package__}.{name}", fromlist=[name])
         except ImportError as exc:
             if getattr(exc, "name", "") != f"{__package__}.{name}":
                 raise
             module = None
-        setattr(ns, name, module)
-    return ns
+        setattr(self, name, module)
+        return module
+
+
+def _stages() -> SimpleNamespace:
+    """The stage functions, imported lazily (and replaceable in tests).
+
+    Optional stages (tracking, plotting, report, export) are imported when a
+    run first uses them, and are ``None`` when their module is not installed:
+    the run then skips them with a note in the summary.
+    """
+    from . import exafs, io, xanes
+
+    return _Stages(
+        read_series=io.read_series, normalize=xanes.normalize, calibrate=xanes.calibrate,
+        white_line=xanes.white_line, remove_background=exafs.remove_background,
+        ShellModel=exafs.ShellModel, fit_shells=exafs.fit_shells,
+        calibrate_s02=exafs.calibrate_s02,
+    )
 
 
 # ======================================================================== run
@@ -229,10 +245,12 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
                     # Once for the whole series: calibration trims the common grid to the
                     # points every shifted scan covers, so chunks must share one result.
                     series = _calibrate(stages, config, series)
-            chunks = _chunk_bounds(len(series), config.run.chunk_size)
+            chunk_size = config.chunk_size_for(len(series))
+            chunks = _chunk_bounds(len(series), chunk_size)
             store.begin(
-                config.config_hash(), data_hash=raw_hash, config=config.analysis_dict(),
-                info={"n_steps": len(series), "chunk_size": config.run.chunk_size,
+                config.config_hash(len(series)), data_hash=raw_hash,
+                config=config.analysis_dict(len(series)),
+                info={"n_steps": len(series), "chunk_size": chunk_size,
                       "n_chunks": len(chunks), "version": _version("operando")},
             )
             started = True
@@ -349,7 +367,7 @@ def _scan_streamed(stages, config: Config, lazy, progress):
     is a :class:`_StreamedCalibration` (the shifts of every step and the common
     grid fixed, the spectra still on disk).
     """
-    size = config.run.chunk_size
+    size = config.chunk_size_for(len(lazy))
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(lazy.energy).tobytes())
     calibrate = config.normalize.calibrate
@@ -1057,7 +1075,7 @@ def _settings_record(config, store, series, shared, meta0) -> dict:
     versions["python"] = sys.version.split()[0]
     return {
         "config": config.to_dict(),
-        "config_hash": config.config_hash(),
+        "config_hash": config.config_hash(len(series)),
         "run_id": store.manifest.get("run_id"),
         "data_hash": store.manifest.get("data_hash"),
         "resolved": {
@@ -1068,6 +1086,8 @@ def _settings_record(config, store, series, shared, meta0) -> dict:
             "normalize": meta0.get("normalize_settings"),
             "background": meta0.get("background_settings"),
             "fit": meta0.get("fit_settings"),
+            "chunk_size": config.chunk_size_for(len(series)),
+            "athena": config.output.athena_for(len(series)),
         },
         "series": {
             "n_steps": len(series), "element": series.element, "edge": series.edge,
@@ -1189,7 +1209,12 @@ def _report_and_export(stages, store, config, series, steps, outputs, summary, n
     import warnings
 
     out = {}
-    if config.output.athena:
+    if config.output.athena == "auto" and not config.output.athena_for(len(series)):
+        notes.append(f"Athena export skipped: {len(series)} steps (athena = \"auto\" writes "
+                     f"athena.prj for series up to {ATHENA_AUTO_MAX_STEPS} steps; Athena and "
+                     "Larix cannot usefully show more groups); set [output] athena = true to "
+                     "write it, or export a selection with operando.export.write_athena")
+    elif config.output.athena:
         if stages.export is None:
             notes.append("Athena export skipped: operando.export is not available")
         else:

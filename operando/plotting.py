@@ -364,8 +364,11 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     fig, ax = _new_axes(ax)
     finite = norm[np.isfinite(norm)]
     vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
-    mesh = ax.pcolormesh(energy, np.arange(norm.shape[0]), np.ma.masked_invalid(norm), shading="nearest",
-                         cmap=cmap, vmin=0.0, vmax=vmax, rasterized=True)
+    # An image on the (non-uniform) energy grid, cells centred on the points as
+    # pcolormesh(shading="nearest") draws them, at a fraction of the cost of a
+    # mesh of n_steps x n_energy quads.
+    mesh = ax.pcolorfast(_cell_edges(energy), np.arange(norm.shape[0] + 1) - 0.5,
+                         np.ma.masked_invalid(norm), cmap=cmap, vmin=0.0, vmax=vmax)
     ax.set_xlabel("Energy (eV)")
     ax.set_ylabel("Step")
     if norm.shape[0] <= 12:
@@ -386,6 +389,15 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     if colorbar:
         fig.colorbar(mesh, ax=ax, label="Normalised $\\mu$", pad=0.02)
     return fig
+
+
+def _cell_edges(x):
+    """Edges of cells centred on the points ``x`` (midpoints; half a step beyond the ends)."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 2:
+        return np.array([x[0] - 0.5, x[0] + 0.5]) if x.size else np.array([0.0, 1.0])
+    mid = (x[1:] + x[:-1]) / 2
+    return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
 
 
 def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float | None = None,

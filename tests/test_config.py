@@ -24,7 +24,8 @@ def test_minimal_defaults_and_roundtrip(tmp_path):
     assert cfg.output.plots == ("png",)
     d = cfg.to_dict()
     assert d["series"]["source"] == [str(tmp_path / "scans")]
-    assert d["run"]["chunk_size"] == 16
+    assert d["run"]["chunk_size"] == "auto"
+    assert d["output"]["athena"] == "auto"
     # A Config passes through unchanged; a dict gives the same settings.
     assert load_config(cfg) is cfg
     same = load_config({"series": {"source": "scans"}}, base_dir=tmp_path)
@@ -84,6 +85,8 @@ def test_unknown_track_threshold_is_reported():
     ("normalize", "wl_window", "[10, -5]", "wl_window = [10, -5]: must be a pair [low, high]"),
     ("output", "plots", '["png", "gif"]', "plots = ['png', 'gif']: must be a list of formats"),
     ("run", "chunk_size", "0", "chunk_size = 0: must be an integer >= 1"),
+    ("run", "chunk_size", '"big"', "must be \"auto\" or an integer >= 1"),
+    ("output", "athena", '"maybe"', "must be \"auto\""),
 ])
 def test_wrong_type_or_range_names_key_value_and_accepted(section, key, value, expected):
     extra = '[reference]\ns02 = 0.85\n' if section == "exafs" else ""
@@ -137,6 +140,10 @@ def test_hash_ignores_output_but_not_analysis(tmp_path):
     assert a.with_output(dir=tmp_path / "elsewhere").config_hash() == a.config_hash()
     assert a.with_run(workers=4).config_hash() == a.config_hash()
     assert a.with_run(chunk_size=3).config_hash() != a.config_hash()
+    # "auto" is hashed as resolved: the same chunks give the same hash.
+    assert a.with_run(chunk_size=500).config_hash(1000) == a.config_hash(1000)
+    assert a.config_hash(1000) != a.config_hash(10_000)
+    assert a.with_run(workers=4).config_hash(1000) == a.config_hash(1000)
     b = load_config(MINIMAL + "[normalize]\ne0 = 'each'\n", base_dir=tmp_path)
     assert b.config_hash() != a.config_hash()
     with pytest.raises(ConfigError, match="workers"):

@@ -372,3 +372,26 @@ def test_demo_configs_are_valid_and_samples_regenerate(tmp_path, monkeypatch):
         for source in cfg.series.source:
             assert Path(source).exists()
         assert Path(cfg.series.conditions).is_file()
+
+
+def test_auto_chunk_size_and_athena(project, monkeypatch):
+    """chunk_size = "auto" resolves from n_steps (recorded, hashed); athena = "auto" skips
+    long series with a note; optional stages are not imported when unused."""
+    cfg = _config(project, out="auto", chunk_size="auto").with_output(plots=[], report=False)
+    assert cfg.chunk_size_for(N_GOOD + 1) == 256  # fast engines: at least 256 steps
+    assert cfg.chunk_size_for(10_000) == 2000 and cfg.chunk_size_for(1000) == 500
+    monkeypatch.setattr("operando.config.ATHENA_AUTO_MAX_STEPS", 5)
+    monkeypatch.setattr(pipeline, "ATHENA_AUTO_MAX_STEPS", 5)
+    stages = pipeline._stages()
+    monkeypatch.setattr(pipeline, "_stages", lambda: stages)
+    result = run(cfg)
+    assert result.settings["resolved"]["chunk_size"] == 256
+    assert result.settings["resolved"]["athena"] is False
+    assert result.settings["config_hash"] == cfg.config_hash(N_GOOD + 1) != cfg.config_hash()
+    assert result.summary["chunks_total"] == 1
+    assert not (result.dir / "athena.prj").exists()
+    assert any("Athena export skipped" in n and "athena = true" in n for n in result.summary["notes"])
+    # Neither plots, report nor Athena export: their modules were never loaded.
+    assert {"plotting", "report", "export"}.isdisjoint(vars(stages))
+    forced = run(cfg.with_output(dir=project / "forced", athena=True))
+    assert (forced.dir / "athena.prj").stat().st_size > 0
