@@ -63,6 +63,7 @@ dir = "out"
 
 [run]
 chunk_size = 3
+workers = 1   # inline, so the tests can count chunk calls; pools are tested separately
 """
 
 
