@@ -94,7 +94,7 @@ shells = ["Cu-N", "Cu-Cu"]
 kmin = 3.0
 kmax = 11.0
 kweight = 2
-rmin = 1.0
+rmin = 1.2
 rmax = 3.0
 
 [run]

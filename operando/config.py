@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .exafs import ShellModel as _ShellModel  # one source for the fit-window defaults
 
 __all__ = [
     "Config", "SeriesConfig", "NormalizeConfig", "ReferenceConfig", "ExafsConfig",
@@ -140,15 +141,15 @@ class ExafsConfig:
 
     enabled: bool = False
     shells: tuple[str, ...] | None = None
-    share_e0: bool = True
-    kmin: float = 3.0
-    kmax: float = 12.0
-    kweight: int = 2
-    dk: float = 1.0
-    window: str = "hanning"
-    rmin: float = 1.2
-    rmax: float = 3.2
-    fit_space: str = "r"
+    share_e0: bool = _ShellModel.share_e0
+    kmin: float = _ShellModel.kmin
+    kmax: float = _ShellModel.kmax
+    kweight: int = int(_ShellModel.kweight)
+    dk: float = _ShellModel.dk
+    window: str = _ShellModel.window
+    rmin: float = _ShellModel.rmin
+    rmax: float = _ShellModel.rmax
+    fit_space: str = _ShellModel.fit_space
     rbkg: float = 1.0
     engine: str = "fast"
     merge_repeats: str | None = None
