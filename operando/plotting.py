@@ -74,11 +74,65 @@ def save_figure(fig: Figure, path, *, dpi: int = 150, formats: Sequence[str] = (
 
 
 # --------------------------------------------------------------------------- condition axis
+# Fixed margins, in inches, instead of constrained layout: that engine measures every tick
+# label of every axes on each draw and was most of the time spent on a run's figures.  The
+# margins hold tick labels plus axis label at 10 pt (left: up to 6 characters such as
+# "8984.5"); the parts that vary (legend, condition strip, colour bar) are measured or
+# added where they are made.
+_MARGIN = {"left": 0.85, "right": 0.2, "bottom": 0.55, "top": 0.15}
+_GAP = 0.08  # inches between the axes and a legend beside it
+
+
 def _new_axes(ax, figsize=(6.4, 4.2)):
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize)
     return fig, fig.add_subplot(1, 1, 1)
+
+
+def _renderer(fig):
+    """The Agg renderer text is measured with (made once per figure and size)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
+def _place_axes(fig, ax, left, bottom, right, top) -> None:
+    """Put ``ax`` at fixed margins (inches) from the figure edges."""
+    w, h = fig.get_size_inches()
+    ax.set_position([left / w, bottom / h, max(w - left - right, 0.5) / w, max(h - bottom - top, 0.5) / h])
+
+
+def _extra_margins(ax, renderer) -> tuple[float, float]:
+    """Room (inches) the condition strip and a legend outside the axes need above and to
+    the right of ``ax`` at its current position: only these artists are measured."""
+    fig = ax.figure
+    frame = ax.get_window_extent(renderer)
+    top = right = 0.0
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_gid() == "condition-label"]
+    legend = ax.get_legend()
+    if legend is not None:
+        boxes.append(legend.get_window_extent(renderer))
+    for box in boxes:
+        top = max(top, box.y1 - frame.y1)
+        right = max(right, box.x1 - frame.x1)
+    return top / fig.dpi, right / fig.dpi
+
+
+def _fit_single(fig, ax) -> None:
+    """Margins of a one-panel figure: the fixed ones plus what the condition strip and a
+    legend on the right take.  Measured twice: a rotated label of the last band hangs
+    further past the frame once the axes are narrower."""
+    m = _MARGIN
+    right, top = m["right"], m["top"]
+    renderer = _renderer(fig)
+    for _ in range(2):
+        _place_axes(fig, ax, m["left"], m["bottom"], right, top)
+        strip, extra = _extra_margins(ax, renderer)
+        right, top = max(right, extra + _GAP), max(top, strip + _GAP)
+    _place_axes(fig, ax, m["left"], m["bottom"], right, top)
 
 
 def _varying_conditions(tracking) -> list[str]:
@@ -150,14 +204,16 @@ class _ConditionAxis:
             ax.set_xlabel(self.xlabel)
             return
         colors = {}
-        blocks = self.seg.drop_duplicates("block")
-        bands = []
-        for row in blocks.itertuples(index=False):
-            same = self.seg[self.seg["block"] == row.block]
-            first, last = same["first_step"].min(), same["last_step"].max()
-            color = colors.setdefault(row.condition, _BAND_COLORS[len(colors) % len(_BAND_COLORS)])
-            ax.axvspan(first - 0.5, last + 0.5, color=color, alpha=0.8, lw=0, zorder=0)
+        extent = self.seg.groupby("block", sort=False).agg(first=("first_step", "min"),
+                                                           last=("last_step", "max"))
+        bands, faces = [], []
+        for row in self.seg.drop_duplicates("block").itertuples(index=False):
+            first, last = extent.loc[row.block, "first"], extent.loc[row.block, "last"]
+            faces.append(colors.setdefault(row.condition, _BAND_COLORS[len(colors) % len(_BAND_COLORS)]))
             bands.append((first, last, str(row.condition)))
+        # One collection for all bands (full height, like axvspan), not one patch each.
+        _add_rects(ax, [(first - 0.5, last + 0.5, 0.0, 1.0) for first, last, _ in bands], faces,
+                   alpha=0.8, transform=ax.get_xaxis_transform(), zorder=0, autolim=False)
         if label_bands and bands:
             # Rough fit test (label ~0.6 em per character at 8 pt against the band width on
             # a ~5 inch axis): rotate all labels when any would spill into its neighbour.
@@ -174,6 +230,20 @@ class _ConditionAxis:
         ax.set_xlabel(self.xlabel)
 
 
+def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
+    """Rectangles ``(x0, x1, y0, y1)`` as one PolyCollection (one artist, however many)."""
+    from matplotlib.collections import PolyCollection
+
+    verts = [[(x0, y0), (x0, y1), (x1, y1), (x1, y0)] for x0, x1, y0, y1 in rects]
+    coll = PolyCollection(verts, facecolors=colors, linewidths=0, **kwargs)
+    if transform is not None:
+        coll.set_transform(transform)
+    ax.add_collection(coll, autolim=autolim)
+    if autolim:
+        ax.autoscale_view()
+    return coll
+
+
 def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") -> None:
     """Event names in rows just inside the top of the axes, with headroom for them.
 
@@ -184,21 +254,26 @@ def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") ->
     if not events:
         return
     fig = ax.figure
-    fig.draw_without_rendering()  # lay out once so text and axes sizes are known
+    if fig.get_layout_engine() is not None:
+        fig.draw_without_rendering()  # a caller's layout engine sets the axes size on draw
+    renderer = _renderer(fig)
+    ax.get_xlim()  # settle autoscaling so the names' x positions are final
+    frame = ax.get_window_extent(renderer)
     rows: list[list[tuple[float, float]]] = []
     line = fontsize * 1.35
     texts = []
     for x, name in sorted(events, key=lambda e: e[0]):
+        # Only the names are measured (no draw of the figure).
         text = ax.annotate(name, (x, 1.0), xycoords=ax.get_xaxis_transform(), xytext=(2, -2),
                            textcoords="offset points", ha="left", va="top", fontsize=fontsize,
                            color=color, annotation_clip=False, zorder=7,
                            bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.7))
-        box = text.get_window_extent()
-        if box.x1 > ax.get_window_extent().x1:
+        box = text.get_window_extent(renderer)
+        if box.x1 > frame.x1:
             # Near the right edge: hang the name to the left of its line instead.
             text.set_horizontalalignment("right")
             text.xyann = (-2, -2)
-            box = text.get_window_extent()
+            box = text.get_window_extent(renderer)
         span = (box.x0 - 4, box.x1 + 4)
         for level, taken in enumerate(rows):
             if all(span[1] <= a or span[0] >= b for a, b in taken):
@@ -211,7 +286,7 @@ def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") ->
         texts.append(text)
     # Headroom: the label rows take this fraction of the axes height (plus a margin for
     # marker size); stretch the y range so the data stay below them.
-    height_pt = ax.get_window_extent().height * 72 / fig.dpi
+    height_pt = frame.height * 72 / fig.dpi
     frac = min((len(rows) * line + 6) / max(height_pt, 1.0), 0.5)
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
@@ -236,7 +311,18 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
     -------
     Figure
     """
+    own = ax is None
     fig, ax = _new_axes(ax)
+    labels = _draw_cn(ax, tracking, show_steps=show_steps, show_events=show_events)
+    if own:
+        _fit_single(fig, ax)
+    _label_events(ax, labels)
+    return fig
+
+
+def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) -> list:
+    """The CN panel without its event names; returns the names, (x, text), to place
+    once the axes have their final size."""
     cx = _ConditionAxis(tracking)
     seg, st = tracking.segments, tracking.steps
     shells = [(tracking.metal_shell, "o", "k")]
@@ -253,10 +339,12 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
             ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
             ax.errorbar(cx.seg_x, mean, yerr=err, fmt="none", ecolor=color, capsize=3, zorder=4)
         else:
-            for row, m, e in zip(seg.itertuples(index=False), mean, err):
-                ax.hlines(m, row.first_step - 0.4, row.last_step + 0.4, color=color, lw=1.5, zorder=4)
-                ax.fill_between([row.first_step - 0.4, row.last_step + 0.4], m - e, m + e,
-                                color=color, alpha=0.15, lw=0, zorder=3)
+            x0 = seg["first_step"].to_numpy(dtype=float) - 0.4
+            x1 = seg["last_step"].to_numpy(dtype=float) + 0.4
+            ax.hlines(mean, x0, x1, color=color, lw=1.5, zorder=4)
+            ok_err = np.isfinite(mean) & np.isfinite(err)
+            _add_rects(ax, list(zip(x0[ok_err], x1[ok_err], (mean - err)[ok_err], (mean + err)[ok_err])),
+                       color, alpha=0.15, zorder=3)
         faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]] if shell == tracking.metal_shell
                  else color)
         ax.scatter(cx.seg_x, mean, marker=marker, s=45, c=faces, edgecolors=color, zorder=5,
@@ -286,8 +374,7 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
     # Outside, to the right: inside it would cover data or the event names wherever it goes.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
               framealpha=0.8)
-    _label_events(ax, labels)
-    return fig
+    return labels
 
 
 def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
@@ -304,7 +391,15 @@ def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
     -------
     Figure
     """
+    own = ax is None
     fig, ax = _new_axes(ax)
+    _draw_white_line(ax, tracking, column)
+    if own:
+        _fit_single(fig, ax)
+    return fig
+
+
+def _draw_white_line(ax, tracking, column: str = "wl_height") -> None:
     st, seg = tracking.steps, tracking.segments
     if column not in st.columns:
         raise DataError(f"steps table has no '{column}' column to plot")
@@ -317,15 +412,14 @@ def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
     if cx.mode == "potential":
         ax.plot(cx.seg_x, cx.path(means), "-", color="#1f77b4", lw=0.8, alpha=0.6)
     else:
-        for row, m in zip(seg.itertuples(index=False), means):
-            ax.hlines(m, row.first_step - 0.4, row.last_step + 0.4, color="#1f77b4", lw=1.5, zorder=4)
+        ax.hlines(means, seg["first_step"].to_numpy(dtype=float) - 0.4,
+                  seg["last_step"].to_numpy(dtype=float) + 0.4, color="#1f77b4", lw=1.5, zorder=4)
     ax.scatter(cx.seg_x, means, s=45, c=[STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]],
                edgecolors="#1f77b4", zorder=5)
     cx.decorate(ax)
     names = {"wl_height": "White-line height (norm.)", "wl_area": "White-line area (eV)",
              "edge_position": "Edge position (eV)"}
     ax.set_ylabel(names.get(column, column))
-    return fig
 
 
 # --------------------------------------------------------------------------- spectra
@@ -361,7 +455,12 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     if erange is not None:
         keep = (energy >= erange[0]) & (energy <= erange[1])
         energy, norm = energy[keep], norm[:, keep]
+    own = ax is None
     fig, ax = _new_axes(ax)
+    if own:
+        # Right margin: tick labels and label of the colour bar.
+        _place_axes(fig, ax, _MARGIN["left"], _MARGIN["bottom"], 0.75 if colorbar else _MARGIN["right"],
+                    _MARGIN["top"])
     finite = norm[np.isfinite(norm)]
     vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
     # An image on the (non-uniform) energy grid, cells centred on the points as
@@ -387,7 +486,9 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
                 ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color="w",
                         transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
     if colorbar:
-        fig.colorbar(mesh, ax=ax, label="Normalised $\\mu$", pad=0.02)
+        # use_gridspec=False: take the bar's room from the axes where they are now (a
+        # gridspec bar would move them back to the default subplot margins).
+        fig.colorbar(mesh, ax=ax, label="Normalised $\\mu$", pad=0.02, use_gridspec=False)
     return fig
 
 
@@ -432,6 +533,7 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
         raise DataError(f"chir_mag has {mag.shape[1]} points per row but r has {r.size}")
     n = mag.shape[0]
     rows = np.unique(np.linspace(0, n - 1, min(n, max_traces)).round().astype(int)) if n else np.array([], int)
+    own = ax is None
     fig, ax = _new_axes(ax)
     keep = r <= rmax
     peak = np.nanmax(mag[:, keep]) if np.isfinite(mag[:, keep]).any() else 1.0
@@ -449,6 +551,8 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     ax.set_xlim(0, rmax)
     ax.set_xlabel("R (Å, not phase corrected)")
     ax.set_ylabel("|χ(R)| + offset")
+    if own:
+        _fit_single(fig, ax)
     return fig
 
 
@@ -518,22 +622,58 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
     Figure
         Four panels plus the colour bar of the map (5 axes).
     """
-    fig = Figure(figsize=(11.0, 8.0), layout="constrained")
-    axes = fig.subplots(2, 2)
+    width, height = 11.0, 8.0
+    fig = Figure(figsize=(width, height))
+    head = 0.4 if title else 0.0  # inches for the suptitle
+    cell_w, cell_h = width / 2, (height - head) / 2
+    # Fixed geometry in inches (no layout engine): each panel sits in its quarter with
+    # the single-panel margins, plus room measured for condition strips and the legend.
+    axes = np.array([[fig.add_axes([0.5 * c, 0.5 - 0.5 * r, 0.4, 0.4]) for c in range(2)]
+                     for r in range(2)])  # created in reading order: (a), (b), (c), (d)
+
+    def place(ax, row, col, top, right, left=_MARGIN["left"], bottom=_MARGIN["bottom"]):
+        x0 = col * cell_w + left
+        y0 = height - head - (row + 1) * cell_h + bottom
+        ax.set_position([x0 / width, y0 / height, (cell_w - left - right) / width,
+                         (cell_h - bottom - top) / height])
+
     steps = tracking.steps["step"].to_numpy()
-    plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange)
-    plot_white_line(tracking, ax=axes[0, 1])
-    plot_cn(tracking, ax=axes[1, 0])
+    _draw_white_line(axes[0, 1], tracking)
+    events = _draw_cn(axes[1, 0], tracking)
     states = tracking.steps["state"].to_numpy()
     plot_chir_waterfall(r, chir_mag, ax=axes[1, 1], rmax=rmax, max_traces=max_traces,
                         colors=[STATE_COLORS.get(s, "#7f7f7f") for s in states],
                         labels=[f"{s}" for s in steps])
-    for letter, ax in zip("abcd", axes.flat):
-        # Lift the panel letter above the strip of condition labels, if there is one.
-        strip = [t for t in ax.texts if t.get_gid() == "condition-label"]
-        pad = 6.0 + (16.0 if strip and strip[0].get_rotation() == 0 else 40.0 if strip else 0.0)
-        ax.set_title(f"({letter})", loc="left", fontweight="bold", fontsize=10, pad=pad)
-    axes[1, 1].set_title("colour: state", loc="right", fontsize=8)
+    letter = 16.0 / 72  # the bold 10 pt panel letter and its 6 pt pad, inches
+    renderer = _renderer(fig)
+    right = {(0, 0): 0.75, (0, 1): _MARGIN["right"], (1, 0): _MARGIN["right"], (1, 1): _MARGIN["right"]}
+    strip = dict.fromkeys(right, 0.0)
+
+    def above(row, col):
+        # Panels of a row align (same top, letters level) over a one-line strip; a taller
+        # (rotated) strip takes room from its own panel only.
+        tallest = max(v for (r_, _), v in strip.items() if r_ == row)
+        return tallest if tallest <= 0.35 else strip[row, col]
+
+    for _ in range(2):  # measured twice, as in _fit_single
+        for (row, col), r_in in right.items():
+            place(axes[row, col], row, col, letter + above(row, col) + 0.05, r_in)
+        for row, col in ((0, 1), (1, 0)):
+            top, extra = _extra_margins(axes[row, col], renderer)
+            strip[row, col] = max(strip[row, col], top + (_GAP if top > 0 else 0.0))
+            right[row, col] = max(right[row, col], extra + _GAP)
+    for (row, col), r_in in right.items():
+        place(axes[row, col], row, col, letter + above(row, col) + 0.05, r_in)
+    # The map's colour bar takes its room from (a) where it now sits.
+    plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange)
+    _label_events(axes[1, 0], events)
+    for (row, col), letter_text in zip(((0, 0), (0, 1), (1, 0), (1, 1)), "abcd"):
+        # Above the strip of condition labels, if its row has one; letters of a row align.
+        # An explicit y: matplotlib would otherwise measure every tick label on each draw
+        # to keep titles clear of top tick labels, which these axes do not have.
+        axes[row, col].set_title(f"({letter_text})", loc="left", fontweight="bold", fontsize=10,
+                                 pad=6.0 + above(row, col) * 72, y=1.0)
+    axes[1, 1].set_title("colour: state", loc="right", fontsize=8, y=1.0)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - 0.12 / height, va="top")
     return fig
