@@ -29,6 +29,13 @@ def single_threaded_blas():
     calling the engine chunk after chunk would pay every time.
     """
     global _CONTROLLER
+    import os
+
+    if all(os.environ.get(v) == "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                              "MKL_NUM_THREADS")):
+        import contextlib  # already single-threaded (the CLI sets these before numpy loads)
+
+        return contextlib.nullcontext()
     if _CONTROLLER is None:
         try:  # threadpoolctl is a declared dependency
             from threadpoolctl import ThreadpoolController
