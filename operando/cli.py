@@ -242,7 +242,11 @@ def _cmd_demo(args) -> int:
         if args.workers is not None:
             config = config.with_run(workers=args.workers)
         print(f"demo {name}: {folder}")
-        result = run(config, overwrite=args.overwrite, progress=_progress(args))
+        # Running the demo again continues its own earlier run (finished chunks come from
+        # their checkpoints, outputs are rewritten) instead of refusing: the README's set-up
+        # command must work twice.  A folder holding other settings is still refused.
+        again = not args.overwrite and (out / name / "manifest.json").exists()
+        result = run(config, overwrite=args.overwrite, resume=again, progress=_progress(args))
         _print_summary(result)
     return EXIT_OK
 

@@ -396,3 +396,14 @@ def test_auto_chunk_size_and_athena(project, monkeypatch):
     assert {"plotting", "report", "export"}.isdisjoint(vars(stages))
     forced = run(cfg.with_output(dir=project / "forced", athena=True))
     assert (forced.dir / "athena.prj").stat().st_size > 0
+
+
+def test_demo_runs_twice(tmp_path, capsys):
+    """The README's set-up command must work when run again: the second demo continues its
+    own finished runs from their checkpoints instead of refusing the folder."""
+    from operando import cli
+
+    out = str(tmp_path / "demo")
+    assert cli.main(["demo", "--out", out, "--no-progress"]) == 0
+    assert cli.main(["demo", "--out", out, "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("chunks resumed from checkpoints") == 2
