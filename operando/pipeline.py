@@ -1218,11 +1218,13 @@ def _chir(config, k, chi):
 def _plot_white_line_plain(steps):
     """White-line height per step, for runs without tracking (no segments)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     ok = steps["ok"].astype(bool).to_numpy()
     ax.plot(steps["step"][ok], steps["wl_height"][ok], "o-", ms=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("Step")
     ax.set_ylabel("White-line height (norm.)")
     return fig

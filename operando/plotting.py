@@ -203,6 +203,7 @@ class _ConditionAxis:
                 ax.set_xlim(lo - pad, max(self.extra_ticks.values()) + pad)
             ax.set_xlabel(self.xlabel)
             return
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         colors = {}
         extent = self.seg.groupby("block", sort=False).agg(first=("first_step", "min"),
                                                            last=("last_step", "max"))
