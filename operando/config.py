@@ -151,6 +151,9 @@ class ExafsConfig:
     rmax: float = _ShellModel.rmax
     fit_space: str = _ShellModel.fit_space
     rbkg: float = 1.0
+    # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
+    # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
+    bkg_kmin: float = 0.0
     engine: str = "fast"
     merge_repeats: str | None = None
 
@@ -705,29 +708,32 @@ def _build_exafs(value: Mapping | None, element: str | None) -> ExafsConfig:
         if len(absorbers) > 1 or (element and absorbers != {element}):
             want = element or sorted(absorbers)[0]
             _fail(s, "shells", list(shells), f"shells that all start with the absorber ('{want}-...')")
-    kmax = _number(s, "kmax", value, default=12.0, low=0, low_open=True, high=25, allow_none=False,
+    kmax = _number(s, "kmax", value, default=ExafsConfig.kmax, low=0, low_open=True, high=25, allow_none=False,
                    accepted="a number > 0 and <= 25 (1/Angstrom)")
     kmin_text = f"a number >= 0 and < kmax ({kmax:g}) (1/Angstrom)"
-    kmin = _number(s, "kmin", value, default=3.0, low=0, allow_none=False, accepted=kmin_text)
+    kmin = _number(s, "kmin", value, default=ExafsConfig.kmin, low=0, allow_none=False, accepted=kmin_text)
     if not kmin < kmax:
         _fail(s, "kmin", value.get("kmin", kmin), kmin_text)
-    rmax = _number(s, "rmax", value, default=3.2, low=0, low_open=True, high=15, allow_none=False,
+    rmax = _number(s, "rmax", value, default=ExafsConfig.rmax, low=0, low_open=True, high=15, allow_none=False,
                    accepted="a number > 0 and <= 15 (Angstrom)")
     rmin_text = f"a number >= 0 and < rmax ({rmax:g}) (Angstrom)"
-    rmin = _number(s, "rmin", value, default=1.0, low=0, allow_none=False, accepted=rmin_text)
+    rmin = _number(s, "rmin", value, default=ExafsConfig.rmin, low=0, allow_none=False, accepted=rmin_text)
     if not rmin < rmax:
         _fail(s, "rmin", value.get("rmin", rmin), rmin_text)
     return ExafsConfig(
         enabled=_boolean(s, "enabled", value, default=True),
         shells=shells,
-        share_e0=_boolean(s, "share_e0", value, default=True),
+        share_e0=_boolean(s, "share_e0", value, default=ExafsConfig.share_e0),
         kmin=kmin, kmax=kmax,
-        kweight=_integer(s, "kweight", value, default=2, low=0, high=3),
-        dk=_number(s, "dk", value, default=1.0, low=0, high=10, allow_none=False),
-        window=_choice(s, "window", value, WINDOWS, default="hanning"),
+        kweight=_integer(s, "kweight", value, default=ExafsConfig.kweight, low=0, high=3),
+        dk=_number(s, "dk", value, default=ExafsConfig.dk, low=0, high=10, allow_none=False),
+        window=_choice(s, "window", value, WINDOWS, default=ExafsConfig.window),
         rmin=rmin, rmax=rmax,
-        fit_space=_choice(s, "fit_space", value, ("r", "k", "q"), default="r"),
-        rbkg=_number(s, "rbkg", value, default=1.0, low=0, high=3, low_open=True, allow_none=False),
+        fit_space=_choice(s, "fit_space", value, ("r", "k", "q"), default=ExafsConfig.fit_space),
+        rbkg=_number(s, "rbkg", value, default=ExafsConfig.rbkg, low=0, high=3, low_open=True,
+                     allow_none=False),
+        bkg_kmin=_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
+                         allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
         engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
         merge_repeats=_merge_repeats(value),
     )

@@ -598,7 +598,7 @@ def _normalize_kwargs(config: Config, e0) -> dict:
 
 def _background_kwargs(config: Config) -> dict:
     x = config.exafs
-    return dict(rbkg=x.rbkg, kweight=x.kweight, engine=x.engine)
+    return dict(rbkg=x.rbkg, kmin=x.bkg_kmin, kweight=x.kweight, engine=x.engine)
 
 
 def _calibrate(stages, config: Config, series):

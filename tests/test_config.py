@@ -162,3 +162,20 @@ def test_series_reference_column_or_file(tmp_path):
         cfg = load_config(MINIMAL + f"reference = {value}\n", base_dir=tmp_path)
         assert cfg.series.reference == expected, value
     assert "reference = 3" in _error(MINIMAL + "reference = 3\n")
+
+
+def test_exafs_defaults_are_the_shell_model_defaults(tmp_path):
+    """A config that leaves the fit window out gets exactly ShellModel's defaults (the parser
+    once carried its own copy and gave rmin 1.0 while the model said 1.2)."""
+    from dataclasses import fields
+
+    from operando.config import ExafsConfig
+    from operando.exafs import ShellModel
+
+    config = load_config('[series]\nsource = "x.dat"\n[reference]\ns02 = 0.9\n'
+                         '[exafs]\nshells = ["Cu-N"]\n', base_dir=tmp_path)
+    model_fields = {f.name for f in fields(ShellModel)}
+    for f in fields(ExafsConfig):
+        if f.name in model_fields and f.name != "shells":
+            assert getattr(config.exafs, f.name) == getattr(ShellModel(), f.name), f.name
+    assert config.exafs.bkg_kmin == 0.0  # Larch's autobk default
