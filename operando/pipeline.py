@@ -492,7 +492,7 @@ def _prepare(stages, store: RunStore, config: Config, series) -> dict:
         e0, step = _first_e0(stages, config, series)
         shared.update(e0=e0, e0_from_step=step)
     if config.exafs.enabled:
-        shared["exafs_engine"] = _exafs_engine(stages, config, series, shared["e0"])
+        shared["exafs_engine"] = _exafs_engine(config)
         shared.update(_s02(stages, config, series, shared["exafs_engine"]["background"]))
         shared["shells"] = _shells(config, series)
     store.save_checkpoint("prepare", meta=shared)
@@ -518,37 +518,22 @@ def _default_shells(series) -> list[str]:
     return [f"{el}-O", f"{el}-{el}"]
 
 
-def _exafs_engine(stages, config: Config, series, e0) -> dict:
+def _exafs_engine(config: Config) -> dict:
     """The engine of background removal and of shell fits.
 
-    The configured one, or "larch" for a stage that does not offer "fast" (yet):
-    the same maths, only slower.  Recorded in settings.json
-    (``resolved.exafs_engine``), logged and noted in the summary.
+    The configured one, except that the fast engine does not fit in q space
+    (``exafs.FAST_UNSUPPORTED``): then the fits use "larch", the same maths, only
+    slower.  Recorded in settings.json (``resolved.exafs_engine``), logged and
+    noted in the summary.  Decided from the settings alone: no trial fit.
     """
     engine = config.exafs.engine
-    if engine != "fast":
-        return {"background": engine, "fit": engine}
-    used = {}
-    norm = stages.normalize(series[0], **_normalize_kwargs(config, "each"))
-    try:
-        chi = stages.remove_background(norm, **{**_background_kwargs(config), "engine": "fast"})
-        used["background"] = "fast"
-    except ConfigError as exc:
-        if "engine" not in str(exc):
-            raise
-        log.warning("background engine 'fast' is not available (%s); using 'larch'", exc)
-        chi = stages.remove_background(norm, **{**_background_kwargs(config), "engine": "larch"})
-        used["background"] = "larch"
-    try:
-        stages.fit_shells(chi, _shell_model(stages, config, _shells(config, series)), s02=1.0,
-                          engine="fast")
-        used["fit"] = "fast"
-    except ConfigError as exc:
-        if "engine" not in str(exc):
-            raise
-        log.warning("fit engine 'fast' is not available (%s); using 'larch'", exc)
-        used["fit"] = "larch"
-    return used
+    if engine == "fast" and config.exafs.fit_space == "q":
+        from .exafs import FAST_UNSUPPORTED
+
+        reason = FAST_UNSUPPORTED["fit_space='q'"]
+        log.warning("fit engine 'fast' does not fit in q space (%s); using 'larch'", reason)
+        return {"background": "fast", "fit": "larch"}
+    return {"background": engine, "fit": engine}
 
 
 def _shells(config: Config, series) -> list[str]:
