@@ -32,7 +32,8 @@ from collections import OrderedDict
 import numpy as np
 from scipy.interpolate import make_interp_spline, splev, splrep
 
-from ._batch_ft import ft_matrix, single_threaded_blas
+from ._batch_ft import ft_matrix
+from ._blas import single_threaded_blas
 from ._batch_larch import ETOK, TINY_ENERGY, ftwindow, index_nearest, index_of, remove_dups
 
 

@@ -36,7 +36,8 @@ import numpy as np
 import scipy.fft
 from ._batch_larch import ftwindow
 
-from ._batch_ft import SQRT_PI, ft_matrix, resample_rows, single_threaded_blas
+from ._batch_ft import SQRT_PI, ft_matrix, resample_rows
+from ._blas import single_threaded_blas
 from ._batch_paths import PathTable
 
 SHELL_PARAMS = ("cn", "deltar", "sigma2", "c3")

@@ -15,35 +15,6 @@ SQRT_PI = float(np.sqrt(np.pi))
 #: Rows per FFT block in batch_xftf.
 _FT_BLOCK = 512
 
-_CONTROLLER = None
-
-
-def single_threaded_blas():
-    """Context manager limiting BLAS to one thread.
-
-    The batched engine does many small matrix products (hundreds of rows);
-    OpenBLAS's threading costs more than it gains on those (measured 8x slower
-    on a loaded 2-core machine).  Parallelism belongs one level up (chunks of
-    spectra on separate workers).  One ``ThreadpoolController`` is kept per
-    process: building one scans the loaded libraries (~2 ms), which a pipeline
-    calling the engine chunk after chunk would pay every time.
-    """
-    global _CONTROLLER
-    import os
-
-    if all(os.environ.get(v) == "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                              "MKL_NUM_THREADS")):
-        import contextlib  # already single-threaded (the CLI sets these before numpy loads)
-
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:
-        try:  # threadpoolctl is a declared dependency
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover
-            import contextlib
-            return contextlib.nullcontext()
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _as_rows(chi: np.ndarray, n_k: int, name: str = "chi") -> tuple[np.ndarray, bool]:

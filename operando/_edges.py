@@ -59,13 +59,9 @@ def element_symbol(text) -> str | None:
 
     Names (``"copper"``) are not in the table; callers fall back to xraydb for them.
     """
-    from .feffpaths import _SYMBOLS
+    from .feffpaths import _SYMBOL_BY_LOWER_CASE, _SYMBOLS
 
     if isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit()):
         z = int(text)
         return _SYMBOLS[z] if 0 < z < len(_SYMBOLS) else None
-    wanted = str(text).strip().lower()
-    for symbol in _SYMBOLS[1:]:
-        if symbol.lower() == wanted:
-            return symbol
-    return None
+    return _SYMBOL_BY_LOWER_CASE.get(str(text).strip().lower())

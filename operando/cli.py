@@ -150,14 +150,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-#: BLAS thread variables the CLI pins to 1 before numpy loads (unless the user set them):
-#: the engine's matrix products are small and memory-bound, parallelism comes from worker
-#: processes, and pinning here spares the run threadpoolctl's library scan (~0.3 s).
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``operando`` command; returns the exit code."""
+    # Pin BLAS to one thread before numpy loads (unless the user set it): the engine's
+    # matrix products are small and memory-bound, parallelism comes from worker
+    # processes, and it spares the run threadpoolctl's library scan (~0.3 s).
+    from ._blas import BLAS_THREAD_VARIABLES
+
     for variable in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     parser = build_parser()

@@ -271,6 +271,7 @@ _SYMBOLS = (
     "Np Pu Am Cm Bk Cf"
 ).split()
 _Z = {symbol: z for z, symbol in enumerate(_SYMBOLS) if z > 0}
+_SYMBOL_BY_LOWER_CASE = {symbol.lower(): symbol for symbol in _Z}
 
 
 def _atomic_number(symbol: str) -> int:

@@ -867,9 +867,9 @@ def _blas_single_thread():
     They are memory-bound; OpenBLAS threads only add contention, and on a
     shared or oversubscribed machine they made the fast engine ~4x slower.
     (One cached threadpoolctl controller per process, see
-    :func:`operando._batch_ft.single_threaded_blas`.)
+    :func:`operando._blas.single_threaded_blas`.)
     """
-    from ._batch_ft import single_threaded_blas
+    from ._blas import single_threaded_blas
 
     return single_threaded_blas()
 

@@ -308,8 +308,9 @@ def _element_symbol(text: str) -> str | None:
     from .._edges import element_symbol
 
     for candidate in candidates:
-        if element_symbol(candidate):
-            return element_symbol(candidate)
+        symbol = element_symbol(candidate)
+        if symbol:
+            return symbol
     import xraydb  # names are not in the table
 
     for candidate in candidates:
