@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 #: Environment variables that fix the BLAS/OpenMP thread count when numpy loads.
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _CONTROLLER = None
+#: True once :func:`pin_before_numpy` has fixed one thread *before* numpy loaded.
+_PINNED = False
+
+
+def pin_before_numpy() -> bool:
+    """Set the thread variables to 1 (unless the user set them) if numpy is not loaded yet.
+
+    The variables only take effect when numpy (and its BLAS) loads, so once numpy
+    is in the process setting them proves nothing; then the per-call limiter
+    stays in charge.  Returns whether BLAS is now known to be single-threaded.
+    """
+    global _PINNED
+    if "numpy" not in sys.modules:
+        for variable in BLAS_THREAD_VARIABLES:
+            os.environ.setdefault(variable, "1")
+        _PINNED = all(os.environ.get(v) == "1" for v in BLAS_THREAD_VARIABLES)
+    return _PINNED
 
 
 def single_threaded_blas():
@@ -24,11 +42,10 @@ def single_threaded_blas():
     spectra on separate workers).  One ``ThreadpoolController`` is kept per
     process: building one scans the loaded libraries (~2 ms, ~0.3 s the first
     time), which a pipeline calling the engine chunk after chunk would pay every
-    time.  When the thread variables already say 1 (the CLI sets them before
-    numpy loads) there is nothing to limit.
+    time.  After :func:`pin_before_numpy` there is nothing to limit.
     """
     global _CONTROLLER
-    if all(os.environ.get(v) == "1" for v in BLAS_THREAD_VARIABLES):
+    if _PINNED:
         return contextlib.nullcontext()
     if _CONTROLLER is None:
         try:  # threadpoolctl is a declared dependency

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -155,10 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     # Pin BLAS to one thread before numpy loads (unless the user set it): the engine's
     # matrix products are small and memory-bound, parallelism comes from worker
     # processes, and it spares the run threadpoolctl's library scan (~0.3 s).
-    from ._blas import BLAS_THREAD_VARIABLES
+    from ._blas import pin_before_numpy
 
-    for variable in BLAS_THREAD_VARIABLES:
-        os.environ.setdefault(variable, "1")
+    pin_before_numpy()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -341,3 +341,28 @@ def test_larch_free_copies_match_larch():
             assert np.array_equal(getattr(ours, name), getattr(ref, name)), (p, name)
         assert (ours.degen, ours.reff, ours.nleg) == (ref.degen, ref.reff, ref.nleg)
         assert [g[0] for g in ours.geom] == [g[0] for g in ref.geom]
+
+
+def test_blas_pinning_counts_only_before_numpy_loads(monkeypatch):
+    """Thread variables set after numpy loaded change nothing, so the limiter must stay on.
+    (The CLI run in-process by tests once switched it off for the rest of the process, and
+    inline runs then rounded differently from single-threaded Dask workers.)"""
+    import contextlib
+    import subprocess
+    import sys
+
+    from operando import _blas
+
+    monkeypatch.setattr(_blas, "_PINNED", False)
+    for variable in _blas.BLAS_THREAD_VARIABLES:
+        monkeypatch.setenv(variable, "1")
+    assert "numpy" in sys.modules
+    assert _blas.pin_before_numpy() is False
+    assert not isinstance(_blas.single_threaded_blas(), contextlib.nullcontext)
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in _blas.BLAS_THREAD_VARIABLES}
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from operando._blas import pin_before_numpy as p; print(p())"],
+        capture_output=True, text=True, env=env, check=True)
+    assert fresh.stdout.strip() == "True"
