@@ -53,6 +53,7 @@ loads the finished chunks and computes only the rest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -257,7 +258,8 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
             )
             started = True
             shared = _prepare(stages, store, config, series)
-            state = _run_chunks(stages, store, config, series, chunks, shared, executor, progress)
+            state = _run_chunks(stages, store, config, series, chunks, shared, executor, progress,
+                                while_waiting=lambda: _import_output_stages(stages, config))
             result = _finish(stages, store, config, series, shared, state, t_start)
             store.finish("complete", n_ok=result.n_ok, n_failed=result.n_failed)
         except (KeyboardInterrupt, _Terminated) as exc:
@@ -755,8 +757,23 @@ def _chunk_name(i: int) -> str:
     return f"chunk_{i:05d}"
 
 
-def _run_chunks(stages, store, config, series, chunks, shared, executor, progress) -> dict:
+def _import_output_stages(stages, config: Config) -> None:
+    """Import the modules the end of the run needs (matplotlib: ~0.4 s) ahead of time."""
+    if config.exafs.enabled and config.track.enabled:
+        stages.tracking
+    if config.output.plots:
+        stages.plotting
+    if config.output.report:
+        stages.report
+
+
+def _run_chunks(stages, store, config, series, chunks, shared, executor, progress,
+                while_waiting: Callable[[], Any] | None = None) -> dict:
     """Compute (or load) every chunk; keep per chunk only its table and the plot rows.
+
+    ``while_waiting`` is called once, after the first chunks went to an
+    executor: work for this otherwise idle process (the imports of the output
+    stages).
 
     Each chunk's full arrays (norm, flat, chi) go to its checkpoint and are
     then dropped: what stays in memory is the per-step table and at most
@@ -817,6 +834,9 @@ def _run_chunks(stages, store, config, series, chunks, shared, executor, progres
                                            stages if in_process else None)
                         pending[executor.submit(_process_chunk, task)] = i
                         del task  # the executor holds it until it has run
+                    if while_waiting is not None:
+                        while_waiting()
+                        while_waiting = None
                     done_now, _ = wait(set(pending), return_when=FIRST_COMPLETED)
                     for fut in done_now:
                         finished(pending.pop(fut), fut.result())
@@ -992,16 +1012,6 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
     elif not config.exafs.enabled:
         notes.append("tracking skipped: it needs the [exafs] shell fits")
     steps["state"] = states
-    outputs["steps"] = _write_steps(store, steps)
-    if tracking is not None:
-        outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
-        outputs["events"] = store.write_csv("events.csv", tracking.events)
-        reversibility = getattr(tracking, "reversibility", None)
-        if isinstance(reversibility, pd.DataFrame):
-            outputs["reversibility"] = store.write_csv("reversibility.csv", reversibility)
-
-    settings = _settings_record(config, store, series, shared, meta0)
-    outputs["settings"] = store.write_json("settings.json", settings)
     chi = None
     if config.exafs.enabled:
         chi_parts = [(arrays.get("k"), arrays.get("chi")) for arrays, _ in parts]
@@ -1015,8 +1025,38 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
-    outputs.update(_plots(stages, store, config, series, steps, norm, chi, tracking, notes,
-                          plot_rows))
+    figures = _figures(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
+    formats = config.output.plots
+    order = [name for name, _ in figures]
+    forked, child, drawn = [], None, {}
+    if _fork_figures(config, figures):
+        forked = [f for f in figures if f[0] in _FORKED_FIGURES]
+        figures = [f for f in figures if f[0] not in _FORKED_FIGURES]
+        child = _FigureProcess(store, forked, formats)
+    try:
+        outputs["steps"] = _write_steps(store, steps)
+        if tracking is not None:
+            outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
+            outputs["events"] = store.write_csv("events.csv", tracking.events)
+            reversibility = getattr(tracking, "reversibility", None)
+            if isinstance(reversibility, pd.DataFrame):
+                outputs["reversibility"] = store.write_csv("reversibility.csv", reversibility)
+        settings = _settings_record(config, store, series, shared, meta0)
+        outputs["settings"] = store.write_json("settings.json", settings)
+        drawn.update(_render_figures(store, figures, formats, notes))
+        if child is not None:
+            if child.join():
+                drawn.update({f"{name}.{fmt}": store.path(f"{name}.{fmt}")
+                              for name, _ in forked for fmt in formats})
+            else:
+                log.info("figure process failed; drawing %s here", [n for n, _ in forked])
+                drawn.update(_render_figures(store, forked, formats, notes))
+    finally:
+        if child is not None:
+            child.stop()
+    # Figures in their listed order (the report's order), whichever process drew them.
+    outputs.update({key: drawn[key] for name in order for fmt in formats
+                    if (key := f"{name}.{fmt}") in drawn})
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
     skipped = list(series.metadata.get("skipped", []) or [])
@@ -1096,8 +1136,8 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _plots(stages, store, config, series, steps, norm, chi, tracking, notes, plot_rows) -> dict:
-    """Figures of the run, each written in every format of ``[output] plots``.
+def _figures(stages, config, series, steps, norm, chi, tracking, notes, plot_rows) -> list:
+    """The run's figures as ``(name, make)`` pairs, ``make()`` returning a Figure.
 
     ``white_line`` (white-line height vs condition) and ``xanes_map`` always;
     with tracking also ``cn`` (CN vs condition with events) and ``summary``.
@@ -1105,13 +1145,12 @@ def _plots(stages, store, config, series, steps, norm, chi, tracking, notes, plo
     :data:`PLOT_ROWS`, else that many evenly spaced): the XANES map and the
     chi(R) panel show those; white line and CN show every step.
     """
-    formats = config.output.plots
-    if not formats:
-        return {}
+    if not config.output.plots:
+        return []
     plotting = stages.plotting
     if plotting is None:
         notes.append("plots skipped: operando.plotting is not available")
-        return {}
+        return []
     energy = series.energy
     figures: list[tuple[str, Callable[[], Any]]] = [
         ("xanes_map", lambda: plotting.plot_xanes_map(
@@ -1128,6 +1167,11 @@ def _plots(stages, store, config, series, steps, norm, chi, tracking, notes, plo
                 sampled, energy, norm, *_chir(config, *chi))))
     else:
         figures.append(("white_line", lambda: _plot_white_line_plain(steps)))
+    return figures
+
+
+def _render_figures(store, figures, formats, notes) -> dict:
+    """Make and save figures in this process; a figure that fails is noted, not raised."""
     import gc
 
     out = {}
@@ -1153,6 +1197,77 @@ def _plots(stages, store, config, series, steps, norm, chi, tracking, notes, plo
         if collect:
             gc.enable()
     return out
+
+
+#: Figures a forked process draws while the run goes on (the costliest ones; the
+#: parent draws the rest and writes the tables meanwhile).
+_FORKED_FIGURES = ("summary", "white_line")
+
+
+class _FigureProcess:
+    """Some of the run's figures, drawn by a forked copy of this process.
+
+    Drawing is single-threaded Python + Agg, so on a machine with a free core a
+    fork halves the figure stage.  A fork shares the imported matplotlib and
+    the figure data copy-on-write: nothing is pickled or imported again.  The
+    child writes each file atomically, exactly as the parent would, and exits
+    without running any exit handler.  If it fails in any way, :meth:`join`
+    says so and the parent draws those figures itself, so a failing figure is
+    reported (a note) as in a run without the fork.
+
+    Used only where a fork is safe and worthwhile (:func:`_fork_figures`).
+    """
+
+    def __init__(self, store, figures, formats):
+        self.figures = figures
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: draw, write, leave (never return into the run)
+            code = 1
+            try:
+                import gc
+
+                gc.disable()
+                for name, make in figures:
+                    fig = make()
+                    for fmt in formats:
+                        store.write_with(f"{name}.{fmt}",
+                                         lambda tmp, fig=fig, fmt=fmt, name=name:
+                                         _save_plot(fig, tmp, fmt, name))
+                code = 0
+            except BaseException:  # noqa: BLE001 - the parent redraws and reports
+                code = 1
+            finally:
+                os._exit(code)
+
+    def join(self) -> bool:
+        """Wait for the child; True if it wrote every figure."""
+        if self.pid is None:
+            return False
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        return os.waitstatus_to_exitcode(status) == 0
+
+    def stop(self) -> None:
+        """End the child early (the run is failing or interrupted)."""
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+def _fork_figures(config, figures) -> bool:
+    """Draw some figures in a forked process?  Only where that is safe and useful.
+
+    Linux only (a fork after macOS system frameworks may crash), never when
+    ``[run] workers = 1`` (one process asked for) and never when other Python
+    threads exist (a dask client, a notebook kernel, a progress bar): a fork
+    copies only the calling thread, and a lock another thread holds would stay
+    locked in the child.
+    """
+    return (sys.platform.startswith("linux") and hasattr(os, "fork")
+            and config.run.workers != 1 and threading.active_count() == 1
+            and len(figures) > 1 and any(name in _FORKED_FIGURES for name, _ in figures))
 
 
 #: Raster resolution of the run figures, dots per inch: the 11 x 8 inch summary is

@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -407,3 +408,84 @@ def test_demo_runs_twice(tmp_path, capsys):
     assert cli.main(["demo", "--out", out, "--no-progress"]) == 0
     assert cli.main(["demo", "--out", out, "--no-progress"]) == 0
     assert capsys.readouterr().out.count("chunks resumed from checkpoints") == 2
+
+
+# ------------------------------------------------------------ figures in a fork
+def _pt_figures_config(tmp_path, out, **run_settings):
+    simulate = pytest.importorskip("operando.simulate")
+    folder = tmp_path / "samples" / "pt_co_oxidation"
+    if not folder.is_dir():
+        simulate.write_samples(tmp_path / "samples")
+    files = [f"pt_co_oxidation_{i:03d}.xdi" for i in (0, 1, 8, 9)]
+    return load_config({
+        "series": {"source": files, "conditions": "conditions.csv", "element": "Pt", "edge": "L3"},
+        "reference": {"s02": 0.85},
+        "exafs": {"shells": ["Pt-O", "Pt-Pt"], "kmin": 3.0, "kmax": 12.0, "rmin": 1.2, "rmax": 3.2},
+        "output": {"dir": str(tmp_path / out), "plots": ["png"]},
+        "run": {"chunk_size": 4, **run_settings},
+    }, base_dir=folder)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
+def test_forked_figures_equal_figures_drawn_in_process(tmp_path, monkeypatch):
+    """The fork draws summary and white line; files, order and report match a one-process run."""
+    forks = []
+    real = pipeline._FigureProcess
+
+    class Spy(real):
+        def __init__(self, store, figures, formats):
+            super().__init__(store, figures, formats)
+            forks.append([name for name, _ in figures])  # parent only: the child never returns
+
+        def join(self):
+            ok = super().join()
+            joined.append(ok)
+            return ok
+
+    joined = []
+    monkeypatch.setattr(pipeline, "_FigureProcess", Spy)
+    forked = run(_pt_figures_config(tmp_path, "forked", workers=0), progress=False)
+    assert forks == [["white_line", "summary"]] and joined == [True]  # the child drew them
+    alone = run(_pt_figures_config(tmp_path, "alone", workers=1), progress=False)
+    assert len(forks) == 1  # workers = 1: one process, no fork
+    names = [k for k in alone.outputs if k.endswith(".png")]
+    assert names == ["xanes_map.png", "white_line.png", "cn.png", "summary.png"]
+    assert [k for k in forked.outputs if k.endswith(".png")] == names
+    for name in names:  # Agg output is deterministic: the same figure, byte for byte
+        assert (forked.dir / name).read_bytes() == (alone.dir / name).read_bytes(), name
+    assert forked.summary["notes"] == alone.summary["notes"]
+    assert not list(forked.dir.glob(".*"))  # no temporary file left behind
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
+def test_figure_failing_in_fork_is_noted_once_and_run_completes(tmp_path, monkeypatch):
+    from operando import plotting
+
+    def broken(*args, **kwargs):
+        raise ValueError("no room for the legend")
+
+    monkeypatch.setattr(plotting, "plot_summary", broken)
+    result = run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
+    notes = [n for n in result.summary["notes"] if n.startswith("plot summary")]
+    assert notes == ["plot summary not made: ValueError: no room for the legend"]
+    assert not (result.dir / "summary.png").exists()
+    for name in ("xanes_map.png", "white_line.png", "cn.png"):
+        assert (result.dir / name).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((result.dir / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_no_fork_with_other_threads_or_one_worker():
+    cfg = load_config({"series": {"source": "x"}, "output": {"dir": "out"}})
+    figures = [("xanes_map", None), ("summary", None)]
+    linux = sys.platform.startswith("linux")
+    assert pipeline._fork_figures(cfg, figures) is linux
+    assert not pipeline._fork_figures(cfg.with_run(workers=1), figures)
+    assert not pipeline._fork_figures(cfg, [("xanes_map", None)])
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not pipeline._fork_figures(cfg, figures)
+    finally:
+        release.set()
+        other.join()
