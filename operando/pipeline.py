@@ -1199,9 +1199,9 @@ def _render_figures(store, figures, formats, notes) -> dict:
     return out
 
 
-#: Figures a forked process draws while the run goes on (the costliest ones; the
-#: parent draws the rest and writes the tables meanwhile).
-_FORKED_FIGURES = ("summary", "white_line")
+#: Figures a forked process draws while the run goes on: the summary is about half
+#: of the figures' cost; the parent draws the rest and writes the tables meanwhile.
+_FORKED_FIGURES = ("summary",)
 
 
 class _FigureProcess:
@@ -1276,9 +1276,15 @@ _PLOT_DPI = {"summary": 120}
 
 
 def _save_plot(fig, path, fmt: str, name: str) -> None:
-    # PNG: zlib level 1 writes ~2x faster than the default 6 for files ~20% larger.
-    extra = {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}
-    fig.savefig(path, format=fmt, dpi=_PLOT_DPI.get(name, 150), **extra)
+    dpi = _PLOT_DPI.get(name, 150)
+    if fmt == "png":
+        # The pixels savefig writes; unfiltered rows + zlib level 1 (Pillow's encoder
+        # tries every row filter): ~4x cheaper to encode, files ~15% smaller.
+        from .plotting import write_png
+
+        write_png(fig, path, dpi=dpi, compress_level=1)
+    else:
+        fig.savefig(path, format=fmt, dpi=dpi)
 
 
 def _replace_steps(tracking, steps):

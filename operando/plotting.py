@@ -3,8 +3,9 @@ chi(R) waterfall, fit overlays and a paper-style summary.
 
 Every function returns a :class:`matplotlib.figure.Figure` (or draws into a
 given ``ax`` and returns its figure) and never shows it; :func:`save_figure`
-writes PNG / SVG atomically.  Figures are built with the object-oriented API
-(no pyplot state), so they are safe in scripts, threads and the Agg backend.
+writes PNG / SVG atomically, :func:`write_png` the same pixels as ``savefig``
+at a fraction of its encoding cost.  Figures are built with the object-oriented
+API (no pyplot state), so they are safe in scripts, threads and the Agg backend.
 
 The condition axis follows the experiment: when the only varying condition is
 the potential, the x axis is the potential in V vs RHE (text labels such as
@@ -23,7 +24,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .errors import DataError
@@ -73,6 +76,71 @@ def save_figure(fig: Figure, path, *, dpi: int = 150, formats: Sequence[str] = (
     return written
 
 
+def write_png(fig: Figure, file, *, dpi: float | None = None, compress_level: int = 6) -> None:
+    """Draw ``fig`` with Agg and write it as PNG: the pixels ``fig.savefig(file,
+    format="png", dpi=dpi)`` writes, encoded at a fraction of the cost.
+
+    Matplotlib hands the image to Pillow, whose PNG encoder tries every row
+    filter on every row (about 30 ms for 1320 x 960 pixels even without
+    compression); here rows are not filtered, an opaque figure is written as RGB
+    (no alpha channel), and zlib does the rest.  Plot images (flat colours, thin
+    lines) come out ~15% smaller than Pillow's at the same level.
+
+    Parameters
+    ----------
+    fig : Figure
+    file : str, Path or binary file object
+        Written as is (no temporary file: see :func:`save_figure` for atomic writes).
+    dpi : float, optional
+        Resolution, dots per inch (default: the figure's).
+    compress_level : int
+        zlib level, 0 (none) to 9; 1 is ~2x faster than 6 for files ~20% larger.
+    """
+    import struct
+    import zlib
+
+    from matplotlib import __version__ as mpl_version
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    saved_dpi = fig.dpi
+    if dpi is not None and dpi != saved_dpi:
+        fig.dpi = dpi
+    try:
+        if fig.get_layout_engine() is not None:
+            fig.draw_without_rendering()  # as savefig does: the layout is run twice
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+        dpi = fig.dpi
+    finally:
+        fig.dpi = saved_dpi
+    height, width = rgba.shape[:2]
+    opaque = int(rgba[..., 3].min()) == 255
+    channels = 3 if opaque else 4
+    rows = np.empty((height, 1 + width * channels), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type of each row: none
+    for c in range(channels):  # channel by channel: ~7x faster than one strided copy
+        rows[:, 1 + c::channels] = rgba[..., c]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    per_metre = round(dpi / 0.0254)
+    png = b"".join([
+        b"\x89PNG\r\n\x1a\n",
+        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2 if opaque else 6, 0, 0, 0)),
+        chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        chunk(b"tEXt", f"Software\0Matplotlib version{mpl_version}, https://matplotlib.org/".encode()),
+        chunk(b"IDAT", zlib.compress(rows, compress_level)),
+        chunk(b"IEND", b""),
+    ])
+    if hasattr(file, "write"):
+        file.write(png)
+    else:
+        with open(file, "wb") as fh:
+            fh.write(png)
+
+
 # --------------------------------------------------------------------------- condition axis
 # Fixed margins, in inches, instead of constrained layout: that engine measures every tick
 # label of every axes on each draw and was most of the time spent on a run's figures.  The
@@ -83,11 +151,42 @@ _MARGIN = {"left": 0.85, "right": 0.2, "bottom": 0.55, "top": 0.15}
 _GAP = 0.08  # inches between the axes and a legend beside it
 
 
+class _InViewLocator(MaxNLocator):
+    """:class:`MaxNLocator` without the ticks outside the view limits.
+
+    Matplotlib makes a tick object (three lines, two texts; ~0.3 ms) for every
+    location the locator returns, also the one or two beyond each end that are
+    never drawn (a third of those made for a run's figures).  The ticks drawn
+    and their labels are the same: the formatter works from the ticks in view.
+    """
+
+    def __call__(self):
+        locs = np.asarray(super().__call__())
+        lo, hi = sorted(self.axis.get_view_interval())
+        tol = 1e-9 * (hi - lo)
+        inside = locs[(locs >= lo - tol) & (locs <= hi + tol)]
+        return inside if inside.size >= 2 else locs
+
+
+def _auto_locator(**kwargs) -> _InViewLocator:
+    """The locator of matplotlib's default (AutoLocator), in-view ticks only."""
+    return _InViewLocator(**({"nbins": "auto", "steps": [1, 2, 2.5, 5, 10]} | kwargs))
+
+
+def _add_axes(fig, rect=None):
+    """A new axes (``rect`` in figure fractions, or one subplot filling the figure)
+    with in-view tick locators."""
+    ax = fig.add_subplot(1, 1, 1) if rect is None else fig.add_axes(rect)
+    ax.xaxis.set_major_locator(_auto_locator())
+    ax.yaxis.set_major_locator(_auto_locator())
+    return ax
+
+
 def _new_axes(ax, figsize=(6.4, 4.2)):
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot(1, 1, 1)
+    return fig, _add_axes(fig)
 
 
 def _renderer(fig):
@@ -203,7 +302,7 @@ class _ConditionAxis:
                 ax.set_xlim(lo - pad, max(self.extra_ticks.values()) + pad)
             ax.set_xlabel(self.xlabel)
             return
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        ax.xaxis.set_major_locator(_InViewLocator(integer=True))  # steps are whole numbers
         colors = {}
         extent = self.seg.groupby("block", sort=False).agg(first=("first_step", "min"),
                                                            last=("last_step", "max"))
@@ -233,8 +332,6 @@ class _ConditionAxis:
 
 def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
     """Rectangles ``(x0, x1, y0, y1)`` as one PolyCollection (one artist, however many)."""
-    from matplotlib.collections import PolyCollection
-
     verts = [[(x0, y0), (x0, y1), (x1, y1), (x1, y0)] for x0, x1, y0, y1 in rects]
     coll = PolyCollection(verts, facecolors=colors, linewidths=0, **kwargs)
     if transform is not None:
@@ -354,18 +451,21 @@ def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True)
     if show_events and len(tracking.events):
         metal = seg.set_index("segment")[f"cn_{tracking.metal_shell}"]
         pos = dict(zip(seg["segment"], cx.seg_x))
+        xs, markers = [], {}
         for ev in tracking.events.itertuples(index=False):
-            if cx.mode == "steps":
-                x = float(ev.step) - 0.5
-                ax.axvline(x, color="0.3", ls="--", lw=0.8, zorder=1)
-            else:
-                x = pos[ev.segment]
-                # Ties the name at the top to its marker on the data.
-                ax.axvline(x, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
-            y = metal[ev.segment]
-            ax.plot([x], [y], EVENT_MARKERS.get(ev.event, "*"), ms=11, mfc="none", mec="#9467bd",
-                    mew=1.5, zorder=6)
+            x = float(ev.step) - 0.5 if cx.mode == "steps" else pos[ev.segment]
+            xs.append(x)
+            markers.setdefault(EVENT_MARKERS.get(ev.event, "*"), []).append((x, metal[ev.segment]))
             labels.append((x, ev.event.replace("_", " ")))
+        # One artist per kind (event lines, each marker shape), not one per event.
+        if cx.mode == "steps":
+            _vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
+        else:
+            # Ties the name at the top to its marker on the data.
+            _vlines(ax, xs, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
+        for marker, xy in markers.items():
+            ax.plot(*np.array(xy, dtype=float).T, marker, ms=11, mfc="none", mec="#9467bd", mew=1.5,
+                    zorder=6, ls="none")
     for state, color in STATE_COLORS.items():
         if state in set(seg["state"]):
             ax.scatter([], [], s=30, c=color, label=state)
@@ -462,13 +562,15 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
         # Right margin: tick labels and label of the colour bar.
         _place_axes(fig, ax, _MARGIN["left"], _MARGIN["bottom"], 0.75 if colorbar else _MARGIN["right"],
                     _MARGIN["top"])
-    finite = norm[np.isfinite(norm)]
+    finite_all = bool(np.isfinite(norm).all())
+    finite = norm if finite_all else norm[np.isfinite(norm)]
     vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
     # An image on the (non-uniform) energy grid, cells centred on the points as
     # pcolormesh(shading="nearest") draws them, at a fraction of the cost of a
     # mesh of n_steps x n_energy quads.
     mesh = ax.pcolorfast(_cell_edges(energy), np.arange(norm.shape[0] + 1) - 0.5,
-                         np.ma.masked_invalid(norm), cmap=cmap, vmin=0.0, vmax=vmax)
+                         norm if finite_all else np.ma.masked_invalid(norm), cmap=cmap, vmin=0.0,
+                         vmax=vmax)
     ax.set_xlabel("Energy (eV)")
     ax.set_ylabel("Step")
     if norm.shape[0] <= 12:
@@ -476,21 +578,50 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     if tracking is not None:
         seg = tracking.segments
         pos = {s: i for i, s in enumerate(steps)}
-        for row in seg[seg["origin"] == "change point"].itertuples(index=False):
-            if row.first_step in pos:
-                ax.axhline(pos[row.first_step] - 0.5, color="w", lw=0.8, ls="--")
+        changes = [pos[s] - 0.5 for s in seg.loc[seg["origin"] == "change point", "first_step"]
+                   if s in pos]
+        last_of = seg.groupby("block", sort=False)["last_step"].max()
+        blocks = []
         for row in seg.drop_duplicates("block").itertuples(index=False):
-            last = seg.loc[seg["block"] == row.block, "last_step"].max()
+            last = last_of[row.block]
             if row.first_step in pos and pos[row.first_step] > 0:
-                ax.axhline(pos[row.first_step] - 0.5, color="w", lw=0.8)
+                blocks.append(pos[row.first_step] - 0.5)
             if row.first_step in pos and last in pos:
                 ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color="w",
                         transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
+        # Segment (dashed) and block boundaries across the map: one line each kind.
+        _hlines(ax, changes, color="w", lw=0.8, ls="--")
+        _hlines(ax, blocks, color="w", lw=0.8)
     if colorbar:
         # use_gridspec=False: take the bar's room from the axes where they are now (a
-        # gridspec bar would move them back to the default subplot margins).
-        fig.colorbar(mesh, ax=ax, label="Normalised $\\mu$", pad=0.02, use_gridspec=False)
+        # gridspec bar would move them back to the default subplot margins).  Plain-text
+        # mu: a mathtext label costs ~40 ms the first time (the parser is built).
+        fig.colorbar(mesh, ax=ax, label="Normalised μ", pad=0.02, use_gridspec=False)
     return fig
+
+
+def _hlines(ax, ys, **kwargs):
+    """Full-width horizontal lines at data ``ys`` as one Line2D (NaN-separated pieces):
+    what one ``axhline`` each draws, for one artist."""
+    _axlines(ax, ys, ax.get_yaxis_transform(), horizontal=True, **kwargs)
+
+
+def _vlines(ax, xs, **kwargs):
+    """Full-height vertical lines at data ``xs`` as one Line2D, as :func:`_hlines`."""
+    _axlines(ax, xs, ax.get_xaxis_transform(), horizontal=False, **kwargs)
+
+
+def _axlines(ax, values, transform, *, horizontal, **kwargs):
+    values = np.asarray(values, dtype=float)
+    if not values.size:
+        return None
+    at = np.repeat(values, 3)
+    at[2::3] = np.nan
+    span = np.tile([0.0, 1.0, np.nan], values.size)
+    xy = (span, at) if horizontal else (at, span)
+    line = Line2D(*xy, transform=transform, **kwargs)
+    ax.add_line(line)
+    return line
 
 
 def _cell_edges(x):
@@ -527,6 +658,7 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     Returns
     -------
     Figure
+        The traces are one LineCollection of the axes, the labels its texts.
     """
     r = np.asarray(r, dtype=float)
     mag = np.atleast_2d(np.asarray(chir_mag, dtype=float))
@@ -543,10 +675,17 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     if cmap is None:
         from matplotlib import colormaps
         cmap = colormaps["viridis"]
-    for j, i in enumerate(rows):
-        color = colors[i] if colors is not None else cmap(j / max(len(rows) - 1, 1))
-        ax.plot(r[keep], mag[i, keep] + j * offset, color=color, lw=1.0)
-        if labels is not None:
+    trace_colors = [colors[i] if colors is not None else cmap(j / max(len(rows) - 1, 1))
+                    for j, i in enumerate(rows)]
+    # One collection for all traces, not one Line2D each (drawn in order, so with the
+    # same overlaps; caps and joins of plotted lines).
+    traces = LineCollection([np.column_stack([r[keep], mag[i, keep] + j * offset])
+                             for j, i in enumerate(rows)],
+                            colors=trace_colors, linewidths=1.0, capstyle="projecting",
+                            joinstyle="round")
+    ax.add_collection(traces)
+    if labels is not None:
+        for j, (i, color) in enumerate(zip(rows, trace_colors)):
             ax.text(r[keep][-1], j * offset + 0.1 * offset, str(labels[i]), fontsize=6, ha="right",
                     va="bottom", color=color)
     ax.set_xlim(0, rmax)
@@ -629,7 +768,7 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
     cell_w, cell_h = width / 2, (height - head) / 2
     # Fixed geometry in inches (no layout engine): each panel sits in its quarter with
     # the single-panel margins, plus room measured for condition strips and the legend.
-    axes = np.array([[fig.add_axes([0.5 * c, 0.5 - 0.5 * r, 0.4, 0.4]) for c in range(2)]
+    axes = np.array([[_add_axes(fig, [0.5 * c, 0.5 - 0.5 * r, 0.4, 0.4]) for c in range(2)]
                      for r in range(2)])  # created in reading order: (a), (b), (c), (d)
 
     def place(ax, row, col, top, right, left=_MARGIN["left"], bottom=_MARGIN["bottom"]):

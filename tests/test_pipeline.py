@@ -428,7 +428,7 @@ def _pt_figures_config(tmp_path, out, **run_settings):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
 def test_forked_figures_equal_figures_drawn_in_process(tmp_path, monkeypatch):
-    """The fork draws summary and white line; files, order and report match a one-process run."""
+    """The fork draws the summary; files, order and report match a one-process run."""
     forks = []
     real = pipeline._FigureProcess
 
@@ -445,7 +445,7 @@ def test_forked_figures_equal_figures_drawn_in_process(tmp_path, monkeypatch):
     joined = []
     monkeypatch.setattr(pipeline, "_FigureProcess", Spy)
     forked = run(_pt_figures_config(tmp_path, "forked", workers=0), progress=False)
-    assert forks == [["white_line", "summary"]] and joined == [True]  # the child drew them
+    assert forks == [["summary"]] and joined == [True]  # the child drew them
     alone = run(_pt_figures_config(tmp_path, "alone", workers=1), progress=False)
     assert len(forks) == 1  # workers = 1: one process, no fork
     names = [k for k in alone.outputs if k.endswith(".png")]

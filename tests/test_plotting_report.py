@@ -82,7 +82,9 @@ def test_white_line_and_map_and_waterfall(cu):
     assert len(fig.axes) == 2  # map + colour bar
     assert "OCP" in [t.get_text() for t in fig.axes[0].texts]
     fig = plot_chir_waterfall(r, chir, labels=cu.steps["step"], max_traces=10)
-    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 10
+    # the traces are one LineCollection (one artist however many), a label each
+    (traces,) = fig.axes[0].collections
+    assert len(fig.axes) == 1 and len(traces.get_segments()) == 10 and len(fig.axes[0].texts) == 10
     with pytest.raises(DataError):
         plot_xanes_map(e[:-1], norm)
 
@@ -102,6 +104,30 @@ def test_fit_overlay_and_summary(pt_summary, tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in paths[1].read_bytes()[:2000]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.png", "summary.svg"]  # no temp left
+
+
+def test_write_png_same_pixels_as_savefig(cu, tmp_path):
+    """The fast PNG writer: the pixels savefig writes (RGB when the figure is opaque,
+    RGBA otherwise), its dpi recorded, the figure's own dpi left as it was."""
+    from PIL import Image
+
+    from operando.plotting import write_png
+
+    fig = plot_cn(cu)
+    fig.savefig(tmp_path / "ref.png", dpi=120)
+    write_png(fig, tmp_path / "fast.png", dpi=120, compress_level=1)
+    assert fig.dpi == 100
+    ref, fast = Image.open(tmp_path / "ref.png"), Image.open(tmp_path / "fast.png")
+    assert fast.mode == "RGB" and fast.size == ref.size
+    assert round(fast.info["dpi"][0]) == 120
+    np.testing.assert_array_equal(np.asarray(fast), np.asarray(ref.convert("RGB")))
+    fig.patch.set_alpha(0.0)  # transparent background: the alpha channel is kept
+    with open(tmp_path / "clear.png", "wb") as fh:
+        write_png(fig, fh)
+    fig.savefig(tmp_path / "clear_ref.png")
+    clear = Image.open(tmp_path / "clear.png")
+    assert clear.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(clear), np.asarray(Image.open(tmp_path / "clear_ref.png")))
 
 
 def test_change_point_segment_drawn_in_map():
