@@ -8,7 +8,7 @@ only the interpolation onto the uniform grid and the FFT are vectorised here.
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
+
 from ._batch_larch import ftwindow
 
 SQRT_PI = float(np.sqrt(np.pi))
@@ -126,7 +126,9 @@ def batch_xftf(
     for a in range(0, len(chi2d), _FT_BLOCK):
         chi_ = resample_rows(k, chi2d[a:a + _FT_BLOCK], k_[:npts])
         chi_ *= weight
-        out[a:a + _FT_BLOCK] = scipy.fft.rfft(chi_, n=nfft, axis=-1)[:, :irmax]
+        # numpy.fft: the same pocketfft as scipy.fft (bit-identical results) without
+        # importing scipy (~0.2 s per process)
+        out[a:a + _FT_BLOCK] = np.fft.rfft(chi_, n=nfft, axis=-1)[:, :irmax]
     out *= kstep / SQRT_PI
     r = rstep * np.arange(irmax)
     return r, (out[0] if single else out)

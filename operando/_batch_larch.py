@@ -26,10 +26,16 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import constants as consts
 
-# larch.xafs.xafsutils: KTOE = 1e20 hbar^2 / (2 m_e e) from scipy.constants, as Larch
-KTOE = 1.e20 * consts.hbar**2 / (2 * consts.m_e * consts.e)
+# larch.xafs.xafsutils: KTOE = 1e20 hbar^2 / (2 m_e e) from scipy.constants.  The
+# values are scipy.constants' (CODATA 2022, scipy >= 1.15; h and e are exact in SI,
+# hbar = h / 2 pi as scipy computes it), written out because importing
+# scipy.constants costs ~0.1 s per process (scipy._lib._array_api).
+# tests/test_batch.py checks ETOK against Larch's bit for bit.
+_HBAR = 6.62607015e-34 / (2 * np.pi)
+_M_E = 9.1093837139e-31
+_E = 1.602176634e-19
+KTOE = 1.e20 * _HBAR**2 / (2 * _M_E * _E)
 ETOK = 1.0 / KTOE
 TINY_ENERGY = 0.00050
 SMALL_ENERGY = 1.e-6

@@ -220,15 +220,31 @@ def _smooth_matrix_cached(x_bytes: bytes, step: float) -> np.ndarray:
 
 def _fftconvolve_valid(y: np.ndarray, win: np.ndarray) -> np.ndarray:
     """``scipy.signal.fftconvolve(y, win[:, None], mode="valid", axes=0)`` for
-    ``len(y) >= len(win)``, with scipy.fft only (scipy.signal costs ~1 s to import)."""
-    import scipy.fft
-
+    ``len(y) >= len(win)``, with numpy's FFT (the same pocketfft as scipy.fft;
+    importing scipy.signal costs ~1 s, scipy.fft ~0.07 s)."""
     n1, n2 = y.shape[0], win.shape[0]
     n = n1 + n2 - 1
-    nfast = scipy.fft.next_fast_len(n, real=True)
-    full = scipy.fft.irfft(scipy.fft.rfft(y, nfast, axis=0) * scipy.fft.rfft(win, nfast)[:, None],
-                           nfast, axis=0)[:n]
+    nfast = _next_fast_len(n)
+    full = np.fft.irfft(np.fft.rfft(y, nfast, axis=0) * np.fft.rfft(win, nfast)[:, None],
+                        nfast, axis=0)[:n]
     return full[n2 - 1:n1].copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _next_fast_len(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n: ``scipy.fft.next_fast_len(n, real=True)``."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def _select_peak(dmu: np.ndarray, nmin: int) -> np.ndarray:

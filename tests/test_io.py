@@ -477,3 +477,107 @@ def test_reference_file_count_and_source_errors(samples, tmp_path):
     # A bare column name is still a column name, not a file.
     with pytest.raises(ConfigError, match="reference"):
         read_series(folder / "pt_co_oxidation_000.xdi", reference="nosuchcolumn")
+
+
+# ------------------------------------------------------------------ big-table reader
+def _parse_outcome(raw):
+    from operando.io._text import parse_text
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = parse_text("t.dat", raw)
+            result = ("read", table.data.shape, table.data.tobytes(), table.lines.tolist())
+        except (ReadError, ConfigError, DataError) as exc:
+            result = ("refused", str(exc))
+    return result, [str(w.message) for w in caught]
+
+
+_PLAIN_TOKENS = ["1", "2.5", "-3", "+4.", ".5", "1e3", "1E-3", "1d3", "-0", "00012", "1e999",
+                 "1.5e-320", "9007199254740993", "0.1234567890123456789012345", "1.2.3", "e5",
+                 "1e", ".", "-", "+", "--1", "1e+", "nan", "inf"]
+
+
+@pytest.mark.parametrize("reader", ["arrow", "pandas"])
+def test_big_table_readers_equal_line_by_line_reader(monkeypatch, reader):
+    """Large tables of plain numbers go to pyarrow's (when loaded) or pandas' C reader
+    (exact floats, 3-4x numpy's loadtxt on a 1000-spectrum matrix file); they must give
+    the same bits, line numbers, errors and warnings as the token-by-token reader on
+    anything, or hand over."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from operando.io import _text
+
+    if reader == "arrow":
+        pytest.importorskip("pyarrow")
+        monkeypatch.setitem(__import__("sys").modules, "pyarrow", __import__("pyarrow"))
+    else:
+        monkeypatch.setattr(_text, "_read_arrow_column", lambda raw: None)
+
+    separators = st.sampled_from([" ", " ", " ", "  ", "\t", ",", ", ", ";"])
+    tokens = st.sampled_from(_PLAIN_TOKENS)
+    ragged = st.lists(st.lists(st.tuples(separators, tokens), min_size=1, max_size=4),
+                      min_size=1, max_size=6)
+    # mostly well-formed: the same number of single-space separated tokens on every row
+    uniform = st.integers(1, 4).flatmap(lambda n: st.lists(
+        st.lists(st.tuples(st.sampled_from([" "] * 12 + ["  ", ","]), tokens), min_size=n,
+                 max_size=n), min_size=1, max_size=6))
+
+    @settings(max_examples=200, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(ragged, uniform), st.booleans())
+    def check(rows, trailing_newline):
+        body = "\n".join("".join(sep + tok for sep, tok in r).lstrip(" \t") for r in rows)
+        raw = ("# energy a b c\n" + body + ("\n" if trailing_newline else "")).encode()
+        with monkeypatch.context() as patch:
+            patch.setattr(_text, "_PANDAS_MIN_BYTES", 0)
+            fast = _parse_outcome(raw)
+        with monkeypatch.context() as patch:
+            patch.setattr(_text, "_rows_fast", lambda row_text: None)
+            slow = _parse_outcome(raw)
+        assert fast == slow
+
+    check()
+
+
+@pytest.mark.parametrize("reader", ["arrow", "pandas", "table"])
+def test_big_table_readers_read_a_matrix_file_exactly(tmp_path, monkeypatch, reader):
+    """A thousand-column matrix file (np.savetxt layout) above the size threshold: the
+    fast readers give the bits float() gives, including awkward values; a ragged row
+    anywhere is still the line-numbered error of the careful reader."""
+    from operando.io import _text
+
+    if reader != "arrow":
+        monkeypatch.setattr(_text, "_read_arrow_column", lambda raw: None)
+    if reader == "table":
+        monkeypatch.setattr(_text, "_rows_pandas_flat", lambda rows: None)
+
+    rng = np.random.default_rng(7)
+    energy = np.linspace(8800.0, 9800.0, 150)
+    mu = rng.normal(size=(150, 1000)) * 10.0 ** rng.integers(-8, 8, size=(150, 1000))
+    rows = [" ".join([f"{e:.4f}"] + [repr(float(v)) for v in m]) for e, m in zip(energy, mu)]
+    rows[3] = rows[3].replace(rows[3].split()[5], "0.1234567890123456789012345", 1)
+    rows[7] = rows[7].replace(rows[7].split()[9], "2.2250738585072011e-308", 1)
+    header = "# energy " + " ".join(f"mu_{i:04d}" for i in range(1000))
+    raw = (header + "\n" + "\n".join(rows) + "\n").encode()
+    assert len(raw) > _text._PANDAS_MIN_BYTES
+    table = _text.parse_text("m.dat", raw)
+    expected = np.array([[float(t) for t in r.split()] for r in rows])
+    assert table.data.tobytes() == expected.tobytes()
+    assert table.lines.tolist() == list(range(2, 152))
+    bad = rows.copy()
+    bad[100] = bad[100].rsplit(" ", 1)[0]            # one value short, mid-file
+    with pytest.raises(ReadError, match="line 102 has 1000 values"):
+        _text.parse_text("m.dat", (header + "\n" + "\n".join(bad) + "\n").encode())
+    (tmp_path / "m.dat").write_bytes(raw)
+    series = read_series(tmp_path / "m.dat", element="Cu", edge="K")
+    assert series.mu.shape == (1000, 150) and series.mu.tobytes() == expected[:, 1:].T.tobytes()
+
+
+def test_exact_float_option_by_pandas_version():
+    from operando.io._text import _exact_float_option
+
+    assert _exact_float_option("2.2.3") == {"float_precision": "round_trip"}
+    assert _exact_float_option("3.0.1") == {"float_precision": "round_trip"}
+    assert _exact_float_option("3.1.0rc0") == {} and _exact_float_option("4.0.0") == {}

@@ -314,3 +314,18 @@ def test_calibration_recovers_the_simulated_miscalibration(spec_name):
     series, truth = simulate.simulate_series(getattr(simulate, spec_name)(), seed=5)
     _, shifts = calibrate(series)
     assert np.max(np.abs(shifts + truth["energy_shift"].to_numpy())) < 0.1
+
+
+def test_fft_helpers_equal_scipy():
+    """The numpy stand-ins for scipy.fft.next_fast_len and scipy.signal.fftconvolve."""
+    import scipy.fft
+    import scipy.signal
+
+    from operando.xanes import _fftconvolve_valid, _next_fast_len
+
+    assert [_next_fast_len(n) for n in range(1, 5000)] == [
+        scipy.fft.next_fast_len(n, real=True) for n in range(1, 5000)]
+    rng = np.random.default_rng(3)
+    y, win = rng.normal(size=(701, 5)), np.hanning(13)
+    want = scipy.signal.fftconvolve(y, win[:, None], mode="valid", axes=0)
+    np.testing.assert_allclose(_fftconvolve_valid(y, win), want, rtol=0, atol=1e-12)

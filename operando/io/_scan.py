@@ -55,8 +55,14 @@ def warn(path, message: str) -> None:
     warnings.warn(f"{Path(str(path)).name}: {message}", OperandoWarning, stacklevel=3)
 
 
+_NOT_KEY = re.compile(r"[^a-z0-9_]")
+
+
 def _key(label: str) -> str:
-    return re.sub(r"[^a-z0-9_]", "", str(label).lower())
+    low = str(label).lower()
+    if low.isascii() and low.replace("_", "").isalnum():   # nothing to drop (most labels)
+        return low
+    return _NOT_KEY.sub("", low)
 
 
 def find_column(labels: list[str], names) -> list[int]:
