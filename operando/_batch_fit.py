@@ -8,10 +8,19 @@ divided by ``epsilon_r`` (``fit_space="r"``), or the k-weighted difference on
 ``[kmin, kmax)`` is divided by ``epsilon_k`` (``fit_space="k"``).  Both are
 linear in chi, so one dense matrix ``M`` maps chi on the window support to the
 residual, and the Jacobian is ``-M @ dchi/dp / eps`` with the analytic path
-derivatives of :class:`PathTable`.
+derivatives of :class:`PathTable` (all paths evaluated together by
+:class:`~operando._batch_paths.PathStack`).  Only ``|r|^2``, ``J J^T`` and ``J r``
+enter the fit and its statistics, so ``M`` is replaced by the ``W`` of its
+significant singular values (``|W v| = |M v|`` to rounding; 36 instead of 144 rows
+for k 3-12, R 1-3.2; see ``_Problem._compressed``).
 
-Minimiser: Levenberg-Marquardt with Marquardt's ``diag(J^T J)`` damping run on
-all spectra at once (each spectrum keeps its own damping and stops on its own).
+Minimiser: Levenberg-Marquardt with Marquardt's scaled damping run on all spectra
+at once (each spectrum keeps its own damping and stops on its own).  As in
+MINPACK (lmfit's leastsq, used by feffit) the scale is the running maximum of
+``diag(J^T J)``, the damping follows the gain ratio (actual / predicted decrease)
+and the tests are MINPACK's ftol/xtol; in addition a spectrum stops, without
+evaluating another point, once the Gauss-Newton predicted decrease from where it
+is falls below ``ftol`` times chi-square.
 Box bounds are enforced by projecting each trial point onto the box (a
 projected LM step), not by lmfit's sine transform: both give the same optimum
 when no bound is active; an active bound is reported in ``at_bound`` and its
@@ -33,12 +42,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft
 from ._batch_larch import ftwindow
 
 from ._batch_ft import SQRT_PI, ft_matrix, resample_rows
 from ._blas import single_threaded_blas
-from ._batch_paths import PathTable
+from ._batch_paths import PathStack, PathTable
 
 SHELL_PARAMS = ("cn", "deltar", "sigma2", "c3")
 DEFAULT_VARY = {"cn": True, "deltar": True, "sigma2": True, "c3": False, "de0": True}
@@ -174,9 +182,32 @@ class _Problem:
         self.MT = np.ascontiguousarray(self.M.T)
         self.npts = self.M.shape[0]
         self.paths = paths
+        self.WT = self._compressed(self.M)
+
+    @staticmethod
+    def _compressed(M):
+        """``W^T`` with ``|W v| = |M v|`` for every ``v`` to rounding, ``W`` with fewer rows.
+
+        The residual enters the fit only through its sum of squares, ``J^T J`` and
+        ``J^T r``, all invariant under an orthogonal map of the residual space.  With
+        ``M = U S V^T``, ``W = S V^T`` (``= U^T M``) has those invariants.  The windowed,
+        R-limited Fourier transform has few significant singular values (~3 n_idp: 36
+        of 144 for k 3-12, R 1-3.2), so the rows with ``s_i <= 1e-10 s_0`` are dropped:
+        that changes ``|M v|^2`` by at most ``1e-20 s_0^2 |v|^2``, below the rounding of
+        the sum itself.  Returns ``M^T`` when nothing drops.
+        """
+        if M.shape[0] < 2:
+            return np.ascontiguousarray(M.T)
+        _, sv, vt = np.linalg.svd(M, full_matrices=False)
+        keep = int(np.count_nonzero(sv > 1e-10 * sv[0]))
+        if keep >= M.shape[0]:
+            return np.ascontiguousarray(M.T)
+        return np.ascontiguousarray((sv[:keep, None] * vt[:keep]).T)
 
 
 _PROBLEMS: dict = {}
+#: Rows per path evaluation in :func:`batch_fit` (element-wise temporaries stay in cache).
+EVAL_CHUNK = 64
 
 
 def _problem(k, paths, **kw) -> _Problem:
@@ -201,7 +232,8 @@ def _noise(chi_model_grid, prob: _Problem, kmin, kmax, kweight):
     """Larch's ``FeffitDataSet.estimate_noise`` for every row: (eps_k, eps_r)."""
     nfft, kstep = prob.nfft, prob.kstep
     x = chi_model_grid * prob.fft_weight
-    chir = scipy.fft.rfft(x, n=nfft, axis=-1, workers=-1) * (kstep / SQRT_PI)
+    # numpy.fft: the same pocketfft as scipy.fft (bit-identical) without importing scipy
+    chir = np.fft.rfft(x, n=nfft, axis=-1) * (kstep / SQRT_PI)
     rstep = np.pi / (kstep * nfft)
     irmin = int(0.01 + 15.0 / rstep)
     irmax = int(min(nfft / 2, 1.01 + 30.0 / rstep))
@@ -306,11 +338,12 @@ def batch_fit(
         Maximum number of LM iterations (one residual + Jacobian each).
     ftol, xtol : float
         Stop when both the actual and the predicted (linearised) relative
-        decrease of the sum of squares are below ``ftol`` (MINPACK's test), or
-        the scaled step is below ``xtol`` times the scaled parameter norm.
-        Larch's feffit uses 1e-6 for both; the defaults are 100x tighter (a
-        relative chi-square change of 1e-8 moves a parameter by ~1e-4 of its
-        error bar).
+        decrease of the sum of squares are below ``ftol`` (MINPACK's test), when
+        the Gauss-Newton predicted relative decrease from the current point is
+        below ``ftol``, or when the scaled step is below ``xtol`` times the scaled
+        parameter norm.  Larch's feffit uses 1e-6 for both; the defaults are 100x
+        tighter (a relative chi-square change of 1e-8 moves a parameter by ~1e-4
+        of its error bar).
     nfft, kstep : int, float
         FFT length and model k step, 1/Angstrom.
 
@@ -392,124 +425,199 @@ def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rma
         raise ValueError("no parameter is varied")
     values[:, vidx] = np.clip(values[:, vidx], lo[:, vidx], hi[:, vidx])
     data_sub = data[:, prob.cols]
-    data_res = (data_sub @ prob.MT) / eps[:, None]           # (n, m)
+    WT = prob.WT
+    data_res = (data_sub @ WT) / eps[:, None]           # (n, m'), m' <= npts (see _Problem)
 
     # ---- residual and Jacobian ---------------------------------------------------
+    stack = PathStack(paths, prob.kk)
+    P, nk = len(paths), len(prob.kk)
+    col_of = {nm: j for j, nm in enumerate(names)}
+    j_cn = [col_of[f"cn_{lab}"] for lab in labels]
+    j_e0 = [col_of["de0" if share_e0 else f"de0_{lab}"] for lab in labels]
+    j_dr = [col_of[f"deltar_{lab}"] for lab in labels]
+    j_ss = [col_of[f"sigma2_{lab}"] for lab in labels]
+    j_c3 = [col_of[f"c3_{lab}"] for lab in labels]
     want = tuple({"cn": "amp", "de0": "e0"}.get(kinds[j][0], kinds[j][0]) for j in vidx)
-    pos = {j: i for i, j in enumerate(vidx)}
+    # d model / d varied parameter i = sum over (path p, derivative name) of the
+    # path derivative (cn: times s02)
+    jac_terms = []
+    for pos_i, j in enumerate(vidx):
+        pname, si = kinds[j]
+        deriv = {"cn": "amp", "de0": "e0"}.get(pname, pname)
+        plist = list(range(P)) if si is None else [si]
+        jac_terms.append((pos_i, deriv, plist))
+    neg_inv_eps = -1.0 / eps
 
-    def evaluate_chunk(rows, vals, jac):
+    # c3 enters the model only when varied or nonzero somewhere (fixed values stay put)
+    has_c3 = bool(any(kinds[j][0] == "c3" for j in vidx) or np.any(values[:, j_c3] != 0))
+
+    K = WT.shape[1]
+    cmax = min(EVAL_CHUNK, max(n, 1))
+    g_buf = np.empty((nv, cmax, K))             # J = -G / eps, parameter-major
+    sum_buf = np.empty((cmax, nk))
+    amp_pos = [pos_i for pos_i, deriv, _ in jac_terms if deriv == "amp"]
+
+    def evaluate_chunk(rows, cols, jac, out, o):
         nr = len(rows)
-        model = np.zeros((nr, len(prob.kk)))
-        dmodel = np.zeros((nr, nv, len(prob.kk))) if jac else None
-        for table in paths:
-            j_cn = names.index(f"cn_{table.label}")
-            j_e0 = names.index("de0" if share_e0 else f"de0_{table.label}")
-            jpar = {pn: names.index(f"{pn}_{table.label}") for pn in SHELL_PARAMS[1:]}
-            out = table.chi(prob.kk, amp=vals[:, j_cn] * s02[rows], e0=vals[:, j_e0],
-                            deltar=vals[:, jpar["deltar"]], sigma2=vals[:, jpar["sigma2"]],
-                            c3=vals[:, jpar["c3"]], jacobian=jac, wrt=want)
-            if jac:
-                c, d = out
-                if j_cn in pos:
-                    dmodel[:, pos[j_cn]] += d["amp"] * s02[rows, None]
-                if j_e0 in pos:
-                    dmodel[:, pos[j_e0]] += d["e0"]
-                for pn, j in jpar.items():
-                    if j in pos:
-                        dmodel[:, pos[j]] += d[pn]
-            else:
-                c = out
-            model += c
-        resid = data_res[rows] - (model @ prob.MT) / eps[rows, None]
+        ev = stack.evaluate(cols, want if jac else (), reuse=True)
+        chi_p, d = ev if jac else (ev, None)
+        model = out["model"][o:o + nr]
+        np.copyto(model, chi_p[0])
+        for p in range(1, P):
+            model += chi_p[p]
+        r = model @ WT
+        r *= neg_inv_eps[rows, None]
+        r += data_res[rows]
+        out["cost"][o:o + nr] = np.einsum("ij,ij->i", r, r)
         if not jac:
-            return model, resid, None
-        # Jacobian stored as (rows, n_varys, m)
-        J = (dmodel.reshape(nr * nv, -1) @ prob.MT).reshape(nr, nv, -1)
-        J *= -1.0 / eps[rows, None, None]
-        return model, resid, J
+            return
+        G = g_buf[:, :nr]
+        for pos_i, deriv, plist in jac_terms:
+            src = d[deriv][plist[0]]
+            if len(plist) > 1:
+                src = np.add(src, d[deriv][plist[1]], out=sum_buf[:nr])
+                for p in plist[2:]:
+                    src += d[deriv][p]
+            np.matmul(src, WT, out=G[pos_i])
+        for pos_i in amp_pos:
+            G[pos_i] *= s02[rows, None]
+        G *= neg_inv_eps[rows, None]
+        Gr = np.ascontiguousarray(G.transpose(1, 0, 2))          # (nr, nv, K)
+        out["A"][o:o + nr] = Gr @ np.swapaxes(Gr, 1, 2)
+        out["g"][o:o + nr] = (Gr @ r[:, :, None])[:, :, 0]
 
-    def evaluate(rows, vals, jac=True, chunk=128):
-        """model on the support (r, n_kk), residual (r, m), Jacobian (r, n_varys, m).
+    def evaluate(rows, vals, jac=True, chunk=EVAL_CHUNK):
+        """cost (r,), model on the support (r, n_kk) and, with ``jac``, ``A = J J^T``
+        (r, n_varys, n_varys) and ``g = J r`` (r, n_varys) for the residual ``r`` and the
+        Jacobian ``J`` (n_varys, m) of each row.
 
-        Chunks keep the elementwise temporaries in cache (2-3x faster than one pass).
+        Rows go in chunks small enough to keep the element-wise temporaries of the path
+        evaluation in cache (several times faster than one pass over all rows).
         """
-        if len(rows) <= chunk:
-            return evaluate_chunk(rows, vals, jac)
-        parts = [evaluate_chunk(rows[i:i + chunk], vals[i:i + chunk], jac)
-                 for i in range(0, len(rows), chunk)]
-        return tuple(None if parts[0][j] is None else np.concatenate([p[j] for p in parts])
-                     for j in range(3))
+        nr = len(rows)
+        out = {"cost": np.empty(nr), "model": np.empty((nr, nk))}
+        if jac:
+            out["A"] = np.empty((nr, nv, nv))
+            out["g"] = np.empty((nr, nv))
+        cols = stack.columns((vals[:, j_cn] * s02[rows, None]).T, vals[:, j_e0].T,
+                             vals[:, j_dr].T, vals[:, j_ss].T, vals[:, j_c3].T, has_c3=has_c3)
+        for i in range(0, nr, chunk):
+            sl = slice(i, i + chunk)
+            evaluate_chunk(rows[sl], cols.rows(sl), jac, out, i)
+        return out
 
     # ---- vectorised Levenberg-Marquardt ---------------------------------------------
+    # Per row: Marquardt's scaled damping with MINPACK's scale (running maximum of
+    # diag(J^T J), so a parameter that loses sensitivity keeps its damping), the damping
+    # updated by the gain ratio (actual / predicted reduction), and a Gauss-Newton
+    # stopping test before each step (see the loop).
     fit_rows = np.flatnonzero(ok)
+    nf = len(fit_rows)
     nfev = np.zeros(n, int)
     success = np.zeros(n, bool)
     message = np.array(["non-finite data or noise estimate"] * n, dtype=object)
     message[fit_rows] = "maximum number of iterations reached"
+    msg_ftol = "converged: relative reduction of chi-square below ftol"
     x = values[fit_rows].copy()
-    m_model, r, J = evaluate(fit_rows, x) if len(fit_rows) else (None, None, None)
     nfev[fit_rows] = 1
-    model_best = np.zeros((n, len(prob.kk)))
-    if len(fit_rows):
-        model_best[fit_rows] = m_model
-        cost = (r * r).sum(axis=1)
-        lam = np.full(len(fit_rows), 1e-3)
-        active = np.ones(len(fit_rows), bool)
+    model_best = np.zeros((n, nk))
+    A_cur = np.zeros((0, nv, nv))
+    cost = np.zeros(0)
+    if nf:
+        ev = evaluate(fit_rows, x)
+        model_best[fit_rows] = ev["model"]
+        cost, A_cur, g_cur = ev["cost"], ev["A"], ev["g"]
+        lam = np.full(nf, 1e-3)
+        dscale = np.zeros((nf, nv))
+        active = np.ones(nf, bool)
         lo_f, hi_f = lo[fit_rows][:, vidx], hi[fit_rows][:, vidx]
+        eye = np.eye(nv)
         for _ in range(max_nfev):
             a_idx = np.flatnonzero(active)
             if len(a_idx) == 0:
                 break
-            Ja, ra = J[a_idx], r[a_idx]
-            A = Ja @ np.swapaxes(Ja, 1, 2)
-            g = (Ja @ ra[..., None])[..., 0]
-            diag = np.einsum("rii->ri", A).copy()
+            na = len(a_idx)
+            A, g = A_cur[a_idx], g_cur[a_idx]
+            diag = np.einsum("rii->ri", A)
             diag = np.maximum(diag, 1e-12 * diag.max(axis=1, keepdims=True) + 1e-300)
-            lhs = A + lam[a_idx, None, None] * (diag[:, :, None] * np.eye(nv))
+            diag = np.maximum(diag, dscale[a_idx])
+            dscale[a_idx] = diag
+            xa = x[a_idx]
+            xv = xa[:, vidx]
+            lo_a, hi_a = lo_f[a_idx], hi_f[a_idx]
             # active set: a parameter on a bound whose descent direction points out of
             # the box is held there for this step (otherwise the clipped step stalls)
-            xv0 = x[a_idx][:, vidx]
-            held = (((xv0 <= lo_f[a_idx]) & (g > 0)) | ((xv0 >= hi_f[a_idx]) & (g < 0)))
-            g_full, A_full = g, A
+            held = ((xv <= lo_a) & (g > 0)) | ((xv >= hi_a) & (g < 0))
+            dmat = diag[:, :, None] * eye
+            # two systems per row: the damped step and the Gauss-Newton step (1e-10 damping
+            # keeps it defined when J^T J is singular)
+            lhs = np.concatenate([A + lam[a_idx, None, None] * dmat, A + 1e-10 * dmat])
+            g_step = g
             if held.any():
-                keep = ~held
-                lhs = lhs * (keep[:, :, None] & keep[:, None, :]) + held[:, :, None] * np.eye(nv)
-                g = np.where(held, 0.0, g)
+                hr = np.flatnonzero(held.any(axis=1))
+                keep = ~held[hr]
+                mask = keep[:, :, None] & keep[:, None, :]
+                ident = held[hr][:, :, None] * eye
+                for o in (0, na):
+                    lhs[o + hr] = lhs[o + hr] * mask + ident
+                g_step = np.where(held, 0.0, g)
+            rhs = np.concatenate([g_step, g_step])
             try:
-                step = -np.linalg.solve(lhs, g[..., None])[..., 0]
+                steps = -np.linalg.solve(lhs, rhs[..., None])[..., 0]
             except np.linalg.LinAlgError:
-                step = -np.stack([np.linalg.lstsq(m_, g_, rcond=None)[0]
-                                  for m_, g_ in zip(lhs, g)])
-            xv = x[a_idx][:, vidx]
-            xt_v = np.clip(xv + step, lo_f[a_idx], hi_f[a_idx])
-            xt = x[a_idx].copy()
+                steps = -np.stack([np.linalg.lstsq(m_, g_, rcond=None)[0]
+                                   for m_, g_ in zip(lhs, rhs)])
+            step = steps[:na]
+            # Gauss-Newton predicted reduction from here, g^T (J^T J)^-1 g over the free
+            # parameters: below ftol * chi-square no step can reduce chi-square by more
+            # (to first order), so the row stops without evaluating another point
+            # (MINPACK's ftol test without the confirming evaluation)
+            pred_gn = -np.einsum("ri,ri->r", g_step, steps[na:])
+            stop = pred_gn <= ftol * cost[a_idx]
+            if stop.any():
+                done = a_idx[stop]
+                active[done] = False
+                success[fit_rows[done]] = True
+                message[fit_rows[done]] = msg_ftol
+                go = ~stop
+                a_idx, A, g, diag, xa, xv, lo_a, hi_a, step = (
+                    a_idx[go], A[go], g[go], diag[go], xa[go], xv[go], lo_a[go], hi_a[go],
+                    step[go])
+                if len(a_idx) == 0:
+                    continue
+            xt_v = np.clip(xv + step, lo_a, hi_a)
+            xt = xa
             xt[:, vidx] = xt_v
-            mt, rt, Jt = evaluate(fit_rows[a_idx], xt)
+            ev = evaluate(fit_rows[a_idx], xt)
             nfev[fit_rows[a_idx]] += 1
-            cost_t = (rt * rt).sum(axis=1)
+            cost_t = ev["cost"]
             better = np.isfinite(cost_t) & (cost_t <= cost[a_idx])
-            acc = a_idx[better]
+            acc, rej = a_idx[better], a_idx[~better]
             dcost = cost[acc] - cost_t[better]
             # predicted reduction of the linearised model for the step actually taken
-            # (MINPACK's ftol test: actual and predicted reductions both small)
             ds = (xt_v - xv)[better]
-            pred = -(2.0 * np.einsum("ri,ri->r", g_full[better], ds)
-                     + np.einsum("ri,rij,rj->r", ds, A_full[better], ds))
+            Ab = A[better]
+            pred = -(2.0 * np.einsum("ri,ri->r", g[better], ds)
+                     + np.einsum("ri,ri->r", ds, (Ab @ ds[:, :, None])[:, :, 0]))
             sc = np.sqrt(diag[better])
-            dx_norm = np.linalg.norm(sc * (xt_v[better] - xv[better]), axis=1)
+            dx_norm = np.linalg.norm(sc * ds, axis=1)
             x_norm = np.linalg.norm(sc * xv[better], axis=1)
-            x[acc], r[acc], J[acc], cost[acc] = xt[better], rt[better], Jt[better], cost_t[better]
-            model_best[fit_rows[acc]] = mt[better]
-            lam[acc] = np.maximum(lam[acc] * 0.2, 1e-10)
-            rej = a_idx[~better]
+            x[acc], cost[acc] = xt[better], cost_t[better]
+            A_cur[acc], g_cur[acc] = ev["A"][better], ev["g"][better]
+            model_best[fit_rows[acc]] = ev["model"][better]
+            # damping: gain ratio > 0.75 -> / 3, < 0.25 -> x 2; rejected step -> x 10
+            rho = dcost / np.maximum(pred, 1e-300)
+            lam[acc] = np.maximum(lam[acc] * np.where(rho > 0.75, 1.0 / 3.0,
+                                                      np.where(rho < 0.25, 2.0, 1.0)), 1e-10)
             lam[rej] *= 10.0
+            # MINPACK's tests: actual and predicted relative reductions both below ftol,
+            # or the scaled step below xtol times the scaled parameters
             conv_f = (dcost <= ftol * cost[acc]) & (pred <= ftol * cost[acc])
             conv_x = dx_norm <= xtol * (x_norm + xtol)
             done = acc[conv_f | conv_x]
             active[done] = False
             success[fit_rows[done]] = True
-            message[fit_rows[acc[conv_f]]] = "converged: relative reduction of chi-square below ftol"
+            message[fit_rows[acc[conv_f]]] = msg_ftol
             message[fit_rows[acc[conv_x & ~conv_f]]] = "converged: relative step below xtol"
             stuck = rej[lam[rej] > 1e10]
             active[stuck] = False
@@ -526,11 +634,11 @@ def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rma
     covar = np.full((n, nv, nv), np.nan)
     stderr_v = np.full((n, nv), np.nan)
     if len(fit_rows):
-        ssq = (r * r).sum(axis=1)
+        ssq = cost
         chi_square[fit_rows] = ssq * n_idp / npts
         redchi[fit_rows] = chi_square[fit_rows] / (n_idp - nv)
         r_factor[fit_rows] = ssq / (data_res[fit_rows] ** 2).sum(axis=1)
-        A = J @ np.swapaxes(J, 1, 2)
+        A = A_cur
         # propagate_uncertainties uses lmfit's redchi = ssq / (npts - n_varys), so the
         # covariance scale is ssq / (n_idp - n_varys), not feffit's chi2_reduced
         err_scale = ssq / (n_idp - nv)

@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 AUTOBK_CHUNK = 4096
 #: Steps per batch_fit call (bounds the (n, n_varys, n_residual) Jacobian).
 FIT_CHUNK = 2048
+#: ftol and xtol of the shell fits: Larch's feffit values (batch_fit's default is 100x
+#: tighter).  Measured on 1,000 simulated Cu steps: 17 % fewer LM evaluations, CN, R and
+#: sigma2 within 0.004 of their error bars of the 1e-8 results, error bars within 0.2 %.
+FIT_TOL = 1e-6
+#: Steps per evaluation of the final model chi(k) (element-wise temporaries stay in cache).
+MODEL_CHUNK = 64
 #: e0 is rounded to this (eV) so that steps share one AUTOBK operator.
 E0_ROUND = 0.01
 #: Warm-start pass: a step whose first-pass R-factor exceeds this multiple of the
@@ -224,7 +230,8 @@ class _Engine:
         res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
                         kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
                         rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, init=init,
-                        vary=vary, bounds=bounds, share_e0=model.share_e0)
+                        vary=vary, bounds=bounds, share_e0=model.share_e0, ftol=FIT_TOL,
+                        xtol=FIT_TOL)
         out = _Fits(n, self.labels, self.k.size)
         var_err = []
         for lab in self.labels:
@@ -452,13 +459,23 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
     # ------------------------------------------------------------ row dicts
     model_chi = np.full((m, k.size), np.nan)
     if m:
-        total = np.zeros((m, k.size))
-        for table, spec in zip(eng.tables, model.shells):
-            lab = spec.label
-            total += table.chi(k, amp=fits[f"cn_{lab}"] * s02, e0=fits[f"de0_{lab}"],
-                               deltar=fits[f"r_{lab}"] - eng.reff[lab],
-                               sigma2=fits[f"sigma2_{lab}"], c3=np.zeros(m)).reshape(m, k.size)
-        model_chi = total
+        # sum of the path chi(k) (PathTable.chi of each path), in chunks on reused buffers
+        from ._batch_paths import PathStack
+
+        stack = PathStack(eng.tables, k)
+        labs = [spec.label for spec in model.shells]
+        cols = stack.columns(np.array([fits[f"cn_{lab}"] * s02 for lab in labs]),
+                             np.array([fits[f"de0_{lab}"] for lab in labs]),
+                             np.array([fits[f"r_{lab}"] - eng.reff[lab] for lab in labs]),
+                             np.array([fits[f"sigma2_{lab}"] for lab in labs]),
+                             np.zeros((len(labs), m)), has_c3=False)
+        model_chi = np.empty((m, k.size))
+        for a in range(0, m, MODEL_CHUNK):
+            sl = slice(a, min(a + MODEL_CHUNK, m))
+            chi_p = stack.evaluate(cols.rows(sl), reuse=True)
+            np.copyto(model_chi[sl], chi_p[0])
+            for p in range(1, len(labs)):
+                model_chi[sl] += chi_p[p]
     empty = _empty_row(k, model, s02)
     out = []
     pos_of = {int(r): j for j, r in enumerate(rows)}
@@ -496,11 +513,39 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
     return out
 
 
+@lru_cache(maxsize=None)
 def _chi2_ppf95(dof: int) -> float:
-    """``scipy.stats.chi2.ppf(0.95, dof)`` without importing scipy.stats (~0.5 s)."""
-    from scipy.special import gammaincinv
+    """``scipy.stats.chi2.ppf(0.95, dof)`` without importing scipy (~0.2 s per process;
+    scipy.stats ~0.5 s).
 
-    return float(2.0 * gammaincinv(0.5 * dof, 0.95))
+    The engine needs even ``dof`` (2 per pinned shell), where the chi-square upper tail
+    is ``Q(x) = exp(-y) sum_{j < dof/2} y^j / j!`` with ``y = x / 2``: Newton's method on
+    ``Q(x) = 0.05`` converges to rounding (tests/test_exafs_fast.py compares with
+    scipy).  Odd ``dof`` falls back to scipy.special.
+    """
+    dof = int(dof)
+    if dof <= 0 or dof % 2:
+        from scipy.special import gammaincinv
+
+        return float(2.0 * gammaincinv(0.5 * dof, 0.95))
+    m = dof // 2
+    # Wilson-Hilferty start, then Newton in y = x / 2 (Q is convex and decreasing)
+    z = 1.6448536269514722                     # standard normal 95 % quantile
+    c = 2.0 / (9.0 * dof)
+    y = max(0.5 * dof * (1.0 - c + z * np.sqrt(c)) ** 3, 1e-3)
+    for _ in range(100):
+        term, total = 1.0, 1.0
+        for j in range(1, m):
+            term *= y / j
+            total += term
+        e = np.exp(-y)
+        q = e * total - 0.05
+        dq = -e * term                         # dQ/dy = -exp(-y) y^(m-1) / (m-1)!
+        step = q / dq
+        y -= step
+        if abs(step) <= 1e-15 * y:
+            break
+    return float(2.0 * y)
 
 
 def _empty_row(k, model, s02) -> dict:

@@ -103,6 +103,67 @@ def test_autobk_bad_rows_and_e0_groups(shared_data):
     assert _rel_rms_diff(ref.k, res.chi[1, :len(ref.k)], ref.chi) < 1e-6
 
 
+def _autobk_grids(shared_data):
+    """(kraw, kout, spline knot abscissae) as the autobk operator builds them, for real
+    foil grids (XDI, uneven steps) and a synthetic pre-edge/XANES/EXAFS grid."""
+    from operando._batch_larch import ETOK, index_nearest
+
+    grids = [(_foil(shared_data, name).energy, _foil(shared_data, name).e0)
+             for name in ("cu_foil_rt", "pt_foil_rt")]
+    e0 = 8979.0
+    kk = np.arange(np.sqrt(30 * ETOK), 16, 0.05)
+    grids.append((np.concatenate([np.arange(e0 - 200, e0 - 20, 10.0),
+                                  np.arange(e0 - 20, e0 + 30, 0.5), e0 + kk**2 / ETOK]), e0 + 0.3))
+    for energy, ek0 in grids:
+        enpe = energy[energy >= ek0 - 1.0] - ek0
+        kraw = np.sign(enpe) * np.sqrt(ETOK * np.abs(enpe))
+        kmax = min(15.0, kraw[-1])
+        kout = 0.05 * np.arange(int(1.01 + kmax / 0.05))
+        for nspl in (5, 12, 30):
+            spl_k = np.array([kraw[index_nearest(kraw, q)] for q in np.linspace(1.0, kmax, nspl)])
+            yield kraw, kout, spl_k
+
+
+def test_numpy_splines_match_scipy(shared_data):
+    """The scipy-free splines of _batch_autobk == splrep/splev/make_interp_spline/
+    UnivariateSpline(s=0) (measured: knots and basis bit-identical, the rest ~1e-15)."""
+    from scipy.interpolate import UnivariateSpline, make_interp_spline, splev, splrep
+
+    from operando._batch_autobk import (NotAKnotSpline, bspline_basis, cubic_interp_matrix,
+                                        not_a_knot_knots)
+
+    for kraw, kout, spl_k in _autobk_grids(shared_data):
+        knots, _, order = splrep(spl_k, np.ones(len(spl_k)), k=3)
+        ours = not_a_knot_knots(spl_k)
+        assert order == 3 and np.array_equal(ours, knots)
+        basis = bspline_basis(ours, kraw)          # extrapolates below kmin, as splev
+        for j in range(len(spl_k)):
+            ref = splev(kraw, (knots, np.eye(len(knots))[j], 3))
+            np.testing.assert_allclose(basis[:, j], ref, rtol=0, atol=1e-13)
+        ref = make_interp_spline(kraw, np.eye(len(kraw)), k=3)(kout)
+        mat = cubic_interp_matrix(kraw, kout)
+        assert np.abs(mat - ref).max() <= 1e-12 * np.abs(ref).max()
+        y = np.sin(3 * kraw) * np.exp(-0.1 * kraw)
+        q = np.linspace(kraw[0] - 0.2, kraw[-1] + 0.2, 2001)
+        spl, nak = UnivariateSpline(kraw, y, s=0), NotAKnotSpline(kraw, y)
+        for nu in range(4):
+            ref = spl(q, nu=nu)
+            assert np.abs(nak(q, nu=nu) - ref).max() <= 1e-11 * np.abs(ref).max(), nu
+    with pytest.raises(ValueError, match="strictly increasing"):
+        not_a_knot_knots(np.array([0.0, 1.0, 1.0, 2.0, 3.0]))
+
+
+def test_fast_engine_modules_do_not_import_scipy():
+    """scipy.interpolate alone costs 0.2-0.35 s per process (the CLI's start-up budget)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, operando._batch_autobk, operando._batch_ft, operando._batch_larch; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # ------------------------------------------------------------------ xftf
 @pytest.mark.parametrize("window", ["kaiser", "hanning", "parzen", "welch", "sine", "gaussian"])
 def test_xftf_matches_larch(shared_data, window):
@@ -165,6 +226,109 @@ def test_path_jacobian_matches_finite_differences(shared_data):
         dn[name] = pars[name] - h
         fd = (table.chi(k, **up) - table.chi(k, **dn)) / (2 * h)
         assert np.abs(fd - jac[name]).max() < 1e-5 * np.abs(jac[name]).max(), name
+
+
+def test_path_stack_equals_single_paths(shared_data):
+    """PathStack (all paths in one pass, q and spline cells shared when e0 is) gives
+    bit for bit PathTable.chi of each path, including the small-energy / negative-energy
+    branch and the k = 0 extrapolation, and the same derivatives to rounding."""
+    from operando._batch_paths import PathStack
+
+    tables = [tabulate_path(feff_path("Cu", "N")), tabulate_path(feff_path("Cu", "Cu")),
+              tabulate_path(str(shared_data / "feff" / "feffcu01.dat"))]
+    rng = np.random.default_rng(3)
+    n = 7
+    wrt = ("amp", "e0", "deltar", "sigma2", "c3")
+    for k in (0.05 * np.arange(51, 251), 0.05 * np.arange(401)):
+        for shared in (True, False):
+            e0 = rng.uniform(-10, 10, (3, n))
+            if shared:
+                e0[:] = e0[0]
+            pars = dict(amp=rng.uniform(1, 8, (3, n)), e0=e0,
+                        deltar=rng.uniform(-0.1, 0.1, (3, n)),
+                        sigma2=rng.uniform(0, 0.02, (3, n)),
+                        c3=rng.uniform(-2e-4, 2e-4, (3, n)) * (not shared))
+            chi, jac = PathStack(tables, k).chi(*pars.values(), want=wrt)
+            for p, table in enumerate(tables):
+                ref, ref_jac = table.chi(k, jacobian=True, **{m: v[p] for m, v in pars.items()})
+                assert np.array_equal(chi[p], ref)
+                for name in wrt:
+                    assert np.abs(jac[name][p] - ref_jac[name]).max() <= (
+                        1e-14 * np.abs(ref_jac[name]).max()), name
+    # k = 0 with e0 > 0: q < 0 on the first points, first point extrapolated
+    k = 0.05 * np.arange(300)
+    ref = tables[0].chi(k, amp=1.0, e0=3.0, sigma2=0.004)
+    p = feffpath(str(feff_path("Cu", "N").file), degen=1, s02=1.0, e0=3.0, sigma2=0.004)
+    path2chi(p, k=k)
+    assert np.abs(ref - p.chi).max() < 1e-6 * np.abs(p.chi).max()
+
+
+def test_sincos_matches_numpy():
+    from operando._batch_paths import _sincos
+
+    rng = np.random.default_rng(0)
+    for phi in (rng.uniform(-200, 200, (3, 50, 400)), np.linspace(-7, 7, 20001)[None],
+                np.array([[np.pi / 4, -np.pi / 4, 3 * np.pi / 4, 0.0, 1e5, np.nan]])):
+        work = [np.empty_like(phi) for _ in range(5)]
+        s, c = _sincos(phi, *work, np.empty(phi.shape, dtype=np.intp))
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_allclose(s, np.sin(phi), rtol=0, atol=2.5e-16)
+            np.testing.assert_allclose(c, np.cos(phi), rtol=0, atol=2.5e-16)
+
+
+def test_tables_without_scipy_match_larch_splines():
+    """tabulate_path on a file (numpy not-a-knot spline) == on Larch's FeffPathGroup
+    (its scipy UnivariateSpline coefficients)."""
+    for fp in (feff_path("Cu", "N"), feff_path("Cu", "Cu"), feff_path("Pt", "O")):
+        ours = tabulate_path(fp)
+        ref = tabulate_path(feffpath(str(fp.file)))
+        assert ours.h == ref.h and ours.coefs.shape == ref.coefs.shape
+        for f in range(4):
+            assert np.abs(ours.coefs[f] - ref.coefs[f]).max() <= 1e-13 * np.abs(ref.coefs[f]).max()
+
+
+def test_compressed_residual_space_keeps_the_statistics():
+    """The fit works in a reduced residual space W with |W v| = |M v| (M: the windowed
+    FT restricted to [rmin, rmax]); sums of squares and Gram matrices agree to rounding."""
+    from operando._batch_fit import _Problem
+
+    k = 0.05 * np.arange(321)
+    for space, kw in (("r", dict(rmin=1.0, rmax=3.2)), ("r", dict(rmin=1.4, rmax=6.0)),
+                      ("k", dict(rmin=1.0, rmax=3.2))):
+        prob = _Problem(k, None, kmin=3.0, kmax=12.0, kweight=2, dk=1.0, dk2=1.0,
+                        window="hanning", fit_space=space, nfft=2048, kstep=0.05, **kw)
+        v = np.random.default_rng(1).normal(size=(50, len(prob.cols)))
+        full, comp = v @ prob.MT, v @ prob.WT
+        assert comp.shape[1] <= full.shape[1]
+        if space == "r":
+            assert comp.shape[1] < full.shape[1] // 2
+        np.testing.assert_allclose((comp**2).sum(1), (full**2).sum(1), rtol=1e-13)
+        np.testing.assert_allclose(comp @ comp.T, full @ full.T, rtol=0,
+                                   atol=1e-12 * np.abs(full @ full.T).max())
+
+
+def test_fit_engine_does_not_import_scipy():
+    """Tabulating paths and fitting (batch_fit, the fast engine's absent-shell test) need
+    no scipy module (importing scipy.fft / scipy.special / scipy.interpolate costs
+    0.2-0.35 s per process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from operando.batch import batch_fit, tabulate_path\n"
+        "from operando.feffpaths import feff_path\n"
+        "from operando._exafs_fast import _chi2_ppf95\n"
+        "tabs = [tabulate_path(feff_path('Cu', 'N')), tabulate_path(feff_path('Cu', 'Cu'))]\n"
+        "k = 0.05 * np.arange(321)\n"
+        "chi = tabs[0].chi(k, amp=3.0, sigma2=0.004) + tabs[1].chi(k, amp=4.0, sigma2=0.008)\n"
+        "chi = chi + np.random.default_rng(0).normal(0, 0.003, (2, len(k)))\n"
+        "res = batch_fit(k, chi, tabs, kmin=3, kmax=12, dk=1, window='hanning', rmin=1,\n"
+        "                rmax=3.2)\n"
+        "assert res.success.all() and _chi2_ppf95(2) > 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------ fits

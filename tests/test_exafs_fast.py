@@ -258,3 +258,14 @@ def test_background_spline_start_above_a_strong_white_line():
                                      s02=s02).to_dataframe()
     assert spline_from_0["cn_Pt-O"].iloc[0] > 4.3
     assert spline_from_1["cn_Pt-O"].iloc[0] == pytest.approx(4.0, abs=0.15)
+
+
+def test_chi2_quantile_without_scipy_matches_scipy():
+    """The absent-shell (Hamilton) test's chi-square 95 % quantile: closed-form tail and
+    Newton for even dof (no scipy import), scipy.special for odd dof."""
+    from scipy.stats import chi2
+
+    from operando._exafs_fast import _chi2_ppf95
+
+    for dof in range(1, 41):
+        assert _chi2_ppf95(dof) == pytest.approx(chi2.ppf(0.95, dof), rel=1e-13), dof

@@ -149,13 +149,13 @@ def test_plot_rows_are_bounded_and_even():
 def test_figures_get_at_most_plot_rows(h5_series, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "PLOT_ROWS", 50)
     seen = {}
-    real = pipeline._plots
+    real = pipeline._figures
 
-    def spy(stages, store, config, series, steps, norm, chi, tracking, notes, plot_rows):
+    def spy(stages, config, series, steps, norm, chi, tracking, notes, plot_rows):
         seen.update(norm=norm.shape, rows=len(plot_rows))
-        return real(stages, store, config, series, steps, norm, chi, tracking, notes, plot_rows)
+        return real(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
 
-    monkeypatch.setattr(pipeline, "_plots", spy)
+    monkeypatch.setattr(pipeline, "_figures", spy)
     result = pipeline.run(_config(h5_series, tmp_path / "run", exafs=False), progress=False)
     assert seen["rows"] == 50 and seen["norm"][0] == 50
     assert any("show 50 of 200 steps" in n for n in result.summary["notes"])
