@@ -238,6 +238,7 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
 
     with _signal_guard():
         started = False
+        figure_server = _FigureServer.start(store, config)
         try:
             series = _read_series(stages, config)
             if _is_streamed(series):
@@ -259,8 +260,10 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
             started = True
             shared = _prepare(stages, store, config, series)
             state = _run_chunks(stages, store, config, series, chunks, shared, executor, progress,
-                                while_waiting=lambda: _import_output_stages(stages, config))
-            result = _finish(stages, store, config, series, shared, state, t_start)
+                                while_waiting=lambda: _import_output_stages(
+                                    stages, config, plots=figure_server is None))
+            result = _finish(stages, store, config, series, shared, state, t_start,
+                             figure_server)
             store.finish("complete", n_ok=result.n_ok, n_failed=result.n_failed)
         except (KeyboardInterrupt, _Terminated) as exc:
             name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
@@ -274,6 +277,9 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
             if started:
                 store.finish("failed", error=f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if figure_server is not None:
+                figure_server.stop()
     return result
 
 
@@ -757,11 +763,11 @@ def _chunk_name(i: int) -> str:
     return f"chunk_{i:05d}"
 
 
-def _import_output_stages(stages, config: Config) -> None:
+def _import_output_stages(stages, config: Config, plots: bool = True) -> None:
     """Import the modules the end of the run needs (matplotlib: ~0.4 s) ahead of time."""
     if config.exafs.enabled and config.track.enabled:
         stages.tracking
-    if config.output.plots:
+    if plots and config.output.plots:
         stages.plotting
     if config.output.report:
         stages.report
@@ -977,7 +983,8 @@ def _interactive() -> bool:
 
 
 # -------------------------------------------------------------- outputs
-def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
+def _finish(stages, store, config, series, shared, state, t_start,
+            figure_server: "_FigureServer | None" = None) -> RunResult:
     parts = state["results"]
     tables = [_unpack_chunk(arrays)[0] for arrays, _ in parts]
     computed = pd.concat(tables, ignore_index=True)
@@ -1025,11 +1032,14 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
-    figures = _figures(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
     formats = config.output.plots
-    order = [name for name, _ in figures]
-    forked, child, drawn = [], None, {}
-    if _fork_figures(config, figures):
+    forked, child, drawn, figures, order = [], None, {}, [], []
+    served = figure_server is not None and figure_server.send(
+        config, series.energy, steps, norm, chi, tracking, plot_rows)
+    if not served:
+        figures = _figures(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
+        order = [name for name, _ in figures]
+    if not served and _fork_figures(config, figures):
         forked = [f for f in figures if f[0] in _FORKED_FIGURES]
         figures = [f for f in figures if f[0] not in _FORKED_FIGURES]
         child = _FigureProcess(store, forked, formats)
@@ -1043,6 +1053,16 @@ def _finish(stages, store, config, series, shared, state, t_start) -> RunResult:
                 outputs["reversibility"] = store.write_csv("reversibility.csv", reversibility)
         settings = _settings_record(config, store, series, shared, meta0)
         outputs["settings"] = store.write_json("settings.json", settings)
+        if served:
+            answer = figure_server.result()
+            if answer is None:  # the server failed: draw here, reporting as usual
+                figures = _figures(stages, config, series, steps, norm, chi, tracking, notes,
+                                   plot_rows)
+                order = [name for name, _ in figures]
+            else:
+                order, server_notes, server_drawn = answer
+                notes += server_notes
+                drawn.update({key: Path(path) for key, path in server_drawn.items()})
         drawn.update(_render_figures(store, figures, formats, notes))
         if child is not None:
             if child.join():
@@ -1285,6 +1305,140 @@ def _save_plot(fig, path, fmt: str, name: str) -> None:
         write_png(fig, path, dpi=dpi, compress_level=1)
     else:
         fig.savefig(path, format=fmt, dpi=dpi)
+
+
+class _FigureServer:
+    """A forked process that imports matplotlib while the run reads and fits,
+    then draws the run's figures from the data :meth:`send` gives it.
+
+    The start of a run (imports, reading, S0^2) uses one core; the fork puts the
+    other to work on the plotting imports (~0.4 s), so the figures cost the run
+    only their drawing, which the server splits again with a fork of its own
+    (:class:`_FigureProcess`).  Data goes over a pipe, pickled (the XANES map
+    and chi rows: a few MB); the answer is the figure order, the notes and the
+    files written (each atomically, as the run would).  Anything going wrong in
+    the server makes :meth:`result` return None and the run draws the figures
+    itself: a broken server can cost time, never a figure or a note.
+
+    Started only where :func:`_fork_figures` would fork (Linux, one thread,
+    ``workers != 1``) and the run makes plots.  The server leaves on its own
+    when the run ends without sending (error, Ctrl-C) or its parent dies.
+    """
+
+    def __init__(self, store):
+        job_r, self._job_w = os.pipe()
+        self._res_r, res_w = os.pipe()
+        parent = os.getpid()
+        self.pid = os.fork()
+        if self.pid == 0:  # the server: never returns into the run
+            code = 1
+            try:
+                os.close(self._job_w)
+                os.close(self._res_r)
+                code = _serve_figures(store, job_r, res_w, parent)
+            except BaseException:  # noqa: BLE001 - the parent draws and reports
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(job_r)
+        os.close(res_w)
+
+    @classmethod
+    def start(cls, store, config) -> "_FigureServer | None":
+        if not config.output.plots or not _fork_figures(config, [("xanes_map", None),
+                                                                 ("summary", None)]):
+            return None
+        try:
+            return cls(store)
+        except OSError as exc:  # no fork (resource limits): draw in the run
+            log.info("figure server not started: %s", exc)
+            return None
+
+    def send(self, *data) -> bool:
+        """Hand the figure data over; False if the server is gone."""
+        import pickle
+
+        try:
+            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            with open(self._job_w, "wb", closefd=True) as fh:
+                self._job_w = None
+                fh.write(len(payload).to_bytes(8, "little"))
+                fh.write(payload)
+            return True
+        except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+            log.info("figure server not used: %s", exc)
+            return False
+
+    def result(self):
+        """``(order, notes, {file: path})`` from the server, or None if it failed."""
+        import pickle
+
+        try:
+            with open(self._res_r, "rb", closefd=True) as fh:
+                self._res_r = None
+                answer = fh.read()
+            _, status = os.waitpid(self.pid, 0)
+            self.pid = None
+            if os.waitstatus_to_exitcode(status) != 0 or not answer:
+                return None
+            return pickle.loads(answer)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            log.info("figure server failed: %s", exc)
+            return None
+
+    def stop(self) -> None:
+        for name in ("_job_w", "_res_r"):
+            fd = getattr(self, name)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, None)
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+def _serve_figures(store, job_r: int, res_w: int, parent: int) -> int:
+    """The figure server's life: import, wait for the data, draw, answer."""
+    import pickle
+    import select
+
+    stages = _stages()
+    if stages.plotting is None:
+        return 1
+    with open(job_r, "rb", closefd=True) as fh:
+        while not select.select([fh], [], [], 1.0)[0]:
+            if os.getppid() != parent:  # the run is gone
+                return 0
+        head = fh.read(8)
+        if len(head) < 8:  # closed without data: the run ended early
+            return 0
+        config, energy, steps, norm, chi, tracking, plot_rows = pickle.loads(
+            fh.read(int.from_bytes(head, "little")))
+    notes: list[str] = []
+    figures = _figures(stages, config, SimpleNamespace(energy=energy), steps, norm, chi,
+                       tracking, notes, plot_rows)
+    formats = config.output.plots
+    order = [name for name, _ in figures]
+    forked = [f for f in figures if f[0] in _FORKED_FIGURES] if _fork_figures(config, figures) else []
+    here = [f for f in figures if f not in forked]
+    child = _FigureProcess(store, forked, formats) if forked else None
+    try:
+        drawn = _render_figures(store, here, formats, notes)
+        if child is not None:
+            if child.join():
+                drawn.update({f"{name}.{fmt}": store.path(f"{name}.{fmt}")
+                              for name, _ in forked for fmt in formats})
+            else:
+                drawn.update(_render_figures(store, forked, formats, notes))
+    finally:
+        if child is not None:
+            child.stop()
+    with open(res_w, "wb", closefd=True) as out:
+        out.write(pickle.dumps((order, notes, {k: str(v) for k, v in drawn.items()})))
+    return 0
 
 
 def _replace_steps(tracking, steps):

@@ -1,6 +1,7 @@
 """The pipeline end to end: run folder, checkpoints, interruption, resume, CLI."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -427,34 +428,64 @@ def _pt_figures_config(tmp_path, out, **run_settings):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_forked_figures_equal_figures_drawn_in_process(tmp_path, monkeypatch):
-    """The fork draws the summary; files, order and report match a one-process run."""
-    forks = []
-    real = pipeline._FigureProcess
+def test_figure_server_draws_what_one_process_draws(tmp_path, monkeypatch):
+    """The figure server (and its fork for the summary) writes the same files, in the
+    same order, as a one-process run, and its answer reaches the run."""
+    answers = []
+    real = pipeline._FigureServer.result
 
-    class Spy(real):
-        def __init__(self, store, figures, formats):
-            super().__init__(store, figures, formats)
-            forks.append([name for name, _ in figures])  # parent only: the child never returns
+    def spy(self):
+        answer = real(self)
+        answers.append(answer)
+        return answer
 
-        def join(self):
-            ok = super().join()
-            joined.append(ok)
-            return ok
-
-    joined = []
-    monkeypatch.setattr(pipeline, "_FigureProcess", Spy)
-    forked = run(_pt_figures_config(tmp_path, "forked", workers=0), progress=False)
-    assert forks == [["summary"]] and joined == [True]  # the child drew them
+    monkeypatch.setattr(pipeline._FigureServer, "result", spy)
+    served = run(_pt_figures_config(tmp_path, "served", workers=0), progress=False)
+    assert len(answers) == 1 and answers[0] is not None  # the server drew the figures
     alone = run(_pt_figures_config(tmp_path, "alone", workers=1), progress=False)
-    assert len(forks) == 1  # workers = 1: one process, no fork
+    assert len(answers) == 1  # workers = 1: one process, no server
     names = [k for k in alone.outputs if k.endswith(".png")]
     assert names == ["xanes_map.png", "white_line.png", "cn.png", "summary.png"]
-    assert [k for k in forked.outputs if k.endswith(".png")] == names
+    assert [k for k in served.outputs if k.endswith(".png")] == names
     for name in names:  # Agg output is deterministic: the same figure, byte for byte
-        assert (forked.dir / name).read_bytes() == (alone.dir / name).read_bytes(), name
-    assert forked.summary["notes"] == alone.summary["notes"]
-    assert not list(forked.dir.glob(".*"))  # no temporary file left behind
+        assert (served.dir / name).read_bytes() == (alone.dir / name).read_bytes(), name
+    assert served.summary["notes"] == alone.summary["notes"]
+    assert not list(served.dir.glob(".*"))  # no temporary file left behind
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
+def test_failed_figure_server_leaves_the_figures_to_the_run(tmp_path, monkeypatch):
+    def crash(*args):
+        raise MemoryError("no memory for matplotlib")
+
+    monkeypatch.setattr(pipeline, "_serve_figures", crash)
+    result = run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
+    for name in ("xanes_map.png", "white_line.png", "cn.png", "summary.png"):
+        assert (result.dir / name).read_bytes()[:4] == b"\x89PNG"
+    assert not any("plot" in n for n in result.summary["notes"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
+def test_figure_server_ends_with_a_failing_run(tmp_path, monkeypatch):
+    started = []
+    real = pipeline._FigureServer.start.__func__
+
+    def spy(cls, store, config):
+        server = real(cls, store, config)
+        started.append(server.pid)
+        return server
+
+    monkeypatch.setattr(pipeline._FigureServer, "start", classmethod(spy))
+
+    def broken(*args, **kwargs):
+        raise OperandoError("disk on fire")
+
+    monkeypatch.setattr(pipeline, "_prepare", broken)
+    with pytest.raises(OperandoError, match="disk on fire"):
+        run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
+    assert len(started) == 1 and started[0] > 0
+    with pytest.raises(ChildProcessError):  # stopped and reaped: no process left behind
+        os.waitpid(started[0], os.WNOHANG)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
