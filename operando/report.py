@@ -11,6 +11,7 @@ import html
 import io
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -113,6 +114,29 @@ def _cell(value) -> str:
     return f'<span class="long">{text}</span>' if len(text) > _LONG_TEXT else text
 
 
+def _float_cell(value: float) -> str:
+    """:func:`_cell` of a Python float (a float column's ``tolist()``), ~6x faster."""
+    if value != value:
+        return ""
+    magnitude = abs(value)
+    if magnitude < 1000:
+        return f"{value:.4g}"
+    if magnitude == math.inf:
+        return str(value)
+    return f"{value:.{min(int(math.log10(magnitude)) + 3, 12)}g}"
+
+
+def _column_cells(column: pd.Series) -> list[str]:
+    """The cells of one column: per dtype, not per value (a 1,000-step table has 40,000)."""
+    kind = getattr(column.dtype, "kind", "O")
+    values = column.tolist()
+    if kind == "f" and isinstance(column.dtype, np.dtype):
+        return [_float_cell(v) for v in values]
+    if kind in "biu" and isinstance(column.dtype, np.dtype):
+        return [str(v) for v in values]
+    return [_cell(v) for v in values]
+
+
 def _table(df: pd.DataFrame | None, name: str, max_rows: int) -> str:
     if df is None:
         return f"<p>No {html.escape(name)} table.</p>"
@@ -124,7 +148,7 @@ def _table(df: pd.DataFrame | None, name: str, max_rows: int) -> str:
     # Cells are formatted (and escaped) here so long text can wrap in a block of its own.
     # The markup is pandas' ``to_html(index=False, escape=False, border=0)``, written
     # directly: pandas' writer took ~1 s for a 1,000-step table.
-    columns = [[_cell(v) for v in shown[c].tolist()] for c in shown.columns]
+    columns = [_column_cells(shown.iloc[:, j]) for j in range(shown.shape[1])]
     lines = [f'<table class="dataframe table-{name}">', "  <thead>",
              '    <tr style="text-align: right;">']
     lines += [f"      <th>{html.escape(str(c))}</th>" for c in shown.columns]

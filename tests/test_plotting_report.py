@@ -244,3 +244,23 @@ def test_report_tables_read_in_a_browser(pt, tmp_path):
     one = write_report(tmp_path / "one.html", title="t",
                        steps=pd.DataFrame({"a": [np.nan, 1.5], "b": [None, "ok"]}))
     assert "<td>nan</td>" not in one.read_text() and "<td>None</td>" not in one.read_text()
+
+
+def test_report_cells_per_column_equal_per_value():
+    """The per-dtype cell formatting gives exactly the per-value ``_cell`` text."""
+    import pandas as pd
+
+    from operando.report import _cell, _column_cells
+
+    rng = np.random.default_rng(11)
+    floats = np.concatenate([rng.normal(0, 1, 300) * 10.0 ** rng.integers(-8, 9, 300),
+                             [0.0, -0.0, 999.99995, 1000.0, 999.9999, 1e12, 11564.13, -25000.5,
+                              np.nan, np.inf, -np.inf, 5e-324]])
+    table = pd.DataFrame({
+        "f": floats, "i": np.arange(len(floats)), "b": np.arange(len(floats)) % 3 == 0,
+        "s": [None if i % 7 == 0 else f"<step {i}>" * (i % 30) for i in range(len(floats))],
+        "f32": floats.astype(np.float32),
+        "nullable": pd.array([None if i % 5 == 0 else i for i in range(len(floats))], dtype="Int64"),
+    })
+    for name in table.columns:
+        assert _column_cells(table[name]) == [_cell(v) for v in table[name].tolist()], name
