@@ -215,6 +215,20 @@ def _progress(args):
 
 
 def _cmd_run(args) -> int:
+    from . import _figure_server
+
+    if args.scheduler is None and _wants_figures(args):
+        # Before the imports below (~0.5 s): the figure server imports on the idle core.
+        _figure_server.prestart()
+    try:
+        return _run_configured(args)
+    finally:  # a run takes the server over; one never taken (bad config) is ended here
+        leftover = _figure_server.take_prestarted()
+        if leftover is not None:
+            leftover.stop()
+
+
+def _run_configured(args) -> int:
     from .config import load_config
     from .pipeline import run
 
@@ -235,6 +249,22 @@ def _cmd_run(args) -> int:
                      progress=_progress(args))
     _print_summary(result)
     return EXIT_OK
+
+
+def _wants_figures(args) -> bool:
+    """Will this run draw figures in more than one process?  A hint from the raw
+    TOML, read before the configuration module (and numpy, pandas) is imported;
+    the run checks again and stops a server it does not need."""
+    import tomllib
+
+    try:
+        with open(args.config, "rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, ValueError):
+        return False  # load_config reports it
+    plots = raw.get("output", {}).get("plots", ["png"])
+    workers = args.workers if args.workers is not None else raw.get("run", {}).get("workers", 0)
+    return bool(plots) and workers != 1
 
 
 def _dask_client(address: str):

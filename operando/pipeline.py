@@ -238,7 +238,7 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
 
     with _signal_guard():
         started = False
-        figure_server = _FigureServer.start(store, config)
+        figure_server = _start_figure_server(config)
         try:
             series = _read_series(stages, config)
             if _is_streamed(series):
@@ -984,7 +984,7 @@ def _interactive() -> bool:
 
 # -------------------------------------------------------------- outputs
 def _finish(stages, store, config, series, shared, state, t_start,
-            figure_server: "_FigureServer | None" = None) -> RunResult:
+            figure_server=None) -> RunResult:
     parts = state["results"]
     tables = [_unpack_chunk(arrays)[0] for arrays, _ in parts]
     computed = pd.concat(tables, ignore_index=True)
@@ -1035,7 +1035,7 @@ def _finish(stages, store, config, series, shared, state, t_start,
     formats = config.output.plots
     forked, child, drawn, figures, order = [], None, {}, [], []
     served = figure_server is not None and figure_server.send(
-        config, series.energy, steps, norm, chi, tracking, plot_rows)
+        str(store.dir), config, series.energy, steps, norm, chi, tracking, plot_rows)
     if not served:
         figures = _figures(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
         order = [name for name, _ in figures]
@@ -1307,116 +1307,54 @@ def _save_plot(fig, path, fmt: str, name: str) -> None:
         fig.savefig(path, format=fmt, dpi=dpi)
 
 
-class _FigureServer:
-    """A forked process that imports matplotlib while the run reads and fits,
-    then draws the run's figures from the data :meth:`send` gives it.
+class _OutputFolder:
+    """The two RunStore methods figure drawing uses, for the figure server."""
 
-    The start of a run (imports, reading, S0^2) uses one core; the fork puts the
-    other to work on the plotting imports (~0.4 s), so the figures cost the run
-    only their drawing, which the server splits again with a fork of its own
-    (:class:`_FigureProcess`).  Data goes over a pipe, pickled (the XANES map
-    and chi rows: a few MB); the answer is the figure order, the notes and the
-    files written (each atomically, as the run would).  Anything going wrong in
-    the server makes :meth:`result` return None and the run draws the figures
-    itself: a broken server can cost time, never a figure or a note.
+    def __init__(self, folder):
+        self.dir = Path(folder)
 
-    Started only where :func:`_fork_figures` would fork (Linux, one thread,
-    ``workers != 1``) and the run makes plots.  The server leaves on its own
-    when the run ends without sending (error, Ctrl-C) or its parent dies.
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
+        from .runstore import atomic_path
+
+        with atomic_path(self.dir / name) as tmp:
+            writer(tmp)
+        return self.dir / name
+
+
+def _start_figure_server(config: Config):
+    """The run's figure server (:mod:`operando._figure_server`), or None.
+
+    One forked by the CLI before its imports is taken over if this run wants a
+    server; otherwise it is stopped.
     """
+    from . import _figure_server
 
-    def __init__(self, store):
-        job_r, self._job_w = os.pipe()
-        self._res_r, res_w = os.pipe()
-        parent = os.getpid()
-        self.pid = os.fork()
-        if self.pid == 0:  # the server: never returns into the run
-            code = 1
-            try:
-                os.close(self._job_w)
-                os.close(self._res_r)
-                code = _serve_figures(store, job_r, res_w, parent)
-            except BaseException:  # noqa: BLE001 - the parent draws and reports
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(job_r)
-        os.close(res_w)
-
-    @classmethod
-    def start(cls, store, config) -> "_FigureServer | None":
-        if not config.output.plots or not _fork_figures(config, [("xanes_map", None),
-                                                                 ("summary", None)]):
-            return None
-        try:
-            return cls(store)
-        except OSError as exc:  # no fork (resource limits): draw in the run
-            log.info("figure server not started: %s", exc)
-            return None
-
-    def send(self, *data) -> bool:
-        """Hand the figure data over; False if the server is gone."""
-        import pickle
-
-        try:
-            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-            with open(self._job_w, "wb", closefd=True) as fh:
-                self._job_w = None
-                fh.write(len(payload).to_bytes(8, "little"))
-                fh.write(payload)
-            return True
-        except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-            log.info("figure server not used: %s", exc)
-            return False
-
-    def result(self):
-        """``(order, notes, {file: path})`` from the server, or None if it failed."""
-        import pickle
-
-        try:
-            with open(self._res_r, "rb", closefd=True) as fh:
-                self._res_r = None
-                answer = fh.read()
-            _, status = os.waitpid(self.pid, 0)
-            self.pid = None
-            if os.waitstatus_to_exitcode(status) != 0 or not answer:
-                return None
-            return pickle.loads(answer)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            log.info("figure server failed: %s", exc)
-            return None
-
-    def stop(self) -> None:
-        for name in ("_job_w", "_res_r"):
-            fd = getattr(self, name)
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                setattr(self, name, None)
-        if self.pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            self.pid = None
+    server = _figure_server.take_prestarted()
+    if not config.output.plots or not _fork_figures(config, [("xanes_map", None),
+                                                             ("summary", None)]):
+        if server is not None:
+            server.stop()
+        return None
+    return server or _figure_server.FigureServer.start()
 
 
-def _serve_figures(store, job_r: int, res_w: int, parent: int) -> int:
+def _serve_figures(job_r: int, res_w: int, parent: int) -> int:
     """The figure server's life: import, wait for the data, draw, answer."""
     import pickle
-    import select
+
+    from ._figure_server import wait_for_job
 
     stages = _stages()
     if stages.plotting is None:
         return 1
-    with open(job_r, "rb", closefd=True) as fh:
-        while not select.select([fh], [], [], 1.0)[0]:
-            if os.getppid() != parent:  # the run is gone
-                return 0
-        head = fh.read(8)
-        if len(head) < 8:  # closed without data: the run ended early
-            return 0
-        config, energy, steps, norm, chi, tracking, plot_rows = pickle.loads(
-            fh.read(int.from_bytes(head, "little")))
+    job = wait_for_job(job_r, parent)
+    if job is None:  # the run ended without figures
+        return 0
+    folder, config, energy, steps, norm, chi, tracking, plot_rows = job
+    store = _OutputFolder(folder)
     notes: list[str] = []
     figures = _figures(stages, config, SimpleNamespace(energy=energy), steps, norm, chi,
                        tracking, notes, plot_rows)

@@ -432,14 +432,16 @@ def test_figure_server_draws_what_one_process_draws(tmp_path, monkeypatch):
     """The figure server (and its fork for the summary) writes the same files, in the
     same order, as a one-process run, and its answer reaches the run."""
     answers = []
-    real = pipeline._FigureServer.result
+    from operando._figure_server import FigureServer
+
+    real = FigureServer.result
 
     def spy(self):
         answer = real(self)
         answers.append(answer)
         return answer
 
-    monkeypatch.setattr(pipeline._FigureServer, "result", spy)
+    monkeypatch.setattr(FigureServer, "result", spy)
     served = run(_pt_figures_config(tmp_path, "served", workers=0), progress=False)
     assert len(answers) == 1 and answers[0] is not None  # the server drew the figures
     alone = run(_pt_figures_config(tmp_path, "alone", workers=1), progress=False)
@@ -467,15 +469,17 @@ def test_failed_figure_server_leaves_the_figures_to_the_run(tmp_path, monkeypatc
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
 def test_figure_server_ends_with_a_failing_run(tmp_path, monkeypatch):
-    started = []
-    real = pipeline._FigureServer.start.__func__
+    from operando._figure_server import FigureServer
 
-    def spy(cls, store, config):
-        server = real(cls, store, config)
+    started = []
+    real = FigureServer.start.__func__
+
+    def spy(cls):
+        server = real(cls)
         started.append(server.pid)
         return server
 
-    monkeypatch.setattr(pipeline._FigureServer, "start", classmethod(spy))
+    monkeypatch.setattr(FigureServer, "start", classmethod(spy))
 
     def broken(*args, **kwargs):
         raise OperandoError("disk on fire")
@@ -520,3 +524,49 @@ def test_no_fork_with_other_threads_or_one_worker():
     finally:
         release.set()
         other.join()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
+def test_prestarted_figure_server_is_taken_over_or_stopped(tmp_path):
+    """The CLI forks the server before its imports; a run with plots takes it over,
+    a run without plots stops it (no process left behind)."""
+    from operando import _figure_server
+
+    _figure_server.prestart()
+    first = _figure_server._PRESTARTED
+    assert first is not None and first.pid > 0
+    result = run(_pt_figures_config(tmp_path, "served", workers=0), progress=False)
+    assert _figure_server._PRESTARTED is None and first.pid is None  # used and reaped
+    assert (result.dir / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+    _figure_server.prestart()
+    second = _figure_server._PRESTARTED
+    pid = second.pid
+    run(_pt_figures_config(tmp_path, "one", workers=1), progress=False)
+    assert _figure_server._PRESTARTED is None and second.pid is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
+def test_cli_with_bad_config_ends_its_figure_server(project, monkeypatch, capsys):
+    from operando import _figure_server
+    from operando.cli import main
+
+    stopped = []
+    real_stop = _figure_server.FigureServer.stop
+
+    def stop(self):
+        stopped.append(self.pid)
+        real_stop(self)
+
+    monkeypatch.setattr(_figure_server.FigureServer, "stop", stop)
+    monkeypatch.chdir(project)
+    (project / "bad.toml").write_text(CONFIG.replace("workers = 1", "workers = 2")
+                                      .replace("chunk_size", "chunk_sise"))
+    assert main(["run", "bad.toml"]) == 2
+    assert "chunk_sise" in capsys.readouterr().err
+    assert len(stopped) == 1 and stopped[0] > 0  # forked before the config was read, then ended
+    assert _figure_server._PRESTARTED is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(stopped[0], os.WNOHANG)
