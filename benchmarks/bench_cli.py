@@ -249,14 +249,21 @@ def main(argv=None) -> int:
             print("  (the pipeline records no stage timings in summary.json / settings.json)")
         if not args.no_profile:
             prof = folder / "run.prof"
+            prof.unlink(missing_ok=True)
+            # main(), not the command's entry point: that one leaves through os._exit,
+            # before cProfile could write its file.
+            driver = folder / "profile_main.py"
+            driver.write_text("import sys\nfrom operando.cli import main\n"
+                              "sys.exit(main(sys.argv[1:]))\n")
             t = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m",
-                                   "operando.cli", "run", str(inp["config"]), "--overwrite", *extra],
+            proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), str(driver),
+                                   "run", str(inp["config"]), "--overwrite", *extra],
                                   cwd=folder, capture_output=True, text=True)
             if proc.returncode == 0 and prof.exists():
                 total, groups, funcs = profile_groups(prof)
                 print(f"  cProfile of the main process ({time.perf_counter() - t:.2f} s wall with "
-                      f"profiling; {total:.2f} s own time; worker processes not included):")
+                      f"profiling; {total:.2f} s own time; worker and figure processes "
+                      "not included):")
                 print("    own time by area:")
                 for sec, key in groups:
                     print(f"      {key:44s} {sec:6.2f} s")
