@@ -260,10 +260,10 @@ def _wants_figures(args) -> bool:
     try:
         with open(args.config, "rb") as fh:
             raw = tomllib.load(fh)
-    except (OSError, ValueError):
-        return False  # load_config reports it
-    plots = raw.get("output", {}).get("plots", ["png"])
-    workers = args.workers if args.workers is not None else raw.get("run", {}).get("workers", 0)
+        plots = raw.get("output", {}).get("plots", ["png"])
+        workers = args.workers if args.workers is not None else raw.get("run", {}).get("workers", 0)
+    except (OSError, ValueError, AttributeError):
+        return False  # not a usable configuration: load_config says why
     return bool(plots) and workers != 1
 
 

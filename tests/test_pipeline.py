@@ -570,3 +570,20 @@ def test_cli_with_bad_config_ends_its_figure_server(project, monkeypatch, capsys
     assert _figure_server._PRESTARTED is None
     with pytest.raises(ChildProcessError):
         os.waitpid(stopped[0], os.WNOHANG)
+
+
+def test_figure_hint_never_fails_before_the_config_is_checked(tmp_path):
+    """The raw-TOML hint read before the imports is only a hint: anything odd -> no server."""
+    from argparse import Namespace
+
+    from operando.cli import _wants_figures
+
+    def hint(text, workers=None):
+        (tmp_path / "c.toml").write_text(text)
+        return _wants_figures(Namespace(config=str(tmp_path / "c.toml"), workers=workers))
+
+    assert hint("[series]\nsource = 'x'\n") is True
+    assert hint("[output]\nplots = []\n") is False
+    assert hint("[run]\nworkers = 1\n") is False and hint("", workers=1) is False
+    assert hint("output = 3\n") is False and hint("not toml [") is False
+    assert _wants_figures(Namespace(config=str(tmp_path / "missing.toml"), workers=None)) is False
