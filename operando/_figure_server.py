@@ -5,11 +5,10 @@ a server forked then puts the other to work on the plotting imports (~0.4 s
 of matplotlib), waits, and draws the figures from the data the run sends when
 its fits are done (splitting them again with a fork of its own, see
 :func:`operando.pipeline._serve_figures`).  Data goes over a pipe, pickled
-(the XANES map and chi rows: a few MB); the answer is the figure order, the
-notes and the files written, each atomically as the run would write it.  If
-anything goes wrong in the server, :meth:`FigureServer.result` returns None and
-the run draws the figures itself: a broken server can cost time, never a
-figure or a note.
+(the XANES map and chi rows: a few MB); the answer is the notes and the files
+written, each atomically as the run would write it.  If anything goes wrong
+in the server, :meth:`FigureServer.result` returns None and the run draws the
+figures itself: a broken server can cost time, never a figure or a note.
 
 This module imports nothing heavy, so the ``operando`` command can fork the
 server (:func:`prestart`) before it imports numpy, pandas and the pipeline;
@@ -36,7 +35,13 @@ _PRESTARTED: "FigureServer | None" = None
 
 
 def can_fork() -> bool:
-    """A fork is available and safe here (Linux, one Python thread)."""
+    """A fork is available and safe here.
+
+    Linux only (a fork after macOS system frameworks may crash), and never when
+    other Python threads exist (a dask client, a notebook kernel, a progress
+    bar): a fork copies only the calling thread, and a lock another thread
+    holds would stay locked in the child.
+    """
     return (sys.platform.startswith("linux") and hasattr(os, "fork")
             and threading.active_count() == 1)
 
@@ -89,7 +94,8 @@ class FigureServer:
             return False
 
     def result(self):
-        """``(order, notes, {file: path})`` from the server, or None if it failed."""
+        """``(notes, {file: path})`` from the server (files in figure order), or None
+        if it failed."""
         try:
             with open(self._res_r, "rb", closefd=True) as fh:
                 self._res_r = None

@@ -73,7 +73,7 @@ import pandas as pd
 
 from .config import ATHENA_AUTO_MAX_STEPS, Config, load_config
 from .errors import ConfigError, OperandoError
-from .runstore import RunStore, arrays_to_table, table_to_arrays
+from .runstore import OutputFolder, RunStore, arrays_to_table, table_to_arrays
 from .series import Series
 
 log = logging.getLogger(__name__)
@@ -1032,17 +1032,12 @@ def _finish(stages, store, config, series, shared, state, t_start,
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
-    formats = config.output.plots
-    forked, child, drawn, figures, order = [], None, {}, [], []
+    drawing = answer = None
     served = figure_server is not None and figure_server.send(
         str(store.dir), config, series.energy, steps, norm, chi, tracking, plot_rows)
     if not served:
-        figures = _figures(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
-        order = [name for name, _ in figures]
-    if not served and _fork_figures(config, figures):
-        forked = [f for f in figures if f[0] in _FORKED_FIGURES]
-        figures = [f for f in figures if f[0] not in _FORKED_FIGURES]
-        child = _FigureProcess(store, forked, formats)
+        drawing = _Drawing(store, config, _figures(stages, config, series, steps, norm, chi,
+                                                   tracking, notes, plot_rows), notes)
     try:
         outputs["steps"] = _write_steps(store, steps)
         if tracking is not None:
@@ -1056,27 +1051,18 @@ def _finish(stages, store, config, series, shared, state, t_start,
         if served:
             answer = figure_server.result()
             if answer is None:  # the server failed: draw here, reporting as usual
-                figures = _figures(stages, config, series, steps, norm, chi, tracking, notes,
-                                   plot_rows)
-                order = [name for name, _ in figures]
-            else:
-                order, server_notes, server_drawn = answer
-                notes += server_notes
-                drawn.update({key: Path(path) for key, path in server_drawn.items()})
-        drawn.update(_render_figures(store, figures, formats, notes))
-        if child is not None:
-            if child.join():
-                drawn.update({f"{name}.{fmt}": store.path(f"{name}.{fmt}")
-                              for name, _ in forked for fmt in formats})
-            else:
-                log.info("figure process failed; drawing %s here", [n for n, _ in forked])
-                drawn.update(_render_figures(store, forked, formats, notes))
+                drawing = _Drawing(store, config, _figures(stages, config, series, steps, norm,
+                                                           chi, tracking, notes, plot_rows),
+                                   notes, fork=False)
+        if drawing is not None:
+            outputs.update(drawing.finish())
+        else:
+            server_notes, server_drawn = answer
+            notes += server_notes
+            outputs.update({key: Path(path) for key, path in server_drawn.items()})
     finally:
-        if child is not None:
-            child.stop()
-    # Figures in their listed order (the report's order), whichever process drew them.
-    outputs.update({key: drawn[key] for name in order for fmt in formats
-                    if (key := f"{name}.{fmt}") in drawn})
+        if drawing is not None:
+            drawing.stop()
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
     skipped = list(series.metadata.get("skipped", []) or [])
@@ -1276,18 +1262,63 @@ class _FigureProcess:
             self.pid = None
 
 
-def _fork_figures(config, figures) -> bool:
-    """Draw some figures in a forked process?  Only where that is safe and useful.
+def _forks_allowed(config) -> bool:
+    """May this run fork for its figures?  Where a fork is safe
+    (:func:`operando._figure_server.can_fork`) and not when ``[run] workers = 1``
+    (one process asked for)."""
+    from ._figure_server import can_fork
 
-    Linux only (a fork after macOS system frameworks may crash), never when
-    ``[run] workers = 1`` (one process asked for) and never when other Python
-    threads exist (a dask client, a notebook kernel, a progress bar): a fork
-    copies only the calling thread, and a lock another thread holds would stay
-    locked in the child.
+    return config.run.workers != 1 and can_fork()
+
+
+def _fork_figures(config, figures) -> bool:
+    """Draw some of ``figures`` in a forked process?  Where that is allowed and
+    useful: more than one figure, one of them :data:`_FORKED_FIGURES`."""
+    return (_forks_allowed(config) and len(figures) > 1
+            and any(name in _FORKED_FIGURES for name, _ in figures))
+
+
+class _Drawing:
+    """Figures being drawn: their forked share (:data:`_FORKED_FIGURES`, where
+    :func:`_fork_figures` allows it) starts at once, the rest in :meth:`finish`.
+
+    The run (without a figure server) and the figure server both draw this way,
+    doing other work between the two steps.
     """
-    return (sys.platform.startswith("linux") and hasattr(os, "fork")
-            and config.run.workers != 1 and threading.active_count() == 1
-            and len(figures) > 1 and any(name in _FORKED_FIGURES for name, _ in figures))
+
+    def __init__(self, store, config, figures, notes: list[str], *, fork: bool = True):
+        self.store, self.notes, self.formats = store, notes, config.output.plots
+        self.order = [name for name, _ in figures]
+        split = fork and _fork_figures(config, figures)
+        self.forked = [f for f in figures if split and f[0] in _FORKED_FIGURES]
+        self.here = [f for f in figures if f not in self.forked]
+        self.child = _FigureProcess(store, self.forked, self.formats) if self.forked else None
+
+    def finish(self) -> dict:
+        """Draw the rest here, wait for the fork: ``{file: path}`` in figure order.
+
+        If the fork failed, its figures are drawn here, so a failing figure is
+        reported (a note) as in a run without the fork.
+        """
+        try:
+            drawn = _render_figures(self.store, self.here, self.formats, self.notes)
+            if self.child is not None:
+                if self.child.join():
+                    drawn.update({f"{name}.{fmt}": self.store.path(f"{name}.{fmt}")
+                                  for name, _ in self.forked for fmt in self.formats})
+                else:
+                    log.info("figure process failed; drawing %s here",
+                             [name for name, _ in self.forked])
+                    drawn.update(_render_figures(self.store, self.forked, self.formats,
+                                                 self.notes))
+        finally:
+            self.stop()
+        return {key: drawn[key] for name in self.order for fmt in self.formats
+                if (key := f"{name}.{fmt}") in drawn}
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
 
 
 #: Raster resolution of the run figures, dots per inch: the 11 x 8 inch summary is
@@ -1307,23 +1338,6 @@ def _save_plot(fig, path, fmt: str, name: str) -> None:
         fig.savefig(path, format=fmt, dpi=dpi)
 
 
-class _OutputFolder:
-    """The two RunStore methods figure drawing uses, for the figure server."""
-
-    def __init__(self, folder):
-        self.dir = Path(folder)
-
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
-    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
-        from .runstore import atomic_path
-
-        with atomic_path(self.dir / name) as tmp:
-            writer(tmp)
-        return self.dir / name
-
-
 def _start_figure_server(config: Config):
     """The run's figure server (:mod:`operando._figure_server`), or None.
 
@@ -1333,8 +1347,7 @@ def _start_figure_server(config: Config):
     from . import _figure_server
 
     server = _figure_server.take_prestarted()
-    if not config.output.plots or not _fork_figures(config, [("xanes_map", None),
-                                                             ("summary", None)]):
+    if not config.output.plots or not _forks_allowed(config):
         if server is not None:
             server.stop()
         return None
@@ -1354,28 +1367,12 @@ def _serve_figures(job_r: int, res_w: int, parent: int) -> int:
     if job is None:  # the run ended without figures
         return 0
     folder, config, energy, steps, norm, chi, tracking, plot_rows = job
-    store = _OutputFolder(folder)
     notes: list[str] = []
     figures = _figures(stages, config, SimpleNamespace(energy=energy), steps, norm, chi,
                        tracking, notes, plot_rows)
-    formats = config.output.plots
-    order = [name for name, _ in figures]
-    forked = [f for f in figures if f[0] in _FORKED_FIGURES] if _fork_figures(config, figures) else []
-    here = [f for f in figures if f not in forked]
-    child = _FigureProcess(store, forked, formats) if forked else None
-    try:
-        drawn = _render_figures(store, here, formats, notes)
-        if child is not None:
-            if child.join():
-                drawn.update({f"{name}.{fmt}": store.path(f"{name}.{fmt}")
-                              for name, _ in forked for fmt in formats})
-            else:
-                drawn.update(_render_figures(store, forked, formats, notes))
-    finally:
-        if child is not None:
-            child.stop()
+    drawn = _Drawing(OutputFolder(folder), config, figures, notes).finish()
     with open(res_w, "wb", closefd=True) as out:
-        out.write(pickle.dumps((order, notes, {k: str(v) for k, v in drawn.items()})))
+        out.write(pickle.dumps((notes, {key: str(path) for key, path in drawn.items()})))
     return 0
 
 

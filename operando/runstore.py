@@ -43,7 +43,7 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RunStore", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
+    "RunStore", "OutputFolder", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
     "write_json_atomic", "atomic_path", "MANIFEST", "CHECKPOINTS",
 ]
 
@@ -205,7 +205,27 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------- RunStore
-class RunStore:
+class OutputFolder:
+    """A folder whose files are written atomically: what drawing a figure needs.
+
+    :class:`RunStore` is one, with the run's manifest and checkpoints; a process
+    that only writes outputs into a run folder (the figure server) uses this.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
+        """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
+        with atomic_path(self.dir / name) as tmp:
+            writer(tmp)
+        return self.dir / name
+
+
+class RunStore(OutputFolder):
     """A run folder with a manifest, checkpoints and atomic outputs.
 
     Parameters
@@ -393,9 +413,6 @@ class RunStore:
         return sorted(p.stem for p in self.checkpoint_dir.glob("*.npz") if not p.name.startswith("."))
 
     # ------------------------------------------------------------ outputs
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
     def write_text(self, name: str, text: str) -> Path:
         return write_text_atomic(self.dir / name, text)
 
@@ -404,12 +421,6 @@ class RunStore:
 
     def write_json(self, name: str, obj: Any) -> Path:
         return write_json_atomic(self.dir / name, obj)
-
-    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
-        """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
-        with atomic_path(self.dir / name) as tmp:
-            writer(tmp)
-        return self.dir / name
 
     def _remove_stale_temporaries(self) -> None:
         for folder in (self.dir, self.checkpoint_dir):
