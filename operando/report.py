@@ -103,11 +103,7 @@ def _cell(value) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        if not np.isfinite(value):
-            return "" if np.isnan(value) else str(value)
-        magnitude = abs(float(value))
-        digits = 4 if magnitude < 1000 else min(int(np.log10(magnitude)) + 3, 12)
-        return f"{float(value):.{digits}g}"
+        return _float_cell(float(value))
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
     text = html.escape(str(value))
@@ -115,7 +111,8 @@ def _cell(value) -> str:
 
 
 def _float_cell(value: float) -> str:
-    """:func:`_cell` of a Python float (a float column's ``tolist()``), ~6x faster."""
+    """A float cell: 4 significant digits, more from 1000 up so the integer part of
+    an energy stays (``11564.13``); NaN empty, infinities spelt out."""
     if value != value:
         return ""
     magnitude = abs(value)
