@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     # Pin BLAS to one thread before numpy loads (unless the user set it): the engine's
     # matrix products are small and memory-bound, parallelism comes from worker
     # processes, and it spares the run threadpoolctl's library scan (~0.3 s).
-    from ._blas import pin_before_numpy
+    from ._util.blas import pin_before_numpy
 
     pin_before_numpy()
     parser = build_parser()

@@ -527,21 +527,13 @@ def _default_shells(series) -> list[str]:
 
 
 def _exafs_engine(config: Config) -> dict:
-    """The engine of background removal and of shell fits.
+    """The engine of background removal and of shell fits, checked once, before any work
+    (:func:`operando.exafs.engines.get_engine` refuses what it does not support)."""
+    from .exafs.engines import get_engine
 
-    The configured one, except that the fast engine does not fit in q space
-    (``exafs.FAST_UNSUPPORTED``): then the fits use "larch", the same maths, only
-    slower.  Recorded in settings.json (``resolved.exafs_engine``), logged and
-    noted in the summary.  Decided from the settings alone: no trial fit.
-    """
-    engine = config.exafs.engine
-    if engine == "fast" and config.exafs.fit_space == "q":
-        from .exafs import FAST_UNSUPPORTED
-
-        reason = FAST_UNSUPPORTED["fit_space='q'"]
-        log.warning("fit engine 'fast' does not fit in q space (%s); using 'larch'", reason)
-        return {"background": "fast", "fit": "larch"}
-    return {"background": engine, "fit": engine}
+    x = config.exafs
+    get_engine(x.engine, model=SimpleNamespace(fit_space=x.fit_space))
+    return {"background": x.engine, "fit": x.engine}
 
 
 def _shells(config: Config, series) -> list[str]:
@@ -1400,7 +1392,7 @@ def _write_steps(store: RunStore, steps: pd.DataFrame):
 
 
 def _chir(config, k, chi):
-    from .batch import batch_xftf
+    from .exafs.batch import batch_xftf
 
     x = config.exafs
     r, chir = batch_xftf(k, np.nan_to_num(chi), kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window,
