@@ -1,4 +1,4 @@
-"""Atomic writes and the run folder (operando.runstore)."""
+"""Atomic writes (operando._util.files) and the run folder (operando.pipeline.store)."""
 
 import json
 import signal
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from operando import runstore
+from operando.pipeline import store as runstore
 from operando._util import files
 from operando.errors import ConfigError
-from operando.runstore import (RunStore, arrays_to_table, table_to_arrays, write_csv_atomic,
+from operando.pipeline.store import (RunStore, arrays_to_table, table_to_arrays, write_csv_atomic,
                                write_json_atomic, write_text_atomic)
 
 
@@ -53,7 +53,7 @@ def test_sigkill_during_writes_never_exposes_partial_file(tmp_path):
     path = tmp_path / "big.csv"
     script = textwrap.dedent(f"""
         import pandas as pd, numpy as np
-        from operando.runstore import write_csv_atomic
+        from operando.pipeline.store import write_csv_atomic
         i = 0
         while True:
             n = 20000 + (i % 7) * 1000

@@ -29,24 +29,23 @@ import math
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_csv_atomic,
+from .._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_csv_atomic,
                           write_json_atomic, write_text_atomic)
-from ._util.jsonsafe import to_json_ready
-from .errors import ConfigError
+from .._util.jsonsafe import to_json_ready
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RunStore", "OutputFolder", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
+    "RunStore", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
     "write_json_atomic", "atomic_path", "MANIFEST", "CHECKPOINTS",
 ]
 
@@ -98,27 +97,7 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------- RunStore
-class OutputFolder:
-    """A folder whose files are written atomically: what drawing a figure needs.
-
-    :class:`RunStore` is one, with the run's manifest and checkpoints; a process
-    that only writes outputs into a run folder (the figure server) uses this.
-    """
-
-    def __init__(self, directory: str | os.PathLike):
-        self.dir = Path(directory)
-
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
-    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
-        """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
-        with atomic_path(self.dir / name) as tmp:
-            writer(tmp)
-        return self.dir / name
-
-
-class RunStore(OutputFolder):
+class RunStore:
     """A run folder with a manifest, checkpoints and atomic outputs.
 
     Parameters
@@ -306,6 +285,15 @@ class RunStore(OutputFolder):
         return sorted(p.stem for p in self.checkpoint_dir.glob("*.npz") if not p.name.startswith("."))
 
     # ------------------------------------------------------------ outputs
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
+        """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
+        with atomic_path(self.dir / name) as tmp:
+            writer(tmp)
+        return self.dir / name
+
     def write_text(self, name: str, text: str) -> Path:
         return write_text_atomic(self.dir / name, text)
 
