@@ -55,7 +55,7 @@ Things to know about the real references
 ----------------------------------------
 CuO was measured at 13 K, the Cu foil at room temperature: the oxide's EXAFS
 is less damped than a room-temperature oxide's would be.  The CuO file's
-``irefer`` channel has a Cu-metal edge at 8978.9 eV but a distorted shape
+``irefer`` channel has a Cu-metal-like edge at 8979.15 eV (file energy) but a distorted shape
 (features exaggerated, post-edge rising); only its edge position is used.
 The Fe oxides have no reference channel and come from other beamlines and
 years than the Fe foil: their energy is trusted as written.
@@ -65,14 +65,30 @@ from ._mix import Acquisition, check_fractions, mix_series
 from ._noise import MEASURED_NOISE, NOISE_MODELS, NOISE_PRESETS, estimate_noise, noise_residuals
 from ._presets import (CU_POTENTIAL_PROGRAM, FE_GAS_PROGRAM, cu_fraction_series,
                        cu_potential_series, fe_gas_series)
-from ._references import (FOIL_OF, SHORTHANDS, References, energy_grid, load_references,
-                          shared_data_dir)
+from ._references import References, load_references
+from ._sources import FOIL_OF, SHORTHANDS, energy_grid, shared_data_dir
 from ._write import write_folder, write_hdf5_with_truth
 
 __all__ = [
-    "Acquisition", "CU_POTENTIAL_PROGRAM", "FE_GAS_PROGRAM", "FOIL_OF", "MEASURED_NOISE",
-    "NOISE_MODELS", "NOISE_PRESETS", "References", "SHORTHANDS", "check_fractions",
-    "cu_fraction_series", "cu_potential_series", "energy_grid", "estimate_noise",
-    "fe_gas_series", "load_references", "mix_series", "noise_residuals", "shared_data_dir",
-    "write_folder", "write_hdf5_with_truth",
+                       "CU_POTENTIAL_PROGRAM",
+                       "FE_GAS_PROGRAM",
+                       "FOIL_OF",
+                       "MEASURED_NOISE",
+                       "NOISE_MODELS",
+                       "NOISE_PRESETS",
+                       "SHORTHANDS",
+                       "Acquisition",
+                       "References",
+                       "check_fractions",
+                       "cu_fraction_series",
+                       "cu_potential_series",
+                       "energy_grid",
+                       "estimate_noise",
+                       "fe_gas_series",
+                       "load_references",
+                       "mix_series",
+                       "noise_residuals",
+                       "shared_data_dir",
+                       "write_folder",
+                       "write_hdf5_with_truth",
 ]

@@ -41,6 +41,7 @@ import pandas as pd
 
 from operando.errors import ConfigError
 from operando.series import Series
+
 from ._noise import ETOK, NOISE_MODELS, noise_sigma, resolve_noise
 from ._references import References
 
@@ -52,6 +53,9 @@ FRACTION_TOL = 1.0e-6
 NOISE_KMIN = 3.0
 #: Truth/condition columns that a conditions table may not hold (mix_series sets them).
 _RESERVED = ("step", "file", "repeat")
+#: Per-scan truth columns: dropped when a truth table is passed as ``fractions``.
+TRUTH_COLUMNS = ("energy_shift", "edge_step", "pre_offset", "pre_slope", "i0_flux", "i0_tilt",
+                 "noise")
 
 
 @dataclass(frozen=True)
@@ -178,8 +182,8 @@ def _shifts(energy_jitter, n: int, margin: float, rng) -> np.ndarray:
 def _conditions(fractions, conditions, n_rows: int) -> pd.DataFrame:
     if conditions is None:
         if isinstance(fractions, pd.DataFrame):
-            keep = [c for c in fractions.columns if not str(c).startswith("frac_")
-                    and not str(c).startswith("cn_") and c not in _RESERVED]
+            keep = [c for c in fractions.columns if not str(c).startswith(("frac_", "cn_"))
+                    and c not in _RESERVED + TRUTH_COLUMNS]
             conditions = fractions[keep]
         else:
             conditions = pd.DataFrame(index=range(n_rows))
@@ -201,8 +205,9 @@ def mix_series(refs: References, fractions, *, conditions=None, repeats: int = 1
         From :func:`operando.mixtures.load_references`.
     fractions : array (n_rows, n_refs) or DataFrame
         Share of the absorbing atoms in each reference, per row (rows sum to 1).
-        A DataFrame with ``frac_<name>`` columns (a truth table) may carry the
-        condition columns too.
+        A DataFrame with ``frac_<name>`` columns may carry the condition
+        columns too; a truth table of an earlier call is accepted (its
+        ``step, file, repeat, cn_*`` and per-scan truth columns are ignored).
     conditions : DataFrame, optional
         One row per fraction row (``potential_V``, ``gas``, ``temperature_K``,
         ``time_s``, ...).  ``time_s``, if given, is the start of the row's

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from operando.errors import ConfigError
+
 from ._mix import Acquisition, mix_series
 from ._references import load_references
 

@@ -27,11 +27,7 @@ where it was put.
 
 from __future__ import annotations
 
-import difflib
 import functools
-import logging
-import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,58 +36,17 @@ import pandas as pd
 
 from operando.errors import ConfigError, DataError, ReadError
 from operando.series import Series
+
 from ._noise import ETOK, estimate_noise
-
-log = logging.getLogger(__name__)
-
-#: Environment variable naming the shared data folder (the one holding ``references/``).
-DATA_ENV = "OPERANDO_SHARED_DATA"
-
-#: Shorthand -> (file under the shared data folder, first-shell truth {shell: CN}, description).
-#: The CNs are the *first coordination shell* of the pure compound: fcc Cu and Pt 12,
-#: bcc Fe 8 (the 6 next neighbours at 2.87 A are not counted), CuO 4 short Cu-O
-#: (not the 2 apical O at 2.78 A), FeO 6, Fe2O3 6 (3 + 3), Fe3O4 16/3 (1/3 tetrahedral
-#: Fe with 4 O, 2/3 octahedral with 6).
-SHORTHANDS = {
-    "cu_foil": ("references/cu_foil_rt.xdi", {"Cu-Cu_metal": 12.0}, "Cu foil, RT, APS 13-ID-C"),
-    "cuo": ("references/cuo_tenorite_13K.xdi", {"Cu-O": 4.0}, "CuO tenorite powder, 13 K, SSRL 4-3"),
-    "fe_foil": ("references/fe_foil_rt_2016foils.xdi", {"Fe-Fe_metal": 8.0}, "Fe foil, RT, APS 13-ID-E"),
-    "feo": ("references/feo_rt_01.xdi", {"Fe-O": 6.0}, "FeO powder, RT, APS 20-BM"),
-    "fe2o3": ("references/fe2o3_rt_01.xdi", {"Fe-O": 6.0}, "Fe2O3 powder, RT, APS 20-BM"),
-    "fe3o4": ("references/fe3o4_rt_01.xdi", {"Fe-O": 16.0 / 3.0}, "Fe3O4 powder, RT, APS 13-BM"),
-    "pt_foil": ("references/pt_foil_rt.xdi", {"Pt-Pt_metal": 12.0}, "Pt foil, RT, APS 13-ID-C"),
-}
-
-#: The metal foil used for the reference channel of each edge.
-FOIL_OF = {("Cu", "K"): "cu_foil", ("Fe", "K"): "fe_foil", ("Pt", "L3"): "pt_foil"}
-
-
-def shared_data_dir(data_dir=None) -> Path:
-    """The shared data folder (the one holding ``references/``).
-
-    Looked up in this order: ``data_dir``; the environment variable
-    ``OPERANDO_SHARED_DATA``; ``shared/data`` next to any parent folder of this
-    file or of the working directory (the repository's ``../shared/data``).
-
-    Raises
-    ------
-    ReadError
-        None of them holds a ``references`` folder.
-    """
-    tried = []
-    if data_dir is not None:
-        candidates = [Path(data_dir)]
-    else:
-        candidates = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
-        for base in (Path(__file__).resolve(), Path.cwd().resolve()):
-            candidates += [parent / "shared" / "data" for parent in base.parents]
-    for candidate in candidates:
-        tried.append(str(candidate))
-        if (candidate / "references").is_dir():
-            return candidate
-    raise ReadError(tried[0] if tried else "shared data", "no shared data folder with a "
-                    "'references' subfolder found (tried: " + ", ".join(tried[:4]) + ")",
-                    f"data_dir=... or the environment variable {DATA_ENV}")
+from ._sources import (
+    FOIL_OF,
+    SHORTHANDS,
+    energy_grid,
+    hint,
+    read_reference,
+    resolve_sources,
+    shared_data_dir,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +116,7 @@ class References:
 
     def index(self, name: str) -> int:
         if name not in self.names:
-            raise ConfigError(f"no reference {name!r}{_hint(name, self.names)}; "
+            raise ConfigError(f"no reference {name!r}{hint(name, self.names)}; "
                               f"references are {list(self.names)}")
         return self.names.index(name)
 
@@ -198,71 +153,6 @@ class References:
 
         f = check_fractions(self, fractions)
         return f @ self.norm
-
-
-def _hint(name, options) -> str:
-    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def energy_grid(e0: float, start: float, stop: float, *, pre_step: float = 2.0,
-                xanes: tuple = (-30.0, 50.0), xanes_step: float = 0.5,
-                kstep: float = 0.05) -> np.ndarray:
-    """A QEXAFS-like grid from ``start`` to ``stop`` (absolute eV), rounded to 1 meV.
-
-    ``pre_step`` eV below ``e0 + xanes[0]``, ``xanes_step`` eV from ``e0 + xanes[0]``
-    to below ``e0 + xanes[1]``, then constant ``kstep`` (A^-1) steps in k from the
-    first multiple of ``kstep`` at or above ``xanes[1]``.
-    """
-    x0, x1 = (float(v) for v in xanes)
-    n_pre = int(np.floor((e0 + x0 - start) / pre_step + 1e-9))
-    pre = e0 + x0 - pre_step * np.arange(n_pre, 0, -1)
-    mid = e0 + x0 + xanes_step * np.arange(int(np.ceil((x1 - x0) / xanes_step - 1e-9)))
-    k = kstep * np.arange(np.ceil(np.sqrt(x1 * ETOK) / kstep - 1e-9),
-                          np.floor(np.sqrt(max(stop - e0, 0.0) * ETOK) / kstep + 1e-9) + 1)
-    grid = np.round(np.concatenate([pre, mid, e0 + k * k / ETOK]), 3)
-    return grid[(grid >= start - 1e-9) & (grid <= stop + 1e-9)]
-
-
-def _resolve_sources(references, data_dir):
-    if isinstance(references, (str, os.PathLike)):
-        references = [references]
-    items = list(references.items()) if isinstance(references, dict) else \
-        [(None, ref) for ref in references]
-    if not items:
-        raise ConfigError("load_references needs at least one reference name or file")
-    out = []
-    for name, ref in items:
-        key = str(ref)
-        if key in SHORTHANDS:
-            path = shared_data_dir(data_dir) / SHORTHANDS[key][0]
-            out.append((name or key, path, key))
-        elif Path(key).is_file():
-            out.append((name or Path(key).stem, Path(key), None))
-        else:
-            raise ConfigError(f"unknown reference {key!r}{_hint(key, SHORTHANDS)}; give a "
-                              f"shorthand ({', '.join(SHORTHANDS)}) or the path of a spectrum file")
-    names = [n for n, _, _ in out]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"reference names must be unique, got {names}")
-    return out
-
-
-def _read(name, path, element, edge):
-    from operando import read_series
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        series = read_series(path)
-    notes = [str(w.message) for w in caught]
-    for note in notes:
-        log.debug("%s: %s", path, note)
-    if series.n_steps != 1:
-        raise DataError(f"{path}: a reference must hold one spectrum, it holds {series.n_steps}")
-    if element is not None and series.element != element or edge is not None and series.edge != edge:
-        raise DataError(f"{path} ({name}) is a {series.element} {series.edge} spectrum, but the "
-                        f"references are {element} {edge}; all must be of one element and edge")
-    return series, notes
 
 
 def _edge_shift(energy, channel, target, element, edge) -> tuple[float, float]:
@@ -346,13 +236,23 @@ def load_references(references, *, element: str | None = None, edge: str | None 
     ReadError
         A file cannot be read, or no shared data folder is found.
     """
-    sources = tuple(_resolve_sources(references, data_dir))
+    for label, value in (("margin", margin), ("pre_step", pre_step), ("xanes_step", xanes_step),
+                         ("kstep", kstep)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{label} must be a positive number, got {value!r}")
+    for label, pair in (("erange", erange), ("xanes", xanes)):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ConfigError(f"{label} must be a (low, high) pair in eV relative to E0, "
+                              f"got {pair!r}")
+    if not xanes[0] < 0 < xanes[1]:
+        raise ConfigError(f"xanes must bracket E0, (low < 0 < high) eV; got {xanes!r}")
+    sources = tuple(resolve_sources(references, data_dir))
     if foil == "auto" or foil is None:
         foil_key = foil
     else:
         foil_key = str(foil)
         if foil_key not in SHORTHANDS and not Path(foil_key).is_file():
-            raise ConfigError(f"unknown foil {foil_key!r}{_hint(foil_key, SHORTHANDS)}; give a "
+            raise ConfigError(f"unknown foil {foil_key!r}{hint(foil_key, SHORTHANDS)}; give a "
                               "shorthand, a path, 'auto' or None")
     cn_key = tuple(sorted((str(k), tuple(sorted(v.items()))) for k, v in (cn or {}).items()))
     options = (element, edge, foil_key, None if data_dir is None else str(data_dir), edge_energy,
@@ -363,36 +263,85 @@ def load_references(references, *, element: str | None = None, edge: str | None 
 
 @functools.lru_cache(maxsize=16)
 def _load(sources, options) -> References:
-    from operando import normalize
-
     (element, edge, foil_key, data_dir, edge_energy, erange, margin, pre_step, xanes, xanes_step,
      kstep, pre1, pre2, norm1, norm2, nnorm, cn_key) = options
     read = []
     for name, path, short in sources:
-        series, notes = _read(name, path, element, edge)
+        series, notes = read_reference(name, path, element, edge)
         element, edge = element or series.element, edge or series.edge
         read.append(dict(name=name, path=path, short=short, series=series, notes=notes,
                          role="reference"))
-    foil_name = None
+    foil_name = _add_foil(read, foil_key, data_dir, element, edge)
+
+    e0 = _calibrate(read, foil_name, edge_energy, element, edge)
+    lo = max(r["series"].energy[0] + r["shift"] for r in read) + margin
+    hi = min(r["series"].energy[-1] + r["shift"] for r in read) - margin
+    lo = lo if erange[0] is None else max(lo, e0 + erange[0])
+    hi = hi if erange[1] is None else min(hi, e0 + erange[1])
+    if lo > e0 + pre2 - 20.0 or hi < e0 + xanes[1] + 20.0:
+        raise DataError(
+            f"the references overlap (after calibration, less {margin:g} eV margins and erange) "
+            f"only from {lo - e0:+.1f} to {hi - e0:+.1f} eV around E0 = {e0:.1f} eV; at least "
+            f"{pre2 - 20:+.0f} to {xanes[1] + 20:+.0f} eV is needed: " +
+            ", ".join(f"{r['name']} {r['series'].energy[0] + r['shift']:.1f}-"
+                      f"{r['series'].energy[-1] + r['shift']:.1f} eV" for r in read))
+    grid = energy_grid(e0, lo, hi, pre_step=pre_step, xanes=xanes, xanes_step=xanes_step,
+                       kstep=kstep)
+    for r in read:       # the generated scans are calibrated on this grid: measure there
+        if r["channel"] is not None:
+            channel = _interpolant(r["series"].energy + r["shift"], r["channel"])(grid)
+            r["shift"] += _edge_shift(grid, channel, e0, element, edge)[0]
+
+    norm_kw = _policy(grid - e0, e0, pre1, pre2, norm1, norm2, nnorm)
+    curves = {"_range": (grid[0] - margin, grid[-1] + margin)}
+    norms, rows = {}, []
+    for r in read:
+        curves[r["name"]], norms[r["name"]] = _normalise(r, grid, norm_kw, element, edge)
+        rows.append(_describe(r, e0, foil_name))
+    names = tuple(n for n, _, _ in sources)
+    norm = np.stack([norms[n] for n in names])
+    foil_norm = None
+    if foil_name is not None:
+        curves["_foil"], foil_norm = curves[foil_name], norms[foil_name]
+    cn_extra = {k: dict(v) for k, v in cn_key}
+    cn = {name: dict(cn_extra.get(name, SHORTHANDS[short][1] if short else {}))
+          for name, _, short in sources}
+    for array in (grid, norm) + ((foil_norm,) if foil_norm is not None else ()):
+        array.setflags(write=False)
+    settings = dict(normalize=norm_kw, edge_energy=e0, margin=float(margin),
+                    grid=dict(pre_step=pre_step, xanes=list(xanes), xanes_step=xanes_step,
+                              kstep=kstep, erange=list(erange)))
+    return References(names=names, element=element, edge=edge, e0=e0, energy=grid, norm=norm,
+                      foil=foil_name, foil_norm=foil_norm, cn=cn, settings=settings,
+                      summary=pd.DataFrame(rows),
+                      k_range=(float(np.sqrt(xanes[1] * ETOK)),
+                               float(np.sqrt((grid[-1] - e0) * ETOK))),
+                      _curves=curves)
+
+
+def _add_foil(read: list, foil_key, data_dir, element, edge) -> str | None:
+    """Name of the reference-channel foil, reading its file when it is not a reference."""
     if foil_key == "auto":
         foil_key = FOIL_OF.get((element, edge))
         if foil_key is not None:
             try:
                 shared_data_dir(data_dir)
             except ReadError:
-                foil_key = None
-    if foil_key is not None:
-        match = [r for r in read if foil_key in (r["short"], r["name"], r["path"])]
-        if match:
-            foil_name = match[0]["name"]
-        else:
-            (name, path, short), = _resolve_sources([foil_key], data_dir)
-            series, notes = _read(name, path, element, edge)
-            read.append(dict(name=name, path=str(path), short=short, series=series, notes=notes,
-                             role="foil"))
-            foil_name = name
+                return None
+    if foil_key is None:
+        return None
+    for r in read:
+        if foil_key in (r["short"], r["name"], r["path"]):
+            return r["name"]
+    (name, path, short), = resolve_sources([foil_key], data_dir)
+    series, notes = read_reference(name, path, element, edge)
+    read.append(dict(name=name, path=str(path), short=short, series=series, notes=notes,
+                     role="foil"))
+    return name
 
-    # 1. energy scale: shift measured on the file's own grid
+
+def _calibrate(read: list, foil_name, edge_energy, element, edge) -> float:
+    """Set each file's ``channel``, ``calibration`` and ``shift``; return the target (E0), eV."""
     target = edge_energy
     for r in read:
         s = r["series"]
@@ -412,99 +361,59 @@ def _load(sources, options) -> References:
         import xraydb
 
         target = float(xraydb.xray_edge(element, edge).energy)
-    e0 = float(target)
+    return float(target)
 
-    # 2. grid over the overlap
-    lo = max(r["series"].energy[0] + r["shift"] for r in read) + margin
-    hi = min(r["series"].energy[-1] + r["shift"] for r in read) - margin
-    if erange[0] is not None:
-        lo = max(lo, e0 + erange[0])
-    if erange[1] is not None:
-        hi = min(hi, e0 + erange[1])
-    need_lo, need_hi = e0 + pre2 - 20.0, e0 + xanes[1] + 20.0
-    if lo > need_lo or hi < need_hi:
-        raise DataError(
-            f"the references overlap (after calibration, less {margin:g} eV margins and erange) "
-            f"only from {lo - e0:+.1f} to {hi - e0:+.1f} eV around E0 = {e0:.1f} eV; at least "
-            f"{pre2 - 20:+.0f} to {xanes[1] + 20:+.0f} eV is needed: " +
-            ", ".join(f"{r['name']} {r['series'].energy[0] + r['shift']:.1f}-"
-                      f"{r['series'].energy[-1] + r['shift']:.1f} eV" for r in read))
-    grid = energy_grid(e0, lo, hi, pre_step=pre_step, xanes=xanes, xanes_step=xanes_step,
-                       kstep=kstep)
 
-    # 3. refine each shift on the common grid (the generated scans are measured there)
-    for r in read:
-        if r["channel"] is not None:
-            source = r["series"].energy + r["shift"]
-            channel = _interpolant(source, r["channel"])(grid)
-            residual, _ = _edge_shift(grid, channel, e0, element, edge)
-            r["shift"] += residual
-            r["residual"] = residual
-
-    # 4. one normalisation policy
-    rel_lo, rel_hi = grid[0] - e0, grid[-1] - e0
-    pre1 = max(-150.0, float(5.0 * np.ceil(rel_lo / 5.0))) if pre1 is None else float(pre1)
-    norm2 = float(5.0 * np.floor(rel_hi / 5.0)) if norm2 is None else float(norm2)
-    norm1 = (150.0 if norm2 >= 400 else 5.0 * round(0.4 * norm2 / 5.0)) if norm1 is None \
-        else float(norm1)
-    nnorm = (2 if norm2 - norm1 >= 300 else 1) if nnorm is None else int(nnorm)
-    if not (rel_lo <= pre1 < pre2 < 0 < norm1 < norm2 <= rel_hi + 1e-9):
+def _policy(rel, e0, pre1, pre2, norm1, norm2, nnorm) -> dict:
+    """Keyword arguments of ``operando.normalize`` for grid energies ``rel`` (eV from e0)."""
+    pre1 = max(-150.0, float(5.0 * np.ceil(rel[0] / 5.0))) if pre1 is None else float(pre1)
+    norm2 = float(5.0 * np.floor(rel[-1] / 5.0)) if norm2 is None else float(norm2)
+    if norm1 is None:
+        norm1 = 150.0 if norm2 >= 400 else float(5.0 * round(0.4 * norm2 / 5.0))
+    nnorm = (2 if norm2 - float(norm1) >= 300 else 1) if nnorm is None else int(nnorm)
+    if not (rel[0] <= pre1 < pre2 < 0 < norm1 < norm2 <= rel[-1] + 1e-9):
         raise ConfigError(f"normalisation ranges pre1={pre1}, pre2={pre2}, norm1={norm1}, "
                           f"norm2={norm2} eV must increase inside the grid "
-                          f"{rel_lo:+.1f}..{rel_hi:+.1f} eV around E0 (pre2 < 0 < norm1)")
-    norm_kw = dict(e0=e0, pre1=pre1, pre2=float(pre2), norm1=norm1, norm2=norm2, nnorm=nnorm)
-    curves = {"_range": (grid[0] - margin, grid[-1] + margin)}
-    rows, norms = [], {}
-    for r in read:
-        s = r["series"]
-        energy = s.energy + r["shift"]
-        interp = _interpolant(energy, s.mu[0])
-        mu = interp(grid)
-        one = Series(energy=grid, mu=mu[None, :],
-                     conditions=pd.DataFrame({"step": [0], "file": [Path(r["path"]).name]}),
-                     element=element, edge=edge)
-        result = normalize(one, **norm_kw)
-        if not result.ok[0]:
-            raise DataError(f"{r['path']}: normalisation on the common grid failed: "
-                            f"{result.reason[0]}")
-        step = float(result.edge_step[0])
-        slope, intercept = np.polyfit(grid - e0, mu - result.norm[0] * step, 1)
-        curves[r["name"]] = (interp, intercept, slope, step)
-        if r["name"] == foil_name:
-            curves["_foil"] = curves[r["name"]]
-        norms[r["name"]] = result.norm[0]
-        own = normalize(s.replace(energy=energy), e0="each")
-        e0_own = float(own.e0[0])
-        try:
-            noise = float(estimate_noise(own.energy, own.norm[0], e0_own))
-        except DataError:
-            noise = np.nan
-        header = s.metadata.get("header", {})
-        rows.append(dict(
-            name=r["name"], file=Path(r["path"]).name, role=r["role"],
-            is_foil=r["name"] == foil_name,
-            sample=header.get("Sample.name", header.get("Sample.formula", "")),
-            temperature=header.get("Sample.temperature", ""),
-            calibration=r["calibration"], energy_shift=r["shift"], e0_own=e0_own,
-            edge_step_own=float(own.edge_step[0]),
-            kmax_own=float(np.sqrt(max(energy[-1] - e0_own, 0) * ETOK)),
-            kmax_common=float(np.sqrt(max(energy[-1] - e0, 0) * ETOK)),
-            noise_rms=noise, notes="; ".join(r["notes"])))
-    names = tuple(n for n, _, _ in sources)
-    norm = np.stack([norms[n] for n in names])
-    foil_norm = norms[foil_name] if foil_name is not None else None
-    cn_extra = {k: dict(v) for k, v in cn_key}
-    cn = {}
-    for name, _, short in sources:
-        cn[name] = dict(cn_extra.get(name, SHORTHANDS[short][1] if short else {}))
-    for array in (grid, norm) + ((foil_norm,) if foil_norm is not None else ()):
-        array.setflags(write=False)
-    k_first = np.sqrt(xanes[1] * ETOK)
-    settings = dict(normalize=norm_kw, edge_energy=e0, margin=float(margin),
-                    grid=dict(pre_step=pre_step, xanes=list(xanes), xanes_step=xanes_step,
-                              kstep=kstep, erange=list(erange)))
-    return References(names=names, element=element, edge=edge, e0=e0, energy=grid, norm=norm,
-                      foil=foil_name, foil_norm=foil_norm, cn=cn, settings=settings,
-                      summary=pd.DataFrame(rows),
-                      k_range=(float(k_first), float(np.sqrt((grid[-1] - e0) * ETOK))),
-                      _curves=curves)
+                          f"{rel[0]:+.1f}..{rel[-1]:+.1f} eV around E0 (pre2 < 0 < norm1)")
+    return dict(e0=e0, pre1=pre1, pre2=float(pre2), norm1=float(norm1), norm2=norm2, nnorm=nnorm)
+
+
+def _normalise(r: dict, grid, norm_kw: dict, element, edge):
+    """(curve, norm on grid): curve = (interpolant of mu, pre-edge intercept, slope, edge step)."""
+    from operando import normalize
+
+    interp = _interpolant(r["series"].energy + r["shift"], r["series"].mu[0])
+    mu = interp(grid)
+    one = Series(energy=grid, mu=mu[None, :],
+                 conditions=pd.DataFrame({"step": [0], "file": [Path(r["path"]).name]}),
+                 element=element, edge=edge)
+    result = normalize(one, **norm_kw)
+    if not result.ok[0]:
+        raise DataError(f"{r['path']}: normalisation on the common grid failed: {result.reason[0]}")
+    step = float(result.edge_step[0])
+    # nvict = 0: mu - norm * edge_step is exactly the fitted pre-edge line
+    slope, intercept = np.polyfit(grid - norm_kw["e0"], mu - result.norm[0] * step, 1)
+    return (interp, intercept, slope, step), result.norm[0]
+
+
+def _describe(r: dict, e0: float, foil_name) -> dict:
+    """The ``summary`` row of one file: calibration, own E0, k reach, noise."""
+    from operando import normalize
+
+    s = r["series"]
+    energy = s.energy + r["shift"]
+    own = normalize(s.replace(energy=energy), e0="each")
+    e0_own = float(own.e0[0])
+    try:
+        noise = float(estimate_noise(own.energy, own.norm[0], e0_own))
+    except DataError:
+        noise = np.nan
+    header = s.metadata.get("header", {})
+    return dict(
+        name=r["name"], file=Path(r["path"]).name, role=r["role"], is_foil=r["name"] == foil_name,
+        sample=header.get("Sample.name", header.get("Sample.formula", "")),
+        temperature=header.get("Sample.temperature", ""), calibration=r["calibration"],
+        energy_shift=r["shift"], e0_own=e0_own, edge_step_own=float(own.edge_step[0]),
+        kmax_own=float(np.sqrt(max(energy[-1] - e0_own, 0) * ETOK)),
+        kmax_common=float(np.sqrt(max(energy[-1] - e0, 0) * ETOK)),
+        noise_rms=noise, notes="; ".join(r["notes"]))

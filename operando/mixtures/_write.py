@@ -9,6 +9,7 @@ import pandas as pd
 
 from operando.errors import ConfigError, DataError
 from operando.series import Series
+
 from ._mix import NOMINAL_FLUX, i0_shape
 
 
@@ -48,8 +49,8 @@ def _header(series: Series, columns: list[str], row: pd.Series) -> list[str]:
               "# ///",
               "# real reference spectra mixed with known fractions; truth in truth.csv",
               "# references: " + ", ".join(f"{k}={v}" for k, v in mixture.get("files", {}).items()),
-              f"# seed {mixture.get('seed')}, noise {mixture.get('noise')} "
-              f"({mixture.get('noise_model')}), foil in irefer: {mixture.get('foil')}",
+              (f"# seed {mixture.get('seed')}, noise {mixture.get('noise')} "
+               f"({mixture.get('noise_model')}), foil in irefer: {mixture.get('foil')}"),
               "#----", "# " + " ".join(columns)]
     return lines
 
