@@ -127,12 +127,32 @@ def solve(G: np.ndarray, B: np.ndarray, *, lower: float | None = 0.0, upper: flo
         raise ValueError(f"bounds [{lo}, {hi}] cannot hold {k} weights summing to 1")
     if k > MAX_ENUMERATED:
         return _solve_iterative(G, B, lo, hi, sum_to_one)
-    if maps is None:
-        maps = face_maps(G, lower=lower, upper=upper, sum_to_one=sum_to_one)
-    best = np.full((n, k), np.nan)
-    best_obj = np.full(n, np.inf)
     tol = _FEASIBLE_TOL * max(1.0, abs(lo) if math.isfinite(lo) else 1.0,
                               abs(hi) if math.isfinite(hi) else 1.0)
+    best = np.full((n, k), np.nan)
+    # the interior face first: where its optimum is feasible it is the global optimum
+    interior = _face_map(G, (0,) * k, lo, hi, sum_to_one)
+    todo = np.ones(n, bool)
+    if interior is not None:
+        W = B @ interior[0].T + interior[1]
+        inside = np.all((W >= lo - tol) & (W <= hi + tol), axis=1)
+        best[inside] = W[inside]
+        todo = ~inside
+    if todo.any():
+        rows = np.flatnonzero(todo)
+        best[rows] = _enumerate(G, B[rows], lo, hi, tol, sum_to_one, maps)
+    np.clip(best, lo, hi, out=best)
+    best[~np.all(np.isfinite(B), axis=1)] = np.nan
+    return best
+
+
+def _enumerate(G, B, lo, hi, tol, sum_to_one, maps):
+    """Lowest-objective feasible face optimum for every row of B."""
+    n, k = B.shape
+    if maps is None:
+        maps = face_maps(G, lower=lo, upper=hi, sum_to_one=sum_to_one)
+    best = np.full((n, k), np.nan)
+    best_obj = np.full(n, np.inf)
     for P, q in maps:
         W = B @ P.T + q
         feasible = np.all((W >= lo - tol) & (W <= hi + tol), axis=1)
@@ -143,8 +163,6 @@ def solve(G: np.ndarray, B: np.ndarray, *, lower: float | None = 0.0, upper: flo
         better = feasible & (obj < best_obj)
         best[better] = W[better]
         best_obj[better] = obj[better]
-    np.clip(best, lo, hi, out=best)
-    best[~np.all(np.isfinite(B), axis=1)] = np.nan
     return best
 
 
