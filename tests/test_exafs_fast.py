@@ -165,8 +165,9 @@ def test_fast_engine_settings_and_unsupported_features(sample):
     with pytest.raises(ConfigError, match="fit_space='q'.*engine='fast'"):
         exafs.fit_shells(chi, exafs.ShellModel(shells=sample["model"].labels, fit_space="q"),
                          s02=0.9, engine="fast")
-    with pytest.raises(ConfigError, match="joint fits.*engine='fast'"):
-        exafs.fit_shells_segment(chi, sample["model"], s02=0.9, engine="fast")
+    with pytest.raises(ConfigError, match="fit_space='q'.*engine='fast'"):   # joint fits too
+        exafs.fit_shells_global(chi, exafs.ShellModel(shells=sample["model"].labels,
+                                                      fit_space="q"), s02=0.9, engine="fast")
     with pytest.raises(ConfigError, match="engine"):
         exafs.fit_shells(chi, sample["model"], s02=0.9, engine="gpu")
 

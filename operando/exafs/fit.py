@@ -22,17 +22,19 @@ from ..errors import ConfigError, DataError
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
+from .plan import build_plan
 from .policy import REDCHI_MAX, RFACTOR_MAX
 from .results import S02Calibration, ShellFitResult, make_result
 
 log = logging.getLogger(__name__)
 
 
-def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: str = "fast",
-               warm_start: bool = True, retries: int = 4, merge_repeats: str | None = None,
-               executor: Executor | None = None, chunk_size: int = 8,
-               rfactor_max: float = RFACTOR_MAX, redchi_max: float | None = None
-               ) -> ShellFitResult:
+def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
+               s02_err: float | None = None, reference: S02Calibration | None = None,
+               engine: str = "fast", warm_start: bool = True, retries: int = 4,
+               merge_repeats: str | None = None, executor: Executor | None = None,
+               chunk_size: int = 8, rfactor_max: float = RFACTOR_MAX,
+               redchi_max: float | None = None) -> ShellFitResult:
     """Fit the shells of ``model`` to every step.
 
     Parameters
@@ -41,6 +43,15 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     model : ShellModel
     s02 : float
         Amplitude reduction factor S0^2 (fixed), e.g. ``calibrate_s02(...).s02``.
+    s02_err : float, optional
+        Its 1-sigma error: fills ``s02_err`` and ``cn_S_err_s02`` (the CN error with the
+        relative S0^2 error added in quadrature).
+    reference : S02Calibration, optional
+        Instead of ``s02``: the foil calibration (fitted in the sample's k/R window);
+        gives S0^2, its error, and the metal shell's sigma2 with
+        :func:`~operando.exafs.apply_reference`'s defaults (sigma2 fixed at the
+        foil's).  Call :func:`~operando.exafs.apply_reference` yourself for other
+        choices and pass ``s02``.
     engine : {"fast", "larch"}
         ``"larch"``: one ``larch.xafs.feffit`` per step.  ``"fast"``
         (default): all steps at once with :func:`operando.exafs.batch.batch_fit`
@@ -80,12 +91,11 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     """
     if not isinstance(model, ShellModel):
         raise ConfigError(f"model must be a ShellModel, got {type(model).__name__}")
+    model, s02, s02_err = _with_reference(model, s02, s02_err, reference)
     eng = get_engine(engine, model=model)
-    s02 = positive("s02", s02)
     k, chi, steps, ok, reasons, merged = _prepare_data(chi_series, merge_repeats)
     model = clip_kmax(model, k)
-    n_shells = len(model.shells)
-    check_information(model, 3 * n_shells + (1 if model.share_e0 else n_shells))
+    check_information(model, build_plan(model).n_varys)
     paths = resolve_paths(model)
     opts = dict(warm_start=warm_start, retries=int(retries), rfactor_max=positive(
         "rfactor_max", rfactor_max), redchi_max=REDCHI_MAX if redchi_max is None else positive(
@@ -104,40 +114,68 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     elapsed = time.perf_counter() - t0
     log.info("fitted %d steps in %.2f s", len(steps), elapsed)
 
-    settings = _settings(model, paths, s02, engine)
+    settings = _settings(model, paths, s02, engine, s02_err)
     settings.update(opts, merge_repeats=merge_repeats,
                     chunk_size=size if executor else None, seconds=elapsed)
-    return make_result(rows, k, chi, model, settings, merged)
+    return make_result(rows, k, chi, model, settings, merged, s02_err)
 
 
 def fit_shells_segment(chi_series: ChiSeries, model: ShellModel, *, s02: float,
                        steps: Sequence[int] | None = None,
                        shared: Iterable[str] = ("r", "sigma2", "de0"),
                        engine: str = "larch") -> ShellFitResult:
-    """Fit several steps simultaneously (one feffit with several datasets).
+    """Several steps in one joint fit: :func:`fit_shells_global` (kept for its
+    original default, ``engine="larch"``)."""
+    return fit_shells_global(chi_series, model, s02=s02, steps=steps, shared=shared,
+                             engine=engine)
+
+
+def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
+                      s02_err: float | None = None, reference: S02Calibration | None = None,
+                      steps: Sequence[int] | None = None,
+                      shared: Iterable[str] = ("sigma2", "r", "de0"),
+                      engine: str = "fast") -> ShellFitResult:
+    """Fit several steps -- a segment, or the whole series -- in one joint fit.
+
+    The parameter kinds ``shared`` have one value per shell for all the steps (dE0
+    one per dE0 group), the others (by default only the CNs) one per step; ties and
+    fixed or bounded parameters of ``model`` apply as in :func:`fit_shells`.  The
+    statistics are ``larch.xafs.feffit``'s with several datasets: ``n_idp`` and the
+    residual points summed over the steps, ``n_varys`` counting every per-step and
+    shared parameter, error bars from the joint covariance scaled by the joint
+    reduced chi-square (tests/test_exafs_global.py checks both engines against
+    feffit on the same input).
 
     Parameters
     ----------
     chi_series : ChiSeries
     model : ShellModel
-    s02 : float
+    s02, s02_err, reference
+        As :func:`fit_shells`.
     steps : sequence of int, optional
         ``step`` numbers to fit together (default: all ok steps).
     shared : iterable of {"cn", "r", "sigma2", "de0"}
-        Parameter kinds shared by all steps; the others are fitted per step.
-        Default shares distances, sigma2 and dE0 so only the CNs differ.
+        Parameter kinds shared by all steps.  The default shares sigma2, dR and dE0,
+        so only the CNs differ: right when the steps differ by how much of each phase
+        there is, not by its structure.
+    engine : {"fast", "larch"}
+        ``"fast"`` (default): :func:`operando.exafs.batch.batch_fit_global` (the
+        joint normal equations are block-sparse, so 1,000 steps cost about one
+        batched per-step fit); ``"larch"``: one feffit with a dataset per step.
 
     Returns
     -------
     ShellFitResult
-        One row per step; shared parameters repeat, ``r_factor``, ``redchi``,
-        ``n_idp``, ``n_varys`` are those of the joint fit.
+        One row per step; shared parameters repeat; ``r_factor``, ``redchi``,
+        ``chi_square``, ``n_idp``, ``n_varys`` are the joint fit's (the step's own
+        R-factor is in ``fit_message``).  The F-test / detection-limit columns are
+        not computed for a joint fit (NaN, ``sig_S`` False).
     """
-    eng = get_engine(engine, joint=True)
-    shared = tuple(shared)
+    model, s02, s02_err = _with_reference(model, s02, s02_err, reference)
+    eng = get_engine(engine, model=model, joint=True)
+    shared = tuple(dict.fromkeys(shared))
     for kind in shared:
         check_choice("shared", kind, PAR_KINDS)
-    s02 = positive("s02", s02)
     k, chi, all_steps, ok, reasons, _ = _prepare_data(chi_series, None)
     if steps is None:
         idx = np.flatnonzero(ok)
@@ -154,11 +192,41 @@ def fit_shells_segment(chi_series: ChiSeries, model: ShellModel, *, s02: float,
     if idx.size == 0:
         raise DataError("no usable step to fit")
     model = clip_kmax(model, k)
+    n_local = sum(p.vary for p in build_plan(model).pars.values() if _kind(p.kind) not in shared)
+    n_shared = build_plan(model).n_varys - n_local
+    if idx.size * model.n_idp() <= idx.size * n_local + n_shared:
+        raise ConfigError(f"{idx.size} steps of {model.n_idp():.1f} independent points hold no more "
+                          f"than the {idx.size * n_local + n_shared} parameters of the joint fit; "
+                          "widen the fit window or share more parameters")
     paths = resolve_paths(model)
+    t0 = time.perf_counter()
     rows = eng.fit_joint(k, chi[idx], [int(s) for s in all_steps[idx]], model, paths, s02, shared)
-    settings = _settings(model, paths, s02, engine)
-    settings.update(segment_steps=[int(s) for s in all_steps[idx]], shared=list(shared))
-    return make_result(rows, k, chi[idx], model, settings, None)
+    settings = _settings(model, paths, s02, engine, s02_err)
+    settings.update(global_fit=dict(steps=[int(s) for s in all_steps[idx]], shared=list(shared)),
+                    seconds=time.perf_counter() - t0)
+    return make_result(rows, k, chi[idx], model, settings, None, s02_err)
+
+
+def _kind(plan_kind: str) -> str:
+    return "r" if plan_kind == "deltar" else plan_kind
+
+
+def _with_reference(model, s02, s02_err, reference):
+    """(model, s02, s02_err) with a foil calibration's S0^2 and sigma2 applied."""
+    if reference is not None:
+        if s02 is not None:
+            raise ConfigError("give s02 or reference (a foil calibration), not both")
+        from .reference import apply_reference
+
+        model = apply_reference(model, reference)
+        s02 = reference.s02
+        s02_err = reference.s02_err if s02_err is None else s02_err
+    if s02 is None:
+        raise ConfigError("fit_shells needs s02 (a number) or reference (calibrate_s02 of a foil)")
+    s02 = positive("s02", s02)
+    if s02_err is not None and not np.isfinite(float(s02_err)):
+        s02_err = None
+    return model, s02, None if s02_err is None else float(s02_err)
 
 
 def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
@@ -284,7 +352,7 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-def _settings(model, paths, s02, engine) -> dict:
+def _settings(model, paths, s02, engine, s02_err=None) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -295,6 +363,7 @@ def _settings(model, paths, s02, engine) -> dict:
         "model": model.to_dict(),
         "paths": {label: {**p.to_dict(), "file": str(p.file)} for label, p in paths.items()},
         "s02": s02,
+        "s02_err": s02_err,
         "engine": engine,
         "larch_version": larch_version,
         "degeneracy": "paths used with degeneracy 1; amplitude = CN * S0^2",

@@ -1,5 +1,6 @@
-"""What a shell fit fits: :class:`ShellSpec`, :class:`ShellModel`, and the checks a
-model must pass before any data is fitted (paths, information content)."""
+"""What a shell fit fits: :class:`ShellModel` (shells from :mod:`.shells`, window, bounds,
+dE0 sharing, which shells are tested), and the checks a model must pass before any data
+is fitted (ties, paths, information content)."""
 
 from __future__ import annotations
 
@@ -13,57 +14,38 @@ import numpy as np
 from .._util.larch_compat import FT_WINDOWS
 from .._util.validate import check_choice, check_keys
 from ..errors import ConfigError, DataError
-from ..feffpaths import FeffPath, parse_label, path_for_shell
+from ..feffpaths import FeffPath, path_for_shell
+from .shells import KINDS, Rule, ShellSpec
 
 log = logging.getLogger(__name__)
 
 FIT_SPACES = ("r", "k", "q")
-#: The parameter kinds of every shell, in result-column order.
+#: The parameter kinds of every shell, in result-column order (``r`` = reff + deltar).
 PAR_KINDS = ("cn", "r", "sigma2", "de0")
-
-
-_SHELL_KEYS = ("label", "distance", "file", "edge", "cn", "cn_min", "cn_max", "sigma2",
-               "absent_sigma2")
-
-
-@dataclass(frozen=True)
-class ShellSpec:
-    """One shell of a :class:`ShellModel` (resolved; CN initial value and bounds)."""
-
-    label: str
-    distance: float | None = None
-    file: str | None = None
-    edge: str | None = None
-    cn: float | None = None
-    cn_min: float = 0.0
-    cn_max: float = 16.0
-    sigma2: float | None = None
-    absent_sigma2: float | None = None
-
-    @property
-    def name(self) -> str:
-        """Parameter-safe name: ``"Pt-Pt"`` -> ``"pt_pt"``."""
-        return self.label.replace("-", "_").lower()
-
-    @property
-    def is_metal(self) -> bool:
-        absorber, scatterer = parse_label(self.label)
-        return absorber == scatterer
+#: ``share_e0`` values: one dE0 for all shells, one per shell, or one per phase (the
+#: metal shell vs everything else).
+E0_SHARING = (True, False, "phase")
+#: ``significance`` values: which shells get the F-test and detection limit.
+SIGNIFICANCE = ("metal", "all", "none")
 
 
 @dataclass(frozen=True)
 class ShellModel:
-    """What to fit: shells, k/R ranges and physical bounds.
+    """What to fit: shells, k/R ranges, physical bounds, dE0 sharing and shell tests.
 
     Parameters
     ----------
-    shells : list of str or dict
-        Shell labels (``"Pt-O"``) or dicts with ``label`` and optionally
-        ``distance`` (Angstrom, model path distance), ``file`` (user
-        ``feffNNNN.dat``), ``edge``, ``cn`` (initial CN), ``cn_min``,
-        ``cn_max``, ``sigma2`` (initial, A^2), ``absent_sigma2`` (A^2).
-    share_e0 : bool
-        One dE0 for all shells (default) or one per shell.
+    shells : list of str, dict or ShellSpec
+        Shell labels (``"Pt-O"``) or tables with ``label`` and optionally
+        ``distance``, ``file``, ``edge``, ``geometry`` (the FEFF path), ``cn``,
+        ``deltar``, ``sigma2``, ``de0`` (each free, bounded, fixed, tied or from the
+        reference: :mod:`operando.exafs.shells`), ``e0_group``, ``cn_start``,
+        ``sigma2_start``, ``absent_sigma2``.  Labels may carry a tag for further
+        shells of one pair (``"Cu-Cu_ox1"``).
+    share_e0 : True, False or "phase"
+        Shells without an ``e0_group`` share one dE0 (True, the default), have one
+        each (False), or share one per phase (``"phase"``: the metal shell(s) one,
+        every other shell another).
     kmin, kmax, dk : float
         k window in 1/Angstrom.
     kweight : float
@@ -87,10 +69,14 @@ class ShellModel:
     absent_cn_min : float
         Lower CN bound in that refit; negative so the CN error bar of an absent
         shell is not truncated at 0.
+    significance : {"metal", "all", "none"}
+        Which shells with a varied CN get the F-test and the detection limit
+        (:mod:`operando.exafs.significance`): the metal shell(s) (default), every
+        shell with a varied CN, or none.
     """
 
     shells: tuple = ("Pt-O", "Pt-Pt")
-    share_e0: bool = True
+    share_e0: bool | str = True
     kmin: float = 3.0
     kmax: float = 12.0
     kweight: float = 2
@@ -108,36 +94,28 @@ class ShellModel:
     dr_max: float = 0.25
     absent_sigma2: float = 0.006
     absent_cn_min: float = -2.0
+    significance: str = "metal"
 
     def __post_init__(self):
         shells = self.shells
-        if isinstance(shells, (str, Mapping)):
+        if isinstance(shells, (str, Mapping, ShellSpec)):
             shells = [shells]
-        specs = []
-        for item in shells:
-            if isinstance(item, ShellSpec):
-                specs.append(item)
-                continue
-            if isinstance(item, str):
-                item = {"label": item}
-            if not isinstance(item, Mapping):
-                raise ConfigError(f"a shell must be a label such as 'Pt-O' or a dict, got {item!r}")
-            for key in item:
-                check_keys("shell", [key], _SHELL_KEYS)
-            if "label" not in item:
-                raise ConfigError(f"shell {dict(item)} needs a 'label' such as 'Pt-O'")
-            parse_label(item["label"])
-            spec = ShellSpec(**{k: item[k] for k in item if k != "cn_max"},
-                             cn_max=float(item.get("cn_max", self.cn_max)))
-            specs.append(spec)
+        specs = [ShellSpec.from_value(item, cn_max=self.cn_max) for item in shells]
         if not specs:
             raise ConfigError("a shell model needs at least one shell")
         labels = [s.label for s in specs]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"shell labels must be unique, got {labels}")
+        absorbers = {s.pair.split("-")[0] for s in specs}
+        if len(absorbers) > 1:
+            raise ConfigError(f"shells {labels} must all start with one absorber")
         object.__setattr__(self, "shells", tuple(specs))
         check_choice("window", self.window, FT_WINDOWS)
         check_choice("fit_space", self.fit_space, FIT_SPACES)
+        check_choice("significance", self.significance, SIGNIFICANCE)
+        if self.share_e0 not in E0_SHARING or isinstance(self.share_e0, int) and not isinstance(
+                self.share_e0, bool):
+            raise ConfigError(f"share_e0 {self.share_e0!r} is not one of true, false, \"phase\"")
         if not 0 <= self.kmin < self.kmax:
             raise ConfigError(f"kmin {self.kmin} must be >= 0 and below kmax {self.kmax} (1/A)")
         if not 0 <= self.rmin < self.rmax:
@@ -146,6 +124,31 @@ class ShellModel:
             raise ConfigError("need 0 < sigma2_min < sigma2_max (A^2)")
         if not self.absent_cn_min <= 0:
             raise ConfigError("absent_cn_min must be <= 0")
+        self._check_rules()
+
+    def _check_rules(self):
+        """Ties point at another shell that is not itself tied; de0 rules agree in a group."""
+        labels = self.labels
+        for spec in self.shells:
+            for kind in KINDS:
+                rule = spec.rule(kind)
+                if rule.mode != "tied":
+                    continue
+                if rule.source not in labels:
+                    raise ConfigError(f"shell {spec.label!r} {kind} is tied to {rule.source!r}, "
+                                      f"which is not a shell of the model {labels}")
+                if rule.source == spec.label:
+                    raise ConfigError(f"shell {spec.label!r} {kind} is tied to itself")
+                if self.spec(rule.source).rule(kind).mode == "tied":
+                    raise ConfigError(f"shell {spec.label!r} {kind} is tied to {rule.source!r}, "
+                                      f"whose {kind} is tied too; tie both to the same shell")
+        groups: dict[str, Rule] = {}
+        for spec in self.shells:
+            group = self.e0_group(spec.label)
+            if spec.de0.mode != "free" or spec.de0.lo is not None:
+                if group in groups and groups[group] != spec.de0:
+                    raise ConfigError(f"shells of e0_group {group!r} give different de0 rules")
+                groups[group] = spec.de0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "ShellModel":
@@ -163,30 +166,70 @@ class ShellModel:
     def labels(self) -> list[str]:
         return [s.label for s in self.shells]
 
+    def spec(self, label: str) -> ShellSpec:
+        for s in self.shells:
+            if s.label == label:
+                return s
+        raise ConfigError(f"no shell {label!r} in the model {self.labels}")
+
+    def e0_group(self, label: str) -> str:
+        """The dE0 group of a shell (``share_e0`` for shells without ``e0_group``)."""
+        spec = self.spec(label)
+        if spec.e0_group is not None:
+            return spec.e0_group
+        if self.share_e0 is True:
+            return "all"
+        if self.share_e0 == "phase":
+            return "metal" if spec.is_metal else "ligand"
+        return spec.label
+
+    def e0_groups(self) -> dict[str, list[str]]:
+        """Group name -> its shells, in shell order."""
+        out: dict[str, list[str]] = {}
+        for label in self.labels:
+            out.setdefault(self.e0_group(label), []).append(label)
+        return out
+
+    def tested_shells(self) -> list[str]:
+        """Shells that get the F-test and the detection limit (``significance``): only
+        shells whose CN is varied (not fixed or tied)."""
+        if self.significance == "none":
+            return []
+        return [s.label for s in self.shells if s.cn.mode == "free"
+                and (self.significance == "all" or s.is_metal)]
+
     def n_idp(self) -> float:
         """Nyquist number of independent points ``1 + 2 dR dk / pi``."""
         return 1 + 2 * (self.rmax - self.rmin) * (self.kmax - self.kmin) / np.pi
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["shells"] = [asdict(s) for s in self.shells]
+        out["shells"] = [s.to_dict() for s in self.shells]
         return out
 
 
 def result_columns(model: ShellModel) -> list[str]:
-    """The columns of :meth:`ShellFitResult.to_dataframe`, in order."""
+    """The columns of :meth:`ShellFitResult.to_dataframe`, in order (documented there)."""
     cols = ["step"]
     for label in model.labels:
         for kind in PAR_KINDS:
             cols += [f"{kind}_{label}", f"{kind}_{label}_err"]
+    for label in model.labels:
+        cols.append(f"cn_{label}_err_s02")
+    for label in model.tested_shells():
+        cols += [f"cn_{label}_limit", f"p_{label}", f"sig_{label}"]
     cols += ["s02", "s02_err", "r_factor", "redchi", "chi_square", "n_idp", "n_varys",
              "fit_ok", "fit_quality", "fit_message"]
     return cols
 
 
 def resolve_paths(model: ShellModel) -> dict[str, FeffPath]:
-    return {s.label: path_for_shell(s.label, distance=s.distance, edge=s.edge, file=s.file)
-            for s in model.shells}
+    """The FEFF path of every shell (label -> :class:`~operando.feffpaths.FeffPath`)."""
+    out = {}
+    for s in model.shells:
+        kw = {} if s.geometry is None or s.file is not None else {"geometry": s.geometry}
+        out[s.label] = path_for_shell(s.pair, distance=s.distance, edge=s.edge, file=s.file, **kw)
+    return out
 
 
 def clip_kmax(model: ShellModel, k: np.ndarray) -> ShellModel:

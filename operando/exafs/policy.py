@@ -12,7 +12,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._util.stats import chi2_ppf
-from .model import ShellModel, ShellSpec
+from .model import ShellModel
+from .plan import absent_sigma2, build_plan, default_start
+from .shells import ShellSpec
 
 #: A varied parameter this close to a bound (as a fraction of the bound span, or of
 #: max(1, |value|) for a one-sided bound) counts as "at bound".
@@ -36,10 +38,8 @@ _NO_ERRORBARS = "no error bars (singular covariance)"
 
 
 def defaults(spec: ShellSpec, model: ShellModel) -> dict:
-    """Default start of one shell: CN, dR, sigma2, dE0."""
-    cn = spec.cn if spec.cn is not None else (8.0 if spec.is_metal else 4.0)
-    ss = spec.sigma2 if spec.sigma2 is not None else (0.007 if spec.is_metal else 0.005)
-    return {"cn": float(cn), "dr": 0.0, "sigma2": float(ss), "de0": 0.0}
+    """Default start of one shell: CN, dR, sigma2, dE0 (:func:`.plan.default_start`)."""
+    return default_start(spec)
 
 
 def starts(model: ShellModel, retries: int) -> list[dict]:
@@ -77,21 +77,27 @@ def constraint_acceptable(free: Mapping, constrained: Mapping, n_fixed: int) -> 
 
     Hamilton-type test: the constrained chi-square may exceed the free one by
     up to the 95 % point of a chi-square with ``n_fixed`` degrees of freedom,
-    in units of the free fit's reduced chi-square (Larch's scaling).
+    in units of the free fit's reduced chi-square (Larch's scaling).  With
+    nothing fixed (an absent shell whose geometry is already fixed by its rules)
+    it is always acceptable.
     """
     c_free, c_con = free["chi_square"], constrained["chi_square"]
     if not np.isfinite(c_con):
         return False
+    if n_fixed <= 0:
+        return True
     if not (np.isfinite(c_free) and np.isfinite(free["redchi"]) and free["redchi"] > 0):
         return True
     return (c_con - c_free) / free["redchi"] <= hamilton_threshold(n_fixed)
 
 
 def zero_shells(row: Mapping[str, Any], model: ShellModel) -> list[str]:
-    """Shells whose CN is consistent with zero (CN < 2 sigma, or pinned near 0
+    """Shells with a varied CN that is consistent with zero (CN < 2 sigma, or near 0
     without an error bar)."""
     out = []
     for spec in model.shells:
+        if spec.cn.mode != "free":
+            continue
         cn, err = row[f"cn_{spec.label}"], row[f"cn_{spec.label}_err"]
         if not np.isfinite(cn):
             continue
@@ -100,6 +106,18 @@ def zero_shells(row: Mapping[str, Any], model: ShellModel) -> list[str]:
         elif not np.isfinite(err) and cn < 0.5:
             out.append(spec.label)
     return out
+
+
+def n_pinned(model: ShellModel, absent) -> int:
+    """How many parameters pinning the shells ``absent`` fixes (their free dR and
+    sigma2, and a dE0 group left with absent shells only)."""
+    return build_plan(model).n_varys - build_plan(model, absent=absent).n_varys
+
+
+def removed_parameters(model: ShellModel, label: str) -> int:
+    """``b`` of the F-test: the varied parameters that go with shell ``label`` (its CN,
+    its free dR and sigma2, its dE0 when no other shell uses that group)."""
+    return build_plan(model).n_varys - build_plan(model, removed=[label]).n_varys
 
 
 def hamilton_threshold(n_fixed: int) -> float:
@@ -151,11 +169,11 @@ def fit_quality(problems: str, r_factor: float, redchi: float, *, rfactor_max: f
 
 def absent_note(spec: ShellSpec, model: ShellModel) -> str:
     """The fit message of a shell refitted as absent."""
-    ss = absent_sigma2(spec, model)
-    return (f"{spec.label} CN consistent with 0: refitted with dR=0, sigma2={ss:g} A^2 "
-            f"fixed, CN >= {model.absent_cn_min:g}")
+    parts = []
+    if spec.deltar.mode == "free":
+        parts.append("dR=0")
+    if spec.sigma2.mode == "free":
+        parts.append(f"sigma2={absent_sigma2(spec, model):g} A^2")
+    held = (", ".join(parts) + " fixed, ") if parts else ""
+    return f"{spec.label} CN consistent with 0: refitted with {held}CN >= {model.absent_cn_min:g}"
 
-
-def absent_sigma2(spec: ShellSpec, model: ShellModel) -> float:
-    """sigma2 (A^2) at which an absent shell is held while only its CN varies."""
-    return spec.absent_sigma2 if spec.absent_sigma2 is not None else model.absent_sigma2

@@ -131,12 +131,16 @@ class ShellFitResult:
 
 @dataclass(frozen=True, eq=False)
 class S02Calibration:
-    """S0^2 from a reference foil with the bulk CN fixed.
+    """S0^2 (and the foil's sigma2 and dR) from a reference foil with the bulk CN fixed.
 
     Attributes
     ----------
     s02, s02_err : float
         Amplitude reduction factor and its 1-sigma error.
+    shell, sigma2, sigma2_err, deltar, window
+        (properties) the calibrated shell, its sigma2 (A^2) and error, its dR
+        (Angstrom) and the k/R window of the fit: what
+        :func:`operando.exafs.apply_reference` gives the sample's metal shell.
     fit : pandas.Series
         The fit row (same columns as :meth:`ShellFitResult.to_dataframe`).
     settings : dict
@@ -150,6 +154,31 @@ class S02Calibration:
     settings: dict
     result: ShellFitResult
 
+    @property
+    def shell(self) -> str:
+        """The calibrated shell (``"Cu-Cu"``)."""
+        return self.settings["calibration"]["shell"]
+
+    @property
+    def sigma2(self) -> float:
+        """The foil's sigma2 (A^2) in the calibration window."""
+        return float(self.fit[f"sigma2_{self.shell}"])
+
+    @property
+    def sigma2_err(self) -> float:
+        return float(self.fit[f"sigma2_{self.shell}_err"])
+
+    @property
+    def deltar(self) -> float:
+        """The foil's dR (Angstrom) from the path's reff."""
+        return float(self.fit[f"r_{self.shell}"]) - float(self.settings["paths"][self.shell]["reff"])
+
+    @property
+    def window(self) -> dict:
+        """The calibration's k and R window (kmin, kmax, kweight, dk, window, rmin, rmax)."""
+        m = self.settings["model"]
+        return {key: m[key] for key in ("kmin", "kmax", "kweight", "dk", "window", "rmin", "rmax")}
+
 
 def _pm(err) -> str:
     try:
@@ -159,9 +188,24 @@ def _pm(err) -> str:
     return f" +/- {err:.3g}" if math.isfinite(err) else ""
 
 
-def make_result(rows, k, data_chi, model, settings, merged) -> ShellFitResult:
+def make_result(rows, k, data_chi, model, settings, merged, s02_err=None) -> ShellFitResult:
+    """The result table from the engines' row dicts; ``s02_err`` (the reference's S0^2
+    error) fills ``s02_err`` where the fit did not vary S0^2 and gives ``cn_S_err_s02``."""
     columns = result_columns(model)
-    table = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
+    derived = {f"cn_{lab}_err_s02" for lab in model.labels}
+    table = pd.DataFrame([{c: row[c] for c in columns if c not in derived} for row in rows],
+                         columns=[c for c in columns if c not in derived])
+    if s02_err is not None:
+        table["s02_err"] = table["s02_err"].where(np.isfinite(table["s02_err"].astype(float)),
+                                                  float(s02_err))
+    rel = (table["s02_err"].astype(float) / table["s02"].astype(float)).where(
+        lambda v: np.isfinite(v), 0.0)
+    for lab in model.labels:
+        cn, err = table[f"cn_{lab}"].astype(float), table[f"cn_{lab}_err"].astype(float)
+        table[f"cn_{lab}_err_s02"] = np.sqrt(err ** 2 + (cn * rel) ** 2)
+    for lab in model.tested_shells():
+        table[f"sig_{lab}"] = table[f"sig_{lab}"].astype(bool)
+    table = table[columns]
     table["step"] = table["step"].astype(int)
     table["n_varys"] = table["n_varys"].astype(int)
     table["fit_ok"] = table["fit_ok"].astype(bool)

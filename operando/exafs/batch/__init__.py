@@ -8,6 +8,8 @@
                             its analytic derivatives for many parameter sets)
 :func:`batch_fit`           ``larch.xafs.feffit`` of one-path-per-shell models for
                             many spectra, with Larch's error bars and statistics
+:func:`batch_fit_global`    ``feffit`` with several datasets: many spectra in one fit,
+                            some parameters shared (block-sparse normal equations)
 ==========================  ====================================================
 
 None of them imports larch: importing ``larch.xafs`` pulls in lmfit, scipy.stats,
@@ -21,9 +23,10 @@ live in the modules: :mod:`.autobk`, :mod:`.ft`, :mod:`.paths` / :mod:`.stack`,
 
 from .autobk import AutobkResult, batch_autobk
 from .fit import batch_fit
+from .global_fit import batch_fit_global
 from .ft import batch_xftf
 from .paths import PathTable, tabulate_path
 from .result import BatchFitResult
 
 __all__ = ["batch_autobk", "AutobkResult", "batch_xftf", "PathTable", "tabulate_path",
-           "batch_fit", "BatchFitResult"]
+           "batch_fit", "batch_fit_global", "BatchFitResult"]

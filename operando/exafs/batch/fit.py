@@ -42,35 +42,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..._util.blas import single_threaded_blas
-from .ft import resample_rows
+from .evaluate import BatchModel
 from .paths import PathTable
-from .problem import EVAL_CHUNK, _noise, _problem
-from .result import DEFAULT_BOUNDS, DEFAULT_INIT, DEFAULT_VARY, SHELL_PARAMS, BatchFitResult
-from .stack import PathStack
-
-
-
-def _per_spectrum(val, n, name):
-    arr = np.asarray(val, dtype=float)
-    if arr.ndim == 0:
-        return np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise ValueError(f"{name}: expected a scalar or an array of shape ({n},); got {arr.shape}")
-    return arr.astype(float).copy()
-
-
-def _lookup(spec, label, pname, default):
-    """Value for (label, pname) from a dict keyed by label -> {pname: v}, or pname."""
-    if spec is None:
-        return default
-    if pname == "de0" and label is None:
-        return spec.get("de0", default)
-    sub = spec.get(label)
-    if isinstance(sub, dict) and pname in sub:
-        return sub[pname]
-    if f"{pname}_{label}" in spec:
-        return spec[f"{pname}_{label}"]
-    return default
+from .result import BatchFitResult
 
 
 def batch_fit(
@@ -92,6 +66,7 @@ def batch_fit(
     vary: dict | None = None,
     bounds: dict | None = None,
     share_e0: bool = True,
+    ties: dict | None = None,
     epsilon_k=None,
     max_nfev: int = 200,
     ftol: float = 1e-8,
@@ -137,6 +112,12 @@ def batch_fit(
     share_e0 : bool
         One ``de0`` for all shells (key ``"de0"``) or one per shell (under the
         shell's label).
+    ties : dict, optional
+        ``{parameter: (source parameter, factor)}``, parameter names as in
+        :attr:`BatchFitResult.param_names` (``"cn_Cu-Cu_ox1": ("cn_Cu-O", 0.5)``,
+        ``"de0_Cu-Cu_ox1": ("de0_Cu-O", 1.0)``): the parameter is not varied and
+        equals factor x the source (same kind; the source must not be tied itself).
+        Its error is |factor| x the source's.  Like a Larch expression ``0.5*cn_cu_o``.
     epsilon_k : float or ndarray (n,), optional
         Noise in chi(k); default Larch's ``estimate_noise`` of each spectrum.
     max_nfev : int
@@ -160,156 +141,23 @@ def batch_fit(
         return _batch_fit(k, chi, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                           dk2=dk2, window=window, rmin=rmin, rmax=rmax, fit_space=fit_space,
                           s02=s02, init=init, vary=vary, bounds=bounds, share_e0=share_e0,
-                          epsilon_k=epsilon_k, max_nfev=max_nfev, ftol=ftol, xtol=xtol,
-                          nfft=nfft, kstep=kstep)
+                          ties=ties, epsilon_k=epsilon_k, max_nfev=max_nfev, ftol=ftol,
+                          xtol=xtol, nfft=nfft, kstep=kstep)
 
 
 def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rmax, fit_space,
-               s02, init, vary, bounds, share_e0, epsilon_k, max_nfev, ftol, xtol, nfft,
+               s02, init, vary, bounds, share_e0, ties, epsilon_k, max_nfev, ftol, xtol, nfft,
                kstep):
-    k = np.asarray(k, dtype=float)
-    chi = np.asarray(chi, dtype=float)
-    if chi.ndim == 1:
-        chi = chi[None, :]
-    if chi.ndim != 2 or chi.shape[1] != len(k):
-        raise ValueError(f"chi must have shape (n, {len(k)}) to match k; got {chi.shape}")
-    paths = list(paths)
-    labels = [p.label for p in paths]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"path labels must be unique; got {labels}")
     if dk2 is None:
         dk2 = dk
-    n = len(chi)
-    prob = _problem(k, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk, dk2=dk2,
-                    window=window, rmin=rmin, rmax=rmax, fit_space=fit_space, nfft=nfft,
-                    kstep=kstep)
-    data = resample_rows(k, chi, prob.model_k)
-    ok = np.isfinite(data).all(axis=1)
-    data[~ok] = 0.0
-    if epsilon_k is None:
-        eps_k, eps_r = _noise(data, prob, kmin, kmax, kweight)
-    else:
-        eps_k = _per_spectrum(epsilon_k, n, "epsilon_k")
-        w = 2 * int(kweight) + 1
-        eps_r = eps_k / (2 * np.sqrt((np.pi * w) / (kstep * (kmax**w - kmin**w))))
-    eps = eps_r if fit_space == "r" else eps_k
-    ok &= np.isfinite(eps) & (eps > 0)
-    eps = np.where(ok, eps, 1.0)
-    s02 = _per_spectrum(s02, n, "s02")
-
-    # ---- parameter layout ------------------------------------------------------
-    names, kinds = [], []          # kinds: (param, shell index or None)
-    for i, lab in enumerate(labels):
-        for pname in SHELL_PARAMS:
-            names.append(f"{pname}_{lab}")
-            kinds.append((pname, i))
-        if not share_e0:
-            names.append(f"de0_{lab}")
-            kinds.append(("de0", i))
-    if share_e0:
-        names.append("de0")
-        kinds.append(("de0", None))
-    n_par = len(names)
-    values = np.zeros((n, n_par))
-    lo = np.full((n, n_par), -np.inf)
-    hi = np.full((n, n_par), np.inf)
-    varies = np.zeros(n_par, bool)
-    for j, (pname, si) in enumerate(kinds):
-        lab = None if si is None else labels[si]
-        dflt = paths[si].degen if pname == "cn" else DEFAULT_INIT[pname]
-        values[:, j] = _per_spectrum(_lookup(init, lab, pname, dflt), n, f"init {names[j]}")
-        varies[j] = bool(_lookup(vary, lab, pname, DEFAULT_VARY[pname]))
-        b = _lookup(bounds, lab, pname, DEFAULT_BOUNDS[pname])
-        b = (None, None) if b is None else b
-        lo[:, j] = _per_spectrum(-np.inf if b[0] is None else b[0], n, f"bounds {names[j]}")
-        hi[:, j] = _per_spectrum(np.inf if b[1] is None else b[1], n, f"bounds {names[j]}")
-    vidx = np.flatnonzero(varies)
-    var_names = [names[j] for j in vidx]
-    nv = len(vidx)
-    if nv == 0:
-        raise ValueError("no parameter is varied")
-    values[:, vidx] = np.clip(values[:, vidx], lo[:, vidx], hi[:, vidx])
-    data_sub = data[:, prob.cols]
-    WT = prob.WT
-    data_res = (data_sub @ WT) / eps[:, None]           # (n, m'), m' <= npts (see _Problem)
-
-    # ---- residual and Jacobian ---------------------------------------------------
-    stack = PathStack(paths, prob.kk)
-    P, nk = len(paths), len(prob.kk)
-    col_of = {nm: j for j, nm in enumerate(names)}
-    j_cn = [col_of[f"cn_{lab}"] for lab in labels]
-    j_e0 = [col_of["de0" if share_e0 else f"de0_{lab}"] for lab in labels]
-    j_dr = [col_of[f"deltar_{lab}"] for lab in labels]
-    j_ss = [col_of[f"sigma2_{lab}"] for lab in labels]
-    j_c3 = [col_of[f"c3_{lab}"] for lab in labels]
-    want = tuple({"cn": "amp", "de0": "e0"}.get(kinds[j][0], kinds[j][0]) for j in vidx)
-    # d model / d varied parameter i = sum over (path p, derivative name) of the
-    # path derivative (cn: times s02)
-    jac_terms = []
-    for pos_i, j in enumerate(vidx):
-        pname, si = kinds[j]
-        deriv = {"cn": "amp", "de0": "e0"}.get(pname, pname)
-        plist = list(range(P)) if si is None else [si]
-        jac_terms.append((pos_i, deriv, plist))
-    neg_inv_eps = -1.0 / eps
-
-    # c3 enters the model only when varied or nonzero somewhere (fixed values stay put)
-    has_c3 = bool(any(kinds[j][0] == "c3" for j in vidx) or np.any(values[:, j_c3] != 0))
-
-    K = WT.shape[1]
-    cmax = min(EVAL_CHUNK, max(n, 1))
-    g_buf = np.empty((nv, cmax, K))             # J = -G / eps, parameter-major
-    sum_buf = np.empty((cmax, nk))
-    amp_pos = [pos_i for pos_i, deriv, _ in jac_terms if deriv == "amp"]
-
-    def evaluate_chunk(rows, cols, jac, out, o):
-        nr = len(rows)
-        ev = stack.evaluate(cols, want if jac else (), reuse=True)
-        chi_p, d = ev if jac else (ev, None)
-        model = out["model"][o:o + nr]
-        np.copyto(model, chi_p[0])
-        for p in range(1, P):
-            model += chi_p[p]
-        r = model @ WT
-        r *= neg_inv_eps[rows, None]
-        r += data_res[rows]
-        out["cost"][o:o + nr] = np.einsum("ij,ij->i", r, r)
-        if not jac:
-            return
-        G = g_buf[:, :nr]
-        for pos_i, deriv, plist in jac_terms:
-            src = d[deriv][plist[0]]
-            if len(plist) > 1:
-                src = np.add(src, d[deriv][plist[1]], out=sum_buf[:nr])
-                for p in plist[2:]:
-                    src += d[deriv][p]
-            np.matmul(src, WT, out=G[pos_i])
-        for pos_i in amp_pos:
-            G[pos_i] *= s02[rows, None]
-        G *= neg_inv_eps[rows, None]
-        Gr = np.ascontiguousarray(G.transpose(1, 0, 2))          # (nr, nv, K)
-        out["A"][o:o + nr] = Gr @ np.swapaxes(Gr, 1, 2)
-        out["g"][o:o + nr] = (Gr @ r[:, :, None])[:, :, 0]
-
-    def evaluate(rows, vals, jac=True, chunk=EVAL_CHUNK):
-        """cost (r,), model on the support (r, n_kk) and, with ``jac``, ``A = J J^T``
-        (r, n_varys, n_varys) and ``g = J r`` (r, n_varys) for the residual ``r`` and the
-        Jacobian ``J`` (n_varys, m) of each row.
-
-        Rows go in chunks small enough to keep the element-wise temporaries of the path
-        evaluation in cache (several times faster than one pass over all rows).
-        """
-        nr = len(rows)
-        out = {"cost": np.empty(nr), "model": np.empty((nr, nk))}
-        if jac:
-            out["A"] = np.empty((nr, nv, nv))
-            out["g"] = np.empty((nr, nv))
-        cols = stack.columns((vals[:, j_cn] * s02[rows, None]).T, vals[:, j_e0].T,
-                             vals[:, j_dr].T, vals[:, j_ss].T, vals[:, j_c3].T, has_c3=has_c3)
-        for i in range(0, nr, chunk):
-            sl = slice(i, i + chunk)
-            evaluate_chunk(rows[sl], cols.rows(sl), jac, out, i)
-        return out
+    bm = BatchModel(k, chi, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk, dk2=dk2,
+                    window=window, rmin=rmin, rmax=rmax, fit_space=fit_space, s02=s02, init=init,
+                    vary=vary, bounds=bounds, share_e0=share_e0, ties=ties, epsilon_k=epsilon_k,
+                    nfft=nfft, kstep=kstep)
+    n, nv, nk, prob = bm.n, bm.nv, bm.nk, bm.prob
+    ok, values, lo, hi, vidx = bm.ok, bm.values, bm.lo, bm.hi, bm.vidx
+    names, var_names, labels, data_res = bm.names, bm.var_names, bm.labels, bm.data_res
+    evaluate = bm.evaluate
 
     # ---- vectorised Levenberg-Marquardt ---------------------------------------------
     # Per row: Marquardt's scaled damping with MINPACK's scale (running maximum of
@@ -428,11 +276,11 @@ def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rma
             active[stuck] = False
             success[fit_rows[stuck]] = True
             message[fit_rows[stuck]] = "converged: no further decrease of chi-square possible"
-        values[fit_rows] = x
+        values[fit_rows] = bm.apply_ties(x)
 
     # ---- statistics as in larch.feffit ------------------------------------------------
     npts = prob.npts
-    n_idp = 1 + 2 * (rmax - rmin) * (kmax - kmin) / np.pi
+    n_idp = bm.n_idp
     chi_square = np.full(n, np.nan)
     redchi = np.full(n, np.nan)
     r_factor = np.full(n, np.nan)
@@ -461,6 +309,7 @@ def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rma
     for jj, j in enumerate(vidx):
         stderr[names[j]] = stderr_v[:, jj]
         at_bound[names[j]] = ok & ((values[:, j] <= lo[:, j]) | (values[:, j] >= hi[:, j]))
+    bm.tied_stderr(stderr)
     for nm in names:
         stderr[nm][~ok] = np.nan
     model_chi = np.zeros((n, len(prob.model_k)))
@@ -469,13 +318,14 @@ def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rma
     settings = dict(kmin=kmin, kmax=kmax, kweight=kweight, dk=dk, dk2=dk2, window=window,
                     rmin=rmin, rmax=rmax, fit_space=fit_space, share_e0=share_e0,
                     max_nfev=max_nfev, ftol=ftol, xtol=xtol, nfft=nfft, kstep=kstep,
-                    vary={nm: bool(varies[j]) for j, nm in enumerate(names)},
+                    vary={nm: bool(bm.varies[j]) for j, nm in enumerate(names)},
+                    ties={names[jt]: (names[js], f) for jt, js, f in bm.ties},
                     bounds_method="projected LM step (clip to box)",
                     epsilon="given epsilon_k" if epsilon_k is not None else "estimate_noise")
     return BatchFitResult(
         labels=labels, param_names=names, var_names=var_names, value=value, stderr=stderr,
         at_bound=at_bound, covar=covar, chi_square=chi_square, redchi=redchi,
         r_factor=r_factor, n_idp=float(n_idp), n_varys=int(nv), npts=int(npts),
-        epsilon_k=np.where(ok, eps_k, np.nan), epsilon_r=np.where(ok, eps_r, np.nan),
+        epsilon_k=np.where(ok, bm.eps_k, np.nan), epsilon_r=np.where(ok, bm.eps_r, np.nan),
         success=success, message=message, nfev=nfev, model_k=prob.model_k,
         model_chi=model_chi, reff={p.label: p.reff for p in paths}, settings=settings)

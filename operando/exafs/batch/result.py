@@ -56,6 +56,12 @@ class BatchFitResult:
         Path half lengths, Angstrom.
     settings : dict
         Every resolved setting.
+    shared : list of str
+        :func:`~.global_fit.batch_fit_global`: the parameters shared by all spectra
+        (empty for :func:`~.fit.batch_fit`).
+    row_chi_square, row_r_factor : ndarray (n,) or None
+        :func:`~.global_fit.batch_fit_global`: each spectrum's part of the joint fit
+        (chi-square scaled to one spectrum's n_idp, R-factor).
     """
 
     labels: list
@@ -80,6 +86,9 @@ class BatchFitResult:
     model_chi: np.ndarray = field(repr=False)
     reff: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    shared: list = field(default_factory=list)
+    row_chi_square: np.ndarray | None = field(default=None, repr=False)
+    row_r_factor: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.success)

@@ -60,6 +60,7 @@ class Engine:
         """One fit with the CNs ``cn`` fixed and S0^2 free (a foil)."""
         raise NotImplementedError
 
-    def fit_joint(self, k, chis, steps, model, paths, s02: float, shared) -> list[dict]:
-        """Several steps in one fit, sharing the parameter kinds ``shared``."""
+    def fit_joint(self, k, chis, steps, model, paths, s02: float, shared, start=None) -> list[dict]:
+        """Several steps in one fit, sharing the parameter kinds ``shared`` (of ``"cn",
+        "r", "sigma2", "de0"``); the statistics of the joint fit in every row."""
         raise NotImplementedError

@@ -40,10 +40,13 @@ import numpy as np
 from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
-from ..model import PAR_KINDS
+from ..plan import build_plan, param_names
 from ..policy import absent_note, at_bound, defaults, fit_problems, fit_quality, starts
+from ..significance import significant
 from .base import Engine
+from .fast_global import fit_joint
 from .fast_passes import BatchedPasses, path_tables, trailing_median
+from .larch import _empty_row as larch_empty_row
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,7 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
         fits.put(todo, trial, eng.better(fits.subset(todo), trial))
         tries[todo] += 1
         todo = todo[fits.bad[todo] != ""]
+    eng.significance(rows, fits)
     log.debug("fast engine: %d batched passes for %d steps", eng.nfit, m)
 
     # ------------------------------------------------------------ row dicts
@@ -178,6 +182,8 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
         j = pos_of[i]
         row: dict[str, Any] = {c: float(v[j]) for c, v in fits.cols.items()}
         row["n_varys"] = int(fits["n_varys"][j])
+        for lab in eng.tested:
+            row[f"sig_{lab}"] = bool(significant(row[f"p_{lab}"], row[f"free_cn_{lab}"]))
         row["s02"], row["s02_err"] = float(s02), float("nan")
         notes = []
         if tries[j]:
@@ -195,53 +201,34 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
         row["fit_ok"] = quality == "good"
         row["fit_message"] = "; ".join(notes)
         row["_model_chi"] = model_chi[j]
-        row["_params"] = _params(row, model, eng, fits.absent[j], s02)
+        row["_params"] = _params(row, model, eng, tuple(fits.absent[j]), s02)
         row["step"] = int(steps[i])
         out.append(row)
     return out
 
 
 def _empty_row(k, model, s02) -> dict:
-    """The larch engine's row for a step that cannot be fitted
-    (:func:`operando.exafs.engines.larch._fit_step` on non-finite chi)."""
-    nan = float("nan")
-    out: dict[str, Any] = {}
-    for spec in model.shells:
-        for kind in PAR_KINDS:
-            out[f"{kind}_{spec.label}"] = nan
-            out[f"{kind}_{spec.label}_err"] = nan
+    """The larch engine's row for a step that cannot be fitted."""
     msg = "chi(k) is not finite or all zero in the k range"
-    out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
-               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_quality="failed", fit_message=msg,
-               _model_chi=np.full(k.size, np.nan), _params={}, _bad=msg)
+    out = larch_empty_row(k, model, s02)
+    out.update(fit_message=msg, _bad=msg)
     return out
 
 
 def _params(row, model, eng: BatchedPasses, absent, s02) -> dict:
     """``{name: (value, stderr, vary, min, max)}`` with the larch engine's names."""
     nan = float("nan")
+    plan = build_plan(model, absent=absent)
+    names = param_names(model, plan)
     out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
-    if model.share_e0:
-        lab0 = eng.labels[0]
-        out["de0"] = (row[f"de0_{lab0}"], row[f"de0_{lab0}_err"], True, -model.de0_max,
-                      model.de0_max)
-    for spec in model.shells:
-        lab, name = spec.label, spec.name
-        if lab in absent:
-            out[f"cn_{name}"] = (row[f"cn_{lab}"], row[f"cn_{lab}_err"], True,
-                                 float(model.absent_cn_min), float(spec.cn_max))
-            out[f"dr_{name}"] = (0.0, nan, False, -np.inf, np.inf)
-            out[f"ss_{name}"] = (row[f"sigma2_{lab}"], nan, False, -np.inf, np.inf)
-        else:
-            out[f"cn_{name}"] = (row[f"cn_{lab}"], row[f"cn_{lab}_err"], True,
-                                 float(spec.cn_min), float(spec.cn_max))
-            out[f"dr_{name}"] = (row[f"r_{lab}"] - eng.reff[lab], row[f"r_{lab}_err"], True,
-                                 -model.dr_max, model.dr_max)
-            out[f"ss_{name}"] = (row[f"sigma2_{lab}"], row[f"sigma2_{lab}_err"], True,
-                                 model.sigma2_min, model.sigma2_max)
-        if not model.share_e0:
-            out[f"de0_{name}"] = (row[f"de0_{lab}"], row[f"de0_{lab}_err"], True,
-                                  -model.de0_max, model.de0_max)
+    col = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
+    for pname, par in plan.pars.items():
+        kind, ref = pname.split(":", 1)
+        lab = plan.groups[pname][0] if kind == "de0" else ref
+        value = row[f"{col[kind]}_{lab}"] - (eng.reff[lab] if kind == "deltar" else 0.0)
+        err = row[f"{col[kind]}_{lab}_err"] if (par.vary or par.tie is not None) else nan
+        lo, hi = (float(par.lo), float(par.hi)) if par.vary else (-np.inf, np.inf)
+        out[names[pname]] = (float(value), float(err), bool(par.vary), lo, hi)
     return out
 
 
@@ -332,7 +319,7 @@ class FastEngine(Engine):
 
     name = "fast"
     fit_spaces = ("r", "k")
-    joint_fits = False
+    joint_fits = True
     #: Smallest chunk handed to an executor: batching is this engine's speed.
     min_chunk = 256
 
@@ -349,3 +336,6 @@ class FastEngine(Engine):
 
     def calibrate_row(self, k, chi, model, paths, cn):
         return calibrate_row(k, chi, model, paths, cn)
+
+    def fit_joint(self, k, chis, steps, model, paths, s02, shared, start=None):
+        return fit_joint(k, chis, steps, model, paths, s02, shared)

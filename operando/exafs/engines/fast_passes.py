@@ -15,7 +15,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..batch import batch_fit, tabulate_path
-from ..policy import at_bound, defaults, fit_problems, hamilton_threshold
+from ..plan import build_plan, param_names
+from ..policy import (at_bound, defaults, fit_problems, hamilton_threshold, n_pinned,
+                      removed_parameters)
+from ..significance import f_test, upper_limit
 
 #: Steps per batch_fit call (bounds the (n, n_varys, n_residual) Jacobian).
 FIT_CHUNK = 2048
@@ -35,18 +38,28 @@ def path_tables(model, paths) -> list:
 
 
 class Fits:
-    """Struct of arrays: one entry per fitted step of every result column."""
+    """Struct of arrays: one entry per fitted step of every result column.
 
-    def __init__(self, n: int, labels: Sequence[str], n_k: int):
+    Besides the result columns: ``free_chi_square``, ``free_n_varys``, ``free_n_idp``
+    and ``free_cn_<S>``: the free fit (before any absent shell was pinned) that the
+    F-test compares with (:mod:`operando.exafs.significance`).
+    """
+
+    def __init__(self, n: int, labels: Sequence[str], n_k: int, tested: Sequence[str] = ()):
         nan = np.full(n, np.nan)
         self.cols: dict[str, np.ndarray] = {}
         for lab in labels:
             for kind in ("cn", "r", "sigma2", "de0"):
                 self.cols[f"{kind}_{lab}"] = nan.copy()
                 self.cols[f"{kind}_{lab}_err"] = nan.copy()
-        for name in ("chi_square", "redchi", "r_factor", "n_idp"):
+        for name in ("chi_square", "redchi", "r_factor", "n_idp", "free_chi_square",
+                     "free_n_idp"):
             self.cols[name] = nan.copy()
+        for lab in tested:
+            for name in (f"free_cn_{lab}", f"cn_{lab}_limit", f"p_{lab}"):
+                self.cols[name] = nan.copy()
         self.cols["n_varys"] = np.zeros(n, int)
+        self.cols["free_n_varys"] = np.zeros(n, int)
         self.bad = np.array([""] * n, dtype=object)
         self.absent = np.empty(n, dtype=object)
         self.absent[:] = [()] * n
@@ -72,15 +85,70 @@ class Fits:
         self.bad[sel] = other.bad[mask]
         self.absent[sel] = other.absent[mask]
 
+    def mark_free(self):
+        """Record every row as its own free fit (a pass without pinned shells)."""
+        for name in ("chi_square", "n_idp", "n_varys"):
+            self.cols[f"free_{name}"][:] = self.cols[name]
+        for name in self.cols:
+            if name.startswith("free_cn_"):
+                self.cols[name][:] = self.cols["cn_" + name[len("free_cn_"):]]
+
+
+def batch_arguments(model, plan, labels) -> dict:
+    """``batch_fit`` keyword arguments (init, vary, bounds, ties, share_e0) of a plan.
+
+    dE0: one shared parameter when the plan has a single, untied dE0 for every shell;
+    otherwise one per shell, the first shell of each group carrying the group's
+    parameter and the others tied to it (a group following another group ties to
+    that group's first shell).
+    """
+    init, vary, bounds, ties = {}, {}, {}, {}
+    de0_pars = list(plan.groups)
+    share_e0 = len(de0_pars) == 1 and plan.pars[de0_pars[0]].tie is None
+    for lab in labels:
+        use = plan.of_shell[lab]
+        init[lab], vary[lab], bounds[lab] = {}, {"c3": False}, {}
+        for kind in ("cn", "deltar", "sigma2"):
+            par = plan.pars[use[kind]]
+            init[lab][kind] = par.value
+            vary[lab][kind] = bool(par.vary)
+            if par.vary:
+                bounds[lab][kind] = (par.lo, par.hi)
+            if par.tie is not None:
+                ties[f"{kind}_{lab}"] = (f"{kind}_{par.tie[0].split(':', 1)[1]}", par.tie[1])
+        if share_e0:
+            continue
+        gname = use["de0"]
+        gpar = plan.pars[gname]
+        leader = plan.groups[gname][0]
+        init[lab]["de0"] = gpar.value
+        vary[lab]["de0"] = False
+        if gpar.tie is not None:
+            ties[f"de0_{lab}"] = (f"de0_{plan.groups[gpar.tie[0]][0]}", gpar.tie[1])
+        elif lab != leader:
+            ties[f"de0_{lab}"] = (f"de0_{leader}", 1.0)
+        elif gpar.vary:
+            vary[lab]["de0"] = True
+            bounds[lab]["de0"] = (gpar.lo, gpar.hi)
+    if share_e0:
+        par = plan.pars[de0_pars[0]]
+        init["de0"], vary["de0"] = par.value, bool(par.vary)
+        bounds["de0"] = (par.lo, par.hi) if par.vary else (None, None)
+    return dict(init=init, vary=vary, bounds=bounds, ties=ties, share_e0=share_e0)
+
 
 class BatchedPasses:
     def __init__(self, k, chi, model, paths, s02, opts):
         self.k, self.chi, self.model, self.paths, self.s02, self.opts = k, chi, model, paths, s02, opts
         self.tables = path_tables(model, paths)
         self.labels = [s.label for s in model.shells]
+        self.tested = model.tested_shells()
         self.reff = {lab: paths[lab].reff for lab in self.labels}
         self.defaults = {s.label: defaults(s, model) for s in model.shells}
         self.nfit = 0  # batched passes (for the log)
+
+    def new_fits(self, n) -> Fits:
+        return Fits(n, self.labels, self.k.size, self.tested)
 
     # ---------------------------------------------------------------- starts
     def default_start(self, n):
@@ -108,62 +176,40 @@ class BatchedPasses:
         return out
 
     # ----------------------------------------------------------------- a pass
-    def fit(self, rows, start, absent=()) -> Fits:
-        """One batched fit of the data rows ``rows`` with the shells ``absent`` pinned."""
-        out = Fits(len(rows), self.labels, self.k.size)
+    def fit(self, rows, start, absent=(), *, removed=(), fixed_cn=None) -> Fits:
+        """One batched fit of the data rows ``rows`` with the shells ``absent`` pinned,
+        ``removed`` taken out and the CNs ``fixed_cn`` (label -> (n,) array) held."""
+        out = self.new_fits(len(rows))
+        fixed_cn = fixed_cn or {}
         for a in range(0, len(rows), FIT_CHUNK):
             sl = slice(a, min(a + FIT_CHUNK, len(rows)))
             part = self._fit(np.asarray(rows)[sl], {lab: {kk: v[sl] for kk, v in d.items()}
-                                                    for lab, d in start.items()}, absent)
+                                                    for lab, d in start.items()}, absent,
+                             removed, {lab: np.asarray(v)[sl] for lab, v in fixed_cn.items()})
             out.put(np.arange(sl.start, sl.stop), part)
         return out
 
-    def _fit(self, rows, start, absent) -> Fits:
+    def _fit(self, rows, start, absent, removed=(), fixed_cn=None) -> Fits:
         model, n = self.model, len(rows)
         self.nfit += 1
-        init, vary, bounds = {}, {}, {}
-        if model.share_e0:
-            de0 = np.mean([start[lab]["de0"] for lab in self.labels], axis=0)
-            init["de0"] = np.clip(de0, -0.9 * model.de0_max, 0.9 * model.de0_max)
-            bounds["de0"] = (-model.de0_max, model.de0_max)
-        for spec in model.shells:
-            lab, s = spec.label, start[spec.label]
-            if lab in absent:
-                ss = spec.absent_sigma2 if spec.absent_sigma2 is not None else model.absent_sigma2
-                init[lab] = {"cn": np.clip(s["cn"], 0.0, 0.9 * spec.cn_max), "deltar": 0.0,
-                             "sigma2": float(ss)}
-                vary[lab] = {"cn": True, "deltar": False, "sigma2": False}
-                bounds[lab] = {"cn": (model.absent_cn_min, spec.cn_max)}
-            else:
-                init[lab] = {"cn": np.clip(s["cn"], 0.3, 0.9 * spec.cn_max),
-                             "deltar": np.clip(s["dr"], -0.8 * model.dr_max, 0.8 * model.dr_max),
-                             "sigma2": np.clip(s["sigma2"], 1.2 * model.sigma2_min,
-                                               0.9 * model.sigma2_max)}
-                vary[lab] = {"cn": True, "deltar": True, "sigma2": True}
-                bounds[lab] = {"cn": (spec.cn_min, spec.cn_max),
-                               "deltar": (-model.dr_max, model.dr_max),
-                               "sigma2": (model.sigma2_min, model.sigma2_max)}
-            vary[lab]["c3"] = False
-            if not model.share_e0:
-                init[lab]["de0"] = np.clip(s["de0"], -0.9 * model.de0_max, 0.9 * model.de0_max)
-                vary[lab]["de0"] = True
-                bounds[lab]["de0"] = (-model.de0_max, model.de0_max)
+        plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn)
+        args = batch_arguments(model, plan, self.labels)
         res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
                         kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
-                        rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, init=init,
-                        vary=vary, bounds=bounds, share_e0=model.share_e0, ftol=FIT_TOL,
-                        xtol=FIT_TOL)
-        out = Fits(n, self.labels, self.k.size)
+                        rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, ftol=FIT_TOL,
+                        xtol=FIT_TOL, **args)
+        out = self.new_fits(n)
         var_err = []
+        errs_of = set(res.var_names) | set(args["ties"])
         for lab in self.labels:
-            e0name = "de0" if model.share_e0 else f"de0_{lab}"
+            e0name = "de0" if args["share_e0"] else f"de0_{lab}"
             for kind, src, off in (("cn", f"cn_{lab}", 0.0), ("r", f"deltar_{lab}", self.reff[lab]),
                                    ("sigma2", f"sigma2_{lab}", 0.0), ("de0", e0name, 0.0)):
                 out.cols[f"{kind}_{lab}"][:] = res.value[src] + off
                 err = np.array(res.stderr[src], float)
-                if src not in res.var_names:
+                if src not in errs_of:
                     err = np.full(n, np.nan)  # fixed: no error bar, as the larch engine
-                else:
+                elif src in res.var_names:
                     var_err.append(err)
                 out.cols[f"{kind}_{lab}_err"][:] = err
         out.cols["chi_square"][:] = res.chi_square
@@ -172,12 +218,15 @@ class BatchedPasses:
         out.cols["n_idp"][:] = res.n_idp
         out.cols["n_varys"][:] = res.n_varys
         out.absent[:] = [tuple(a for a in self.labels if a in absent)] * n
+        if not absent and not removed and not fixed_cn:
+            out.mark_free()
         # The acceptance rule of both engines (policy.fit_problems), per fit.
+        names = param_names(model, plan)
         bound_names = [[] for _ in range(n)]
         for name in res.var_names:
-            lo, hi = self._bounds_of(name, bounds)
+            lo, hi = self._bounds_of(name, args["bounds"])
             for i in np.flatnonzero(at_bound(res.value[name], lo, hi)):
-                bound_names[i].append(self._larch_name(name))
+                bound_names[i].append(names[self._plan_name(name, plan)])
         errorbars = np.all([np.isfinite(e) & (e > 0) for e in var_err], axis=0)
         finite = np.isfinite(res.chi_square)
         for i in range(n):
@@ -189,23 +238,53 @@ class BatchedPasses:
         if name == "de0":
             return bounds["de0"]
         kind, lab = name.split("_", 1)
-        if kind == "de0":
-            return bounds[lab]["de0"]
         return bounds[lab][kind]
 
-    def _larch_name(self, name):
-        """batch_fit parameter name -> the larch engine's parameter name."""
+    @staticmethod
+    def _plan_name(name, plan):
+        """batch_fit parameter name -> plan parameter name."""
         if name == "de0":
-            return "de0"
+            return next(iter(plan.groups))
         kind, lab = name.split("_", 1)
-        spec = next(s for s in self.model.shells if s.label == lab)
-        return {"cn": "cn_", "deltar": "dr_", "sigma2": "ss_", "de0": "de0_"}[kind] + spec.name
+        return plan.of_shell[lab][kind]
+
+    # ---------------------------------------------------------- significance
+    def significance(self, rows, fits: Fits) -> None:
+        """F-test and detection limit of every tested shell, for every fitted row, in
+        ``fits`` (``p_S``, ``cn_S_limit``): one batched pass without the shell, and two
+        batched profile passes per set of pinned shells (:mod:`operando.exafs.significance`)."""
+        pos = np.flatnonzero(np.isfinite(fits["chi_square"]) & np.isfinite(fits["free_chi_square"]))
+        if len(pos) == 0:
+            return
+        for lab in self.tested:
+            h0 = self.fit(rows[pos], self.start_from(fits, pos, ()), removed=(lab,))
+            _, p = f_test(h0["chi_square"], fits["free_chi_square"][pos],
+                          removed_parameters(self.model, lab), fits["free_n_idp"][pos],
+                          fits["free_n_varys"][pos])
+            fits[f"p_{lab}"][pos] = p
+            by_absent: dict[tuple, list[int]] = {}
+            for j in pos:
+                by_absent.setdefault(tuple(fits.absent[j]), []).append(int(j))
+            for absent, idx in by_absent.items():
+                idx = np.array(idx)
+                start = self.start_from(fits, idx, ())
+
+                def profile(c, sub, idx=idx, start=start, absent=absent, lab=lab):
+                    st = {s: {kk: v[sub] for kk, v in d.items()} for s, d in start.items()}
+                    return self.fit(rows[idx[sub]], st, absent, fixed_cn={lab: c})["chi_square"]
+
+                fits[f"cn_{lab}_limit"][idx] = upper_limit(
+                    fits[f"cn_{lab}"][idx], fits[f"cn_{lab}_err"][idx], fits["chi_square"][idx],
+                    fits["n_idp"][idx] - fits["n_varys"][idx], profile)
 
     # ------------------------------------------------------- robustness rules
     def zero_shells(self, fits: Fits) -> list[tuple]:
-        """``policy.zero_shells`` per row."""
+        """``policy.zero_shells`` per row (shells with a varied CN only)."""
         flags = []
         for lab in self.labels:
+            if self.model.spec(lab).cn.mode != "free":
+                flags.append(np.zeros(fits.n, bool))
+                continue
             cn, err = fits[f"cn_{lab}"], fits[f"cn_{lab}_err"]
             fe = np.isfinite(err)
             flags.append(np.isfinite(cn) & ((fe & (cn < 2 * np.where(fe, err, 0)))
@@ -237,9 +316,11 @@ class BatchedPasses:
             # Hamilton-type test (policy.constraint_acceptable)
             c_free, c_con, red = free["chi_square"], con["chi_square"], free["redchi"]
             trivially = ~(np.isfinite(c_free) & np.isfinite(red) & (red > 0))
+            n_fixed = n_pinned(self.model, absent)
             with np.errstate(invalid="ignore", divide="ignore"):
                 acceptable = np.isfinite(c_con) & (
-                    trivially | ((c_con - c_free) / red <= hamilton_threshold(2 * len(absent))))
+                    trivially | (n_fixed <= 0)
+                    | ((c_con - c_free) / red <= hamilton_threshold(max(n_fixed, 1))))
             chosen = con
             # a shell clearly present once its distance is pinned is released again
             back_sets = []
@@ -258,6 +339,9 @@ class BatchedPasses:
                 rzero = self.zero_shells(rel)
                 take = np.array([not rel.bad[m] and not rzero[m] for m in range(len(jj))])
                 chosen.put(jj, rel, take)
+            for name in chosen.cols:     # the F-test compares with the free fit
+                if name.startswith("free_"):
+                    chosen.cols[name][:] = free.cols[name]
             out.put(pos, chosen, acceptable)
         return out
 

@@ -3,9 +3,13 @@
 The reference the fast engine is tested against.  Shell fits are sequential:
 each step is fitted with the robust procedure (:func:`_fit_robust`: warm start
 from the previous good step, retries from deterministic starts, absent-shell
-handling, all rules from :mod:`operando.exafs.policy`); :meth:`LarchEngine.fit_joint`
-fits several steps in one feffit with several datasets.  Larch is imported only
-when this engine is used.
+handling, all rules from :mod:`operando.exafs.policy`), then the tested shells get
+their F-test and detection limit (:func:`_significance`,
+:mod:`operando.exafs.significance`); :meth:`LarchEngine.fit_joint` fits several
+steps in one feffit with several datasets.  Every fit's parameters come from
+:func:`operando.exafs.plan.build_plan` (fixed, bounded, tied, dE0 groups), turned
+into lmfit parameters with expressions for ties.  Larch is imported only when this
+engine is used.
 """
 
 from __future__ import annotations
@@ -19,75 +23,75 @@ import numpy as np
 
 from ...feffpaths import FeffPath
 from ..model import PAR_KINDS, ShellModel
-from ..policy import (absent_note, absent_sigma2, at_bound, constraint_acceptable, defaults,
-                      fit_problems, fit_quality, start_from, starts, zero_shells)
+from ..plan import allow_negative_cn, build_plan, param_names
+from ..policy import (absent_note, at_bound, constraint_acceptable, fit_problems, fit_quality,
+                      n_pinned, removed_parameters, start_from, starts, zero_shells)
+from ..significance import f_test, significant, upper_limit
 from .base import Engine
 
 log = logging.getLogger(__name__)
+_KIND_OF = {"cn": "cn", "r": "deltar", "sigma2": "sigma2", "de0": "de0"}
+
+
+def _empty_row(k, model: ShellModel, s02: float) -> dict:
+    nan = float("nan")
+    out: dict[str, Any] = {}
+    for spec in model.shells:
+        for kind in PAR_KINDS:
+            out[f"{kind}_{spec.label}"] = nan
+            out[f"{kind}_{spec.label}_err"] = nan
+    for lab in model.tested_shells():
+        out.update({f"cn_{lab}_limit": nan, f"p_{lab}": nan, f"sig_{lab}": False})
+    out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
+               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_quality="failed",
+               fit_message="", _model_chi=np.full(k.size, np.nan), _params={}, _bad="")
+    return out
+
+
+def _lmfit_params(plan, names, suffix=lambda name: "") -> dict:
+    """Larch parameters of a plan (ties as expressions); ``suffix(plan name)`` is
+    appended to a parameter's name (per-dataset parameters of a joint fit)."""
+    from larch.fitting import param
+
+    pars = {}
+    for pname, par in plan.pars.items():
+        name = names[pname] + suffix(pname)
+        if par.tie is not None:
+            src = names[par.tie[0]] + suffix(par.tie[0])
+            pars[name] = param(f"{par.tie[1]!r}*{src}")
+        elif par.vary:
+            pars[name] = param(float(par.value), vary=True, min=float(par.lo), max=float(par.hi))
+        else:
+            pars[name] = param(float(par.value), vary=False)
+    return pars
 
 
 def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: float,
               start: Mapping[str, Mapping[str, float]] | None = None,
               absent: Iterable[str] = (), vary_s02: bool = False,
-              fixed_cn: Mapping[str, float] | None = None) -> dict:
+              fixed_cn: Mapping[str, float] | None = None, removed: Iterable[str] = ()) -> dict:
     """One feffit of one step; never raises.
 
     Returns the result columns (:func:`result_columns` without ``step``) plus
-    ``_model_chi`` (on ``k``), ``_params`` and ``_chi_square`` / ``_bad``
-    internals used by the retry logic.
+    ``_model_chi`` (on ``k``), ``_params`` and ``_bad`` (why not acceptable).
     """
+    from larch import Group
     from larch.fitting import param, param_group
     from larch.xafs import feffit, feffit_dataset, feffit_transform, feffpath
-    from larch import Group
 
-    absent = set(absent)
-    fixed_cn = dict(fixed_cn or {})
+    plan = build_plan(model, start, absent=absent, fixed_cn=fixed_cn, removed=removed)
+    names = param_names(model, plan)
     pars = {"s02": param(s02, vary=vary_s02, min=0.2 if vary_s02 else -np.inf,
                          max=2.0 if vary_s02 else np.inf)}
-    if model.share_e0:
-        de0_start = np.mean([(start or {}).get(s.label, defaults(s, model))["de0"]
-                             for s in model.shells])
-        pars["de0"] = param(float(np.clip(de0_start, -model.de0_max * 0.9, model.de0_max * 0.9)),
-                            vary=True, min=-model.de0_max, max=model.de0_max)
+    pars.update(_lmfit_params(plan, names))
     feff_paths = []
     for spec in model.shells:
-        name = spec.name
-        init = (start or {}).get(spec.label) or defaults(spec, model)
-        if spec.label in fixed_cn:
-            pars[f"cn_{name}"] = param(fixed_cn[spec.label], vary=False)
-        elif spec.label in absent:
-            pars[f"cn_{name}"] = param(float(np.clip(init["cn"], 0.0, spec.cn_max * 0.9)),
-                                       vary=True, min=model.absent_cn_min, max=spec.cn_max)
-        else:
-            pars[f"cn_{name}"] = param(float(np.clip(init["cn"], 0.3, spec.cn_max * 0.9)),
-                                       vary=True, min=spec.cn_min, max=spec.cn_max)
-        if spec.label in absent:
-            ss = absent_sigma2(spec, model)
-            pars[f"dr_{name}"] = param(0.0, vary=False)
-            pars[f"ss_{name}"] = param(float(ss), vary=False)
-        else:
-            pars[f"dr_{name}"] = param(float(np.clip(init["dr"], -0.8 * model.dr_max, 0.8 * model.dr_max)),
-                                       vary=True, min=-model.dr_max, max=model.dr_max)
-            pars[f"ss_{name}"] = param(float(np.clip(init["sigma2"], model.sigma2_min * 1.2,
-                                                     model.sigma2_max * 0.9)),
-                                       vary=True, min=model.sigma2_min, max=model.sigma2_max)
-        e0_name = "de0" if model.share_e0 else f"de0_{name}"
-        if not model.share_e0:
-            pars[e0_name] = param(float(np.clip(init["de0"], -model.de0_max * 0.9, model.de0_max * 0.9)),
-                                  vary=True, min=-model.de0_max, max=model.de0_max)
-        feff_paths.append(feffpath(str(paths[spec.label].file), label=name, degen=1.0,
-                                   s02=f"s02*cn_{name}", e0=e0_name, deltar=f"dr_{name}",
-                                   sigma2=f"ss_{name}"))
-
-    out: dict[str, Any] = {}
+        use = plan.of_shell[spec.label]
+        feff_paths.append(feffpath(str(paths[spec.label].file), label=spec.name, degen=1.0,
+                                   s02=f"s02*{names[use['cn']]}", e0=names[use["de0"]],
+                                   deltar=names[use["deltar"]], sigma2=names[use["sigma2"]]))
+    out = _empty_row(k, model, s02)
     nan = float("nan")
-    for spec in model.shells:
-        for kind in PAR_KINDS:
-            out[f"{kind}_{spec.label}"] = nan
-            out[f"{kind}_{spec.label}_err"] = nan
-    out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
-               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_quality="failed", fit_message="",
-               _model_chi=np.full(k.size, np.nan), _params={}, _bad="")
     if not np.all(np.isfinite(chi)) or not np.any(chi[(k >= model.kmin) & (k <= model.kmax)]):
         out["fit_message"] = out["_bad"] = "chi(k) is not finite or all zero in the k range"
         return out
@@ -105,34 +109,22 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
         return out
 
     params = result.params
-
-    def value(name):
-        return float(params[name].value)
-
-    def stderr(name):
-        par = params[name]
-        if not par.vary or par.stderr is None:
-            return nan
-        return float(par.stderr)
-
     for spec in model.shells:
-        name, label = spec.name, spec.label
-        e0_name = "de0" if model.share_e0 else f"de0_{name}"
-        out[f"cn_{label}"] = value(f"cn_{name}")
-        out[f"cn_{label}_err"] = stderr(f"cn_{name}")
-        out[f"r_{label}"] = paths[label].reff + value(f"dr_{name}")
-        out[f"r_{label}_err"] = stderr(f"dr_{name}")
-        out[f"sigma2_{label}"] = value(f"ss_{name}")
-        out[f"sigma2_{label}_err"] = stderr(f"ss_{name}")
-        out[f"de0_{label}"] = value(e0_name)
-        out[f"de0_{label}_err"] = stderr(e0_name)
-    out["s02"] = value("s02")
-    out["s02_err"] = stderr("s02")
+        label, use = spec.label, plan.of_shell[spec.label]
+        for kind, pname in (("cn", use["cn"]), ("r", use["deltar"]), ("sigma2", use["sigma2"]),
+                            ("de0", use["de0"])):
+            par = params[names[pname]]
+            varied = par.vary or par.expr is not None
+            out[f"{kind}_{label}"] = float(par.value) + (paths[label].reff if kind == "r" else 0.0)
+            out[f"{kind}_{label}_err"] = (float(par.stderr) if varied and par.stderr is not None
+                                          else nan)
+    out["s02"] = float(params["s02"].value)
+    out["s02_err"] = (float(params["s02"].stderr) if vary_s02 and params["s02"].stderr is not None
+                      else nan)
     out.update(r_factor=float(result.rfactor), redchi=float(result.chi2_reduced),
                chi_square=float(result.chi_square), n_idp=float(result.n_independent),
                n_varys=int(result.nvarys))
-    model_chi = np.interp(k, dataset.model.k, dataset.model.chi, right=np.nan)
-    out["_model_chi"] = model_chi
+    out["_model_chi"] = np.interp(k, dataset.model.k, dataset.model.chi, right=np.nan)
     out["_params"] = _param_table(params, pars)
     bound_names = [n for n, p in params.items()
                    if n in pars and p.vary and at_bound(p.value, p.min, p.max)]
@@ -151,15 +143,16 @@ def _quiet_larch():
 
 
 def _param_table(params, names) -> dict:
-    """``{name: (value, stderr, vary, min, max)}``; stderr NaN for fixed/undetermined."""
+    """``{name: (value, stderr, vary, min, max)}``; stderr NaN for fixed/undetermined;
+    a tied parameter reports its propagated error and vary False."""
     out = {}
     for name, par in params.items():
         if name not in names:
             continue
-        err = float(par.stderr) if (par.vary and par.stderr is not None) else float("nan")
-        out[name] = (float(par.value), err, bool(par.vary), float(par.min), float(par.max))
+        has_err = (par.vary or par.expr is not None) and par.stderr is not None
+        out[name] = (float(par.value), float(par.stderr) if has_err else float("nan"),
+                     bool(par.vary), float(par.min), float(par.max))
     return out
-
 
 
 def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
@@ -177,14 +170,20 @@ def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
         return a if key(a) <= key(b) else b
 
     def settle(row):
-        """Absent-shell handling on a finished fit."""
+        """Absent-shell handling on a finished (free) fit; the result keeps the free fit
+        in ``_free`` (the F-test's alternative hypothesis)."""
+        out = _settle(row)
+        out["_free"] = row
+        return out
+
+    def _settle(row):
         if not np.isfinite(row["chi_square"]):
             return row
         absent = zero_shells(row, model)
         if not absent:
             return row
         constrained = fit(start_from(row, model, absent), absent)
-        if not constraint_acceptable(row, constrained, 2 * len(absent)):
+        if not constraint_acceptable(row, constrained, n_pinned(model, absent)):
             return row  # pinning the shell makes the fit significantly worse: it is there
         # A shell that is clearly present once its distance is pinned gets released again.
         back = [s for s in absent if np.isfinite(constrained[f"cn_{s}_err"])
@@ -212,7 +211,7 @@ def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
     if row.get("_note_retry"):
         notes.append(row["_note_retry"])
     for label in row["_absent"]:
-        notes.append(absent_note(next(s for s in model.shells if s.label == label), model))
+        notes.append(absent_note(model.spec(label), model))
     quality, reason = fit_quality(row["_bad"], row["r_factor"], row["redchi"],
                                   rfactor_max=opts["rfactor_max"], redchi_max=opts["redchi_max"])
     if reason:
@@ -223,17 +222,43 @@ def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
     return row
 
 
+def _significance(k, chi, model, paths, s02, row) -> None:
+    """F-test and detection limit of every tested shell, into ``row``
+    (:mod:`operando.exafs.significance`)."""
+    free = row.get("_free", row)
+    if not np.isfinite(row["chi_square"]) or not np.isfinite(free["chi_square"]):
+        return
+    for lab in model.tested_shells():
+        h0 = _fit_step(k, chi, model, paths, s02=s02, start=start_from(free, model),
+                       removed=[lab])
+        _, p = f_test(h0["chi_square"], free["chi_square"], removed_parameters(model, lab),
+                      free["n_idp"], free["n_varys"])
+        row[f"p_{lab}"] = p
+        row[f"sig_{lab}"] = bool(significant(p, free[f"cn_{lab}"]))
+        start = start_from(row, model)
+        absent = row.get("_absent", ())
+
+        def profile(c, idx, lab=lab, start=start, absent=absent):
+            return [_fit_step(k, chi, model, paths, s02=s02, start=start, absent=absent,
+                              fixed_cn={lab: float(c[0])})["chi_square"]]
+
+        row[f"cn_{lab}_limit"] = float(upper_limit(
+            [row[f"cn_{lab}"]], [row[f"cn_{lab}_err"]], [row["chi_square"]],
+            [row["n_idp"] - row["n_varys"]], profile)[0])
+
+
 def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
     """Fit consecutive steps with warm start (module level so executors can pickle it)."""
     rows = []
     start = None
     for i in range(len(steps)):
         if not ok[i]:
-            row = _fit_step(k, np.full(k.size, np.nan), model, paths, s02=s02)
+            row = _empty_row(k, model, s02)
             row["fit_message"] = f"not fitted: {reasons[i] or 'step not ok'}"
         else:
             row = _fit_robust(k, chi[i], model, paths, s02, start if opts["warm_start"] else None,
                               opts)
+            _significance(k, chi[i], model, paths, s02, row)
             if row["fit_ok"]:
                 start = start_from(row, model, row["_absent"])
         row["step"] = int(steps[i])
@@ -242,52 +267,53 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict
     return rows
 
 
-def _fit_segment(k, chis, steps, model, paths, s02, shared) -> list[dict]:
-    """Joint feffit of several steps sharing the ``shared`` parameter kinds."""
+def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None) -> list[dict]:
+    """Joint feffit of several steps sharing the ``shared`` parameter kinds
+    (of ``"cn", "r", "sigma2", "de0"``); ties and dE0 groups as in a per-step fit."""
     from larch import Group
-    from larch.fitting import param, param_group
+    from larch.fitting import param_group
     from larch.xafs import feffit, feffit_dataset, feffit_transform, feffpath
 
-    kind_name = {"cn": "cn", "r": "dr", "sigma2": "ss", "de0": "de0"}
-    pars = {"s02": param(s02, vary=False)}
+    plan = allow_negative_cn(build_plan(model, start), model)
+    names = param_names(model, plan)
+    shared_kinds = {_KIND_OF[kind] for kind in shared}
+    pars: dict = {}
     datasets = []
+    from larch.fitting import param
+
+    pars["s02"] = param(s02, vary=False)
+    transform = feffit_transform(kmin=model.kmin, kmax=model.kmax, kweight=model.kweight,
+                                 dk=model.dk, window=model.window, rmin=model.rmin,
+                                 rmax=model.rmax, fitspace=model.fit_space)
+    step_names, shared_names = [], set()
     for j in range(len(steps)):
+        def suffix(pname, j=j):
+            return "" if plan.pars[pname].kind in shared_kinds else f"_{j}"
+
+        mine = _lmfit_params(plan, names, suffix)
+        step_names.append([nm for nm in mine if nm.endswith(f"_{j}")])
+        shared_names.update(nm for nm in mine if nm not in step_names[-1])
+        for name, par in mine.items():
+            pars.setdefault(name, par)
         feff_paths = []
         for spec in model.shells:
-            d = defaults(spec, model)
-            names = {}
-            for kind in PAR_KINDS:
-                base = kind_name[kind] + ("" if kind == "de0" and model.share_e0 else f"_{spec.name}")
-                pname = base if kind in shared else f"{base}_{j}"
-                names[kind] = pname
-                if pname in pars:
-                    continue
-                if kind == "cn":
-                    pars[pname] = param(d["cn"], vary=True, min=spec.cn_min, max=spec.cn_max)
-                elif kind == "r":
-                    pars[pname] = param(0.0, vary=True, min=-model.dr_max, max=model.dr_max)
-                elif kind == "sigma2":
-                    pars[pname] = param(d["sigma2"], vary=True, min=model.sigma2_min,
-                                        max=model.sigma2_max)
-                else:
-                    pars[pname] = param(0.0, vary=True, min=-model.de0_max, max=model.de0_max)
+            use = plan.of_shell[spec.label]
+            nm = {kind: names[use[kind]] + suffix(use[kind]) for kind in use}
             feff_paths.append(feffpath(str(paths[spec.label].file), label=f"{spec.name}_{j}",
-                                       degen=1.0, s02=f"s02*{names['cn']}", e0=names["de0"],
-                                       deltar=names["r"], sigma2=names["sigma2"]))
-        transform = feffit_transform(kmin=model.kmin, kmax=model.kmax, kweight=model.kweight,
-                                     dk=model.dk, window=model.window, rmin=model.rmin,
-                                     rmax=model.rmax, fitspace=model.fit_space)
+                                       degen=1.0, s02=f"s02*{nm['cn']}", e0=nm["de0"],
+                                       deltar=nm["deltar"], sigma2=nm["sigma2"]))
         datasets.append(feffit_dataset(data=Group(k=k, chi=chis[j]), paths=feff_paths,
                                        transform=transform))
-    rows = []
     try:
         with _quiet_larch():
             result = feffit(param_group(**pars), datasets, path_outputs=False)
         failure = None
-    except Exception as exc:
+    except Exception as exc:  # lmfit/larch raise ValueError etc. on NaN residuals
         result, failure = None, f"feffit failed: {type(exc).__name__}: {exc}"
+    rows = []
+    nan = float("nan")
     for j, step in enumerate(steps):
-        row = _fit_step(k, np.full(k.size, np.nan), model, paths, s02=s02)  # empty row
+        row = _empty_row(k, model, s02)
         row["step"] = int(step)
         if result is None:
             row["fit_message"] = failure
@@ -295,22 +321,29 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared) -> list[dict]:
             continue
         params = result.params
         for spec in model.shells:
+            use = plan.of_shell[spec.label]
             for kind in PAR_KINDS:
-                base = kind_name[kind] + ("" if kind == "de0" and model.share_e0 else f"_{spec.name}")
-                pname = base if kind in shared else f"{base}_{j}"
-                par = params[pname]
-                val = float(par.value) + (paths[spec.label].reff if kind == "r" else 0.0)
-                row[f"{kind}_{spec.label}"] = val
-                row[f"{kind}_{spec.label}_err"] = float("nan") if par.stderr is None else float(par.stderr)
+                pname = use[_KIND_OF[kind]]
+                par = params[names[pname] + ("" if plan.pars[pname].kind in shared_kinds else f"_{j}")]
+                varied = par.vary or par.expr is not None
+                row[f"{kind}_{spec.label}"] = float(par.value) + (
+                    paths[spec.label].reff if kind == "r" else 0.0)
+                row[f"{kind}_{spec.label}_err"] = (float(par.stderr) if varied and par.stderr
+                                                   is not None else nan)
         ds = result.datasets[j]
         row["_model_chi"] = np.interp(k, ds.model.k, ds.model.chi, right=np.nan)
         row["_params"] = _param_table(params, pars)
         row.update(r_factor=float(result.rfactor), redchi=float(result.chi2_reduced),
                    chi_square=float(result.chi_square), n_idp=float(result.n_independent),
-                   n_varys=int(result.nvarys), fit_ok=bool(result.success and result.errorbars),
-                   fit_quality="good" if result.success and result.errorbars else "failed",
-                   fit_message=f"segment fit of steps {steps} sharing {list(shared)}"
-                   + ("" if result.errorbars else "; no error bars"))
+                   n_varys=int(result.nvarys))
+        own = set(step_names[j]) | shared_names    # this step's parameters and the shared ones
+        bound_names = [n for n, p in params.items()
+                       if n in own and p.vary and at_bound(p.value, p.min, p.max)]
+        bad = fit_problems(result.success, result.message, bound_names, result.errorbars)
+        row["fit_quality"], reason = fit_quality(bad, row["r_factor"], row["redchi"])
+        row["fit_ok"] = row["fit_quality"] == "good"
+        row["fit_message"] = "; ".join(x for x in (
+            f"global fit of {len(steps)} steps sharing {sorted(shared)}", reason) if x)
         rows.append(row)
     return rows
 
@@ -352,5 +385,5 @@ class LarchEngine(Engine):
     def calibrate_row(self, k, chi, model, paths, cn):
         return _fit_step(k, chi, model, paths, s02=1.0, start=None, vary_s02=True, fixed_cn=cn)
 
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared):
-        return _fit_segment(k, chis, steps, model, paths, s02, shared)
+    def fit_joint(self, k, chis, steps, model, paths, s02, shared, start=None):
+        return _fit_segment(k, chis, steps, model, paths, s02, shared, start)
