@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
-from .plan import build_plan
+from .plan import plan_structure
 from .policy import REDCHI_MAX, RFACTOR_MAX
 from .results import S02Calibration, ShellFitResult, make_result
 
@@ -93,9 +93,9 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
         raise ConfigError(f"model must be a ShellModel, got {type(model).__name__}")
     model, s02, s02_err = _with_reference(model, s02, s02_err, reference)
     eng = get_engine(engine, model=model)
-    k, chi, steps, ok, reasons, merged = _prepare_data(chi_series, merge_repeats)
+    k, chi, steps, ok, reasons, merged, e0 = _prepare_data(chi_series, merge_repeats)
     model = clip_kmax(model, k)
-    check_information(model, build_plan(model).n_varys)
+    check_information(model, plan_structure(model).n_varys)
     paths = resolve_paths(model)
     opts = dict(warm_start=warm_start, retries=int(retries), rfactor_max=positive(
         "rfactor_max", rfactor_max), redchi_max=REDCHI_MAX if redchi_max is None else positive(
@@ -105,11 +105,12 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     fit_chunk = eng.fit_rows
     size = max(1, int(chunk_size), eng.min_chunk)
     if executor is None:
-        rows = fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts)
+        rows = fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
     else:
         bounds = list(range(0, len(steps), size)) + [len(steps)]
         futures = [executor.submit(fit_chunk, k, chi[a:b], ok[a:b], reasons[a:b], steps[a:b],
-                                   model, paths, s02, opts) for a, b in zip(bounds[:-1], bounds[1:])]
+                                   model, paths, s02, opts, e0[a:b])
+                   for a, b in zip(bounds[:-1], bounds[1:])]
         rows = [row for fut in futures for row in fut.result()]
     elapsed = time.perf_counter() - t0
     log.info("fitted %d steps in %.2f s", len(steps), elapsed)
@@ -176,7 +177,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     shared = tuple(dict.fromkeys(shared))
     for kind in shared:
         check_choice("shared", kind, PAR_KINDS)
-    k, chi, all_steps, ok, reasons, _ = _prepare_data(chi_series, None)
+    k, chi, all_steps, ok, reasons, _, e0 = _prepare_data(chi_series, None)
     if steps is None:
         idx = np.flatnonzero(ok)
     else:
@@ -192,15 +193,16 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     if idx.size == 0:
         raise DataError("no usable step to fit")
     model = clip_kmax(model, k)
-    n_local = sum(p.vary for p in build_plan(model).pars.values() if _kind(p.kind) not in shared)
-    n_shared = build_plan(model).n_varys - n_local
+    n_local = sum(p.vary for p in plan_structure(model).pars.values() if _kind(p.kind) not in shared)
+    n_shared = plan_structure(model).n_varys - n_local
     if idx.size * model.n_idp() <= idx.size * n_local + n_shared:
         raise ConfigError(f"{idx.size} steps of {model.n_idp():.1f} independent points hold no more "
                           f"than the {idx.size * n_local + n_shared} parameters of the joint fit; "
                           "widen the fit window or share more parameters")
     paths = resolve_paths(model)
     t0 = time.perf_counter()
-    rows = eng.fit_joint(k, chi[idx], [int(s) for s in all_steps[idx]], model, paths, s02, shared)
+    rows = eng.fit_joint(k, chi[idx], [int(s) for s in all_steps[idx]], model, paths, s02, shared,
+                         e0[idx])
     settings = _settings(model, paths, s02, engine, s02_err)
     settings.update(global_fit=dict(steps=[int(s) for s in all_steps[idx]], shared=list(shared)),
                     seconds=time.perf_counter() - t0)
@@ -282,7 +284,7 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
                        window=window, fit_space=fit_space,
                        rmin=reff - 1.1 if rmin is None else rmin,
                        rmax=reff + 0.5 if rmax is None else rmax)
-    k, chi, steps, ok, reasons, _ = _prepare_data(chi_series, None)
+    k, chi, steps, ok, reasons, _, e0 = _prepare_data(chi_series, None)
     hits = np.flatnonzero(steps == step)
     if hits.size == 0:
         raise DataError(f"reference step {step} is not in the series (steps {steps.tolist()})")
@@ -297,7 +299,8 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     rows = [eng.calibrate_row(k, chi[i], model, paths, fixed_cn)]
     rows[0]["step"] = int(step)
     settings = _settings(model, paths, None, engine)
-    settings.update(calibration=dict(shell=shell, cn=float(cn), step=int(step)),
+    settings.update(calibration=dict(shell=shell, cn=float(cn), step=int(step),
+                                     e0=float(e0[i])),
                     seconds=time.perf_counter() - t0)
     result = make_result(rows, k, chi[i:i + 1], model, settings, None)
     row = result.table.iloc[0]
@@ -308,7 +311,8 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
 
 
 def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
-    """k, chi rows, step numbers, ok, reasons, merged-step lists (None if no merge)."""
+    """k, chi rows, step numbers, ok, reasons, merged-step lists (None if no merge), E0 of
+    each row (eV; the mean of the merged steps')."""
     if not isinstance(chi_series, ChiSeries):
         raise ConfigError(f"expected a ChiSeries (from remove_background), got "
                           f"{type(chi_series).__name__}")
@@ -317,8 +321,9 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
     steps = np.asarray(chi_series.steps).astype(int)
     ok = np.array(chi_series.ok, bool)
     reasons = [str(r) for r in chi_series.reason]
+    e0 = np.broadcast_to(np.asarray(chi_series.e0, float), (len(chi),)).copy()
     if merge_repeats is None:
-        return k, chi, steps, ok, reasons, None
+        return k, chi, steps, ok, reasons, None, e0
     cond = chi_series.conditions
     if merge_repeats not in cond.columns:
         raise ConfigError(f"merge_repeats column '{merge_repeats}' is not a condition column; "
@@ -330,9 +335,10 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
             groups[-1].append(i)
         else:
             groups.append([i])
-    m_chi, m_steps, m_ok, m_reason, merged = [], [], [], [], []
+    m_chi, m_steps, m_ok, m_reason, merged, m_e0 = [], [], [], [], [], []
     for group in groups:
         good = [i for i in group if ok[i]]
+        m_e0.append(float(np.mean(e0[good or group])))
         m_steps.append(steps[group[0]])
         merged.append([int(steps[i]) for i in good] or [int(steps[group[0]])])
         if good:
@@ -343,7 +349,7 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
             m_chi.append(np.full(k.size, np.nan))
             m_ok.append(False)
             m_reason.append("; ".join(reasons[i] for i in group))
-    return k, np.array(m_chi), np.array(m_steps), np.array(m_ok), m_reason, merged
+    return k, np.array(m_chi), np.array(m_steps), np.array(m_ok), m_reason, merged, np.array(m_e0)
 
 
 def _equal(a, b) -> bool:

@@ -91,7 +91,8 @@ def absent_sigma2(spec: ShellSpec, model: ShellModel) -> float:
 
 
 def build_plan(model: ShellModel, start: Mapping | None = None, *, absent: Iterable[str] = (),
-               fixed_cn: Mapping[str, Any] | None = None, removed: Iterable[str] = ()) -> Plan:
+               fixed_cn: Mapping[str, Any] | None = None, removed: Iterable[str] = (),
+               e0=None) -> Plan:
     """The parameters of one fit of ``model``.
 
     Parameters
@@ -109,6 +110,9 @@ def build_plan(model: ShellModel, start: Mapping | None = None, *, absent: Itera
     removed : iterable of str
         Shells taken out of the model (CN 0, their own parameters fixed): the null
         hypothesis of the F-test.  Shells whose CN is tied to a removed shell vanish too.
+    e0 : float or array, optional
+        E0 (eV) of the data of each spectrum: a dE0 ``"edge"`` rule (the foil's absolute
+        edge, :func:`operando.exafs.apply_reference`) is held at ``edge - e0``.
 
     Raises
     ------
@@ -181,7 +185,15 @@ def build_plan(model: ShellModel, start: Mapping | None = None, *, absent: Itera
         rule = next((model.spec(lab).de0 for lab in labs if model.spec(lab).de0.mode != "free"
                      or model.spec(lab).de0.lo is not None), model.spec(labs[0]).de0)
         value = np.mean([np.asarray(inits[lab]["de0"], float) for lab in labs], axis=0)
-        if rule.mode == "fixed":
+        if rule.mode == "reference":
+            raise ConfigError(f"shells {labs} de0 = \"reference\" needs the reference foil fit: "
+                              "apply_reference(model, calibration) or [reference] file")
+        if rule.mode == "edge":
+            if e0 is None:
+                raise ConfigError(f"shells {labs}: dE0 held at the reference edge "
+                                  f"{rule.value:g} eV needs the E0 of the data")
+            pars[name] = Par(name, "de0", rule.value - np.asarray(e0, float))
+        elif rule.mode == "fixed":
             pars[name] = Par(name, "de0", rule.value)
         elif group in active:
             lo = -model.de0_max if rule.lo is None else rule.lo
@@ -253,3 +265,9 @@ def allow_negative_cn(plan: Plan, model: ShellModel) -> Plan:
         if par.kind == "cn" and par.vary:
             par.lo = min(par.lo, model.absent_cn_min)
     return plan
+
+
+def plan_structure(model: ShellModel, **kw) -> Plan:
+    """A plan for its structure only (what varies, what is tied: counts and names),
+    with placeholder values (E0 = 0 for dE0 held at the reference edge)."""
+    return build_plan(model, e0=0.0, **kw)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._util.stats import chi2_ppf
 from .model import ShellModel
-from .plan import absent_sigma2, build_plan, default_start
+from .plan import absent_sigma2, default_start, plan_structure
 from .shells import ShellSpec
 
 #: A varied parameter this close to a bound (as a fraction of the bound span, or of
@@ -111,13 +111,13 @@ def zero_shells(row: Mapping[str, Any], model: ShellModel) -> list[str]:
 def n_pinned(model: ShellModel, absent) -> int:
     """How many parameters pinning the shells ``absent`` fixes (their free dR and
     sigma2, and a dE0 group left with absent shells only)."""
-    return build_plan(model).n_varys - build_plan(model, absent=absent).n_varys
+    return plan_structure(model).n_varys - plan_structure(model, absent=absent).n_varys
 
 
 def removed_parameters(model: ShellModel, label: str) -> int:
     """``b`` of the F-test: the varied parameters that go with shell ``label`` (its CN,
     its free dR and sigma2, its dE0 when no other shell uses that group)."""
-    return build_plan(model).n_varys - build_plan(model, removed=[label]).n_varys
+    return plan_structure(model).n_varys - plan_structure(model, removed=[label]).n_varys
 
 
 def hamilton_threshold(n_fixed: int) -> float:

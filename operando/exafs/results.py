@@ -137,9 +137,9 @@ class S02Calibration:
     ----------
     s02, s02_err : float
         Amplitude reduction factor and its 1-sigma error.
-    shell, sigma2, sigma2_err, deltar, window
+    shell, sigma2, sigma2_err, deltar, edge_energy, window
         (properties) the calibrated shell, its sigma2 (A^2) and error, its dR
-        (Angstrom) and the k/R window of the fit: what
+        (Angstrom), its E0 + dE0 (eV) and the k/R window of the fit: what
         :func:`operando.exafs.apply_reference` gives the sample's metal shell.
     fit : pandas.Series
         The fit row (same columns as :meth:`ShellFitResult.to_dataframe`).
@@ -172,6 +172,12 @@ class S02Calibration:
     def deltar(self) -> float:
         """The foil's dR (Angstrom) from the path's reff."""
         return float(self.fit[f"r_{self.shell}"]) - float(self.settings["paths"][self.shell]["reff"])
+
+    @property
+    def edge_energy(self) -> float:
+        """The foil's E0 plus its fitted dE0 (eV): the energy origin of the metal's
+        path; a sample step with E0 ``e`` holds the metal's dE0 at ``edge_energy - e``."""
+        return float(self.settings["calibration"]["e0"]) + float(self.fit[f"de0_{self.shell}"])
 
     @property
     def window(self) -> dict:

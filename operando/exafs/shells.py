@@ -9,8 +9,10 @@ Parameter values (``cn``, ``deltar``, ``sigma2``, ``de0`` of a shell)::
     0.0085                 fixed at that value
     "0.5 * Cu-O"           tied: 0.5 x the same parameter of shell Cu-O (also
                            "Cu-O" for factor 1, or {shell = "Cu-O", factor = 0.5})
-    "reference"            sigma2 / deltar only: from the [reference] foil fit
-                           (:func:`operando.exafs.apply_reference`)
+    "reference"            sigma2, deltar, de0: from the [reference] foil fit
+                           (:func:`operando.exafs.apply_reference`; dE0 becomes an
+                           "edge" rule: the foil's absolute E0 + dE0 in eV, so each
+                           step's dE0 = that energy - the step's E0)
 
 Units: cn 1, deltar Angstrom, sigma2 Angstrom^2, de0 eV.  dE0 is shared through
 ``e0_group`` (shells with the same group share one dE0), not through ties.
@@ -29,7 +31,7 @@ from ..feffpaths import parse_label
 
 #: The parameter kinds of a shell (Larch's names: ``deltar``; results report ``r``).
 KINDS = ("cn", "deltar", "sigma2", "de0")
-_MODES = ("free", "fixed", "tied", "reference")
+_MODES = ("free", "fixed", "tied", "reference", "edge")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LABEL = r"[A-Z][a-z]?-[A-Z][a-z]?(?:_[A-Za-z0-9]+)?"
 _TIE = re.compile(rf"^\s*(?:(?P<f1>{_NUMBER})\s*\*\s*)?(?P<label>{_LABEL})"
@@ -42,9 +44,10 @@ class Rule:
 
     Attributes
     ----------
-    mode : {"free", "fixed", "tied", "reference"}
+    mode : {"free", "fixed", "tied", "reference", "edge"}
     value : float or None
-        The fixed value (``"fixed"``).
+        The fixed value (``"fixed"``); for ``"edge"`` (dE0 only) an absolute energy
+        (eV): the parameter is held at ``value - E0`` of each step.
     lo, hi : float or None
         Bounds of a free parameter (None: the model's default bound).
     source : str or None
@@ -66,7 +69,7 @@ class Rule:
         shell, the parameter and what is accepted."""
         where = f"shell {label!r} {kind}"
         accepted = ("a number (fixed), [min, max] (bounded), \"free\", "
-                    + ("\"reference\", " if kind in ("sigma2", "deltar") else "")
+                    + ("\"reference\", " if kind in ("sigma2", "deltar", "de0") else "")
                     + ("\"<factor> * <shell>\" (tied)" if kind != "de0" else "use e0_group to share dE0"))
         if isinstance(value, Rule):
             return value
@@ -83,6 +86,11 @@ class Rule:
                                        for v in value) or not value[0] < value[1]):
                 raise ConfigError(f"{where}: {list(value)!r} is not [min, max] with min < max")
             return cls(lo=float(value[0]), hi=float(value[1]))
+        if isinstance(value, Mapping) and set(value) == {"edge"} and kind == "de0":
+            edge = value["edge"]
+            if isinstance(edge, bool) or not isinstance(edge, (int, float)) or not edge > 0:
+                raise ConfigError(f"{where}: edge {edge!r} is not an energy > 0 (eV)")
+            return cls(mode="edge", value=float(edge))
         if isinstance(value, Mapping):
             unknown = set(value) - {"shell", "factor"}
             if unknown or "shell" not in value:
@@ -94,9 +102,9 @@ class Rule:
             if text.lower() == "free":
                 return cls()
             if text.lower() == "reference":
-                if kind not in ("sigma2", "deltar"):
-                    raise ConfigError(f"{where}: \"reference\" is accepted for sigma2 and "
-                                      "deltar only (the foil fit gives those)")
+                if kind == "cn":
+                    raise ConfigError(f"{where}: \"reference\" is accepted for sigma2, deltar "
+                                      "and de0 only (the foil fit gives those)")
                 return cls(mode="reference")
             match = _TIE.match(text)
             if match is None:
@@ -121,6 +129,8 @@ class Rule:
             return f"{self.factor:g} * {self.source}"
         if self.mode == "reference":
             return "reference"
+        if self.mode == "edge":
+            return {"edge": self.value}
         if self.lo is not None or self.hi is not None:
             return [self.lo, self.hi]
         return None

@@ -50,17 +50,19 @@ class Engine:
         """
         raise NotImplementedError
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02: float, opts: Mapping
-                 ) -> list[dict]:
+    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02: float, opts: Mapping,
+                 e0=None) -> list[dict]:
         """The result row of every step (:func:`operando.exafs.model.result_columns`
-        plus ``_model_chi`` and ``_params``), fitted with the robust procedure."""
+        plus ``_model_chi`` and ``_params``), fitted with the robust procedure, then the
+        F-test and detection limit of the tested shells.  ``e0`` (n,): each step's E0
+        (eV), for dE0 held at the reference edge."""
         raise NotImplementedError
 
     def calibrate_row(self, k, chi, model, paths, cn: Mapping[str, float]) -> dict:
         """One fit with the CNs ``cn`` fixed and S0^2 free (a foil)."""
         raise NotImplementedError
 
-    def fit_joint(self, k, chis, steps, model, paths, s02: float, shared, start=None) -> list[dict]:
+    def fit_joint(self, k, chis, steps, model, paths, s02: float, shared, e0=None) -> list[dict]:
         """Several steps in one fit, sharing the parameter kinds ``shared`` (of ``"cn",
         "r", "sigma2", "de0"``); the statistics of the joint fit in every row."""
         raise NotImplementedError

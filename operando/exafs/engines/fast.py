@@ -40,7 +40,7 @@ import numpy as np
 from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
-from ..plan import build_plan, param_names
+from ..plan import param_names, plan_structure
 from ..policy import absent_note, at_bound, defaults, fit_problems, fit_quality, starts
 from ..significance import significant
 from .base import Engine
@@ -98,10 +98,10 @@ def background_rows(energy, mu, e0, edge_step, rows, *, rbkg, kweight, kmin, kma
 
 
 
-def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
+def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> list[dict]:
     """All steps' result rows (the larch engine's row dicts), fitted in batches."""
     n = len(steps)
-    eng = BatchedPasses(k, chi, model, paths, s02, opts)
+    eng = BatchedPasses(k, chi, model, paths, s02, opts, e0)
     kk = (k >= model.kmin) & (k <= model.kmax)
     usable = np.array([bool(ok[i]) and np.all(np.isfinite(chi[i])) and np.any(chi[i][kk])
                        for i in range(n)], bool)
@@ -218,7 +218,7 @@ def _empty_row(k, model, s02) -> dict:
 def _params(row, model, eng: BatchedPasses, absent, s02) -> dict:
     """``{name: (value, stderr, vary, min, max)}`` with the larch engine's names."""
     nan = float("nan")
-    plan = build_plan(model, absent=absent)
+    plan = plan_structure(model, absent=absent)
     names = param_names(model, plan)
     out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
     col = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
@@ -331,11 +331,11 @@ class FastEngine(Engine):
         e0 = np.where(np.isfinite(e0), np.round(e0 / E0_ROUND) * E0_ROUND, e0)
         return done, problems, e0, {"e0_round": E0_ROUND}
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts):
-        return fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts)
+    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None):
+        return fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
 
     def calibrate_row(self, k, chi, model, paths, cn):
         return calibrate_row(k, chi, model, paths, cn)
 
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared, start=None):
-        return fit_joint(k, chis, steps, model, paths, s02, shared)
+    def fit_joint(self, k, chis, steps, model, paths, s02, shared, e0=None):
+        return fit_joint(k, chis, steps, model, paths, s02, shared, e0)

@@ -21,11 +21,11 @@ from .larch import _empty_row
 _KIND = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
 
 
-def fit_joint(k, chis, steps, model, paths, s02, shared) -> list[dict]:
+def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
     """Rows (the larch engine's row dicts) of a joint fit of ``chis`` sharing the
     parameter kinds ``shared`` (of ``"cn", "r", "sigma2", "de0"``)."""
     n = len(steps)
-    eng = BatchedPasses(k, chis, model, paths, s02, {})
+    eng = BatchedPasses(k, chis, model, paths, s02, {}, e0)
     rows = np.arange(n)
     first = eng.fit(rows, eng.default_start(n))
     start = eng.start_from(first, rows, ())
@@ -38,7 +38,7 @@ def fit_joint(k, chis, steps, model, paths, s02, shared) -> list[dict]:
             v = start[lab][key]
             if use.any():
                 start[lab][key] = np.full(n, np.median(v[use]))
-    plan = allow_negative_cn(build_plan(model, start), model)
+    plan = allow_negative_cn(build_plan(model, start, e0=e0), model)
     args = batch_arguments(model, plan, eng.labels)
     shared_names = []
     for name in _varied_names(args, eng.labels):

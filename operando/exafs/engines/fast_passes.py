@@ -138,8 +138,11 @@ def batch_arguments(model, plan, labels) -> dict:
 
 
 class BatchedPasses:
-    def __init__(self, k, chi, model, paths, s02, opts):
+    """Batched passes over the data rows ``chi`` (``e0``: their E0, eV, or None)."""
+
+    def __init__(self, k, chi, model, paths, s02, opts, e0=None):
         self.k, self.chi, self.model, self.paths, self.s02, self.opts = k, chi, model, paths, s02, opts
+        self.e0 = None if e0 is None else np.asarray(e0, float)
         self.tables = path_tables(model, paths)
         self.labels = [s.label for s in model.shells]
         self.tested = model.tested_shells()
@@ -192,7 +195,8 @@ class BatchedPasses:
     def _fit(self, rows, start, absent, removed=(), fixed_cn=None) -> Fits:
         model, n = self.model, len(rows)
         self.nfit += 1
-        plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn)
+        plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn,
+                          e0=None if self.e0 is None else self.e0[rows])
         args = batch_arguments(model, plan, self.labels)
         res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
                         kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ...errors import DataError
 from ...feffpaths import FeffPath
 from ..model import PAR_KINDS, ShellModel
 from ..plan import allow_negative_cn, build_plan, param_names
@@ -69,7 +70,8 @@ def _lmfit_params(plan, names, suffix=lambda name: "") -> dict:
 def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: float,
               start: Mapping[str, Mapping[str, float]] | None = None,
               absent: Iterable[str] = (), vary_s02: bool = False,
-              fixed_cn: Mapping[str, float] | None = None, removed: Iterable[str] = ()) -> dict:
+              fixed_cn: Mapping[str, float] | None = None, removed: Iterable[str] = (),
+              e0: float | None = None) -> dict:
     """One feffit of one step; never raises.
 
     Returns the result columns (:func:`result_columns` without ``step``) plus
@@ -79,7 +81,7 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
     from larch.fitting import param, param_group
     from larch.xafs import feffit, feffit_dataset, feffit_transform, feffpath
 
-    plan = build_plan(model, start, absent=absent, fixed_cn=fixed_cn, removed=removed)
+    plan = build_plan(model, start, absent=absent, fixed_cn=fixed_cn, removed=removed, e0=e0)
     names = param_names(model, plan)
     pars = {"s02": param(s02, vary=vary_s02, min=0.2 if vary_s02 else -np.inf,
                          max=2.0 if vary_s02 else np.inf)}
@@ -155,12 +157,12 @@ def _param_table(params, names) -> dict:
     return out
 
 
-def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
+def _fit_robust(k, chi, model, paths, s02, start, opts, e0=None) -> dict:
     """Fit one step with retries and absent-shell handling; never raises."""
     reff = {label: p.reff for label, p in paths.items()}
 
     def fit(start_, absent_=()):
-        row = _fit_step(k, chi, model, paths, s02=s02, start=start_, absent=absent_)
+        row = _fit_step(k, chi, model, paths, s02=s02, start=start_, absent=absent_, e0=e0)
         row["_reff"] = reff
         row["_absent"] = tuple(absent_)
         return row
@@ -222,7 +224,7 @@ def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
     return row
 
 
-def _significance(k, chi, model, paths, s02, row) -> None:
+def _significance(k, chi, model, paths, s02, row, e0=None) -> None:
     """F-test and detection limit of every tested shell, into ``row``
     (:mod:`operando.exafs.significance`)."""
     free = row.get("_free", row)
@@ -230,7 +232,7 @@ def _significance(k, chi, model, paths, s02, row) -> None:
         return
     for lab in model.tested_shells():
         h0 = _fit_step(k, chi, model, paths, s02=s02, start=start_from(free, model),
-                       removed=[lab])
+                       removed=[lab], e0=e0)
         _, p = f_test(h0["chi_square"], free["chi_square"], removed_parameters(model, lab),
                       free["n_idp"], free["n_varys"])
         row[f"p_{lab}"] = p
@@ -240,14 +242,14 @@ def _significance(k, chi, model, paths, s02, row) -> None:
 
         def profile(c, idx, lab=lab, start=start, absent=absent):
             return [_fit_step(k, chi, model, paths, s02=s02, start=start, absent=absent,
-                              fixed_cn={lab: float(c[0])})["chi_square"]]
+                              fixed_cn={lab: float(c[0])}, e0=e0)["chi_square"]]
 
         row[f"cn_{lab}_limit"] = float(upper_limit(
             [row[f"cn_{lab}"]], [row[f"cn_{lab}_err"]], [row["chi_square"]],
             [row["n_idp"] - row["n_varys"]], profile)[0])
 
 
-def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
+def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> list[dict]:
     """Fit consecutive steps with warm start (module level so executors can pickle it)."""
     rows = []
     start = None
@@ -256,9 +258,10 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict
             row = _empty_row(k, model, s02)
             row["fit_message"] = f"not fitted: {reasons[i] or 'step not ok'}"
         else:
+            e0_i = None if e0 is None else float(e0[i])
             row = _fit_robust(k, chi[i], model, paths, s02, start if opts["warm_start"] else None,
-                              opts)
-            _significance(k, chi[i], model, paths, s02, row)
+                              opts, e0_i)
+            _significance(k, chi[i], model, paths, s02, row, e0_i)
             if row["fit_ok"]:
                 start = start_from(row, model, row["_absent"])
         row["step"] = int(steps[i])
@@ -267,14 +270,18 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict
     return rows
 
 
-def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None) -> list[dict]:
+def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None) -> list[dict]:
     """Joint feffit of several steps sharing the ``shared`` parameter kinds
     (of ``"cn", "r", "sigma2", "de0"``); ties and dE0 groups as in a per-step fit."""
     from larch import Group
     from larch.fitting import param_group
     from larch.xafs import feffit, feffit_dataset, feffit_transform, feffpath
 
-    plan = allow_negative_cn(build_plan(model, start), model)
+    plan = allow_negative_cn(build_plan(model, start, e0=None if e0 is None else e0[0]), model)
+    if e0 is not None and np.ptp(np.asarray(e0, float)) > 1e-9 and any(
+            model.spec(lab).de0.mode == "edge" for lab in model.labels):
+        raise DataError("a joint fit with dE0 held at the reference edge needs one E0 for all "
+                        "its steps (normalize with e0 = \"first\" or a number)")
     names = param_names(model, plan)
     shared_kinds = {_KIND_OF[kind] for kind in shared}
     pars: dict = {}
@@ -379,11 +386,11 @@ class LarchEngine(Engine):
                 done[i] = np.asarray(chi, dtype=float)
         return done, problems, e0, {}
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts):
-        return _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts)
+    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None):
+        return _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
 
     def calibrate_row(self, k, chi, model, paths, cn):
         return _fit_step(k, chi, model, paths, s02=1.0, start=None, vary_s02=True, fixed_cn=cn)
 
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared, start=None):
-        return _fit_segment(k, chis, steps, model, paths, s02, shared, start)
+    def fit_joint(self, k, chis, steps, model, paths, s02, shared, e0=None):
+        return _fit_segment(k, chis, steps, model, paths, s02, shared, e0=e0)
