@@ -78,7 +78,7 @@ def test_unknown_track_threshold_is_reported():
     ("exafs", "kweight", "2.5", "kweight = 2.5: must be an integer from 0 to 3"),
     ("exafs", "window", '"haning"', "did you mean 'hanning'?"),
     ("exafs", "rmin", "4.0", "rmin = 4.0: must be a number >= 0 and < rmax (3.2)"),
-    ("exafs", "share_e0", '"yes"', "share_e0 = 'yes': must be true or false"),
+    ("exafs", "share_e0", '"yes"', "share_e0 = 'yes': must be true (one dE0), false"),
     ("normalize", "e0", '"last"', "e0 = 'last': must be one of 'first', 'each', 'reference'"),
     ("normalize", "e0", "-5", "e0 = -5: must be \"first\", \"each\", \"reference\" or a number (eV) > 0"),
     ("normalize", "nnorm", "7", "nnorm = 7: must be an integer from 0 to 3"),

@@ -134,7 +134,7 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     series = _build_series(data["series"], base)
     normalize = _build_normalize(data.get("normalize", {}))
     reference = _build_reference(data.get("reference", {}), base)
-    exafs = _build_exafs(data.get("exafs"), series.element)
+    exafs = _build_exafs(data.get("exafs"), series.element, base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
     run = build_run(data.get("run", {}))
@@ -263,6 +263,18 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
             "[reference] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
         )
     shell = value.get("shell")
+    sigma2 = value.get("sigma2", "fix")
+    if isinstance(sigma2, bool) or not (sigma2 in ("fix", "bound", "free") or (
+            isinstance(sigma2, (int, float)) and 0 < sigma2 < 0.05)):
+        _fail(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')
+    temps = {key: _number(s, key, value, low=0, low_open=True, high=5000,
+                          accepted="a temperature in K (> 0)")
+             for key in ("temperature_K", "sample_temperature_K", "debye_temperature_K")}
+    if (temps["temperature_K"] is not None and temps["sample_temperature_K"] is not None
+            and temps["temperature_K"] != temps["sample_temperature_K"]
+            and temps["debye_temperature_K"] is None):
+        raise ConfigError("[reference] a sigma2 temperature correction (temperature_K != "
+                          "sample_temperature_K) needs debye_temperature_K")
     return ReferenceConfig(
         file=None if file is None else _resolve(base, file),
         shell=None if shell is None else _shell(s, "shell", shell),
@@ -270,26 +282,21 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
                    accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
                    allow_none=False),
         s02=s02,
+        sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
+        deltar=_choice(s, "deltar", value, ("fix", "free"), default="free"),
+        de0=_choice(s, "de0", value, ("fix", "free"), default="fix"),
+        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default="debye"),
+        **temps,
     )
 
 
-def _build_exafs(value: Mapping | None, element: str | None) -> ExafsConfig:
+def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> ExafsConfig:
     s = "exafs"
     if value is None:
         return ExafsConfig(enabled=False)
     shells = value.get("shells")
     if shells is not None:
-        if isinstance(shells, str):
-            shells = [shells]
-        if not isinstance(shells, list) or not shells:
-            _fail(s, "shells", shells, 'a non-empty list of shell labels such as ["Pt-O", "Pt-Pt"]')
-        shells = tuple(_shell(s, "shells", v) for v in shells)
-        if len(set(shells)) != len(shells):
-            _fail(s, "shells", list(shells), "a list without repeated shells")
-        absorbers = {sh.split("-")[0] for sh in shells}
-        if len(absorbers) > 1 or (element and absorbers != {element}):
-            want = element or sorted(absorbers)[0]
-            _fail(s, "shells", list(shells), f"shells that all start with the absorber ('{want}-...')")
+        shells = _build_shells(shells, element, base)
     kmax = _number(s, "kmax", value, default=ExafsConfig.kmax, low=0, low_open=True, high=25, allow_none=False,
                    accepted="a number > 0 and <= 25 (1/Angstrom)")
     kmin_text = f"a number >= 0 and < kmax ({kmax:g}) (1/Angstrom)"
@@ -302,10 +309,13 @@ def _build_exafs(value: Mapping | None, element: str | None) -> ExafsConfig:
     rmin = _number(s, "rmin", value, default=ExafsConfig.rmin, low=0, allow_none=False, accepted=rmin_text)
     if not rmin < rmax:
         _fail(s, "rmin", value.get("rmin", rmin), rmin_text)
+    share_e0 = value.get("share_e0", ExafsConfig.share_e0)
+    if share_e0 not in (True, False, "phase") or not isinstance(share_e0, (bool, str)):
+        _fail(s, "share_e0", share_e0, 'true (one dE0), false (one per shell) or "phase"')
     return ExafsConfig(
         enabled=_boolean(s, "enabled", value, default=True),
         shells=shells,
-        share_e0=_boolean(s, "share_e0", value, default=ExafsConfig.share_e0),
+        share_e0=share_e0,
         kmin=kmin, kmax=kmax,
         kweight=_integer(s, "kweight", value, default=ExafsConfig.kweight, low=0, high=3),
         dk=_number(s, "dk", value, default=ExafsConfig.dk, low=0, high=10, allow_none=False),
@@ -318,7 +328,44 @@ def _build_exafs(value: Mapping | None, element: str | None) -> ExafsConfig:
                          allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
         engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
         merge_repeats=_merge_repeats(value),
+        significance=_choice(s, "significance", value, ("metal", "all", "none"),
+                             default=ExafsConfig.significance),
+        systematics=_boolean(s, "systematics", value, default=False),
     )
+
+
+def _build_shells(shells, element: str | None, base: Path) -> tuple:
+    """``[exafs] shells``: labels or tables (ShellSpec settings; ``file`` relative to the
+    configuration file), validated by :class:`operando.exafs.ShellSpec`."""
+    from ..exafs import ShellModel, ShellSpec
+
+    s = "exafs"
+    if isinstance(shells, (str, Mapping)):
+        shells = [shells]
+    if not isinstance(shells, list) or not shells:
+        _fail(s, "shells", shells, 'a non-empty list of shell labels such as ["Pt-O", "Pt-Pt"] '
+                                   'or tables such as {label = "Cu-Cu_ox1", file = "feff0004.dat"}')
+    out = []
+    for v in shells:
+        if isinstance(v, str):
+            out.append(_shell(s, "shells", v) if "_" not in v else ShellSpec.from_value(v).label)
+        elif isinstance(v, Mapping):
+            item = dict(v)
+            if isinstance(item.get("file"), str):
+                item["file"] = _resolve(base, item["file"])
+            ShellSpec.from_value(item)         # ConfigError names the shell and the key
+            out.append(item)
+        else:
+            _fail(s, "shells", v, "a shell label such as 'Pt-O' or a table with a label")
+    labels = [v if isinstance(v, str) else v["label"] for v in out]
+    if len(set(labels)) != len(labels):
+        _fail(s, "shells", labels, "a list without repeated shells")
+    absorbers = {lab.split("-")[0] for lab in labels}
+    if len(absorbers) > 1 or (element and absorbers != {element}):
+        want = element or sorted(absorbers)[0]
+        _fail(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
+    ShellModel(shells=out)                     # ties point at shells of the list, ...
+    return tuple(out)
 
 
 def _merge_repeats(value: Mapping) -> str | None:

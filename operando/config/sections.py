@@ -56,12 +56,22 @@ class NormalizeConfig:
 
 @dataclass(frozen=True)
 class ReferenceConfig:
-    """``[reference]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``)."""
+    """``[reference]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
+    and what the sample's metal shell takes from the foil fit (``sigma2``, ``deltar``,
+    ``de0``: :func:`operando.exafs.apply_reference`), with an optional temperature
+    correction of sigma2 (K)."""
 
     file: str | None = None
     shell: str | None = None
     cn: float = 12.0
     s02: float | None = None
+    sigma2: str | float = "fix"
+    deltar: str = "free"
+    de0: str = "fix"
+    temperature_K: float | None = None
+    sample_temperature_K: float | None = None
+    debye_temperature_K: float | None = None
+    disorder_model: str = "debye"
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,8 @@ class ExafsConfig:
     """``[exafs]``: background removal and shell fits (k in 1/Angstrom, R in Angstrom)."""
 
     enabled: bool = False
-    shells: tuple[str, ...] | None = None
-    share_e0: bool = _ShellModel.share_e0
+    shells: tuple | None = None          # labels, or tables (dicts) of ShellSpec settings
+    share_e0: bool | str = _ShellModel.share_e0
     kmin: float = _ShellModel.kmin
     kmax: float = _ShellModel.kmax
     kweight: int = int(_ShellModel.kweight)
@@ -85,6 +95,8 @@ class ExafsConfig:
     bkg_kmin: float = 0.0
     engine: str = "fast"
     merge_repeats: str | None = None
+    significance: str = _ShellModel.significance
+    systematics: bool = False
 
 
 @dataclass(frozen=True)

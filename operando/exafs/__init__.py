@@ -40,11 +40,13 @@ Robustness rules applied to every step (all recorded in ``fit_message``):
 from .background import KSTEP, ChiSeries, RSeries, fourier_transform, remove_background
 from .fit import calibrate_s02, fit_shells, fit_shells_global, fit_shells_segment
 from .model import ShellModel, n_independent, result_columns
-from .reference import apply_reference
+from .reference import ReferenceValues, apply_reference
 from .results import S02Calibration, ShellFitResult
 from .shells import Rule, ShellSpec
+from .systematics import Systematics, cn_systematics, processing_variants
 
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
            "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_reference",
+           "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
            "result_columns", "n_independent", "KSTEP"]

@@ -19,7 +19,7 @@ on the shell's path; larch is imported only then).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 
 from .._util.validate import check_choice
 from ..errors import ConfigError
@@ -40,6 +40,39 @@ DISORDER_MODELS = ("debye", "einstein")
 SIGMA2_MARGIN = 0.003
 
 
+@dataclass(frozen=True)
+class ReferenceValues:
+    """What a foil fit gives the sample's metal shell (the fields of an
+    :class:`~operando.exafs.S02Calibration` that :func:`apply_reference` reads), as plain
+    numbers: a run records them and applies them again on resume.
+
+    Attributes
+    ----------
+    shell : str
+    sigma2, sigma2_err : float
+        A^2 (NaN: unknown).
+    deltar : float
+        Angstrom (NaN: unknown).
+    edge_energy : float
+        The foil's E0 + dE0, eV (NaN: unknown).
+    """
+
+    shell: str
+    sigma2: float = float("nan")
+    sigma2_err: float = float("nan")
+    deltar: float = float("nan")
+    edge_energy: float = float("nan")
+
+    @classmethod
+    def of(cls, calibration) -> "ReferenceValues":
+        return cls(shell=calibration.shell, sigma2=float(calibration.sigma2),
+                   sigma2_err=float(calibration.sigma2_err), deltar=float(calibration.deltar),
+                   edge_energy=float(calibration.edge_energy))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
                     sigma2: str = "fix", deltar: str = "free", de0: str = "fix",
                     sigma2_margin: float = SIGMA2_MARGIN,
@@ -51,9 +84,10 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
     Parameters
     ----------
     model : ShellModel
-    calibration : S02Calibration
+    calibration : S02Calibration or ReferenceValues
         :func:`operando.exafs.calibrate_s02` of the foil, fitted in the sample's own
-        k and R window (its sigma2 depends on the window).
+        k and R window (its sigma2 depends on the window).  A value that is NaN (not
+        known) leaves that parameter as it is.
     shell : str, optional
         The shell of ``model`` that takes the foil's values (default: the
         calibration's shell, e.g. ``"Cu-Cu"``).  A shell not in the model: no change.
@@ -98,11 +132,19 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
         _check_no_reference_rules(model, shell)
         return model
     spec = model.spec(shell)
+    known = {key: getattr(calibration, key) == getattr(calibration, key)   # not NaN
+             for key in ("sigma2", "deltar", "edge_energy")}
+    if not known["sigma2"]:
+        sigma2 = "free"
+    if not known["deltar"]:
+        deltar = "free"
+    if not known["edge_energy"]:
+        de0 = "free"
     s2 = calibration.sigma2 + temperature_shift(
         model, shell, temperature_K, sample_temperature_K, debye_temperature_K, disorder_model)
     new = {}
     rule = spec.sigma2
-    if rule.mode == "reference":
+    if rule.mode == "reference" and known["sigma2"]:
         new["sigma2"] = Rule(mode="fixed", value=s2)
     elif rule.mode == "free" and rule.lo is None and rule.hi is None and sigma2 != "free":
         if sigma2 == "fix":
@@ -113,11 +155,11 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
     if sigma2 != "free" and spec.absent_sigma2 is None:
         new["absent_sigma2"] = s2
     rule = spec.deltar
-    if rule.mode == "reference" or (deltar == "fix" and rule.mode == "free" and rule.lo is None
+    if (rule.mode == "reference" and known["deltar"]) or (deltar == "fix" and rule.mode == "free" and rule.lo is None
                                     and rule.hi is None):
         new["deltar"] = Rule(mode="fixed", value=calibration.deltar)
     rule = spec.de0
-    if rule.mode == "reference" or (de0 == "fix" and rule.mode == "free" and rule.lo is None
+    if (rule.mode == "reference" and known["edge_energy"]) or (de0 == "fix" and rule.mode == "free" and rule.lo is None
                                     and rule.hi is None):
         new["de0"] = Rule(mode="edge", value=calibration.edge_energy)
         if len(model.e0_groups()[model.e0_group(shell)]) > 1:
@@ -133,7 +175,8 @@ def _check_no_reference_rules(model: ShellModel, shell: str) -> None:
         for kind in ("sigma2", "deltar", "de0"):
             if spec.rule(kind).mode == "reference":
                 raise ConfigError(f"shell {spec.label!r} {kind} = \"reference\": only the reference "
-                                  f"shell ({shell!r}) takes the foil's values")
+                                  f"shell ({shell!r}) takes the foil's values, and only those the "
+                                  "foil fit gave")
 
 
 def temperature_shift(model: ShellModel, shell: str, temperature_K, sample_temperature_K,

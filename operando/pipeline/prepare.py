@@ -2,8 +2,10 @@
 
 * E0 of the series when the policy takes it from one scan (``"first"``,
   ``"reference"``): a chunk on its own would use its own first scan;
-* with EXAFS: the engine (checked against the model before any work), the shells
-  and S0^2 from the ``[reference]`` foil (or the given value).
+* with EXAFS: the engine (checked against the model before any work), S0^2 from the
+  ``[reference]`` foil (or the given value) fitted in the sample's own k/R window, and
+  the shells with what the foil gives the metal shell applied (sigma2, dR, dE0:
+  :func:`operando.exafs.apply_reference`), stored resolved.
 
 The result is stored as the ``prepare`` checkpoint, so a resumed run uses the
 same values.
@@ -14,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..exafs import calibrate_s02, remove_background
+from ..exafs import (ReferenceValues, apply_reference, calibrate_s02, processing_variants,
+                     remove_background)
+from ..exafs.systematics import reference_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
-from ..xanes import normalize
+from ..xanes import calibrate, normalize
 from .settings import RunPlan, StepSettings
 from .store import RunStore
 
@@ -33,7 +37,8 @@ def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]
         shared = _resolve_shared(plan, series)
         store.save_checkpoint(PREPARE, meta=shared)
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
-                                  shells=shared.get("shells"))
+                                  shells=shared.get("shells"), s02_err=shared.get("s02_err"),
+                                  systematics=shared.get("systematics"))
     return shared, settings
 
 
@@ -48,9 +53,39 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
         get_engine(plan.background["engine"])
         shared["exafs_engine"] = {"background": plan.background["engine"],
                                   "fit": plan.fit_engine}
-        shared.update(_s02(plan, series))
-        shared["shells"] = shells
+        found = _s02(plan, series)
+        values = found.pop("_reference", None)
+        foil = found.pop("_foil", None)
+        shared.update(found)
+        model = _with_reference(plan, plan.model(shells), values)
+        if plan.systematics:
+            shared["systematics"] = _systematics(plan, shells, shared, foil)
+        shared["shells"] = [spec.to_dict() for spec in model.shells]
+        if values is not None:
+            shared["reference_values"] = values.to_dict()
     return shared
+
+
+def _with_reference(plan: RunPlan, model, values):
+    """The model with ``[reference]`` sigma2 / dR / dE0 applied to the reference shell."""
+    ref = plan.reference
+    shell = ref.shell or values.shell if values is not None else ref.shell
+    if shell is None:
+        return model
+    if isinstance(ref.sigma2, float):        # a given value overrides the foil's
+        base = values or ReferenceValues(shell=shell)
+        values = ReferenceValues(shell=shell, sigma2=ref.sigma2, sigma2_err=0.0,
+                                 deltar=base.deltar, edge_energy=base.edge_energy)
+        sigma2 = "fix"
+    else:
+        sigma2 = ref.sigma2
+    if values is None:
+        return model
+    return apply_reference(model, values, shell=shell, sigma2=sigma2, deltar=ref.deltar,
+                           de0=ref.de0, temperature_K=ref.temperature_K,
+                           sample_temperature_K=ref.sample_temperature_K,
+                           debye_temperature_K=ref.debye_temperature_K,
+                           disorder_model=ref.disorder_model)
 
 
 def _first_e0(plan: RunPlan, series) -> tuple[float, int]:
@@ -75,19 +110,50 @@ def _s02(plan: RunPlan, series) -> dict:
         return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
     shell = ref.shell or f"{series.element}-{series.element}"
     foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False)
+    if plan.calibrate is not None:
+        # the foil on the series' energy scale: its own edge at the calibration target,
+        # as every scan's reference channel (dE0 is taken from the foil)
+        foil, _ = calibrate(foil.replace(reference=foil.mu.copy()), **plan.calibrate)
     norm = normalize(foil, **{**plan.normalize, "e0": "each"})
     chi = remove_background(norm, **plan.background)
     w = plan.window
+    # the sample's own k and R window: the foil's sigma2 (given to the sample's metal
+    # shell) and S0^2 both depend on it
     cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]), kmin=w["kmin"],
                         kmax=w["kmax"], kweight=w["kweight"], dk=w["dk"], window=w["window"],
-                        fit_space=w["fit_space"], rbkg=plan.background["rbkg"],
-                        engine=plan.background["engine"])
+                        rmin=w["rmin"], rmax=w["rmax"], fit_space=w["fit_space"],
+                        rbkg=plan.background["rbkg"], engine=plan.background["engine"])
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
                         "check [reference] or give s02 directly")
     fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
     return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
-            "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g})", "s02_fit": fit}
+            "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g}) in the fit window",
+            "s02_fit": fit, "_reference": ReferenceValues.of(cal), "_foil": norm}
+
+
+def _systematics(plan: RunPlan, shells, shared: dict, foil) -> dict:
+    """What every chunk needs for ``[exafs] systematics``: the processing variants and,
+    with a foil, its calibration in each variant's window (done once here)."""
+    ref = plan.reference
+    model = plan.model(shells)
+    variants = processing_variants(model, rbkg=plan.background["rbkg"], e0=shared["e0"])
+    options = dict(sigma2=ref.sigma2 if isinstance(ref.sigma2, str) else "fix",
+                   deltar=ref.deltar, de0=ref.de0, temperature_K=ref.temperature_K,
+                   sample_temperature_K=ref.sample_temperature_K,
+                   debye_temperature_K=ref.debye_temperature_K, disorder_model=ref.disorder_model)
+    out = {"shells": list(shells), "window": dict(plan.window), "variants": variants,
+           "rbkg": plan.background["rbkg"], "bkg_kmin": plan.background["kmin"],
+           "engine": plan.fit_engine, "reference_options": options,
+           "s02": shared["s02"], "s02_err": shared.get("s02_err")}
+    if foil is not None:
+        out["references"] = reference_fits(foil, model, variants, shell=ref.shell, cn=ref.cn,
+                                           bkg_kmin=plan.background["kmin"],
+                                           engine=plan.background["engine"])
+        if isinstance(ref.sigma2, float):
+            for r in out["references"].values():
+                r["values"]["sigma2"] = ref.sigma2
+    return out
 
 
 def _plain(v):

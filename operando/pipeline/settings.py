@@ -30,9 +30,13 @@ class StepSettings:
     background : dict or None
         :func:`operando.exafs.remove_background` keyword arguments; None: no EXAFS.
     model : ShellModel or None
-        The shells and fit window.
+        The shells (reference values applied) and fit window.
     fit : dict or None
-        :func:`operando.exafs.fit_shells` keyword arguments (``s02``, ``engine``, ...).
+        :func:`operando.exafs.fit_shells` keyword arguments (``s02``, ``s02_err``,
+        ``engine``, ...).
+    systematics : dict or None
+        :func:`operando.exafs.cn_systematics` keyword arguments (``[exafs] systematics``);
+        None: off.
     """
 
     normalize: dict
@@ -40,6 +44,7 @@ class StepSettings:
     background: dict | None = None
     model: Any = None
     fit: dict | None = None
+    systematics: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class RunPlan:
         :class:`~operando.exafs.ShellModel` arguments other than the shells.
     shells : tuple or None
         The configured shells (None: the element's oxide and metal shells).
+    systematics : bool
+        ``[exafs] systematics``: the CN spread over processing choices.
     fit_engine : str
     merge_repeats : str or None
     reference : ReferenceConfig
@@ -95,6 +102,7 @@ class RunPlan:
     athena_limit: int | None
     chunk_size: int
     workers: int
+    systematics: bool = False
 
     @property
     def exafs(self) -> bool:
@@ -103,17 +111,20 @@ class RunPlan:
     def model(self, shells) -> ShellModel:
         return ShellModel(shells=list(shells), **self.window)
 
-    def step_settings(self, *, e0, s02=None, shells=None) -> StepSettings:
-        """The settings of every chunk, once E0 (and with EXAFS, S0^2 and the shells)
-        are known for the series."""
+    def step_settings(self, *, e0, s02=None, shells=None, s02_err=None,
+                      systematics=None) -> StepSettings:
+        """The settings of every chunk, once E0 (and with EXAFS, S0^2, its error, the
+        shells with the reference values applied and, with ``[exafs] systematics``, the
+        per-variant references) are known for the series."""
         normalize = {**self.normalize, "e0": e0}
         if not self.exafs:
             return StepSettings(normalize=normalize, white_line=dict(self.white_line))
-        fit = {"s02": s02, "engine": self.fit_engine}
+        fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit_engine}
         if self.merge_repeats:
             fit["merge_repeats"] = self.merge_repeats
         return StepSettings(normalize=normalize, white_line=dict(self.white_line),
-                            background=dict(self.background), model=self.model(shells), fit=fit)
+                            background=dict(self.background), model=self.model(shells), fit=fit,
+                            systematics=systematics)
 
 
 def read_kwargs(config: Config) -> dict:
@@ -153,7 +164,8 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         background=(dict(rbkg=x.rbkg, kmin=x.bkg_kmin, kweight=x.kweight, engine=x.engine)
                     if x.enabled else None),
         window=dict(share_e0=x.share_e0, kmin=x.kmin, kmax=x.kmax, kweight=x.kweight, dk=x.dk,
-                    window=x.window, rmin=x.rmin, rmax=x.rmax, fit_space=x.fit_space),
+                    window=x.window, rmin=x.rmin, rmax=x.rmax, fit_space=x.fit_space,
+                    significance=x.significance),
         shells=None if x.shells is None else tuple(x.shells),
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
@@ -166,6 +178,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         athena_limit=_athena_limit(config),
         chunk_size=config.chunk_size_for(n_steps),
         workers=config.run.workers,
+        systematics=bool(x.enabled and x.systematics),
     )
 
 

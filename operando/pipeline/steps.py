@@ -18,6 +18,7 @@ import pandas as pd
 from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError
 from ..exafs import fit_shells, remove_background
+from ..exafs.systematics import systematics_columns
 from ..xanes import normalize, white_line
 from .settings import StepSettings
 from .source import calibrate_onto
@@ -121,6 +122,11 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
         step = int(table.at[i, "step"])
         if step in merged_into:  # averaged with its repeats; fitted as that step
             table.at[i, "reason"] = f"fitted merged into step {merged_into[step]}"
+    if settings.systematics:   # [exafs] systematics: the CN band over processing choices
+        band = systematics_columns(norm, settings.systematics)
+        band = band.set_index("step").reindex(table["step"])
+        for col in band.columns:
+            table[col] = band[col].to_numpy()
     arrays["k"] = np.asarray(chi.k, dtype=float)
     arrays["chi"] = np.asarray(chi.chi, dtype=float)
     meta["background_settings"] = dict(chi.settings or {})
