@@ -209,7 +209,10 @@ class ShellModel:
 
 
 def result_columns(model: ShellModel) -> list[str]:
-    """The columns of :meth:`ShellFitResult.to_dataframe`, in order (documented there)."""
+    """The columns of :meth:`ShellFitResult.to_dataframe`, in order (documented in
+    :class:`~operando.exafs.ShellFitResult`): per shell ``cn, r, sigma2, de0`` with errors,
+    per shell ``cn_S_err_s02``, per tested shell ``cn_S_limit, p_S, sig_S``, then the
+    statistics."""
     cols = ["step"]
     for label in model.labels:
         for kind in PAR_KINDS:

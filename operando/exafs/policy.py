@@ -7,6 +7,7 @@ the same way (the fast engine applies them to arrays of fits at once).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -111,13 +112,18 @@ def zero_shells(row: Mapping[str, Any], model: ShellModel) -> list[str]:
 def n_pinned(model: ShellModel, absent) -> int:
     """How many parameters pinning the shells ``absent`` fixes (their free dR and
     sigma2, and a dE0 group left with absent shells only)."""
-    return plan_structure(model).n_varys - plan_structure(model, absent=absent).n_varys
+    return _n_varys(model, (), ()) - _n_varys(model, tuple(absent), ())
 
 
 def removed_parameters(model: ShellModel, label: str) -> int:
     """``b`` of the F-test: the varied parameters that go with shell ``label`` (its CN,
     its free dR and sigma2, its dE0 when no other shell uses that group)."""
-    return plan_structure(model).n_varys - plan_structure(model, removed=[label]).n_varys
+    return _n_varys(model, (), ()) - _n_varys(model, (), (label,))
+
+
+@lru_cache(maxsize=256)
+def _n_varys(model: ShellModel, absent: tuple, removed: tuple) -> int:
+    return plan_structure(model, absent=absent, removed=removed).n_varys
 
 
 def hamilton_threshold(n_fixed: int) -> float:

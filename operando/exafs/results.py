@@ -17,10 +17,41 @@ from .model import result_columns
 class ShellFitResult:
     """Shell-fit results of a series: one row per fitted step.
 
+    Columns of ``table`` (:func:`~operando.exafs.model.result_columns`, in that order):
+
+    ``step``
+        The step number (the first of merged repeats).
+    ``cn_S, cn_S_err, r_S, r_S_err, sigma2_S, sigma2_S_err, de0_S, de0_S_err``
+        Per shell S: CN, distance ``reff + dR`` (Angstrom), sigma2 (A^2) and dE0 (eV,
+        the value of S's dE0 group) with their 1-sigma errors (Larch's scaling); a fixed
+        parameter has NaN error, a tied one the propagated error of its source.
+    ``cn_S_err_s02``
+        Per shell: the CN error with the relative S0^2 error added in quadrature,
+        ``sqrt(cn_S_err^2 + (cn_S s02_err / s02)^2)`` (= ``cn_S_err`` without an S0^2
+        error): the error to quote when CNs are compared with another S0^2 or with a
+        bulk value.
+    ``cn_S_limit``
+        Per tested shell (``model.tested_shells()``): the one-sided 95 % upper limit of
+        its CN from the chi-square profile (:mod:`operando.exafs.significance`); for an
+        absent shell (pinned geometry) the largest CN that could hide in the step's noise.
+    ``p_S``
+        Per tested shell: the F-test p-value of adding the shell to the model without
+        it, on the free fit, chi-square scaled so that the reduced chi-square is 1.
+    ``sig_S``
+        Per tested shell: ``p_S < 0.05`` and the free-fit CN > 0.  Never decided on the
+        refit of an absent shell with its geometry pinned.
+    ``s02, s02_err``
+        S0^2 used and its error (the reference's for sample fits; fitted for a foil).
+    ``r_factor, redchi, chi_square, n_idp, n_varys``
+        Larch's statistics of the fit (of the joint fit for a global fit).
+    ``fit_ok, fit_quality, fit_message``
+        ``fit_quality``: good / poor / failed (:func:`operando.exafs.policy.fit_quality`);
+        ``fit_ok``: good; the message says why, and which shells were pinned as absent.
+
     Attributes
     ----------
     table : DataFrame
-        :func:`result_columns` (plus ``merged_steps`` when repeats were merged).
+        The columns above (plus ``merged_steps`` when repeats were merged).
     k : (n_k,) array
         k grid (1/Angstrom) of ``data_chi`` / ``model_chi``.
     data_chi, model_chi : (n_rows, n_k) arrays

@@ -239,7 +239,7 @@ class ShellSpec:
     @property
     def is_metal(self) -> bool:
         """A metal-metal first shell (``"Pt-Pt"``; a tagged ``"Cu-Cu_ox1"`` is not)."""
-        absorber, scatterer = parse_label(self.pair)
+        absorber, scatterer = self.pair.split("-")     # validated when the spec was made
         return absorber == scatterer and self.tag is None
 
     def rule(self, kind: str) -> Rule:

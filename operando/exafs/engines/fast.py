@@ -33,6 +33,7 @@ builds the identical table.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -207,6 +208,13 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
     return out
 
 
+@lru_cache(maxsize=64)
+def _structure(model, absent):
+    """(plan structure, larch names) of ``model`` with the shells ``absent`` pinned."""
+    plan = plan_structure(model, absent=absent)
+    return plan, param_names(model, plan)
+
+
 def _empty_row(k, model, s02) -> dict:
     """The larch engine's row for a step that cannot be fitted."""
     msg = "chi(k) is not finite or all zero in the k range"
@@ -218,8 +226,7 @@ def _empty_row(k, model, s02) -> dict:
 def _params(row, model, eng: BatchedPasses, absent, s02) -> dict:
     """``{name: (value, stderr, vary, min, max)}`` with the larch engine's names."""
     nan = float("nan")
-    plan = plan_structure(model, absent=absent)
-    names = param_names(model, plan)
+    plan, names = _structure(model, absent)
     out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
     col = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
     for pname, par in plan.pars.items():

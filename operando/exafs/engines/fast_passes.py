@@ -18,7 +18,8 @@ from ..batch import batch_fit, tabulate_path
 from ..plan import build_plan, param_names
 from ..policy import (at_bound, defaults, fit_problems, hamilton_threshold, n_pinned,
                       removed_parameters)
-from ..significance import f_test, upper_limit
+from ..._util.stats import f_sf
+from ..significance import f_test, needs_refit, upper_limit, wald_f
 
 #: Steps per batch_fit call (bounds the (n, n_varys, n_residual) Jacobian).
 FIT_CHUNK = 2048
@@ -56,7 +57,7 @@ class Fits:
                      "free_n_idp"):
             self.cols[name] = nan.copy()
         for lab in tested:
-            for name in (f"free_cn_{lab}", f"cn_{lab}_limit", f"p_{lab}"):
+            for name in (f"free_cn_{lab}", f"free_cn_{lab}_err", f"cn_{lab}_limit", f"p_{lab}"):
                 self.cols[name] = nan.copy()
         self.cols["n_varys"] = np.zeros(n, int)
         self.cols["free_n_varys"] = np.zeros(n, int)
@@ -261,11 +262,17 @@ class BatchedPasses:
         if len(pos) == 0:
             return
         for lab in self.tested:
-            h0 = self.fit(rows[pos], self.start_from(fits, pos, ()), removed=(lab,))
-            _, p = f_test(h0["chi_square"], fits["free_chi_square"][pos],
-                          removed_parameters(self.model, lab), fits["free_n_idp"][pos],
-                          fits["free_n_varys"][pos])
-            fits[f"p_{lab}"][pos] = p
+            b = removed_parameters(self.model, lab)
+            nu = fits["free_n_idp"][pos] - fits["free_n_varys"][pos]
+            refit = needs_refit(fits[f"free_cn_{lab}"][pos], fits[f"free_cn_{lab}_err"][pos])
+            F = wald_f(fits[f"free_cn_{lab}"][pos], fits[f"free_cn_{lab}_err"][pos], b)
+            sub = pos[refit]
+            if len(sub):
+                h0 = self.fit(rows[sub], self.start_from(fits, sub, ()), removed=(lab,))
+                F[refit] = f_test(h0["chi_square"], fits["free_chi_square"][sub], b,
+                                  fits["free_n_idp"][sub], fits["free_n_varys"][sub])[0]
+            fits[f"p_{lab}"][pos] = np.where(np.isfinite(F), f_sf(np.where(
+                np.isfinite(F), F, 1.0), b, np.where(nu > 0, nu, 1.0)), np.nan)
             by_absent: dict[tuple, list[int]] = {}
             for j in pos:
                 by_absent.setdefault(tuple(fits.absent[j]), []).append(int(j))

@@ -27,7 +27,8 @@ from ..model import PAR_KINDS, ShellModel
 from ..plan import allow_negative_cn, build_plan, param_names
 from ..policy import (absent_note, at_bound, constraint_acceptable, fit_problems, fit_quality,
                       n_pinned, removed_parameters, start_from, starts, zero_shells)
-from ..significance import f_test, significant, upper_limit
+from ..._util.stats import f_sf
+from ..significance import f_test, needs_refit, significant, upper_limit, wald_f
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -231,10 +232,16 @@ def _significance(k, chi, model, paths, s02, row, e0=None) -> None:
     if not np.isfinite(row["chi_square"]) or not np.isfinite(free["chi_square"]):
         return
     for lab in model.tested_shells():
-        h0 = _fit_step(k, chi, model, paths, s02=s02, start=start_from(free, model),
-                       removed=[lab], e0=e0)
-        _, p = f_test(h0["chi_square"], free["chi_square"], removed_parameters(model, lab),
-                      free["n_idp"], free["n_varys"])
+        b = removed_parameters(model, lab)
+        if needs_refit(free[f"cn_{lab}"], free[f"cn_{lab}_err"]):
+            h0 = _fit_step(k, chi, model, paths, s02=s02, start=start_from(free, model),
+                           removed=[lab], e0=e0)
+            F, _ = f_test(h0["chi_square"], free["chi_square"], b, free["n_idp"],
+                          free["n_varys"])
+        else:
+            F = float(wald_f(free[f"cn_{lab}"], free[f"cn_{lab}_err"], b))
+        nu = free["n_idp"] - free["n_varys"]
+        p = float(f_sf(F, b, nu)) if np.isfinite(F) and nu > 0 else float("nan")
         row[f"p_{lab}"] = p
         row[f"sig_{lab}"] = bool(significant(p, free[f"cn_{lab}"]))
         start = start_from(row, model)
