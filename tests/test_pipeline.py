@@ -494,12 +494,12 @@ def test_figure_server_ends_with_a_failing_run(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
 def test_figure_failing_in_fork_is_noted_once_and_run_completes(tmp_path, monkeypatch):
-    from operando import plotting
+    from operando import viz
 
     def broken(*args, **kwargs):
         raise ValueError("no room for the legend")
 
-    monkeypatch.setattr(plotting, "plot_summary", broken)
+    monkeypatch.setattr(viz, "plot_summary", broken)
     result = run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
     notes = [n for n in result.summary["notes"] if n.startswith("plot summary")]
     assert notes == ["plot summary not made: ValueError: no room for the legend"]

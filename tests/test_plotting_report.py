@@ -11,11 +11,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from operando.errors import DataError, OperandoWarning
-from operando.export import athena_group_names, write_athena
-from operando.plotting import (plot_chir_waterfall, plot_cn, plot_fit, plot_summary, plot_white_line,
-                               plot_xanes_map, save_figure)
-from operando.report import write_report
 from operando.tracking import track
+from operando.viz import (athena_group_names, plot_chir_waterfall, plot_cn, plot_fit, plot_summary,
+                          plot_white_line, plot_xanes_map, save_figure, write_athena, write_report)
 
 from test_tracking import cu_steps, pt_steps, qexafs_series
 
@@ -111,7 +109,7 @@ def test_write_png_same_pixels_as_savefig(cu, tmp_path):
     RGBA otherwise), its dpi recorded, the figure's own dpi left as it was."""
     from PIL import Image
 
-    from operando.plotting import write_png
+    from operando.viz import write_png
 
     fig = plot_cn(cu)
     fig.savefig(tmp_path / "ref.png", dpi=120)
@@ -250,7 +248,7 @@ def test_report_cells_per_column_equal_per_value():
     """The per-dtype cell formatting gives exactly the per-value ``_cell`` text."""
     import pandas as pd
 
-    from operando.report import _cell, _column_cells
+    from operando.viz.report import _cell, _column_cells
 
     rng = np.random.default_rng(11)
     floats = np.concatenate([rng.normal(0, 1, 300) * 10.0 ** rng.integers(-8, 9, 300),

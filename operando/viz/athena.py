@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError, OperandoWarning
+from ..errors import DataError, OperandoWarning
 
 log = logging.getLogger(__name__)
 

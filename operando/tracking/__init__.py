@@ -48,8 +48,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
-from .feffpaths import DEFAULT_DISTANCES
+from ..errors import ConfigError, DataError
+from ..feffpaths import DEFAULT_DISTANCES
 
 log = logging.getLogger(__name__)
 

@@ -74,9 +74,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
-from .feffpaths import feff_path, parse_label
-from .series import Series
+from ..errors import ConfigError
+from ..feffpaths import feff_path, parse_label
+from ..series import Series
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ class SeriesSpec:
 
 @lru_cache(maxsize=None)
 def _tabulated_e0(element: str, edge: str) -> float:
-    from ._util.elements import edge_energy
+    from .._util.elements import edge_energy
 
     return edge_energy(element, edge)
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .errors import DataError
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
