@@ -1,5 +1,5 @@
 """``python -m operando.simulate DIRECTORY [--seed N]``: write the simulated sample spectra."""
 
-from . import main
+from .samples import main
 
 raise SystemExit(main())
