@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,28 +105,40 @@ def test_fit_overlay_and_summary(pt_summary, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.png", "summary.svg"]  # no temp left
 
 
-def test_write_png_same_pixels_as_savefig(cu, tmp_path):
-    """The fast PNG writer: the pixels savefig writes (RGB when the figure is opaque,
-    RGBA otherwise), its dpi recorded, the figure's own dpi left as it was."""
-    from PIL import Image
+def test_outputs_written_atomically_with_plain_permissions(cu, tmp_path, monkeypatch):
+    """Figures, report and Athena project go through operando._util.files: the permissions
+    a plain open() gives (not mkstemp's 0600), and a failed write leaves only the old
+    file, no temporary (nor one the run folder would not recognise by TMP_SUFFIX)."""
+    import os
 
-    from operando.viz import write_png
+    from operando._util.files import TMP_SUFFIX
 
-    fig = plot_cn(cu)
-    fig.savefig(tmp_path / "ref.png", dpi=120)
-    write_png(fig, tmp_path / "fast.png", dpi=120, compress_level=1)
-    assert fig.dpi == 100
-    ref, fast = Image.open(tmp_path / "ref.png"), Image.open(tmp_path / "fast.png")
-    assert fast.mode == "RGB" and fast.size == ref.size
-    assert round(fast.info["dpi"][0]) == 120
-    np.testing.assert_array_equal(np.asarray(fast), np.asarray(ref.convert("RGB")))
-    fig.patch.set_alpha(0.0)  # transparent background: the alpha channel is kept
-    with open(tmp_path / "clear.png", "wb") as fh:
-        write_png(fig, fh)
-    fig.savefig(tmp_path / "clear_ref.png")
-    clear = Image.open(tmp_path / "clear.png")
-    assert clear.mode == "RGBA"
-    np.testing.assert_array_equal(np.asarray(clear), np.asarray(Image.open(tmp_path / "clear_ref.png")))
+    umask = os.umask(0o022)
+    try:
+        energy = np.linspace(8900.0, 9400.0, 300)
+        mu = np.array([np.arctan((energy - 8980) / 3) / np.pi + 0.5] * 2)
+        paths = [*save_figure(plot_cn(cu), tmp_path / "cn"),
+                 write_report(tmp_path, title="t", figures={"cn": tmp_path / "cn.png"}),
+                 write_athena(tmp_path / "cu.prj", energy, mu, ["a", "b"], element="Cu", edge="K")]
+    finally:
+        os.umask(umask)
+    assert [p.name for p in paths] == ["cn.png", "cn.svg", "report.html", "cu.prj"]
+    for p in paths:
+        assert p.stat().st_mode & 0o777 == 0o644, p.name
+    before = (tmp_path / "cn.png").read_bytes()
+    seen = []
+
+    def failing_savefig(self, fname, **kwargs):
+        seen.append(Path(fname).name)
+        Path(fname).write_bytes(b"half a PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(plot_cn(cu), tmp_path / "cn.png")
+    assert seen and seen[0].startswith(".cn.png.") and seen[0].endswith(TMP_SUFFIX)
+    assert (tmp_path / "cn.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cn.png", "cn.svg", "cu.prj", "report.html"]
 
 
 def test_change_point_segment_drawn_in_map():
