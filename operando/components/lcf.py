@@ -24,7 +24,8 @@ import pandas as pd
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
-from . import _references, _solver
+import operando.components._references as _references
+import operando.components._solver as _solver
 from ._linear import ShiftModel, fit_linear, fit_shifts, nvarys
 from ._space import check_erange, check_space, in_space, window
 

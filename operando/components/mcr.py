@@ -32,7 +32,7 @@ import pandas as pd
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
-from . import _references
+import operando.components._references as _references
 from ._space import check_erange, check_space, in_space, window
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ import pandas as pd
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
-from . import _references
+import operando.components._references as _references
 from ._space import check_erange, check_space, in_space, window
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
