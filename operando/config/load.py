@@ -12,7 +12,8 @@ from .._util.larch_compat import FT_WINDOWS as WINDOWS
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..tracking import TrackSettings
-from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, Config, ExafsConfig,
+from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
+                       ExafsConfig,
                        NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig, SeriesConfig,
                        TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
@@ -20,14 +21,15 @@ from .values import (_boolean, _choice, _element, _fail, _integer, _number, _res
 
 
 # ----------------------------------------------------------------------- loading
-SECTIONS = ("series", "normalize", "reference", "exafs", "track", "output", "run")
+SECTIONS = ("series", "normalize", "reference", "exafs", "components", "track", "output", "run")
 _TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
     cls = {
         "series": SeriesConfig, "normalize": NormalizeConfig, "reference": ReferenceConfig,
-        "exafs": ExafsConfig, "output": OutputConfig, "run": RunConfig,
+        "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
+        "run": RunConfig,
     }[name]
     keys = tuple(f.name for f in fields(cls))
     if name == "series":
@@ -135,6 +137,7 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     normalize = _build_normalize(data.get("normalize", {}))
     reference = _build_reference(data.get("reference", {}), base)
     exafs = _build_exafs(data.get("exafs"), series.element)
+    components = _build_components(data.get("components"), base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
     run = build_run(data.get("run", {}))
@@ -146,7 +149,8 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if reference.shell is None and exafs.enabled and series.element:
         reference = replace(reference, shell=f"{series.element}-{series.element}")
     return Config(
-        series=series, normalize=normalize, reference=reference, exafs=exafs, track=track,
+        series=series, normalize=normalize, reference=reference, exafs=exafs,
+        components=components, track=track,
         output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
     )
 
@@ -318,6 +322,59 @@ def _build_exafs(value: Mapping | None, element: str | None) -> ExafsConfig:
                          allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
         engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
         merge_repeats=_merge_repeats(value),
+    )
+
+
+#: Reference sources that name part of the series rather than a file.
+_SERIES_REFERENCES = ("first", "last", "reference_channel")
+
+
+def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
+    s = "components"
+    if value is None:
+        return ComponentsConfig(enabled=False)
+    raw = value.get("references", [])
+    if isinstance(raw, str):
+        raw = [raw]
+    if isinstance(raw, list):
+        pairs = [(None, v) for v in raw]
+    elif isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    else:
+        _fail(s, "references", raw, "a list of reference files (or \"first\", \"last\", "
+              "\"step:N\", \"reference_channel\"), or a table name = source")
+    refs = []
+    for name, source in pairs:
+        if not isinstance(source, str) or not source.strip():
+            _fail(s, "references", raw, "reference sources as text")
+        text = source.strip()
+        if text not in _SERIES_REFERENCES and not text.startswith("step:"):
+            path, _, group = text.partition("#")
+            text = _resolve(base, path) + (f"#{group}" if group else "")
+        refs.append((str(name) if name is not None else None, text))
+    method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
+    if method == "lcf" and len(refs) < 1:
+        _fail(s, "references", raw, "at least one reference for method = \"lcf\"")
+    erange = value.get("erange", [-20.0, 80.0])
+    if (not isinstance(erange, list) or len(erange) != 2
+            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
+            or not erange[0] < erange[1]):
+        _fail(s, "erange", erange, "a pair [low, high] of numbers (eV relative to e0), low < high")
+    n_comp = value.get("n_components", "auto")
+    if n_comp == "auto":
+        n_comp = None
+    elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
+        _fail(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
+    return ComponentsConfig(
+        enabled=True, references=tuple(refs), method=method,
+        erange=(float(erange[0]), float(erange[1])),
+        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default="norm"),
+        sum_to_one=_boolean(s, "sum_to_one", value, default=True),
+        shifts=_boolean(s, "shifts", value, default=False),
+        max_shift=_number(s, "max_shift", value, default=3.0, low=0, high=50, low_open=True,
+                          allow_none=False),
+        n_components=n_comp,
+        metal=_string(s, "metal", value),
     )
 
 

@@ -88,6 +88,28 @@ class ExafsConfig:
 
 
 @dataclass(frozen=True)
+class ComponentsConfig:
+    """``[components]``: XANES component analysis (section present = enabled).
+
+    ``references``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
+    ``"last"``, ``"step:N"`` or ``"reference_channel"``); with references the method
+    is ``"lcf"``, without ``"mcr"`` (``n_components``: ``None`` = the PCA estimate).
+    ``metal``: the name of the metallic component, for tracking.
+    """
+
+    enabled: bool = False
+    references: tuple = ()
+    method: str = "lcf"
+    erange: tuple[float, float] = (-20.0, 80.0)
+    space: str = "norm"
+    sum_to_one: bool = True
+    shifts: bool = False
+    max_shift: float = 3.0
+    n_components: int | None = None
+    metal: str | None = None
+
+
+@dataclass(frozen=True)
 class TrackConfig:
     """``[track]``: shells to compare and thresholds for :mod:`operando.tracking`.
 
@@ -153,7 +175,7 @@ class Config:
 
     Attributes
     ----------
-    series, normalize, reference, exafs, track, output, run
+    series, normalize, reference, exafs, components, track, output, run
         One frozen dataclass per TOML section.
     path : str or None
         The configuration file it was read from.
@@ -165,6 +187,7 @@ class Config:
     normalize: NormalizeConfig = NormalizeConfig()
     reference: ReferenceConfig = ReferenceConfig()
     exafs: ExafsConfig = ExafsConfig()
+    components: ComponentsConfig = ComponentsConfig()
     track: TrackConfig = TrackConfig()
     output: OutputConfig = OutputConfig()
     run: RunConfig = RunConfig()

@@ -18,10 +18,13 @@ from ..exafs import calibrate_s02, remove_background
 from ..exafs.engines import get_engine
 from ..io import read_series
 from ..xanes import normalize
+from .components import load as load_references, resolve as resolve_references
+from .components import save as save_references
 from .settings import RunPlan, StepSettings
 from .store import RunStore
 
 PREPARE = "prepare"
+COMPONENTS = "components"
 
 
 def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]:
@@ -32,8 +35,19 @@ def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]
     else:
         shared = _resolve_shared(plan, series)
         store.save_checkpoint(PREPARE, meta=shared)
+    references = None
+    if plan.components is not None and plan.components["method"] == "lcf":
+        if store.has_checkpoint(COMPONENTS):
+            references, meta = load_references(store, COMPONENTS)
+        else:
+            references, info = resolve_references(plan, series,
+                                                   {**plan.normalize, "e0": shared["e0"]})
+            meta = {"method": "lcf", "references": info}
+            save_references(store, COMPONENTS, references, meta)
+        shared = {**shared, "components": {k: v for k, v in meta.items()
+                                           if k != "reference_names"}}
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
-                                  shells=shared.get("shells"))
+                                  shells=shared.get("shells"), references=references)
     return shared, settings
 
 

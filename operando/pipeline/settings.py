@@ -40,6 +40,7 @@ class StepSettings:
     background: dict | None = None
     model: Any = None
     fit: dict | None = None
+    lcf: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class RunPlan:
     merge_repeats : str or None
     reference : ReferenceConfig
         Where S0^2 comes from.
+    components : dict or None
+        ``[components]``: ``references`` (name, source) pairs, ``method``, ``space``,
+        ``n_components``, ``metal`` and the :func:`operando.components.lcf` ``kwargs``;
+        None when the section is absent.
     track : dict or None
         :func:`operando.tracking.track` keyword arguments; None: no tracking.
     plots : tuple of str
@@ -87,6 +92,7 @@ class RunPlan:
     fit_engine: str
     merge_repeats: str | None
     reference: ReferenceConfig
+    components: dict | None
     track: dict | None
     plots: tuple
     ft: dict
@@ -103,17 +109,21 @@ class RunPlan:
     def model(self, shells) -> ShellModel:
         return ShellModel(shells=list(shells), **self.window)
 
-    def step_settings(self, *, e0, s02=None, shells=None) -> StepSettings:
-        """The settings of every chunk, once E0 (and with EXAFS, S0^2 and the shells)
-        are known for the series."""
+    def step_settings(self, *, e0, s02=None, shells=None, references=None) -> StepSettings:
+        """The settings of every chunk, once E0 (with EXAFS S0^2 and the shells, with LCF
+        the reference arrays) are known for the series."""
         normalize = {**self.normalize, "e0": e0}
+        lcf = None
+        if references is not None:
+            lcf = {"references": references, "kwargs": dict(self.components["kwargs"])}
         if not self.exafs:
-            return StepSettings(normalize=normalize, white_line=dict(self.white_line))
+            return StepSettings(normalize=normalize, white_line=dict(self.white_line), lcf=lcf)
         fit = {"s02": s02, "engine": self.fit_engine}
         if self.merge_repeats:
             fit["merge_repeats"] = self.merge_repeats
         return StepSettings(normalize=normalize, white_line=dict(self.white_line),
-                            background=dict(self.background), model=self.model(shells), fit=fit)
+                            background=dict(self.background), model=self.model(shells), fit=fit,
+                            lcf=lcf)
 
 
 def read_kwargs(config: Config) -> dict:
@@ -139,10 +149,20 @@ def calibrate_kwargs(config: Config) -> dict | None:
 def resolve(config: Config, n_steps: int) -> RunPlan:
     """The :class:`RunPlan` of ``config`` for a series of ``n_steps`` steps."""
     n, x, t, out = config.normalize, config.exafs, config.track, config.output
+    c = config.components
+    components = None
+    if c.enabled:
+        components = {"references": tuple(c.references), "method": c.method, "space": c.space,
+                      "n_components": c.n_components, "metal": c.metal,
+                      "kwargs": dict(erange=tuple(c.erange), space=c.space,
+                                     sum_to_one=c.sum_to_one, shifts=c.shifts,
+                                     max_shift=c.max_shift)}
     track = None
-    if t.enabled and x.enabled:
-        track = dict(metal_shell=t.metal_shell, ligand_shell=t.ligand_shell,
-                     settings=dict(t.settings))
+    if t.enabled:
+        settings = dict(t.settings)
+        if c.enabled and c.metal and "metal_fraction" not in settings:
+            settings["metal_fraction"] = c.metal
+        track = dict(metal_shell=t.metal_shell, ligand_shell=t.ligand_shell, settings=settings)
         if t.condition_columns is not None:
             track["condition_columns"] = list(t.condition_columns)
     return RunPlan(
@@ -158,6 +178,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
         reference=config.reference,
+        components=components,
         track=track,
         plots=tuple(out.plots),
         ft=dict(kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window, kweight=x.kweight),

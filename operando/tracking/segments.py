@@ -1,0 +1,166 @@
+"""Segments of a series and what each evidence channel says about each of them.
+
+A **segment** is a block of consecutive steps under one condition, or a part of
+such a block between change points.  Per segment and channel, the estimate is the
+mean of the usable steps and its uncertainty
+
+``err^2 = max(stat^2, s^2 / n) + s^2``
+
+where ``stat`` is the error of the mean from the steps' own errors (CN, fraction),
+``n`` the number of usable steps and ``s`` the **scatter of repeat scans within a
+condition**: the standard deviation of a single step about its segment mean, pooled
+over all segments of the series with repeats.  The second term is the systematic
+floor: what moves a whole condition (sample position, beam, normalisation range,
+fit start) is not averaged away by repeating scans, and the repeat scatter is the
+measured size of such effects.  A series without repeats uses the channel's
+documented floor instead (:class:`~.settings.TrackSettings`).  For CN, the bias an
+imperfect model leaves is the same for all steps of a phase and cancels in the
+differences the tracker tests; absolute claims go through the detection limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .changepoints import find_change_points
+from .channels import Channel
+from .evidence import Difference, two_sided_p
+from .settings import TrackSettings
+
+
+def split(block: np.ndarray, signal: np.ndarray, s: TrackSettings) -> tuple[np.ndarray, list[str]]:
+    """``(segment of every step, origin of every segment)``: blocks, split at change points
+    of ``signal`` when a block is long enough to find them."""
+    segment = np.zeros(block.size, dtype=int)
+    origin: list[str] = []
+    seg_id = -1
+    for b in range(int(block[-1]) + 1):
+        idx = np.flatnonzero(block == b)
+        cuts: list[int] = []
+        if np.isfinite(signal[idx]).sum() >= max(s.changepoint_min_steps, 2 * s.changepoint_min_size):
+            finite = np.isfinite(signal[idx])
+            found = find_change_points(signal[idx][finite], min_size=s.changepoint_min_size,
+                                       threshold=s.changepoint_z)
+            positions = np.flatnonzero(finite)
+            cuts = [int(positions[c]) for c in found]
+        bounds = [0] + cuts + [idx.size]
+        for j in range(len(bounds) - 1):
+            seg_id += 1
+            segment[idx[bounds[j]:bounds[j + 1]]] = seg_id
+            origin.append("condition" if j == 0 else "change point")
+    return segment, origin
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelStats:
+    """A channel per segment: ``mean``, ``err``, ``n`` usable steps, mean detection
+    ``limit`` (or None), and the repeat ``scatter`` (NaN: no repeats, floor used)."""
+
+    mean: np.ndarray
+    err: np.ndarray
+    n: np.ndarray
+    limit: np.ndarray | None
+    scatter: float
+
+
+def repeat_scatter(channel: Channel, segment: np.ndarray) -> float:
+    """Standard deviation of one step about its segment mean, pooled over the segments
+    with at least two usable steps (NaN with fewer than 2 degrees of freedom)."""
+    ss, dof = 0.0, 0
+    for g in np.unique(segment):
+        x = channel.value[segment == g]
+        x = x[np.isfinite(x)]
+        if x.size >= 2:
+            ss += float(np.sum((x - x.mean()) ** 2))
+            dof += x.size - 1
+    return math.sqrt(ss / dof) if dof >= 2 else math.nan
+
+
+def stats(channel: Channel, segment: np.ndarray, n_seg: int) -> ChannelStats:
+    """The channel's estimate and uncertainty in every segment (module docstring)."""
+    s = repeat_scatter(channel, segment)
+    mean, err, n = (np.full(n_seg, np.nan) for _ in range(3))
+    limit = None if channel.limit is None else np.full(n_seg, np.nan)
+    for g in range(n_seg):
+        idx = np.flatnonzero((segment == g) & channel.usable)
+        n[g] = idx.size
+        if idx.size == 0:
+            continue
+        x, e = channel.value[idx], channel.error[idx]
+        mean[g] = x.mean()
+        stat = math.sqrt(float(np.sum(e ** 2))) / idx.size if np.isfinite(e).all() else 0.0
+        if np.isfinite(s):
+            err[g] = math.sqrt(max(stat ** 2, s ** 2 / idx.size) + s ** 2)
+        else:
+            err[g] = math.hypot(stat, channel.floor)
+        if limit is not None and np.isfinite(channel.limit[idx]).any():
+            limit[g] = float(np.nanmean(channel.limit[idx]))
+    return ChannelStats(mean, err, n, limit, s)
+
+
+def difference(channel: Channel, st: ChannelStats, a: int, b: int) -> Difference:
+    """Segment ``b`` minus segment ``a`` in one channel, with its z and p."""
+    delta = st.mean[b] - st.mean[a]
+    err = math.hypot(st.err[a], st.err[b])
+    z = delta / err if err > 0 else math.nan
+    return Difference(channel.name, channel.label, channel.kind, channel.sign, float(delta),
+                      float(err), float(z), two_sided_p(z))
+
+
+def trend(channel: Channel, idx: np.ndarray, order: np.ndarray, st: ChannelStats
+          ) -> Difference | None:
+    """The change over a segment's steps in one channel: the least-squares slope against
+    ``order`` (time, else step), as the change from its first to its last step.
+
+    Its error is the larger of the residual scatter (Student's t with n - 2 degrees of
+    freedom, so a few steps cannot make a trend) and the steps' own errors with the
+    channel floor; under constant conditions a stable sample has no trend.
+    """
+    use = idx[channel.usable[idx]]
+    if use.size < 3:
+        return None
+    t, x = order[use].astype(float), channel.value[use]
+    t = t - t.mean()
+    sxx = float(np.sum(t ** 2))
+    if sxx <= 0:
+        return None
+    slope = float(np.sum(t * (x - x.mean())) / sxx)
+    resid = x - x.mean() - slope * t
+    dof = use.size - 2
+    sd = math.sqrt(float(np.sum(resid ** 2)) / dof) if dof > 0 else math.nan
+    per_step = channel.error[use]
+    own = math.sqrt(float(np.mean(per_step ** 2)) + channel.floor ** 2) \
+        if np.isfinite(per_step).all() else channel.floor
+    sigma = max(sd, own) if np.isfinite(sd) else own
+    span = float(t.max() - t.min())
+    delta = slope * span
+    err = sigma / math.sqrt(sxx) * span
+    z = delta / err if err > 0 else math.nan
+    return Difference(channel.name, channel.label, channel.kind, channel.sign, delta, err, z,
+                      two_sided_p(z, dof if sd >= own else None))
+
+
+def outliers(channels: list[Channel], all_stats: dict, segment: np.ndarray, s: TrackSettings
+             ) -> tuple[np.ndarray, list[str]]:
+    """Steps far from the median of their own condition's repeats (reported, kept)."""
+    n = segment.size
+    flag = np.zeros(n, dtype=bool)
+    why = [""] * n
+    for ch in channels:
+        scatter = all_stats[ch.name].scatter
+        if not np.isfinite(scatter) or scatter <= 0:
+            continue
+        for g in np.unique(segment):
+            idx = np.flatnonzero((segment == g) & ch.usable)
+            if idx.size < 3:
+                continue
+            dev = np.abs(ch.value[idx] - np.median(ch.value[idx])) / scatter
+            for i, d in zip(idx, dev):
+                if d > s.outlier_z:
+                    flag[i] = True
+                    why[i] = "; ".join(x for x in (why[i], f"{ch.label} {d:.1f} repeat scatters "
+                                                   "from its condition's median") if x)
+    return flag, why
