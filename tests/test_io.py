@@ -507,13 +507,13 @@ def test_big_table_readers_equal_line_by_line_reader(monkeypatch, reader):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from operando.io import _text
+    from operando.io import _rows, _text
 
     if reader == "arrow":
         pytest.importorskip("pyarrow")
         monkeypatch.setitem(__import__("sys").modules, "pyarrow", __import__("pyarrow"))
     else:
-        monkeypatch.setattr(_text, "_read_arrow_column", lambda raw: None)
+        monkeypatch.setattr(_rows, "_read_arrow_column", lambda raw: None)
 
     separators = st.sampled_from([" ", " ", " ", "  ", "\t", ",", ", ", ";"])
     tokens = st.sampled_from(_PLAIN_TOKENS)
@@ -531,10 +531,10 @@ def test_big_table_readers_equal_line_by_line_reader(monkeypatch, reader):
         body = "\n".join("".join(sep + tok for sep, tok in r).lstrip(" \t") for r in rows)
         raw = ("# energy a b c\n" + body + ("\n" if trailing_newline else "")).encode()
         with monkeypatch.context() as patch:
-            patch.setattr(_text, "_PANDAS_MIN_BYTES", 0)
+            patch.setattr(_rows, "_PANDAS_MIN_BYTES", 0)
             fast = _parse_outcome(raw)
         with monkeypatch.context() as patch:
-            patch.setattr(_text, "_rows_fast", lambda row_text: None)
+            patch.setattr(_text, "rows_fast", lambda row_text: None)
             slow = _parse_outcome(raw)
         assert fast == slow
 
@@ -546,12 +546,12 @@ def test_big_table_readers_read_a_matrix_file_exactly(tmp_path, monkeypatch, rea
     """A thousand-column matrix file (np.savetxt layout) above the size threshold: the
     fast readers give the bits float() gives, including awkward values; a ragged row
     anywhere is still the line-numbered error of the careful reader."""
-    from operando.io import _text
+    from operando.io import _rows, _text
 
     if reader != "arrow":
-        monkeypatch.setattr(_text, "_read_arrow_column", lambda raw: None)
+        monkeypatch.setattr(_rows, "_read_arrow_column", lambda raw: None)
     if reader == "table":
-        monkeypatch.setattr(_text, "_rows_pandas_flat", lambda rows: None)
+        monkeypatch.setattr(_rows, "_rows_pandas_flat", lambda rows: None)
 
     rng = np.random.default_rng(7)
     energy = np.linspace(8800.0, 9800.0, 150)
@@ -561,7 +561,7 @@ def test_big_table_readers_read_a_matrix_file_exactly(tmp_path, monkeypatch, rea
     rows[7] = rows[7].replace(rows[7].split()[9], "2.2250738585072011e-308", 1)
     header = "# energy " + " ".join(f"mu_{i:04d}" for i in range(1000))
     raw = (header + "\n" + "\n".join(rows) + "\n").encode()
-    assert len(raw) > _text._PANDAS_MIN_BYTES
+    assert len(raw) > _rows._PANDAS_MIN_BYTES
     table = _text.parse_text("m.dat", raw)
     expected = np.array([[float(t) for t in r.split()] for r in rows])
     assert table.data.tobytes() == expected.tobytes()
@@ -576,7 +576,7 @@ def test_big_table_readers_read_a_matrix_file_exactly(tmp_path, monkeypatch, rea
 
 
 def test_exact_float_option_by_pandas_version():
-    from operando.io._text import _exact_float_option
+    from operando.io._rows import _exact_float_option
 
     assert _exact_float_option("2.2.3") == {"float_precision": "round_trip"}
     assert _exact_float_option("3.0.1") == {"float_precision": "round_trip"}

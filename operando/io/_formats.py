@@ -13,7 +13,7 @@ from ..errors import ConfigError, OperandoError, ReadError
 from ..series import Series
 from ._scan import (Scan, angle_to_energy, clean_energy, column_index, energy_index,
                     scan_from_columns, to_ev, warn)
-from ._text import TextTable
+from ._headers import TextTable
 
 log = logging.getLogger(__name__)
 

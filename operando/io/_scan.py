@@ -434,6 +434,6 @@ def _normal_element(symbol) -> str | None:
 
 
 def _normal_edge(edge) -> str | None:
-    from ._text import _valid_edge
+    from ._headers import valid_edge
 
-    return _valid_edge(str(edge))
+    return valid_edge(str(edge))
