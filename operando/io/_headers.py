@@ -68,7 +68,7 @@ def _label_line(header_lines, ncols) -> list[str] | None:
     return None
 
 
-def _unique(labels: list[str]) -> list[str]:
+def unique_labels(labels: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
     for label in labels:
@@ -90,7 +90,7 @@ def parse_plain_header(table: TextTable, header_lines, ncols: int) -> None:
             header[match.group(1).strip()] = match.group(2).strip()
     table.header = header
     labels = _label_line(header_lines, ncols)
-    table.labels = _unique(labels or [f"col{i + 1}" for i in range(ncols)])
+    table.labels = unique_labels(labels or [f"col{i + 1}" for i in range(ncols)])
     if labels is None:
         log.info("%s: no label line with %d labels; columns named col1..col%d",
                  table.path.name, ncols, ncols)
@@ -253,7 +253,7 @@ def parse_xdi_header(table: TextTable, header_lines, ncols: int) -> None:
                     + ", ".join(labels[i - 1] for i in missing))
     if extra:
         _warn(path, f"'Column.N' field(s) {extra} beyond the {ncols} data columns; ignored")
-    table.labels = _unique(labels)
+    table.labels = unique_labels(labels)
     table.energy_units = column_units.get(1)
 
     lower = {k.lower(): v for k, v in fields.items()}

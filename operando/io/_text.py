@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReadError
+from ._fio import looks_like_fio, parse_fio
 from ._headers import TextTable, parse_plain_header, parse_xdi_header
 from ._rows import is_number, rows_fast, rows_line_by_line
 
@@ -74,10 +75,13 @@ def parse_text(path, raw: bytes) -> TextTable:
     ReadError
         Empty, binary, no numeric rows, a malformed row (wrong column count
         anywhere but the last row, a token that is not a number), or an XDI
-        file breaking the XDI header grammar.
+        file breaking the XDI header grammar.  DESY ``.fio`` content (found by
+        its ``%d`` section and ``Col 1`` line) goes to :func:`~._fio.parse_fio`.
     """
     path = Path(path)
     text = decode_text(path, raw)
+    if looks_like_fio(raw[:65536]):
+        return parse_fio(path, text)
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     is_xdi = bool(_XDI_VERSION.match(first.strip()))
