@@ -59,6 +59,10 @@ _ELEMENT = re.compile(r"(?:ch|chan|channel|mca|elem|element|det)_?(\d+)")
 _MCA_SUFFIX = re.compile(r"^(.*?)_?mca_?(\d+)$")
 _ICR = re.compile(r"(?:^|_)(?:icr|inputcounts|input_counts|inputcountrate)(?:_|$|\d)")
 _OCR = re.compile(r"(?:^|_)(?:ocr|outputcounts|output_counts|outputcountrate)(?:_|$|\d)")
+_DTF = re.compile(r"(?:^|_)(?:dtfactor|dt_factor|dtcfactor|deadtimefactor)(?:_|$|\d)")
+#: Per-element detector columns that are not regions of interest (GSECARS, Xspress3).
+_NOT_ROI = re.compile(r"^(?:clock|dtfactor|dt_factor|resetticks|allevent|realtime|livetime|"
+                      r"ltime|rtime|deadtime|dtc)(?:_|\d|$)")
 _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 
@@ -84,12 +88,13 @@ class MuPlan:
     it: int | None = None
     column: int | None = None                   # kind "mu"
     fluorescence: list[int] = field(default_factory=list)
-    dead_time: list[tuple[int, int]] = field(default_factory=list)   # (icr, ocr) per channel
+    # per channel: (icr, ocr) -> factor icr/ocr, or (dtfactor, None) -> that column
+    dead_time: list[tuple[int, int | None]] = field(default_factory=list)
     reference: tuple[int, int] | None = None    # (it, iref)
 
     def used(self) -> list[int]:
         cols = [self.i0, self.it, self.column, *self.fluorescence,
-                *(j for pair in self.dead_time for j in pair)]
+                *(j for pair in self.dead_time for j in pair if j is not None)]
         return [j for j in cols if j is not None]
 
     def formula(self, labels) -> str:
@@ -100,7 +105,8 @@ class MuPlan:
         if self.kind == "mu":
             return name(self.column)
         terms = [name(j) if not self.dead_time else
-                 f"{name(j)}*{name(self.dead_time[k][0])}/{name(self.dead_time[k][1])}"
+                 f"{name(j)}*{name(self.dead_time[k][0])}" + (
+                     f"/{name(self.dead_time[k][1])}" if self.dead_time[k][1] is not None else "")
                  for k, j in enumerate(self.fluorescence)]
         if len(terms) > 4:
             terms = terms[:3] + [f"... ({len(terms)} channels)"]
@@ -117,8 +123,9 @@ class MuPlan:
                 for k, j in enumerate(self.fluorescence):
                     signal = rows[:, j]
                     if self.dead_time:
-                        icr, ocr = self.dead_time[k]
-                        signal = signal * rows[:, icr] / rows[:, ocr]
+                        a, b = self.dead_time[k]
+                        factor = rows[:, a] if b is None else rows[:, a] / rows[:, b]
+                        signal = signal * factor
                     total = total + signal
                 mu = total / rows[:, self.i0]
             else:
@@ -245,22 +252,23 @@ def _is_roi(label) -> bool:
 
 
 def _channel_groups(labels) -> dict:
-    """Detector channels grouped by region of interest: {roi: [(index, element or None)]}."""
+    """Detector channels grouped by detector and region of interest:
+    ``{group: [(index, element number or None for a beamline-summed ROI)]}``."""
     groups: dict = {}
     for i, label in enumerate(labels):
         k = key(label)
-        if _ICR.search(k) or _OCR.search(k):
-            continue
-        roi = _ROI.search(k)
-        if roi:
-            rest = k[:roi.start()] + k[roi.end():]
-            element = _ELEMENT.search(rest)
-            groups.setdefault(f"roi{roi.group(1)}", []).append(
-                (i, int(element.group(1)) if element else None))
+        if _ICR.search(k) or _OCR.search(k) or _DTF.search(k) or _NOT_ROI.match(k):
             continue
         mca = _MCA_SUFFIX.match(k)
+        roi = _ROI.search(k)
         if mca:
-            groups.setdefault(mca.group(1) or "mca", []).append((i, int(mca.group(2))))
+            group = mca.group(1) or "mca"
+        elif roi:
+            rest = k[:roi.start()] + k[roi.end():]
+            group = _ELEMENT.sub("", rest) + f"roi{roi.group(1)}"
+        else:
+            continue
+        groups.setdefault(group, []).append((i, _channel_number(k)))
     return groups
 
 
@@ -317,8 +325,13 @@ def _fluorescence(path, labels, picked, i0, roles, dead_time, ref) -> MuPlan:
                   reference=ref)
 
 
-def _dead_time_pairs(path, labels, picked, roles, required: bool) -> list[tuple[int, int]]:
-    """(icr, ocr) column per channel, paired by detector element number; [] when absent."""
+def _dead_time_pairs(path, labels, picked, roles, required: bool) -> list:
+    """Dead-time columns per channel, paired by detector element number; [] when absent.
+
+    Per channel: ``(icr, ocr)`` when the file has both count rates, else
+    ``(dtfactor, None)`` when it has the factor ICR/OCR itself (GSECARS
+    ``DTFactor_mcaN``).  An OCR without ICR or factor cannot correct anything.
+    """
     if roles["icr"] or roles["ocr"]:
         icr, ocr = roles["icr"], roles["ocr"]
         if len(icr) != len(picked) or len(ocr) != len(picked):
@@ -329,30 +342,39 @@ def _dead_time_pairs(path, labels, picked, roles, required: bool) -> list[tuple[
     keys = [key(label) for label in labels]
     icr = {_element_number(k): i for i, k in enumerate(keys) if _ICR.search(k)}
     ocr = {_element_number(k): i for i, k in enumerate(keys) if _OCR.search(k)}
-    if not icr and not ocr:
+    dtf = {_element_number(k): i for i, k in enumerate(keys) if _DTF.search(k)}
+    sources = [(icr.keys() & ocr.keys(), lambda n: (icr[n], ocr[n])),
+               (set(dtf), lambda n: (dtf[n], None))]
+    if not (icr and ocr) and not dtf:
         if required:
-            raise ConfigError(f"{path}: dead_time=True but the file has no ICR/OCR columns "
-                              f"(columns: {short_list(labels, 8, quote=True)})")
+            raise ConfigError(f"{path}: dead_time=True but the file has no ICR/OCR or "
+                              f"DTFactor columns (columns: {short_list(labels, 8, quote=True)})")
         return []
-    if len(picked) == 1 and len(icr) == 1 and len(ocr) == 1:
-        return [(next(iter(icr.values())), next(iter(ocr.values())))]
-    pairs, missing = [], []
-    for j in picked:
-        k = keys[j]
-        roi = _ROI.search(k)
-        rest = k[:roi.start()] + k[roi.end():] if roi else k
-        element = _ELEMENT.search(rest) or _MCA_SUFFIX.match(k)
-        number = int(element.group(element.lastindex)) if element else None
-        if number in icr and number in ocr:
-            pairs.append((icr[number], ocr[number]))
-        else:
-            missing.append(labels[j])
-    if missing:
-        raise ConfigError(f"{path}: cannot pair fluorescence channel(s) "
-                          f"{short_list(missing, quote=True)} with ICR/OCR columns by element "
-                          "number; give them with channels={'icr': [...], 'ocr': [...]} or "
-                          "pass dead_time=False")
-    return pairs
+    numbers = [_channel_number(keys[j]) for j in picked]
+    if len(picked) == 1 and numbers[0] is None:
+        for found, make in sources:
+            if len(found) == 1:
+                return [make(next(iter(found)))]
+    for found, make in sources:
+        if found and all(n in found for n in numbers):
+            return [make(n) for n in numbers]
+    missing = [labels[j] for j, n in zip(picked, numbers)
+               if not any(n in found for found, _ in sources)]
+    raise ConfigError(f"{path}: cannot pair fluorescence channel(s) "
+                      f"{short_list(missing or [labels[j] for j in picked], quote=True)} with "
+                      "ICR/OCR or DTFactor columns by element number; give them with "
+                      "channels={'icr': [...], 'ocr': [...]} or pass dead_time=False")
+
+
+def _channel_number(k: str) -> int | None:
+    """The detector element of a channel label (``xs_ch03_roi01`` -> 3, ``feka_mca2`` -> 2)."""
+    mca = _MCA_SUFFIX.match(k)
+    if mca:
+        return int(mca.group(2))
+    roi = _ROI.search(k)
+    rest = k[:roi.start()] + k[roi.end():] if roi else k
+    element = _ELEMENT.search(rest)
+    return int(element.group(1)) if element else None
 
 
 def _element_number(k: str) -> int | None:

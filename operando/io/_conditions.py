@@ -218,7 +218,7 @@ def attach(base: pd.DataFrame, table: pd.DataFrame | None, prefer: str,
         candidates = []
         for i, f in enumerate(base["file"]):
             f = str(f)
-            cands = [f, Path(f.split("#")[0]).name, Path(f).stem]
+            cands = [f, Path(f.split("#")[0]).name, Path(f).stem, _inner_stem(Path(f))]
             if "#" in f:
                 cands.append(f.split("#", 1)[1])
             if labels:

@@ -113,7 +113,7 @@ def describe_edges(scans, guess: bool = False) -> str:
         el, ed = scan.element, scan.edge
         if guess and not el:
             el, ed = _guess(scan)
-        label = " ".join(x for x in (el, ed) if x) or "unknown edge"
+        label = " ".join(x for x in (el, ed) if x) or "edge not in header"
         groups.setdefault(label, []).append(scan.file)
     return "; ".join(f"{label} ({len(files)}: {short_list(files, 3)})"
                      for label, files in sorted(groups.items()))
