@@ -488,3 +488,60 @@ def test_athena_project_settings_in_metadata(shared_data):
     # Athena's bkg_nnorm counts polynomial terms (3 = quadratic): Larch's nnorm is 2
     assert au.metadata["project_settings"]["d_0_12"]["nnorm"] == 2
     assert au.metadata["project_settings"]["d_0_12"]["e0"] == 11918.952
+
+
+# ------------------------------------------------------------------- 9809 format
+_PF9A_HEADER = """  9809     KEK-PF   BL9A
+ Fe010           22.05.11 17:26 - 22.05.11 18:33 Serial#KEKPF-BL9A_030107
+ F2T0
+ Ring :   2.5 GeV   425.1 mA -  449.9 mA
+ Mono :   Si(111)       D=  3.13551 A    Initial angle= 13.93250 deg
+ BL9A      Fluorescence( 3)   Repetition=  1     Points= 1426
+ Param file : Std-EXAFS       energy axis(2)     Block =    6
+
+ Block      Init-Eng  Final-Eng      Step/eV     Time/s       Num
+     1        6606.20   7061.20         6.50       1.00        70
+     2        7061.20   7076.20         1.00       1.00        15
+     3        7076.20   7181.20         0.10       2.00      1050
+     4        7181.20   7211.20         1.00       2.00        30
+     5        7211.20   7611.20         2.50       3.00       160
+     6        7611.20   8211.20         6.00       3.00       101
+ Ortec(-1)     NDCH = 3
+  Angle(c)  Angle(o)    time/s         2         3
+      Mode         0         0         1         3
+    Offset         0         0  7753.700  7157.100
+"""
+
+
+def test_9809_format_of_kek_pf(tmp_path, shared_data):
+    """KEK-PF BL9A fluorescence (xraylarch examples/xafsdata/beamlines/PF9A_2022.dat
+    header), counts made from the real Fe foil spectrum: angles descending as written,
+    energy from the read angle and D, mu = if/i0 (mode 3 over mode 1)."""
+    from larch.io import read_xdi
+
+    g = read_xdi(str(shared_data / "references" / "fe_foil_rt_2016foils.xdi"))
+    energy, mu = g.energy, np.log(g.i0 / g.itrans)
+    hc, d = 12398.419843, 3.13551
+    angle = np.degrees(np.arcsin(hc / (2 * d * energy)))
+    i0 = np.round(1.7e6 * (1 + 0.02 * np.sin(energy / 50)))
+    fluor = np.round(i0 * (mu - mu.min() + 0.05) * 0.01)
+    rows = "\n".join(f"  {a:8.5f}  {a + 2e-5:8.5f}      1.00  {p:8.0f}  {q:8.0f}"
+                     for a, p, q in zip(angle[::-1], i0[::-1], fluor[::-1]))
+    path = tmp_path / "Fe010.dat"
+    path.write_text(_PF9A_HEADER + rows + "\n")
+    series = read_series(path, element="Fe", edge="K")
+    assert series.metadata["format"] == "9809" and series.metadata["mu_from"] == "fluorescence"
+    assert series.metadata["mu_formula"] == "if/i0"
+    header = series.metadata["header"]
+    assert header["start_time"] == "2022-05-11T17:26:00"
+    assert header["modes"] == {"2": 1, "3": 3} and header["offsets"]["2"] == "7753.700"
+    read_angle = np.round(angle + 2e-5, 5)
+    np.testing.assert_allclose(series.energy, np.sort(hc / (2 * d * np.sin(np.radians(
+        read_angle)))), rtol=1e-13)
+    # 5 decimals of angle: within 0.02 eV of the real energies near 7.1 keV
+    np.testing.assert_allclose(series.energy, energy, atol=0.02)
+    np.testing.assert_allclose(series.mu[0], fluor / i0, rtol=1e-12)
+    # modes 1 and 2: a transmission scan
+    path.write_text(_PF9A_HEADER.replace("1         3\n", "1         2\n") + rows + "\n")
+    transmission = read_series(path, element="Fe", edge="K")
+    np.testing.assert_allclose(transmission.mu[0], np.log(i0 / fluor), rtol=1e-12)

@@ -5,7 +5,8 @@
 ``"columns"`` / ``"xdi"`` / ``"fio"``
     A folder, glob or list of per-scan text column files (XDI, plain columns
     with a ``#`` label line, NSLS-II QAS/ISS headers, DESY ``.fio`` with its
-    ``Col N NAME TYPE`` lines), one spectrum per file; or a single such file
+    ``Col N NAME TYPE`` lines, the KEK-PF/SPring-8 "9809" format with its
+    angle columns and channel modes), one spectrum per file; or a single such file
     (a 1-step series).  Conditions CSV keyed by ``file`` (basename).  Order:
     an explicit list keeps its order; a folder or glob follows the conditions
     table's rows when given, else natural name order (``scan_2`` before

@@ -93,7 +93,7 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
         table = table[~table["file"].astype(str).str.strip().isin(gone)]
     conditions = attach(base, table, "file")
     kinds = {s.kind for s in scans}
-    fmt = next(iter(kinds)) if len(kinds) == 1 and kinds <= {"xdi", "fio"} else "columns"
+    fmt = next(iter(kinds)) if len(kinds) == 1 and kinds <= {"xdi", "fio", "9809"} else "columns"
     return assemble(source, scans, conditions, fmt, element, edge, skipped)
 
 

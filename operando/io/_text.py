@@ -19,6 +19,7 @@ from ..errors import ReadError
 from ._fio import looks_like_fio, parse_fio
 from ._headers import TextTable, parse_plain_header, parse_xdi_header
 from ._rows import is_number, rows_fast, rows_line_by_line
+from ._x9809 import looks_like_9809, parse_9809
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,15 @@ def parse_text(path, raw: bytes) -> TextTable:
         Empty, binary, no numeric rows, a malformed row (wrong column count
         anywhere but the last row, a token that is not a number), or an XDI
         file breaking the XDI header grammar.  DESY ``.fio`` content (found by
-        its ``%d`` section and ``Col 1`` line) goes to :func:`~._fio.parse_fio`.
+        its ``%d`` section and ``Col 1`` line) goes to :func:`~._fio.parse_fio`, the
+        9809 format of KEK-PF/SPring-8 to :func:`~._x9809.parse_9809`.
     """
     path = Path(path)
     text = decode_text(path, raw)
     if looks_like_fio(raw[:65536]):
         return parse_fio(path, text)
+    if looks_like_9809(raw[:200]):
+        return parse_9809(path, text)
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     is_xdi = bool(_XDI_VERSION.match(first.strip()))
