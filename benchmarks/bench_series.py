@@ -55,7 +55,7 @@ def make_series(which: str, n: int, seed: int):
 
 def _local_series(which: str, n: int, seed: int):
     """Arctangent edge + two first-shell paths (batch PathTable) + Gaussian noise."""
-    from operando.batch import tabulate_path
+    from operando.exafs.batch import tabulate_path
     from operando.feffpaths import path_for_shell
     from operando.series import Series, default_conditions
 
@@ -78,7 +78,7 @@ def _local_series(which: str, n: int, seed: int):
 def fast_chain(series, model, s02, lap=None, executor=None, workers=1):
     """read-independent part of the fast pipeline: normalise + white line, background + FT, fit."""
     from operando import exafs, xanes
-    from operando.batch import batch_xftf
+    from operando.exafs.batch import batch_xftf
 
     lap = lap or (lambda name: None)
     norm = xanes.normalize(series, e0=E0_POLICY, engine="fast")

@@ -1,10 +1,11 @@
 """operando: operando XAS series -> white lines, EXAFS shells, single-atom <-> cluster transitions.
 
 The public API is the names in ``__all__``.  They are imported on first use
-(PEP 562), so ``import operando`` and the CLI start fast: xraylarch,
-matplotlib and the fitting machinery load only when a stage that needs them
-runs.  Submodules (``operando.plotting``, ``operando.pipeline``, ...) are
-available as attributes the same way.
+(PEP 562): xraylarch, matplotlib and the fitting machinery load only when a
+stage that needs them runs.  The stage packages (``operando.xanes``,
+``operando.exafs``, ``operando.pipeline``, ...) are available as attributes the
+same way; ``operando.plotting``, ``.report``, ``.export``, ``.batch`` and
+``.runstore`` name the packages those modules moved to.
 """
 
 from importlib import import_module
@@ -29,7 +30,10 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "xanes", "exafs", "feffpaths", "tracking", "simulate", "config", "pipeline",
-               "plotting", "report", "export", "batch", "runstore", "series", "cli"}
+               "viz", "series", "cli"}
+#: Names of modules before the package was split into stages, kept as aliases.
+_MOVED = {"plotting": "viz", "report": "viz", "export": "viz", "batch": "exafs.batch",
+          "runstore": "pipeline.store"}
 
 __all__ = sorted(_WHERE) + [
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
@@ -42,6 +46,8 @@ def __getattr__(name: str):
         value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
     elif name in _SUBMODULES:
         value = import_module(f".{name}", __name__)
+    elif name in _MOVED:
+        value = import_module(f".{_MOVED[name]}", __name__)
     else:
         raise AttributeError(f"module 'operando' has no attribute {name!r}")
     globals()[name] = value
@@ -49,4 +55,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES | set(_MOVED))

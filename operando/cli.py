@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -29,79 +28,11 @@ SCHEDULER_TIMEOUT = "20s"
 #: The sample series of a source checkout (absent from an installed wheel).
 REPO_SAMPLES = Path(__file__).resolve().parents[1] / "sample_spectra"
 
-#: The demo series: folder under sample_spectra -> run configuration (paths
-#: relative to that folder).
-DEMOS = {
-    "pt_co_oxidation": """
-[series]
-source = "."
-pattern = "pt_co_oxidation_*.xdi"
-conditions = "conditions.csv"
-element = "Pt"
-edge = "L3"
-
-[normalize]
-e0 = "first"
-calibrate = true          # align every scan on its Pt foil (irefer) edge
-# Explicit normalisation range (eV above e0).  Checked against truth.csv: edge_step
-# within -2.0..-1.3 % and wl_height within +0.4..+1.0 % of the truth for every step;
-# the default (norm1 = 25, norm2 = last point) spreads over -3.3..-0.9 % and -0.1..+2.3 %,
-# i.e. the white-line contrast between gas segments is distorted by up to 2 %.
-norm1 = 100.0
-norm2 = 800.0
-nnorm = 2
-
-[reference]
-file = "pt_foil.xdi"
-shell = "Pt-Pt"
-cn = 12
-
-[exafs]
-shells = ["Pt-O", "Pt-Pt"]
-kmin = 3.0
-kmax = 12.0
-kweight = 2
-rmin = 1.2
-rmax = 3.2
-
-[run]
-chunk_size = 4
-""",
-    "cu_nc_potential": """
-[series]
-source = "cu_nc_potential.dat"
-conditions = "conditions.csv"
-element = "Cu"
-edge = "K"
-reference = "cu_nc_reference.dat"  # Cu foil channel: one column per step, same layout
-
-[normalize]
-e0 = "first"
-calibrate = true          # align every scan on its Cu foil edge (8979 eV)
-# The default norm1 (25 eV) sits on the Cu K post-edge oscillations and underestimates the
-# edge step by 3-6 % (white line 3-5 % too high); 150-800 eV with a quadratic gives edge_step
-# within -1.2..0 % and wl_height within -0.3..+0.7 % of truth.csv for every step.
-norm1 = 150.0
-norm2 = 800.0
-nnorm = 2
-
-[reference]
-file = "cu_foil.xdi"
-shell = "Cu-Cu"
-cn = 12
-
-[exafs]
-shells = ["Cu-N", "Cu-Cu"]
-kmin = 3.0
-kmax = 11.0
-kweight = 2
-rmin = 1.2
-rmax = 3.0
-
-[run]
-chunk_size = 9
-""",
-}
+#: The demo series: folder under sample_spectra -> its run configuration, a TOML file in
+#: the package data (paths relative to that folder).
+DEMO_DIR = Path(__file__).resolve().parent / "data" / "demos"
+DEMOS = {name: (DEMO_DIR / f"{name}.toml").read_text(encoding="utf-8")
+         for name in ("pt_co_oxidation", "cu_nc_potential")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,9 +84,9 @@ def _non_negative_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``operando`` command; returns the exit code."""
     # Pin BLAS to one thread before numpy loads (unless the user set it): the engine's
-    # matrix products are small and memory-bound, parallelism comes from worker
-    # processes, and it spares the run threadpoolctl's library scan (~0.3 s).
-    from ._blas import pin_before_numpy
+    # matrix products are small and memory-bound, and parallelism comes from worker
+    # processes (which inherit the setting).
+    from ._util.blas import pin_before_numpy
 
     pin_before_numpy()
     parser = build_parser()
@@ -185,25 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """The ``operando`` command: :func:`main`, then leave without tearing down.
-
-    Freeing every module and object of a run (numpy, pandas, matplotlib, the
-    results) at interpreter exit takes ~0.2 s, a tenth of a 1,000-spectrum
-    run; the operating system reclaims it all at once.  Every output is already
-    closed and moved into place when :func:`main` returns; the exit handlers
-    (logging, multiprocessing) still run and the standard streams are flushed.
-    An unexpected exception leaves through the normal path, with its traceback.
-    """
-    import atexit
-
-    code = main()
-    try:
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 - fall back to the ordinary exit
-        sys.exit(code)
-    os._exit(code)
+    """The ``operando`` command."""
+    sys.exit(main())
 
 
 def _one_line(exc: BaseException) -> str:
@@ -215,20 +129,6 @@ def _progress(args):
 
 
 def _cmd_run(args) -> int:
-    from . import _figure_server
-
-    if args.scheduler is None and _wants_figures(args):
-        # Before the imports below (~0.5 s): the figure server imports on the idle core.
-        _figure_server.prestart()
-    try:
-        return _run_configured(args)
-    finally:  # a run takes the server over; one never taken (bad config) is ended here
-        leftover = _figure_server.take_prestarted()
-        if leftover is not None:
-            leftover.stop()
-
-
-def _run_configured(args) -> int:
     from .config import load_config
     from .pipeline import run
 
@@ -249,22 +149,6 @@ def _run_configured(args) -> int:
                      progress=_progress(args))
     _print_summary(result)
     return EXIT_OK
-
-
-def _wants_figures(args) -> bool:
-    """Will this run draw figures in more than one process?  A hint from the raw
-    TOML, read before the configuration module (and numpy, pandas) is imported;
-    the run checks again and stops a server it does not need."""
-    import tomllib
-
-    try:
-        with open(args.config, "rb") as fh:
-            raw = tomllib.load(fh)
-        plots = raw.get("output", {}).get("plots", ["png"])
-        workers = args.workers if args.workers is not None else raw.get("run", {}).get("workers", 0)
-    except (OSError, ValueError, AttributeError):
-        return False  # not a usable configuration: load_config says why
-    return bool(plots) and workers != 1
 
 
 def _dask_client(address: str):

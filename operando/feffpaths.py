@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._util.elements import SYMBOLS, atomic_number
 from .errors import ConfigError, DataError, ReadError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class FeffPath:
 
 def default_edge(element: str) -> str:
     """The edge usually measured for an element: K up to Sn (Z = 50), L3 above."""
-    return "K" if _atomic_number(element) <= 50 else "L3"
+    return "K" if atomic_number(element) <= 50 else "L3"
 
 
 def default_distance(absorber: str, scatterer: str) -> float:
@@ -128,7 +129,7 @@ def parse_label(label: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"shell {label!r} is not of the form 'Absorber-Scatterer', e.g. 'Pt-O'")
     for symbol in parts:
-        _atomic_number(symbol)
+        atomic_number(symbol)
     return parts[0], parts[1]
 
 
@@ -161,8 +162,8 @@ def feff_path(
     -------
     FeffPath
     """
-    _atomic_number(absorber)
-    _atomic_number(scatterer)
+    atomic_number(absorber)
+    atomic_number(scatterer)
     edge = (edge or default_edge(absorber)).upper()
     if edge not in _HOLES:
         raise ConfigError(f"edge {edge!r} is not one of {sorted(_HOLES)}")
@@ -262,25 +263,6 @@ def build_shipped_paths() -> list[Path]:
 
 
 # ----------------------------------------------------------------- internals
-#: Element symbols by atomic number (index 0 unused).  A table rather than xraydb,
-#: whose import (~0.5 s, via sqlalchemy) would dominate the start of a fast run.
-_SYMBOLS = (
-    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
-    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm "
-    "Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U "
-    "Np Pu Am Cm Bk Cf"
-).split()
-_Z = {symbol: z for z, symbol in enumerate(_SYMBOLS) if z > 0}
-_SYMBOL_BY_LOWER_CASE = {symbol.lower(): symbol for symbol in _Z}
-
-
-def _atomic_number(symbol: str) -> int:
-    try:
-        return _Z[str(symbol).strip()]
-    except KeyError:
-        raise ConfigError(f"{symbol!r} is not an element symbol (H to Cf, e.g. 'Pt', 'O')") from None
-
-
 def _cache_key(absorber, scatterer, distance, edge, geometry) -> str:
     payload = json.dumps([absorber, scatterer, round(distance, 4), edge, geometry, "feff6l", 1])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -312,7 +294,7 @@ def _run_feff(absorber, scatterer, distance, edge, geometry) -> Path:
     """Run feff6l in a fresh folder; return the first-shell path file."""
     from larch.xafs import feff6l
 
-    z_abs, z_sc = _atomic_number(absorber), _atomic_number(scatterer)
+    z_abs, z_sc = atomic_number(absorber), atomic_number(scatterer)
     positions = _cluster(absorber, scatterer, distance, geometry)
     lines = [
         f"TITLE operando model: {absorber}-{scatterer} {geometry} {distance:.4f} A",

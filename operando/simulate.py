@@ -405,7 +405,7 @@ class SeriesSpec:
 
 @lru_cache(maxsize=None)
 def _tabulated_e0(element: str, edge: str) -> float:
-    from ._edges import edge_energy
+    from ._util.elements import edge_energy
 
     return edge_energy(element, edge)
 

@@ -12,6 +12,8 @@ import pytest
 
 from operando import exafs
 from operando.errors import ConfigError
+from operando.exafs.engines.larch import _fit_robust, _fit_step
+from operando.exafs.model import resolve_paths
 from operando.feffpaths import path_for_shell
 from operando.series import Series, default_conditions
 
@@ -258,13 +260,13 @@ def test_same_numbers_as_a_hand_written_larch_fit(synthetic_fit):
 def test_retry_rescues_a_bad_start():
     chi = chi_series_of([synthetic_chi(TRUTH["mixed"], 2)])
     model = exafs.ShellModel(**CU_MODEL)
-    paths = exafs._resolve_paths(model)
+    paths = resolve_paths(model)
     # A start pinned against every bound lands on a bad local minimum.
     bad = {"Cu-N": {"cn": 15.0, "dr": 0.24, "sigma2": 0.029, "de0": 9.5},
            "Cu-Cu": {"cn": 0.3, "dr": -0.24, "sigma2": 0.0011, "de0": 9.5}}
-    plain = exafs._fit_step(K, chi.chi[0], model, paths, s02=S02_TRUE, start=bad)
+    plain = _fit_step(K, chi.chi[0], model, paths, s02=S02_TRUE, start=bad)
     assert not plain["fit_ok"] and "at bound" in plain["fit_message"]  # the trap is real
-    row = exafs._fit_robust(K, chi.chi[0], model, paths, S02_TRUE, bad, [],
+    row = _fit_robust(K, chi.chi[0], model, paths, S02_TRUE, bad, [],
                             dict(retries=4, rfactor_jump=3.0, rfactor_floor=0.02))
     assert row["fit_ok"], row["fit_message"]
     assert abs(row["cn_Cu-Cu"] - 4.0) <= 1.0

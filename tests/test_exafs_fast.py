@@ -165,7 +165,7 @@ def test_fast_engine_settings_and_unsupported_features(sample):
     with pytest.raises(ConfigError, match="fit_space='q'.*engine='fast'"):
         exafs.fit_shells(chi, exafs.ShellModel(shells=sample["model"].labels, fit_space="q"),
                          s02=0.9, engine="fast")
-    with pytest.raises(ConfigError, match="fit_shells_segment.*engine='fast'"):
+    with pytest.raises(ConfigError, match="joint fits.*engine='fast'"):
         exafs.fit_shells_segment(chi, sample["model"], s02=0.9, engine="fast")
     with pytest.raises(ConfigError, match="engine"):
         exafs.fit_shells(chi, sample["model"], s02=0.9, engine="gpu")
@@ -260,12 +260,12 @@ def test_background_spline_start_above_a_strong_white_line():
     assert spline_from_1["cn_Pt-O"].iloc[0] == pytest.approx(4.0, abs=0.15)
 
 
-def test_chi2_quantile_without_scipy_matches_scipy():
-    """The absent-shell (Hamilton) test's chi-square 95 % quantile: closed-form tail and
-    Newton for even dof (no scipy import), scipy.special for odd dof."""
+def test_chi2_quantile_matches_scipy_stats():
+    """The one chi-square quantile of the fit statistics (both engines' Hamilton test)."""
     from scipy.stats import chi2
 
-    from operando._exafs_fast import _chi2_ppf95
+    from operando._util.stats import chi2_ppf
 
     for dof in range(1, 41):
-        assert _chi2_ppf95(dof) == pytest.approx(chi2.ppf(0.95, dof), rel=1e-13), dof
+        for q in (0.68, 0.95, 0.99):
+            assert chi2_ppf(q, dof) == pytest.approx(chi2.ppf(q, dof), rel=1e-12), (q, dof)

@@ -63,7 +63,7 @@ def test_element_table_agrees_with_xraydb():
     """The built-in symbol table (kept to avoid importing xraydb at start-up) is xraydb's."""
     import xraydb
 
-    from operando.feffpaths import _SYMBOLS, _atomic_number
+    from operando._util.elements import SYMBOLS as _SYMBOLS, atomic_number as _atomic_number
 
     for z, symbol in enumerate(_SYMBOLS[1:], start=1):
         assert _atomic_number(symbol) == xraydb.atomic_number(symbol) == z
@@ -73,8 +73,8 @@ def test_edge_table_agrees_with_xraydb():
     """The shipped edge table (kept to avoid importing xraydb at start-up) is xraydb's."""
     import xraydb
 
-    from operando._edges import EDGES, edge_energy
-    from operando.feffpaths import _SYMBOLS
+    from operando._util.elements import EDGES, edge_energy
+    from operando._util.elements import SYMBOLS as _SYMBOLS
 
     for symbol in _SYMBOLS[1:]:
         for name, edge in xraydb.xray_edges(symbol).items():

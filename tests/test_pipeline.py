@@ -1,11 +1,9 @@
 """The pipeline end to end: run folder, checkpoints, interruption, resume, CLI."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +16,7 @@ from operando import pipeline
 from operando.config import load_config
 from operando.errors import ConfigError, OperandoError
 from operando.pipeline import RunInterrupted, run
+from operando.pipeline import steps as steps_module
 
 ROOT = Path(__file__).resolve().parents[1]
 N_GOOD = 10  # spectra in the small series (plus one flat frame and one unreadable file)
@@ -84,15 +83,15 @@ def _config(project, out="out", **run):
 def _count_analyse(monkeypatch, fail_at_call=None):
     """Wrap the per-chunk analysis: count calls, optionally Ctrl-C on call k."""
     calls = []
-    real = pipeline._analyse
+    real = steps_module.analyse
 
-    def wrapper(stages, config, shared, series, *args):
+    def wrapper(series, *args):
         calls.append([int(s) for s in series.steps])
         if fail_at_call is not None and len(calls) == fail_at_call:
             raise KeyboardInterrupt
-        return real(stages, config, shared, series, *args)
+        return real(series, *args)
 
-    monkeypatch.setattr(pipeline, "_analyse", wrapper)
+    monkeypatch.setattr(steps_module, "analyse", wrapper)
     return calls
 
 
@@ -170,11 +169,12 @@ CHILD = """
 import sys, time
 from operando import pipeline
 from operando.config import load_config
-real = pipeline._analyse
+from operando.pipeline import steps
+real = steps.analyse
 def slow(*args):
     time.sleep(0.25)
     return real(*args)
-pipeline._analyse = slow
+steps.analyse = slow
 if sys.argv[1] == "cli":
     from operando.cli import main
     sys.exit(main(sys.argv[2:]))
@@ -337,14 +337,14 @@ def test_exafs_run_on_simulated_pt_series(tmp_path):
 
 def test_chunk_failure_is_retried_step_by_step(project, monkeypatch):
     """A chunk that raises is redone per step: only the guilty step fails, with a reason."""
-    real = pipeline._analyse
+    real = steps_module.analyse
 
-    def fragile(stages, config, shared, series, *args):
+    def fragile(series, *args):
         if 7 in series.steps.tolist():
             raise ValueError("synthetic failure on step 7")
-        return real(stages, config, shared, series, *args)
+        return real(series, *args)
 
-    monkeypatch.setattr(pipeline, "_analyse", fragile)
+    monkeypatch.setattr(steps_module, "analyse", fragile)
     result = run(_config(project, "fragile"), progress=False)
     steps = result.steps.set_index("step")
     assert not steps.loc[7, "ok"]
@@ -379,14 +379,11 @@ def test_demo_configs_are_valid_and_samples_regenerate(tmp_path, monkeypatch):
 
 def test_auto_chunk_size_and_athena(project, monkeypatch):
     """chunk_size = "auto" resolves from n_steps (recorded, hashed); athena = "auto" skips
-    long series with a note; optional stages are not imported when unused."""
+    long series with a note."""
     cfg = _config(project, out="auto", chunk_size="auto").with_output(plots=[], report=False)
     assert cfg.chunk_size_for(N_GOOD + 1) == 256  # fast engines: at least 256 steps
     assert cfg.chunk_size_for(10_000) == 2000 and cfg.chunk_size_for(1000) == 500
-    monkeypatch.setattr("operando.config.ATHENA_AUTO_MAX_STEPS", 5)
-    monkeypatch.setattr(pipeline, "ATHENA_AUTO_MAX_STEPS", 5)
-    stages = pipeline._stages()
-    monkeypatch.setattr(pipeline, "_stages", lambda: stages)
+    monkeypatch.setattr("operando.config.sections.ATHENA_AUTO_MAX_STEPS", 5)
     result = run(cfg)
     assert result.settings["resolved"]["chunk_size"] == 256
     assert result.settings["resolved"]["athena"] is False
@@ -394,8 +391,6 @@ def test_auto_chunk_size_and_athena(project, monkeypatch):
     assert result.summary["chunks_total"] == 1
     assert not (result.dir / "athena.prj").exists()
     assert any("Athena export skipped" in n and "athena = true" in n for n in result.summary["notes"])
-    # Neither plots, report nor Athena export: their modules were never loaded.
-    assert {"plotting", "report", "export"}.isdisjoint(vars(stages))
     forced = run(cfg.with_output(dir=project / "forced", athena=True))
     assert (forced.dir / "athena.prj").stat().st_size > 0
 
@@ -411,7 +406,7 @@ def test_demo_runs_twice(tmp_path, capsys):
     assert capsys.readouterr().out.count("chunks resumed from checkpoints") == 2
 
 
-# ------------------------------------------------------------ figures in a fork
+# ------------------------------------------------------------------- figures
 def _pt_figures_config(tmp_path, out, **run_settings):
     simulate = pytest.importorskip("operando.simulate")
     folder = tmp_path / "samples" / "pt_co_oxidation"
@@ -427,163 +422,24 @@ def _pt_figures_config(tmp_path, out, **run_settings):
     }, base_dir=folder)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_figure_server_draws_what_one_process_draws(tmp_path, monkeypatch):
-    """The figure server (and its fork for the summary) writes the same files, in the
-    same order, as a one-process run, and its answer reaches the run."""
-    answers = []
-    from operando._figure_server import FigureServer
-
-    real = FigureServer.result
-
-    def spy(self):
-        answer = real(self)
-        answers.append(answer)
-        return answer
-
-    monkeypatch.setattr(FigureServer, "result", spy)
-    served = run(_pt_figures_config(tmp_path, "served", workers=0), progress=False)
-    assert len(answers) == 1 and answers[0] is not None  # the server drew the figures
-    alone = run(_pt_figures_config(tmp_path, "alone", workers=1), progress=False)
-    assert len(answers) == 1  # workers = 1: one process, no server
-    names = [k for k in alone.outputs if k.endswith(".png")]
+def test_figures_are_drawn_and_a_failing_figure_is_noted_once(tmp_path, monkeypatch):
+    """Every run figure is a PNG; a figure that fails is one note, the run completes."""
+    good = run(_pt_figures_config(tmp_path, "good"), progress=False)
+    names = [k for k in good.outputs if k.endswith(".png")]
     assert names == ["xanes_map.png", "white_line.png", "cn.png", "summary.png"]
-    assert [k for k in served.outputs if k.endswith(".png")] == names
-    for name in names:  # Agg output is deterministic: the same figure, byte for byte
-        assert (served.dir / name).read_bytes() == (alone.dir / name).read_bytes(), name
-    assert served.summary["notes"] == alone.summary["notes"]
-    assert not list(served.dir.glob(".*"))  # no temporary file left behind
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_failed_figure_server_leaves_the_figures_to_the_run(tmp_path, monkeypatch):
-    def crash(*args):
-        raise MemoryError("no memory for matplotlib")
-
-    monkeypatch.setattr(pipeline, "_serve_figures", crash)
-    result = run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
-    for name in ("xanes_map.png", "white_line.png", "cn.png", "summary.png"):
-        assert (result.dir / name).read_bytes()[:4] == b"\x89PNG"
-    assert not any("plot" in n for n in result.summary["notes"])
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_figure_server_ends_with_a_failing_run(tmp_path, monkeypatch):
-    from operando._figure_server import FigureServer
-
-    started = []
-    real = FigureServer.start.__func__
-
-    def spy(cls):
-        server = real(cls)
-        started.append(server.pid)
-        return server
-
-    monkeypatch.setattr(FigureServer, "start", classmethod(spy))
-
-    def broken(*args, **kwargs):
-        raise OperandoError("disk on fire")
-
-    monkeypatch.setattr(pipeline, "_prepare", broken)
-    with pytest.raises(OperandoError, match="disk on fire"):
-        run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
-    assert len(started) == 1 and started[0] > 0
-    with pytest.raises(ChildProcessError):  # stopped and reaped: no process left behind
-        os.waitpid(started[0], os.WNOHANG)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_figure_failing_in_fork_is_noted_once_and_run_completes(tmp_path, monkeypatch):
-    from operando import plotting
+    for name in names:
+        assert (good.dir / name).read_bytes()[:4] == b"\x89PNG"
+    assert not list(good.dir.glob(".*"))  # no temporary file left behind
+    from operando import viz
 
     def broken(*args, **kwargs):
         raise ValueError("no room for the legend")
 
-    monkeypatch.setattr(plotting, "plot_summary", broken)
-    result = run(_pt_figures_config(tmp_path, "out", workers=0), progress=False)
+    monkeypatch.setattr(viz, "plot_summary", broken)
+    result = run(_pt_figures_config(tmp_path, "out"), progress=False)
     notes = [n for n in result.summary["notes"] if n.startswith("plot summary")]
     assert notes == ["plot summary not made: ValueError: no room for the legend"]
     assert not (result.dir / "summary.png").exists()
     for name in ("xanes_map.png", "white_line.png", "cn.png"):
         assert (result.dir / name).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((result.dir / "manifest.json").read_text())["status"] == "complete"
-
-
-def test_no_fork_with_other_threads_or_one_worker():
-    cfg = load_config({"series": {"source": "x"}, "output": {"dir": "out"}})
-    figures = [("xanes_map", None), ("summary", None)]
-    linux = sys.platform.startswith("linux")
-    assert pipeline._fork_figures(cfg, figures) is linux
-    assert not pipeline._fork_figures(cfg.with_run(workers=1), figures)
-    assert not pipeline._fork_figures(cfg, [("xanes_map", None)])
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
-        assert not pipeline._fork_figures(cfg, figures)
-    finally:
-        release.set()
-        other.join()
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_prestarted_figure_server_is_taken_over_or_stopped(tmp_path):
-    """The CLI forks the server before its imports; a run with plots takes it over,
-    a run without plots stops it (no process left behind)."""
-    from operando import _figure_server
-
-    _figure_server.prestart()
-    first = _figure_server._PRESTARTED
-    assert first is not None and first.pid > 0
-    result = run(_pt_figures_config(tmp_path, "served", workers=0), progress=False)
-    assert _figure_server._PRESTARTED is None and first.pid is None  # used and reaped
-    assert (result.dir / "summary.png").read_bytes()[:4] == b"\x89PNG"
-
-    _figure_server.prestart()
-    second = _figure_server._PRESTARTED
-    pid = second.pid
-    run(_pt_figures_config(tmp_path, "one", workers=1), progress=False)
-    assert _figure_server._PRESTARTED is None and second.pid is None
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="figures fork on Linux only")
-def test_cli_with_bad_config_ends_its_figure_server(project, monkeypatch, capsys):
-    from operando import _figure_server
-    from operando.cli import main
-
-    stopped = []
-    real_stop = _figure_server.FigureServer.stop
-
-    def stop(self):
-        stopped.append(self.pid)
-        real_stop(self)
-
-    monkeypatch.setattr(_figure_server.FigureServer, "stop", stop)
-    monkeypatch.chdir(project)
-    (project / "bad.toml").write_text(CONFIG.replace("workers = 1", "workers = 2")
-                                      .replace("chunk_size", "chunk_sise"))
-    assert main(["run", "bad.toml"]) == 2
-    assert "chunk_sise" in capsys.readouterr().err
-    assert len(stopped) == 1 and stopped[0] > 0  # forked before the config was read, then ended
-    assert _figure_server._PRESTARTED is None
-    with pytest.raises(ChildProcessError):
-        os.waitpid(stopped[0], os.WNOHANG)
-
-
-def test_figure_hint_never_fails_before_the_config_is_checked(tmp_path):
-    """The raw-TOML hint read before the imports is only a hint: anything odd -> no server."""
-    from argparse import Namespace
-
-    from operando.cli import _wants_figures
-
-    def hint(text, workers=None):
-        (tmp_path / "c.toml").write_text(text)
-        return _wants_figures(Namespace(config=str(tmp_path / "c.toml"), workers=workers))
-
-    assert hint("[series]\nsource = 'x'\n") is True
-    assert hint("[output]\nplots = []\n") is False
-    assert hint("[run]\nworkers = 1\n") is False and hint("", workers=1) is False
-    assert hint("output = 3\n") is False and hint("not toml [") is False
-    assert _wants_figures(Namespace(config=str(tmp_path / "missing.toml"), workers=None)) is False

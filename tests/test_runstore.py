@@ -1,4 +1,4 @@
-"""Atomic writes and the run folder (operando.runstore)."""
+"""Atomic writes (operando._util.files) and the run folder (operando.pipeline.store)."""
 
 import json
 import signal
@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from operando import runstore
+from operando.pipeline import store as runstore
+from operando._util import files
 from operando.errors import ConfigError
-from operando.runstore import (RunStore, arrays_to_table, table_to_arrays, write_csv_atomic,
+from operando.pipeline.store import (RunStore, arrays_to_table, table_to_arrays, write_csv_atomic,
                                write_json_atomic, write_text_atomic)
 
 
@@ -28,7 +29,7 @@ def test_write_text_atomic_replaces_and_keeps_permissions(tmp_path):
     assert path.read_text() == "two"
     assert _leftovers(tmp_path) == []
     # mkstemp makes 0600 files; outputs must be readable like any file we create.
-    expected = 0o666 & ~runstore._umask()
+    expected = 0o666 & ~files._umask()
     assert path.stat().st_mode & 0o777 == expected
 
 
@@ -40,7 +41,7 @@ def test_crash_mid_write_leaves_old_file_intact(tmp_path, monkeypatch):
     def crash(fd):  # the process dies after writing, before the rename
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runstore.os, "fsync", crash)
+    monkeypatch.setattr(files.os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         write_csv_atomic(path, pd.DataFrame({"step": [0, 1, 2], "x": [9.0, 9.0, 9.0]}))
     assert path.read_bytes() == before
@@ -52,7 +53,7 @@ def test_sigkill_during_writes_never_exposes_partial_file(tmp_path):
     path = tmp_path / "big.csv"
     script = textwrap.dedent(f"""
         import pandas as pd, numpy as np
-        from operando.runstore import write_csv_atomic
+        from operando.pipeline.store import write_csv_atomic
         i = 0
         while True:
             n = 20000 + (i % 7) * 1000
@@ -76,7 +77,7 @@ def test_sigkill_during_writes_never_exposes_partial_file(tmp_path):
     # The killed writer's temporary file is hidden and cleaned by the next RunStore.
     RunStore(tmp_path / "run")  # unrelated folder: must not fail
     for leftover in tmp_path.glob(".big.csv.*"):
-        assert leftover.name.endswith(runstore._TMP_SUFFIX)
+        assert leftover.name.endswith(files.TMP_SUFFIX)
 
 
 def test_write_json_atomic_strict_json(tmp_path):

@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 
 from operando import pipeline, simulate
+from operando.pipeline import chunks as chunks_module
+from operando.pipeline import outputs as outputs_module
+from operando.pipeline import source as source_module
+from operando.pipeline.progress import progress_bar
 from operando.cli import main
 from operando.config import load_config
 from operando.io import LazySeries, open_hdf5, write_hdf5
@@ -74,7 +78,7 @@ def in_memory_run(h5_series, tmp_path_factory):
     """The reference: the same file read whole into memory (the pre-streaming path)."""
     out = tmp_path_factory.mktemp("mem") / "run"
     mp = pytest.MonkeyPatch()
-    mp.setattr(pipeline, "_open_streamed", lambda config: None)
+    mp.setattr(source_module, "_open_streamed", lambda read: None)
     try:
         result = pipeline.run(_config(h5_series, out), progress=False)
     finally:
@@ -139,24 +143,25 @@ def test_dask_executor_equals_inline(h5_series, in_memory_run, tmp_path):
 
 
 def test_plot_rows_are_bounded_and_even():
-    assert pipeline._plot_rows(10).tolist() == list(range(10))
-    rows = pipeline._plot_rows(100_000)
-    assert len(rows) == pipeline.PLOT_ROWS and rows[0] == 0 and rows[-1] == 99_999
+    assert chunks_module.sample_rows(10).tolist() == list(range(10))
+    rows = chunks_module.sample_rows(100_000)
+    assert len(rows) == chunks_module.PLOT_ROWS and rows[0] == 0 and rows[-1] == 99_999
     gaps = np.diff(rows)
     assert gaps.min() >= 49 and gaps.max() <= 51
 
 
 def test_figures_get_at_most_plot_rows(h5_series, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "PLOT_ROWS", 50)
+    monkeypatch.setattr(chunks_module, "PLOT_ROWS", 50)
     seen = {}
-    real = pipeline._figures
+    real = outputs_module.figure_list
 
-    def spy(stages, config, series, steps, norm, chi, tracking, notes, plot_rows):
+    def spy(ft, energy, steps, norm, chi, tracking, plot_rows):
         seen.update(norm=norm.shape, rows=len(plot_rows))
-        return real(stages, config, series, steps, norm, chi, tracking, notes, plot_rows)
+        return real(ft, energy, steps, norm, chi, tracking, plot_rows)
 
-    monkeypatch.setattr(pipeline, "_figures", spy)
-    result = pipeline.run(_config(h5_series, tmp_path / "run", exafs=False), progress=False)
+    monkeypatch.setattr(outputs_module, "figure_list", spy)
+    config = _config(h5_series, tmp_path / "run", exafs=False).with_output(plots=["png"])
+    result = pipeline.run(config, progress=False)
     assert seen["rows"] == 50 and seen["norm"][0] == 50
     assert any("show 50 of 200 steps" in n for n in result.summary["notes"])
     assert len(result.steps) == N_STEPS
@@ -181,12 +186,12 @@ def test_progress_callable_false_and_tty(h5_series, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", Tty())
     from tqdm.std import tqdm
 
-    bar = pipeline._progress(None, 10)
+    bar = progress_bar(None, 10)
     assert isinstance(bar, tqdm)
     bar.close()
-    assert isinstance(pipeline._progress(False, 10), pipeline._NoBar)
+    assert not isinstance(progress_bar(False, 10), tqdm)
     monkeypatch.setattr(Tty, "isatty", lambda self: False)
-    assert isinstance(pipeline._progress(None, 10), pipeline._NoBar)
+    assert not isinstance(progress_bar(None, 10), tqdm)
 
 
 def test_cli_scheduler_unreachable_is_one_line_error(h5_series, tmp_path, capsys, monkeypatch):

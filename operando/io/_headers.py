@@ -118,7 +118,7 @@ def element_symbol(text: str) -> str | None:
     if number:
         candidates.append(int(number.group(1)))
     candidates.append(text.split()[0] if text.split() else text)
-    from .._edges import element_symbol
+    from .._util.elements import element_symbol
 
     for candidate in candidates:
         symbol = element_symbol(candidate)

@@ -297,7 +297,7 @@ def _edge_estimate(energy: np.ndarray, mu: np.ndarray) -> float:
 
 def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None):
     """Choose (element, edge): file header, then arguments, then xraydb.guess_edge."""
-    from .._edges import edge_energies, edge_energy
+    from .._util.elements import edge_energies, edge_energy
 
     user_element = _normal_element(element) if element else None
     user_edge = _normal_edge(edge) if edge else None
@@ -357,7 +357,7 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
 
 
 def _normal_element(symbol) -> str | None:
-    from .._edges import element_symbol
+    from .._util.elements import element_symbol
 
     found = element_symbol(symbol)
     if found:

@@ -73,7 +73,7 @@ def select_scans(source, scans, element=None, edge=None) -> tuple[list, list[dic
 
 def _mismatch(scan, asked_el, asked_ed) -> str | None:
     """Why ``scan`` is not the asked edge, or None when it is (or cannot be told)."""
-    from .._edges import edge_energies
+    from .._util.elements import edge_energies
 
     emin, emax = float(scan.energy[0]), float(scan.energy[-1])
     if scan.element:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._batch_larch import ftwindow
+from ..._util.larch_compat import ftwindow
 
 SQRT_PI = float(np.sqrt(np.pi))
 #: Rows per FFT block in batch_xftf.

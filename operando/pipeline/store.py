@@ -29,136 +29,28 @@ import math
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
+from .._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_csv_atomic,
+                          write_json_atomic, write_text_atomic)
+from .._util.jsonsafe import to_json_ready
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RunStore", "OutputFolder", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
+    "RunStore", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
     "write_json_atomic", "atomic_path", "MANIFEST", "CHECKPOINTS",
 ]
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
-_TMP_SUFFIX = ".tmp-operando"
-
-
-# -------------------------------------------------------------- atomic writes
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible (nor needed) on Windows.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``.
-
-    For writers that insist on a file name (``savefig``, Athena writers).  If the
-    block raises, the temporary file is removed and ``path`` is untouched.
-
-    Examples
-    --------
-    >>> with atomic_path("out/map.png") as tmp:          # doctest: +SKIP
-    ...     fig.savefig(tmp, format="png")
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp makes 0600 files; give outputs the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(target.parent)
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-    return target
-
-
-def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (temp file, fsync, rename)."""
-    return write_bytes_atomic(path, text.encode(encoding))
-
-
-def write_csv_atomic(path: str | os.PathLike, table: pd.DataFrame, **to_csv: Any) -> Path:
-    """Write a DataFrame as CSV atomically (``index=False`` unless given)."""
-    to_csv.setdefault("index", False)
-    buffer = io.StringIO()
-    table.to_csv(buffer, **to_csv)
-    return write_text_atomic(path, buffer.getvalue())
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
-    """Write ``obj`` as JSON atomically.
-
-    numpy scalars and arrays, paths and tuples are converted; NaN and
-    infinities become ``null`` so the file is strict JSON.
-    """
-    text = json.dumps(to_json_ready(obj), indent=indent, allow_nan=False, sort_keys=False)
-    return write_text_atomic(path, text + "\n")
-
-
-def to_json_ready(obj: Any) -> Any:
-    """``obj`` with numpy types, paths, sets and non-finite floats made JSON-safe."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_json_ready(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if obj is None or isinstance(obj, (str, int)):
-        return obj
-    return str(obj)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -205,27 +97,7 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------- RunStore
-class OutputFolder:
-    """A folder whose files are written atomically: what drawing a figure needs.
-
-    :class:`RunStore` is one, with the run's manifest and checkpoints; a process
-    that only writes outputs into a run folder (the figure server) uses this.
-    """
-
-    def __init__(self, directory: str | os.PathLike):
-        self.dir = Path(directory)
-
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
-    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
-        """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
-        with atomic_path(self.dir / name) as tmp:
-            writer(tmp)
-        return self.dir / name
-
-
-class RunStore(OutputFolder):
+class RunStore:
     """A run folder with a manifest, checkpoints and atomic outputs.
 
     Parameters
@@ -413,6 +285,15 @@ class RunStore(OutputFolder):
         return sorted(p.stem for p in self.checkpoint_dir.glob("*.npz") if not p.name.startswith("."))
 
     # ------------------------------------------------------------ outputs
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
+        """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
+        with atomic_path(self.dir / name) as tmp:
+            writer(tmp)
+        return self.dir / name
+
     def write_text(self, name: str, text: str) -> Path:
         return write_text_atomic(self.dir / name, text)
 
@@ -426,7 +307,7 @@ class RunStore(OutputFolder):
         for folder in (self.dir, self.checkpoint_dir):
             if not folder.is_dir():
                 continue
-            for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
+            for tmp in folder.glob(f".*{TMP_SUFFIX}"):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 

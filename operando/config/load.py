@@ -1,321 +1,22 @@
-"""Run configuration: a TOML file (or dict) validated once, at the boundary.
-
-A configuration has these sections (all optional except ``[series]``)::
-
-    [series]                      # what to read (operando.io.read_series)
-    source = "scans/"             # folder, glob, file, or a list of them ("files" is an alias)
-    conditions = "conditions.csv" # per-file conditions table
-    element = "Pt"                # absorbing element (default: from the files)
-    edge = "L3"
-    mu = "auto"                   # "auto", "transmission", "fluorescence", "mu" or a column
-    reference = "auto"            # reference channel: "auto"/true, false, the iref column name,
-                                  # or a matrix reference file (one column per step)
-    format = "auto"
-
-    [normalize]                   # operando.xanes.normalize / calibrate / white_line
-    e0 = "first"                  # "first", "each", "reference" or a number (eV)
-    pre1 = -150.0                 # eV relative to e0 (unset: Larch defaults)
-    pre2 = -30.0
-    norm1 = 50.0
-    norm2 = 400.0
-    nnorm = 2
-    nvict = 0
-    calibrate = false             # align every scan on its reference-channel edge
-    edge_energy = 11564.0         # calibration target (default: tabulated edge)
-    wl_window = [-5.0, 15.0]      # white-line window, eV relative to e0
-
-    [reference]                   # amplitude reduction factor S0^2
-    file = "pt_foil.xdi"          # a metal foil to calibrate S0^2 on ...
-    shell = "Pt-Pt"
-    cn = 12
-    # s02 = 0.84                  # ... or a fixed value (not both)
-
-    [exafs]                       # operando.exafs (section present = enabled)
-    shells = ["Pt-O", "Pt-Pt"]
-    kmin = 3.0
-    kmax = 12.0
-    kweight = 2
-    dk = 1.0
-    window = "hanning"
-    # rmin above rbkg: below rbkg the background spline has flattened chi(R), so a fit
-    # window starting at rbkg inflates short ligand shells (Pt-O 4 -> 4.7 on noise-free data)
-    rmin = 1.2
-    rmax = 3.2
-    fit_space = "r"
-    rbkg = 1.0
-    engine = "fast"
-
-    [track]                       # operando.tracking thresholds (passed through)
-
-    [output]
-    dir = "results/run1"
-    plots = ["png"]
-    overwrite = false
-    athena = "auto"               # athena.prj: "auto" (series up to 500 steps), true, false
-
-    [run]
-    chunk_size = "auto"           # steps per checkpointed chunk, or "auto" (see RunConfig)
-    workers = 0                   # processes; 0 = one per core (default)
-
-Relative paths resolve against the folder of the configuration file (the
-current folder for a dict or TOML text).  Every unknown section or key, wrong
-type and out-of-range value raises :class:`~operando.errors.ConfigError`
-naming the key, the value and what is accepted.
-"""
+"""Reading a configuration: TOML file, text or dict -> validated :class:`Config`."""
 
 from __future__ import annotations
 
-import difflib
-import glob as _glob
-import hashlib
-import json
-import math
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-from .errors import ConfigError
-from .exafs import ShellModel as _ShellModel  # one source for the fit-window defaults
-
-__all__ = [
-    "Config", "SeriesConfig", "NormalizeConfig", "ReferenceConfig", "ExafsConfig",
-    "TrackConfig", "OutputConfig", "RunConfig", "load_config",
-]
-
-_UNSET = object()
-EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
-WINDOWS = ("hanning", "kaiser", "gaussian", "sine", "parzen", "welch")
-PLOT_FORMATS = ("png", "svg", "pdf")
-
-
-# --------------------------------------------------------------------- sections
-@dataclass(frozen=True)
-class SeriesConfig:
-    """``[series]``: what to read and how (see :func:`operando.io.read_series`)."""
-
-    source: tuple[str, ...] = ()
-    conditions: str | None = None
-    element: str | None = None
-    edge: str | None = None
-    mu: str = "auto"
-    reference: bool | str = "auto"
-    format: str = "auto"
-    pattern: str | None = None
-    energy_column: str | int | None = None
-    columns: tuple[str, ...] | None = None
-    on_error: str = "skip"
-
-
-@dataclass(frozen=True)
-class NormalizeConfig:
-    """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
-
-    e0: str | float = "first"
-    pre1: float | None = None
-    pre2: float | None = None
-    norm1: float | None = None
-    norm2: float | None = None
-    nnorm: int | None = None
-    nvict: int = 0
-    calibrate: bool = False
-    edge_energy: float | None = None
-    wl_window: tuple[float, float] | None = None
-    engine: str = "fast"
-
-
-@dataclass(frozen=True)
-class ReferenceConfig:
-    """``[reference]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``)."""
-
-    file: str | None = None
-    shell: str | None = None
-    cn: float = 12.0
-    s02: float | None = None
-
-
-@dataclass(frozen=True)
-class ExafsConfig:
-    """``[exafs]``: background removal and shell fits (k in 1/Angstrom, R in Angstrom)."""
-
-    enabled: bool = False
-    shells: tuple[str, ...] | None = None
-    share_e0: bool = _ShellModel.share_e0
-    kmin: float = _ShellModel.kmin
-    kmax: float = _ShellModel.kmax
-    kweight: int = int(_ShellModel.kweight)
-    dk: float = _ShellModel.dk
-    window: str = _ShellModel.window
-    rmin: float = _ShellModel.rmin
-    rmax: float = _ShellModel.rmax
-    fit_space: str = _ShellModel.fit_space
-    rbkg: float = 1.0
-    # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
-    # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
-    bkg_kmin: float = 0.0
-    engine: str = "fast"
-    merge_repeats: str | None = None
-
-
-@dataclass(frozen=True)
-class TrackConfig:
-    """``[track]``: shells to compare and thresholds for :mod:`operando.tracking`.
-
-    ``settings`` holds every other key unchanged; it is handed to
-    ``tracking.TrackSettings.from_config`` (validated there).
-    """
-
-    enabled: bool = True
-    metal_shell: str | None = None
-    ligand_shell: str | None = None
-    condition_columns: tuple[str, ...] | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class OutputConfig:
-    """``[output]``: the run folder and what goes in it."""
-
-    dir: str = "operando-output"
-    plots: tuple[str, ...] = ("png",)
-    overwrite: bool = False
-    report: bool = True
-    athena: bool | str = "auto"
-
-    def athena_for(self, n_steps: int) -> bool:
-        """Whether ``athena.prj`` is written for a series of ``n_steps``.
-
-        ``"auto"``: up to :data:`ATHENA_AUTO_MAX_STEPS` steps (Athena and
-        Larix list every group; thousands of them cannot usefully be shown).
-        """
-        if self.athena == "auto":
-            return n_steps <= ATHENA_AUTO_MAX_STEPS
-        return bool(self.athena)
-
-
-#: ``[output] athena = "auto"`` writes the project for series up to this many steps.
-ATHENA_AUTO_MAX_STEPS = 500
-#: ``[run] chunk_size = "auto"``: bounds of the chunk size of the fast engines.
-AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 256, 2000
-#: ``[run] chunk_size = "auto"`` with a larch engine (about 0.2 s per step): a checkpoint
-#: every few seconds.
-AUTO_CHUNK_LARCH = 16
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """``[run]``: how the work is split (``chunk_size`` steps per checkpoint) and run.
-
-    ``chunk_size = "auto"`` (default) is resolved from the number of steps only
-    (never from ``workers``, so results do not depend on the worker count):
-    see :meth:`Config.chunk_size_for`.
-    """
-
-    chunk_size: int | str = "auto"
-    # 0: one process per core.  A series of one chunk (anything up to 2 x 256 steps with the
-    # fast engine) still runs inline, so small runs pay no process start-up.
-    workers: int = 0
-
-
-@dataclass(frozen=True)
-class Config:
-    """A validated run configuration (immutable; build it with :func:`load_config`).
-
-    Attributes
-    ----------
-    series, normalize, reference, exafs, track, output, run
-        One frozen dataclass per TOML section.
-    path : str or None
-        The configuration file it was read from.
-    base_dir : str
-        Folder relative paths were resolved against.
-    """
-
-    series: SeriesConfig
-    normalize: NormalizeConfig = NormalizeConfig()
-    reference: ReferenceConfig = ReferenceConfig()
-    exafs: ExafsConfig = ExafsConfig()
-    track: TrackConfig = TrackConfig()
-    output: OutputConfig = OutputConfig()
-    run: RunConfig = RunConfig()
-    path: str | None = None
-    base_dir: str = "."
-
-    def to_dict(self) -> dict:
-        """Every setting, resolved (absolute paths, defaults filled), JSON-ready."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = _jsonable(asdict(value)) if hasattr(value, "__dataclass_fields__") else value
-        return out
-
-    def chunk_size_for(self, n_steps: int) -> int:
-        """``[run] chunk_size`` resolved for a series of ``n_steps`` steps.
-
-        An integer is used as given.  ``"auto"``: with a larch engine
-        (``[normalize]`` or ``[exafs]``), :data:`AUTO_CHUNK_LARCH` steps so
-        checkpoints come every few seconds; with the fast engines half the
-        series, at least :data:`AUTO_CHUNK_MIN` and at most
-        :data:`AUTO_CHUNK_MAX` steps.  Each chunk costs a fixed ~0.1 s
-        (batched operators, warm-start pass, checkpoint), so 16-step chunks
-        ran the fast engine at a third of its speed; two chunks keep two
-        workers busy, and the cap still checkpoints every few seconds on
-        long series.  Depends on ``n_steps`` and the engines only, so it is
-        stable for a given input (resume) and independent of ``workers``.
-        """
-        size = self.run.chunk_size
-        if size != "auto":
-            return int(size)
-        larch = self.normalize.engine == "larch" or (self.exafs.enabled
-                                                     and self.exafs.engine == "larch")
-        if larch:
-            return AUTO_CHUNK_LARCH
-        return int(min(AUTO_CHUNK_MAX, max(AUTO_CHUNK_MIN, math.ceil(max(n_steps, 1) / 2))))
-
-    def analysis_dict(self, n_steps: int | None = None) -> dict:
-        """The settings that change results (no output folder, no worker count).
-
-        With ``n_steps`` the chunk size is the resolved one
-        (:meth:`chunk_size_for`): chunk boundaries change warm starts, so
-        they are part of the settings.
-        """
-        d = self.to_dict()
-        for key in ("output", "path", "base_dir"):
-            d.pop(key, None)
-        size = self.run.chunk_size if n_steps is None else self.chunk_size_for(n_steps)
-        d["run"] = {"chunk_size": size}
-        return d
-
-    def config_hash(self, n_steps: int | None = None) -> str:
-        """SHA-256 (16 hex digits) of :meth:`analysis_dict`: equal hashes, equal results."""
-        text = json.dumps(self.analysis_dict(n_steps), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def with_output(self, **changes: Any) -> "Config":
-        """A copy with ``[output]`` fields replaced (``dir`` is resolved to an absolute path)."""
-        if "dir" in changes and changes["dir"] is not None:
-            changes["dir"] = str(Path(changes["dir"]).expanduser().resolve())
-        return _replace(self, output=_replace(self.output, **changes))
-
-    def with_run(self, **changes: Any) -> "Config":
-        """A copy with ``[run]`` fields replaced (validated as in a file)."""
-        merged = {**asdict(self.run), **changes}
-        return _replace(self, run=_build_run(merged))
-
-
-def _replace(obj, **changes):
-    from dataclasses import replace
-
-    return replace(obj, **changes)
-
-
-def _jsonable(value):
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+from .._util.larch_compat import FT_WINDOWS as WINDOWS
+from .._util.validate import suggest as _suggest
+from ..errors import ConfigError
+from ..tracking import TrackSettings
+from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, Config, ExafsConfig,
+                       NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig, SeriesConfig,
+                       TrackConfig, build_run)
+from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
+                     _resolve_glob, _shell, _string)
 
 
 # ----------------------------------------------------------------------- loading
@@ -402,11 +103,6 @@ def _parse_toml(text: str, where: str) -> dict:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
 
 
-def _suggest(name: str, options) -> str:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
 def _check_keys(section: str, values: Mapping, allowed) -> None:
     for key in values:
         if key in allowed:
@@ -441,134 +137,20 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     exafs = _build_exafs(data.get("exafs"), series.element)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
-    run = _build_run(data.get("run", {}))
+    run = build_run(data.get("run", {}))
     if exafs.enabled and reference.file is None and reference.s02 is None:
         raise ConfigError(
             "[reference] needs file (a metal foil to calibrate S0^2 on) or s02 (a fixed value, "
             "e.g. 0.85) when [exafs] is enabled"
         )
     if reference.shell is None and exafs.enabled and series.element:
-        reference = _replace(reference, shell=f"{series.element}-{series.element}")
+        reference = replace(reference, shell=f"{series.element}-{series.element}")
     return Config(
         series=series, normalize=normalize, reference=reference, exafs=exafs, track=track,
         output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
     )
 
 
-# ------------------------------------------------------------ value validators
-def _fail(section: str, key: str, value: Any, accepted: str):
-    raise ConfigError(f"[{section}] {key} = {value!r}: must be {accepted}")
-
-
-def _number(section, key, value, *, default=_UNSET, low=None, high=None, low_open=False,
-            accepted=None, allow_none=True):
-    if key not in value:
-        return None if default is _UNSET else default
-    v = value[key]
-    desc = accepted or _range_text(low, high, low_open)
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(section, key, v, desc)
-    if low is not None and (v < low or (low_open and v == low)):
-        _fail(section, key, v, desc)
-    if high is not None and v > high:
-        _fail(section, key, v, desc)
-    return float(v)
-
-
-def _range_text(low, high, low_open):
-    text = "a number"
-    if low is not None:
-        text += f" {'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        text += f"{' and' if low is not None else ''} <= {high:g}"
-    return text
-
-
-def _integer(section, key, value, *, default, low=None, high=None, allow_none=False):
-    if key not in value:
-        return default
-    v = value[key]
-    if v is None and allow_none:
-        return None
-    desc = "an integer" + (f" from {low} to {high}" if low is not None and high is not None
-                           else f" >= {low}" if low is not None else "")
-    if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        else:
-            _fail(section, key, v, desc)
-    if (low is not None and v < low) or (high is not None and v > high):
-        _fail(section, key, v, desc)
-    return int(v)
-
-
-def _boolean(section, key, value, *, default):
-    if key not in value:
-        return default
-    v = value[key]
-    if not isinstance(v, bool):
-        _fail(section, key, v, "true or false")
-    return v
-
-
-def _choice(section, key, value, options, *, default):
-    if key not in value:
-        return default
-    v = value[key]
-    if not isinstance(v, str) or v.lower() not in options:
-        hint = _suggest(str(v).lower(), options) if isinstance(v, str) else ""
-        raise ConfigError(
-            f"[{section}] {key} = {v!r}: must be one of {', '.join(repr(o) for o in options)}{hint}"
-        )
-    return v.lower()
-
-
-def _string(section, key, value, *, default=None):
-    if key not in value:
-        return default
-    v = value[key]
-    if v is None:
-        return None
-    if not isinstance(v, str) or not v.strip():
-        _fail(section, key, v, "a non-empty text string")
-    return v.strip()
-
-
-def _resolve(base: Path, text: str) -> str:
-    p = Path(text).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
-
-
-def _resolve_glob(base: Path, text: str) -> str:
-    # Keep the wildcard part intact; only anchor it on the config folder.
-    if _glob.has_magic(text):
-        p = Path(text).expanduser()
-        return str(p if p.is_absolute() else base.resolve() / p)
-    return _resolve(base, text)
-
-
-def _element(section, key, value, *, default=None):
-    v = _string(section, key, value, default=default)
-    if v is None:
-        return None
-    if not (1 <= len(v) <= 2 and v[0].isupper() and v.isalpha() and (len(v) == 1 or v[1].islower())):
-        _fail(section, key, v, "an element symbol such as 'Pt' or 'Cu'")
-    return v
-
-
-def _shell(section, key, v):
-    if not isinstance(v, str):
-        _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
-    parts = [p.strip() for p in v.split("-")]
-    ok = len(parts) == 2 and all(
-        1 <= len(p) <= 2 and p.isalpha() and p[0].isupper() and (len(p) == 1 or p[1].islower())
-        for p in parts
-    )
-    if not ok:
-        _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
-    return f"{parts[0]}-{parts[1]}"
 
 
 # ------------------------------------------------------------------- sections
@@ -770,16 +352,9 @@ def _build_track(value: Mapping) -> TrackConfig:
 
 
 def _validate_track_settings(settings: dict) -> dict:
-    """Let ``tracking.TrackSettings.from_config`` judge the thresholds, when it exists."""
+    """The thresholds, judged by :meth:`operando.tracking.TrackSettings.from_config`."""
     try:
-        from . import tracking
-    except ImportError:
-        return dict(settings)
-    builder = getattr(getattr(tracking, "TrackSettings", None), "from_config", None)
-    if builder is None:
-        return dict(settings)
-    try:
-        builder(dict(settings))
+        TrackSettings.from_config(dict(settings))
     except ConfigError:
         raise
     except (TypeError, ValueError, KeyError) as exc:
@@ -816,18 +391,3 @@ def _bool_or_auto(section, key, value, accepted):
     if not isinstance(v, bool):
         _fail(section, key, v, accepted)
     return v
-
-
-def _build_run(value: Mapping) -> RunConfig:
-    s = "run"
-    size = value.get("chunk_size", "auto")
-    if isinstance(size, str) and size.strip().lower() == "auto":
-        chunk_size = "auto"
-    elif isinstance(size, str):
-        _fail(s, "chunk_size", size, '"auto" or an integer >= 1')
-    else:
-        chunk_size = _integer(s, "chunk_size", value, default="auto", low=1)
-    return RunConfig(
-        chunk_size=chunk_size,
-        workers=_integer(s, "workers", value, default=0, low=0),
-    )

@@ -1,9 +1,8 @@
 """The few small xraylarch definitions the fast engine uses, without importing larch.
 
 Importing ``larch.xafs`` (or anything under ``larch.math``) pulls in lmfit,
-scipy.stats, scikit-learn, xraydb and SQLAlchemy: 1.5-3 s per process, which
-is longer than the fast engine needs for a thousand spectra, and is paid again
-by every worker process.  These are line-for-line copies of Larch's code
+scipy.stats, scikit-learn, xraydb and SQLAlchemy, and every worker process would
+pay for it again.  These are line-for-line copies of Larch's code
 (xraylarch 2025-2026) so the fast engine stays identical to Larch; the tests
 (tests/test_batch.py) compare each against Larch itself.
 
@@ -40,6 +39,10 @@ ETOK = 1.0 / KTOE
 TINY_ENERGY = 0.00050
 SMALL_ENERGY = 1.e-6
 FT_WINDOWS_SHORT = ("kai", "han", "par", "wel", "gau", "sin")
+#: The Fourier-transform window names Larch accepts, the one list every stage checks
+#: against (Larch reads the first three letters; "fhanning" has a branch in its code but
+#: is refused by its own name check, so it is not offered).
+FT_WINDOWS = ("hanning", "kaiser", "parzen", "welch", "gaussian", "sine")
 
 
 def remove_dups(arr, tiny=1.e-6):
@@ -69,10 +72,13 @@ def remove_dups(arr, tiny=1.e-6):
 
 
 def index_of(array, value):
-    """``larch.math.index_of``: index of ``array`` at or below ``value`` (0 below min)."""
-    if value < min(array):
+    """``larch.math.index_of``: index of the last point of ``array`` at or below ``value``
+    (0 below its start).  For the increasing grids it is used on, a binary search gives
+    Larch's answer (``max(where(array <= value))``) without scanning the array."""
+    array = np.asarray(array)
+    if value < array[0]:
         return 0
-    return int(max(np.where(array <= value)[0]))
+    return int(np.searchsorted(array, value, side="right") - 1)
 
 
 def index_nearest(array, value):

@@ -10,17 +10,20 @@
                             many spectra, with Larch's error bars and statistics
 ==========================  ====================================================
 
-None of them imports larch (the few Larch definitions they use are copied in
-``_batch_larch`` and tested equal to Larch's), so a fast run starts in well under a
-second.  Every function is tested against xraylarch on the same input (tests/test_batch.py);
-the implementation notes (why the results are identical) live in the private
-modules ``_batch_autobk``, ``_batch_ft``, ``_batch_paths`` and ``_batch_fit``.
+None of them imports larch: importing ``larch.xafs`` pulls in lmfit, scipy.stats,
+scikit-learn, xraydb and SQLAlchemy in every worker process.  The few Larch
+definitions they use are copied in :mod:`operando._util.larch_compat` and tested
+equal to Larch's.  Every function is tested against xraylarch on the same input
+(tests/test_batch.py); the implementation notes (why the results are identical)
+live in the modules: :mod:`.autobk`, :mod:`.ft`, :mod:`.paths` / :mod:`.stack`,
+:mod:`.fit` / :mod:`.problem`.
 """
 
-from ._batch_autobk import AutobkResult, batch_autobk
-from ._batch_fit import BatchFitResult, batch_fit
-from ._batch_ft import batch_xftf
-from ._batch_paths import PathTable, tabulate_path
+from .autobk import AutobkResult, batch_autobk
+from .fit import batch_fit
+from .ft import batch_xftf
+from .paths import PathTable, tabulate_path
+from .result import BatchFitResult
 
 __all__ = ["batch_autobk", "AutobkResult", "batch_xftf", "PathTable", "tabulate_path",
            "batch_fit", "BatchFitResult"]

@@ -9,10 +9,10 @@ divided by ``epsilon_r`` (``fit_space="r"``), or the k-weighted difference on
 linear in chi, so one dense matrix ``M`` maps chi on the window support to the
 residual, and the Jacobian is ``-M @ dchi/dp / eps`` with the analytic path
 derivatives of :class:`PathTable` (all paths evaluated together by
-:class:`~operando._batch_paths.PathStack`).  Only ``|r|^2``, ``J J^T`` and ``J r``
+:class:`~.stack.PathStack`).  Only ``|r|^2``, ``J J^T`` and ``J r``
 enter the fit and its statistics, so ``M`` is replaced by the ``W`` of its
 significant singular values (``|W v| = |M v|`` to rounding; 36 instead of 144 rows
-for k 3-12, R 1-3.2; see ``_Problem._compressed``).
+for k 3-12, R 1-3.2; see ``problem._Problem._compressed``).
 
 Minimiser: Levenberg-Marquardt with Marquardt's scaled damping run on all spectra
 at once (each spectrum keeps its own damping and stops on its own).  As in
@@ -39,210 +39,15 @@ details; arrays carry none, so that term is absent here (pass ``epsilon_k``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-from ._batch_larch import ftwindow
 
-from ._batch_ft import SQRT_PI, ft_matrix, resample_rows
-from ._blas import single_threaded_blas
-from ._batch_paths import PathStack, PathTable
+from ..._util.blas import single_threaded_blas
+from .ft import resample_rows
+from .paths import PathTable
+from .problem import EVAL_CHUNK, _noise, _problem
+from .result import DEFAULT_BOUNDS, DEFAULT_INIT, DEFAULT_VARY, SHELL_PARAMS, BatchFitResult
+from .stack import PathStack
 
-SHELL_PARAMS = ("cn", "deltar", "sigma2", "c3")
-DEFAULT_VARY = {"cn": True, "deltar": True, "sigma2": True, "c3": False, "de0": True}
-DEFAULT_INIT = {"deltar": 0.0, "sigma2": 0.005, "c3": 0.0, "de0": 0.0}  # cn: path degeneracy
-DEFAULT_BOUNDS = {"cn": (0.0, np.inf), "deltar": (-0.5, 0.5), "sigma2": (-0.01, 0.05),
-                  "c3": (-0.01, 0.01), "de0": (-20.0, 20.0)}
-UNITS = {"cn": "", "deltar": "Angstrom", "sigma2": "Angstrom^2", "c3": "Angstrom^3",
-         "de0": "eV"}
-
-
-@dataclass
-class BatchFitResult:
-    """Results of :func:`batch_fit`: one value per spectrum for everything.
-
-    Attributes
-    ----------
-    labels : list of str
-        Shell labels, in the order of ``paths``.
-    param_names : list of str
-        ``"<param>_<label>"`` for shell parameters (``cn``, ``deltar``, ``sigma2``,
-        ``c3``) and ``"de0"`` (shared) or ``"de0_<label>"``.
-    var_names : list of str
-        The varied parameters, in the order of ``covar``.
-    value, stderr : dict of str -> ndarray (n,)
-        Best values and 1-sigma errors (Larch's scaling; 0 for fixed parameters).
-        Units: cn 1, deltar Angstrom, sigma2 Angstrom^2, c3 Angstrom^3, de0 eV.
-    at_bound : dict of str -> ndarray (n,) bool
-        Varied parameter ended on a bound.
-    covar : ndarray (n, n_varys, n_varys)
-        Scaled covariance of the varied parameters.
-    chi_square, redchi, r_factor : ndarray (n,)
-        Larch's ``chi_square``, ``chi2_reduced`` and ``rfactor``.
-    n_idp : float
-        Number of independent points.
-    n_varys, npts : int
-        Number of varied parameters and of residual points.
-    epsilon_k, epsilon_r : ndarray (n,)
-        Noise used to scale the residual.
-    success : ndarray (n,) bool
-    message : ndarray (n,) of str
-    nfev : ndarray (n,) int
-        Residual + Jacobian evaluations per spectrum.
-    model_k : ndarray (n_m,)
-        Model k grid, 1/Angstrom.
-    model_chi : ndarray (n, n_m)
-        Best-fit model chi(k) on the window support (zero elsewhere).
-    reff : dict of label -> float
-        Path half lengths, Angstrom.
-    settings : dict
-        Every resolved setting.
-    """
-
-    labels: list
-    param_names: list
-    var_names: list
-    value: dict
-    stderr: dict
-    at_bound: dict
-    covar: np.ndarray
-    chi_square: np.ndarray
-    redchi: np.ndarray
-    r_factor: np.ndarray
-    n_idp: float
-    n_varys: int
-    npts: int
-    epsilon_k: np.ndarray
-    epsilon_r: np.ndarray
-    success: np.ndarray
-    message: np.ndarray
-    nfev: np.ndarray
-    model_k: np.ndarray = field(repr=False)
-    model_chi: np.ndarray = field(repr=False)
-    reff: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.success)
-
-    def to_dataframe(self):
-        """One row per spectrum: ``cn_S, cn_S_err, r_S, r_S_err, sigma2_S, sigma2_S_err,
-        de0_S, de0_S_err`` per shell S (``c3_S`` when varied), then ``r_factor, redchi,
-        chi_square, n_idp, n_varys, fit_ok, fit_message, nfev``."""
-        import pandas as pd
-
-        cols = {}
-        for lab in self.labels:
-            e0name = "de0" if "de0" in self.value else f"de0_{lab}"
-            for name, src in (("cn", f"cn_{lab}"), ("r", f"deltar_{lab}"),
-                              ("sigma2", f"sigma2_{lab}"), ("de0", e0name)):
-                val = self.value[src]
-                if name == "r":
-                    val = val + self.reff[lab]
-                cols[f"{name}_{lab}"] = val
-                cols[f"{name}_{lab}_err"] = self.stderr[src]
-            if f"c3_{lab}" in self.var_names:
-                cols[f"c3_{lab}"] = self.value[f"c3_{lab}"]
-                cols[f"c3_{lab}_err"] = self.stderr[f"c3_{lab}"]
-        cols.update(r_factor=self.r_factor, redchi=self.redchi, chi_square=self.chi_square,
-                    n_idp=np.full(len(self), self.n_idp), n_varys=np.full(len(self), self.n_varys),
-                    fit_ok=self.success, fit_message=self.message, nfev=self.nfev)
-        return pd.DataFrame(cols)
-
-
-class _Problem:
-    """Fixed part of a batch fit: grids, FT matrix, parameter layout."""
-
-    def __init__(self, k, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rmax,
-                 fit_space, nfft, kstep):
-        self.kstep, self.nfft = kstep, nfft
-        ikmax = int(1.01 + max(k) / kstep)
-        k_full = kstep * np.arange(nfft, dtype="float64")
-        self.model_k = k_full[:ikmax]
-        kwin = ftwindow(k_full, xmin=kmin, xmax=kmax, dx=dk, dx2=dk2, window=window)
-        self.kwin_ave = kwin.sum() * kstep / (kmax - kmin)
-        self.fft_weight = kwin[:ikmax] * self.model_k**kweight
-        if fit_space == "r":
-            rstep = np.pi / (kstep * nfft)
-            irmin = int(max(0, 0.01 + rmin / rstep))
-            irmax = int(min(nfft / 2, 0.01 + rmax / rstep))
-            cols = np.flatnonzero(self.fft_weight != 0)
-            self.M = ft_matrix(cols, np.arange(irmin, irmax), nfft, kstep) * self.fft_weight[cols]
-        elif fit_space == "k":
-            iqmin = int(max(0, 0.01 + kmin / kstep))
-            iqmax = int(min(nfft / 2, 0.01 + kmax / kstep, ikmax))
-            cols = np.arange(iqmin, iqmax)
-            self.M = np.diag(self.model_k[cols] ** kweight)
-        else:
-            raise ValueError(f"fit_space must be 'r' or 'k'; got {fit_space!r}")
-        if len(cols) == 0 or self.M.shape[0] == 0:
-            raise ValueError("empty fit range: check kmin/kmax/rmin/rmax against the data k range")
-        self.cols = cols
-        self.kk = self.model_k[cols]
-        self.MT = np.ascontiguousarray(self.M.T)
-        self.npts = self.M.shape[0]
-        self.paths = paths
-        self.WT = self._compressed(self.M)
-
-    @staticmethod
-    def _compressed(M):
-        """``W^T`` with ``|W v| = |M v|`` for every ``v`` to rounding, ``W`` with fewer rows.
-
-        The residual enters the fit only through its sum of squares, ``J^T J`` and
-        ``J^T r``, all invariant under an orthogonal map of the residual space.  With
-        ``M = U S V^T``, ``W = S V^T`` (``= U^T M``) has those invariants.  The windowed,
-        R-limited Fourier transform has few significant singular values (~3 n_idp: 36
-        of 144 for k 3-12, R 1-3.2), so the rows with ``s_i <= 1e-10 s_0`` are dropped:
-        that changes ``|M v|^2`` by at most ``1e-20 s_0^2 |v|^2``, below the rounding of
-        the sum itself.  Returns ``M^T`` when nothing drops.
-        """
-        if M.shape[0] < 2:
-            return np.ascontiguousarray(M.T)
-        _, sv, vt = np.linalg.svd(M, full_matrices=False)
-        keep = int(np.count_nonzero(sv > 1e-10 * sv[0]))
-        if keep >= M.shape[0]:
-            return np.ascontiguousarray(M.T)
-        return np.ascontiguousarray((sv[:keep, None] * vt[:keep]).T)
-
-
-_PROBLEMS: dict = {}
-#: Rows per path evaluation in :func:`batch_fit` (element-wise temporaries stay in cache).
-EVAL_CHUNK = 64
-
-
-def _problem(k, paths, **kw) -> _Problem:
-    """A cached :class:`_Problem` (the FT matrix depends only on the grid and settings;
-    a pipeline fits chunk after chunk with the same ones)."""
-    key = (float(max(k)), tuple(sorted(kw.items())))
-    prob = _PROBLEMS.get(key)
-    if prob is None:
-        if len(_PROBLEMS) >= 16:
-            _PROBLEMS.clear()
-        prob = _PROBLEMS[key] = _Problem(k, None, **kw)
-    if prob.paths is paths:
-        return prob
-    import copy
-
-    prob = copy.copy(prob)          # shares the arrays; only the paths differ
-    prob.paths = paths
-    return prob
-
-
-def _noise(chi_model_grid, prob: _Problem, kmin, kmax, kweight):
-    """Larch's ``FeffitDataSet.estimate_noise`` for every row: (eps_k, eps_r)."""
-    nfft, kstep = prob.nfft, prob.kstep
-    x = chi_model_grid * prob.fft_weight
-    # numpy.fft: the same pocketfft as scipy.fft (bit-identical) without importing scipy
-    chir = np.fft.rfft(x, n=nfft, axis=-1) * (kstep / SQRT_PI)
-    rstep = np.pi / (kstep * nfft)
-    irmin = int(0.01 + 15.0 / rstep)
-    irmax = int(min(nfft / 2, 1.01 + 30.0 / rstep))
-    high = chir[:, irmin:irmax]
-    ms = (high.real**2 + high.imag**2).sum(axis=1) / (2 * high.shape[1])
-    eps_r = np.sqrt(ms) / prob.kwin_ave
-    w = 2 * kweight + 1
-    eps_k = np.sqrt((2 * np.pi * w) / (kstep * (kmax**w - kmin**w))) * eps_r
-    return eps_k, eps_r
 
 
 def _per_spectrum(val, n, name):

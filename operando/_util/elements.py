@@ -1,4 +1,4 @@
-"""Tabulated absorption-edge energies, from xraydb, shipped as a small table.
+"""Element symbols and tabulated absorption-edge energies (from xraydb, shipped as tables).
 
 xraydb is the source (its ``xray_edge`` values, eV); the table exists because
 importing xraydb costs about 0.5 s, which would dominate the start of a fast
@@ -12,10 +12,30 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-TABLE = Path(__file__).parent / "data" / "edges.json"
+TABLE = Path(__file__).resolve().parents[1] / "data" / "edges.json"
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
+
+
+#: Element symbols by atomic number (index 0 unused).  A table rather than xraydb,
+#: whose import (via sqlalchemy) would dominate the start of a fast run.
+SYMBOLS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
+    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm "
+    "Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U "
+    "Np Pu Am Cm Bk Cf"
+).split()
+_Z = {symbol: z for z, symbol in enumerate(SYMBOLS) if z > 0}
+_SYMBOL_BY_LOWER_CASE = {symbol.lower(): symbol for symbol in _Z}
+
+
+def atomic_number(symbol: str) -> int:
+    """``"Cu"`` -> 29; :class:`ConfigError` for anything that is not a symbol."""
+    try:
+        return _Z[str(symbol).strip()]
+    except KeyError:
+        raise ConfigError(f"{symbol!r} is not an element symbol (H to Cf, e.g. 'Pt', 'O')") from None
 
 
 @lru_cache(maxsize=1)
@@ -44,10 +64,8 @@ def build_table() -> Path:
     """Regenerate the table from xraydb (a maintainer task)."""
     import xraydb
 
-    from .feffpaths import _SYMBOLS
-
     table = {}
-    for symbol in _SYMBOLS[1:]:
+    for symbol in SYMBOLS[1:]:
         edges = xraydb.xray_edges(symbol)
         table[symbol] = {name: float(edges[name].energy) for name in EDGES if name in edges}
     TABLE.write_text(json.dumps(table, separators=(",", ":")))
@@ -59,9 +77,7 @@ def element_symbol(text) -> str | None:
 
     Names (``"copper"``) are not in the table; callers fall back to xraydb for them.
     """
-    from .feffpaths import _SYMBOL_BY_LOWER_CASE, _SYMBOLS
-
     if isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit()):
         z = int(text)
-        return _SYMBOLS[z] if 0 < z < len(_SYMBOLS) else None
+        return SYMBOLS[z] if 0 < z < len(SYMBOLS) else None
     return _SYMBOL_BY_LOWER_CASE.get(str(text).strip().lower())

@@ -1,0 +1,248 @@
+"""The sections of a run configuration: one frozen dataclass per TOML section, and
+:class:`Config` holding them (build it with :func:`operando.config.load_config`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._util.jsonsafe import to_json_ready
+from ..exafs import ShellModel as _ShellModel  # one source for the fit-window defaults
+from .values import _fail, _integer
+
+EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+
+# --------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class SeriesConfig:
+    """``[series]``: what to read and how (see :func:`operando.io.read_series`)."""
+
+    source: tuple[str, ...] = ()
+    conditions: str | None = None
+    element: str | None = None
+    edge: str | None = None
+    mu: str = "auto"
+    reference: bool | str = "auto"
+    format: str = "auto"
+    pattern: str | None = None
+    energy_column: str | int | None = None
+    columns: tuple[str, ...] | None = None
+    on_error: str = "skip"
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
+
+    e0: str | float = "first"
+    pre1: float | None = None
+    pre2: float | None = None
+    norm1: float | None = None
+    norm2: float | None = None
+    nnorm: int | None = None
+    nvict: int = 0
+    calibrate: bool = False
+    edge_energy: float | None = None
+    wl_window: tuple[float, float] | None = None
+    engine: str = "fast"
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """``[reference]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``)."""
+
+    file: str | None = None
+    shell: str | None = None
+    cn: float = 12.0
+    s02: float | None = None
+
+
+@dataclass(frozen=True)
+class ExafsConfig:
+    """``[exafs]``: background removal and shell fits (k in 1/Angstrom, R in Angstrom)."""
+
+    enabled: bool = False
+    shells: tuple[str, ...] | None = None
+    share_e0: bool = _ShellModel.share_e0
+    kmin: float = _ShellModel.kmin
+    kmax: float = _ShellModel.kmax
+    kweight: int = int(_ShellModel.kweight)
+    dk: float = _ShellModel.dk
+    window: str = _ShellModel.window
+    rmin: float = _ShellModel.rmin
+    rmax: float = _ShellModel.rmax
+    fit_space: str = _ShellModel.fit_space
+    rbkg: float = 1.0
+    # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
+    # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
+    bkg_kmin: float = 0.0
+    engine: str = "fast"
+    merge_repeats: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """``[track]``: shells to compare and thresholds for :mod:`operando.tracking`.
+
+    ``settings`` holds every other key unchanged; it is handed to
+    ``tracking.TrackSettings.from_config`` (validated there).
+    """
+
+    enabled: bool = True
+    metal_shell: str | None = None
+    ligand_shell: str | None = None
+    condition_columns: tuple[str, ...] | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``[output]``: the run folder and what goes in it."""
+
+    dir: str = "operando-output"
+    plots: tuple[str, ...] = ("png",)
+    overwrite: bool = False
+    report: bool = True
+    athena: bool | str = "auto"
+
+    def athena_for(self, n_steps: int) -> bool:
+        """Whether ``athena.prj`` is written for a series of ``n_steps``.
+
+        ``"auto"``: up to :data:`ATHENA_AUTO_MAX_STEPS` steps (Athena and
+        Larix list every group; thousands of them cannot usefully be shown).
+        """
+        if self.athena == "auto":
+            return n_steps <= ATHENA_AUTO_MAX_STEPS
+        return bool(self.athena)
+
+
+#: ``[output] athena = "auto"`` writes the project for series up to this many steps.
+ATHENA_AUTO_MAX_STEPS = 500
+#: ``[run] chunk_size = "auto"``: bounds of the chunk size of the fast engines.
+AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 256, 2000
+#: ``[run] chunk_size = "auto"`` with a larch engine (about 0.2 s per step): a checkpoint
+#: every few seconds.
+AUTO_CHUNK_LARCH = 16
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: how the work is split (``chunk_size`` steps per checkpoint) and run.
+
+    ``chunk_size = "auto"`` (default) is resolved from the number of steps only
+    (never from ``workers``, so results do not depend on the worker count):
+    see :meth:`Config.chunk_size_for`.
+    """
+
+    chunk_size: int | str = "auto"
+    # 0: one process per core.  A series of one chunk (anything up to 2 x 256 steps with the
+    # fast engine) still runs inline, so small runs pay no process start-up.
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run configuration (immutable; build it with :func:`load_config`).
+
+    Attributes
+    ----------
+    series, normalize, reference, exafs, track, output, run
+        One frozen dataclass per TOML section.
+    path : str or None
+        The configuration file it was read from.
+    base_dir : str
+        Folder relative paths were resolved against.
+    """
+
+    series: SeriesConfig
+    normalize: NormalizeConfig = NormalizeConfig()
+    reference: ReferenceConfig = ReferenceConfig()
+    exafs: ExafsConfig = ExafsConfig()
+    track: TrackConfig = TrackConfig()
+    output: OutputConfig = OutputConfig()
+    run: RunConfig = RunConfig()
+    path: str | None = None
+    base_dir: str = "."
+
+    def to_dict(self) -> dict:
+        """Every setting, resolved (absolute paths, defaults filled), JSON-ready."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = to_json_ready(asdict(value)) if hasattr(value, "__dataclass_fields__") else value
+        return out
+
+    def chunk_size_for(self, n_steps: int) -> int:
+        """``[run] chunk_size`` resolved for a series of ``n_steps`` steps.
+
+        An integer is used as given.  ``"auto"``: with a larch engine
+        (``[normalize]`` or ``[exafs]``), :data:`AUTO_CHUNK_LARCH` steps so
+        checkpoints come every few seconds; with the fast engines half the
+        series, at least :data:`AUTO_CHUNK_MIN` and at most
+        :data:`AUTO_CHUNK_MAX` steps.  Each chunk costs a fixed ~0.1 s
+        (batched operators, warm-start pass, checkpoint), so 16-step chunks
+        ran the fast engine at a third of its speed; two chunks keep two
+        workers busy, and the cap still checkpoints every few seconds on
+        long series.  Depends on ``n_steps`` and the engines only, so it is
+        stable for a given input (resume) and independent of ``workers``.
+        """
+        size = self.run.chunk_size
+        if size != "auto":
+            return int(size)
+        larch = self.normalize.engine == "larch" or (self.exafs.enabled
+                                                     and self.exafs.engine == "larch")
+        if larch:
+            return AUTO_CHUNK_LARCH
+        return int(min(AUTO_CHUNK_MAX, max(AUTO_CHUNK_MIN, math.ceil(max(n_steps, 1) / 2))))
+
+    def analysis_dict(self, n_steps: int | None = None) -> dict:
+        """The settings that change results (no output folder, no worker count).
+
+        With ``n_steps`` the chunk size is the resolved one
+        (:meth:`chunk_size_for`): chunk boundaries change warm starts, so
+        they are part of the settings.
+        """
+        d = self.to_dict()
+        for key in ("output", "path", "base_dir"):
+            d.pop(key, None)
+        size = self.run.chunk_size if n_steps is None else self.chunk_size_for(n_steps)
+        d["run"] = {"chunk_size": size}
+        return d
+
+    def config_hash(self, n_steps: int | None = None) -> str:
+        """SHA-256 (16 hex digits) of :meth:`analysis_dict`: equal hashes, equal results."""
+        text = json.dumps(self.analysis_dict(n_steps), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_output(self, **changes: Any) -> "Config":
+        """A copy with ``[output]`` fields replaced (``dir`` is resolved to an absolute path)."""
+        if "dir" in changes and changes["dir"] is not None:
+            changes["dir"] = str(Path(changes["dir"]).expanduser().resolve())
+        return replace(self, output=replace(self.output, **changes))
+
+    def with_run(self, **changes: Any) -> "Config":
+        """A copy with ``[run]`` fields replaced (validated as in a file)."""
+        merged = {**asdict(self.run), **changes}
+        return replace(self, run=build_run(merged))
+
+
+def build_run(value: Mapping) -> RunConfig:
+    s = "run"
+    size = value.get("chunk_size", "auto")
+    if isinstance(size, str) and size.strip().lower() == "auto":
+        chunk_size = "auto"
+    elif isinstance(size, str):
+        _fail(s, "chunk_size", size, '"auto" or an integer >= 1')
+    else:
+        chunk_size = _integer(s, "chunk_size", value, default="auto", low=1)
+    return RunConfig(
+        chunk_size=chunk_size,
+        workers=_integer(s, "workers", value, default=0, low=0),
+    )

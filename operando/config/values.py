@@ -1,0 +1,130 @@
+"""Validators of configuration values: each names the section, the key, the value and
+what is accepted (:class:`~operando.errors.ConfigError`)."""
+
+from __future__ import annotations
+
+import glob as _glob
+import math
+from pathlib import Path
+from typing import Any
+
+from .._util.validate import suggest as _suggest
+from ..errors import ConfigError
+
+_UNSET = object()
+
+
+# ------------------------------------------------------------ value validators
+def _fail(section: str, key: str, value: Any, accepted: str):
+    raise ConfigError(f"[{section}] {key} = {value!r}: must be {accepted}")
+
+
+def _number(section, key, value, *, default=_UNSET, low=None, high=None, low_open=False,
+            accepted=None, allow_none=True):
+    if key not in value:
+        return None if default is _UNSET else default
+    v = value[key]
+    desc = accepted or _range_text(low, high, low_open)
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        _fail(section, key, v, desc)
+    if low is not None and (v < low or (low_open and v == low)):
+        _fail(section, key, v, desc)
+    if high is not None and v > high:
+        _fail(section, key, v, desc)
+    return float(v)
+
+
+def _range_text(low, high, low_open):
+    text = "a number"
+    if low is not None:
+        text += f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        text += f"{' and' if low is not None else ''} <= {high:g}"
+    return text
+
+
+def _integer(section, key, value, *, default, low=None, high=None, allow_none=False):
+    if key not in value:
+        return default
+    v = value[key]
+    if v is None and allow_none:
+        return None
+    desc = "an integer" + (f" from {low} to {high}" if low is not None and high is not None
+                           else f" >= {low}" if low is not None else "")
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            _fail(section, key, v, desc)
+    if (low is not None and v < low) or (high is not None and v > high):
+        _fail(section, key, v, desc)
+    return int(v)
+
+
+def _boolean(section, key, value, *, default):
+    if key not in value:
+        return default
+    v = value[key]
+    if not isinstance(v, bool):
+        _fail(section, key, v, "true or false")
+    return v
+
+
+def _choice(section, key, value, options, *, default):
+    if key not in value:
+        return default
+    v = value[key]
+    if not isinstance(v, str) or v.lower() not in options:
+        hint = _suggest(str(v).lower(), options) if isinstance(v, str) else ""
+        raise ConfigError(
+            f"[{section}] {key} = {v!r}: must be one of {', '.join(repr(o) for o in options)}{hint}"
+        )
+    return v.lower()
+
+
+def _string(section, key, value, *, default=None):
+    if key not in value:
+        return default
+    v = value[key]
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        _fail(section, key, v, "a non-empty text string")
+    return v.strip()
+
+
+def _resolve(base: Path, text: str) -> str:
+    p = Path(text).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _resolve_glob(base: Path, text: str) -> str:
+    # Keep the wildcard part intact; only anchor it on the config folder.
+    if _glob.has_magic(text):
+        p = Path(text).expanduser()
+        return str(p if p.is_absolute() else base.resolve() / p)
+    return _resolve(base, text)
+
+
+def _element(section, key, value, *, default=None):
+    v = _string(section, key, value, default=default)
+    if v is None:
+        return None
+    if not (1 <= len(v) <= 2 and v[0].isupper() and v.isalpha() and (len(v) == 1 or v[1].islower())):
+        _fail(section, key, v, "an element symbol such as 'Pt' or 'Cu'")
+    return v
+
+
+def _shell(section, key, v):
+    if not isinstance(v, str):
+        _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
+    parts = [p.strip() for p in v.split("-")]
+    ok = len(parts) == 2 and all(
+        1 <= len(p) <= 2 and p.isalpha() and p[0].isupper() and (len(p) == 1 or p[1].islower())
+        for p in parts
+    )
+    if not ok:
+        _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
+    return f"{parts[0]}-{parts[1]}"

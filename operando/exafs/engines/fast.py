@@ -1,0 +1,352 @@
+"""The batched engine (``engine="fast"``): every step at once, same rules as Larch.
+
+:func:`background_rows` runs :func:`operando.exafs.batch.batch_autobk` over all
+steps (grouped by e0 rounded to 0.01 eV so steps share one operator) and
+:func:`fit_rows` runs the robust shell-fit procedure of the larch engine
+(:func:`operando.exafs.engines.larch._fit_robust`) on all steps at once with
+:func:`operando.exafs.batch.batch_fit` (the passes: :mod:`.fast_passes`):
+
+1. a first batched pass from the default start, followed by absent-shell
+   pinning with the larch engine's rule (CN < 2 sigma -> refit with dR = 0,
+   sigma2 = ``absent_sigma2`` fixed and CN >= ``absent_cn_min``, accepted by
+   the same Hamilton-type test, released again when the pinned CN is > 2 sigma);
+2. with ``warm_start``, a second pass (again with pinning) for the steps the
+   first left suspect -- not acceptable, or an R-factor above
+   ``WARM_RF_RATIO`` x the median of the preceding acceptable steps -- each
+   starting from the previous acceptable step's result (its neighbour in the
+   series), keeping per step the better of the two (acceptable first, then
+   lower chi-square): the batched counterpart of the larch engine's sequential
+   warm start.  Steps whose default-start fit is acceptable are not refitted:
+   on the simulated Cu series (2,000 steps) a warm start changed such fits by
+   < 0.07 of their error bars, except R of one barely-present shell (2 sigma);
+3. the R-factor-jump test against the running median of the preceding good
+   steps (computed once after step 2; a step rescued by a retry does not feed
+   the medians of later steps, the one difference from the sequential rule);
+4. retries of bad steps (failed, ended on a bound, no error bars, R-factor
+   jump) from the same deterministic starts (:func:`operando.exafs.policy.starts`),
+   each start a batched pass followed by the pinning for those steps.
+
+Results are kept as arrays (one entry per fitted step) and turned into the
+larch engine's row dicts only at the end, so :func:`operando.exafs.results.make_result`
+builds the identical table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
+from ..batch import batch_autobk, batch_fit
+from ..batch.stack import PathStack
+from ..model import PAR_KINDS
+from ..policy import absent_note, at_bound, defaults, fit_problems, starts
+from .base import Engine
+from .fast_passes import BatchedPasses, path_tables, trailing_median
+
+log = logging.getLogger(__name__)
+
+#: Steps per batch_autobk call (bounds the (n, n_energy) background array).
+AUTOBK_CHUNK = 4096
+#: Steps per evaluation of the final model chi(k) (element-wise temporaries stay in cache).
+MODEL_CHUNK = 64
+#: e0 is rounded to this (eV) so that steps share one AUTOBK operator.
+E0_ROUND = 0.01
+#: Warm-start pass: a step whose first-pass R-factor exceeds this multiple of the
+#: median of the preceding WARM_RF_WINDOW acceptable steps is refitted from its
+#: neighbour's result (so are steps whose first pass is not acceptable).
+WARM_RF_RATIO = 1.5
+WARM_RF_WINDOW = 15
+
+
+# ============================================================== background
+def background_rows(energy, mu, e0, edge_step, rows, *, rbkg, kweight, kmin, kmax, dk, window,
+                    nclamp, clamp_lo, clamp_hi, kstep):
+    """chi(k) rows for the steps ``rows``.
+
+    Returns
+    -------
+    chi_rows : dict step index -> (n_k_i,) array (only steps that worked)
+    problems : dict step index -> str
+    """
+    energy_d = remove_dups(np.asarray(energy, dtype=float), tiny=TINY_ENERGY)
+    rows = np.asarray(rows, dtype=int)
+    e0r = np.round(np.asarray(e0, float) / E0_ROUND) * E0_ROUND
+    order = rows[np.argsort(e0r[rows], kind="stable")]
+    out, problems = {}, {}
+    for a in range(0, len(order), AUTOBK_CHUNK):
+        idx = order[a:a + AUTOBK_CHUNK]
+        res = batch_autobk(energy, mu[idx], e0r[idx], edge_step[idx], rbkg=rbkg, kweight=kweight,
+                           kmin=kmin, kmax=kmax, dk=dk, window=window, nclamp=nclamp,
+                           clamp_lo=clamp_lo, clamp_hi=clamp_hi, kstep=kstep)
+        for j, i in enumerate(idx):
+            # Each step's own k range (Larch's kout), not the zero-padded common grid.
+            kmax_i = float(np.sqrt(ETOK * max(energy_d[-1] - e0r[i], 0.0)))
+            if kmax is not None and kmax >= 0:
+                kmax_i = max(0.0, min(kmax_i, kmax))
+            n_k = int(1.01 + kmax_i / kstep)
+            chi = res.chi[j, :n_k]
+            if not res.ok[j] or not np.all(np.isfinite(chi)) or n_k < 40:
+                problems[int(i)] = "autobk returned no usable chi(k)"
+            else:
+                out[int(i)] = chi
+    return out, problems
+
+
+
+def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
+    """All steps' result rows (the larch engine's row dicts), fitted in batches."""
+    n = len(steps)
+    eng = BatchedPasses(k, chi, model, paths, s02, opts)
+    kk = (k >= model.kmin) & (k <= model.kmax)
+    usable = np.array([bool(ok[i]) and np.all(np.isfinite(chi[i])) and np.any(chi[i][kk])
+                       for i in range(n)], bool)
+    rows = np.flatnonzero(usable)
+    m = len(rows)
+    fits = eng.settle(rows, eng.fit(rows, eng.default_start(m)))
+    if opts["warm_start"] and m > 1:
+        # Second pass, only for the steps the first pass left suspect: not acceptable, or
+        # an R-factor well above that of the preceding acceptable steps (a local minimum).
+        # Each starts from the previous acceptable step's result (its neighbour in the
+        # series), as the larch engine's sequential warm start; the better fit is kept.
+        rf = fits["r_factor"]
+        good = fits.bad == ""
+        med = trailing_median(rf, good, WARM_RF_WINDOW)
+        suspect = ~good | (np.isfinite(med) & (rf > WARM_RF_RATIO * med))
+        source = good & ~suspect
+        prev = np.full(m, -1)
+        last = -1
+        for i in range(m):
+            prev[i] = last
+            if source[i]:
+                last = i
+        has = np.flatnonzero(suspect & (prev >= 0))
+        if len(has):
+            src = prev[has]
+            start = eng.start_from(fits, src, ())
+            # absent shells of the neighbour restart from the defaults, as in _start_from
+            for j, a in enumerate(fits.absent[src]):
+                for lab in a:
+                    for kk_, v in eng.defaults[lab].items():
+                        if kk_ != "de0":
+                            start[lab][kk_][j] = v
+            warm = eng.settle(rows[has], eng.fit(rows[has], start))
+            fits.put(has, warm, eng.better(fits.subset(has), warm))
+    medians = eng.running_medians(fits)
+    eng.rfactor_check(fits, medians)
+
+    first = fits.bad.copy()
+    tries = np.zeros(m, int)
+    todo = np.flatnonzero(fits.bad != "")
+    for start in starts(model, opts["retries"]):
+        if len(todo) == 0:
+            break
+        trial = eng.settle(rows[todo], eng.fit(rows[todo], eng.const_start(start, len(todo))))
+        eng.rfactor_check(trial, medians[todo])
+        fits.put(todo, trial, eng.better(fits.subset(todo), trial))
+        tries[todo] += 1
+        todo = todo[fits.bad[todo] != ""]
+    log.debug("fast engine: %d batched passes for %d steps", eng.nfit, m)
+
+    # ------------------------------------------------------------ row dicts
+    model_chi = np.full((m, k.size), np.nan)
+    if m:
+        # sum of the path chi(k) (PathTable.chi of each path), in chunks on reused buffers
+        stack = PathStack(eng.tables, k)
+        labs = [spec.label for spec in model.shells]
+        cols = stack.columns(np.array([fits[f"cn_{lab}"] * s02 for lab in labs]),
+                             np.array([fits[f"de0_{lab}"] for lab in labs]),
+                             np.array([fits[f"r_{lab}"] - eng.reff[lab] for lab in labs]),
+                             np.array([fits[f"sigma2_{lab}"] for lab in labs]),
+                             np.zeros((len(labs), m)), has_c3=False)
+        model_chi = np.empty((m, k.size))
+        for a in range(0, m, MODEL_CHUNK):
+            sl = slice(a, min(a + MODEL_CHUNK, m))
+            chi_p = stack.evaluate(cols.rows(sl), reuse=True)
+            np.copyto(model_chi[sl], chi_p[0])
+            for p in range(1, len(labs)):
+                model_chi[sl] += chi_p[p]
+    empty = _empty_row(k, model, s02)
+    out = []
+    pos_of = {int(r): j for j, r in enumerate(rows)}
+    for i in range(n):
+        if i not in pos_of:
+            row = dict(empty)
+            row["_model_chi"] = empty["_model_chi"].copy()
+            if not ok[i]:
+                row["fit_message"] = f"not fitted: {reasons[i] or 'step not ok'}"
+            row["step"] = int(steps[i])
+            out.append(row)
+            continue
+        j = pos_of[i]
+        row: dict[str, Any] = {c: float(v[j]) for c, v in fits.cols.items()}
+        row["n_varys"] = int(fits["n_varys"][j])
+        row["s02"], row["s02_err"] = float(s02), float("nan")
+        notes = []
+        if tries[j]:
+            notes.append(f"retried from {tries[j]} starts after: {first[j]}")
+            if fits.bad[j] == first[j]:
+                fits.bad[j] = "still " + first[j]
+        for lab in fits.absent[j]:
+            notes.append(absent_note(next(s for s in model.shells if s.label == lab), model))
+        if fits.bad[j]:
+            notes.append(fits.bad[j])
+        row["fit_ok"] = not fits.bad[j]
+        row["fit_message"] = "; ".join(notes)
+        row["_model_chi"] = model_chi[j]
+        row["_params"] = _params(row, model, eng, fits.absent[j], s02)
+        row["step"] = int(steps[i])
+        out.append(row)
+    return out
+
+
+def _empty_row(k, model, s02) -> dict:
+    """The larch engine's row for a step that cannot be fitted
+    (:func:`operando.exafs.engines.larch._fit_step` on non-finite chi)."""
+    nan = float("nan")
+    out: dict[str, Any] = {}
+    for spec in model.shells:
+        for kind in PAR_KINDS:
+            out[f"{kind}_{spec.label}"] = nan
+            out[f"{kind}_{spec.label}_err"] = nan
+    msg = "chi(k) is not finite or all zero in the k range"
+    out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
+               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_message=msg,
+               _model_chi=np.full(k.size, np.nan), _params={}, _bad=msg)
+    return out
+
+
+def _params(row, model, eng: BatchedPasses, absent, s02) -> dict:
+    """``{name: (value, stderr, vary, min, max)}`` with the larch engine's names."""
+    nan = float("nan")
+    out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
+    if model.share_e0:
+        lab0 = eng.labels[0]
+        out["de0"] = (row[f"de0_{lab0}"], row[f"de0_{lab0}_err"], True, -model.de0_max,
+                      model.de0_max)
+    for spec in model.shells:
+        lab, name = spec.label, spec.name
+        if lab in absent:
+            out[f"cn_{name}"] = (row[f"cn_{lab}"], row[f"cn_{lab}_err"], True,
+                                 float(model.absent_cn_min), float(spec.cn_max))
+            out[f"dr_{name}"] = (0.0, nan, False, -np.inf, np.inf)
+            out[f"ss_{name}"] = (row[f"sigma2_{lab}"], nan, False, -np.inf, np.inf)
+        else:
+            out[f"cn_{name}"] = (row[f"cn_{lab}"], row[f"cn_{lab}_err"], True,
+                                 float(spec.cn_min), float(spec.cn_max))
+            out[f"dr_{name}"] = (row[f"r_{lab}"] - eng.reff[lab], row[f"r_{lab}_err"], True,
+                                 -model.dr_max, model.dr_max)
+            out[f"ss_{name}"] = (row[f"sigma2_{lab}"], row[f"sigma2_{lab}_err"], True,
+                                 model.sigma2_min, model.sigma2_max)
+        if not model.share_e0:
+            out[f"de0_{name}"] = (row[f"de0_{lab}"], row[f"de0_{lab}_err"], True,
+                                  -model.de0_max, model.de0_max)
+    return out
+
+
+# ============================================================ S0^2 calibration
+def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
+    """``larch._fit_step(..., s02=1, vary_s02=True, fixed_cn=cn)`` with :func:`batch_fit`.
+
+    The amplitude of each shell is ``S0^2 * CN`` with CN fixed, so passing the fixed
+    CN as batch_fit's (fixed) ``s02`` makes batch_fit's ``cn`` parameter S0^2 itself:
+    same model, same bounds (0.2 .. 2) and start (1.0) as the larch engine, and the
+    error bar of S0^2 is that parameter's (Larch's scaling).  One shell (the usual
+    first-shell calibration) or several sharing S0^2 only if they share one fixed CN.
+    """
+    labels = [s.label for s in model.shells]
+    cns = {float(cn[lab]) for lab in labels}
+    if len(cns) != 1:
+        raise ValueError("calibrate_row: every shell needs the same fixed CN")
+    cn_fixed = cns.pop()
+    nan = float("nan")
+    out = _empty_row(k, model, 1.0)
+    out["fit_message"] = out["_bad"] = ""
+    kk = (k >= model.kmin) & (k <= model.kmax)
+    if not np.all(np.isfinite(chi)) or not np.any(chi[kk]):
+        out["fit_message"] = out["_bad"] = "chi(k) is not finite or all zero in the k range"
+        return out
+    tables = path_tables(model, paths)
+    init, vary, bounds = {}, {}, {}
+    if model.share_e0:
+        init["de0"] = 0.0
+        bounds["de0"] = (-model.de0_max, model.de0_max)
+    for spec in model.shells:
+        d = defaults(spec, model)
+        init[spec.label] = {"cn": 1.0, "deltar": float(np.clip(d["dr"], -0.8 * model.dr_max,
+                                                               0.8 * model.dr_max)),
+                            "sigma2": float(np.clip(d["sigma2"], model.sigma2_min * 1.2,
+                                                    model.sigma2_max * 0.9))}
+        vary[spec.label] = {"cn": True, "deltar": True, "sigma2": True, "c3": False}
+        bounds[spec.label] = {"cn": (0.2, 2.0), "deltar": (-model.dr_max, model.dr_max),
+                              "sigma2": (model.sigma2_min, model.sigma2_max)}
+        if not model.share_e0:
+            init[spec.label]["de0"] = 0.0
+            vary[spec.label]["de0"] = True
+            bounds[spec.label]["de0"] = (-model.de0_max, model.de0_max)
+    res = batch_fit(k, chi[None, :], tables, kmin=model.kmin, kmax=model.kmax,
+                    kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
+                    rmax=model.rmax, fit_space=model.fit_space, s02=cn_fixed, init=init,
+                    vary=vary, bounds=bounds, share_e0=model.share_e0)
+    lab0 = labels[0]
+    s02, s02_err = float(res.value[f"cn_{lab0}"][0]), float(res.stderr[f"cn_{lab0}"][0])
+    reff = {lab: paths[lab].reff for lab in labels}
+    total = np.zeros(k.size)
+    params = {"s02": (s02, s02_err, True, 0.2, 2.0)}
+    if model.share_e0:
+        params["de0"] = (float(res.value["de0"][0]), float(res.stderr["de0"][0]), True,
+                         -model.de0_max, model.de0_max)
+    for table, spec in zip(tables, model.shells):
+        lab, name = spec.label, spec.name
+        e0name = "de0" if model.share_e0 else f"de0_{lab}"
+        dr, ss, de0 = (float(res.value[p][0]) for p in (f"deltar_{lab}", f"sigma2_{lab}", e0name))
+        out[f"cn_{lab}"], out[f"cn_{lab}_err"] = cn_fixed, nan
+        out[f"r_{lab}"], out[f"r_{lab}_err"] = reff[lab] + dr, float(res.stderr[f"deltar_{lab}"][0])
+        out[f"sigma2_{lab}"], out[f"sigma2_{lab}_err"] = ss, float(res.stderr[f"sigma2_{lab}"][0])
+        out[f"de0_{lab}"], out[f"de0_{lab}_err"] = de0, float(res.stderr[e0name][0])
+        total += table.chi(k, amp=s02 * cn_fixed, e0=de0, deltar=dr, sigma2=ss)
+        params[f"cn_{name}"] = (cn_fixed, nan, False, -np.inf, np.inf)
+        params[f"dr_{name}"] = (dr, out[f"r_{lab}_err"], True, -model.dr_max, model.dr_max)
+        params[f"ss_{name}"] = (ss, out[f"sigma2_{lab}_err"], True, model.sigma2_min,
+                                model.sigma2_max)
+        if not model.share_e0:
+            params[f"de0_{name}"] = (de0, out[f"de0_{lab}_err"], True, -model.de0_max,
+                                     model.de0_max)
+    out.update(s02=s02, s02_err=s02_err, r_factor=float(res.r_factor[0]),
+               redchi=float(res.redchi[0]), chi_square=float(res.chi_square[0]),
+               n_idp=float(res.n_idp), n_varys=int(res.n_varys), _model_chi=total,
+               _params=params)
+    bound_names = [name for name, (val, _err, varies, lo, hi) in params.items()
+                   if varies and at_bound(val, lo, hi)]
+    errs = [p[1] for p in params.values() if p[2]]
+    out["_bad"] = fit_problems(res.success[0], res.message[0], bound_names,
+                               all(np.isfinite(e) and e > 0 for e in errs))
+    out["fit_ok"] = not out["_bad"]
+    out["fit_message"] = out["_bad"]
+    return out
+
+
+class FastEngine(Engine):
+    """Batched AUTOBK and shell fits (:mod:`operando.exafs.batch`); no q-space fits."""
+
+    name = "fast"
+    fit_spaces = ("r", "k")
+    joint_fits = False
+    #: Smallest chunk handed to an executor: batching is this engine's speed.
+    min_chunk = 256
+
+    def background(self, energy, mu, e0, edge_step, rows, settings):
+        keys = ("rbkg", "kweight", "kmin", "kmax", "dk", "window", "nclamp", "clamp_lo",
+                "clamp_hi", "kstep")
+        done, problems = background_rows(energy, mu, e0, edge_step, rows,
+                                         **{key: settings[key] for key in keys})
+        e0 = np.where(np.isfinite(e0), np.round(e0 / E0_ROUND) * E0_ROUND, e0)
+        return done, problems, e0, {"e0_round": E0_ROUND}
+
+    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts):
+        return fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts)
+
+    def calibrate_row(self, k, chi, model, paths, cn):
+        return calibrate_row(k, chi, model, paths, cn)

@@ -1,0 +1,128 @@
+"""The fit policy both engines apply: starting values, when a fit is acceptable,
+and how a shell consistent with zero is handled.
+
+One copy of each rule, so the batched engine and the xraylarch engine judge a fit
+the same way (the fast engine applies them to arrays of fits at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._util.stats import chi2_ppf
+from .model import ShellModel, ShellSpec
+
+#: A varied parameter this close to a bound (as a fraction of the bound span, or of
+#: max(1, |value|) for a one-sided bound) counts as "at bound".
+AT_BOUND_FRACTION = 1e-3
+#: Confidence of the Hamilton-type test that decides whether pinning a shell is acceptable.
+HAMILTON_CONFIDENCE = 0.95
+
+
+def defaults(spec: ShellSpec, model: ShellModel) -> dict:
+    """Default start of one shell: CN, dR, sigma2, dE0."""
+    cn = spec.cn if spec.cn is not None else (8.0 if spec.is_metal else 4.0)
+    ss = spec.sigma2 if spec.sigma2 is not None else (0.007 if spec.is_metal else 0.005)
+    return {"cn": float(cn), "dr": 0.0, "sigma2": float(ss), "de0": 0.0}
+
+
+def starts(model: ShellModel, retries: int) -> list[dict]:
+    """Deterministic starts for retries: the defaults and spread perturbations."""
+    base = {s.label: defaults(s, model) for s in model.shells}
+    moves = [(1.0, 0.0, 1.0, 0.0), (1.0, 0.05, 1.6, 4.0), (1.0, -0.05, 0.6, -4.0),
+             (0.5, 0.02, 1.0, 7.0), (1.5, -0.02, 2.0, -7.0), (0.7, 0.1, 0.8, 2.0),
+             (1.2, -0.1, 1.3, -2.0)]
+    out = []
+    for cn_f, dr, ss_f, de0 in moves[:max(1, retries)]:
+        out.append({label: {"cn": v["cn"] * cn_f, "dr": dr,
+                            "sigma2": float(np.clip(v["sigma2"] * ss_f, model.sigma2_min * 1.5,
+                                                    model.sigma2_max * 0.8)),
+                            "de0": de0} for label, v in base.items()})
+    return out
+
+
+def start_from(row: Mapping[str, Any], model: ShellModel, absent=()) -> dict:
+    """Warm start from a fitted row (absent shells restart from defaults)."""
+    out = {}
+    for spec in model.shells:
+        label = spec.label
+        d = defaults(spec, model)
+        cn = row.get(f"cn_{label}")
+        if label in absent or cn is None or not np.isfinite(cn):
+            out[label] = {**d, "de0": row.get(f"de0_{label}", 0.0)}
+            continue
+        out[label] = {"cn": max(float(cn), 0.5), "dr": row[f"r_{label}"] - row["_reff"][label],
+                      "sigma2": row[f"sigma2_{label}"], "de0": row[f"de0_{label}"]}
+    return out
+
+
+def constraint_acceptable(free: Mapping, constrained: Mapping, n_fixed: int) -> bool:
+    """Whether fixing ``n_fixed`` parameters is statistically acceptable.
+
+    Hamilton-type test: the constrained chi-square may exceed the free one by
+    up to the 95 % point of a chi-square with ``n_fixed`` degrees of freedom,
+    in units of the free fit's reduced chi-square (Larch's scaling).
+    """
+    c_free, c_con = free["chi_square"], constrained["chi_square"]
+    if not np.isfinite(c_con):
+        return False
+    if not (np.isfinite(c_free) and np.isfinite(free["redchi"]) and free["redchi"] > 0):
+        return True
+    return (c_con - c_free) / free["redchi"] <= hamilton_threshold(n_fixed)
+
+
+def zero_shells(row: Mapping[str, Any], model: ShellModel) -> list[str]:
+    """Shells whose CN is consistent with zero (CN < 2 sigma, or pinned near 0
+    without an error bar)."""
+    out = []
+    for spec in model.shells:
+        cn, err = row[f"cn_{spec.label}"], row[f"cn_{spec.label}_err"]
+        if not np.isfinite(cn):
+            continue
+        if np.isfinite(err) and cn < 2 * err:
+            out.append(spec.label)
+        elif not np.isfinite(err) and cn < 0.5:
+            out.append(spec.label)
+    return out
+
+
+def hamilton_threshold(n_fixed: int) -> float:
+    """How much chi-square (in units of the free fit's reduced chi-square) fixing
+    ``n_fixed`` parameters may add and still be acceptable."""
+    return chi2_ppf(HAMILTON_CONFIDENCE, n_fixed)
+
+
+def at_bound(value, lo, hi):
+    """Whether a varied parameter ended on a bound (works on scalars and arrays)."""
+    value, lo, hi = (np.asarray(x, dtype=float) for x in (value, lo, hi))
+    with np.errstate(invalid="ignore"):
+        span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(1.0, np.abs(value)))
+        return ((np.isfinite(lo) & (value - lo <= AT_BOUND_FRACTION * span))
+                | (np.isfinite(hi) & (hi - value <= AT_BOUND_FRACTION * span)))
+
+
+def fit_problems(converged: bool, message: str, bound_names, errorbars: bool) -> str:
+    """Why a fit is not acceptable (``""`` when it is): it did not converge, a varied
+    parameter ended on a bound, or the covariance gave no error bars."""
+    problems = []
+    if not converged:
+        problems.append(f"did not converge ({message})")
+    if bound_names:
+        problems.append("at bound: " + ", ".join(bound_names))
+    if not errorbars:
+        problems.append("no error bars (singular covariance)")
+    return "; ".join(problems)
+
+
+def absent_note(spec: ShellSpec, model: ShellModel) -> str:
+    """The fit message of a shell refitted as absent."""
+    ss = absent_sigma2(spec, model)
+    return (f"{spec.label} CN consistent with 0: refitted with dR=0, sigma2={ss:g} A^2 "
+            f"fixed, CN >= {model.absent_cn_min:g}")
+
+
+def absent_sigma2(spec: ShellSpec, model: ShellModel) -> float:
+    """sigma2 (A^2) at which an absent shell is held while only its CN varies."""
+    return spec.absent_sigma2 if spec.absent_sigma2 is not None else model.absent_sigma2

@@ -1,0 +1,173 @@
+"""Shell-fit results: :class:`ShellFitResult` (a table, the chi(k) fitted and its
+model, every parameter, every setting) and :class:`S02Calibration`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .model import result_columns
+
+
+@dataclass(frozen=True, eq=False)
+class ShellFitResult:
+    """Shell-fit results of a series: one row per fitted step.
+
+    Attributes
+    ----------
+    table : DataFrame
+        :func:`result_columns` (plus ``merged_steps`` when repeats were merged).
+    k : (n_k,) array
+        k grid (1/Angstrom) of ``data_chi`` / ``model_chi``.
+    data_chi, model_chi : (n_rows, n_k) arrays
+        The chi(k) fitted and the best-fit model (NaN where no fit).
+    params : list of dict
+        Per row, every parameter: ``{name: (value, stderr, vary, min, max)}``.
+    settings : dict
+        Every fit setting, the paths used (label, file, reff), S0^2, engine.
+    """
+
+    table: pd.DataFrame
+    k: np.ndarray
+    data_chi: np.ndarray
+    model_chi: np.ndarray
+    params: list
+    settings: dict
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per step (a copy)."""
+        return self.table.copy()
+
+    def _row(self, step: int) -> int:
+        hits = np.flatnonzero(self.table["step"].to_numpy() == step)
+        if hits.size == 0:
+            raise DataError(f"no fit for step {step}; steps are {self.table['step'].tolist()}")
+        return int(hits[0])
+
+    def report(self, step: int | None = None) -> str:
+        """A text report: ``step=None`` gives a summary table, else one step
+        in the style of lmfit's ``fit_report`` (values +/- errors)."""
+        labels = [s["label"] for s in self.settings["model"]["shells"]]
+        if step is None:
+            head = (f"[[Shell fits]] {len(self)} steps, shells {labels}, S0^2 = "
+                    f"{self.settings['s02']:.4g}, engine {self.settings['engine']}\n"
+                    f"    fits ok: {int(self.table['fit_ok'].sum())}/{len(self)}\n")
+            cols = ["step"]
+            for label in labels:
+                cols += [f"cn_{label}", f"cn_{label}_err", f"r_{label}"]
+            cols += ["r_factor", "fit_ok"]
+            with pd.option_context("display.width", 160, "display.max_columns", 40):
+                body = self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+            return head + body
+        i = self._row(step)
+        row = self.table.iloc[i]
+        lines = [f"[[Shell fit, step {step}]]",
+                 f"    fit_ok          = {bool(row['fit_ok'])}",
+                 f"    n_idp           = {row['n_idp']:.3f}",
+                 f"    n_varys         = {int(row['n_varys'])}",
+                 f"    chi-square      = {row['chi_square']:.6g}",
+                 f"    reduced chi-sq  = {row['redchi']:.6g}",
+                 f"    r-factor        = {row['r_factor']:.6g}",
+                 f"    S0^2            = {row['s02']:.5g}" + _pm(row["s02_err"]),
+                 f"    message         = {row['fit_message'] or 'ok'}",
+                 "[[Variables]]"]
+        for name, (value, stderr, vary, lo, hi) in self.params[i].items():
+            tag = "" if vary else "(fixed)"
+            lines.append(f"    {name:14s} = {value: .6g}{_pm(stderr)} {tag} bounds [{lo:g}, {hi:g}]")
+        lines.append("[[Shells]]")
+        for label in labels:
+            lines.append(
+                f"    {label:6s} CN {row[f'cn_{label}']:.3f}{_pm(row[f'cn_{label}_err'])}, "
+                f"R {row[f'r_{label}']:.4f}{_pm(row[f'r_{label}_err'])} A, "
+                f"sigma2 {row[f'sigma2_{label}']:.5f}{_pm(row[f'sigma2_{label}_err'])} A^2, "
+                f"dE0 {row[f'de0_{label}']:.3f}{_pm(row[f'de0_{label}_err'])} eV")
+        return "\n".join(lines)
+
+    def plot(self, step: int):
+        """Data and best fit of one step, k^w chi(k) and |chi(R)|.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from larch import Group
+        from larch.xafs import xftf
+        from matplotlib.figure import Figure
+
+        i = self._row(step)
+        model = self.settings["model"]
+        kw = model["kweight"]
+        fig = Figure(figsize=(10, 4))
+        ax_k, ax_r = fig.subplots(1, 2)
+        k = self.k
+        for chi, style, label in ((self.data_chi[i], "k-", "data"), (self.model_chi[i], "r--", "fit")):
+            if not np.all(np.isfinite(chi)):
+                continue
+            ax_k.plot(k, chi * k ** kw, style, label=label)
+            group = Group()
+            xftf(k, chi, group=group, kmin=model["kmin"], kmax=model["kmax"], dk=model["dk"],
+                 window=model["window"], kweight=kw, rmax_out=6)
+            ax_r.plot(group.r, group.chir_mag, style, label=label)
+        ax_k.axvspan(model["kmin"], model["kmax"], color="0.9", zorder=0)
+        ax_r.axvspan(model["rmin"], model["rmax"], color="0.9", zorder=0)
+        ax_k.set_xlabel(r"$k$ ($\AA^{-1}$)")
+        ax_k.set_ylabel(rf"$k^{{{kw:g}}}\chi(k)$")
+        ax_r.set_xlabel(r"$R$ ($\AA$)")
+        ax_r.set_ylabel(r"$|\chi(R)|$")
+        ok = bool(self.table["fit_ok"].iloc[i])
+        ax_k.set_title(f"step {step}" + ("" if ok else " (fit not ok)"))
+        ax_r.set_title(f"R-factor {self.table['r_factor'].iloc[i]:.4g}")
+        ax_k.legend()
+        fig.tight_layout()
+        return fig
+
+
+@dataclass(frozen=True, eq=False)
+class S02Calibration:
+    """S0^2 from a reference foil with the bulk CN fixed.
+
+    Attributes
+    ----------
+    s02, s02_err : float
+        Amplitude reduction factor and its 1-sigma error.
+    fit : pandas.Series
+        The fit row (same columns as :meth:`ShellFitResult.to_dataframe`).
+    settings : dict
+    result : ShellFitResult
+        The full fit (``.report()``, ``.plot()``).
+    """
+
+    s02: float
+    s02_err: float
+    fit: pd.Series
+    settings: dict
+    result: ShellFitResult
+
+
+def _pm(err) -> str:
+    try:
+        err = float(err)
+    except (TypeError, ValueError):
+        return ""
+    return f" +/- {err:.3g}" if math.isfinite(err) else ""
+
+
+def make_result(rows, k, data_chi, model, settings, merged) -> ShellFitResult:
+    columns = result_columns(model)
+    table = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
+    table["step"] = table["step"].astype(int)
+    table["n_varys"] = table["n_varys"].astype(int)
+    table["fit_ok"] = table["fit_ok"].astype(bool)
+    if merged is not None:
+        table["merged_steps"] = [",".join(str(s) for s in m) for m in merged]
+    model_chi = np.array([row["_model_chi"] for row in rows]).reshape(len(rows), k.size)
+    return ShellFitResult(table=table, k=k, data_chi=np.array(data_chi, float).reshape(len(rows), k.size),
+                          model_chi=model_chi, params=[row["_params"] for row in rows],
+                          settings=settings)

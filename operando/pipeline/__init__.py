@@ -1,0 +1,20 @@
+"""Run a whole analysis from a configuration into a run folder.
+
+=====================  ============================================================
+:mod:`.run`            :func:`run`, :class:`RunResult`, :class:`RunInterrupted`
+:mod:`.settings`       the configuration resolved once into each stage's settings
+:mod:`.source`         reading, streaming (operando HDF5), hashing, calibration
+:mod:`.prepare`        series-wide values: E0, engine, shells, S0^2 (checkpointed)
+:mod:`.chunks`         the chunk loop on an executor, checkpoints, plot rows
+:mod:`.steps`          one chunk's analysis: normalise, white line, background, fits
+:mod:`.outputs`        steps table, tracking, every output file
+:mod:`.figures`        which figures are drawn and how they are saved
+:mod:`.store`          the run folder: manifest, checkpoints, atomic outputs
+:mod:`.progress`       the progress bar
+=====================  ============================================================
+"""
+
+from .run import RunInterrupted, RunResult, run
+from .steps import STEP_COLUMNS
+
+__all__ = ["run", "RunResult", "RunInterrupted", "STEP_COLUMNS"]

@@ -1,0 +1,241 @@
+"""The end of a run: the steps table, tracking, and every output file, each atomically.
+
+``steps.csv`` (written block by block), ``segments.csv``, ``events.csv``,
+``reversibility.csv``, ``settings.json``, the figures, ``report.html``,
+``athena.prj`` and last ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, OperandoError
+from .chunks import PLOT_ROWS
+from .figures import draw_figures, figure_list
+from .settings import RunPlan
+from .source import is_streamed
+from .steps import unpack_chunk
+from .store import RunStore
+
+#: A streamed series gets an Athena project only up to this many spectra (it holds them all).
+ATHENA_MAX_STREAMED = 2000
+#: Rows per block when writing steps.csv.
+_CSV_BLOCK = 10_000
+
+
+def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
+           record: dict) -> tuple:
+    """Assemble the steps table, track, write the outputs.
+
+    Returns ``(steps, summary, settings, outputs, tracking)``.
+    """
+    parts = state["results"]
+    steps = _steps_table(store, series, parts)
+    plot_rows = state["plot_rows"]
+    norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
+    meta0 = next((m for _, m in parts if m), {})
+    outputs: dict[str, Path] = {}
+    notes: list[str] = []
+
+    tracking = None
+    states = np.full(len(steps), "", dtype=object)
+    if plan.track is not None:
+        from ..tracking import track
+
+        tracking = track(steps, **plan.track)
+        if "state" in tracking.steps:
+            found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
+            states = found.fillna("").astype(str).to_numpy()
+    elif not plan.exafs:
+        notes.append("tracking skipped: it needs the [exafs] shell fits")
+    steps["state"] = states
+    chi = _chi_rows(parts) if plan.exafs else None
+    if len(plot_rows) < len(steps):
+        notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
+                     "evenly spaced")
+
+    outputs["steps"] = _write_steps(store, steps)
+    if tracking is not None:
+        outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
+        outputs["events"] = store.write_csv("events.csv", tracking.events)
+        if isinstance(getattr(tracking, "reversibility", None), pd.DataFrame):
+            outputs["reversibility"] = store.write_csv("reversibility.csv", tracking.reversibility)
+    settings = _settings_record(record, store, plan, series, shared, meta0)
+    outputs["settings"] = store.write_json("settings.json", settings)
+    if plan.plots:
+        figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows)
+        outputs.update(draw_figures(store, figures, plan.plots, notes))
+
+    failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
+    skipped = list(series.metadata.get("skipped", []) or [])
+    summary = {
+        "status": "complete",
+        "run_id": store.manifest.get("run_id"),
+        "dir": str(store.dir),
+        "n_steps": int(len(steps)),
+        "n_ok": int(steps["ok"].sum()),
+        "n_failed": int(len(failed)),
+        "failures": [{"step": int(r.step), "file": str(r.file), "reason": str(r.reason)}
+                     for r in failed.itertuples()],
+        "n_skipped_files": len(skipped),
+        "skipped_files": skipped,
+        "n_events": int(len(tracking.events)) if tracking is not None else 0,
+        "n_segments": int(len(tracking.segments)) if tracking is not None else 0,
+        "chunks_total": len(parts),
+        "chunks_computed": state["computed"],
+        "chunks_loaded": state["loaded"],
+        "seconds": round(time.perf_counter() - record["t_start"], 3),
+        "notes": notes,
+    }
+    outputs.update(_athena(store, plan, series, steps, notes))
+    if plan.report:
+        outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings)
+    summary["outputs"] = {k: str(v) for k, v in outputs.items()}
+    outputs["summary"] = store.write_json("summary.json", summary)
+    return steps, summary, settings, outputs, tracking
+
+
+def _steps_table(store, series, parts) -> pd.DataFrame:
+    computed = pd.concat([unpack_chunk(arrays)[0] for arrays, _ in parts], ignore_index=True)
+    steps = series.conditions.reset_index(drop=True).copy()
+    if not np.array_equal(computed["step"].to_numpy(), steps["step"].to_numpy()):
+        raise ConfigError(f"checkpoints in {store.dir} do not cover the series in order; "
+                          "use --overwrite to start again")
+    for col in computed.columns:
+        if col != "step":
+            steps[col] = computed[col].to_numpy()
+    return steps
+
+
+def _chi_rows(parts):
+    """``(k, chi)`` of the sampled rows of every chunk, on the longest chunk's k grid."""
+    chi_parts = [(arrays.get("k"), arrays.get("chi")) for arrays, _ in parts]
+    n_k = max((c.shape[1] for _, c in chi_parts if c is not None), default=0)
+    if not n_k:
+        return None
+    k = next(kk for kk, c in chi_parts if c is not None and c.shape[1] == n_k)
+    return k, np.concatenate([
+        np.pad(c, ((0, 0), (0, n_k - c.shape[1])), constant_values=np.nan) if c is not None
+        else np.full((len(arrays["norm"]), n_k), np.nan)
+        for (_, c), (arrays, _) in zip(chi_parts, parts)])
+
+
+def _write_steps(store: RunStore, steps: pd.DataFrame):
+    """``steps.csv`` written block by block (atomically): no whole-file text in memory.
+
+    Same bytes as ``DataFrame.to_csv(index=False)`` (blocks of one frame share
+    its dtypes, and each value is formatted on its own).
+    """
+    def writer(tmp):
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for start in range(0, max(len(steps), 1), _CSV_BLOCK):
+                steps.iloc[start:start + _CSV_BLOCK].to_csv(fh, index=False, header=start == 0,
+                                                           lineterminator="\n")
+    return store.write_with("steps.csv", writer)
+
+
+def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dict:
+    versions = {name: package_version(name) for name in
+                ("operando", "numpy", "scipy", "pandas", "matplotlib", "xraylarch", "lmfit")}
+    versions["python"] = sys.version.split()[0]
+    return {
+        "config": record["config"],
+        "config_hash": record["config_hash"],
+        "run_id": store.manifest.get("run_id"),
+        "data_hash": store.manifest.get("data_hash"),
+        "resolved": {
+            "e0": shared.get("e0"), "e0_from_step": shared.get("e0_from_step"),
+            "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
+            "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
+            "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
+            "normalize": meta0.get("normalize_settings"),
+            "background": meta0.get("background_settings"),
+            "fit": meta0.get("fit_settings"),
+            "chunk_size": plan.chunk_size,
+            "athena": plan.athena,
+        },
+        "series": {
+            "n_steps": len(series), "element": series.element, "edge": series.edge,
+            "energy_range_eV": [float(series.energy[0]), float(series.energy[-1])],
+            "n_energy": int(series.energy.size),
+            "condition_columns": series.condition_columns(),
+            "metadata": {k: v for k, v in series.metadata.items() if k in
+                         ("source", "format", "mu_from", "interpolated", "skipped")},
+        },
+        "versions": versions,
+    }
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _athena(store, plan: RunPlan, series, steps, notes) -> dict:
+    """``athena.prj``: the calibrated raw mu of every step, with its E0."""
+    n = len(series)
+    if not plan.athena:
+        if plan.athena_limit is not None:
+            notes.append(f"Athena export skipped: {n} steps (athena = \"auto\" writes "
+                         f"athena.prj for series up to {plan.athena_limit} steps; Athena and "
+                         "Larix cannot usefully show more groups); set [output] athena = true to "
+                         "write it, or export a selection with operando.viz.write_athena")
+        return {}
+    if is_streamed(series) and n > ATHENA_MAX_STREAMED:
+        notes.append(f"Athena export skipped: {n} spectra streamed from HDF5 (more than "
+                     f"{ATHENA_MAX_STREAMED}); export a selection with operando.viz.write_athena")
+        return {}
+    from ..viz import write_athena
+
+    names = [f"step_{int(st):04d}_{Path(str(f)).stem}" for st, f in zip(steps["step"], steps["file"])]
+    mu = series.take(slice(0, n)).mu if is_streamed(series) else series.mu
+    out = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out["athena"] = write_athena(
+                store.path("athena.prj"), series.energy, mu, names, element=series.element or "",
+                edge=series.edge or "",
+                e0s=pd.to_numeric(steps["e0"], errors="coerce").to_numpy(dtype=float))
+        except OperandoError as exc:
+            notes.append(f"Athena export not written: {exc}")
+    notes += [f"Athena export: {w.message}" for w in caught]
+    return out
+
+
+def _report(store, series, steps, outputs, summary, tracking, settings) -> Path:
+    from ..viz import write_report
+
+    figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
+               if str(path).endswith(".png")}
+    text = tracking.summary() if tracking is not None else ""
+    text = "\n".join([summary_text(summary), "", text]).strip()
+    return write_report(
+        store.path("report.html"),
+        title=f"operando run {summary.get('run_id')}: {series.element or ''} {series.edge or ''}",
+        summary_text=text, steps=steps,
+        segments=None if tracking is None else tracking.segments,
+        events=None if tracking is None else tracking.events,
+        reversibility=None if tracking is None else tracking.reversibility,
+        figures=figures, settings=settings)
+
+
+def summary_text(summary: dict) -> str:
+    lines = [f"{summary['n_steps']} steps: {summary['n_ok']} ok, {summary['n_failed']} failed; "
+             f"{summary['n_events']} events; {summary['n_skipped_files']} input files skipped"]
+    lines += [f"  step {f['step']} ({f['file']}): {f['reason']}" for f in summary["failures"][:50]]
+    lines += [f"  skipped {f.get('file')}: {f.get('reason')}" for f in summary["skipped_files"][:50]]
+    lines += [f"  note: {n}" for n in summary["notes"]]
+    return "\n".join(lines)
+
+
+__all__ = ["finish", "summary_text", "package_version", "PLOT_ROWS"]

@@ -1,0 +1,94 @@
+"""Settings shared by every step of a series, resolved once and checkpointed.
+
+* E0 of the series when the policy takes it from one scan (``"first"``,
+  ``"reference"``): a chunk on its own would use its own first scan;
+* with EXAFS: the engine (checked against the model before any work), the shells
+  and S0^2 from the ``[reference]`` foil (or the given value).
+
+The result is stored as the ``prepare`` checkpoint, so a resumed run uses the
+same values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..exafs import calibrate_s02, remove_background
+from ..exafs.engines import get_engine
+from ..io import read_series
+from ..xanes import normalize
+from .settings import RunPlan, StepSettings
+from .store import RunStore
+
+PREPARE = "prepare"
+
+
+def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]:
+    """``(record, step_settings)``: the series-wide values (for settings.json) and the
+    settings every chunk uses."""
+    if store.has_checkpoint(PREPARE):
+        _, shared = store.load_checkpoint(PREPARE)
+    else:
+        shared = _resolve_shared(plan, series)
+        store.save_checkpoint(PREPARE, meta=shared)
+    settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
+                                  shells=shared.get("shells"))
+    return shared, settings
+
+
+def _resolve_shared(plan: RunPlan, series) -> dict:
+    policy = plan.normalize["e0"]
+    shared: dict = {"e0": policy, "e0_from_step": None, "s02": None}
+    if policy in ("first", "reference"):
+        shared["e0"], shared["e0_from_step"] = _first_e0(plan, series)
+    if plan.exafs:
+        shells = list(plan.shells or _default_shells(series))
+        get_engine(plan.fit_engine, model=plan.model(shells))
+        get_engine(plan.background["engine"])
+        shared["exafs_engine"] = {"background": plan.background["engine"],
+                                  "fit": plan.fit_engine}
+        shared.update(_s02(plan, series))
+        shared["shells"] = shells
+    return shared
+
+
+def _first_e0(plan: RunPlan, series) -> tuple[float, int]:
+    for i in range(len(series)):
+        norm = normalize(series[i], **plan.normalize)
+        if bool(np.asarray(norm.ok)[0]) and np.isfinite(norm.e0[0]):
+            return float(norm.e0[0]), int(series.steps[i])
+    raise DataError(f"e0 = \"{plan.normalize['e0']}\": no scan of the series could be normalised")
+
+
+def _default_shells(series) -> list[str]:
+    el = series.element
+    if not el:
+        raise ConfigError("[exafs] shells is not set and the element is unknown; give shells = "
+                          "[\"Pt-O\", \"Pt-Pt\"] or [series] element")
+    return [f"{el}-O", f"{el}-{el}"]
+
+
+def _s02(plan: RunPlan, series) -> dict:
+    ref = plan.reference
+    if ref.s02 is not None:
+        return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
+    shell = ref.shell or f"{series.element}-{series.element}"
+    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False)
+    norm = normalize(foil, **{**plan.normalize, "e0": "each"})
+    chi = remove_background(norm, **plan.background)
+    w = plan.window
+    cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]), kmin=w["kmin"],
+                        kmax=w["kmax"], kweight=w["kweight"], dk=w["dk"], window=w["window"],
+                        fit_space=w["fit_space"], rbkg=plan.background["rbkg"],
+                        engine=plan.background["engine"])
+    if not (np.isfinite(cal.s02) and cal.s02 > 0):
+        raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
+                        "check [reference] or give s02 directly")
+    fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
+    return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
+            "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g})", "s02_fit": fit}
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v

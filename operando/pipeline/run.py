@@ -1,0 +1,209 @@
+"""``run(config)``: a whole analysis from a configuration into a run folder.
+
+In order:
+
+1. read the series (:mod:`.source`; an operando HDF5 file is streamed);
+2. resolve the configuration for it (:func:`.settings.resolve`) and the settings
+   shared by all steps, once, checkpointed (:mod:`.prepare`: E0 of the first good
+   scan when ``e0 = "first"``, the engine, S0^2 from the ``[reference]`` foil);
+3. process the steps in chunks of ``[run] chunk_size`` (:mod:`.chunks`,
+   :mod:`.steps`), each checkpointed as soon as it is done;
+4. track states and events and write every output (:mod:`.outputs`).
+
+Ctrl-C or SIGTERM marks the run ``interrupted`` in ``manifest.json``, keeps the
+checkpoints and raises :class:`RunInterrupted`; ``run(config, resume=True)`` (CLI
+``--resume``) then loads the finished chunks and computes only the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..config import load_config
+from ..errors import OperandoError
+from .chunks import chunk_bounds, run_chunks
+from .outputs import finish, package_version
+from .prepare import prepare
+from .settings import calibrate_kwargs, read_kwargs, resolve
+from .source import calibrated, data_hash, is_streamed, read_source, scan_streamed
+from .store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+class RunInterrupted(OperandoError):
+    """The run was stopped (Ctrl-C / SIGTERM); finished chunks are checkpointed.
+
+    Attributes
+    ----------
+    run_dir : Path
+    chunks_done, chunks_total : int
+    signal_name : str
+        ``"SIGINT"`` or ``"SIGTERM"``.
+    """
+
+    def __init__(self, run_dir, chunks_done: int, chunks_total: int, signal_name: str):
+        self.run_dir = Path(run_dir)
+        self.chunks_done = chunks_done
+        self.chunks_total = chunks_total
+        self.signal_name = signal_name
+        super().__init__(
+            f"run interrupted ({signal_name}) after {chunks_done}/{chunks_total} chunks; "
+            f"finished chunks are kept in {self.run_dir}; continue with --resume"
+        )
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler (a BaseException so no step handler swallows it)."""
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    dir : Path
+        The run folder.
+    steps : DataFrame
+        The ``steps.csv`` table (one row per spectrum, input order).
+    summary : dict
+        Counts of ok / failed steps, failures, skipped input files, events,
+        chunks computed and loaded, timings (also in ``summary.json``).
+    settings : dict
+        Every setting used, resolved (also in ``settings.json``).
+    outputs : dict
+        Output name -> path of every file written.
+    tracking : object or None
+        The :class:`operando.tracking.Tracking` result when tracking ran.
+    """
+
+    dir: Path
+    steps: pd.DataFrame
+    summary: dict
+    settings: dict
+    outputs: dict = field(default_factory=dict)
+    tracking: Any = None
+
+    @property
+    def n_ok(self) -> int:
+        return int(self.summary["n_ok"])
+
+    @property
+    def n_failed(self) -> int:
+        return int(self.summary["n_failed"])
+
+    def __repr__(self) -> str:
+        return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
+                f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
+
+
+def run(config, *, executor: Executor | None = None, resume: bool = False,
+        overwrite: bool = False, progress: bool | Callable[[int, int], Any] | None = None
+        ) -> RunResult:
+    """Analyse a series as configured and write the run folder.
+
+    Parameters
+    ----------
+    config : Config, path, TOML text or dict
+        Anything :func:`operando.config.load_config` accepts.
+    executor : concurrent.futures.Executor, optional
+        Chunks are submitted to it (it is not shut down).  Default: inline
+        when ``[run] workers = 1`` or there is a single chunk to do, else a
+        process pool of that many workers (``0``: one per core).
+    resume : bool
+        Continue the run in the output folder: finished chunks are loaded,
+        not recomputed.  Refused if the settings or input spectra changed.
+    overwrite : bool
+        Replace a previous run in the output folder (also ``[output] overwrite``).
+    progress : bool or callable, optional
+        ``None``: a tqdm bar when stderr is a terminal; ``True``/``False``: bar
+        or nothing; a callable gets ``(steps_done, steps_total)`` after each chunk.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ConfigError
+        Bad settings, output folder in use, or resume refused.
+    ReadError, DataError
+        Input that cannot be read or analysed at all.
+    RunInterrupted
+        Ctrl-C / SIGTERM; the manifest says ``interrupted``.
+    """
+    config = load_config(config)
+    t_start = time.perf_counter()
+    store = RunStore(config.output.dir, overwrite=overwrite or config.output.overwrite, resume=resume)
+    calibrate = calibrate_kwargs(config)
+    with _signal_guard():
+        started = False
+        try:
+            series = read_source(read_kwargs(config), calibrate)
+            if is_streamed(series):
+                raw_hash, series = scan_streamed(series, calibrate,
+                                                 config.chunk_size_for(len(series)), progress)
+            else:
+                raw_hash = data_hash(series)
+                if calibrate is not None:
+                    series = calibrated(series, calibrate)
+            n = len(series)
+            plan = resolve(config, n)
+            chunks = chunk_bounds(n, plan.chunk_size)
+            store.begin(config.config_hash(n), data_hash=raw_hash, config=config.analysis_dict(n),
+                        info={"n_steps": n, "chunk_size": plan.chunk_size,
+                              "n_chunks": len(chunks), "version": package_version("operando")})
+            started = True
+            shared, step_settings = prepare(store, plan, series)
+            state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
+                               executor=executor, progress=progress)
+            record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
+                      "t_start": t_start}
+            steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
+                                                                 state, record)
+            result = RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,
+                               outputs=outputs, tracking=tracking)
+            store.finish("complete", n_ok=result.n_ok, n_failed=result.n_failed)
+        except (KeyboardInterrupt, _Terminated) as exc:
+            name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+            done = sum(1 for s in store.completed_steps() if s.startswith("chunk_"))
+            total = store.manifest.get("n_chunks", 0)
+            if started:
+                store.finish("interrupted", signal=name)
+            log.info("run interrupted by %s after %d/%d chunks", name, done, total)
+            raise RunInterrupted(store.dir, done, total, name) from None
+        except BaseException as exc:
+            if started:
+                store.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+    return result
+
+
+class _signal_guard:
+    """Turn SIGTERM into an exception in the main thread for the duration of a run."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def _on_term(signum, frame):
+                raise _Terminated()
+            try:
+                self.previous = signal.signal(signal.SIGTERM, _on_term)
+            except (ValueError, OSError):  # not allowed here (embedded interpreters)
+                self.previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
