@@ -161,7 +161,8 @@ def _row_name(table: pd.DataFrame, i: int) -> str:
 
 
 def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
-               names: list[str], allow_missing: bool = False) -> list[int | None]:
+               names: list[str], allow_missing: bool = False,
+               warn_extra: bool = True) -> list[int | None]:
     """Row index of ``table`` for each item (candidates are the item's acceptable keys).
 
     Raises ConfigError for duplicated keys and (unless ``allow_missing``, which
@@ -188,7 +189,7 @@ def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
         raise ConfigError(f"conditions table has no row for {len(missing)} {key}(s): "
                           f"{short_list(missing)}; add a row keyed by '{key}' for each")
     extra = sorted(set(range(len(keys))) - set(rows))
-    if extra:
+    if extra and warn_extra:
         warnings.warn(f"conditions table rows for {len(extra)} {key}(s) not read are "
                       f"ignored: {short_list([keys[i] for i in extra])}", OperandoWarning,
                       stacklevel=3)
@@ -260,7 +261,9 @@ def order_files(files: list[Path], table: pd.DataFrame | None,
         raise ConfigError("the conditions table for a folder or list of files needs a 'file' "
                           f"column (file basenames); columns are {short_list(table.columns, 8, quote=True)}")
     candidates = [[p.name, p.stem, _inner_stem(p)] for p in files]
-    rows = match_rows(candidates, table, "file", [p.name for p in files], allow_missing=True)
+    # rows naming no file found are reported once, when the table is attached
+    rows = match_rows(candidates, table, "file", [p.name for p in files], allow_missing=True,
+                      warn_extra=False)
     listed = [(row, i) for i, row in enumerate(rows) if row is not None]
     unlisted = [files[i] for i, row in enumerate(rows) if row is None]
     if not listed:

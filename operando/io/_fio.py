@@ -62,8 +62,12 @@ _BOOL = {"true": "1", "false": "0", "yes": "1", "no": "0", "t": "1", "f": "0", "
 
 
 def looks_like_fio(head: bytes) -> bool:
-    """True for the start of a .fio file: a ``%d`` section line and a ``Col 1`` line."""
-    return bool(_SECTION.search(head)) and bool(_COL_LINE.search(head))
+    """True for the start of a .fio file: a ``%d`` section line followed by a ``Col 1`` line."""
+    start = 0 if head.startswith(b"%d") else head.find(b"\n%d")   # C search: cheap on any file
+    if start < 0:
+        return False
+    section = _SECTION.search(head, start)
+    return section is not None and _COL_LINE.search(head, section.end()) is not None
 
 
 def parse_fio(path, text: str) -> TextTable:
