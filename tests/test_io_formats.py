@@ -545,3 +545,26 @@ def test_9809_format_of_kek_pf(tmp_path, shared_data):
     path.write_text(_PF9A_HEADER.replace("1         3\n", "1         2\n") + rows + "\n")
     transmission = read_series(path, element="Fe", edge="K")
     np.testing.assert_allclose(transmission.mu[0], np.log(i0 / fluor), rtol=1e-12)
+
+
+def test_compressed_hdf5_and_spec(tmp_path, shared_data, cuo):
+    from operando.io import write_hdf5
+
+    series = read_series(shared_data / "series" / "pt_l3_hydrogen_desorption.prj")
+    h5 = write_hdf5(series, tmp_path / "s.h5")
+    packed = tmp_path / "s.h5.gz"
+    packed.write_bytes(gzip.compress(h5.read_bytes()))
+    back = read_series(packed)                       # h5py reads the bytes from memory
+    np.testing.assert_array_equal(back.mu, series.mu)
+    assert back.metadata["compression"] == "gzip"
+    energy, i0, it, _ = cuo
+    lines = ["#F t.spec", "#D Tue Feb 14 09:50:43 2023", ""]
+    for number in (1, 2):
+        lines += [f"#S {number} ascan", "#N 3", "#L Energy  I0  It"]
+        lines += [f"{e:.3f} {a:.6f} {b:.6f}" for e, a, b in zip(energy, i0, it)] + [""]
+    spec = tmp_path / "t.spec.xz"
+    spec.write_bytes(lzma.compress("\n".join(lines).encode()))
+    read = read_series(spec)                         # silx reads a decompressed copy
+    assert read.files == ["t.spec.xz#S1", "t.spec.xz#S2"] and read.metadata["format"] == "spec"
+    np.testing.assert_allclose(read.mu[1], np.log(np.round(i0, 6) / np.round(it, 6)),
+                               rtol=1e-12)
