@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 import operando as op
-from operando import plotting as opplot
+from operando import viz
 
 matplotlib.rcParams["figure.dpi"] = 80          # modest figures: the notebooks stay small
 pd.set_option("display.width", 140)
@@ -159,10 +159,10 @@ tracking = op.track(steps)
 print(tracking.summary())
 """),
         code("""
-opplot.plot_cn(tracking)
+viz.plot_cn(tracking)
 """),
         code("""
-opplot.plot_white_line(tracking)
+viz.plot_white_line(tracking)
 """),
         code("""
 tracking.events[["event", "step", "condition_before", "condition_after", "cn_before", "cn_after",
@@ -341,11 +341,11 @@ pd.DataFrame({
 })
 """),
         md("""
-The CN plot below is `operando.plotting.plot_cn` (segment means with error bands, single
+The CN plot below is `operando.viz.plot_cn` (segment means with error bands, single
 steps as faint points, events as triangles) with the truth added as crosses.
 """),
         code("""
-fig = opplot.plot_cn(tracking)
+fig = viz.plot_cn(tracking)
 ax = fig.axes[0]
 ax.plot(truth["step"], truth["cn_Pt-Pt"], "x", color="k", ms=7, mew=1.5, label="truth Pt-Pt")
 ax.plot(truth["step"], truth["cn_Pt-O"], "+", color="#2ca02c", ms=9, mew=1.5, label="truth Pt-O")
@@ -401,8 +401,8 @@ waterfall coloured by state (k 3-12 A^-1, k^2, Hanning window as in the fits).
 """),
         code("""
 ft = op.fourier_transform(chi, kmin=3, kmax=12, dk=1, window="hanning", kweight=2)
-opplot.plot_summary(tracking, norm.energy, norm.norm, ft.r, ft.chir_mag,
-                    erange=(11540, 11620), title="Pt/Al2O3, CO oxidation (simulated)")
+viz.plot_summary(tracking, norm.energy, norm.norm, ft.r, ft.chir_mag,
+                 erange=(11540, 11620), title="Pt/Al2O3, CO oxidation (simulated)")
 """),
         md("""
 ## One fit in detail
@@ -523,7 +523,7 @@ Only the potential varies, so `plot_cn` puts the potential (V vs RHE) on the x a
 label `OCP` on an extra tick at the right. Crosses are the truth.
 """),
         code("""
-fig = opplot.plot_cn(tracking)
+fig = viz.plot_cn(tracking)
 ax = fig.axes[0]
 tick_x = {t.get_text(): x for x, t in zip(ax.get_xticks(), ax.get_xticklabels())}
 x_truth = [tick_x["OCP"] if p == "OCP" else float(p) for p in truth_seg["potential_V"]]
@@ -574,15 +574,15 @@ and |chi(R)| of every scan (k 3-11 A^-1, k^2), coloured by state: the Cu-N peak 
 negative, and both revert at OCP.
 """),
         code("""
-opplot.plot_xanes_map(norm.energy, norm.norm, steps=calibrated.steps, tracking=tracking,
-                      erange=(8960, 9040))
+viz.plot_xanes_map(norm.energy, norm.norm, steps=calibrated.steps, tracking=tracking,
+                   erange=(8960, 9040))
 """),
         code("""
 ft = op.fourier_transform(chi, kmin=3, kmax=11, dk=1, window="hanning", kweight=2)
 labels = [f"{p if p == 'OCP' else format(float(p), '+.2f') + ' V'} #{s}"
           for s, p in zip(tracking.steps["step"], tracking.steps["potential_V"])]
-colors = [opplot.STATE_COLORS[s] for s in tracking.steps["state"]]
-fig = opplot.plot_chir_waterfall(ft.r, ft.chir_mag, labels=labels, colors=colors, rmax=5)
+colors = [viz.STATE_COLORS[s] for s in tracking.steps["state"]]
+fig = viz.plot_chir_waterfall(ft.r, ft.chir_mag, labels=labels, colors=colors, rmax=5)
 fig.set_size_inches(6.4, 7.5)
 fig
 """),
@@ -717,7 +717,7 @@ The map shows the whole series at once; the differences to the first scan show *
 energy the change happens (the 1 % changes are invisible in the plain spectra).
 """),
         code("""
-opplot.plot_xanes_map(norm.energy, norm.norm, steps=series.steps, erange=(11540, 11610))
+viz.plot_xanes_map(norm.energy, norm.norm, steps=series.steps, erange=(11540, 11610))
 """),
         code("""
 from matplotlib import colormaps

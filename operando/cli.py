@@ -202,6 +202,9 @@ def _print_summary(result) -> None:
     s = result.summary
     line = (f"{s['n_steps']} steps: {s['n_ok']} ok, {s['n_failed']} failed"
             f"; {s.get('n_events', 0)} events")
+    if s.get("fits"):
+        f = s["fits"]
+        line += f"; shell fits {f['good']} good, {f['poor']} poor, {f['failed']} failed"
     if s.get("n_skipped_files"):
         line += f"; {s['n_skipped_files']} input files skipped"
     if s.get("chunks_loaded"):

@@ -266,8 +266,8 @@ def test_retry_rescues_a_bad_start():
            "Cu-Cu": {"cn": 0.3, "dr": -0.24, "sigma2": 0.0011, "de0": 9.5}}
     plain = _fit_step(K, chi.chi[0], model, paths, s02=S02_TRUE, start=bad)
     assert not plain["fit_ok"] and "at bound" in plain["fit_message"]  # the trap is real
-    row = _fit_robust(K, chi.chi[0], model, paths, S02_TRUE, bad, [],
-                            dict(retries=4, rfactor_jump=3.0, rfactor_floor=0.02))
+    row = _fit_robust(K, chi.chi[0], model, paths, S02_TRUE, bad,
+                      dict(retries=4, rfactor_max=0.05, redchi_max=float("inf")))
     assert row["fit_ok"], row["fit_message"]
     assert abs(row["cn_Cu-Cu"] - 4.0) <= 1.0
 

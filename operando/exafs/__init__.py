@@ -24,11 +24,13 @@ single-scattering path with degeneracy 1 and amplitude ``CN_S * S0^2``
 Robustness rules applied to every step (all recorded in ``fit_message``):
 
 * warm start from the previous good step;
-* a fit that fails, ends on a bound, or whose R-factor jumps above
-  ``rfactor_jump`` x the running median of the good steps (and above
-  ``rfactor_floor``) is retried from deterministic starts and the best
-  (lowest chi-square among the acceptable ones) is kept; if none is
-  acceptable the step gets ``fit_ok=False``;
+* a fit that does not converge, has no error bars or ends on a bound is retried
+  from deterministic starts and the best (lowest chi-square among the acceptable
+  ones) is kept;
+* every fit is then judged on absolute criteria only (``fit_quality``: ``"good"``,
+  ``"poor"`` -- on a bound, R-factor above ``rfactor_max`` or reduced chi-square
+  above ``redchi_max`` -- or ``"failed"``; ``fit_ok`` means good), never against
+  its neighbours; a poor fit is reported with its reason, never dropped;
 * an absent shell (CN consistent with zero: CN < 2 sigma) is refitted with its
   ``dR = 0`` and ``sigma2`` fixed at ``absent_sigma2`` so only its CN varies,
   with CN allowed down to ``absent_cn_min`` (negative) so that the error bar is

@@ -22,6 +22,7 @@ from ..errors import ConfigError, DataError
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
+from .policy import REDCHI_MAX, RFACTOR_MAX
 from .results import S02Calibration, ShellFitResult, make_result
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: str = "fast",
                warm_start: bool = True, retries: int = 4, merge_repeats: str | None = None,
                executor: Executor | None = None, chunk_size: int = 8,
-               rfactor_jump: float = 3.0, rfactor_floor: float = 0.02) -> ShellFitResult:
+               rfactor_max: float = RFACTOR_MAX, redchi_max: float | None = None
+               ) -> ShellFitResult:
     """Fit the shells of ``model`` to every step.
 
     Parameters
@@ -62,10 +64,13 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     executor : concurrent.futures.Executor, optional
         Fits contiguous chunks of ``chunk_size`` steps in parallel (warm start
         restarts at each chunk).
-    rfactor_jump, rfactor_floor : float
-        A step is "bad" when its R-factor exceeds ``rfactor_jump`` x the running
-        median of the good steps and also ``rfactor_floor`` (0.02: below it a
-        fit is good by usual EXAFS standards, so no jump is a failure).
+    rfactor_max, redchi_max : float
+        Absolute acceptance (:func:`operando.exafs.policy.fit_quality`): a converged
+        fit with error bars is ``"poor"`` when a varied parameter ends on a bound,
+        its R-factor exceeds ``rfactor_max`` (default 0.05, the usual EXAFS
+        standard) or its reduced chi-square exceeds ``redchi_max`` (default: no
+        limit, see :data:`operando.exafs.policy.REDCHI_MAX`); else ``"good"``.
+        Poor fits are reported, never dropped; ``fit_ok`` is True for good fits.
 
     Returns
     -------
@@ -82,8 +87,9 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float, engine: 
     n_shells = len(model.shells)
     check_information(model, 3 * n_shells + (1 if model.share_e0 else n_shells))
     paths = resolve_paths(model)
-    opts = dict(warm_start=warm_start, retries=int(retries), rfactor_jump=rfactor_jump,
-                rfactor_floor=rfactor_floor)
+    opts = dict(warm_start=warm_start, retries=int(retries), rfactor_max=positive(
+        "rfactor_max", rfactor_max), redchi_max=REDCHI_MAX if redchi_max is None else positive(
+        "redchi_max", redchi_max))
 
     t0 = time.perf_counter()
     fit_chunk = eng.fit_rows

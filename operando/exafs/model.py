@@ -180,7 +180,7 @@ def result_columns(model: ShellModel) -> list[str]:
         for kind in PAR_KINDS:
             cols += [f"{kind}_{label}", f"{kind}_{label}_err"]
     cols += ["s02", "s02_err", "r_factor", "redchi", "chi_square", "n_idp", "n_varys",
-             "fit_ok", "fit_message"]
+             "fit_ok", "fit_quality", "fit_message"]
     return cols
 
 

@@ -19,6 +19,20 @@ from .model import ShellModel, ShellSpec
 AT_BOUND_FRACTION = 1e-3
 #: Confidence of the Hamilton-type test that decides whether pinning a shell is acceptable.
 HAMILTON_CONFIDENCE = 0.95
+#: R-factor above which a converged fit is reported "poor".  The usual EXAFS standard
+#: (Kelly, Hesterberg & Ravel 2008; Calvin, XAFS for Everyone, 2013): below 0.02 a fit is
+#: good, up to 0.05 acceptable; above, the model misses part of the signal, whatever the
+#: noise.  An absolute threshold: a fit is never judged by its neighbours.
+RFACTOR_MAX = 0.05
+#: Reduced chi-square above which a fit is "poor": off by default.  Larch's noise estimate
+#: (chi(R) between 15 and 30 A) leaves out every systematic error, so good fits of real
+#: spectra routinely reach 10-1000; a threshold means something only with a noise
+#: estimate the user trusts.
+REDCHI_MAX = float("inf")
+#: The fit qualities of the ``fit_quality`` column.
+QUALITIES = ("good", "poor", "failed")
+_NOT_CONVERGED = "did not converge"
+_NO_ERRORBARS = "no error bars (singular covariance)"
 
 
 def defaults(spec: ShellSpec, model: ShellModel) -> dict:
@@ -108,12 +122,31 @@ def fit_problems(converged: bool, message: str, bound_names, errorbars: bool) ->
     parameter ended on a bound, or the covariance gave no error bars."""
     problems = []
     if not converged:
-        problems.append(f"did not converge ({message})")
+        problems.append(f"{_NOT_CONVERGED} ({message})")
     if bound_names:
         problems.append("at bound: " + ", ".join(bound_names))
     if not errorbars:
-        problems.append("no error bars (singular covariance)")
+        problems.append(_NO_ERRORBARS)
     return "; ".join(problems)
+
+
+def fit_quality(problems: str, r_factor: float, redchi: float, *, rfactor_max: float = RFACTOR_MAX,
+                redchi_max: float = REDCHI_MAX) -> tuple[str, str]:
+    """``(quality, reason)`` of a finished fit, on absolute criteria only.
+
+    ``"failed"``: no converged fit with error bars (``problems`` from :func:`fit_problems`
+    says which), or nothing could be fitted.  ``"poor"``: converged with error bars, but
+    a varied parameter ended on a bound, or the R-factor exceeds ``rfactor_max``, or the
+    reduced chi-square exceeds ``redchi_max``.  ``"good"``: none of these.
+    """
+    if (not np.isfinite(r_factor) or _NOT_CONVERGED in problems or _NO_ERRORBARS in problems):
+        return "failed", problems or "no fit"
+    reasons = [problems] if problems else []
+    if r_factor > rfactor_max:
+        reasons.append(f"R-factor {r_factor:.3g} > {rfactor_max:g}")
+    if np.isfinite(redchi) and redchi > redchi_max:
+        reasons.append(f"reduced chi-square {redchi:.3g} > {redchi_max:g}")
+    return ("poor" if reasons else "good"), "; ".join(reasons)
 
 
 def absent_note(spec: ShellSpec, model: ShellModel) -> str:

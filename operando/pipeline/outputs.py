@@ -84,6 +84,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "n_failed": int(len(failed)),
         "failures": [{"step": int(r.step), "file": str(r.file), "reason": str(r.reason)}
                      for r in failed.itertuples()],
+        "fits": _fit_counts(steps) if plan.exafs else None,
         "n_skipped_files": len(skipped),
         "skipped_files": skipped,
         "n_events": int(len(tracking.events)) if tracking is not None else 0,
@@ -100,6 +101,12 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     outputs["summary"] = store.write_json("summary.json", summary)
     return steps, summary, settings, outputs, tracking
+
+
+def _fit_counts(steps: pd.DataFrame) -> dict:
+    """How many shell fits were good, poor, failed (absolute criteria, exafs.policy)."""
+    quality = steps["fit_quality"].fillna("failed").astype(str)
+    return {q: int((quality == q).sum()) for q in ("good", "poor", "failed")}
 
 
 def _steps_table(store, series, parts) -> pd.DataFrame:
@@ -232,6 +239,9 @@ def _report(store, series, steps, outputs, summary, tracking, settings) -> Path:
 def summary_text(summary: dict) -> str:
     lines = [f"{summary['n_steps']} steps: {summary['n_ok']} ok, {summary['n_failed']} failed; "
              f"{summary['n_events']} events; {summary['n_skipped_files']} input files skipped"]
+    if summary.get("fits"):
+        f = summary["fits"]
+        lines.append(f"shell fits: {f['good']} good, {f['poor']} poor, {f['failed']} failed")
     lines += [f"  step {f['step']} ({f['file']}): {f['reason']}" for f in summary["failures"][:50]]
     lines += [f"  skipped {f.get('file')}: {f.get('reason')}" for f in summary["skipped_files"][:50]]
     lines += [f"  note: {n}" for n in summary["notes"]]

@@ -115,16 +115,12 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
     fits = fits.set_index("step").reindex(table["step"]).reset_index(drop=True)
     for col in fits.columns:
         table[col] = fits[col].to_numpy()
-    fit_ok = fits["fit_ok"].fillna(False).astype(bool).to_numpy()
-    chi_reason = list(chi.reason)
+    # A step's ``ok`` is its XANES: a fit that is poor or failed is reported in
+    # fit_quality / fit_message and never takes the step's XANES evidence with it.
     for i in range(n):
         step = int(table.at[i, "step"])
         if step in merged_into:  # averaged with its repeats; fitted as that step
             table.at[i, "reason"] = f"fitted merged into step {merged_into[step]}"
-            continue
-        if not fit_ok[i] and table.at[i, "ok"]:
-            table.at[i, "ok"] = False
-            table.at[i, "reason"] = chi_reason[i] or f"fit: {fits['fit_message'].iloc[i]}"
     arrays["k"] = np.asarray(chi.k, dtype=float)
     arrays["chi"] = np.asarray(chi.chi, dtype=float)
     meta["background_settings"] = dict(chi.settings or {})

@@ -19,12 +19,11 @@ steps (grouped by e0 rounded to 0.01 eV so steps share one operator) and
    warm start.  Steps whose default-start fit is acceptable are not refitted:
    on the simulated Cu series (2,000 steps) a warm start changed such fits by
    < 0.07 of their error bars, except R of one barely-present shell (2 sigma);
-3. the R-factor-jump test against the running median of the preceding good
-   steps (computed once after step 2; a step rescued by a retry does not feed
-   the medians of later steps, the one difference from the sequential rule);
-4. retries of bad steps (failed, ended on a bound, no error bars, R-factor
-   jump) from the same deterministic starts (:func:`operando.exafs.policy.starts`),
-   each start a batched pass followed by the pinning for those steps.
+3. retries of bad steps (not converged, ended on a bound, no error bars) from
+   the same deterministic starts (:func:`operando.exafs.policy.starts`), each
+   start a batched pass followed by the pinning for those steps;
+4. every fit judged on absolute criteria (:func:`operando.exafs.policy.fit_quality`:
+   good, poor or failed), never against its neighbours.
 
 Results are kept as arrays (one entry per fitted step) and turned into the
 larch engine's row dicts only at the end, so :func:`operando.exafs.results.make_result`
@@ -42,7 +41,7 @@ from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
 from ..model import PAR_KINDS
-from ..policy import absent_note, at_bound, defaults, fit_problems, starts
+from ..policy import absent_note, at_bound, defaults, fit_problems, fit_quality, starts
 from .base import Engine
 from .fast_passes import BatchedPasses, path_tables, trailing_median
 
@@ -134,9 +133,6 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
                             start[lab][kk_][j] = v
             warm = eng.settle(rows[has], eng.fit(rows[has], start))
             fits.put(has, warm, eng.better(fits.subset(has), warm))
-    medians = eng.running_medians(fits)
-    eng.rfactor_check(fits, medians)
-
     first = fits.bad.copy()
     tries = np.zeros(m, int)
     todo = np.flatnonzero(fits.bad != "")
@@ -144,7 +140,6 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
         if len(todo) == 0:
             break
         trial = eng.settle(rows[todo], eng.fit(rows[todo], eng.const_start(start, len(todo))))
-        eng.rfactor_check(trial, medians[todo])
         fits.put(todo, trial, eng.better(fits.subset(todo), trial))
         tries[todo] += 1
         todo = todo[fits.bad[todo] != ""]
@@ -191,9 +186,13 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict]:
                 fits.bad[j] = "still " + first[j]
         for lab in fits.absent[j]:
             notes.append(absent_note(next(s for s in model.shells if s.label == lab), model))
-        if fits.bad[j]:
-            notes.append(fits.bad[j])
-        row["fit_ok"] = not fits.bad[j]
+        quality, reason = fit_quality(fits.bad[j], row["r_factor"], row["redchi"],
+                                      rfactor_max=opts["rfactor_max"],
+                                      redchi_max=opts["redchi_max"])
+        if reason:
+            notes.append(reason)
+        row["fit_quality"] = quality
+        row["fit_ok"] = quality == "good"
         row["fit_message"] = "; ".join(notes)
         row["_model_chi"] = model_chi[j]
         row["_params"] = _params(row, model, eng, fits.absent[j], s02)
@@ -213,7 +212,7 @@ def _empty_row(k, model, s02) -> dict:
             out[f"{kind}_{spec.label}_err"] = nan
     msg = "chi(k) is not finite or all zero in the k range"
     out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
-               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_message=msg,
+               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_quality="failed", fit_message=msg,
                _model_chi=np.full(k.size, np.nan), _params={}, _bad=msg)
     return out
 
@@ -323,8 +322,8 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
     errs = [p[1] for p in params.values() if p[2]]
     out["_bad"] = fit_problems(res.success[0], res.message[0], bound_names,
                                all(np.isfinite(e) and e > 0 for e in errs))
-    out["fit_ok"] = not out["_bad"]
-    out["fit_message"] = out["_bad"]
+    out["fit_quality"], out["fit_message"] = fit_quality(out["_bad"], out["r_factor"], out["redchi"])
+    out["fit_ok"] = out["fit_quality"] == "good"
     return out
 
 

@@ -261,33 +261,6 @@ class BatchedPasses:
             out.put(pos, chosen, acceptable)
         return out
 
-    def rfactor_check(self, fits: Fits, medians: np.ndarray):
-        """Mark acceptable fits whose R-factor jumps above the running median."""
-        jump, floor = self.opts["rfactor_jump"], self.opts["rfactor_floor"]
-        rf = fits["r_factor"]
-        hit = (fits.bad == "") & np.isfinite(medians) & (rf > np.maximum(jump * medians, floor))
-        for i in np.flatnonzero(hit):
-            fits.bad[i] = (f"R-factor {rf[i]:.4g} > {jump:g} x running median {medians[i]:.4g}")
-
-    def running_medians(self, fits: Fits) -> np.ndarray:
-        """Per row, the median R-factor of the last 15 preceding acceptable rows (>= 3)."""
-        jump, floor = self.opts["rfactor_jump"], self.opts["rfactor_floor"]
-        med = np.full(fits.n, np.nan)
-        hist: list[float] = []
-        rf = fits["r_factor"]
-        for i in range(fits.n):
-            if fits.bad[i]:
-                continue
-            if len(hist) >= 3:
-                w = sorted(hist[-15:])      # == np.median(hist[-15:]), without its overhead
-                h = len(w) // 2
-                m = w[h] if len(w) % 2 else (w[h - 1] + w[h]) / 2
-                med[i] = m
-                if rf[i] > max(jump * m, floor):
-                    continue  # will be marked bad: does not enter the history
-            hist.append(float(rf[i]))
-        return med
-
 
 def trailing_median(values, use, window):
     """Per row, the median of ``values`` over the last ``window`` preceding rows with

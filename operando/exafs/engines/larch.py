@@ -20,7 +20,7 @@ import numpy as np
 from ...feffpaths import FeffPath
 from ..model import PAR_KINDS, ShellModel
 from ..policy import (absent_note, absent_sigma2, at_bound, constraint_acceptable, defaults,
-                      fit_problems, start_from, starts, zero_shells)
+                      fit_problems, fit_quality, start_from, starts, zero_shells)
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
             out[f"{kind}_{spec.label}"] = nan
             out[f"{kind}_{spec.label}_err"] = nan
     out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
-               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_message="",
+               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_quality="failed", fit_message="",
                _model_chi=np.full(k.size, np.nan), _params={}, _bad="")
     if not np.all(np.isfinite(chi)) or not np.any(chi[(k >= model.kmin) & (k <= model.kmax)]):
         out["fit_message"] = out["_bad"] = "chi(k) is not finite or all zero in the k range"
@@ -137,8 +137,8 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
     bound_names = [n for n, p in params.items()
                    if n in pars and p.vary and at_bound(p.value, p.min, p.max)]
     out["_bad"] = fit_problems(result.success, result.message, bound_names, result.errorbars)
-    out["fit_ok"] = not out["_bad"]
-    out["fit_message"] = out["_bad"]
+    out["fit_quality"], out["fit_message"] = fit_quality(out["_bad"], out["r_factor"], out["redchi"])
+    out["fit_ok"] = out["fit_quality"] == "good"
     return out
 
 
@@ -162,7 +162,7 @@ def _param_table(params, names) -> dict:
 
 
 
-def _fit_robust(k, chi, model, paths, s02, start, running_rf, opts) -> dict:
+def _fit_robust(k, chi, model, paths, s02, start, opts) -> dict:
     """Fit one step with retries and absent-shell handling; never raises."""
     reff = {label: p.reff for label, p in paths.items()}
 
@@ -170,11 +170,6 @@ def _fit_robust(k, chi, model, paths, s02, start, running_rf, opts) -> dict:
         row = _fit_step(k, chi, model, paths, s02=s02, start=start_, absent=absent_)
         row["_reff"] = reff
         row["_absent"] = tuple(absent_)
-        if row["fit_ok"] and running_rf and len(running_rf) >= 3:
-            median = float(np.median(running_rf[-15:]))
-            if row["r_factor"] > max(opts["rfactor_jump"] * median, opts["rfactor_floor"]):
-                row["_bad"] = (f"R-factor {row['r_factor']:.4g} > {opts['rfactor_jump']:g} x "
-                               f"running median {median:.4g}")
         return row
 
     def better(a, b):  # prefer acceptable fits, then lower chi-square
@@ -218,11 +213,12 @@ def _fit_robust(k, chi, model, paths, s02, start, running_rf, opts) -> dict:
         notes.append(row["_note_retry"])
     for label in row["_absent"]:
         notes.append(absent_note(next(s for s in model.shells if s.label == label), model))
-    if row["_bad"]:
-        notes.append(row["_bad"])
-        row["fit_ok"] = False
-    else:
-        row["fit_ok"] = True
+    quality, reason = fit_quality(row["_bad"], row["r_factor"], row["redchi"],
+                                  rfactor_max=opts["rfactor_max"], redchi_max=opts["redchi_max"])
+    if reason:
+        notes.append(reason)
+    row["fit_quality"] = quality
+    row["fit_ok"] = quality == "good"
     row["fit_message"] = "; ".join(notes)
     return row
 
@@ -231,16 +227,14 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts) -> list[dict
     """Fit consecutive steps with warm start (module level so executors can pickle it)."""
     rows = []
     start = None
-    running_rf: list[float] = []
     for i in range(len(steps)):
         if not ok[i]:
             row = _fit_step(k, np.full(k.size, np.nan), model, paths, s02=s02)
             row["fit_message"] = f"not fitted: {reasons[i] or 'step not ok'}"
         else:
             row = _fit_robust(k, chi[i], model, paths, s02, start if opts["warm_start"] else None,
-                              running_rf, opts)
+                              opts)
             if row["fit_ok"]:
-                running_rf.append(row["r_factor"])
                 start = start_from(row, model, row["_absent"])
         row["step"] = int(steps[i])
         log.debug("step %s: fit_ok=%s %s", steps[i], row["fit_ok"], row["fit_message"])
@@ -314,6 +308,7 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared) -> list[dict]:
         row.update(r_factor=float(result.rfactor), redchi=float(result.chi2_reduced),
                    chi_square=float(result.chi_square), n_idp=float(result.n_independent),
                    n_varys=int(result.nvarys), fit_ok=bool(result.success and result.errorbars),
+                   fit_quality="good" if result.success and result.errorbars else "failed",
                    fit_message=f"segment fit of steps {steps} sharing {list(shared)}"
                    + ("" if result.errorbars else "; no error bars"))
         rows.append(row)

@@ -12,9 +12,7 @@ import io
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,7 +20,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .._util.files import write_text_atomic
+from .._util.jsonsafe import to_json_ready
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,9 @@ def _table(df: pd.DataFrame | None, name: str, max_rows: int) -> str:
     shown = df if len(df) <= max_rows else df.head(max_rows)
     note = "" if len(df) <= max_rows else (f"<p>First {max_rows} of {len(df)} rows "
                                             "(the full table is in the run folder).</p>")
-    # Cells are formatted (and escaped) here so long text can wrap in a block of its own.
-    # The markup is pandas' ``to_html(index=False, escape=False, border=0)``, written
-    # directly: pandas' writer took ~1 s for a 1,000-step table.
+    # Cells are formatted (and escaped) here so long text can wrap in a block of its own;
+    # the markup is what pandas' ``to_html(index=False, escape=False, border=0)`` writes,
+    # filled from the per-column cells.
     columns = [_column_cells(shown.iloc[:, j]) for j in range(shown.shape[1])]
     lines = [f'<table class="dataframe table-{name}">', "  <thead>",
              '    <tr style="text-align: right;">']
@@ -168,18 +168,6 @@ def _events_first_columns(events: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     key = [c for c in _EVENT_KEY_COLUMNS if c in events.columns]
     return events[key + [c for c in events.columns if c not in key]]
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (Path, datetime)):
-        return str(obj)
-    return repr(obj)
 
 
 def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFrame | None = None,
@@ -209,13 +197,13 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
     Returns
     -------
     Path
-        The file written.  It is written to a temporary name in the same
-        folder and renamed, so a reader never sees a half-written report.
+        The file written.  It is written atomically
+        (:func:`operando._util.files.write_text_atomic`), so a reader never
+        sees a half-written report.
     """
     path = Path(path)
     if path.is_dir() or not path.suffix:
         path = path / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -241,17 +229,9 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
               "<h2>Steps</h2>", _table(steps, "steps", max_rows),
               "<h2>Settings</h2>",
               "<details><summary>Every setting of the run (JSON)</summary>",
-              f"<pre>{html.escape(json.dumps(dict(settings or {}), indent=2, default=_json_default), quote=False)}</pre>",
+              f"<pre>{html.escape(json.dumps(to_json_ready(dict(settings or {})), indent=2), quote=False)}</pre>",
               "</details>",
               "</body></html>"]
-    text = "\n".join(parts)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "\n".join(parts))
     log.info("report written to %s", path)
     return path

@@ -8,15 +8,14 @@ group names and arrays.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError, OperandoWarning
+from .._util.files import atomic_path
+from ..errors import DataError, OperandoWarning
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,8 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
     Parameters
     ----------
     path : str or Path
-        Target ``.prj`` file (gzipped, as Athena writes it).  Written to a
-        temporary name in the same folder and renamed.
+        Target ``.prj`` file (gzipped, as Athena writes it).  Written
+        atomically (:func:`operando._util.files.atomic_path`).
     energy : (n_e,) array
         Common energy grid in eV.
     mu_rows : (n, n_e) array
@@ -122,14 +121,7 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
                       OperandoWarning, stacklevel=2)
     if not project.groups:
         raise DataError("no spectrum with finite values to export")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        project.save(tmp, use_gzip=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        project.save(str(tmp), use_gzip=True)
     log.info("Athena project with %d groups written to %s", len(project.groups), path)
     return path

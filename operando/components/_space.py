@@ -1,0 +1,52 @@
+"""The fitted quantity (normalised mu, flattened mu or its derivative) and the fit windows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from operando.errors import ConfigError, DataError
+
+#: Accepted ``space`` values: Larch/Athena's normalised mu(E), flattened mu(E),
+#: and the energy derivative of normalised mu(E) (Larix "dnormde").
+SPACES = ("norm", "flat", "dnormde")
+
+
+def check_space(space: str) -> str:
+    if space not in SPACES:
+        raise ConfigError(f"space must be one of {SPACES}, got {space!r}")
+    return space
+
+
+def check_erange(erange) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in erange)
+    except (TypeError, ValueError):
+        raise ConfigError(f"erange must be (low, high) in eV relative to E0, got {erange!r}") \
+            from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ConfigError(f"erange must be (low, high) with low < high, eV relative to E0, "
+                          f"got {erange!r}")
+    return lo, hi
+
+
+def window(energy: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
+    """Index range ``[i0, i1)`` of the grid points with ``lo <= E <= hi``."""
+    i0 = int(np.searchsorted(energy, lo - 1e-9, side="left"))
+    i1 = int(np.searchsorted(energy, hi + 1e-9, side="right"))
+    return i0, i1
+
+
+def in_space(energy: np.ndarray, values: np.ndarray, space: str, i0: int, i1: int) -> np.ndarray:
+    """``values`` (..., n_e) on the full grid -> the fitted quantity on points ``i0:i1``.
+
+    For ``"dnormde"`` the derivative is numpy's ``gradient`` on the full grid
+    (central differences inside, one-sided at the grid ends), evaluated from a
+    one-point margin so a window gives the same numbers as the full array.
+    """
+    if space != "dnormde":
+        return values[..., i0:i1]
+    a, b = max(i0 - 1, 0), min(i1 + 1, energy.size)
+    if b - a < 2:
+        raise DataError("the fit window holds fewer than 2 points: cannot differentiate")
+    grad = np.gradient(values[..., a:b], energy[a:b], axis=-1)
+    return grad[..., i0 - a: i0 - a + (i1 - i0)]

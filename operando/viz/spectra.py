@@ -1,0 +1,201 @@
+"""Spectra of a series: the XANES map, the chi(R) waterfall and the fit of one step."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from ..errors import DataError
+from ._layout import _MARGIN, _fit_single, _hlines, _new_axes, _place_axes
+
+
+def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=None,
+                   cmap: str = "viridis", colorbar: bool = True) -> Figure:
+    """Normalised XANES of every step as an image (energy x step).
+
+    Parameters
+    ----------
+    energy : (n_e,) array
+        Energy in eV.
+    norm : (n, n_e) array
+        Normalised mu, one row per step (NaN rows, failed steps, show blank).
+    steps : (n,) array, optional
+        Step numbers of the rows (default 0..n-1).
+    tracking : Tracking, optional
+        Draws segment boundaries and condition labels on the right.
+    ax : Axes, optional
+    erange : (float, float), optional
+        Energy window in eV.
+    cmap : str
+    colorbar : bool
+
+    Returns
+    -------
+    Figure
+    """
+    energy = np.asarray(energy, dtype=float)
+    norm = np.atleast_2d(np.asarray(norm, dtype=float))
+    if norm.shape[1] != energy.size:
+        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
+    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    if erange is not None:
+        keep = (energy >= erange[0]) & (energy <= erange[1])
+        energy, norm = energy[keep], norm[:, keep]
+    own = ax is None
+    fig, ax = _new_axes(ax)
+    if own:
+        # Right margin: tick labels and label of the colour bar.
+        _place_axes(fig, ax, _MARGIN["left"], _MARGIN["bottom"], 0.75 if colorbar else _MARGIN["right"],
+                    _MARGIN["top"])
+    finite_all = bool(np.isfinite(norm).all())
+    finite = norm if finite_all else norm[np.isfinite(norm)]
+    vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    # An image on the (non-uniform) energy grid, cells centred on the points as
+    # pcolormesh(shading="nearest") draws them: one image, not a mesh of
+    # n_steps x n_energy quads.
+    mesh = ax.pcolorfast(_cell_edges(energy), np.arange(norm.shape[0] + 1) - 0.5,
+                         norm if finite_all else np.ma.masked_invalid(norm), cmap=cmap, vmin=0.0,
+                         vmax=vmax)
+    ax.set_xlabel("Energy (eV)")
+    ax.set_ylabel("Step")
+    if norm.shape[0] <= 12:
+        ax.set_yticks(np.arange(norm.shape[0]), [str(s) for s in steps])
+    if tracking is not None:
+        seg = tracking.segments
+        pos = {s: i for i, s in enumerate(steps)}
+        changes = [pos[s] - 0.5 for s in seg.loc[seg["origin"] == "change point", "first_step"]
+                   if s in pos]
+        last_of = seg.groupby("block", sort=False)["last_step"].max()
+        blocks = []
+        for row in seg.drop_duplicates("block").itertuples(index=False):
+            last = last_of[row.block]
+            if row.first_step in pos and pos[row.first_step] > 0:
+                blocks.append(pos[row.first_step] - 0.5)
+            if row.first_step in pos and last in pos:
+                ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color="w",
+                        transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
+        # Segment (dashed) and block boundaries across the map: one line each kind.
+        _hlines(ax, changes, color="w", lw=0.8, ls="--")
+        _hlines(ax, blocks, color="w", lw=0.8)
+    if colorbar:
+        # use_gridspec=False: take the bar's room from the axes where they are now (a
+        # gridspec bar would move them back to the default subplot margins).  A plain-text
+        # mu: the label needs no mathtext.
+        fig.colorbar(mesh, ax=ax, label="Normalised μ", pad=0.02, use_gridspec=False)
+    return fig
+
+
+def _cell_edges(x):
+    """Edges of cells centred on the points ``x`` (midpoints; half a step beyond the ends)."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 2:
+        return np.array([x[0] - 0.5, x[0] + 0.5]) if x.size else np.array([0.0, 1.0])
+    mid = (x[1:] + x[:-1]) / 2
+    return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+
+
+def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float | None = None,
+                        ax=None, rmax: float = 6.0, max_traces: int = 30) -> Figure:
+    """|chi(R)| of many steps stacked with a vertical offset.
+
+    Parameters
+    ----------
+    r : (n_r,) array
+        Radial distance in Angstrom (not phase corrected).
+    chir_mag : (n, n_r) array
+        |chi(R)| per step, in Angstrom^-(kweight+1).
+    labels : sequence of str, optional
+        One label per row, written at the right end of each trace.
+    colors : sequence of colours, optional
+        One per row (e.g. by state); default a viridis ramp in step order.
+    offset : float, optional
+        Vertical spacing; default 0.6 x the largest |chi(R)|.
+    ax : Axes, optional
+    rmax : float
+        Upper R limit in Angstrom.
+    max_traces : int
+        At most this many rows are drawn (evenly subsampled).
+
+    Returns
+    -------
+    Figure
+        The traces are one LineCollection of the axes, the labels its texts.
+    """
+    r = np.asarray(r, dtype=float)
+    mag = np.atleast_2d(np.asarray(chir_mag, dtype=float))
+    if mag.shape[1] != r.size:
+        raise DataError(f"chir_mag has {mag.shape[1]} points per row but r has {r.size}")
+    n = mag.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, max_traces)).round().astype(int)) if n else np.array([], int)
+    own = ax is None
+    fig, ax = _new_axes(ax)
+    keep = r <= rmax
+    peak = np.nanmax(mag[:, keep]) if np.isfinite(mag[:, keep]).any() else 1.0
+    offset = 0.6 * peak if offset is None else offset
+    cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
+    if cmap is None:
+        from matplotlib import colormaps
+        cmap = colormaps["viridis"]
+    trace_colors = [colors[i] if colors is not None else cmap(j / max(len(rows) - 1, 1))
+                    for j, i in enumerate(rows)]
+    # One collection for all traces, not one Line2D each (drawn in order, so with the
+    # same overlaps; caps and joins of plotted lines).
+    traces = LineCollection([np.column_stack([r[keep], mag[i, keep] + j * offset])
+                             for j, i in enumerate(rows)],
+                            colors=trace_colors, linewidths=1.0, capstyle="projecting",
+                            joinstyle="round")
+    ax.add_collection(traces)
+    if labels is not None:
+        for j, (i, color) in enumerate(zip(rows, trace_colors)):
+            ax.text(r[keep][-1], j * offset + 0.1 * offset, str(labels[i]), fontsize=6, ha="right",
+                    va="bottom", color=color)
+    ax.set_xlim(0, rmax)
+    ax.set_xlabel("R (Å, not phase corrected)")
+    ax.set_ylabel("|χ(R)| + offset")
+    if own:
+        _fit_single(fig, ax)
+    return fig
+
+
+def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = 2, title: str | None = None,
+             rmax: float = 6.0) -> Figure:
+    """Data and fit of one step in k and R space (two panels).
+
+    Parameters
+    ----------
+    k : (n_k,) array
+        Photoelectron wavenumber in 1/Angstrom.
+    chi_data, chi_fit : (n_k,) arrays
+        chi(k) of data and model (not k-weighted; weighted here by ``kweight``).
+    r : (n_r,) array
+        R in Angstrom.
+    chir_data, chir_fit : (n_r,) arrays
+        |chi(R)| of data and model (complex input is converted to magnitude).
+    kweight : int
+    title : str, optional
+    rmax : float
+
+    Returns
+    -------
+    Figure
+        Two axes: k space, R space.
+    """
+    k = np.asarray(k, dtype=float)
+    r = np.asarray(r, dtype=float)
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    axk, axr = fig.subplots(1, 2)
+    axk.plot(k, k**kweight * np.asarray(chi_data, dtype=float), "k-", lw=1.0, label="data")
+    axk.plot(k, k**kweight * np.asarray(chi_fit, dtype=float), "r--", lw=1.2, label="fit")
+    axk.set_xlabel("k (Å$^{-1}$)")
+    axk.set_ylabel(f"k$^{kweight}$χ(k) (Å$^{{-{kweight}}}$)")
+    axk.legend(fontsize=8)
+    keep = r <= rmax
+    axr.plot(r[keep], np.abs(np.asarray(chir_data))[keep], "k-", lw=1.0, label="data")
+    axr.plot(r[keep], np.abs(np.asarray(chir_fit))[keep], "r--", lw=1.2, label="fit")
+    axr.set_xlabel("R (Å, not phase corrected)")
+    axr.set_ylabel(f"|χ(R)| (Å$^{{-{kweight + 1}}}$)")
+    axr.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
