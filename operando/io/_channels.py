@@ -79,6 +79,24 @@ def find_column(labels, names) -> list[int]:
     return [i for i, k in enumerate(keys) if k in names]
 
 
+def column_index(path, labels: list[str], wanted, what: str) -> int:
+    """Index of a column given by label (case-insensitive) or 0-based position."""
+    if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool):
+        if 0 <= wanted < len(labels):
+            return int(wanted)
+        raise ConfigError(f"{path}: {what} column index {wanted} out of range; the file has "
+                          f"{len(labels)} columns ({short_list(labels, 8, quote=True)})")
+    for i, label in enumerate(labels):
+        if label == wanted:
+            return i
+    lowered = [label.lower() for label in labels]
+    if str(wanted).lower() in lowered:
+        return lowered.index(str(wanted).lower())
+    raise ConfigError(f"{path}: no {what} column {wanted!r}; columns are "
+                      f"{short_list(labels, 8, quote=True)}")
+
+
+
 @dataclass
 class MuPlan:
     """How one scan's mu and reference are computed (column indices)."""
@@ -147,8 +165,6 @@ def plan_mu(path, labels: list[str], mu, reference, channels=None, dead_time="au
         channel name not in the file, or dead-time columns that cannot be
         paired with the channels.
     """
-    from ._scan import column_index
-
     labels = list(labels)
     roles = _roles(path, labels, channels)
     i0, it, iref = roles["i0"], roles["it"], roles["iref"]
@@ -206,8 +222,6 @@ def plan_mu(path, labels: list[str], mu, reference, channels=None, dead_time="au
 
 def _roles(path, labels, channels) -> dict:
     """Column indices per role: from ``channels`` where given, else found by name."""
-    from ._scan import column_index
-
     found = {"i0": find_column(labels, I0_NAMES), "it": find_column(labels, IT_NAMES),
              "iref": find_column(labels, IREF_NAMES), "fluorescence": [], "icr": [], "ocr": []}
     if channels is None:
@@ -225,8 +239,6 @@ def _roles(path, labels, channels) -> dict:
 
 
 def _reference(path, labels, reference, it, iref):
-    from ._scan import column_index
-
     if reference is True or (isinstance(reference, str) and reference.lower() == "auto"):
         if iref and it:
             return (it[0], iref[0])

@@ -13,7 +13,8 @@ from ..series import Series
 from ._compress import inner_name, read_bytes
 from ._headers import TextTable
 from ._messages import short_list, warn
-from ._scan import angle_to_energy, clean_energy, column_index, energy_index, to_ev
+from ._channels import column_index
+from ._scan import angle_to_energy, clean_energy, energy_index, to_ev
 from ._text import parse_text
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
 from ._channels import (I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, MU_CHOICES,  # noqa: F401
-                        find_column, key as _key, plan_mu)
+                        column_index, find_column, key as _key, plan_mu)
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
@@ -46,23 +46,6 @@ class Scan:
     header: dict = field(default_factory=dict)
     label: str | None = None
     kind: str = "columns"
-
-
-def column_index(path, labels: list[str], wanted, what: str) -> int:
-    """Index of a column given by label (case-insensitive) or 0-based position."""
-    if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool):
-        if 0 <= wanted < len(labels):
-            return int(wanted)
-        raise ConfigError(f"{path}: {what} column index {wanted} out of range; the file has "
-                          f"{len(labels)} columns ({short_list(labels, 8, quote=True)})")
-    for i, label in enumerate(labels):
-        if label == wanted:
-            return i
-    lowered = [label.lower() for label in labels]
-    if str(wanted).lower() in lowered:
-        return lowered.index(str(wanted).lower())
-    raise ConfigError(f"{path}: no {what} column {wanted!r}; columns are "
-                      f"{short_list(labels, 8, quote=True)}")
 
 
 def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
