@@ -67,8 +67,8 @@ def test_unknown_section_suggests_close_match():
 
 
 def test_unknown_track_threshold_is_reported():
-    msg = _error(MINIMAL + '[track]\nz_signficance = 3\n')
-    assert "z_signficance" in msg and "z_significance" in msg
+    msg = _error(MINIMAL + '[track]\nz_evnet = 3\n')
+    assert "z_evnet" in msg and "z_event" in msg
 
 
 @pytest.mark.parametrize("section, key, value, expected", [

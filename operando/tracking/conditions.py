@@ -3,8 +3,8 @@
 Every user column of the conditions table defines the condition (a potential, a
 gas, a temperature, a loading, a sample name), unless the caller says otherwise.
 Not conditions: the step number, the file, time columns (they change every step),
-text columns that differ at every step (identifiers such as an Athena group
-label), and the analysis results of a ``steps.csv`` table.
+scan identifiers (``label``: an Athena group name; ``scan``, ``name``, ``id``), and the
+analysis results of a ``steps.csv`` table.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from ..errors import DataError
 
 #: Columns that hold time; a condition never changes with every step.
 TIME_COLUMNS = ("time_s", "time", "timestamp", "elapsed_s", "datetime", "date", "start_time")
+#: Columns that name a scan (an Athena group label, a scan name), not a condition.
+IDENTIFIER_COLUMNS = ("label", "group", "scan", "scan_name", "name", "filename", "id")
 #: Columns of steps.csv that are results, not conditions.
 RESULT_COLUMNS = ("step", "file", "ok", "reason", "energy_shift", "e0", "edge_step", "wl_height",
                   "wl_position", "wl_area", "edge_position", "s02", "s02_err", "r_factor",
@@ -36,17 +38,18 @@ def default_condition_columns(table: pd.DataFrame) -> list[str]:
     out = []
     for column in table.columns:
         name = str(column)
-        if name in RESULT_COLUMNS or name.lower() in TIME_COLUMNS or name.startswith(RESULT_PREFIXES):
+        if name in RESULT_COLUMNS or is_time(name) or name.startswith(RESULT_PREFIXES):
             continue
-        values = table[column]
-        numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.notna().all():
-            out.append(name)
+        if name.lower() in IDENTIFIER_COLUMNS:
             continue
-        if len(table) > 1 and values.astype(str).nunique() == len(table):
-            continue  # an identifier (a label per scan), not a condition
         out.append(name)
     return out
+
+
+def is_time(name: str) -> bool:
+    """A time column (``time_s``, ``time_h``, ``elapsed_s``, ``timestamp`` ...)."""
+    low = str(name).lower()
+    return low in TIME_COLUMNS or low.startswith(("time", "elapsed"))
 
 
 def check_columns(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:

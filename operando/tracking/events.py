@@ -45,9 +45,17 @@ REVERSIBILITY_COLUMNS = [
     "state_after", "z", "p_value", "strongest", "changed_between", "returned", "verdict",
 ]
 _METAL_STATES = ("cluster", "particle")
+#: The direction (+1: more metal / reduced) each kind of event means.
+_KIND_DIRECTION = {"aggregation": 1, "growth": 1, "reduction": 1, "redispersion": -1,
+                   "partial_redispersion": -1, "oxidation": -1}
 
 
 def _kind(before: str, after: str, diffs: list[Difference], strongest: Difference) -> str:
+    if before == after == "trend":  # a change within one segment: named by its direction
+        direction = _direction([d for d in diffs if d.sign != 0], strongest)
+        if strongest.kind == "exafs" and strongest.sign > 0 and direction:
+            return "growth" if direction > 0 else "partial_redispersion"
+        return {1: "reduction", -1: "oxidation"}.get(direction, "change")
     metal_dir = _direction([d for d in diffs if d.sign != 0 and d.channel.startswith(("cn_", "frac_"))
                             and d.sign > 0], strongest)
     if before == "isolated" and after in _METAL_STATES:
@@ -123,7 +131,7 @@ def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: Tra
     if strongest is None or not p <= two_sided_p(s.z_event):
         return None
     kind = _kind(kind_before, kind_after, diffs, strongest)
-    direction = _direction(diffs, strongest) or 1
+    direction = _KIND_DIRECTION.get(kind) or _direction(diffs, strongest) or 1
     confidence, xanes = _confidence(diffs, strongest, direction, s)
     text = "; ".join(f"{d.label} {d.delta:+.3g} +/- {d.err:.2g} (z = {d.z:+.1f})"
                      for d in sorted(diffs, key=lambda d: d.p) if np.isfinite(d.z))
@@ -173,8 +181,9 @@ def find_events(seg: pd.DataFrame, channels: list[Channel], all_stats: dict[str,
             continue
         diffs = [d for c in channels if (d := trend(c, idx, order, all_stats[c.name])) is not None]
         row = seg.iloc[g]
-        ev = event_row(states[g], states[g], diffs, row, row, first_ok_step(g), "trend", s)
+        ev = event_row("trend", "trend", diffs, row, row, first_ok_step(g), "trend", s)
         if ev is not None:
+            ev["state_before"] = ev["state_after"] = states[g]
             ev["condition_before"] = ev["condition_after"] = row["condition"]
             ev["evidence"] = f"over steps {row['first_step']}-{row['last_step']}: {ev['evidence']}"
             events.append(ev)

@@ -4,18 +4,20 @@ A **segment** is a block of consecutive steps under one condition, or a part of
 such a block between change points.  Per segment and channel, the estimate is the
 mean of the usable steps and its uncertainty
 
-``err^2 = max(stat^2, s^2 / n) + s^2``
+``err = max(stat, s / sqrt(n))``
 
 where ``stat`` is the error of the mean from the steps' own errors (CN, fraction),
 ``n`` the number of usable steps and ``s`` the **scatter of repeat scans within a
 condition**: the standard deviation of a single step about its segment mean, pooled
-over all segments of the series with repeats.  The second term is the systematic
-floor: what moves a whole condition (sample position, beam, normalisation range,
-fit start) is not averaged away by repeating scans, and the repeat scatter is the
-measured size of such effects.  A series without repeats uses the channel's
-documented floor instead (:class:`~.settings.TrackSettings`).  For CN, the bias an
-imperfect model leaves is the same for all steps of a phase and cancels in the
-differences the tracker tests; absolute claims go through the detection limit.
+over all segments of the series with repeats.  The scatter is the floor: a fit error
+that is too small (linear-combination errors are 3-5 x smaller than the scatter of
+repeats) or a quantity with no error of its own (white line, edge) gets the measured
+one.  A series without repeats uses the channel's documented floor for one step
+instead (:class:`~.settings.TrackSettings`).  What moves a whole condition and not
+its repeats (a bias common to a phase, such as an oxide's own M...M leaking into the
+metal path) is not a scatter: the states handle it by judging against the reference
+state and the detection limit (:mod:`.states`), and every verdict is a difference
+between segments, where a common bias cancels.
 """
 
 from __future__ import annotations
@@ -93,9 +95,9 @@ def stats(channel: Channel, segment: np.ndarray, n_seg: int) -> ChannelStats:
         mean[g] = x.mean()
         stat = math.sqrt(float(np.sum(e ** 2))) / idx.size if np.isfinite(e).all() else 0.0
         if np.isfinite(s):
-            err[g] = math.sqrt(max(stat ** 2, s ** 2 / idx.size) + s ** 2)
+            err[g] = max(stat, s / math.sqrt(idx.size))
         else:
-            err[g] = math.hypot(stat, channel.floor)
+            err[g] = math.hypot(stat, channel.floor / math.sqrt(idx.size))
         if limit is not None and np.isfinite(channel.limit[idx]).any():
             limit[g] = float(np.nanmean(channel.limit[idx]))
     return ChannelStats(mean, err, n, limit, s)
@@ -113,7 +115,7 @@ def difference(channel: Channel, st: ChannelStats, a: int, b: int) -> Difference
 def trend(channel: Channel, idx: np.ndarray, order: np.ndarray, st: ChannelStats
           ) -> Difference | None:
     """The change over a segment's steps in one channel: the least-squares slope against
-    ``order`` (time, else step), as the change from its first to its last step.
+    ``order`` (the steps' positions in time), as the change from its first to its last step.
 
     Its error is the larger of the residual scatter (Student's t with n - 2 degrees of
     freedom, so a few steps cannot make a trend) and the steps' own errors with the

@@ -14,7 +14,7 @@ from ..errors import DataError
 from ..feffpaths import DEFAULT_DISTANCES
 from . import channels as channels_mod
 from .cluster import cluster_size_from_cn
-from .conditions import TIME_COLUMNS, blocks, check_columns, default_condition_columns
+from .conditions import blocks, check_columns, default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS, find_events, reversibility
 from .segments import outliers, split, stats
 from .settings import TrackSettings
@@ -149,6 +149,12 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     n_seg = int(segment.max()) + 1
     all_stats = {c.name: stats(c, segment, n_seg) for c in chans}
     seg = _segment_table(df, segment, block, origin, labels, columns, chans, all_stats)
+    if metal and f"r_{metal}" in df.columns:  # the fitted bond length of good fits (sizes)
+        cn = next(c for c in chans if c.name == f"cn_{metal}") if f"cn_{metal}" in all_stats else None
+        r = channels_mod.numeric(df, f"r_{metal}")
+        use = cn.usable if cn is not None else np.zeros(len(df), bool)
+        seg[f"r_{metal}"] = [float(np.mean(r[(segment == g) & use])) if ((segment == g) & use).any()
+                             else math.nan for g in range(n_seg)]
     ref = reference_segment(seg["condition"].tolist(), s)
     state, xanes_state, evidence = segment_states(chans, all_stats, n_seg, ref, s)
     seg["state"], seg["xanes_state"], seg["metal_evidence"] = state, xanes_state, evidence
@@ -157,7 +163,9 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     usable = np.zeros(len(df), dtype=bool)
     for c in chans:
         usable |= c.usable
-    order = _time_order(df)
+    # trends are taken against the order of the steps (a rank in time): a monotonic change
+    # is found however unevenly the scans are spaced, and one late scan has no extra leverage
+    order = np.arange(len(df), dtype=float)
 
     def segment_steps(g):
         return np.flatnonzero(segment == g)
@@ -191,15 +199,6 @@ def _change_signal(chans) -> np.ndarray:
     return preferred[0].value
 
 
-def _time_order(df: pd.DataFrame) -> np.ndarray:
-    for name in df.columns:
-        if str(name).lower() in TIME_COLUMNS or str(name).lower().startswith("time"):
-            t = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
-            if np.isfinite(t).all():
-                return t
-    return df["step"].to_numpy(dtype=float)
-
-
 def _segment_table(df, segment, block, origin, labels, columns, chans, all_stats) -> pd.DataFrame:
     rows = []
     any_use = np.zeros(len(df), dtype=bool)
@@ -230,7 +229,6 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
     if name in all_stats:
         element = channels_mod.split_shell(metal)[0]
         known = (element.capitalize(), element.capitalize()) in DEFAULT_DISTANCES
-        r = channels_mod.numeric(df, f"r_{metal}")
         st = all_stats[name]
         for g in range(len(seg)):
             if seg["state"].iloc[g] not in ("cluster", "particle"):
@@ -238,8 +236,8 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
             cn, err = st.mean[g], st.err[g]
             if not np.isfinite(cn):
                 continue
-            rg = r[segment == g]
-            bond = float(np.nanmean(rg)) if np.isfinite(rg).any() else None
+            bond = seg[f"r_{metal}"].iloc[g] if f"r_{metal}" in seg else math.nan
+            bond = float(bond) if np.isfinite(bond) else None
             kw = dict(bulk_cn=s.bulk_cn, bond_length=bond,
                       element=element if known and bond is None else None, model=s.cluster_model)
             if cn + 2 * err >= s.bulk_cn:
