@@ -47,7 +47,7 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
         if source.startswith("step:"):
             rows.add(_step_row(series, source))
     rows = sorted(rows)
-    sub = series.take(rows)
+    sub = _rows(series, rows)
     norm = normalize(sub, **normalize_kwargs)
     if not np.asarray(norm.ok).any():
         raise DataError("[components]: neither the first nor the last step could be normalised "
@@ -67,6 +67,16 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     arrays = {r.name: (np.asarray(r.energy, float), np.asarray(r.values(space), float)) for r in refs}
     lcf(norm, arrays, **c["kwargs"])  # trial fit: every reference problem stops the run here
     return arrays, [r.info() for r in refs]
+
+
+def _rows(series, rows: list) -> Series:
+    """The rows of an in-memory or streamed series as one in-memory Series."""
+    if hasattr(series, "mu"):
+        return series.take(rows)
+    parts = [series.take(slice(r, r + 1)) for r in rows]
+    ref = None if parts[0].reference is None else np.concatenate([p.reference for p in parts])
+    return parts[0].replace(mu=np.concatenate([p.mu for p in parts]), reference=ref,
+                            conditions=pd.concat([p.conditions for p in parts], ignore_index=True))
 
 
 def _step_row(series, source: str) -> int:
