@@ -24,6 +24,10 @@ from .settings import RunPlan, StepSettings
 from .store import RunStore
 
 PREPARE = "prepare"
+#: Largest relative error of a calibrated S0^2 a run accepts: S0^2 scales every CN, and
+#: beyond this the CNs' errors are dominated by it (a foil read wrong, or its k range
+#: far shorter than the fit window).
+S02_MAX_RELATIVE_ERROR = 0.2
 COMPONENTS = "components"
 
 
@@ -88,7 +92,11 @@ def _s02(plan: RunPlan, series) -> dict:
     if ref.s02 is not None:
         return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
     shell = ref.shell or f"{series.element}-{series.element}"
-    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False)
+    options = dict(plan.read_options)
+    if ref.mu is not None:
+        options.update(mu=ref.mu, channels=None)
+    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False,
+                       **options)
     norm = normalize(foil, **{**plan.normalize, "e0": "each"})
     chi = remove_background(norm, **plan.background)
     w = plan.window
@@ -99,6 +107,15 @@ def _s02(plan: RunPlan, series) -> dict:
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
                         "check [reference] or give s02 directly")
+    quality = str(cal.fit.get("fit_quality", "good"))
+    relative = _plain(cal.s02_err) / cal.s02 if np.isfinite(cal.s02_err) else np.inf
+    if quality == "failed" or relative > S02_MAX_RELATIVE_ERROR:
+        # S0^2 scales every CN of the run: an undetermined one must stop it, not pass silently
+        raise DataError(
+            f"{ref.file}: S0^2 = {cal.s02:.3g} +/- {_plain(cal.s02_err):.3g} on {shell} is not "
+            f"determined (fit {quality}: {cal.fit.get('fit_message', '')}; relative error "
+            f"above {S02_MAX_RELATIVE_ERROR:.0%}); check the foil's k range against [exafs] "
+            "kmin/kmax, how it is read ([reference] mu), or give [reference] s02")
     fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
     return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
             "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g})", "s02_fit": fit}
