@@ -256,12 +256,13 @@ def _channels(value: Mapping):
 
 def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
-    e0 = value.get("e0", "first")
+    e0 = value.get("e0", "median")
     if isinstance(e0, str):
-        e0 = _choice(s, "e0", value, ("first", "each", "reference"), default="first")
+        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default="median")
     else:
         e0 = _number(s, "e0", value, low=0, low_open=True,
-                     accepted='"first", "each", "reference" or a number (eV) > 0', allow_none=False)
+                     accepted='"median", "first", "each", "reference" or a number (eV) > 0',
+                     allow_none=False)
     pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:

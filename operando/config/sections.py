@@ -45,7 +45,7 @@ class SeriesConfig:
 class NormalizeConfig:
     """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
 
-    e0: str | float = "first"
+    e0: str | float = "median"
     pre1: float | None = None
     pre2: float | None = None
     norm1: float | None = None

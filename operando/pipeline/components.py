@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError
 from ..io import read_series
 from ..series import Series
 from ..xanes import NormalizedSeries, calibrate, normalize
+from .source import rows_of
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
         if source.startswith("step:"):
             rows.add(_step_row(series, source))
     rows = sorted(rows)
-    sub = _rows(series, rows)
+    sub = rows_of(series, rows)
     norm = normalize(sub, **normalize_kwargs)
     if not np.asarray(norm.ok).any():
         raise DataError("[components]: neither the first nor the last step could be normalised "
@@ -67,16 +68,6 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     arrays = {r.name: (np.asarray(r.energy, float), np.asarray(r.values(space), float)) for r in refs}
     lcf(norm, arrays, **c["kwargs"])  # trial fit: every reference problem stops the run here
     return arrays, [r.info() for r in refs]
-
-
-def _rows(series, rows: list) -> Series:
-    """The rows of an in-memory or streamed series as one in-memory Series."""
-    if hasattr(series, "mu"):
-        return series.take(rows)
-    parts = [series.take(slice(r, r + 1)) for r in rows]
-    ref = None if parts[0].reference is None else np.concatenate([p.reference for p in parts])
-    return parts[0].replace(mu=np.concatenate([p.mu for p in parts]), reference=ref,
-                            conditions=pd.concat([p.conditions for p in parts], ignore_index=True))
 
 
 def _step_row(series, source: str) -> int:

@@ -21,6 +21,7 @@ from ..xanes import normalize
 from .components import load as load_references, resolve as resolve_references
 from .components import save as save_references
 from .settings import RunPlan, StepSettings
+from .source import rows_of
 from .store import RunStore
 
 PREPARE = "prepare"
@@ -60,6 +61,8 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
     shared: dict = {"e0": policy, "e0_from_step": None, "s02": None}
     if policy in ("first", "reference"):
         shared["e0"], shared["e0_from_step"] = _first_e0(plan, series)
+    elif policy == "median":
+        shared["e0"], shared["e0_from_steps"] = _median_e0(plan, series)
     if plan.exafs:
         shells = list(plan.shells or _default_shells(series))
         get_engine(plan.fit_engine, model=plan.model(shells))
@@ -77,6 +80,21 @@ def _first_e0(plan: RunPlan, series) -> tuple[float, int]:
         if bool(np.asarray(norm.ok)[0]) and np.isfinite(norm.e0[0]):
             return float(norm.e0[0]), int(series.steps[i])
     raise DataError(f"e0 = \"{plan.normalize['e0']}\": no scan of the series could be normalised")
+
+
+#: Spectra whose E0 make the series' median E0 (evenly spaced over the series).
+MEDIAN_E0_SAMPLE = 200
+
+
+def _median_e0(plan: RunPlan, series) -> tuple[float, int]:
+    """The median of every sampled spectrum's own E0 (``e0 = "median"``), and how many."""
+    n = len(series)
+    rows = np.unique(np.round(np.linspace(0, n - 1, min(n, MEDIAN_E0_SAMPLE))).astype(int))
+    norm = normalize(rows_of(series, rows), **{**plan.normalize, "e0": "median"})
+    value = norm.settings.get("e0_value")
+    if value is None or not np.isfinite(value):
+        raise DataError('e0 = "median": no scan of the series could be normalised')
+    return float(value), int(np.count_nonzero(norm.ok))
 
 
 def _default_shells(series) -> list[str]:
