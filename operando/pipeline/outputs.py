@@ -42,7 +42,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
     meta0 = next((m for _, m in parts if m), {})
     outputs: dict[str, Path] = {}
-    notes: list[str] = []
+    notes: list[str] = list(state.get("notes", []))
 
     tracking = None
     states = np.full(len(steps), "", dtype=object)
