@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -83,6 +85,59 @@ def _non_negative_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``operando`` command; returns the exit code."""
+    with _CtrlC() as ctrl_c:
+        try:
+            code = _main(argv, ctrl_c)
+        except KeyboardInterrupt:  # anywhere outside the run loop: imports, reading, writing
+            code = None
+        if code is None:
+            print("operando: interrupted", file=sys.stderr)
+            return EXIT_SIGINT
+        return code
+
+
+class _CtrlC:
+    """Ctrl-C as KeyboardInterrupt, and never lost.
+
+    Python raises KeyboardInterrupt wherever the main thread is; when that is inside
+    a callback the interpreter cannot raise from (an import lock's weakref callback
+    while modules load), it prints "Exception ignored ... Traceback" and goes on as
+    if nothing happened.  This handler remembers the key press, the unraisable hook
+    stays quiet about it, and :meth:`check` raises it again at the next safe point.
+    """
+
+    def __init__(self):
+        self.pressed = self.lost = False
+
+    def __enter__(self):
+        self._hook, self._handler = sys.unraisablehook, None
+        if threading.current_thread() is threading.main_thread():
+            self._handler = signal.signal(signal.SIGINT, self._on_sigint)
+        sys.unraisablehook = self._on_unraisable
+        return self
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self._hook
+        if self._handler is not None:
+            signal.signal(signal.SIGINT, self._handler)
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def _on_unraisable(self, unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.lost = True
+            return
+        self._hook(unraisable)
+
+    def check(self) -> None:
+        if self.lost:
+            raise KeyboardInterrupt
+
+
+def _main(argv, ctrl_c: _CtrlC) -> int:
     # Pin BLAS to one thread before numpy loads (unless the user set it): the engine's
     # matrix products are small and memory-bound, and parallelism comes from worker
     # processes (which inherit the setting).
@@ -91,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     pin_before_numpy()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.ctrl_c = ctrl_c
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
@@ -100,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     from .pipeline import RunInterrupted
 
+    ctrl_c.check()
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -107,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     except RunInterrupted as exc:
         print(f"operando: {exc}", file=sys.stderr)
         return EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT
-    except KeyboardInterrupt:  # before/after the run loop (reading, writing outputs)
-        print("operando: interrupted", file=sys.stderr)
-        return EXIT_SIGINT
     except OperandoError as exc:
         print(f"operando: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a file-system error the run did not name (config unreadable...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"operando: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 
@@ -137,6 +195,7 @@ def _cmd_run(args) -> int:
         config = config.with_output(dir=args.out)
     if args.workers is not None:
         config = config.with_run(workers=args.workers)
+    args.ctrl_c.check()
     if args.scheduler is not None:
         if args.workers is not None:
             raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
