@@ -37,7 +37,6 @@ import io
 import json
 import zipfile
 import logging
-import math
 import os
 import shutil
 import socket
@@ -53,12 +52,13 @@ from .._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_cs
                           write_json_atomic, write_text_atomic)
 from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError, RunFolderError
+from .checkpoint import _load_npz, _save_npz, arrays_to_table, table_to_arrays
 from .lock import LOCK_NAME, RunLock
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RunStore", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
+    "RunStore", "table_to_arrays", "arrays_to_table", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
     "write_json_atomic", "atomic_path", "MANIFEST", "CHECKPOINTS", "RUN_FORMAT",
 ]
 
@@ -69,49 +69,6 @@ RUN_FORMAT = "operando-run"
 RUN_FORMAT_VERSION = 1
 #: The inputs whose hashes a resumed run compares, in the order a message names them.
 INPUT_ORDER = ("spectra", "conditions", "reference foil")
-
-
-# ---------------------------------------------------------------- checkpoints
-def _save_npz(path: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-    payload = {f"a_{k}": np.asarray(v) for k, v in arrays.items()}
-    payload["__meta__"] = np.array(json.dumps(to_json_ready(meta)))
-    buffer = io.BytesIO()
-    np.savez(buffer, **payload)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k[2:]: data[k] for k in data.files if k.startswith("a_")}
-        meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else {}
-    return arrays, meta
-
-
-def table_to_arrays(table: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Columns of a DataFrame as plain numpy arrays (no pickling), order kept.
-
-    Floats, ints and bools keep their exact values; every other column is
-    stored as text (``None`` as an empty string).
-    """
-    out = {"__columns__": np.array(list(map(str, table.columns)))}
-    for i, column in enumerate(table.columns):
-        values = table[column]
-        if values.dtype.kind in "fiub":
-            out[f"col{i}"] = values.to_numpy()
-        else:
-            out[f"col{i}"] = np.array(["" if v is None or (isinstance(v, float) and math.isnan(v))
-                                        else str(v) for v in values], dtype=str)
-    return out
-
-
-def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Inverse of :func:`table_to_arrays`."""
-    columns = [str(c) for c in arrays["__columns__"]]
-    data = {}
-    for i, column in enumerate(columns):
-        values = arrays[f"col{i}"]
-        data[column] = values.astype(object) if values.dtype.kind == "U" else values
-    return pd.DataFrame(data, columns=columns)
 
 
 # ------------------------------------------------------------------- RunStore
