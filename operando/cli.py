@@ -1,4 +1,5 @@
-"""Command line: ``operando run CONFIG.toml``, ``operando demo``, ``operando --version``.
+"""Command line: ``operando run CONFIG.toml``, ``operando watch CONFIG.toml``,
+``operando demo``, ``operando --version``.
 
 A thin shell over :func:`operando.pipeline.run`.  Exit codes (for pipelines):
 
@@ -16,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from . import __version__
@@ -62,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run the chunks on a running dask.distributed scheduler "
                             "(e.g. tcp://10.0.0.5:8786); needs dask[distributed]")
+
+    p_watch = sub.add_parser("watch", help="follow a folder or growing HDF5 file as scans land "
+                                           "(Ctrl-C stops; run again to continue)")
+    p_watch.add_argument("config", help="the run configuration (.toml)")
+    p_watch.add_argument("--out", default=None, metavar="DIR",
+                         help="output folder (default: [output] dir of the config)")
+    p_watch.add_argument("--poll", action="store_true",
+                         help="poll only, no file-system events (network file systems)")
+    p_watch.add_argument("--interval", type=float, default=0.5, metavar="S",
+                         help="seconds between two polls (default 0.5)")
+    p_watch.add_argument("--settle", type=float, default=1.0, metavar="S",
+                         help="seconds a scan file must stay unchanged before it is read "
+                              "(default 1.0; longer than the pauses of a slow writer)")
+    p_watch.add_argument("--idle-exit", type=float, default=None, metavar="S",
+                         help="stop once no scan has landed for S seconds (default: never)")
+    p_watch.add_argument("--workers", type=_non_negative_int, default=None, metavar="N")
 
     p_demo = sub.add_parser("demo", help="run the bundled Pt and Cu sample series")
     p_demo.add_argument("--out", default="operando-demo", metavar="DIR",
@@ -160,6 +178,8 @@ def _main(argv, ctrl_c: _CtrlC) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "watch":
+            return _cmd_watch(args)
         return _cmd_demo(args)
     except RunInterrupted as exc:
         print(f"operando: {exc}", file=sys.stderr)
@@ -207,6 +227,33 @@ def _cmd_run(args) -> int:
         result = run(config, resume=args.resume, overwrite=args.overwrite,
                      progress=_progress(args))
     _print_summary(result)
+    return EXIT_OK
+
+
+def _cmd_watch(args) -> int:
+    from .config import load_config
+    from .pipeline.watch import watch
+
+    config = load_config(args.config)
+    if args.out is not None:
+        config = config.with_output(dir=args.out)
+    if args.workers is not None:
+        config = config.with_run(workers=args.workers)
+    args.ctrl_c.check()
+    print(f"watching {', '.join(config.series.source)} -> {config.output.dir} (Ctrl-C stops)",
+          flush=True)
+
+    def said(update):
+        s = update.result.summary
+        print(f"{time.strftime('%H:%M:%S')} {update.n_steps} scans (+{len(update.new)}"
+              + (f", {len(update.changed)} changed" if update.changed else "")
+              + f"): {s['n_ok']} ok, {s['n_failed']} failed, {s.get('n_events', 0)} events; "
+              f"{len(update.computed)} chunks computed in {update.seconds:.1f} s", flush=True)
+
+    result = watch(config, poll=args.poll, interval=args.interval, settle=args.settle,
+                   idle_timeout=args.idle_exit, on_update=said)
+    if result is not None:
+        _print_summary(result)
     return EXIT_OK
 
 
