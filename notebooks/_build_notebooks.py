@@ -365,8 +365,8 @@ tracking.events[["event", "step", "condition_before", "condition_after", "state_
                  "delta_cn", "delta_cn_err", "z", "delta_wl", "z_wl", "xanes", "confidence"]]
 """),
         code("""
-tracking.reversibility[["condition", "reference_condition", "cn_before", "cn_after", "delta_cn", "z",
-                        "returned", "verdict"]]
+tracking.reversibility[["condition", "reference_condition", "state_before", "state_after", "z",
+                        "strongest", "returned", "verdict"]]
 """),
         md("""
 States: `track` calls a segment a "particle" only from CN(Pt-Pt) >= 10 (`particle_cn`,
@@ -552,7 +552,8 @@ tracking.events[["event", "step", "condition_before", "condition_after", "state_
                  "delta_cn", "z", "delta_wl", "z_wl", "xanes", "confidence"]]
 """),
         code("""
-tracking.reversibility[["condition", "reference_condition", "cn_before", "cn_after", "z", "verdict"]]
+tracking.reversibility[["condition", "reference_condition", "state_before", "state_after", "z",
+                        "verdict"]]
 """),
         code("""
 fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")

@@ -78,6 +78,7 @@ conditions = "scans/conditions.csv"
 
 [normalize]
 calibrate = true
+e0 = "first"   # a full chunk stays final (with "median" E0 moves as scans land)
 
 [reference]
 s02 = 0.9

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, OperandoError
-from .chunks import PLOT_ROWS
+from ..components import lcf_arrays
+from .components import series_analysis
+from .chunks import PLOT_ROWS, chunk_name
 from .figures import draw_figures, figure_list
 from .settings import RunPlan
 from .source import is_streamed
@@ -42,8 +44,12 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
     meta0 = next((m for _, m in parts if m), {})
     outputs: dict[str, Path] = {}
-    notes: list[str] = list(state.get("notes", []))
+    notes: list[str] = list(record.get("notes", [])) + list(state.get("notes", []))
 
+    components_record = None
+    if plan.components is not None:
+        components_record = _components(store, plan, series, shared, steps, norm, plot_rows,
+                                        meta0, len(parts))
     tracking = None
     states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
@@ -53,8 +59,6 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         if "state" in tracking.steps:
             found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
             states = found.fillna("").astype(str).to_numpy()
-    elif not plan.exafs:
-        notes.append("tracking skipped: it needs the [exafs] shell fits")
     steps["state"] = states
     chi = _chi_rows(parts) if plan.exafs else None
     if len(plot_rows) < len(steps):
@@ -85,6 +89,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "failures": [{"step": int(r.step), "file": str(r.file), "reason": str(r.reason)}
                      for r in failed.itertuples()],
         "fits": _fit_counts(steps) if plan.exafs else None,
+        "components": components_record,
         "n_skipped_files": len(skipped),
         "skipped_files": skipped,
         "n_events": int(len(tracking.events)) if tracking is not None else 0,
@@ -101,6 +106,33 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     outputs["summary"] = store.write_json("summary.json", summary)
     return steps, summary, settings, outputs, tracking
+
+
+def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_chunks) -> dict:
+    """PCA (and MCR) of the sampled steps; with MCR every step's concentrations join
+    ``steps`` as ``frac_<component>`` columns.  Returns the summary record."""
+    spectra, record = series_analysis(plan, series.energy, steps, norm, plot_rows,
+                                                  meta0.get("normalize_settings", {}))
+    if "components" in shared:
+        record["references"] = shared["components"].get("references")
+    if spectra is None:
+        return record
+    names = list(spectra)
+    x = next(iter(spectra.values()))[0]
+    basis = np.array([spectra[n][1] for n in names])
+    cols = {}
+    for i in range(n_chunks):
+        arrays, _ = store.load_checkpoint(chunk_name(i))
+        table, rest = unpack_chunk(arrays)
+        rows = np.array([np.interp(x, series.energy, r) for r in rest["norm"]])
+        fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
+        part = fit.to_dataframe()
+        for c in part.columns:
+            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
+                cols.setdefault(c, []).append(part[c].to_numpy())
+    for c, values in cols.items():
+        steps[c] = np.concatenate(values)
+    return record
 
 
 def _fit_counts(steps: pd.DataFrame) -> dict:
@@ -167,6 +199,8 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "fit": meta0.get("fit_settings"),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,
+            "project_settings": record.get("project_settings") or None,
+            "project_settings_used": record.get("project_settings_used", False),
         },
         "series": {
             "n_steps": len(series), "element": series.element, "edge": series.edge,

@@ -33,7 +33,8 @@ from ..errors import OperandoError
 from .chunks import chunk_bounds, run_chunks
 from .outputs import finish, package_version
 from .prepare import prepare
-from .settings import calibrate_kwargs, read_kwargs, resolve
+from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
+                       with_project_settings)
 from .source import (calibrated, file_hash, input_hashes, is_streamed, read_source,
                      scan_streamed)
 from .store import RunStore, folder_error
@@ -169,6 +170,9 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
                 if calibrate is not None:
                     series = calibrated(series, calibrate)
             n = len(series)
+            project, project_notes = project_settings(series)
+            if config.series.use_project_settings and project:
+                config = with_project_settings(config, project)
             plan = resolve(config, n)
             chunks = chunk_bounds(n, plan.chunk_size)
             inputs, files = dict(hashes), {}
@@ -185,7 +189,9 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
             state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
                                executor=executor, progress=progress)
             record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                      "t_start": t_start}
+                      "t_start": t_start, "project_settings": project,
+                      "project_settings_used": bool(config.series.use_project_settings and project),
+                      "notes": project_notes}
             steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
                                                                  state, record)
             result = RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,

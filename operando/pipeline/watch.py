@@ -17,8 +17,11 @@ everything already computed kept.
   new or changed: a full chunk once, the last partial chunk again each time it
   grows (its checkpoint replaced atomically), and any chunk whose inputs
   changed (a late scan sorting earlier, a conditions row corrected, a wider
-  calibration shift narrowing the common grid).  The series-wide settings (E0 of
-  the first scan, S0^2) are recomputed only when their own inputs change.
+  calibration shift narrowing the common grid).  The series-wide settings (E0,
+  S0^2) are recomputed only when their own inputs change: with ``e0 = "first"``
+  (or a value in eV) a full chunk is final; with ``e0 = "median"`` (the median of
+  all scans' E0) E0 moves as scans land and every chunk is computed again at each
+  update, as equality with the batch run requires.
 * Equality with a batch run follows: every chunk is :func:`.steps.process_chunk`
   of the same task a batch run on the same files builds, and the outputs are
   :func:`.outputs.finish` of the same tables.  A batch ``operando run --resume``
@@ -174,6 +177,10 @@ class _Watch:
                      if k not in ("source", "pattern", "conditions")}
         self.calibrate = calibrate_kwargs(config)
         self.poll = poll
+        if config.normalize.e0 == "median":
+            log.warning('[normalize] e0 = "median" moves as scans land, so every update '
+                        'computes every chunk again; e0 = "first" or a value in eV keeps '
+                        'finished chunks final')
         self.files: dict[str, list] = {}  # file read -> [size, mtime_ns] when read
         self.hashes: dict[int, str] = {}  # chunk -> input hash of its checkpoint
         self.updates = 0
@@ -314,11 +321,11 @@ class _Watch:
         shared = None
         if store.has_checkpoint(PREPARE):
             _, shared = store.load_checkpoint(PREPARE)
-            if shared.get("watch_key") != _prepare_key(series, shared.get("e0_from_step"), foil):
+            if shared.get("watch_key") != _prepare_key(series, plan, shared, foil):
                 shared = None
         if shared is None:
             shared = _resolve_shared(plan, series)
-            shared["watch_key"] = _prepare_key(series, shared.get("e0_from_step"), foil)
+            shared["watch_key"] = _prepare_key(series, plan, shared, foil)
             store.save_checkpoint(PREPARE, meta=shared)
         return shared, plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
                                           shells=shared.get("shells"))
@@ -370,13 +377,16 @@ def _chunk_hash(series, a: int, b: int, settings) -> str:
     return h.hexdigest()[:16]
 
 
-def _prepare_key(series, e0_step, foil) -> str:
-    """Hash of what the series-wide settings depend on: the grid, the scans up to the one
-    E0 came from, element and edge, the foil."""
+def _prepare_key(series, plan, shared, foil) -> str:
+    """Hash of what the series-wide settings depend on: the grid, element and edge, the
+    foil, and the scans E0 came from (``"first"``: up to that scan; ``"median"``: all)."""
     h = hashlib.sha256(repr((series.element, series.edge, foil)).encode())
     h.update(np.ascontiguousarray(series.energy).tobytes())
-    if e0_step is not None:
-        upto = int(np.searchsorted(series.steps, int(e0_step))) + 1
+    policy = plan.normalize.get("e0")
+    if policy == "median":
+        h.update(np.ascontiguousarray(series.mu).tobytes())
+    elif shared.get("e0_from_step") is not None:
+        upto = int(np.searchsorted(series.steps, int(shared["e0_from_step"]))) + 1
         h.update(np.ascontiguousarray(series.mu[:upto]).tobytes())
     return h.hexdigest()[:16]
 

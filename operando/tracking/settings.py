@@ -12,78 +12,96 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class TrackSettings:
-    """Thresholds of the state and event classification.
+    """Thresholds of the tracker: when a change is an event, when metal is present.
+
+    Every decision compares a combined z (the strongest evidence channel after a
+    Bonferroni correction over the channels compared, see
+    :func:`operando.tracking.evidence.combine`) with a threshold given as a
+    two-sided Gaussian z.
 
     Parameters
     ----------
-    z_significance : float
-        A quantity is *significant* when it exceeds this many standard errors
-        (2 -> ~95 % two-sided for Gaussian errors).  Used for "CN(M-M)
-        consistent with zero", for "ligand shell present" and for the CN
-        change between segments that makes an event.  EXAFS CN errors from
-        the fit covariance are honest to within a factor of ~1.5, so a
-        one-sigma rule would flag noise and a three-sigma rule would miss
-        real sub-nanometre clusters (CN 2-3 with errors ~0.8).
+    z_event : float
+        Two-sided z a condition change needs to be an event (3 -> p = 0.0027 per
+        change, after the correction over channels).  A series has tens of
+        condition changes; at 3 sigma a noise-only series of 30 changes shows a
+        false event about once in 12 series, at 2 sigma nearly every time.
+    family_alpha : float
+        The chance of any false event in a whole series: with ``n`` comparisons
+        (condition changes and trend tests) an event also needs a combined p below
+        ``family_alpha / n``.  0.05: a 30-change series keeps ``z_event``'s 3 sigma, a
+        360-change cycling series needs about 3.8 sigma, so a fluke of one channel
+        in one of hundreds of changes is not an event.
+    z_state : float
+        Two-sided z that makes metal "present beyond the reference state" (the
+        same correction over the metal channels).  3 for the same reason: a
+        false "cluster" is the error this tracker must not make.
     z_high : float
-        An event is ``high`` confidence when its CN change reaches this z
-        (3 -> ~0.3 % false-alarm rate per comparison) *and* the XANES agrees.
+        An event is ``high`` confidence when its strongest channel reaches this z
+        and a second, independent kind of evidence (EXAFS vs XANES) agrees.
     particle_cn : float
-        Average CN(M-M) at or above which the metal is a (bulk-like) particle.
-        For fcc metals (bulk 12) CN 10 corresponds to cuboctahedra of ~900
-        atoms, ~3 nm for Pt: beyond this EXAFS can no longer resolve the size
-        (CN saturates while the error stays ~0.5).
+        Average CN(M-M) at or above which the metal is a bulk-like particle
+        (fcc metals, bulk 12: CN 10 is a ~900-atom, ~3 nm cuboctahedron; beyond
+        it EXAFS no longer resolves the size).
     bulk_cn : float
-        First-shell CN of the bulk metal (12 for fcc: Pt, Pd, Cu, Au, Ag, Ni,
-        Rh, Ir).
-    min_ligand_cn : float
-        A ligand shell (M-N, M-O) is *present* when its CN is at least this and
-        significant.  A single-atom site carries 2-6 light neighbours (M-N4 in
-        M-N-C catalysts, Pt-O4 on oxides); a fitted ligand CN below 1 is not a
-        defined coordination, so an M-M-free step without it is ``unknown``
-        rather than ``isolated``.
-    min_cn_err : float
-        Floor on every CN error (dimensionless).  Fits sometimes return
-        unrealistically small errors; 0.1 is below any published EXAFS CN
-        uncertainty, so it only guards against zero or tiny errors.
-    wl_err : float
-        Floor on the error of a segment's mean white-line height (normalised
-        units).  Normalisation (post-edge line choice) reproduces the white
-        line to ~1 % of the edge step.
-    edge_err : float
-        Floor on the error of a segment's mean edge position in eV:
-        reference-foil calibration reproduces edges to ~0.1 eV.
-    changepoint_min_steps : int
-        Constant-condition segments with at least this many successful steps
-        are searched for change points.  Shorter segments are repeats whose
-        scatter is already in the segment error.
-    changepoint_min_size : int
-        Minimum number of steps on each side of a change point.
-    changepoint_z : float
-        Threshold of the standardised CUSUM statistic (mean difference over its
-        error, the noise estimated robustly from the median absolute
-        first-difference).  Under pure Gaussian noise the maximum of this
-        statistic over 1,000 steps stays below ~3.5; 5 keeps false change
-        points negligible while a CN step of 1 with per-step noise 0.5 over 50
-        steps is still found (z ~ 10).
+        First-shell CN of the bulk metal (12 for fcc).
+    cn_floor, wl_floor, edge_floor, frac_floor : float
+        Uncertainty of one step's CN, white-line height (edge-step units), edge
+        position (eV) and component fraction when the series has no repeats to
+        measure it (a condition with a single scan): CN 0.1 (below any published
+        EXAFS CN error; a guard against zero errors), white line 0.01 (~1 % of the
+        step: how well a post-edge normalisation reproduces), edge 0.1 eV (how well
+        a reference-foil calibration reproduces), fraction 0.02 (linear-combination
+        fits of repeat scans scatter 3-5 x their own error bars).  With repeats,
+        the scatter of the repeats replaces them.
+    min_metal_fraction : float
+        A metallic fraction from a linear-combination fit counts as metal only from
+        this value up (0.05: components below ~5 % are not reliably identified by
+        XANES LCF; a reference that matches the sample imperfectly leaves a small,
+        significant, spurious weight).
+    min_trend_steps : int
+        A segment of at least this many usable steps is tested for a trend in time
+        (a change within a condition, e.g. a slow reduction in one gas or a time
+        series without repeats); fewer cannot show one.
+    outlier_z : float
+        A step whose value lies more than this many repeat scatters from the
+        median of its condition is an ``outlier`` (reported, kept).
+    reference : str
+        The state the others are compared with: ``"first"`` (the first segment)
+        or the label of a condition (as in the ``condition`` column).
+    metal_fraction : str or None
+        Column of the metallic fraction (e.g. ``"frac_cu_foil"``); ``None``: a
+        ``frac_*`` column whose name says foil/metal/the element, if any.
+    changepoint_min_steps, changepoint_min_size, changepoint_z
+        Change points inside a constant condition: blocks of at least
+        ``changepoint_min_steps`` usable steps are searched (binary segmentation of
+        the standardised CUSUM; under Gaussian noise its maximum over 1,000 steps
+        stays below ~3.5, so 5 keeps false change points negligible), with at
+        least ``changepoint_min_size`` steps on each side.
     potential_decimals : int
-        Potentials are compared after rounding to this many decimals of a volt
-        (4 -> 0.1 mV), so 0.1 and 0.10000001 are the same condition.
+        Potentials are compared after rounding to this many decimals of a volt.
     rest_labels : tuple of str
-        Text labels of a potential column that mean "back to rest" (open
-        circuit).  Returning to one of them is compared with the first segment
-        when no earlier segment carried that label.
+        Labels of a potential column meaning "back to rest" (open circuit): a
+        return to one of them is compared with the reference state.
     cluster_model : str
-        ``"cuboctahedron"`` or ``"sphere"`` (see :func:`cluster_size_from_cn`).
+        ``"cuboctahedron"`` or ``"sphere"`` (:func:`cluster_size_from_cn`).
     """
 
-    z_significance: float = 2.0
-    z_high: float = 3.0
+    z_event: float = 3.0
+    family_alpha: float = 0.05
+    z_state: float = 3.0
+    z_high: float = 5.0
     particle_cn: float = 10.0
     bulk_cn: float = 12.0
-    min_ligand_cn: float = 1.0
-    min_cn_err: float = 0.1
-    wl_err: float = 0.01
-    edge_err: float = 0.1
+    cn_floor: float = 0.1
+    wl_floor: float = 0.01
+    edge_floor: float = 0.1
+    frac_floor: float = 0.02
+    min_metal_fraction: float = 0.05
+    min_trend_steps: int = 4
+    outlier_z: float = 5.0
+    reference: str = "first"
+    metal_fraction: str | None = None
     changepoint_min_steps: int = 20
     changepoint_min_size: int = 5
     changepoint_z: float = 5.0
@@ -92,33 +110,42 @@ class TrackSettings:
     cluster_model: str = "cuboctahedron"
 
     def __post_init__(self):
-        positive = ("z_significance", "z_high", "particle_cn", "bulk_cn", "min_cn_err",
-                    "wl_err", "edge_err", "changepoint_z")
+        if not 0 < self.family_alpha < 1:
+            raise ConfigError(f"track setting 'family_alpha' must be in (0, 1), got "
+                              f"{self.family_alpha!r}")
+        positive = ("z_event", "z_state", "z_high", "particle_cn", "bulk_cn", "cn_floor",
+                    "wl_floor", "edge_floor", "frac_floor", "min_metal_fraction", "outlier_z",
+                    "changepoint_z")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
                 raise ConfigError(f"track setting '{name}' must be a positive number, got {value!r}")
-        if self.min_ligand_cn < 0:
-            raise ConfigError(f"track setting 'min_ligand_cn' must be >= 0, got {self.min_ligand_cn!r}")
-        for name in ("changepoint_min_steps", "changepoint_min_size", "potential_decimals"):
+        for name in ("changepoint_min_steps", "changepoint_min_size", "potential_decimals",
+                     "min_trend_steps"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"track setting '{name}' must be a non-negative integer, got {value!r}")
         if self.changepoint_min_size < 1:
             raise ConfigError("track setting 'changepoint_min_size' must be at least 1")
         if self.particle_cn > self.bulk_cn:
-            raise ConfigError(
-                f"track setting 'particle_cn' ({self.particle_cn}) must not exceed 'bulk_cn' ({self.bulk_cn})")
-        if self.z_high < self.z_significance:
-            raise ConfigError(
-                f"track setting 'z_high' ({self.z_high}) must be >= 'z_significance' ({self.z_significance})")
+            raise ConfigError(f"track setting 'particle_cn' ({self.particle_cn}) must not exceed "
+                              f"'bulk_cn' ({self.bulk_cn})")
+        if self.z_high < self.z_event:
+            raise ConfigError(f"track setting 'z_high' ({self.z_high}) must be >= 'z_event' "
+                              f"({self.z_event})")
+        if not isinstance(self.reference, str) or not self.reference.strip():
+            raise ConfigError(f"track setting 'reference' must be \"first\" or a condition label, "
+                              f"got {self.reference!r}")
+        if self.metal_fraction is not None and not isinstance(self.metal_fraction, str):
+            raise ConfigError(f"track setting 'metal_fraction' must be a column name, got "
+                              f"{self.metal_fraction!r}")
         labels = self.rest_labels
         if isinstance(labels, str):
             labels = (labels,)
         object.__setattr__(self, "rest_labels", tuple(str(x) for x in labels))
         if self.cluster_model not in ("cuboctahedron", "sphere"):
-            raise ConfigError(
-                f"track setting 'cluster_model' must be 'cuboctahedron' or 'sphere', got {self.cluster_model!r}")
+            raise ConfigError("track setting 'cluster_model' must be 'cuboctahedron' or 'sphere', "
+                              f"got {self.cluster_model!r}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> "TrackSettings":
