@@ -31,7 +31,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError, ReadError
-from ..io import NOT_DATA
+# The batch reader's own listing and ordering rules (one copy: a watch must see the
+# folder exactly as operando run does).
+from ..io._conditions import load_conditions, natural_key, order_files
+from ..io._sources import expand
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +90,23 @@ class ScanSource:
         return self.source
 
     def candidates(self) -> list[Path]:
-        """Files the batch reader would take from the source now (any order)."""
+        """Files the batch reader would take from the source now (its listing rules)."""
         if self.single:
             return [self.source] if self.source.is_file() else []
-        text = str(self.source)
-        if self.source.is_dir():
-            found = self.source.glob(self.pattern) if self.pattern else self.source.iterdir()
-            skip = self.conditions.resolve() if self.conditions is not None else None
-            return [p for p in found if p.is_file() and not p.name.startswith(".")
-                    and (self.pattern or p.suffix.lower() not in NOT_DATA)
-                    and p.resolve() != skip]
-        if any(ch in text for ch in "*?["):
-            import glob
+        try:
+            found = expand(str(self.source), self.pattern, self.conditions)
+        except ReadError:  # no data file (yet)
+            return []
+        return [] if found is None else list(found[0])
 
-            return [Path(p) for p in glob.glob(text) if Path(p).is_file()]
-        return []
+    def in_batch_order(self, files, table: pd.DataFrame | None, order: str = "auto") -> list[Path]:
+        """``files`` in the order the batch reader gives a folder or glob: the conditions
+        table's rows (``order = "auto"``), else natural name order.  (``"time"`` sorts by
+        the headers' start times in the reader itself, whatever order it is given.)"""
+        files = sorted(files, key=lambda p: natural_key(p.name))
+        if table is not None and order == "auto":
+            files, _ = order_files(files, load_conditions(table))
+        return files
 
     def conditions_table(self) -> pd.DataFrame | None:
         """The conditions CSV's complete lines as a table (None: no table configured).

@@ -272,7 +272,8 @@ class _Watch:
         t_start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # rows of scans still to come, skipped files
-            source = ready[0] if self.source.single else sorted(ready)
+            source = ready[0] if self.source.single else self.source.in_batch_order(
+                ready, table, self.read.get("order", "auto"))
             series = read_series(source, conditions=table, **self.read)
         for w in caught:
             log.debug("reading: %s", w.message)
