@@ -57,7 +57,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import load_config
-from ..errors import ConfigError, OperandoError
+from ..errors import ConfigError, OperandoError, ReadError
 from ..io import read_series
 from .chunks import chunk_bounds, chunk_name, run_chunks
 from .follow import ScanSource, Waker
@@ -251,9 +251,18 @@ class _Watch:
         t0 = time.perf_counter()
         new = sorted((n for n in stamps if n not in self.files), key=_natural)
         changed = sorted(n for n in stamps if n in self.files and self.files[n] != stamps[n])
-        for name in changed:
-            log.warning("%s changed after it was read; its chunk is computed again", name)
-        result, computed = self._update(store, ready, table)
+        for name in changed:  # a growing HDF5 file is expected to change
+            (log.info if self.source.single else log.warning)(
+                "%s changed after it was read; the chunks it feeds are checked again", name)
+        try:
+            result, computed = self._update(store, ready, table)
+        except ReadError as exc:
+            if not self.source.single:
+                raise
+            # An HDF5 file open for writing may not be readable yet (HDF5 file locking,
+            # a dataset being extended): try again at the next poll.
+            log.info("%s not readable yet (%s); trying again", self.source.source, exc)
+            return False
         self.last_key = key
         self.files.update(stamps)
         self.updates += 1
