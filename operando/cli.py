@@ -16,6 +16,7 @@ import argparse
 import logging
 import signal
 import sys
+import warnings
 import threading
 import time
 from pathlib import Path
@@ -169,6 +170,7 @@ def _main(argv, ctrl_c: _CtrlC) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
     )
+    warnings.formatwarning = _one_line_warning
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
@@ -196,6 +198,11 @@ def _main(argv, ctrl_c: _CtrlC) -> int:
 def console_main() -> None:
     """The ``operando`` command."""
     sys.exit(main())
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning on the command line: one line, no source location (a user reads it)."""
+    return f"operando: warning: {' '.join(str(message).split())}\n"
 
 
 def _one_line(exc: BaseException) -> str:
