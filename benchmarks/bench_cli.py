@@ -250,8 +250,6 @@ def main(argv=None) -> int:
         if not args.no_profile:
             prof = folder / "run.prof"
             prof.unlink(missing_ok=True)
-            # main(), not the command's entry point: that one leaves through os._exit,
-            # before cProfile could write its file.
             driver = folder / "profile_main.py"
             driver.write_text("import sys\nfrom operando.cli import main\n"
                               "sys.exit(main(sys.argv[1:]))\n")

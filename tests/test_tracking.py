@@ -478,3 +478,11 @@ def test_cluster_size_sphere_model():
         cluster_size_from_cn(5.0, model="cube")
     with pytest.raises(DataError, match="bond length"):
         cluster_size_from_cn(5.0, element="Xx")
+
+
+def test_trend_with_ties_at_a_bound():
+    """Fractions held at a bound repeat exactly: the rank test uses its tie-corrected form."""
+    frac = np.r_[np.zeros(4), np.linspace(0.1, 0.8, 8)]
+    steps = pd.DataFrame({"step": range(12), "ok": True, "frac_pt_foil": frac,
+                          "frac_pt_foil_err": 0.01, "wl_height": 1.3 - 0.3 * frac})
+    assert list(track(steps).events["event"]) == ["reduction"]

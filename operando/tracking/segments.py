@@ -148,10 +148,11 @@ def trend(channel: Channel, idx: np.ndarray, order: np.ndarray, st: ChannelStats
 
 def kendall_p(x: np.ndarray) -> float:
     """Two-sided p-value of Kendall's tau of ``x`` against its order (scipy's exact
-    distribution for short sequences)."""
+    distribution for short sequences without ties, else its tie-corrected normal form)."""
     from scipy.stats import kendalltau
 
-    p = kendalltau(np.arange(x.size), x, method="exact" if x.size <= 50 else "auto").pvalue
+    exact = x.size <= 50 and np.unique(x).size == x.size  # ties (a bound): the normal form
+    p = kendalltau(np.arange(x.size), x, method="exact" if exact else "asymptotic").pvalue
     return float(p) if np.isfinite(p) else 1.0
 
 
