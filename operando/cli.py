@@ -213,9 +213,9 @@ def _progress(args):
     return False if args.no_progress else None
 
 
-def _cmd_run(args) -> int:
+def _configured(args):
+    """The configuration file with the command line's --out and --workers applied."""
     from .config import load_config
-    from .pipeline import run
 
     config = load_config(args.config)
     if args.out is not None:
@@ -223,6 +223,13 @@ def _cmd_run(args) -> int:
     if args.workers is not None:
         config = config.with_run(workers=args.workers)
     args.ctrl_c.check()
+    return config
+
+
+def _cmd_run(args) -> int:
+    from .pipeline import run
+
+    config = _configured(args)
     if args.scheduler is not None:
         if args.workers is not None:
             raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
@@ -238,15 +245,9 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_watch(args) -> int:
-    from .config import load_config
     from .pipeline.watch import watch
 
-    config = load_config(args.config)
-    if args.out is not None:
-        config = config.with_output(dir=args.out)
-    if args.workers is not None:
-        config = config.with_run(workers=args.workers)
-    args.ctrl_c.check()
+    config = _configured(args)
     print(f"watching {', '.join(config.series.source)} -> {config.output.dir} (Ctrl-C stops)",
           flush=True)
 

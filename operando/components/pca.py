@@ -38,7 +38,7 @@ from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
-from ._space import check_erange, check_space, in_space, window
+from ._space import check_erange, check_space, in_space, select_rows, window
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
 
@@ -310,12 +310,7 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         raise ConfigError(f"pca needs a NormalizedSeries, got {type(normalized).__name__}")
     space = check_space(space)
     lo, hi = check_erange(erange)
-    sel = np.ones(len(normalized), bool) if steps is None else \
-        np.isin(normalized.series.steps, np.asarray(steps))
-    rows = np.flatnonzero(sel & normalized.ok)
-    if rows.size < 3:
-        raise DataError(f"PCA needs at least 3 normalised steps, {rows.size} selected")
-    e0 = float(np.median(normalized.e0[rows]))
+    rows, e0 = select_rows(normalized, steps, "PCA")
     energy = normalized.energy
     emin, emax = (lo, hi) if absolute else (e0 + lo, e0 + hi)
     i0, i1 = window(energy, emin, emax)
