@@ -371,8 +371,10 @@ def lobe_positions(wt: WaveletTransform, windows: Mapping[str, tuple[float, floa
     Returns
     -------
     DataFrame
-        One row per map and window: ``label, shell, k, r, modulus, r_low, r_high``
-        (k in 1/Angstrom, r in Angstrom; NaN for an empty map).
+        One row per map and window: ``label, shell, k, r, modulus, lobe, r_low,
+        r_high`` (k in 1/Angstrom, r in Angstrom; NaN for an empty map).  ``lobe`` is
+        False when the maximum lies on the edge of the window (in R or k): then the
+        window holds the tail of a lobe outside it, not a lobe of its own.
     """
     kmin = wt.settings.get("kmin") if kmin is None else kmin
     kmax = wt.settings.get("kmax") if kmax is None else kmax
@@ -393,11 +395,13 @@ def lobe_positions(wt: WaveletTransform, windows: Mapping[str, tuple[float, floa
             sub = mod[i][np.ix_(ri, ki)]
             if not np.isfinite(sub).any():
                 rows.append({"label": label, "shell": name, "k": math.nan, "r": math.nan,
-                             "modulus": math.nan, "r_low": lo, "r_high": hi})
+                             "modulus": math.nan, "lobe": False, "r_low": lo, "r_high": hi})
                 continue
             j = int(np.nanargmax(sub))
             a, b = divmod(j, ki.size)
+            inside = 0 < a < ri.size - 1 and 0 < b < ki.size - 1
             rows.append({"label": label, "shell": name, "k": float(wt.k[ki[b]]),
-                         "r": float(wt.r[ri[a]]), "modulus": float(sub[a, b]), "r_low": lo,
-                         "r_high": hi})
-    return pd.DataFrame(rows, columns=["label", "shell", "k", "r", "modulus", "r_low", "r_high"])
+                         "r": float(wt.r[ri[a]]), "modulus": float(sub[a, b]), "lobe": inside,
+                         "r_low": lo, "r_high": hi})
+    return pd.DataFrame(rows, columns=["label", "shell", "k", "r", "modulus", "lobe", "r_low",
+                                       "r_high"])

@@ -113,6 +113,10 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
         # Larch writes each value with '%s': Python floats format several times faster
         # than numpy scalars, with the same text (both the shortest round-trip repr).
         added = project.groups[_hashkey(i)]
+        if edge:
+            # Athena (and operando's reader) take the edge from fft_edge, which Larch's
+            # writer leaves at its default "k": an L3 project would read back as K.
+            added.args["fft_edge"] = str(edge).lower()
         added.x = added.energy.tolist()
         added.y = added.signal = added.mu.tolist()
     if skipped:

@@ -1,0 +1,3 @@
+"""Placeholder replaced below."""
+def step_explorer(*a, **k):
+    raise NotImplementedError
