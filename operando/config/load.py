@@ -213,24 +213,56 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
         conditions=conditions,
         element=_element(s, "element", value),
         edge=edge,
-        mu=_string(s, "mu", value, default="auto"),
+        mu=_mu(value),
         reference=reference,
         format=_string(s, "format", value, default="auto"),
         pattern=_string(s, "pattern", value),
         energy_column=energy_column,
         columns=columns,
         on_error=_choice(s, "on_error", value, ("skip", "raise"), default="skip"),
+        order=_choice(s, "order", value, ("auto", "name", "time"), default="auto"),
+        channels=_channels(value),
+        dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
+                                'has the ICR/OCR columns)'),
+        use_project_settings=_boolean(s, "use_project_settings", value, default=False),
     )
+
+
+#: Roles of [series] channels (see operando.io.read_series).
+_CHANNEL_ROLES = ("i0", "it", "iref", "fluorescence", "icr", "ocr")
+
+
+def _mu(value: Mapping):
+    v = value.get("mu", "auto")
+    if isinstance(v, list):
+        if not v or not all(isinstance(c, str) and c.strip() for c in v):
+            _fail("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
+        return tuple(c.strip() for c in v)
+    return _string("series", "mu", value, default="auto")
+
+
+def _channels(value: Mapping):
+    v = value.get("channels")
+    if v is None:
+        return None
+    if not isinstance(v, Mapping) or not all(isinstance(c, str) for c in v.values()):
+        _fail("series", "channels", v, "a table role = column, roles " + ", ".join(_CHANNEL_ROLES))
+    for role in v:
+        if role not in _CHANNEL_ROLES:
+            raise ConfigError(f"[series] channels: unknown role '{role}'{_suggest(role, _CHANNEL_ROLES)}"
+                              f" (accepted: {', '.join(_CHANNEL_ROLES)})")
+    return tuple(sorted(v.items()))
 
 
 def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
-    e0 = value.get("e0", "first")
+    e0 = value.get("e0", "median")
     if isinstance(e0, str):
-        e0 = _choice(s, "e0", value, ("first", "each", "reference"), default="first")
+        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default="median")
     else:
         e0 = _number(s, "e0", value, low=0, low_open=True,
-                     accepted='"first", "each", "reference" or a number (eV) > 0', allow_none=False)
+                     accepted='"median", "first", "each", "reference" or a number (eV) > 0',
+                     allow_none=False)
     pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:
@@ -274,6 +306,7 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
                    accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
                    allow_none=False),
         s02=s02,
+        mu=_string(s, "mu", value),
     )
 
 

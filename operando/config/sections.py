@@ -28,20 +28,24 @@ class SeriesConfig:
     conditions: str | None = None
     element: str | None = None
     edge: str | None = None
-    mu: str = "auto"
+    mu: str | tuple[str, ...] = "auto"
     reference: bool | str = "auto"
     format: str = "auto"
     pattern: str | None = None
     energy_column: str | int | None = None
     columns: tuple[str, ...] | None = None
     on_error: str = "skip"
+    order: str = "auto"
+    channels: tuple[tuple[str, str], ...] | None = None
+    dead_time: bool | str = "auto"
+    use_project_settings: bool = False
 
 
 @dataclass(frozen=True)
 class NormalizeConfig:
     """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
 
-    e0: str | float = "first"
+    e0: str | float = "median"
     pre1: float | None = None
     pre2: float | None = None
     norm1: float | None = None
@@ -62,6 +66,9 @@ class ReferenceConfig:
     shell: str | None = None
     cn: float = 12.0
     s02: float | None = None
+    #: How mu is made from the foil file; None: as for the series ([series] mu).  A foil
+    #: measured in transmission beside a fluorescence series says "transmission".
+    mu: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError
 from ..io import read_series
 from ..series import Series
 from ..xanes import NormalizedSeries, calibrate, normalize
+from .source import rows_of
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
         if source.startswith("step:"):
             rows.add(_step_row(series, source))
     rows = sorted(rows)
-    sub = series.take(rows)
+    sub = rows_of(series, rows)
     norm = normalize(sub, **normalize_kwargs)
     if not np.asarray(norm.ok).any():
         raise DataError("[components]: neither the first nor the last step could be normalised "

@@ -44,7 +44,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
     meta0 = next((m for _, m in parts if m), {})
     outputs: dict[str, Path] = {}
-    notes: list[str] = []
+    notes: list[str] = list(record.get("notes", []))
 
     components_record, analysis = None, {}
     if plan.components is not None:
@@ -218,6 +218,8 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "fit": meta0.get("fit_settings"),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,
+            "project_settings": record.get("project_settings") or None,
+            "project_settings_used": record.get("project_settings_used", False),
         },
         "series": {
             "n_steps": len(series), "element": series.element, "edge": series.edge,

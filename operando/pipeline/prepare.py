@@ -21,9 +21,14 @@ from ..xanes import normalize
 from .components import load as load_references, resolve as resolve_references
 from .components import save as save_references
 from .settings import RunPlan, StepSettings
+from .source import rows_of
 from .store import RunStore
 
 PREPARE = "prepare"
+#: Largest relative error of a calibrated S0^2 a run accepts: S0^2 scales every CN, and
+#: beyond this the CNs' errors are dominated by it (a foil read wrong, or its k range
+#: far shorter than the fit window).
+S02_MAX_RELATIVE_ERROR = 0.2
 COMPONENTS = "components"
 
 
@@ -56,6 +61,8 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
     shared: dict = {"e0": policy, "e0_from_step": None, "s02": None}
     if policy in ("first", "reference"):
         shared["e0"], shared["e0_from_step"] = _first_e0(plan, series)
+    elif policy == "median":
+        shared["e0"], shared["e0_from_steps"] = _median_e0(plan, series)
     if plan.exafs:
         shells = list(plan.shells or _default_shells(series))
         get_engine(plan.fit_engine, model=plan.model(shells))
@@ -75,6 +82,21 @@ def _first_e0(plan: RunPlan, series) -> tuple[float, int]:
     raise DataError(f"e0 = \"{plan.normalize['e0']}\": no scan of the series could be normalised")
 
 
+#: Spectra whose E0 make the series' median E0 (evenly spaced over the series).
+MEDIAN_E0_SAMPLE = 200
+
+
+def _median_e0(plan: RunPlan, series) -> tuple[float, int]:
+    """The median of every sampled spectrum's own E0 (``e0 = "median"``), and how many."""
+    n = len(series)
+    rows = np.unique(np.round(np.linspace(0, n - 1, min(n, MEDIAN_E0_SAMPLE))).astype(int))
+    norm = normalize(rows_of(series, rows), **{**plan.normalize, "e0": "median"})
+    value = norm.settings.get("e0_value")
+    if value is None or not np.isfinite(value):
+        raise DataError('e0 = "median": no scan of the series could be normalised')
+    return float(value), int(np.count_nonzero(norm.ok))
+
+
 def _default_shells(series) -> list[str]:
     el = series.element
     if not el:
@@ -88,7 +110,11 @@ def _s02(plan: RunPlan, series) -> dict:
     if ref.s02 is not None:
         return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
     shell = ref.shell or f"{series.element}-{series.element}"
-    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False)
+    options = dict(plan.read_options)
+    if ref.mu is not None:
+        options.update(mu=ref.mu, channels=None)
+    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False,
+                       **options)
     norm = normalize(foil, **{**plan.normalize, "e0": "each"})
     chi = remove_background(norm, **plan.background)
     w = plan.window
@@ -99,6 +125,15 @@ def _s02(plan: RunPlan, series) -> dict:
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
                         "check [reference] or give s02 directly")
+    quality = str(cal.fit.get("fit_quality", "good"))
+    relative = _plain(cal.s02_err) / cal.s02 if np.isfinite(cal.s02_err) else np.inf
+    if quality == "failed" or relative > S02_MAX_RELATIVE_ERROR:
+        # S0^2 scales every CN of the run: an undetermined one must stop it, not pass silently
+        raise DataError(
+            f"{ref.file}: S0^2 = {cal.s02:.3g} +/- {_plain(cal.s02_err):.3g} on {shell} is not "
+            f"determined (fit {quality}: {cal.fit.get('fit_message', '')}; relative error "
+            f"above {S02_MAX_RELATIVE_ERROR:.0%}); check the foil's k range against [exafs] "
+            "kmin/kmax, how it is read ([reference] mu), or give [reference] s02")
     fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
     return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
             "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g})", "s02_fit": fit}

@@ -33,7 +33,8 @@ from ..errors import OperandoError
 from .chunks import chunk_bounds, run_chunks
 from .outputs import finish, package_version
 from .prepare import prepare
-from .settings import calibrate_kwargs, read_kwargs, resolve
+from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
+                       with_project_settings)
 from .source import calibrated, data_hash, is_streamed, read_source, scan_streamed
 from .store import RunStore
 
@@ -163,6 +164,9 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
                 if calibrate is not None:
                     series = calibrated(series, calibrate)
             n = len(series)
+            project, project_notes = project_settings(series)
+            if config.series.use_project_settings and project:
+                config = with_project_settings(config, project)
             plan = resolve(config, n)
             chunks = chunk_bounds(n, plan.chunk_size)
             store.begin(config.config_hash(n), data_hash=raw_hash, config=config.analysis_dict(n),
@@ -173,7 +177,9 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
             state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
                                executor=executor, progress=progress)
             record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                      "t_start": t_start}
+                      "t_start": t_start, "project_settings": project,
+                      "project_settings_used": bool(config.series.use_project_settings and project),
+                      "notes": project_notes}
             steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
                                                                  state, record)
             result = RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,

@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ..io import is_operando_hdf5, open_hdf5, read_series
@@ -188,3 +189,13 @@ class StreamedCalibration:
     def __getitem__(self, i):
         i = int(i) + (len(self) if int(i) < 0 else 0)
         return self.take(slice(i, i + 1))
+
+
+def rows_of(series, rows) -> Series:
+    """The rows (positions) of an in-memory or streamed series, as one in-memory Series."""
+    if hasattr(series, "mu"):
+        return series.take(rows)
+    parts = [series.take(slice(int(r), int(r) + 1)) for r in rows]
+    ref = None if parts[0].reference is None else np.concatenate([p.reference for p in parts])
+    return parts[0].replace(mu=np.concatenate([p.mu for p in parts]), reference=ref,
+                            conditions=pd.concat([p.conditions for p in parts], ignore_index=True))

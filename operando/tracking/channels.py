@@ -12,8 +12,10 @@ channel             kind        moves when metal aggregates / the metal is reduc
 ``edge_position``   xanes       down (lower oxidation state)
 ==================  ==========  ===========================================================
 
-EXAFS channels use only steps whose shell fit is ``good`` (``fit_ok``): a poor or
-failed fit is reported and plotted, but its CN is not evidence.  XANES channels use
+EXAFS channels use the steps whose shell fit converged with error bars: a ``good``
+fit as it is, a ``poor`` one (R-factor above its limit, a parameter on a bound) with
+its CN error widened by ``sqrt(R-factor) x CN`` (the amplitude its misfit leaves
+unexplained), so it counts for what it is worth; a ``failed`` fit is no evidence.  XANES channels use
 every step whose XANES is ``ok``.  The white line and edge fall on reduction for K
 edges of 3d metals and L3 edges of 5d metals alike (higher oxidation state: more
 empty final states, higher binding energy).
@@ -157,14 +159,25 @@ def fraction_columns(df: pd.DataFrame) -> list[str]:
 def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSettings) -> list[Channel]:
     """Every channel the table holds (see the module docstring)."""
     ok = flags(df, "ok")
-    good_fit = ok & flags(df, "fit_ok", default=False)
+    if "fit_quality" in df.columns:
+        quality = df["fit_quality"].astype(str).to_numpy()
+        fitted = ok & np.isin(quality, ("good", "poor"))
+        poor = quality == "poor"
+    else:
+        fitted = ok & flags(df, "fit_ok", default=False)
+        poor = np.zeros(len(df), dtype=bool)
+    rfactor = numeric(df, "r_factor")
     channels = []
     for shell, role, sign in ((metal, "metal", 1), (ligand, "ligand", -1)):
         if shell is None:
             continue
         value = numeric(df, f"cn_{shell}")
         err = numeric(df, f"cn_{shell}_err")
-        use = good_fit & np.isfinite(value)
+        # A poor fit counts for what it is worth: the part of the signal it leaves
+        # unexplained (R-factor R) is an amplitude error of about sqrt(R) of the CN.
+        misfit = np.where(poor & np.isfinite(rfactor), np.sqrt(np.abs(rfactor)) * np.abs(value), 0.0)
+        err = np.hypot(err, misfit)
+        use = fitted & np.isfinite(value) & np.isfinite(err)
         limit = numeric(df, f"cn_{shell}_limit") if f"cn_{shell}_limit" in df.columns else None
         channels.append(Channel(f"cn_{shell}", f"CN({shell})", "exafs", role, sign,
                                 np.where(use, value, np.nan), np.where(use, err, np.nan),

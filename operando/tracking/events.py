@@ -1,8 +1,10 @@
 """Events at condition changes (and trends within a condition), and returns to a state.
 
 An **event** is a difference between consecutive segments that the combined evidence
-of every channel (:mod:`.evidence`) makes significant at ``z_event``; nothing else is
-ever an event, so a constant stretch has none.  Its kind follows the states on
+of every channel (:mod:`.evidence`) makes significant at ``z_event`` -- and, in a
+long series, at the level that keeps the chance of any false event over all its
+comparisons at ``family_alpha`` (:func:`event_threshold`); nothing else is ever an
+event, so a constant stretch has none.  Its kind follows the states on
 either side (:mod:`.states`): ``aggregation`` (isolated -> cluster / particle),
 ``growth`` (more metal, or cluster -> particle), ``redispersion`` (cluster /
 particle -> isolated), ``partial_redispersion`` (less metal, still metal);
@@ -125,10 +127,10 @@ def _channel_values(diffs, prefix_match):
 
 
 def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: TrackSettings,
-              cn_stats=None) -> dict | None:
-    """The event of ``diffs`` (segment a -> b), or None when it is not significant."""
+              p_max: float, cn_stats=None) -> dict | None:
+    """The event of ``diffs`` (segment a -> b), or None when its combined p exceeds ``p_max``."""
     z, p, strongest = combine(diffs)
-    if strongest is None or not p <= two_sided_p(s.z_event):
+    if strongest is None or not p <= p_max:
         return None
     kind = _kind(kind_before, kind_after, diffs, strongest)
     direction = _KIND_DIRECTION.get(kind) or _direction(diffs, strongest) or 1
@@ -161,6 +163,13 @@ def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: Tra
             "origin": origin, "evidence": text}
 
 
+def event_threshold(n_tests: int, s: TrackSettings) -> float:
+    """The combined p an event needs: ``z_event``, made stricter in a long series so that
+    the chance of any false event over its ``n_tests`` comparisons stays at
+    ``family_alpha`` (Bonferroni over the comparisons)."""
+    return min(two_sided_p(s.z_event), s.family_alpha / max(n_tests, 1))
+
+
 def find_events(seg: pd.DataFrame, channels: list[Channel], all_stats: dict[str, ChannelStats],
                 first_ok_step, segment_steps, order, s: TrackSettings) -> list[dict]:
     """Events between consecutive segments, then trends within long segments, by step."""
@@ -168,20 +177,20 @@ def find_events(seg: pd.DataFrame, channels: list[Channel], all_stats: dict[str,
     cn_stats = all_stats[cn.name] if cn is not None else None
     events = []
     states = seg["state"].tolist()
+    trended = [g for g in range(len(seg)) if segment_steps(g).size >= s.min_trend_steps]
+    p_max = event_threshold(len(seg) - 1 + len(trended), s)
     for b in range(1, len(seg)):
         a = b - 1
         diffs = [difference(c, all_stats[c.name], a, b) for c in channels]
         ev = event_row(states[a], states[b], diffs, seg.iloc[a], seg.iloc[b], first_ok_step(b),
-                       seg["origin"].iloc[b], s, cn_stats)
+                       seg["origin"].iloc[b], s, p_max, cn_stats)
         if ev is not None:
             events.append(ev)
-    for g in range(len(seg)):
+    for g in trended:
         idx = segment_steps(g)
-        if idx.size < s.min_trend_steps:
-            continue
         diffs = [d for c in channels if (d := trend(c, idx, order, all_stats[c.name])) is not None]
         row = seg.iloc[g]
-        ev = event_row("trend", "trend", diffs, row, row, first_ok_step(g), "trend", s)
+        ev = event_row("trend", "trend", diffs, row, row, first_ok_step(g), "trend", s, p_max)
         if ev is not None:
             ev["state_before"] = ev["state_after"] = states[g]
             ev["condition_before"] = ev["condition_after"] = row["condition"]

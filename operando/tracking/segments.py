@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .changepoints import find_change_points
+from .changepoints import _robust_noise, find_change_points
 from .channels import Channel
-from .evidence import Difference, two_sided_p
+from .evidence import Difference, two_sided_p, z_of_p
 from .settings import TrackSettings
 
 
@@ -114,35 +114,45 @@ def difference(channel: Channel, st: ChannelStats, a: int, b: int) -> Difference
 
 def trend(channel: Channel, idx: np.ndarray, order: np.ndarray, st: ChannelStats
           ) -> Difference | None:
-    """The change over a segment's steps in one channel: the least-squares slope against
-    ``order`` (the steps' positions in time), as the change from its first to its last step.
+    """A monotonic change over a segment's steps in one channel.
 
-    Its error is the larger of the residual scatter (Student's t with n - 2 degrees of
-    freedom, so a few steps cannot make a trend) and the steps' own errors with the
-    channel floor; under constant conditions a stable sample has no trend.
+    Two tests, both of which must pass (the p-value reported is the larger):
+    Kendall's rank test of the values against their order in time (exact null
+    distribution; distribution-free, so a non-linear change such as a reduction that
+    saturates is found, and a single wild step cannot make one), and the size of the
+    change: the mean of the last third of the steps minus the first third, with each
+    mean's error the larger of its steps' own errors and the repeat scatter (or the
+    channel floor).  ``delta`` and ``err`` are that difference.
     """
     use = idx[channel.usable[idx]]
     if use.size < 3:
         return None
-    t, x = order[use].astype(float), channel.value[use]
-    t = t - t.mean()
-    sxx = float(np.sum(t ** 2))
-    if sxx <= 0:
-        return None
-    slope = float(np.sum(t * (x - x.mean())) / sxx)
-    resid = x - x.mean() - slope * t
-    dof = use.size - 2
-    sd = math.sqrt(float(np.sum(resid ** 2)) / dof) if dof > 0 else math.nan
-    per_step = channel.error[use]
-    own = math.sqrt(float(np.mean(per_step ** 2)) + channel.floor ** 2) \
-        if np.isfinite(per_step).all() else channel.floor
-    sigma = max(sd, own) if np.isfinite(sd) else own
-    span = float(t.max() - t.min())
-    delta = slope * span
-    err = sigma / math.sqrt(sxx) * span
+    x = channel.value[use[np.argsort(order[use], kind="stable")]]
+    k = max(1, x.size // 3)
+    e = channel.error[use]
+    means, errs = [], []
+    # the scatter of one step from successive differences: a smooth change cancels in them
+    noise = _robust_noise(x)
+    spread = max(noise, channel.floor) if np.isfinite(noise) else channel.floor
+    for part, pe in ((x[:k], e[:k]), (x[-k:], e[-k:])):
+        stat = math.sqrt(float(np.sum(pe ** 2))) / k if np.isfinite(pe).all() else 0.0
+        means.append(float(part.mean()))
+        errs.append(max(stat, spread / math.sqrt(k)))
+    delta = means[1] - means[0]
+    err = math.hypot(*errs)
     z = delta / err if err > 0 else math.nan
-    return Difference(channel.name, channel.label, channel.kind, channel.sign, delta, err, z,
-                      two_sided_p(z, dof if sd >= own else None))
+    p = max(two_sided_p(z), kendall_p(x))
+    return Difference(channel.name, channel.label, channel.kind, channel.sign, delta, err,
+                      z_of_p(p) * (1 if delta >= 0 else -1), p)
+
+
+def kendall_p(x: np.ndarray) -> float:
+    """Two-sided p-value of Kendall's tau of ``x`` against its order (scipy's exact
+    distribution for short sequences)."""
+    from scipy.stats import kendalltau
+
+    p = kendalltau(np.arange(x.size), x, method="exact" if x.size <= 50 else "auto").pvalue
+    return float(p) if np.isfinite(p) else 1.0
 
 
 def outliers(channels: list[Channel], all_stats: dict, segment: np.ndarray, s: TrackSettings

@@ -26,6 +26,12 @@ class TrackSettings:
         change, after the correction over channels).  A series has tens of
         condition changes; at 3 sigma a noise-only series of 30 changes shows a
         false event about once in 12 series, at 2 sigma nearly every time.
+    family_alpha : float
+        The chance of any false event in a whole series: with ``n`` comparisons
+        (condition changes and trend tests) an event also needs a combined p below
+        ``family_alpha / n``.  0.05: a 30-change series keeps ``z_event``'s 3 sigma, a
+        360-change cycling series needs about 3.8 sigma, so a fluke of one channel
+        in one of hundreds of changes is not an event.
     z_state : float
         Two-sided z that makes metal "present beyond the reference state" (the
         same correction over the metal channels).  3 for the same reason: a
@@ -82,6 +88,7 @@ class TrackSettings:
     """
 
     z_event: float = 3.0
+    family_alpha: float = 0.05
     z_state: float = 3.0
     z_high: float = 5.0
     particle_cn: float = 10.0
@@ -103,6 +110,9 @@ class TrackSettings:
     cluster_model: str = "cuboctahedron"
 
     def __post_init__(self):
+        if not 0 < self.family_alpha < 1:
+            raise ConfigError(f"track setting 'family_alpha' must be in (0, 1), got "
+                              f"{self.family_alpha!r}")
         positive = ("z_event", "z_state", "z_high", "particle_cn", "bulk_cn", "cn_floor",
                     "wl_floor", "edge_floor", "frac_floor", "min_metal_fraction", "outlier_z",
                     "changepoint_z")
