@@ -39,7 +39,7 @@ td .long { display: inline-block; white-space: normal; min-width: 28em; max-widt
            text-align: left; }
 figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
 figure.wide img { width: 100%; max-width: 1200px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 1em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 1em; }
 .grid figure { margin: 0; } .grid img { width: 100%; }
 img { max-width: 100%; height: auto; }
 .scroll { max-height: 480px; overflow: auto; border: 1px solid #eee; }
