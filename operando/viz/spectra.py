@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import DataError
 from ._layout import _MARGIN, _fit_single, _hlines, _new_axes, _place_axes
@@ -212,6 +213,10 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, reference=
     fig.colorbar(mesh, ax=left, label="Δ normalised μ", pad=0.02)
     left.set_xlabel("Energy (eV)")
     left.set_ylabel("Step")
+    if diff.shape[0] <= 12:
+        left.set_yticks(np.arange(diff.shape[0]), [str(s) for s in steps])
+    else:
+        left.yaxis.set_major_locator(MaxNLocator(integer=True))
     if tracking is not None:
         _mark_conditions(left, tracking, steps, color="k")
     left.set_title(f"Difference to {how}", fontsize=9)

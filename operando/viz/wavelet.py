@@ -83,8 +83,9 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
         if lobes is not None and len(lobes):
             key = "label" if "label" in lobes.columns else "segment"
             _mark_lobes(ax, lobes[lobes[key] == label], list(dict.fromkeys(lobes["shell"])))
-    for ax in axes[:len(rows)]:
-        if ax.get_subplotspec().is_last_row() or ax is axes[len(rows) - 1]:
+    for j, ax in enumerate(axes[:len(rows)]):
+        if j + cols >= len(rows):  # nothing drawn below it: it carries the k axis
+            ax.tick_params(labelbottom=True)
             ax.set_xlabel("k (Å⁻¹)")
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("R (Å, not phase corrected)")
