@@ -71,7 +71,7 @@ _CAPTIONS = {
                "ones.",
 }
 #: Figures shown side by side in the report (CN next to its parameter trends).
-_PAIRS = (("cn", "fit_parameters"), ("fractions", "lcf_fit"), ("xanes_map", "xanes_difference"))
+_PAIRS = (("cn", "fit_parameters"), ("fractions", "lcf_fit"))
 #: Text cells longer than this many characters wrap in a fixed-width block instead of
 #: stretching the row (keeps e.g. the events' evidence readable in a narrow column).
 _LONG_TEXT = 40
