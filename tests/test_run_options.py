@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
+
 import pytest
 
 from operando.config import load_config
@@ -59,3 +61,29 @@ def test_an_undetermined_s02_stops_the_run(shared_data, tmp_path):
             run(cfg, progress=False)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["status"] == "failed"
+
+
+def test_references_from_the_series_itself(shared_data, tmp_path):
+    """LCF against stretches of the series (its oxidised start and its most metallic
+    steps): the weights are the fractions relative to those end states."""
+    from operando import mixtures
+
+    series, truth = mixtures.cu_fraction_series(n_steps=11)
+    mixtures.write_folder(series, truth, tmp_path / "data")
+    cfg = load_config({
+        "series": {"source": str(tmp_path / "data"), "pattern": "*.xdi",
+                   "conditions": str(tmp_path / "data" / "conditions.csv"),
+                   "element": "Cu", "edge": "K"},
+        "normalize": {"calibrate": True},
+        "components": {"references": {"start": "first", "metal": "steps:9-10"}},
+        "output": {"dir": str(tmp_path / "out"), "plots": [], "report": False}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run(cfg, progress=False)
+    metal = truth["frac_cu_foil"].to_numpy()
+    expected = (metal - metal[0]) / (metal[9:11].mean() - metal[0])
+    got = result.steps["frac_metal"].to_numpy()
+    assert np.abs(got - expected)[:10].max() < 0.03  # step 10 (1.05) is held at the bound 1
+    assert got[10] == 1.0
+    refs = result.summary["components"]["references"]
+    assert [r["name"] for r in refs] == ["start", "metal"]

@@ -375,13 +375,13 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
         pairs = list(raw.items())
     else:
         _fail(s, "references", raw, "a list of reference files (or \"first\", \"last\", "
-              "\"step:N\", \"reference_channel\"), or a table name = source")
+              "\"step:N\", \"steps:A-B\", \"reference_channel\"), or a table name = source")
     refs = []
     for name, source in pairs:
         if not isinstance(source, str) or not source.strip():
             _fail(s, "references", raw, "reference sources as text")
         text = source.strip()
-        if text not in _SERIES_REFERENCES and not text.startswith("step:"):
+        if text not in _SERIES_REFERENCES and not text.startswith(("step:", "steps:")):
             path, _, group = text.partition("#")
             text = _resolve(base, path) + (f"#{group}" if group else "")
         refs.append((str(name) if name is not None else None, text))

@@ -99,7 +99,8 @@ class ComponentsConfig:
     """``[components]``: XANES component analysis (section present = enabled).
 
     ``references``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
-    ``"last"``, ``"step:N"`` or ``"reference_channel"``); with references the method
+    ``"last"``, ``"step:N"``, ``"steps:A-B"`` (their mean) or ``"reference_channel"``); with
+    references the method
     is ``"lcf"``, without ``"mcr"`` (``n_components``: ``None`` = the PCA estimate).
     ``metal``: the name of the metallic component, for tracking.
     """

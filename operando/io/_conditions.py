@@ -126,25 +126,24 @@ def check_known_columns(table: pd.DataFrame, source="conditions table") -> pd.Da
         if column not in table.columns:
             continue
         values = list(table[column])
-        where = [_row_name(table, i) for i in range(len(values))]
         commas = [i for i, v in enumerate(values)
                   if isinstance(v, str) and _DECIMAL_COMMA.match(v)]
         for i in commas:
             values[i] = float(values[i].strip().replace(",", "."))
         if commas:
             warnings.warn(f"{name}: {column} written with a decimal comma in "
-                          f"{short_list([where[i] for i in commas])} (e.g. "
+                          f"{short_list([_row_name(table, i) for i in commas])} (e.g. "
                           f"{table[column].iloc[commas[0]]!r}); read as "
                           f"{values[commas[0]]:g}", OperandoWarning, stacklevel=3)
         text = [i for i, v in enumerate(values) if isinstance(v, str)]
         if text and column in NUMERIC_CONDITIONS:
             i = text[0]
-            raise ConfigError(f"{name}: {column} must hold numbers; {where[i]} holds "
+            raise ConfigError(f"{name}: {column} must hold numbers; {_row_name(table, i)} holds "
                               f"{values[i]!r}")
         odd = [i for i in text if values[i].strip().lower() not in POTENTIAL_LABELS]
         if odd:
             warnings.warn(f"{name}: {column} holds text that is not a number nor a usual label "
-                          f"such as 'OCP' in {short_list([where[i] for i in odd])} (e.g. "
+                          f"such as 'OCP' in {short_list([_row_name(table, i) for i in odd])} (e.g. "
                           f"{values[odd[0]]!r}); kept as a label (check for a typo or a unit "
                           "written into the value)", OperandoWarning, stacklevel=3)
         if commas:

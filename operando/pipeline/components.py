@@ -47,6 +47,8 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     for _, source in c["references"]:
         if source.startswith("step:"):
             rows.add(_step_row(series, source))
+        elif source.startswith("steps:"):
+            rows.update(_steps_rows(series, source))
     rows = sorted(rows)
     sub = rows_of(series, rows)
     norm = normalize(sub, **normalize_kwargs)
@@ -82,6 +84,20 @@ def _step_row(series, source: str) -> int:
     return int(hits[0])
 
 
+def _steps_rows(series, source: str) -> list[int]:
+    """The rows of ``steps:A-B`` (a stretch of the series, e.g. a segment: their mean)."""
+    try:
+        a, b = (int(x) for x in source.split(":", 1)[1].split("-"))
+    except ValueError:
+        raise ConfigError(f"[components] reference {source!r}: give steps:A-B with A <= B step "
+                          "numbers") from None
+    steps = np.asarray(series.steps)
+    rows = np.flatnonzero((steps >= a) & (steps <= b)).tolist()
+    if a > b or not rows:
+        raise ConfigError(f"[components] reference {source!r}: no steps {a}-{b} in the series")
+    return rows
+
+
 def _spec(source: str, sub: Series, rows: list, series, name, calibrate_kwargs):
     if source == "first":
         return "first"
@@ -89,6 +105,9 @@ def _spec(source: str, sub: Series, rows: list, series, name, calibrate_kwargs):
         return "last"
     if source.startswith("step:"):
         return int(sub.steps[rows.index(_step_row(series, source))])
+    if source.startswith("steps:"):
+        wanted = _steps_rows(series, source)
+        return slice(rows.index(wanted[0]), rows.index(wanted[-1]) + 1)
     if source == "reference_channel":
         if sub.reference is None:
             raise ConfigError("[components] reference \"reference_channel\": the series has no "

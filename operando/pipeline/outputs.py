@@ -44,7 +44,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
     meta0 = next((m for _, m in parts if m), {})
     outputs: dict[str, Path] = {}
-    notes: list[str] = list(record.get("notes", []))
+    notes: list[str] = list(record.get("notes", [])) + list(state.get("notes", []))
 
     components_record, analysis = None, {}
     if plan.components is not None:

@@ -15,7 +15,10 @@ channel             kind        moves when metal aggregates / the metal is reduc
 EXAFS channels use the steps whose shell fit converged with error bars: a ``good``
 fit as it is, a ``poor`` one (R-factor above its limit, a parameter on a bound) with
 its CN error widened by ``sqrt(R-factor) x CN`` (the amplitude its misfit leaves
-unexplained), so it counts for what it is worth; a ``failed`` fit is no evidence.  XANES channels use
+unexplained), so it counts for what it is worth; a ``failed`` fit is no evidence.
+CN errors are the fit's, without the S0^2 uncertainty: every verdict compares steps,
+and S0^2 (one value for the run) scales them all alike; the absolute size of a
+cluster carries it (:func:`operando.tracking.track`).  XANES channels use
 every step whose XANES is ``ok``.  The white line and edge fall on reduction for K
 edges of 3d metals and L3 edges of 5d metals alike (higher oxidation state: more
 empty final states, higher binding energy).

@@ -225,8 +225,8 @@ def _segment_table(df, segment, block, origin, labels, columns, chans, all_stats
 
 
 def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSettings) -> None:
-    """Cluster sizes where a CN means one: a CN within two errors of the bulk value is
-    bulk-like, reported as a lower bound on the size."""
+    """Cluster sizes where a CN means one: a CN within two errors (S0^2's included) of the
+    bulk value is bulk-like, reported as a lower bound on the size."""
     cols = {k: np.full(len(seg), math.nan) for k in ("n_atoms", "n_atoms_lo", "n_atoms_hi",
                                                       "diameter_nm")}
     notes = [""] * len(seg)
@@ -235,10 +235,15 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
         element = channels_mod.split_shell(metal)[0]
         known = (element.capitalize(), element.capitalize()) in DEFAULT_DISTANCES
         st = all_stats[name]
+        s02, s02_err = channels_mod.numeric(df, "s02"), channels_mod.numeric(df, "s02_err")
+        rel = s02_err / s02
+        s02_rel = float(rel[np.isfinite(rel)][0]) if np.isfinite(rel).any() else 0.0
         for g in range(len(seg)):
             if seg["state"].iloc[g] not in ("cluster", "particle"):
                 continue
-            cn, err = st.mean[g], st.err[g]
+            # an absolute size carries the S0^2 uncertainty (differences between steps do
+            # not: S0^2 is common to all of them and cancels)
+            cn, err = st.mean[g], math.hypot(st.err[g], st.mean[g] * s02_rel)
             if not np.isfinite(cn):
                 continue
             bond = seg[f"r_{metal}"].iloc[g] if f"r_{metal}" in seg else math.nan

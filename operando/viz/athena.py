@@ -113,10 +113,11 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
         # Larch writes each value with '%s': Python floats format several times faster
         # than numpy scalars, with the same text (both the shortest round-trip repr).
         added = project.groups[_hashkey(i)]
-        if edge:
-            # Athena (and operando's reader) take the edge from fft_edge, which Larch's
-            # writer leaves at its default "k": an L3 project would read back as K.
-            added.args["fft_edge"] = str(edge).lower()
+        # Athena (Demeter) keeps the absorber and edge in bkg_z and fft_edge; Larch's
+        # writer guesses bkg_z from e0 and leaves fft_edge at its default "k", so a Pt L3
+        # project read back said K (#15).
+        added.args["bkg_z"] = element
+        added.args["fft_edge"] = str(edge).lower()
         added.x = added.energy.tolist()
         added.y = added.signal = added.mu.tolist()
     if skipped:
