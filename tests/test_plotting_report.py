@@ -162,8 +162,11 @@ def test_report_self_contained(pt, pt_summary, tmp_path):
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 2
     assert base64.b64decode(images[1]) == png.read_bytes()
-    assert text.count("<table") == 4  # events, reversibility, segments, steps
+    # events, evidence per event, states per segment, reversibility, segments, steps
+    assert text.count("<table") == 6
     assert "partial_redispersion" in text and "table-events" in text
+    assert text.index("Evidence per event") < text.index("<h2>Figures</h2>")
+    assert "table-evidence" in text and "table-states" in text
     assert '"particle_cn": 10.0' in text and '"s02": 0.85' in text
     assert "http://" not in text and "https://" not in text  # nothing fetched from outside
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

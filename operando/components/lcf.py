@@ -123,6 +123,15 @@ class LCFResult:
         cols["lcf_reason"] = list(self.reason)
         return pd.DataFrame(cols)
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``weight``, ``weight_err`` over ``(step, component)``."""
+        from operando._util.xr import lcf_dataset
+        return lcf_dataset(self)
+
+    def _repr_html_(self) -> str:
+        from operando._util.reprs import lcf_html
+        return lcf_html(self)
+
     def fit(self, step) -> pd.DataFrame:
         """The fit of one step (by its ``step`` label) over its fit range.
 

@@ -339,5 +339,6 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         rows_out.append({"target": ref.name, "spoil": tt["spoil"], "aet": tt["aet"],
                          "rep": tt["rep"], "redchi": tt["redchi"], "verdict": tt["verdict"],
                          "n_components": tt["n_components"]})
-    settings["targets"] = [r.info() for r in refs]
-    return replace(result, targets=pd.DataFrame(rows_out), settings=settings)
+    # result.settings holds what pca_matrix added (preprocess, criterion, alpha) too
+    return replace(result, targets=pd.DataFrame(rows_out),
+                   settings={**result.settings, "targets": [r.info() for r in refs]})

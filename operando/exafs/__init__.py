@@ -7,6 +7,8 @@
 :mod:`.fit`            :func:`fit_shells`, :func:`fit_shells_segment`,
                        :func:`calibrate_s02`
 :mod:`.results`        :class:`ShellFitResult`, :class:`S02Calibration`
+:mod:`.wavelet`        :func:`wavelet_transform` (Cauchy as Larch's, Morlet) ->
+                       :class:`WaveletTransform`; :func:`lobe_positions`
 :mod:`.policy`         the rules both engines apply (starts, acceptance, absent shells)
 :mod:`.engines`        ``"fast"`` (batched, default) and ``"larch"`` (xraylarch per
                        step, the reference); one place picks them
@@ -41,7 +43,9 @@ from .background import KSTEP, ChiSeries, RSeries, fourier_transform, remove_bac
 from .fit import calibrate_s02, fit_shells, fit_shells_segment
 from .model import ShellModel, ShellSpec, n_independent, result_columns
 from .results import S02Calibration, ShellFitResult
+from .wavelet import WaveletTransform, lobe_positions, shell_windows, wavelet_transform
 
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
-           "fit_shells_segment", "calibrate_s02", "result_columns", "n_independent", "KSTEP"]
+           "fit_shells_segment", "calibrate_s02", "result_columns", "n_independent", "KSTEP",
+           "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]

@@ -45,6 +45,18 @@ class ShellFitResult:
         """One row per step (a copy)."""
         return self.table.copy()
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: every table column over ``step``; ``data_chi`` and
+        ``model_chi`` over ``(step, k)``."""
+        from .._util.xr import fit_dataset
+
+        return fit_dataset(self)
+
+    def _repr_html_(self) -> str:
+        from .._util.reprs import fit_html
+
+        return fit_html(self)
+
     def _row(self, step: int) -> int:
         hits = np.flatnonzero(self.table["step"].to_numpy() == step)
         if hits.size == 0:

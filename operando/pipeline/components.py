@@ -175,27 +175,31 @@ def load(store: RunStore, name: str) -> tuple[dict, dict]:
 
 
 def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, plot_rows,
-                    settings: dict) -> tuple[pd.DataFrame | None, dict]:
+                    settings: dict) -> tuple[dict | None, dict, dict]:
     """PCA of the sampled steps, and with ``method = "mcr"`` MCR-ALS of them.
 
-    Returns ``(spectra, record)``: with MCR the component spectra as ``name -> (energy,
-    values)`` (every step is then fitted against them), else None; and the summary
-    record (method, the PCA estimate of the number of components, MCR lack of fit).
+    Returns ``(spectra, record, results)``: with MCR the component spectra as ``name ->
+    (energy, values)`` (every step is then fitted against them), else None; the summary
+    record (method, the PCA estimate of the number of components, MCR lack of fit); and
+    the :class:`~operando.components.PCAResult` / :class:`~operando.components.MCRResult`
+    as ``{"pca": ..., "mcr": ...}`` (None where not made) for the figures.
     """
     c = plan.components
     sampled = steps.iloc[plot_rows].reset_index(drop=True)
     ok = sampled["ok"].astype(bool).to_numpy() & np.isfinite(norm_rows).all(axis=1)
-    normalized = _as_normalized(energy, sampled, norm_rows, ok, settings)
+    normalized = as_normalized(energy, sampled, norm_rows, ok, settings)
     record = {"method": c["method"], "erange_eV": list(c["kwargs"]["erange"]),
               "n_steps_analysed": int(ok.sum())}
+    results: dict = {"pca": None, "mcr": None}
     try:
         p = pca(normalized, erange=c["kwargs"]["erange"], steps=sampled["step"][ok].tolist())
         record.update(n_components=int(p.n_components), pca_criterion="Malinowski F-test",
                       eigenvalues=[float(v) for v in p.eigenvalues[:10]])
+        results["pca"] = p
     except (DataError, ConfigError) as exc:
         record.update(n_components=None, pca_note=str(exc))
     if c["method"] != "mcr":
-        return None, record
+        return None, record, results
     k = c["n_components"] or record.get("n_components") or 2
     result = mcr(normalized, max(int(k), 1), erange=c["kwargs"]["erange"], bands=False,
                  steps=sampled["step"][ok].tolist())
@@ -205,16 +209,19 @@ def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, pl
                             "fix a known spectrum to narrow it")
     spectra = {name: (np.asarray(result.x, float), np.asarray(result.spectra[j], float))
                for j, name in enumerate(result.names)}
-    return spectra, record
+    results["mcr"] = result
+    return spectra, record, results
 
 
-def _as_normalized(energy, table, norm_rows, ok, settings) -> NormalizedSeries:
+def as_normalized(energy, table, norm_rows, ok, settings, flat=None) -> NormalizedSeries:
+    """A NormalizedSeries of rows kept by the run (``table``: their steps-table rows;
+    ``flat`` defaults to ``norm_rows``)."""
     n = len(table)
     conditions = table[[c for c in ("step", "file") if c in table]].copy()
     series = Series(energy=np.asarray(energy, float), mu=np.where(np.isfinite(norm_rows), norm_rows, 0.0),
                     conditions=conditions, metadata={})
     nan = np.full(n, np.nan)
-    return NormalizedSeries(series=series, norm=norm_rows, flat=norm_rows,
+    return NormalizedSeries(series=series, norm=norm_rows, flat=norm_rows if flat is None else flat,
                             e0=pd.to_numeric(table["e0"], errors="coerce").to_numpy(float),
                             edge_step=np.ones(n), pre_offset=nan, pre_slope=nan,
                             norm_coefs=np.full((n, 1), np.nan), ok=ok,

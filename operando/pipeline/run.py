@@ -108,6 +108,11 @@ class RunResult:
         return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
                 f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
 
+    def _repr_html_(self) -> str:
+        from .._util.reprs import run_html
+
+        return run_html(self)
+
 
 def run(config, *, executor: Executor | None = None, resume: bool = False,
         overwrite: bool = False, progress: bool | Callable[[int, int], Any] | None = None

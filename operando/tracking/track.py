@@ -94,6 +94,11 @@ class Tracking:
         return (f"<Tracking {len(self.steps)} steps, {len(self.segments)} segments, "
                 f"{len(self.events)} events>")
 
+    def _repr_html_(self) -> str:
+        from .._util.reprs import tracking_html
+
+        return tracking_html(self)
+
 
 def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: str | None = None,
           condition_columns: Sequence[str] | None = None,

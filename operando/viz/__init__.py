@@ -1,10 +1,17 @@
 """Figures, the HTML report and the Athena export of a processed series.
 
 =====================  ==========================================================
-:mod:`.trends`         :func:`plot_cn`, :func:`plot_white_line`: a tracked series
-                       versus condition, with its events
-:mod:`.spectra`        :func:`plot_xanes_map`, :func:`plot_chir_waterfall`,
+:mod:`.trends`         :func:`plot_cn`, :func:`plot_white_line`,
+                       :func:`plot_fit_parameters`: a tracked series versus
+                       condition, with its events; every step drawn (poor and
+                       failed fits hollow grey, outliers ringed)
+:mod:`.components`     :func:`plot_fractions`, :func:`plot_lcf_fit`,
+                       :func:`plot_pca`, :func:`plot_mcr`
+:mod:`.spectra`        :func:`plot_xanes_map` (edge region by default),
+                       :func:`plot_xanes_difference`, :func:`plot_chir_waterfall`,
                        :func:`plot_fit`
+:mod:`.wavelet`        :func:`plot_wavelet`: k-R maps of the wavelet transform
+:mod:`.explorer`       :func:`step_explorer`: an ipywidgets slider over the steps
 :mod:`.summary`        :func:`plot_summary`: the 2 x 2 overview of a run
 :mod:`.save`           :func:`save_figure`: PNG / SVG / PDF written atomically
 :mod:`.report`         :func:`write_report`: one self-contained ``report.html``
@@ -32,12 +39,17 @@ a file and a run folder recognises the temporaries of a killed writer.
 
 from ._layout import EVENT_MARKERS, STATE_COLORS
 from .athena import athena_group_names, write_athena
+from .components import plot_fractions, plot_lcf_fit, plot_mcr, plot_pca
+from .explorer import step_explorer
 from .report import write_report
 from .save import save_figure
-from .spectra import plot_chir_waterfall, plot_fit, plot_xanes_map
+from .spectra import EDGE_WINDOW, plot_chir_waterfall, plot_fit, plot_xanes_difference, plot_xanes_map
 from .summary import plot_summary
-from .trends import plot_cn, plot_white_line
+from .trends import plot_cn, plot_fit_parameters, plot_white_line
+from .wavelet import plot_wavelet
 
-__all__ = ["plot_cn", "plot_white_line", "plot_xanes_map", "plot_chir_waterfall", "plot_fit",
-           "plot_summary", "save_figure", "write_report", "write_athena", "athena_group_names",
-           "STATE_COLORS", "EVENT_MARKERS"]
+__all__ = ["plot_cn", "plot_white_line", "plot_fit_parameters", "plot_fractions", "plot_lcf_fit",
+           "plot_pca", "plot_mcr", "plot_xanes_map", "plot_xanes_difference", "plot_chir_waterfall",
+           "plot_fit", "plot_wavelet", "plot_summary", "step_explorer", "save_figure",
+           "write_report", "write_athena", "athena_group_names", "STATE_COLORS", "EVENT_MARKERS",
+           "EDGE_WINDOW"]

@@ -14,9 +14,16 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 #: Face colour of each tracking state (steps, segments, waterfall traces).
-STATE_COLORS = {"isolated": "#1f77b4", "cluster": "#ff7f0e", "particle": "#d62728", "unknown": "#7f7f7f"}
-#: Marker of each event kind (up: CN rises, down: CN falls).
-EVENT_MARKERS = {"aggregation": "^", "growth": "^", "redispersion": "v", "partial_redispersion": "v"}
+STATE_COLORS = {"isolated": "#1f77b4", "cluster": "#ff7f0e", "particle": "#d62728",
+                "oxidised": "#17becf", "mixed": "#bcbd22", "reduced": "#8c564b",
+                "as_start": "#aec7e8", "unknown": "#7f7f7f"}
+#: Marker of each event kind (up: more metal / reduced, down: less metal / oxidised).
+EVENT_MARKERS = {"aggregation": "^", "growth": "^", "reduction": "^", "redispersion": "v",
+                 "partial_redispersion": "v", "oxidation": "v"}
+#: How steps whose shell fit is not good are drawn (never hidden): hollow grey.
+POOR_STYLE = dict(mfc="none", mec="0.45", mew=0.9)
+#: Outliers (a step unlike its repeats, kept) get a red ring.
+OUTLIER_STYLE = dict(mfc="none", mec="#d62728", mew=1.2, ms=9)
 #: Fill colours of the condition bands (a condition that returns keeps its colour).
 _BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9"]
 

@@ -5,14 +5,42 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import DataError
 from ._layout import _MARGIN, _fit_single, _hlines, _new_axes, _place_axes
 
 
-def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=None,
-                   cmap: str = "viridis", colorbar: bool = True) -> Figure:
+#: Energy window of the XANES figures around E0 (eV): the edge, where the change is.
+EDGE_WINDOW = (-30.0, 70.0)
+
+
+def edge_range(energy, e0=None, window=EDGE_WINDOW, erange=None):
+    """The energy range (eV) of a XANES figure: ``erange`` if given, else ``window``
+    around ``e0`` (a number, or per-step values: their median), else everything."""
+    if erange is not None:
+        return float(erange[0]), float(erange[1])
+    if e0 is None or window is None:
+        return None
+    e0 = np.asarray(e0, dtype=float)
+    e0 = e0[np.isfinite(e0)]
+    if not e0.size:
+        return None
+    centre = float(np.median(e0))
+    lo, hi = centre + float(window[0]), centre + float(window[1])
+    energy = np.asarray(energy, dtype=float)
+    if hi <= energy[0] or lo >= energy[-1]:
+        return None
+    return lo, hi
+
+
+def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=None, e0=None,
+                   window=EDGE_WINDOW, cmap: str = "viridis", colorbar: bool = True) -> Figure:
     """Normalised XANES of every step as an image (energy x step).
+
+    By default the map spans the edge region (``window`` around ``e0``) when ``e0``
+    is given, where a change of state shows; ``erange`` sets the range in absolute
+    energy, ``window=None`` with no ``erange`` shows every energy.
 
     Parameters
     ----------
@@ -26,7 +54,11 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
         Draws segment boundaries and condition labels on the right.
     ax : Axes, optional
     erange : (float, float), optional
-        Energy window in eV.
+        Energy window in eV (absolute).
+    e0 : float or (n,) array, optional
+        Edge energy, eV (per-step values: their median is used).
+    window : (float, float) or None
+        Range relative to ``e0``, eV (default :data:`EDGE_WINDOW`, -30..+70).
     cmap : str
     colorbar : bool
 
@@ -39,6 +71,7 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     if norm.shape[1] != energy.size:
         raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
     steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    erange = edge_range(energy, e0, window, erange)
     if erange is not None:
         keep = (energy >= erange[0]) & (energy <= erange[1])
         energy, norm = energy[keep], norm[:, keep]
@@ -62,22 +95,7 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     if norm.shape[0] <= 12:
         ax.set_yticks(np.arange(norm.shape[0]), [str(s) for s in steps])
     if tracking is not None:
-        seg = tracking.segments
-        pos = {s: i for i, s in enumerate(steps)}
-        changes = [pos[s] - 0.5 for s in seg.loc[seg["origin"] == "change point", "first_step"]
-                   if s in pos]
-        last_of = seg.groupby("block", sort=False)["last_step"].max()
-        blocks = []
-        for row in seg.drop_duplicates("block").itertuples(index=False):
-            last = last_of[row.block]
-            if row.first_step in pos and pos[row.first_step] > 0:
-                blocks.append(pos[row.first_step] - 0.5)
-            if row.first_step in pos and last in pos:
-                ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color="w",
-                        transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
-        # Segment (dashed) and block boundaries across the map: one line each kind.
-        _hlines(ax, changes, color="w", lw=0.8, ls="--")
-        _hlines(ax, blocks, color="w", lw=0.8)
+        _mark_conditions(ax, tracking, steps)
     if colorbar:
         # use_gridspec=False: take the bar's room from the axes where they are now (a
         # gridspec bar would move them back to the default subplot margins).  A plain-text
@@ -93,6 +111,141 @@ def _cell_edges(x):
         return np.array([x[0] - 0.5, x[0] + 0.5]) if x.size else np.array([0.0, 1.0])
     mid = (x[1:] + x[:-1]) / 2
     return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+
+
+def _mark_conditions(ax, tracking, steps, color: str = "w") -> None:
+    """Block (solid) and change-point (dashed) boundaries across a step-by-energy image,
+    and each block's condition written at its left."""
+    seg = tracking.segments
+    pos = {s: i for i, s in enumerate(steps)}
+    changes = [pos[s] - 0.5 for s in seg.loc[seg["origin"] == "change point", "first_step"]
+               if s in pos]
+    last_of = seg.groupby("block", sort=False)["last_step"].max()
+    blocks = []
+    for row in seg.drop_duplicates("block").itertuples(index=False):
+        last = last_of[row.block]
+        if row.first_step in pos and pos[row.first_step] > 0:
+            blocks.append(pos[row.first_step] - 0.5)
+        if row.first_step in pos and last in pos:
+            ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color=color,
+                    transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
+    # Segment (dashed) and block boundaries across the map: one line each kind.
+    _hlines(ax, changes, color=color, lw=0.8, ls="--")
+    _hlines(ax, blocks, color=color, lw=0.8)
+
+
+def _reference_row(norm, steps, reference, tracking):
+    """The spectrum every step is compared with, and how it was chosen."""
+    finite = np.isfinite(norm).all(axis=1)
+    if isinstance(reference, str) and reference == "first":
+        if tracking is not None:
+            g = int(getattr(tracking, "reference_segment", 0))
+            seg_of = dict(zip(tracking.steps["step"], tracking.steps["segment"]))
+            rows = [i for i, s in enumerate(steps) if seg_of.get(s) == g and finite[i]]
+            # The mean of the reference state's repeats; not when that "state" is most of the
+            # series (one long segment, a trend): its mean would hide the change.
+            if rows and len(rows) <= finite.sum() / 2:
+                return norm[rows].mean(axis=0), f"mean of segment {g} (reference state)"
+        rows = np.flatnonzero(finite)
+        if not rows.size:
+            raise DataError("no finite spectrum to take differences from")
+        return norm[rows[0]], f"step {steps[rows[0]]}"
+    if np.ndim(reference) == 0:
+        hits = np.flatnonzero(np.asarray(steps) == reference)
+        if not hits.size or not finite[hits[0]]:
+            raise DataError(f"reference step {reference!r} is not among the finite rows drawn")
+        return norm[hits[0]], f"step {reference}"
+    ref = np.asarray(reference, dtype=float)
+    if ref.shape != norm.shape[1:]:
+        raise DataError(f"reference spectrum has {ref.size} points, the rows {norm.shape[1]}")
+    return ref, "given spectrum"
+
+
+def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, reference="first",
+                          e0=None, window=EDGE_WINDOW, erange=None, max_traces: int = 12) -> Figure:
+    """Difference XANES: every step minus the reference (starting) state.
+
+    Left, the differences as an image (step x energy, diverging colours, condition
+    boundaries marked); right, the mean difference of each segment (with a tracking)
+    or of up to ``max_traces`` evenly spaced steps, coloured in time order.
+
+    Parameters
+    ----------
+    energy : (n_e,) array
+        eV.
+    norm : (n, n_e) array
+        Normalised mu per step (NaN rows are left blank).
+    steps : (n,) array, optional
+    tracking : Tracking, optional
+        Condition boundaries, segment means, and the reference segment.
+    reference : "first", a step label, or (n_e,) array
+        ``"first"``: the mean of the tracking's reference segment, else the first
+        finite step.
+    e0, window, erange
+        The energy range, as :func:`plot_xanes_map` (default -30..+70 eV around E0).
+    max_traces : int
+
+    Returns
+    -------
+    Figure
+        Two axes (map, curves) and the map's colour bar.
+    """
+    from matplotlib import colormaps
+
+    energy = np.asarray(energy, dtype=float)
+    norm = np.atleast_2d(np.asarray(norm, dtype=float))
+    if norm.shape[1] != energy.size:
+        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
+    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    ref, how = _reference_row(norm, steps, reference, tracking)
+    diff = norm - ref[None, :]
+    rng = edge_range(energy, e0, window, erange)
+    if rng is not None:
+        keep = (energy >= rng[0]) & (energy <= rng[1])
+        energy, diff = energy[keep], diff[:, keep]
+    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    finite = diff[np.isfinite(diff)]
+    vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    mesh = left.pcolorfast(_cell_edges(energy), np.arange(diff.shape[0] + 1) - 0.5,
+                           np.ma.masked_invalid(diff), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    fig.colorbar(mesh, ax=left, label="Δ normalised μ", pad=0.02)
+    left.set_xlabel("Energy (eV)")
+    left.set_ylabel("Step")
+    if diff.shape[0] <= 12:
+        left.set_yticks(np.arange(diff.shape[0]), [str(s) for s in steps])
+    else:
+        left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if tracking is not None:
+        _mark_conditions(left, tracking, steps, color="k")
+    left.set_title(f"Difference to {how}", fontsize=9)
+    cmap = colormaps["viridis"]
+    if tracking is not None and len(tracking.segments) >= 3:
+        seg_of = dict(zip(tracking.steps["step"], tracking.steps["segment"]))
+        groups = np.array([seg_of.get(s, -1) for s in steps])
+        curves = []
+        for row in tracking.segments.itertuples(index=False):
+            use = (groups == row.segment) & np.isfinite(diff).all(axis=1)
+            if use.any():
+                curves.append((diff[use].mean(axis=0), f"{row.segment}: {row.condition}"))
+        curves = [curves[i] for i in np.unique(np.linspace(0, len(curves) - 1, min(len(curves),
+                  max_traces)).round().astype(int))] if curves else []
+    else:
+        rows = [i for i in range(diff.shape[0]) if np.isfinite(diff[i]).all()]
+        pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), max_traces)).round().astype(int)) \
+            if rows else []
+        curves = [(diff[rows[j]], f"step {steps[rows[j]]}") for j in pick]
+    for j, (y, label) in enumerate(curves):
+        right.plot(energy, y, color=cmap(j / max(len(curves) - 1, 1)), lw=1.0, label=label)
+    right.axhline(0, color="0.6", lw=0.6)
+    right.set_xlabel("Energy (eV)")
+    right.set_ylabel("Δ normalised μ")
+    right.set_title("Segment means" if tracking is not None and len(tracking.segments) >= 3
+                    else "Steps", fontsize=9)
+    if curves:
+        right.legend(fontsize=6, ncols=2 if len(curves) > 6 else 1, framealpha=0.8)
+    return fig
 
 
 def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float | None = None,

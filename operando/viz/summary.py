@@ -12,7 +12,7 @@ from .trends import _draw_cn, _draw_white_line
 
 
 def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = None,
-                 erange=None, rmax: float = 6.0, max_traces: int = 30) -> Figure:
+                 erange=None, e0=None, rmax: float = 6.0, max_traces: int = 30) -> Figure:
     """A 2 x 2 paper-style figure: (a) XANES map, (b) white line, (c) CN of both
     shells with events, (d) chi(R) waterfall coloured by state.
 
@@ -25,6 +25,8 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
         As :func:`plot_chir_waterfall`.
     title : str, optional
     erange : (float, float), optional
+    e0 : float or array, optional
+        With no ``erange``, the map spans -30..+70 eV around E0 (the edge region).
     rmax : float
     max_traces : int
 
@@ -76,7 +78,7 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
     for (row, col), r_in in right.items():
         place(axes[row, col], row, col, letter + above(row, col) + 0.05, r_in)
     # The map's colour bar takes its room from (a) where it now sits.
-    plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange)
+    plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange, e0=e0)
     _label_events(axes[1, 0], events)
     for (row, col), letter_text in zip(((0, 0), (0, 1), (1, 0), (1, 1)), "abcd"):
         # Above the strip of condition labels, if its row has one; letters of a row align.
