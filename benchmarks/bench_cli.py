@@ -34,6 +34,7 @@ EXAFS = dict(shells=["Cu-N", "Cu-Cu"], kmin=3.0, kmax=12.0, kweight=2, dk=1.0,
 def write_inputs(folder: Path, n: int, seed: int) -> dict:
     """Matrix file + reference matrix file + conditions (keyed by step) + foil + TOML."""
     from operando import simulate
+    from operando.simulate.samples import _i0, _write_xdi
 
     spec = simulate.CU_NC_POTENTIAL.scaled(n)
     series, truth = simulate.simulate_series(spec, seed=seed, reference=True)
@@ -44,10 +45,9 @@ def write_inputs(folder: Path, n: int, seed: int) -> dict:
                    fmt=["%.4f"] + ["%.7f"] * len(series), header=header, comments="# ")
     truth[["step", "potential_V", "time_s"]].to_csv(folder / "conditions.csv", index=False)
     foil, _ = simulate.simulate_foil(spec, seed=seed)
-    i0 = simulate._i0(foil.energy, spec.e0_tabulated, 1.0)
-    simulate._write_xdi(folder / "cu_foil.xdi", spec, foil.energy,
-                        {"i0": i0, "itrans": i0 * np.exp(-foil.mu[0])},
-                        {"Sample.name": "Cu foil (simulated)"}, ["bench_cli foil"])
+    i0 = _i0(foil.energy, spec.e0_tabulated, 1.0)
+    _write_xdi(folder / "cu_foil.xdi", spec, foil.energy, {"i0": i0, "itrans": i0 * np.exp(-foil.mu[0])},
+               {"Sample.name": "Cu foil (simulated)"}, ["bench_cli foil"])
     shells = ", ".join(f'"{s}"' for s in EXAFS["shells"])
     exafs = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in EXAFS.items() if k != "shells")
     (folder / "run.toml").write_text(f"""# written by benchmarks/bench_cli.py
@@ -250,8 +250,6 @@ def main(argv=None) -> int:
         if not args.no_profile:
             prof = folder / "run.prof"
             prof.unlink(missing_ok=True)
-            # main(), not the command's entry point: that one leaves through os._exit,
-            # before cProfile could write its file.
             driver = folder / "profile_main.py"
             driver.write_text("import sys\nfrom operando.cli import main\n"
                               "sys.exit(main(sys.argv[1:]))\n")

@@ -114,7 +114,8 @@ def larch_loop(series, model, s02, tmp: Path, e0=None):
     from larch.xafs import (autobk, feffit, feffit_dataset, feffit_transform, feffpath,
                             pre_edge, xftf)
 
-    from operando.exafs import _defaults, _resolve_paths
+    from operando.exafs.model import resolve_paths as _resolve_paths
+    from operando.exafs.policy import defaults as _defaults
 
     files = []
     for i in range(len(series)):

@@ -16,10 +16,13 @@ import base64
 import time
 from pathlib import Path
 
+import sys
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the cells of the longer notebooks live in _nb_*.py beside this
 
 KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -43,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 import operando as op
-from operando import plotting as opplot
+from operando import viz
 
 matplotlib.rcParams["figure.dpi"] = 80          # modest figures: the notebooks stay small
 pd.set_option("display.width", 140)
@@ -92,10 +95,8 @@ column names.
 """),
         code("""
 series = op.read_series(PT, conditions=PT / "conditions.csv")
-print(series)
 print("skipped:", series.metadata["skipped"])
-print("mu from:", series.metadata["mu_from"], "| reference channel:", series.reference is not None)
-series.conditions
+series  # in a notebook a series shows its conditions, source and a few spectra
 """),
         md("""
 ## 2. Energy calibration on the reference channel
@@ -116,7 +117,9 @@ The resolved settings are kept with the result.
 """),
         code("""
 norm = op.normalize(calibrated, e0="first")
-print(norm.settings)
+norm
+"""),
+        code("""
 wl = op.white_line(norm)
 wl
 """),
@@ -141,7 +144,7 @@ Background removal (AUTOBK, rbkg = 1 A), then one Pt-O and one Pt-Pt shell per s
 chi = op.remove_background(norm)
 model = op.ShellModel(shells=["Pt-O", "Pt-Pt"], kmin=3, kmax=12, kweight=2, rmin=1.2, rmax=3.2)
 fits = op.fit_shells(chi, model, s02=s02.s02)
-print(fits.report())
+fits  # fits.report() gives the same as text, fits.report(step) one fit in full
 """),
         md("""
 ## 6. States and events
@@ -156,20 +159,44 @@ steps = (calibrated.conditions
          .merge(wl, on="step")
          .merge(fits.to_dataframe(), on="step"))
 tracking = op.track(steps)
-print(tracking.summary())
+tracking  # tracking.summary() is the same account as plain text
 """),
         code("""
-opplot.plot_cn(tracking)
+viz.plot_cn(tracking)
 """),
         code("""
-opplot.plot_white_line(tracking)
+viz.plot_white_line(tracking)
 """),
         code("""
 tracking.events[["event", "step", "condition_before", "condition_after", "cn_before", "cn_after",
                  "delta_cn", "z", "xanes", "confidence"]]
 """),
         md("""
-## 7. The same in one call
+## 7. Into xarray, and a step explorer
+
+Every series and result converts to an `xarray.Dataset` with named dimensions (`step`,
+`energy`, `k`, `r`) and the conditions as coordinates, so selecting by condition and
+averaging are xarray's; `op.Series.from_xarray` reads a series back (also from a netCDF file
+written with `ds.to_netcdf`).
+"""),
+        code("""
+ds = norm.to_xarray()
+h2 = ds.sel(step=ds.gas == "H2")
+print(h2["norm"].sizes, "| E0 of the H2 scans:", h2["e0"].values)
+chi.to_xarray()
+"""),
+        md("""
+`viz.step_explorer` is a slider over the steps (an ipywidgets extra: `pip install
+"operando[notebook]"`) showing mu(E), chi(k) and |chi(R)| of the step chosen with its fit.
+In a live notebook, move the slider; here the row is set from code.
+"""),
+        code("""
+explorer = viz.step_explorer(norm, chi, fits)
+explorer.children[0].value = 9   # the slider: row 9, an H2 scan
+explorer
+"""),
+        md("""
+## 8. The same in one call
 
 `operando.pipeline.run` takes a configuration (a TOML file or the equivalent dict) and writes
 a run folder: `steps.csv`, `segments.csv`, `events.csv`, `settings.json`, PNG figures, an
@@ -221,9 +248,10 @@ config = {
     "output": {"dir": tempfile.mkdtemp(prefix="operando-quickstart-"), "overwrite": True},
 }
 result = pipeline.run(config, progress=False)
-print(result)
-print(sorted(p.name for p in result.dir.iterdir()))
 result.steps[["step", "gas", "wl_height", "cn_Pt-O", "cn_Pt-O_err", "cn_Pt-Pt", "cn_Pt-Pt_err", "state"]]
+"""),
+        code("""
+result  # the files written, the counts and the tracking
 """),
     ]
     return cells
@@ -341,11 +369,11 @@ pd.DataFrame({
 })
 """),
         md("""
-The CN plot below is `operando.plotting.plot_cn` (segment means with error bands, single
+The CN plot below is `operando.viz.plot_cn` (segment means with error bands, single
 steps as faint points, events as triangles) with the truth added as crosses.
 """),
         code("""
-fig = opplot.plot_cn(tracking)
+fig = viz.plot_cn(tracking)
 ax = fig.axes[0]
 ax.plot(truth["step"], truth["cn_Pt-Pt"], "x", color="k", ms=7, mew=1.5, label="truth Pt-Pt")
 ax.plot(truth["step"], truth["cn_Pt-O"], "+", color="#2ca02c", ms=9, mew=1.5, label="truth Pt-O")
@@ -365,8 +393,8 @@ tracking.events[["event", "step", "condition_before", "condition_after", "state_
                  "delta_cn", "delta_cn_err", "z", "delta_wl", "z_wl", "xanes", "confidence"]]
 """),
         code("""
-tracking.reversibility[["condition", "reference_condition", "cn_before", "cn_after", "delta_cn", "z",
-                        "returned", "verdict"]]
+tracking.reversibility[["condition", "reference_condition", "state_before", "state_after", "z",
+                        "strongest", "returned", "verdict"]]
 """),
         md("""
 States: `track` calls a segment a "particle" only from CN(Pt-Pt) >= 10 (`particle_cn`,
@@ -394,6 +422,27 @@ for _, s in seg.iterrows():
 pd.DataFrame(rows)
 """),
         md("""
+## The other fit parameters, and where the neighbours sit in k
+
+Beside the CNs, sigma2, R, dE0 and the R-factor per step: in H2 the Pt-Pt distance and
+sigma2 move with the larger clusters; a fit that went wrong would stand out here first.
+"""),
+        code("""
+viz.plot_fit_parameters(tracking)
+"""),
+        md("""
+The wavelet transform (Cauchy, as `larch.xafs.cauchy_wavelet`) of each segment's mean
+chi(k) separates light from heavy neighbours: the Pt-O lobe sits at lower k than the Pt-Pt
+lobe. `lobe` is False where a window holds only the tail of a neighbouring lobe (no Pt-Pt on
+the isolated sites).
+"""),
+        code("""
+wt = op.exafs.wavelet_transform(chi, kmin=3, kmax=12, rmax_out=5, groups=tracking.steps["segment"])
+lobes = wt.lobes(op.exafs.shell_windows(["Pt-O", "Pt-Pt"]))
+display(lobes.round(2))
+viz.plot_wavelet(wt, lobes=lobes, titles=list(tracking.segments["condition"]))
+"""),
+        md("""
 ## Summary figure
 
 (a) XANES map with the gas segments, (b) white line, (c) CNs with events, (d) |chi(R)|
@@ -401,8 +450,8 @@ waterfall coloured by state (k 3-12 A^-1, k^2, Hanning window as in the fits).
 """),
         code("""
 ft = op.fourier_transform(chi, kmin=3, kmax=12, dk=1, window="hanning", kweight=2)
-opplot.plot_summary(tracking, norm.energy, norm.norm, ft.r, ft.chir_mag,
-                    erange=(11540, 11620), title="Pt/Al2O3, CO oxidation (simulated)")
+viz.plot_summary(tracking, norm.energy, norm.norm, ft.r, ft.chir_mag,
+                 erange=(11540, 11620), title="Pt/Al2O3, CO oxidation (simulated)")
 """),
         md("""
 ## One fit in detail
@@ -523,7 +572,7 @@ Only the potential varies, so `plot_cn` puts the potential (V vs RHE) on the x a
 label `OCP` on an extra tick at the right. Crosses are the truth.
 """),
         code("""
-fig = opplot.plot_cn(tracking)
+fig = viz.plot_cn(tracking)
 ax = fig.axes[0]
 tick_x = {t.get_text(): x for x, t in zip(ax.get_xticks(), ax.get_xticklabels())}
 x_truth = [tick_x["OCP"] if p == "OCP" else float(p) for p in truth_seg["potential_V"]]
@@ -552,7 +601,8 @@ tracking.events[["event", "step", "condition_before", "condition_after", "state_
                  "delta_cn", "z", "delta_wl", "z_wl", "xanes", "confidence"]]
 """),
         code("""
-tracking.reversibility[["condition", "reference_condition", "cn_before", "cn_after", "z", "verdict"]]
+tracking.reversibility[["condition", "reference_condition", "state_before", "state_after", "z",
+                        "verdict"]]
 """),
         code("""
 fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
@@ -574,15 +624,54 @@ and |chi(R)| of every scan (k 3-11 A^-1, k^2), coloured by state: the Cu-N peak 
 negative, and both revert at OCP.
 """),
         code("""
-opplot.plot_xanes_map(norm.energy, norm.norm, steps=calibrated.steps, tracking=tracking,
-                      erange=(8960, 9040))
+viz.plot_xanes_map(norm.energy, norm.norm, steps=calibrated.steps, tracking=tracking,
+                   erange=(8960, 9040))
+"""),
+        md("""
+Each step minus the first potential's mean (the reference state), as an image and per
+potential: the edge moves down and the white line falls as the potential goes negative,
+already at 0.5 and 0.1 V where the Cu is reduced but still isolated, most once Cu-Cu bonds
+form; at OCP the spectrum is back at the start.
+"""),
+        code("""
+viz.plot_xanes_difference(norm.energy, norm.norm, steps=calibrated.steps, tracking=tracking,
+                          e0=norm.e0)
+"""),
+        md("""
+The same selections in xarray: the potential column mixes numbers and `OCP`, so it is a text
+coordinate; the mean chi(k) at the two most negative potentials against the first:
+"""),
+        code("""
+ds = chi.to_xarray()
+negative = ds.sel(step=ds.potential_V.isin(["-0.8", "-1.0"]))["chi"].mean("step")
+start = ds.sel(step=ds.potential_V == "0.82")["chi"].mean("step")
+fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
+k = ds["k"]
+ax.plot(k, start * k**2, label="0.82 V")
+ax.plot(k, negative * k**2, label="-0.8 and -1.0 V")
+ax.set_xlim(2, 12)
+ax.set_xlabel("k (1/A)")
+ax.set_ylabel("k^2 chi(k)")
+ax.legend()
+plt.show()
+"""),
+        md("""
+Wavelet maps of each potential's mean chi(k): the Cu-N lobe (R ~1.5 A, k ~5.5 1/A) on the
+isolated sites, the Cu-Cu lobe (R ~2.2 A, k ~7 1/A) growing at negative potentials, and Cu-N
+alone again at OCP.
+"""),
+        code("""
+wt = op.exafs.wavelet_transform(chi, kmin=3, kmax=11, rmax_out=5, groups=tracking.steps["segment"])
+lobes = wt.lobes(op.exafs.shell_windows(["Cu-N", "Cu-Cu"]))
+viz.plot_wavelet(wt, rows=[0, 3, 5, 7, 8], lobes=lobes,
+                 titles=[tracking.segments["condition"][g] for g in (0, 3, 5, 7, 8)])
 """),
         code("""
 ft = op.fourier_transform(chi, kmin=3, kmax=11, dk=1, window="hanning", kweight=2)
 labels = [f"{p if p == 'OCP' else format(float(p), '+.2f') + ' V'} #{s}"
           for s, p in zip(tracking.steps["step"], tracking.steps["potential_V"])]
-colors = [opplot.STATE_COLORS[s] for s in tracking.steps["state"]]
-fig = opplot.plot_chir_waterfall(ft.r, ft.chir_mag, labels=labels, colors=colors, rmax=5)
+colors = [viz.STATE_COLORS[s] for s in tracking.steps["state"]]
+fig = viz.plot_chir_waterfall(ft.r, ft.chir_mag, labels=labels, colors=colors, rmax=5)
 fig.set_size_inches(6.4, 7.5)
 fig
 """),
@@ -633,7 +722,7 @@ print("mu from:", series.metadata["mu_from"], "| interpolated onto the first gri
       series.metadata["interpolated"])
 e = series.energy
 print(f"{e.size} points, {e[0]:.1f}-{e[-1]:.1f} eV; step {np.diff(e).min():.2f}-{np.diff(e).max():.2f} eV")
-series.conditions.head()
+series
 """),
         md("""
 The scans are XANES only (about -80 to +80 eV around the edge, ~0.5 eV steps near the
@@ -717,26 +806,11 @@ The map shows the whole series at once; the differences to the first scan show *
 energy the change happens (the 1 % changes are invisible in the plain spectra).
 """),
         code("""
-opplot.plot_xanes_map(norm.energy, norm.norm, steps=series.steps, erange=(11540, 11610))
+viz.plot_xanes_map(norm.energy, norm.norm, steps=series.steps, erange=(11540, 11610))
 """),
         code("""
-from matplotlib import colormaps
-cmap = colormaps["viridis"]
-keep = (norm.energy > 11540) & (norm.energy < 11610)
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-for i in range(len(norm)):
-    c = cmap(i / (len(norm) - 1))
-    ax1.plot(norm.energy[keep], norm.norm[i, keep], color=c, lw=0.8)
-    ax2.plot(norm.energy[keep], norm.norm[i, keep] - norm.norm[0, keep], color=c, lw=0.8)
-ax1.set_xlim(11550, 11590)
-ax1.set_ylabel("Normalised mu")
-ax2.axhline(0, color="0.5", lw=0.6)
-ax2.set_ylabel("Normalised mu - scan 0")
-for ax in (ax1, ax2):
-    ax.set_xlabel("Energy (eV)")
-sm = matplotlib.cm.ScalarMappable(cmap=cmap, norm=matplotlib.colors.Normalize(0, len(norm) - 1))
-fig.colorbar(sm, ax=ax2, label="Scan index")
-plt.show()
+viz.plot_xanes_difference(norm.energy, norm.norm, steps=series.steps, reference=0,
+                          erange=(11545, 11600))
 """),
         md("""
 The difference spectra have a positive lobe on the rising edge (~11564 eV) and a negative lobe
@@ -782,11 +856,18 @@ pd.DataFrame(rows)
     return cells
 
 
+def au_l3_reduction():
+    from _nb_au import au_l3_reduction as cells
+
+    return cells(md, code, SETUP)
+
+
 NOTEBOOKS = {
     "quickstart.ipynb": quickstart,
     "pt_gas_sequence.ipynb": pt_gas_sequence,
     "cu_potential_sequence.ipynb": cu_potential_sequence,
     "real_pt_time_series.ipynb": real_pt_time_series,
+    "au_l3_reduction.ipynb": au_l3_reduction,
 }
 
 

@@ -11,7 +11,7 @@ same way; ``operando.plotting``, ``.report``, ``.export``, ``.batch`` and
 from importlib import import_module
 
 from .errors import (ConfigError, DataError, FitError, OperandoError, OperandoWarning,
-                     ReadError, StepError)
+                     ReadError, RunFolderError, StepError)
 
 __version__ = "0.1.0"
 
@@ -27,18 +27,18 @@ _EXPORTS = {
     "tracking": ["track", "Tracking", "TrackSettings", "cluster_size_from_cn"],
     "simulate": ["SeriesSpec", "simulate_series", "write_samples"],
     "config": ["load_config", "Config"],
-    "pipeline": ["run", "RunResult", "RunInterrupted"],
+    "pipeline": ["run", "watch", "RunResult", "RunInterrupted"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = {"io", "xanes", "exafs", "feffpaths", "tracking", "simulate", "config", "pipeline",
-               "viz", "series", "cli"}
+_SUBMODULES = {"io", "xanes", "components", "mixtures", "exafs", "feffpaths", "tracking",
+               "simulate", "config", "pipeline", "viz", "series", "cli"}
 #: Names of modules before the package was split into stages, kept as aliases.
 _MOVED = {"plotting": "viz", "report": "viz", "export": "viz", "batch": "exafs.batch",
           "runstore": "pipeline.store"}
 
 __all__ = sorted(_WHERE) + [
     "OperandoError", "ReadError", "ConfigError", "DataError", "StepError", "FitError",
-    "OperandoWarning",
+    "OperandoWarning", "RunFolderError",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``operando run CONFIG.toml``, ``operando demo``, ``operando --version``.
+"""Command line: ``operando run CONFIG.toml``, ``operando watch CONFIG.toml``,
+``operando demo``, ``operando --version``.
 
 A thin shell over :func:`operando.pipeline.run`.  Exit codes (for pipelines):
 
@@ -13,7 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import warnings
+import threading
+import time
 from pathlib import Path
 
 from . import __version__
@@ -61,6 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the chunks on a running dask.distributed scheduler "
                             "(e.g. tcp://10.0.0.5:8786); needs dask[distributed]")
 
+    p_watch = sub.add_parser("watch", help="follow a folder or growing HDF5 file as scans land "
+                                           "(Ctrl-C stops; run again to continue)")
+    p_watch.add_argument("config", help="the run configuration (.toml)")
+    p_watch.add_argument("--out", default=None, metavar="DIR",
+                         help="output folder (default: [output] dir of the config)")
+    p_watch.add_argument("--poll", action="store_true",
+                         help="poll only, no file-system events (network file systems)")
+    p_watch.add_argument("--interval", type=float, default=0.5, metavar="S",
+                         help="seconds between two polls (default 0.5)")
+    p_watch.add_argument("--settle", type=float, default=1.0, metavar="S",
+                         help="seconds a scan file must stay unchanged before it is read "
+                              "(default 1.0; longer than the pauses of a slow writer)")
+    p_watch.add_argument("--idle-exit", type=float, default=None, metavar="S",
+                         help="stop once no scan has landed for S seconds (default: never)")
+    p_watch.add_argument("--workers", type=_non_negative_int, default=None, metavar="N")
+
     p_demo = sub.add_parser("demo", help="run the bundled Pt and Cu sample series")
     p_demo.add_argument("--out", default="operando-demo", metavar="DIR",
                         help="output folder (default: ./operando-demo)")
@@ -83,6 +104,59 @@ def _non_negative_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``operando`` command; returns the exit code."""
+    with _CtrlC() as ctrl_c:
+        try:
+            code = _main(argv, ctrl_c)
+        except KeyboardInterrupt:  # anywhere outside the run loop: imports, reading, writing
+            code = None
+        if code is None:
+            print("operando: interrupted", file=sys.stderr)
+            return EXIT_SIGINT
+        return code
+
+
+class _CtrlC:
+    """Ctrl-C as KeyboardInterrupt, and never lost.
+
+    Python raises KeyboardInterrupt wherever the main thread is; when that is inside
+    a callback the interpreter cannot raise from (an import lock's weakref callback
+    while modules load), it prints "Exception ignored ... Traceback" and goes on as
+    if nothing happened.  This handler remembers the key press, the unraisable hook
+    stays quiet about it, and :meth:`check` raises it again at the next safe point.
+    """
+
+    def __init__(self):
+        self.pressed = self.lost = False
+
+    def __enter__(self):
+        self._hook, self._handler = sys.unraisablehook, None
+        if threading.current_thread() is threading.main_thread():
+            self._handler = signal.signal(signal.SIGINT, self._on_sigint)
+        sys.unraisablehook = self._on_unraisable
+        return self
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self._hook
+        if self._handler is not None:
+            signal.signal(signal.SIGINT, self._handler)
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def _on_unraisable(self, unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.lost = True
+            return
+        self._hook(unraisable)
+
+    def check(self) -> None:
+        if self.lost:
+            raise KeyboardInterrupt
+
+
+def _main(argv, ctrl_c: _CtrlC) -> int:
     # Pin BLAS to one thread before numpy loads (unless the user set it): the engine's
     # matrix products are small and memory-bound, and parallelism comes from worker
     # processes (which inherit the setting).
@@ -91,33 +165,44 @@ def main(argv: list[str] | None = None) -> int:
     pin_before_numpy()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.ctrl_c = ctrl_c
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
     )
+    warnings.formatwarning = _one_line_warning
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
     from .pipeline import RunInterrupted
 
+    ctrl_c.check()
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "watch":
+            return _cmd_watch(args)
         return _cmd_demo(args)
     except RunInterrupted as exc:
         print(f"operando: {exc}", file=sys.stderr)
         return EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT
-    except KeyboardInterrupt:  # before/after the run loop (reading, writing outputs)
-        print("operando: interrupted", file=sys.stderr)
-        return EXIT_SIGINT
     except OperandoError as exc:
         print(f"operando: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a file-system error the run did not name (config unreadable...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"operando: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 
 def console_main() -> None:
     """The ``operando`` command."""
     sys.exit(main())
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning on the command line: one line, no source location (a user reads it)."""
+    return f"operando: warning: {' '.join(str(message).split())}\n"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -128,15 +213,23 @@ def _progress(args):
     return False if args.no_progress else None
 
 
-def _cmd_run(args) -> int:
+def _configured(args):
+    """The configuration file with the command line's --out and --workers applied."""
     from .config import load_config
-    from .pipeline import run
 
     config = load_config(args.config)
     if args.out is not None:
         config = config.with_output(dir=args.out)
     if args.workers is not None:
         config = config.with_run(workers=args.workers)
+    args.ctrl_c.check()
+    return config
+
+
+def _cmd_run(args) -> int:
+    from .pipeline import run
+
+    config = _configured(args)
     if args.scheduler is not None:
         if args.workers is not None:
             raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
@@ -148,6 +241,27 @@ def _cmd_run(args) -> int:
         result = run(config, resume=args.resume, overwrite=args.overwrite,
                      progress=_progress(args))
     _print_summary(result)
+    return EXIT_OK
+
+
+def _cmd_watch(args) -> int:
+    from .pipeline.watch import watch
+
+    config = _configured(args)
+    print(f"watching {', '.join(config.series.source)} -> {config.output.dir} (Ctrl-C stops)",
+          flush=True)
+
+    def said(update):
+        s = update.result.summary
+        print(f"{time.strftime('%H:%M:%S')} {update.n_steps} scans (+{len(update.new)}"
+              + (f", {len(update.changed)} changed" if update.changed else "")
+              + f"): {s['n_ok']} ok, {s['n_failed']} failed, {s.get('n_events', 0)} events; "
+              f"{len(update.computed)} chunks computed in {update.seconds:.1f} s", flush=True)
+
+    result = watch(config, poll=args.poll, interval=args.interval, settle=args.settle,
+                   idle_timeout=args.idle_exit, on_update=said)
+    if result is not None:
+        _print_summary(result)
     return EXIT_OK
 
 

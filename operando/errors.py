@@ -31,6 +31,16 @@ class ConfigError(OperandoError):
     """A setting is unknown, of the wrong type or out of range."""
 
 
+class RunFolderError(OperandoError):
+    """The run folder cannot be written or read back: read-only, full disk, permission
+    denied, or a damaged checkpoint.  Finished results already in the folder are kept."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 class DataError(OperandoError):
     """Data read fine but cannot be analysed as asked (wrong edge, too short k-range, ...)."""
 

@@ -115,6 +115,28 @@ class Series:
             f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV, conditions {cols}>"
         )
 
+    def _repr_html_(self) -> str:
+        from ._util.reprs import series_html
+
+        return series_html(self)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``mu`` (and ``reference``) over ``(step, energy)``, the
+        conditions as coordinates along ``step``, element/edge/source as attributes
+        (needs xarray: ``pip install "operando[notebook]"``)."""
+        from ._util.xr import series_dataset
+
+        return series_dataset(self)
+
+    @classmethod
+    def from_xarray(cls, obj) -> "Series":
+        """A Series from :meth:`to_xarray`'s Dataset (or any of a NormalizedSeries), or a
+        DataArray of mu with dims ``(step, energy)``: conditions from the coordinates
+        along ``step``."""
+        from ._util.xr import series_fields
+
+        return cls(**series_fields(obj))
+
     def replace(self, **changes: Any) -> "Series":
         """A copy with some fields replaced (arrays are not copied)."""
         return replace(self, **changes)

@@ -37,7 +37,7 @@ def expected_events(truth: pd.DataFrame) -> list[tuple[str, int]]:
     """(event, first step of the new segment) implied by the truth states and CNs."""
     cn = f"cn_{metal_shell(truth)}"
     segments = truth.groupby("segment").agg(step=("step", "min"), state=("state", "first"),
-                                            cn=(cn, "first"))
+                                            cn=(cn, "first"), wl=("wl_height_true", "first"))
     events = []
     for (_, before), (_, after) in zip(segments.iloc[:-1].iterrows(), segments.iloc[1:].iterrows()):
         was_isolated, is_isolated = before.state == "isolated", after.state == "isolated"
@@ -48,6 +48,10 @@ def expected_events(truth: pd.DataFrame) -> list[tuple[str, int]]:
         elif not was_isolated and not is_isolated:
             events.append(("growth" if after.cn > before.cn else "partial_redispersion",
                            int(after.step)))
+        elif abs(after.wl - before.wl) > 0.01:
+            # single sites that change without aggregating (the Cu-N4 site losing N as the
+            # potential falls): the white line says which way
+            events.append(("reduction" if after.wl < before.wl else "oxidation", int(after.step)))
     return events
 
 

@@ -19,7 +19,7 @@ def test_minimal_defaults_and_roundtrip(tmp_path):
     cfg = load_config(MINIMAL, base_dir=tmp_path)
     assert isinstance(cfg, Config)
     assert cfg.series.source == (str(tmp_path / "scans"),)
-    assert cfg.normalize.e0 == "first"
+    assert cfg.normalize.e0 == "median"  # robust: one odd spectrum cannot move it
     assert cfg.exafs.enabled is False
     assert cfg.output.plots == ("png",)
     d = cfg.to_dict()
@@ -67,8 +67,8 @@ def test_unknown_section_suggests_close_match():
 
 
 def test_unknown_track_threshold_is_reported():
-    msg = _error(MINIMAL + '[track]\nz_signficance = 3\n')
-    assert "z_signficance" in msg and "z_significance" in msg
+    msg = _error(MINIMAL + '[track]\nz_evnet = 3\n')
+    assert "z_evnet" in msg and "z_event" in msg
 
 
 @pytest.mark.parametrize("section, key, value, expected", [
@@ -79,8 +79,8 @@ def test_unknown_track_threshold_is_reported():
     ("exafs", "window", '"haning"', "did you mean 'hanning'?"),
     ("exafs", "rmin", "4.0", "rmin = 4.0: must be a number >= 0 and < rmax (3.2)"),
     ("exafs", "share_e0", '"yes"', "share_e0 = 'yes': must be true (one dE0), false"),
-    ("normalize", "e0", '"last"', "e0 = 'last': must be one of 'first', 'each', 'reference'"),
-    ("normalize", "e0", "-5", "e0 = -5: must be \"first\", \"each\", \"reference\" or a number (eV) > 0"),
+    ("normalize", "e0", '"last"', "e0 = 'last': must be one of 'median', 'first', 'each', 'reference'"),
+    ("normalize", "e0", "-5", "e0 = -5: must be \"median\", \"first\", \"each\", \"reference\" or a number (eV) > 0"),
     ("normalize", "nnorm", "7", "nnorm = 7: must be an integer from 0 to 3"),
     ("normalize", "wl_window", "[10, -5]", "wl_window = [10, -5]: must be a pair [low, high]"),
     ("output", "plots", '["png", "gif"]', "plots = ['png', 'gif']: must be a list of formats"),

@@ -106,6 +106,8 @@ def test_default_two_shell_fit_meets_the_acceptance(default_fits):
     # zero metal: consistent with 0 (within 2 sigma) and below its detection limit
     assert np.all(np.abs(cn[:, 0]) <= 2 * err[:, 0])
     assert np.all(cn[:, 0] < limit[:, 0])
+    # metal-rich steps stand out of their noise: CN above the detection limit
+    assert np.all(cn[:, 3:] > limit[:, 3:])
     # the mean over seeds: measured max |bias| 0.40 over 5 seeds
     assert np.abs(bias.mean(axis=0)).max() <= 0.7
 
@@ -179,7 +181,7 @@ def test_oxide_outer_shells_get_closer(mixes, foil, oxide_shells, default_fits):
     assert np.abs(bias.mean(axis=0)).max() <= 0.4
     assert np.all(np.abs(bias) <= 1.0)
     # the oxide's own Cu...Cu no longer hides a metal CN of ~1.3 +/- 1.3 at x = 0:
-    # error bars shrink ~3x and the detection limit from ~2.4 to below 1
+    # error bars shrink ~3x and the detection limit from ~2.5 to below 1.2
     err0 = cn_of(fits, "cn_Cu-Cu_err")[:, 0]
     assert np.all(err0 < 0.6 * cn_of(default_fits, "cn_Cu-Cu_err")[:, 0])
     assert np.all(cn_of(fits, "cn_Cu-Cu_limit")[:, 0] < 1.2)

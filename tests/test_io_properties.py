@@ -119,13 +119,13 @@ def test_fast_reader_equals_line_by_line_reader(monkeypatch, rows):
     raw = ("# energy a b c\n" + body + "\n").encode("utf-8")
     fast = _outcome(raw)
     with monkeypatch.context() as patch:
-        patch.setattr(_text, "_rows_fast", lambda row_text: None)
+        patch.setattr(_text, "rows_fast", lambda row_text: None)
         slow = _outcome(raw)
     assert fast == slow
 
 
 def test_fast_reader_takes_plain_tables_and_hands_over_the_rest():
-    from operando.io._text import _rows_fast
+    from operando.io._rows import rows_fast as _rows_fast
 
     data = _rows_fast(["8979.0 1.5d0, nan", "8980 -inf 2E-3"])
     assert data.shape == (2, 3) and data[0, 1] == 1.5 and np.isnan(data[0, 2])

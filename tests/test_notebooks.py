@@ -2,8 +2,10 @@
 
 Each notebook in ``notebooks/`` is run with nbclient (kernel ``python3``, working
 directory ``notebooks/``, 300 s per cell) on a copy in memory: the stored
-outputs are not rewritten.  The real-data notebook needs ``../shared/data``
-and is skipped with a reason when that folder is absent.
+outputs are not rewritten.  The real-data notebooks need ``../shared/data``
+and are skipped with a reason when that folder is absent.  The quickstart runs
+the step explorer (ipywidgets) and the xarray bridge; the test checks the widget
+rendered a figure.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ CASES = {
     "cu_potential_sequence.ipynb": None,
     "real_pt_time_series.ipynb": ["series/pt_l3_hydrogen_desorption.prj",
                                   "references/pt_foil_rt.xdi"],
+    "au_l3_reduction.ipynb": ["series/au_l3_cyanobacteria.prj"],
 }
 CELL_TIMEOUT = 300
 
@@ -52,6 +55,15 @@ def test_notebook_executes(name):
     errors = [out for cell in nb.cells if cell.cell_type == "code"
               for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors, f"{name}: error outputs: {[e.get('ename') for e in errors]}"
+    if name == "quickstart.ipynb":
+        # the explorer cell shows a widget, and the widget's output area holds its figure
+        views = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert views, "the step explorer rendered no widget"
+        state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+        pngs = [o for m in state.get("state", {}).values()
+                for o in m.get("state", {}).get("outputs", []) if "image/png" in o.get("data", {})]
+        assert pngs, "the step explorer's output area holds no figure"
 
 
 def test_stored_notebooks_are_small_and_executed():

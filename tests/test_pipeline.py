@@ -426,7 +426,8 @@ def test_figures_are_drawn_and_a_failing_figure_is_noted_once(tmp_path, monkeypa
     """Every run figure is a PNG; a figure that fails is one note, the run completes."""
     good = run(_pt_figures_config(tmp_path, "good"), progress=False)
     names = [k for k in good.outputs if k.endswith(".png")]
-    assert names == ["xanes_map.png", "white_line.png", "cn.png", "summary.png"]
+    assert names == ["xanes_map.png", "xanes_difference.png", "white_line.png", "cn.png",
+                     "fit_parameters.png", "wavelet.png", "summary.png"]
     for name in names:
         assert (good.dir / name).read_bytes()[:4] == b"\x89PNG"
     assert not list(good.dir.glob(".*"))  # no temporary file left behind
@@ -440,6 +441,6 @@ def test_figures_are_drawn_and_a_failing_figure_is_noted_once(tmp_path, monkeypa
     notes = [n for n in result.summary["notes"] if n.startswith("plot summary")]
     assert notes == ["plot summary not made: ValueError: no room for the legend"]
     assert not (result.dir / "summary.png").exists()
-    for name in ("xanes_map.png", "white_line.png", "cn.png"):
+    for name in ("xanes_map.png", "white_line.png", "cn.png", "wavelet.png"):
         assert (result.dir / name).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((result.dir / "manifest.json").read_text())["status"] == "complete"

@@ -5,17 +5,16 @@ from __future__ import annotations
 import base64
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from operando.errors import DataError, OperandoWarning
-from operando.export import athena_group_names, write_athena
-from operando.plotting import (plot_chir_waterfall, plot_cn, plot_fit, plot_summary, plot_white_line,
-                               plot_xanes_map, save_figure)
-from operando.report import write_report
 from operando.tracking import track
+from operando.viz import (athena_group_names, plot_chir_waterfall, plot_cn, plot_fit, plot_summary,
+                          plot_white_line, plot_xanes_map, save_figure, write_athena, write_report)
 
 from test_tracking import cu_steps, pt_steps, qexafs_series
 
@@ -106,28 +105,40 @@ def test_fit_overlay_and_summary(pt_summary, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.png", "summary.svg"]  # no temp left
 
 
-def test_write_png_same_pixels_as_savefig(cu, tmp_path):
-    """The fast PNG writer: the pixels savefig writes (RGB when the figure is opaque,
-    RGBA otherwise), its dpi recorded, the figure's own dpi left as it was."""
-    from PIL import Image
+def test_outputs_written_atomically_with_plain_permissions(cu, tmp_path, monkeypatch):
+    """Figures, report and Athena project go through operando._util.files: the permissions
+    a plain open() gives (not mkstemp's 0600), and a failed write leaves only the old
+    file, no temporary (nor one the run folder would not recognise by TMP_SUFFIX)."""
+    import os
 
-    from operando.plotting import write_png
+    from operando._util.files import TMP_SUFFIX
 
-    fig = plot_cn(cu)
-    fig.savefig(tmp_path / "ref.png", dpi=120)
-    write_png(fig, tmp_path / "fast.png", dpi=120, compress_level=1)
-    assert fig.dpi == 100
-    ref, fast = Image.open(tmp_path / "ref.png"), Image.open(tmp_path / "fast.png")
-    assert fast.mode == "RGB" and fast.size == ref.size
-    assert round(fast.info["dpi"][0]) == 120
-    np.testing.assert_array_equal(np.asarray(fast), np.asarray(ref.convert("RGB")))
-    fig.patch.set_alpha(0.0)  # transparent background: the alpha channel is kept
-    with open(tmp_path / "clear.png", "wb") as fh:
-        write_png(fig, fh)
-    fig.savefig(tmp_path / "clear_ref.png")
-    clear = Image.open(tmp_path / "clear.png")
-    assert clear.mode == "RGBA"
-    np.testing.assert_array_equal(np.asarray(clear), np.asarray(Image.open(tmp_path / "clear_ref.png")))
+    umask = os.umask(0o022)
+    try:
+        energy = np.linspace(8900.0, 9400.0, 300)
+        mu = np.array([np.arctan((energy - 8980) / 3) / np.pi + 0.5] * 2)
+        paths = [*save_figure(plot_cn(cu), tmp_path / "cn"),
+                 write_report(tmp_path, title="t", figures={"cn": tmp_path / "cn.png"}),
+                 write_athena(tmp_path / "cu.prj", energy, mu, ["a", "b"], element="Cu", edge="K")]
+    finally:
+        os.umask(umask)
+    assert [p.name for p in paths] == ["cn.png", "cn.svg", "report.html", "cu.prj"]
+    for p in paths:
+        assert p.stat().st_mode & 0o777 == 0o644, p.name
+    before = (tmp_path / "cn.png").read_bytes()
+    seen = []
+
+    def failing_savefig(self, fname, **kwargs):
+        seen.append(Path(fname).name)
+        Path(fname).write_bytes(b"half a PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(plot_cn(cu), tmp_path / "cn.png")
+    assert seen and seen[0].startswith(".cn.png.") and seen[0].endswith(TMP_SUFFIX)
+    assert (tmp_path / "cn.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cn.png", "cn.svg", "cu.prj", "report.html"]
 
 
 def test_change_point_segment_drawn_in_map():
@@ -151,8 +162,11 @@ def test_report_self_contained(pt, pt_summary, tmp_path):
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 2
     assert base64.b64decode(images[1]) == png.read_bytes()
-    assert text.count("<table") == 4  # events, reversibility, segments, steps
+    # events, evidence per event, states per segment, reversibility, segments, steps
+    assert text.count("<table") == 6
     assert "partial_redispersion" in text and "table-events" in text
+    assert text.index("Evidence per event") < text.index("<h2>Figures</h2>")
+    assert "table-evidence" in text and "table-states" in text
     assert '"particle_cn": 10.0' in text and '"s02": 0.85' in text
     assert "http://" not in text and "https://" not in text  # nothing fetched from outside
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
@@ -250,7 +264,7 @@ def test_report_cells_per_column_equal_per_value():
     """The per-dtype cell formatting gives exactly the per-value ``_cell`` text."""
     import pandas as pd
 
-    from operando.report import _cell, _column_cells
+    from operando.viz.report import _cell, _column_cells
 
     rng = np.random.default_rng(11)
     floats = np.concatenate([rng.normal(0, 1, 300) * 10.0 ** rng.integers(-8, 9, 300),

@@ -101,6 +101,7 @@ def test_runstore_refuses_existing_run_unless_asked(tmp_path):
     store = RunStore(tmp_path / "run")
     store.begin("hash1")
     store.finish("complete")
+    store.close()
     with pytest.raises(ConfigError) as info:
         RunStore(tmp_path / "run")
     msg = str(info.value)
@@ -126,6 +127,7 @@ def test_overwrite_starts_fresh(tmp_path):
     store.begin("h")
     store.save_checkpoint("chunk_00000", {"x": np.arange(3)})
     store.write_text("steps.csv", "old")
+    store.close()
     fresh = RunStore(tmp_path / "run", overwrite=True)
     assert fresh.completed_steps() == []
     # The old run survives until the new one really starts (reading may still fail).
@@ -141,6 +143,7 @@ def test_resume_keeps_checkpoints_and_checks_hash(tmp_path):
     store.save_checkpoint("chunk_00000", {"x": np.arange(3)}, {"note": "hi"})
     store.save_checkpoint("chunk_00001", {"x": np.arange(4)})
     store.finish("interrupted")
+    store.close()
 
     resumed = RunStore(tmp_path / "run", resume=True)
     assert resumed.completed_steps() == ["chunk_00000", "chunk_00001"]
@@ -148,12 +151,14 @@ def test_resume_keeps_checkpoints_and_checks_hash(tmp_path):
     assert arrays["x"].tolist() == [0, 1, 2] and meta == {"note": "hi"}
     manifest = resumed.begin("abc", data_hash="d1", config={"exafs": {"kmax": 12}})
     assert manifest["run_id"] == first["run_id"] and manifest["resumed"] == 1
+    resumed.close()
 
     other = RunStore(tmp_path / "run", resume=True)
     with pytest.raises(ConfigError) as info:
         other.begin("xyz", data_hash="d1", config={"exafs": {"kmax": 14}})
     assert "settings differ" in str(info.value) and "exafs.kmax 12 -> 14" in str(info.value)
-    with pytest.raises(ConfigError, match="input spectra changed"):
+    other.close()
+    with pytest.raises(ConfigError, match="changed since it started: spectra or conditions"):
         RunStore(tmp_path / "run", resume=True).begin("abc", data_hash="d2")
 
 
@@ -164,16 +169,23 @@ def test_resume_of_missing_folder_starts_new_run(tmp_path):
 
 
 def test_refuses_folder_in_use_by_live_process(tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        store = RunStore(tmp_path / "run")
+    """The folder's lock, held by another live process, refuses a second run (not the
+    manifest's pid, which a recycled pid could fake)."""
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from operando.pipeline.store import RunStore
+        store = RunStore({str(tmp_path / "run")!r})
         store.begin("h")
-        store.update(pid=sleeper.pid)  # pretend another live process owns it
-        with pytest.raises(ConfigError, match="another running process"):
+        print("running", flush=True)
+        time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "running"
+        with pytest.raises(ConfigError, match=f"in use by another operando run .pid {holder.pid}"):
             RunStore(tmp_path / "run", resume=True)
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()
+        holder.wait()
     # Its process gone (killed), the run counts as interrupted and can be resumed.
     assert RunStore(tmp_path / "run", resume=True).resumed
 

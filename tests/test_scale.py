@@ -155,9 +155,9 @@ def test_figures_get_at_most_plot_rows(h5_series, tmp_path, monkeypatch):
     seen = {}
     real = outputs_module.figure_list
 
-    def spy(ft, energy, steps, norm, chi, tracking, plot_rows):
+    def spy(ft, energy, steps, norm, chi, tracking, plot_rows, **kwargs):
         seen.update(norm=norm.shape, rows=len(plot_rows))
-        return real(ft, energy, steps, norm, chi, tracking, plot_rows)
+        return real(ft, energy, steps, norm, chi, tracking, plot_rows, **kwargs)
 
     monkeypatch.setattr(outputs_module, "figure_list", spy)
     config = _config(h5_series, tmp_path / "run", exafs=False).with_output(plots=["png"])

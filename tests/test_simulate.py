@@ -59,7 +59,7 @@ def test_other_seed_changes_noise_not_truth(pt):
 
 
 def test_result_does_not_depend_on_chunk_size(pt, monkeypatch):
-    monkeypatch.setattr(sim, "_CHUNK", 5)
+    monkeypatch.setattr("operando.simulate.series._CHUNK", 5)
     series, _ = sim.simulate_series(PT, seed=3)
     np.testing.assert_array_equal(series.mu, pt[0].mu)
     np.testing.assert_array_equal(series.reference, pt[0].reference)

@@ -154,7 +154,7 @@ def test_bad_settings_raise_config_errors(real_spectra):
     energy, mu = real_spectra["cu_foil_rt"]
     s = _single(energy, mu)
     with pytest.raises(ConfigError, match="e0 must be"):
-        normalize(s, e0="median")
+        normalize(s, e0="mean")
     with pytest.raises(ConfigError, match="outside the energy grid"):
         normalize(s, e0=100.0)
     with pytest.raises(ConfigError, match="engine"):
@@ -323,3 +323,36 @@ def test_fft_helpers_equal_scipy():
     y, win = rng.normal(size=(701, 5)), np.hanning(13)
     want = scipy.signal.fftconvolve(y, win[:, None], mode="valid", axes=0)
     np.testing.assert_allclose(_fftconvolve_valid(y, win), want, rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------- robust E0 and no-edge scans
+def test_median_e0_is_not_hijacked_by_one_odd_spectrum(shared_data):
+    """A CuO scan first in a Cu foil series: "first" takes its E0 (8 eV off for every step);
+    "median" takes the foils' (#14)."""
+    from operando import read_series
+
+    refs = shared_data / "references"
+    cuo = read_series(refs / "cuo_tenorite_13K.xdi", reference=False)
+    foil = read_series(refs / "cu_foil_rt.xdi")
+    grid = foil.energy[(foil.energy > cuo.energy[0]) & (foil.energy < cuo.energy[-1])]
+    rows = [np.interp(grid, cuo.energy, cuo.mu[0])] + [np.interp(grid, foil.energy, foil.mu[0])] * 4
+    series = _single(grid, rows[0]).replace(mu=np.array(rows), conditions=default_conditions(5))
+    first = normalize(series, e0="first").settings["e0_value"]
+    median = normalize(series, e0="median").settings["e0_value"]
+    foil_e0 = normalize(_single(grid, rows[1]), e0="each").e0[0]
+    assert abs(first - foil_e0) > 5
+    assert median == pytest.approx(foil_e0, abs=1e-9)
+
+
+def test_a_scan_without_an_edge_is_not_ok(shared_data):
+    """A flat, noisy channel (no absorber: a foil-only scan read as the sample) gets a fitted
+    'edge step' of a few noise units: not ok, with the reason (#14)."""
+    from operando import read_series
+
+    foil = read_series(shared_data / "references" / "cu_foil_rt.xdi")
+    rng = np.random.default_rng(0)
+    flat = 0.5 + rng.normal(0, 2e-4, foil.energy.size)
+    series = foil.replace(mu=np.vstack([foil.mu[0], flat]), conditions=default_conditions(2))
+    norm = normalize(series, e0=8979.0)
+    assert list(norm.ok) == [True, False]
+    assert "no absorption edge above the noise" in norm.reason[1]

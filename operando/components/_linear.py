@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _solver
+import operando.components._solver as _solver
 from ._space import in_space
 
 

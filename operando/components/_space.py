@@ -50,3 +50,14 @@ def in_space(energy: np.ndarray, values: np.ndarray, space: str, i0: int, i1: in
         raise DataError("the fit window holds fewer than 2 points: cannot differentiate")
     grad = np.gradient(values[..., a:b], energy[a:b], axis=-1)
     return grad[..., i0 - a: i0 - a + (i1 - i0)]
+
+
+def select_rows(normalized, steps, what: str) -> tuple[np.ndarray, float]:
+    """``(rows, e0)``: the normalised rows among ``steps`` (all when None) and their median
+    E0; at least 3 of them, else :class:`DataError` naming ``what`` (PCA, MCR)."""
+    sel = np.ones(len(normalized), bool) if steps is None else \
+        np.isin(normalized.series.steps, np.asarray(steps))
+    rows = np.flatnonzero(sel & normalized.ok)
+    if rows.size < 3:
+        raise DataError(f"{what} needs at least 3 normalised steps, {rows.size} selected")
+    return rows, float(np.median(normalized.e0[rows]))

@@ -24,7 +24,8 @@ import pandas as pd
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
-from . import _references, _solver
+import operando.components._references as _references
+import operando.components._solver as _solver
 from ._linear import ShiftModel, fit_linear, fit_shifts, nvarys
 from ._space import check_erange, check_space, in_space, window
 
@@ -121,6 +122,15 @@ class LCFResult:
         cols["lcf_ok"] = self.ok
         cols["lcf_reason"] = list(self.reason)
         return pd.DataFrame(cols)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``weight``, ``weight_err`` over ``(step, component)``."""
+        from operando._util.xr import lcf_dataset
+        return lcf_dataset(self)
+
+    def _repr_html_(self) -> str:
+        from operando._util.reprs import lcf_html
+        return lcf_html(self)
 
     def fit(self, step) -> pd.DataFrame:
         """The fit of one step (by its ``step`` label) over its fit range.

@@ -32,8 +32,8 @@ import pandas as pd
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
-from . import _references
-from ._space import check_erange, check_space, in_space, window
+import operando.components._references as _references
+from ._space import check_erange, check_space, in_space, select_rows, window
 
 log = logging.getLogger(__name__)
 
@@ -302,13 +302,8 @@ def mcr(normalized: NormalizedSeries, n_components: int | None = None, *, erange
         raise ConfigError(f"mcr needs a NormalizedSeries, got {type(normalized).__name__}")
     space = check_space(space)
     lo, hi = check_erange(erange)
-    sel = np.ones(len(normalized), bool) if steps is None else \
-        np.isin(normalized.series.steps, np.asarray(steps))
-    rows = np.flatnonzero(sel & normalized.ok)
-    if rows.size < 3:
-        raise DataError(f"MCR needs at least 3 normalised steps, {rows.size} selected")
+    rows, e0 = select_rows(normalized, steps, "MCR")
     energy = normalized.energy
-    e0 = float(np.median(normalized.e0[rows]))
     i0, i1 = window(energy, e0 + lo, e0 + hi)
     source = normalized.flat if space == "flat" else normalized.norm
     D = in_space(energy, source[rows], space, i0, i1)

@@ -37,8 +37,8 @@ import pandas as pd
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
-from . import _references
-from ._space import check_erange, check_space, in_space, window
+import operando.components._references as _references
+from ._space import check_erange, check_space, in_space, select_rows, window
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
 
@@ -310,12 +310,7 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         raise ConfigError(f"pca needs a NormalizedSeries, got {type(normalized).__name__}")
     space = check_space(space)
     lo, hi = check_erange(erange)
-    sel = np.ones(len(normalized), bool) if steps is None else \
-        np.isin(normalized.series.steps, np.asarray(steps))
-    rows = np.flatnonzero(sel & normalized.ok)
-    if rows.size < 3:
-        raise DataError(f"PCA needs at least 3 normalised steps, {rows.size} selected")
-    e0 = float(np.median(normalized.e0[rows]))
+    rows, e0 = select_rows(normalized, steps, "PCA")
     energy = normalized.energy
     emin, emax = (lo, hi) if absolute else (e0 + lo, e0 + hi)
     i0, i1 = window(energy, emin, emax)
@@ -344,5 +339,6 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         rows_out.append({"target": ref.name, "spoil": tt["spoil"], "aet": tt["aet"],
                          "rep": tt["rep"], "redchi": tt["redchi"], "verdict": tt["verdict"],
                          "n_components": tt["n_components"]})
-    settings["targets"] = [r.info() for r in refs]
-    return replace(result, targets=pd.DataFrame(rows_out), settings=settings)
+    # result.settings holds what pca_matrix added (preprocess, criterion, alpha) too
+    return replace(result, targets=pd.DataFrame(rows_out),
+                   settings={**result.settings, "targets": [r.info() for r in refs]})

@@ -65,11 +65,11 @@ naming the key, the value and what is accepted.
 
 from .load import SECTIONS, load_config
 from .sections import (ATHENA_AUTO_MAX_STEPS, AUTO_CHUNK_LARCH, AUTO_CHUNK_MAX, AUTO_CHUNK_MIN,
-                       Config, ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig,
+                       ComponentsConfig, Config, ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig,
                        RunConfig, SeriesConfig, TrackConfig)
 
 __all__ = [
-    "Config", "SeriesConfig", "NormalizeConfig", "ReferenceConfig", "ExafsConfig",
+    "Config", "SeriesConfig", "NormalizeConfig", "ReferenceConfig", "ExafsConfig", "ComponentsConfig",
     "TrackConfig", "OutputConfig", "RunConfig", "load_config", "SECTIONS",
     "ATHENA_AUTO_MAX_STEPS", "AUTO_CHUNK_MIN", "AUTO_CHUNK_MAX", "AUTO_CHUNK_LARCH",
 ]

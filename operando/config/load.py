@@ -12,7 +12,8 @@ from .._util.larch_compat import FT_WINDOWS as WINDOWS
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..tracking import TrackSettings
-from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, Config, ExafsConfig,
+from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
+                       ExafsConfig,
                        NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig, SeriesConfig,
                        TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
@@ -20,14 +21,15 @@ from .values import (_boolean, _choice, _element, _fail, _integer, _number, _res
 
 
 # ----------------------------------------------------------------------- loading
-SECTIONS = ("series", "normalize", "reference", "exafs", "track", "output", "run")
+SECTIONS = ("series", "normalize", "reference", "exafs", "components", "track", "output", "run")
 _TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
     cls = {
         "series": SeriesConfig, "normalize": NormalizeConfig, "reference": ReferenceConfig,
-        "exafs": ExafsConfig, "output": OutputConfig, "run": RunConfig,
+        "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
+        "run": RunConfig,
     }[name]
     keys = tuple(f.name for f in fields(cls))
     if name == "series":
@@ -135,6 +137,7 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     normalize = _build_normalize(data.get("normalize", {}))
     reference = _build_reference(data.get("reference", {}), base)
     exafs = _build_exafs(data.get("exafs"), series.element, base)
+    components = _build_components(data.get("components"), base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
     run = build_run(data.get("run", {}))
@@ -146,7 +149,8 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if reference.shell is None and exafs.enabled and series.element:
         reference = replace(reference, shell=f"{series.element}-{series.element}")
     return Config(
-        series=series, normalize=normalize, reference=reference, exafs=exafs, track=track,
+        series=series, normalize=normalize, reference=reference, exafs=exafs,
+        components=components, track=track,
         output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
     )
 
@@ -209,24 +213,56 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
         conditions=conditions,
         element=_element(s, "element", value),
         edge=edge,
-        mu=_string(s, "mu", value, default="auto"),
+        mu=_mu(value),
         reference=reference,
         format=_string(s, "format", value, default="auto"),
         pattern=_string(s, "pattern", value),
         energy_column=energy_column,
         columns=columns,
         on_error=_choice(s, "on_error", value, ("skip", "raise"), default="skip"),
+        order=_choice(s, "order", value, ("auto", "name", "time"), default="auto"),
+        channels=_channels(value),
+        dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
+                                'has the ICR/OCR columns)'),
+        use_project_settings=_boolean(s, "use_project_settings", value, default=False),
     )
+
+
+#: Roles of [series] channels (see operando.io.read_series).
+_CHANNEL_ROLES = ("i0", "it", "iref", "fluorescence", "icr", "ocr")
+
+
+def _mu(value: Mapping):
+    v = value.get("mu", "auto")
+    if isinstance(v, list):
+        if not v or not all(isinstance(c, str) and c.strip() for c in v):
+            _fail("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
+        return tuple(c.strip() for c in v)
+    return _string("series", "mu", value, default="auto")
+
+
+def _channels(value: Mapping):
+    v = value.get("channels")
+    if v is None:
+        return None
+    if not isinstance(v, Mapping) or not all(isinstance(c, str) for c in v.values()):
+        _fail("series", "channels", v, "a table role = column, roles " + ", ".join(_CHANNEL_ROLES))
+    for role in v:
+        if role not in _CHANNEL_ROLES:
+            raise ConfigError(f"[series] channels: unknown role '{role}'{_suggest(role, _CHANNEL_ROLES)}"
+                              f" (accepted: {', '.join(_CHANNEL_ROLES)})")
+    return tuple(sorted(v.items()))
 
 
 def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
-    e0 = value.get("e0", "first")
+    e0 = value.get("e0", "median")
     if isinstance(e0, str):
-        e0 = _choice(s, "e0", value, ("first", "each", "reference"), default="first")
+        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default="median")
     else:
         e0 = _number(s, "e0", value, low=0, low_open=True,
-                     accepted='"first", "each", "reference" or a number (eV) > 0', allow_none=False)
+                     accepted='"median", "first", "each", "reference" or a number (eV) > 0',
+                     allow_none=False)
     pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:
@@ -287,6 +323,7 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
         de0=_choice(s, "de0", value, ("fix", "free"), default="fix"),
         disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default="debye"),
         **temps,
+        mu=_string(s, "mu", value),
     )
 
 
@@ -366,6 +403,59 @@ def _build_shells(shells, element: str | None, base: Path) -> tuple:
         _fail(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
     ShellModel(shells=out)                     # ties point at shells of the list, ...
     return tuple(out)
+
+
+#: Reference sources that name part of the series rather than a file.
+_SERIES_REFERENCES = ("first", "last", "reference_channel")
+
+
+def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
+    s = "components"
+    if value is None:
+        return ComponentsConfig(enabled=False)
+    raw = value.get("references", [])
+    if isinstance(raw, str):
+        raw = [raw]
+    if isinstance(raw, list):
+        pairs = [(None, v) for v in raw]
+    elif isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    else:
+        _fail(s, "references", raw, "a list of reference files (or \"first\", \"last\", "
+              "\"step:N\", \"steps:A-B\", \"reference_channel\"), or a table name = source")
+    refs = []
+    for name, source in pairs:
+        if not isinstance(source, str) or not source.strip():
+            _fail(s, "references", raw, "reference sources as text")
+        text = source.strip()
+        if text not in _SERIES_REFERENCES and not text.startswith(("step:", "steps:")):
+            path, _, group = text.partition("#")
+            text = _resolve(base, path) + (f"#{group}" if group else "")
+        refs.append((str(name) if name is not None else None, text))
+    method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
+    if method == "lcf" and len(refs) < 1:
+        _fail(s, "references", raw, "at least one reference for method = \"lcf\"")
+    erange = value.get("erange", [-20.0, 80.0])
+    if (not isinstance(erange, list) or len(erange) != 2
+            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
+            or not erange[0] < erange[1]):
+        _fail(s, "erange", erange, "a pair [low, high] of numbers (eV relative to e0), low < high")
+    n_comp = value.get("n_components", "auto")
+    if n_comp == "auto":
+        n_comp = None
+    elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
+        _fail(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
+    return ComponentsConfig(
+        enabled=True, references=tuple(refs), method=method,
+        erange=(float(erange[0]), float(erange[1])),
+        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default="norm"),
+        sum_to_one=_boolean(s, "sum_to_one", value, default=True),
+        shifts=_boolean(s, "shifts", value, default=False),
+        max_shift=_number(s, "max_shift", value, default=3.0, low=0, high=50, low_open=True,
+                          allow_none=False),
+        n_components=n_comp,
+        metal=_string(s, "metal", value),
+    )
 
 
 def _merge_repeats(value: Mapping) -> str | None:

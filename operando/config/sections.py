@@ -28,20 +28,24 @@ class SeriesConfig:
     conditions: str | None = None
     element: str | None = None
     edge: str | None = None
-    mu: str = "auto"
+    mu: str | tuple[str, ...] = "auto"
     reference: bool | str = "auto"
     format: str = "auto"
     pattern: str | None = None
     energy_column: str | int | None = None
     columns: tuple[str, ...] | None = None
     on_error: str = "skip"
+    order: str = "auto"
+    channels: tuple[tuple[str, str], ...] | None = None
+    dead_time: bool | str = "auto"
+    use_project_settings: bool = False
 
 
 @dataclass(frozen=True)
 class NormalizeConfig:
     """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
 
-    e0: str | float = "first"
+    e0: str | float = "median"
     pre1: float | None = None
     pre2: float | None = None
     norm1: float | None = None
@@ -72,6 +76,9 @@ class ReferenceConfig:
     sample_temperature_K: float | None = None
     debye_temperature_K: float | None = None
     disorder_model: str = "debye"
+    #: How mu is made from the foil file; None: as for the series ([series] mu).  A foil
+    #: measured in transmission beside a fluorescence series says "transmission".
+    mu: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,29 @@ class ExafsConfig:
     merge_repeats: str | None = None
     significance: str = _ShellModel.significance
     systematics: bool = False
+
+
+@dataclass(frozen=True)
+class ComponentsConfig:
+    """``[components]``: XANES component analysis (section present = enabled).
+
+    ``references``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
+    ``"last"``, ``"step:N"``, ``"steps:A-B"`` (their mean) or ``"reference_channel"``); with
+    references the method
+    is ``"lcf"``, without ``"mcr"`` (``n_components``: ``None`` = the PCA estimate).
+    ``metal``: the name of the metallic component, for tracking.
+    """
+
+    enabled: bool = False
+    references: tuple = ()
+    method: str = "lcf"
+    erange: tuple[float, float] = (-20.0, 80.0)
+    space: str = "norm"
+    sum_to_one: bool = True
+    shifts: bool = False
+    max_shift: float = 3.0
+    n_components: int | None = None
+    metal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +195,7 @@ class Config:
 
     Attributes
     ----------
-    series, normalize, reference, exafs, track, output, run
+    series, normalize, reference, exafs, components, track, output, run
         One frozen dataclass per TOML section.
     path : str or None
         The configuration file it was read from.
@@ -177,6 +207,7 @@ class Config:
     normalize: NormalizeConfig = NormalizeConfig()
     reference: ReferenceConfig = ReferenceConfig()
     exafs: ExafsConfig = ExafsConfig()
+    components: ComponentsConfig = ComponentsConfig()
     track: TrackConfig = TrackConfig()
     output: OutputConfig = OutputConfig()
     run: RunConfig = RunConfig()

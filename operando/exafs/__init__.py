@@ -16,6 +16,8 @@
                        ligand CN; FEFF on a crystal cluster; fit of a phase reference)
 :mod:`.systematics`    :func:`cn_systematics`: the CN band over processing choices
 :mod:`.results`        :class:`ShellFitResult`, :class:`S02Calibration`
+:mod:`.wavelet`        :func:`wavelet_transform` (Cauchy as Larch's, Morlet) ->
+                       :class:`WaveletTransform`; :func:`lobe_positions`
 :mod:`.policy`         the rules both engines apply (starts, acceptance, absent shells)
 :mod:`.engines`        ``"fast"`` (batched, default) and ``"larch"`` (xraylarch per
                        step, the reference); one place picks them
@@ -63,9 +65,11 @@ from .reference import ReferenceValues, apply_reference
 from .results import S02Calibration, ShellFitResult
 from .shells import Rule, ShellSpec
 from .systematics import Systematics, cn_systematics, processing_variants
+from .wavelet import WaveletTransform, lobe_positions, shell_windows, wavelet_transform
 
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
            "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_reference",
            "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
-           "result_columns", "n_independent", "KSTEP"]
+           "result_columns", "n_independent", "KSTEP",
+           "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]

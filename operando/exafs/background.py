@@ -72,6 +72,13 @@ class ChiSeries:
     def steps(self) -> np.ndarray:
         return self.conditions["step"].to_numpy()
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``chi`` over ``(step, k)``; ``e0``, ``edge_step``, ``ok``
+        over ``step``; conditions as coordinates."""
+        from .._util.xr import chi_dataset
+
+        return chi_dataset(self)
+
     def table(self) -> pd.DataFrame:
         """``step, e0, edge_step, ok, reason``."""
         return pd.DataFrame({"step": self.steps, "e0": self.e0, "edge_step": self.edge_step,
@@ -99,6 +106,13 @@ class RSeries:
     chir_mag: np.ndarray
     ok: np.ndarray
     settings: dict
+
+    def to_xarray(self, conditions: pd.DataFrame | None = None):
+        """An ``xarray.Dataset``: ``chir_mag``, ``chir_re``, ``chir_im`` over ``(step, r)``
+        (``conditions``, e.g. the ChiSeries', give the step labels and coordinates)."""
+        from .._util.xr import rseries_dataset
+
+        return rseries_dataset(self, conditions)
 
 
 def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin: float = 0.0,

@@ -31,9 +31,11 @@ class ShellFitResult:
         error): the error to quote when CNs are compared with another S0^2 or with a
         bulk value.
     ``cn_S_limit``
-        Per tested shell (``model.tested_shells()``): the one-sided 95 % upper limit of
-        its CN from the chi-square profile (:mod:`operando.exafs.significance`); for an
-        absent shell (pinned geometry) the largest CN that could hide in the step's noise.
+        Per tested shell (``model.tested_shells()``): the detection limit, how far above
+        its fitted value the CN could be at 95 % one-sided (the half-width of its
+        chi-square profile, :mod:`operando.exafs.significance`): the CN a shell must
+        exceed to stand out of this step's noise; for an absent shell (pinned geometry)
+        the largest CN that could hide there (its upper limit is ``cn_S + cn_S_limit``).
     ``p_S``
         Per tested shell: the F-test p-value of adding the shell to the model without
         it, on the free fit, chi-square scaled so that the reduced chi-square is 1.
@@ -75,6 +77,18 @@ class ShellFitResult:
     def to_dataframe(self) -> pd.DataFrame:
         """One row per step (a copy)."""
         return self.table.copy()
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: every table column over ``step``; ``data_chi`` and
+        ``model_chi`` over ``(step, k)``."""
+        from .._util.xr import fit_dataset
+
+        return fit_dataset(self)
+
+    def _repr_html_(self) -> str:
+        from .._util.reprs import fit_html
+
+        return fit_html(self)
 
     def _row(self, step: int) -> int:
         hits = np.flatnonzero(self.table["step"].to_numpy() == step)

@@ -16,19 +16,23 @@ refitted without it: ``chi2_0 - chi2_1`` is then taken as ``(CN / sigma)^2`` in 
 same units (the profile of a linear model at CN = 0, Wald's statistic), which makes
 p < 1e-4 either way (:func:`wald_f`).
 
-**Detection limit** (:func:`upper_limit`).  The CN of S is held at c and everything
-else refitted (for an absent shell with its geometry pinned as reported: dR = 0,
-sigma2 at ``absent_sigma2`` or the reference value), giving
+**Detection limit** (:func:`detection_limit`, ``cn_S_limit``): how far above its fitted
+value the CN of S could be at 95 % one-sided -- the CN a shell of that geometry must
+exceed to stand out of the step's noise, the same kind of number at every step (for a
+step without the shell, the largest CN that could hide in its noise; the upper limit of
+its CN is ``cn_S + cn_S_limit``).  The CN of S is held at c and everything else
+refitted (for an absent shell with its geometry pinned as reported: dR = 0, sigma2 at
+``absent_sigma2`` or the reference value), giving
 ``D(c) = [chi2(c) - chi2_min] / (chi2_min / nu)`` with chi2_min, nu of the reported
-fit.  The one-sided 95 % upper limit is the c > CN where ``D(c) = F(0.90; 1, nu)``
-(= t(0.95; nu)^2).  It is found with one refit per step at the quadratic
-(covariance) estimate ``c1 = CN + t sigma``, and ``CN + (c1 - CN) t / sqrt(D(c1))``,
-i.e. ``sqrt(D)`` taken linear in c through the minimum (``refits=2`` adds a second
-refit there and the secant of ``sqrt(D)`` through both).  On the Cu mixtures one
-refit agrees with two to 1e-5 and with a dense grid of larch feffit refits to 0.1 %
-(tests/test_exafs_significance.py); the covariance estimate alone was off by up to
-0.3 % there, more where the profile is not quadratic (near a bound).  For a present shell it is the upper 95 % confidence bound of
-its CN; for an absent shell, the largest CN that could hide in the step's noise.
+fit.  The one-sided 95 % upper limit (:func:`upper_limit`) is the c > CN where
+``D(c) = F(0.90; 1, nu)`` (= t(0.95; nu)^2); the detection limit is its distance from
+the CN.  It is found with one refit per step at the quadratic (covariance) estimate
+``c1 = CN + t sigma``, then ``CN + (c1 - CN) t / sqrt(D(c1))``, i.e. ``sqrt(D)`` taken
+linear in c through the minimum (``refits=2`` adds a second refit there and the secant
+of ``sqrt(D)`` through both).  On the Cu mixtures one refit agrees with two to 1e-5 and
+with a dense grid of larch feffit refits to 0.1 % (tests/test_exafs_significance.py);
+the covariance estimate alone was off by up to 0.3 % there, more where the profile is
+not quadratic (near a bound).
 """
 
 from __future__ import annotations
@@ -139,3 +143,11 @@ def upper_limit(cn, err, chi2_min, nu, profile: Callable, *, level: float = LIMI
     lim = np.clip(lim, np.minimum(c1, c2) - np.abs(c2 - c1), np.maximum(c1, c2) + np.abs(c2 - c1))
     out[idx] = np.where(np.isfinite(r1) & np.isfinite(r2), lim, np.nan)
     return out
+
+
+def detection_limit(cn, err, chi2_min, nu, profile: Callable, *, level: float = LIMIT_LEVEL,
+                    refits: int = 1):
+    """:func:`upper_limit` minus the CN: the one-sided ``level`` half-width of the CN's
+    chi-square profile (arrays; NaN where the inputs are not finite)."""
+    cn = np.atleast_1d(np.asarray(cn, float))
+    return upper_limit(cn, err, chi2_min, nu, profile, level=level, refits=refits) - cn

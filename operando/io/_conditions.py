@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, OperandoWarning, ReadError
+from ._messages import short_list
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,8 @@ def load_conditions(conditions) -> pd.DataFrame | None:
         if not path.is_file():
             raise ReadError(path, "conditions file not found", "a CSV file with a header row")
         try:
-            table = pd.read_csv(path, skipinitialspace=True, comment=None)
+            table = pd.read_csv(path, skipinitialspace=True, comment=None,
+                                sep=_separator(path))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
                 ValueError) as exc:
             raise ReadError(path, f"could not read the conditions CSV: {exc}",
@@ -34,7 +37,19 @@ def load_conditions(conditions) -> pd.DataFrame | None:
         raise ConfigError("conditions must be a CSV path or a pandas DataFrame, got "
                           f"{type(conditions).__name__}")
     table.columns = [str(c).strip() for c in table.columns]
-    return tidy_mixed(table)
+    return check_known_columns(tidy_mixed(table), conditions if isinstance(conditions, (str, Path))
+                               else "conditions table")
+
+
+def _separator(path: Path) -> str:
+    """``;`` for a spreadsheet export that separates with semicolons (decimal-comma locales),
+    else ``,``."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline()
+    except OSError:
+        return ","
+    return ";" if ";" in first and "," not in first else ","
 
 
 def tidy_mixed(table: pd.DataFrame) -> pd.DataFrame:
@@ -71,16 +86,82 @@ def tidy_mixed(table: pd.DataFrame) -> pd.DataFrame:
 
 def _keys(table: pd.DataFrame, key: str) -> list[str]:
     if key == "step":
-        try:
-            return [str(int(v)) for v in table["step"]]
-        except (TypeError, ValueError):
-            raise ConfigError(f"conditions 'step' column must hold integers; got "
-                              f"{list(table['step'])[:5]}") from None
+        keys = []
+        for row, value in enumerate(table["step"], start=1):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = float("nan")
+            if not (np.isfinite(number) and number == int(number)):
+                raise ConfigError(f"conditions 'step' column must hold whole numbers (0-based "
+                                  f"step of each row); row {row} holds {value!r}")
+            keys.append(str(int(number)))
+        return keys
     return [str(v).strip() for v in table[key]]
 
 
+#: Condition columns that must hold numbers.
+NUMERIC_CONDITIONS = ("temperature_K", "time_s")
+#: Condition columns holding numbers or labels (an open-circuit step has no set potential).
+LABELLED_CONDITIONS = ("potential_V",)
+#: Labels expected in a potential column (others are kept too, with a warning).
+POTENTIAL_LABELS = {"ocp", "ocv", "open circuit", "opencircuit", "rest", "none", "off", "dry",
+                    "n/a", "na", ""}
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d*,\d+\s*$")
+
+
+def check_known_columns(table: pd.DataFrame, source="conditions table") -> pd.DataFrame:
+    """Numbers where the known condition columns need them.
+
+    A decimal comma (``"0,5"``, a European spreadsheet's habit) in
+    ``potential_V``, ``temperature_K`` or ``time_s`` is read as a decimal
+    point with a warning naming the rows.  Other text is refused in
+    ``temperature_K`` and ``time_s`` (ConfigError naming the row) and kept as a
+    label in ``potential_V`` (``"OCP"``), with a warning when it is not a
+    usual label such as OCP/OCV (a typo like ``"abc"`` or ``"0.5V"``).
+    """
+    name = Path(str(source)).name if isinstance(source, (str, Path)) else str(source)
+    table = table.copy()
+    for column in NUMERIC_CONDITIONS + LABELLED_CONDITIONS:
+        if column not in table.columns:
+            continue
+        values = list(table[column])
+        commas = [i for i, v in enumerate(values)
+                  if isinstance(v, str) and _DECIMAL_COMMA.match(v)]
+        for i in commas:
+            values[i] = float(values[i].strip().replace(",", "."))
+        if commas:
+            warnings.warn(f"{name}: {column} written with a decimal comma in "
+                          f"{short_list([_row_name(table, i) for i in commas])} (e.g. "
+                          f"{table[column].iloc[commas[0]]!r}); read as "
+                          f"{values[commas[0]]:g}", OperandoWarning, stacklevel=3)
+        text = [i for i, v in enumerate(values) if isinstance(v, str)]
+        if text and column in NUMERIC_CONDITIONS:
+            i = text[0]
+            raise ConfigError(f"{name}: {column} must hold numbers; {_row_name(table, i)} holds "
+                              f"{values[i]!r}")
+        odd = [i for i in text if values[i].strip().lower() not in POTENTIAL_LABELS]
+        if odd:
+            warnings.warn(f"{name}: {column} holds text that is not a number nor a usual label "
+                          f"such as 'OCP' in {short_list([_row_name(table, i) for i in odd])} (e.g. "
+                          f"{values[odd[0]]!r}); kept as a label (check for a typo or a unit "
+                          "written into the value)", OperandoWarning, stacklevel=3)
+        if commas:
+            kind = float if not text else object
+            table[column] = pd.Series(values, dtype=kind, index=table.index)
+    return table
+
+
+def _row_name(table: pd.DataFrame, i: int) -> str:
+    for key in ("step", "file"):
+        if key in table.columns:
+            return f"row {i + 1} ({key} {table[key].iloc[i]})"
+    return f"row {i + 1}"
+
+
 def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
-               names: list[str], allow_missing: bool = False) -> list[int | None]:
+               names: list[str], allow_missing: bool = False,
+               warn_extra: bool = True) -> list[int | None]:
     """Row index of ``table`` for each item (candidates are the item's acceptable keys).
 
     Raises ConfigError for duplicated keys and (unless ``allow_missing``, which
@@ -94,8 +175,8 @@ def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
             dups.append(k)
         seen.add(k)
     if dups:
-        raise ConfigError(f"conditions table: duplicated {key} value(s) {dups}; each {key} "
-                          "needs exactly one row")
+        raise ConfigError(f"conditions table: duplicated {key} value(s) {short_list(dups)}; "
+                          f"each {key} needs exactly one row")
     position = {k: i for i, k in enumerate(keys)}
     rows, missing = [], []
     for cands, name in zip(candidates, names):
@@ -105,12 +186,12 @@ def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
         rows.append(hit)
     if missing and not allow_missing:
         raise ConfigError(f"conditions table has no row for {len(missing)} {key}(s): "
-                          f"{missing[:20]}{' ...' if len(missing) > 20 else ''}; add a row "
-                          f"keyed by '{key}' for each")
+                          f"{short_list(missing)}; add a row keyed by '{key}' for each")
     extra = sorted(set(range(len(keys))) - set(rows))
-    if extra:
-        warnings.warn(f"conditions table rows for {key}(s) not read are ignored: "
-                      f"{[keys[i] for i in extra][:20]}", OperandoWarning, stacklevel=3)
+    if extra and warn_extra:
+        warnings.warn(f"conditions table rows for {len(extra)} {key}(s) not read are "
+                      f"ignored: {short_list([keys[i] for i in extra])}", OperandoWarning,
+                      stacklevel=3)
     return rows
 
 
@@ -121,7 +202,7 @@ def condition_key(table: pd.DataFrame, prefer: str) -> str:
     if other in table.columns:
         return other
     raise ConfigError(f"conditions table needs a '{prefer}' column to match spectra; columns "
-                      f"are {list(table.columns)}")
+                      f"are {short_list(table.columns, 8, quote=True)}")
 
 
 def attach(base: pd.DataFrame, table: pd.DataFrame | None, prefer: str,
@@ -137,7 +218,7 @@ def attach(base: pd.DataFrame, table: pd.DataFrame | None, prefer: str,
         candidates = []
         for i, f in enumerate(base["file"]):
             f = str(f)
-            cands = [f, Path(f.split("#")[0]).name, Path(f).stem]
+            cands = [f, Path(f.split("#")[0]).name, Path(f).stem, _inner_stem(Path(f))]
             if "#" in f:
                 cands.append(f.split("#", 1)[1])
             if labels:
@@ -160,25 +241,41 @@ def natural_key(name: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def order_files(files: list[Path], table: pd.DataFrame | None) -> tuple[list[Path], list[Path]]:
-    """Files in conditions-table order when given (keyed by basename), else natural order.
+def order_files(files: list[Path], table: pd.DataFrame | None,
+                keep_order: bool = False) -> tuple[list[Path], list[Path]]:
+    """The files to read, in order, and those the conditions table does not list.
 
-    With a conditions table the table defines the series: files in the folder
-    that it does not list (a foil scan, an aborted scan) are returned second,
-    to be skipped with a warning, so they are named but never silently mixed in.
+    Order: the given one when ``keep_order`` (an explicit list of files), else
+    the conditions table's row order when given (keyed by basename), else
+    natural name order.  With a conditions table the table defines the
+    series: files it does not list (a foil scan, an aborted scan) are returned
+    second, to be skipped with a warning, so they are named but never silently
+    mixed in.
     """
-    files = sorted(files, key=lambda p: natural_key(p.name))
+    if not keep_order:
+        files = sorted(files, key=lambda p: natural_key(p.name))
     if table is None:
-        return files, []
+        return list(files), []
     if "file" not in table.columns:
         raise ConfigError("the conditions table for a folder or list of files needs a 'file' "
-                          f"column (file basenames); columns are {list(table.columns)}")
-    candidates = [[p.name, p.stem] for p in files]
-    rows = match_rows(candidates, table, "file", [p.name for p in files], allow_missing=True)
+                          f"column (file basenames); columns are {short_list(table.columns, 8, quote=True)}")
+    candidates = [[p.name, p.stem, _inner_stem(p)] for p in files]
+    # rows naming no file found are reported once, when the table is attached
+    rows = match_rows(candidates, table, "file", [p.name for p in files], allow_missing=True,
+                      warn_extra=False)
     listed = [(row, i) for i, row in enumerate(rows) if row is not None]
     unlisted = [files[i] for i, row in enumerate(rows) if row is None]
     if not listed:
         raise ConfigError(f"the conditions table lists none of the {len(files)} files found "
-                          f"(e.g. {[p.name for p in files[:3]]}); its 'file' column must hold "
-                          "their basenames")
+                          f"(e.g. {short_list([p.name for p in files], 3)}); its 'file' column "
+                          "must hold their basenames")
+    if keep_order:
+        return [files[i] for _, i in listed], unlisted
     return [files[i] for _, i in sorted(listed, key=lambda pair: pair[0])], unlisted
+
+
+def _inner_stem(path: Path) -> str:
+    """``scan_3.dat.gz`` -> ``scan_3`` (a compressed file keyed by its plain name's stem)."""
+    from ._compress import inner_name
+
+    return Path(inner_name(path)).stem

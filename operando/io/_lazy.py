@@ -32,7 +32,7 @@ __all__ = ["LazySeries", "open_hdf5", "is_operando_hdf5"]
 
 def is_operando_hdf5(path) -> bool:
     """Whether ``path`` is an HDF5 file in the layout written by ``write_hdf5``."""
-    from ._formats import HDF5_SIGNATURE, LAYOUT_NAME
+    from ._hdf5 import HDF5_SIGNATURE, LAYOUT_NAME
 
     path = Path(path)
     try:
@@ -127,7 +127,7 @@ class LazySeries:
         import h5py
 
         from ._conditions import attach, load_conditions
-        from ._formats import LAYOUT_NAME, _read_layout
+        from ._hdf5 import LAYOUT_NAME, _read_layout, check_numeric_dtype
 
         self.path = Path(path)
         try:
@@ -136,6 +136,9 @@ class LazySeries:
                     raise ReadError(self.path, "not the operando HDF5 layout",
                                     "HDF5 written by operando.io.write_hdf5")
                 fields = _read_layout(self.path, _Headers(h5))
+                check_numeric_dtype(self.path, "mu", h5["mu"].dtype)
+                if "reference" in h5:
+                    check_numeric_dtype(self.path, "reference", h5["reference"].dtype)
                 self.shape = tuple(int(x) for x in h5["mu"].shape)
                 self.has_reference = "reference" in h5
                 first = h5["mu"][: min(self.shape[0], 16)]

@@ -15,19 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
+from ._channels import (I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, MU_CHOICES,  # noqa: F401
+                        column_index, find_column, key as _key, plan_mu)
+from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
 
 ENERGY_NAMES = ("energy", "energie", "e", "en", "ener", "energy_ev", "mono_energy", "monoe",
-                "enc", "e_ev", "ev", "energy_enc", "nrg")
-ANGLE_NAMES = ("angle", "theta", "th", "bragg", "mono_angle")
-I0_NAMES = ("i0", "io", "i_0", "izero", "i00", "mon", "monitor")
-IT_NAMES = ("it", "itrans", "i1", "i_t", "itr", "i_1", "trans", "i_trans")
-IREF_NAMES = ("iref", "irefer", "ir", "i2", "i_ref", "i_2", "refer", "iref0")
-IF_NAMES = ("if", "iff", "ifluor", "fluo", "fluor", "ifl", "pips", "fl", "i_f", "sdd", "ifluo",
-            "fluorescence", "ipips")
-MU_CHOICES = ("'transmission' (needs i0 and one of it/itrans/i1), 'fluorescence' (needs i0 and "
-              "one of if/iff/ifluor/pips), 'mu' (exactly one mu/xmu column) or a column name")
+                "enc", "e_ev", "ev", "energy_enc", "nrg", "energyfmb", "fmbenergy",
+                "qexafs_energy")
+ANGLE_NAMES = ("angle", "theta", "th", "bragg", "mono_angle", "dcm_bragg")
 #: Largest backward energy step (in median steps) still treated as a jitter to sort.
 MAX_JITTER_STEPS = 5.0
 #: Largest fraction of backward steps still treated as jitter (more is a second sweep).
@@ -51,41 +48,6 @@ class Scan:
     kind: str = "columns"
 
 
-def warn(path, message: str) -> None:
-    warnings.warn(f"{Path(str(path)).name}: {message}", OperandoWarning, stacklevel=3)
-
-
-_NOT_KEY = re.compile(r"[^a-z0-9_]")
-
-
-def _key(label: str) -> str:
-    low = str(label).lower()
-    if low.isascii() and low.replace("_", "").isalnum():   # nothing to drop (most labels)
-        return low
-    return _NOT_KEY.sub("", low)
-
-
-def find_column(labels: list[str], names) -> list[int]:
-    keys = [_key(label) for label in labels]
-    return [i for i, k in enumerate(keys) if k in names]
-
-
-def column_index(path, labels: list[str], wanted, what: str) -> int:
-    """Index of a column given by label (case-insensitive) or 0-based position."""
-    if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool):
-        if 0 <= wanted < len(labels):
-            return int(wanted)
-        raise ConfigError(f"{path}: {what} column index {wanted} out of range; the file has "
-                          f"{len(labels)} columns {labels}")
-    for i, label in enumerate(labels):
-        if label == wanted:
-            return i
-    lowered = [label.lower() for label in labels]
-    if str(wanted).lower() in lowered:
-        return lowered.index(str(wanted).lower())
-    raise ConfigError(f"{path}: no {what} column {wanted!r}; columns are {labels}")
-
-
 def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
     """(column index, "energy" | "angle") of the energy axis."""
     if energy_column is not None:
@@ -97,8 +59,8 @@ def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, s
     angles = find_column(labels, ANGLE_NAMES)
     if angles:
         return angles[0], "angle"
-    warn(path, f"no column named energy among {labels}; using the first column "
-               f"{labels[0]!r} as energy (pass energy_column= to choose)")
+    warn(path, f"no column named energy among {short_list(labels, 8, quote=True)}; using the "
+               f"first column {labels[0]!r} as energy (pass energy_column= to choose)")
     return 0, "energy"
 
 
@@ -194,83 +156,47 @@ def _first_nonfinite(path, data, labels, lines, columns) -> None:
                             "finite numbers only in the data table")
 
 
-def choose_mu(path, labels: list[str], mu, reference) -> dict:
-    """Decide which columns make mu and the reference channel.
+def dead_ends(signal: np.ndarray) -> tuple[int, int]:
+    """(leading, trailing) count of dead rows at the ends of a scan.
 
-    Returns a dict ``kind`` ("transmission" | "fluorescence" | "mu"), ``columns``
-    (dict role -> index) and ``reference`` (index pair (it, iref) or None).
+    A row is dead when every counter used for mu reads zero or is not finite
+    (the empty first frame of many QEXAFS scans, a beam dump at the end).  A
+    single bad value among live counters is not a dead row: it is refused
+    with its line, as the XDI project's bad-data set asks.
     """
-    i0 = find_column(labels, I0_NAMES)
-    it = find_column(labels, IT_NAMES)
-    fl = find_column(labels, IF_NAMES)
-    iref = find_column(labels, IREF_NAMES)
-    mus = [i for i, label in enumerate(labels)
-           if (_key(label).startswith("mu") or _key(label).startswith("xmu"))
-           and "ref" not in _key(label)]
-    it = [i for i in it if i not in iref]
-    if not isinstance(mu, str):
-        raise ConfigError(f"mu must be a string: {MU_CHOICES}; got {mu!r}")
-    choice = mu.lower()
-    out: dict = {}
-    if choice == "auto":
-        if i0 and it:
-            choice = "transmission"
-            if fl:
-                log.info("%s: i0 and it present -> transmission (fluorescence %s also present)",
-                         path, [labels[i] for i in fl])
-        elif i0 and len(fl) == 1:
-            choice = "fluorescence"
-        elif len(mus) == 1 and not fl:
-            choice = "mu"
-        else:
-            raise ConfigError(f"{path}: cannot tell which columns make mu: columns are {labels}; "
-                              f"pass mu= one of {MU_CHOICES}")
-    if choice == "transmission":
-        if not (i0 and it):
-            raise ConfigError(f"{path}: mu='transmission' needs i0 and it columns; columns are "
-                              f"{labels}")
-        out = {"kind": "transmission", "columns": {"i0": i0[0], "it": it[0]}}
-    elif choice == "fluorescence":
-        if not i0 or len(fl) != 1:
-            raise ConfigError(f"{path}: mu='fluorescence' needs i0 and exactly one fluorescence "
-                              f"column (if/iff/ifluor/pips); columns are {labels}")
-        out = {"kind": "fluorescence", "columns": {"i0": i0[0], "if": fl[0]}}
-    elif choice == "mu":
-        if len(mus) != 1:
-            raise ConfigError(f"{path}: mu='mu' needs exactly one mu/xmu column; columns are "
-                              f"{labels}; name the column with mu='<column>'")
-        out = {"kind": "mu", "columns": {"mu": mus[0]}}
-    else:
-        out = {"kind": "mu", "columns": {"mu": column_index(path, labels, mu, "mu")}}
-
-    ref = None
-    if reference is True or (isinstance(reference, str) and reference.lower() == "auto"):
-        if iref and it:
-            ref = (it[0], iref[0])
-        elif iref:
-            log.info("%s: reference column %s but no it column; no reference channel", path,
-                     labels[iref[0]])
-    elif isinstance(reference, (str, int)) and not isinstance(reference, bool):
-        j = column_index(path, labels, reference, "reference")
-        if not it:
-            raise ConfigError(f"{path}: reference={reference!r} needs an it column for "
-                              f"ln(it/iref); columns are {labels}")
-        ref = (it[0], j)
-    elif reference not in (None, False):
-        raise ConfigError(f"reference must be 'auto', True, False, None or a column name; "
-                          f"got {reference!r}")
-    out["reference"] = ref
-    return out
+    dead = np.all(~np.isfinite(signal) | (signal == 0), axis=1)
+    if dead.all():
+        return dead.size, 0
+    return int(np.argmin(dead)), int(np.argmin(dead[::-1]))
 
 
 def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", reference="auto",
-                      energy_column=None, d_spacing=None, header=None, element=None,
-                      edge=None, edge_energy=None) -> Scan:
-    """One spectrum from a column table (every value must be finite)."""
+                      energy_column=None, channels=None, dead_time="auto", d_spacing=None,
+                      header=None, element=None, edge=None, edge_energy=None) -> Scan:
+    """One spectrum from a column table (see :mod:`operando.io._channels` for mu).
+
+    Dead rows at the ends (see :func:`dead_ends`) are dropped with a warning
+    and noted in the header (``trimmed_rows``); any other non-finite value is
+    refused naming its line and column.
+    """
     labels = list(labels)
     j_energy, axis = energy_index(path, labels, energy_column)
-    plan = choose_mu(path, labels, mu, reference)
-    used = [j_energy, *plan["columns"].values()]
+    plan = plan_mu(path, labels, mu, reference, channels=channels, dead_time=dead_time)
+    used = plan.used()
+    lines = np.asarray(lines)
+    lead, trail = dead_ends(data[:, used])
+    if lead + trail >= data.shape[0] - 1:
+        raise ReadError(path, f"no live data: every row but at most one has only zero or "
+                              f"non-finite counts in {short_list([labels[j] for j in used])}",
+                        "a scan with positive counts")
+    trimmed = None
+    if lead or trail:
+        stop = data.shape[0] - trail
+        trimmed = {"start": lead, "end": trail,
+                   "lines": [int(x) for x in lines[:lead]] + [int(x) for x in lines[stop:]]}
+        warn(path, f"dropped {lead + trail} dead row(s) at the ends of the scan (lines "
+                   f"{short_list(trimmed['lines'])}: zero or non-finite counts)")
+        data, lines = data[lead:stop], lines[lead:stop]
     _first_nonfinite(path, data, labels, lines, range(len(labels)))
     energy = data[:, j_energy]
     if axis == "angle":
@@ -280,31 +206,22 @@ def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", refere
     else:
         energy = to_ev(path, energy)
     energy, rows = clean_energy(path, energy, data, lines)
-    cols = plan["columns"]
-    with np.errstate(all="ignore"):
-        if plan["kind"] == "transmission":
-            mu_values = np.log(rows[:, cols["i0"]] / rows[:, cols["it"]])
-        elif plan["kind"] == "fluorescence":
-            mu_values = rows[:, cols["if"]] / rows[:, cols["i0"]]
-        else:
-            mu_values = rows[:, cols["mu"]].copy()
-        ref = None
-        if plan["reference"] is not None:
-            a, b = plan["reference"]
-            ref = np.log(rows[:, a] / rows[:, b])
+    mu_values, ref = plan.compute(rows)
     bad = np.flatnonzero(~np.isfinite(mu_values))
     if bad.size:
-        names = ", ".join(labels[j] for j in used[1:])
-        raise ReadError(path, f"mu from {names} is not finite at {bad.size} point(s) "
-                              f"(first at {energy[bad[0]]:g} eV): zero or negative counts",
-                        "positive counts in i0/it/if")
+        raise ReadError(path, f"mu = {plan.formula(labels)} is not finite at {bad.size} "
+                              f"point(s) (first at {energy[bad[0]]:g} eV): zero or negative "
+                              "counts", "positive counts in the columns that make mu")
     if ref is not None and not np.all(np.isfinite(ref)):
         warn(path, "reference channel ln(it/iref) is not finite everywhere (zero or negative "
                    "counts); reference dropped")
         ref = None
     header = dict(header or {})
     header["columns"] = labels
-    return Scan(file=file, energy=energy, mu=mu_values, reference=ref, mu_from=plan["kind"],
+    header["mu_formula"] = plan.formula(labels)
+    if trimmed:
+        header["trimmed_rows"] = trimmed
+    return Scan(file=file, energy=energy, mu=mu_values, reference=ref, mu_from=plan.kind,
                 element=element, edge=edge, edge_energy=edge_energy, header=header)
 
 
@@ -376,8 +293,11 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
     for what, head, user in (("element", head_element, user_element),
                              ("edge", head_edge, user_edge)):
         if head and user and head != user:
-            warnings.warn(f"{source}: the file header says {what} {head}; {what}={user!r} "
-                          "ignored", OperandoWarning, stacklevel=3)
+            # A header naming another element than asked means the wrong file or the wrong
+            # setting; fitting the asked element's paths to it would give nonsense.
+            raise DataError(f"{source}: the file header says {what} {head} but {what}="
+                            f"{user!r} was asked; read it with {what}={head!r} (or without "
+                            f"{what}=), or pick the files of the {user} {what}")
     final_element = head_element or user_element
     final_edge = head_edge or user_edge
     emin, emax = float(energy[0]), float(energy[-1])
@@ -434,6 +354,6 @@ def _normal_element(symbol) -> str | None:
 
 
 def _normal_edge(edge) -> str | None:
-    from ._text import _valid_edge
+    from ._headers import valid_edge
 
-    return _valid_edge(str(edge))
+    return valid_edge(str(edge))

@@ -43,12 +43,10 @@ from operando.errors import ConfigError
 from operando.series import Series
 
 from ._noise import ETOK, NOISE_MODELS, noise_sigma, resolve_noise
-from ._references import References
+from ._references import References, check_fractions
 
 #: Photons per point in i0 at E0 written for noise-free series.
 NOMINAL_FLUX = 1.0e6
-#: Fractions must sum to 1 within this, and be >= -this.
-FRACTION_TOL = 1.0e-6
 #: Lowest k (A^-1) of the region over which ``noise`` is the rms.
 NOISE_KMIN = 3.0
 #: Truth/condition columns that a conditions table may not hold (mix_series sets them).
@@ -113,56 +111,6 @@ def i0_shape(energy, e0: float, power: float, tilt) -> np.ndarray:
     energy = np.asarray(energy, dtype=float)
     tilt = np.atleast_1d(np.asarray(tilt, dtype=float))
     return (energy / e0) ** -power * (1.0 + tilt[:, None] * (energy - e0) / 1000.0)
-
-
-def check_fractions(refs: References, fractions) -> np.ndarray:
-    """Fractions as an ``(n, n_ref)`` float array, validated.
-
-    Accepts an array ``(n, n_ref)`` or ``(n_ref,)``, or a DataFrame with one
-    column per reference named ``frac_<name>`` (or ``<name>``).  Every row must
-    be finite, >= 0 and sum to 1 (within 1e-6).
-
-    Raises
-    ------
-    ConfigError
-        Naming the row and reference (or the missing/unknown columns).
-    """
-    if isinstance(fractions, pd.DataFrame):
-        prefixed = [f"frac_{n}" for n in refs.names]
-        if all(c in fractions.columns for c in prefixed):
-            cols = prefixed
-        elif all(n in fractions.columns for n in refs.names):
-            cols = list(refs.names)
-        else:
-            raise ConfigError(f"fractions table needs the columns {prefixed} (or {list(refs.names)}); "
-                              f"it has {list(fractions.columns)}")
-        extra = [c for c in fractions.columns if str(c).startswith("frac_") and c not in cols]
-        if extra:
-            raise ConfigError(f"fractions table has columns {extra} for references that are not "
-                              f"loaded ({list(refs.names)})")
-        values = fractions[cols].to_numpy(dtype=float)
-    else:
-        try:
-            values = np.array(fractions, dtype=float)
-        except (TypeError, ValueError):
-            raise ConfigError("fractions must be numbers: an (n_steps, n_refs) array or a table "
-                              "with frac_<name> columns") from None
-        if values.ndim == 1:
-            values = values[None, :]
-    if values.ndim != 2 or values.shape[1] != len(refs.names) or values.shape[0] == 0:
-        raise ConfigError(f"fractions must have shape (n_steps, {len(refs.names)}) for the "
-                          f"references {list(refs.names)}; got {values.shape}")
-    for row, f in enumerate(values):
-        if not np.all(np.isfinite(f)):
-            raise ConfigError(f"fractions row {row}: non-finite value in {f.tolist()}")
-        if np.any(f < -FRACTION_TOL):
-            bad = int(np.argmin(f))
-            raise ConfigError(f"fractions row {row}: {refs.names[bad]} = {f[bad]:g} is negative; "
-                              "fractions must be >= 0")
-        if abs(f.sum() - 1.0) > FRACTION_TOL:
-            raise ConfigError(f"fractions row {row} sums to {f.sum():.6g}, not 1 ({f.tolist()}); "
-                              "each row gives the share of every absorbing atom")
-    return np.clip(values, 0.0, None)
 
 
 def _shifts(energy_jitter, n: int, margin: float, rng) -> np.ndarray:

@@ -49,6 +49,10 @@ from ._sources import (
 )
 
 
+#: Fractions must sum to 1 within this, and be >= -this.
+FRACTION_TOL = 1.0e-6
+
+
 @dataclass(frozen=True, eq=False)
 class References:
     """Normalised reference spectra of one element and edge on one grid.
@@ -149,8 +153,6 @@ class References:
         ``fractions``: ``(n, n_ref)`` or ``(n_ref,)``, validated as in
         :func:`operando.mixtures.mix_series`.
         """
-        from ._mix import check_fractions
-
         f = check_fractions(self, fractions)
         return f @ self.norm
 
@@ -417,3 +419,53 @@ def _describe(r: dict, e0: float, foil_name) -> dict:
         kmax_own=float(np.sqrt(max(energy[-1] - e0_own, 0) * ETOK)),
         kmax_common=float(np.sqrt(max(energy[-1] - e0, 0) * ETOK)),
         noise_rms=noise, notes="; ".join(r["notes"]))
+
+
+def check_fractions(refs: References, fractions) -> np.ndarray:
+    """Fractions as an ``(n, n_ref)`` float array, validated.
+
+    Accepts an array ``(n, n_ref)`` or ``(n_ref,)``, or a DataFrame with one
+    column per reference named ``frac_<name>`` (or ``<name>``).  Every row must
+    be finite, >= 0 and sum to 1 (within 1e-6).
+
+    Raises
+    ------
+    ConfigError
+        Naming the row and reference (or the missing/unknown columns).
+    """
+    if isinstance(fractions, pd.DataFrame):
+        prefixed = [f"frac_{n}" for n in refs.names]
+        if all(c in fractions.columns for c in prefixed):
+            cols = prefixed
+        elif all(n in fractions.columns for n in refs.names):
+            cols = list(refs.names)
+        else:
+            raise ConfigError(f"fractions table needs the columns {prefixed} (or {list(refs.names)}); "
+                              f"it has {list(fractions.columns)}")
+        extra = [c for c in fractions.columns if str(c).startswith("frac_") and c not in cols]
+        if extra:
+            raise ConfigError(f"fractions table has columns {extra} for references that are not "
+                              f"loaded ({list(refs.names)})")
+        values = fractions[cols].to_numpy(dtype=float)
+    else:
+        try:
+            values = np.array(fractions, dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError("fractions must be numbers: an (n_steps, n_refs) array or a table "
+                              "with frac_<name> columns") from None
+        if values.ndim == 1:
+            values = values[None, :]
+    if values.ndim != 2 or values.shape[1] != len(refs.names) or values.shape[0] == 0:
+        raise ConfigError(f"fractions must have shape (n_steps, {len(refs.names)}) for the "
+                          f"references {list(refs.names)}; got {values.shape}")
+    for row, f in enumerate(values):
+        if not np.all(np.isfinite(f)):
+            raise ConfigError(f"fractions row {row}: non-finite value in {f.tolist()}")
+        if np.any(f < -FRACTION_TOL):
+            bad = int(np.argmin(f))
+            raise ConfigError(f"fractions row {row}: {refs.names[bad]} = {f[bad]:g} is negative; "
+                              "fractions must be >= 0")
+        if abs(f.sum() - 1.0) > FRACTION_TOL:
+            raise ConfigError(f"fractions row {row} sums to {f.sum():.6g}, not 1 ({f.tolist()}); "
+                              "each row gives the share of every absorbing atom")
+    return np.clip(values, 0.0, None)

@@ -11,10 +11,16 @@
 :mod:`.figures`        which figures are drawn and how they are saved
 :mod:`.store`          the run folder: manifest, checkpoints, atomic outputs
 :mod:`.progress`       the progress bar
+:mod:`.lock`           one run per folder (flock), the holder named in a refusal
+:mod:`.workers`        worker count (capped at the cores), workers that die with the run
+:mod:`.checkpoint`     checkpoint files (arrays + metadata, tables without pickling)
+:mod:`.follow`         which scans of a growing source are complete
+:mod:`.watch`          :func:`watch`: live mode, the batch machinery on what has landed
 =====================  ============================================================
 """
 
 from .run import RunInterrupted, RunResult, run
 from .steps import STEP_COLUMNS
+from .watch import WatchStopped, watch
 
-__all__ = ["run", "RunResult", "RunInterrupted", "STEP_COLUMNS"]
+__all__ = ["run", "watch", "RunResult", "RunInterrupted", "WatchStopped", "STEP_COLUMNS"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 
 import numpy as np
@@ -25,6 +25,7 @@ from .settings import StepSettings
 from .source import StreamedCalibration
 from .steps import ChunkTask, process_chunk, unpack_chunk
 from .store import RunStore
+from .workers import init_worker, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,12 @@ def chunk_name(i: int) -> str:
 
 
 def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, workers: int,
-               executor: Executor | None, progress) -> dict:
+               executor: Executor | None, progress, redo=(), meta: dict | None = None) -> dict:
     """Compute (or load) every chunk; keep per chunk only its table and the plot rows.
+
+    ``redo`` lists chunks to compute again although checkpointed (the watch's growing
+    last chunk; its checkpoint is replaced atomically); ``meta`` maps a chunk to
+    fields added to its checkpoint's metadata (the watch's input hash).
 
     Each chunk's full arrays (norm, flat, chi) go to its checkpoint and are then
     dropped: what stays in memory is the per-step table and at most
@@ -54,32 +59,42 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
     plot_rows = sample_rows(len(series))
     results: dict[int, tuple[dict, dict]] = {}
     loaded = 0
+    redo = set(redo)
+    notes: list[str] = []
     for i, (a, b) in enumerate(chunks):
-        if chunk_name(i) in done:
-            arrays, meta = store.load_checkpoint(chunk_name(i))
+        if chunk_name(i) in done and i not in redo:
+            arrays, stored = store.load_checkpoint(chunk_name(i))
             table, _ = unpack_chunk(arrays)
             if table["step"].tolist() != [int(s) for s in series.steps[a:b]]:
                 raise ConfigError(f"checkpoint {chunk_name(i)} in {store.dir} does not match the "
                                   "series; use --overwrite to start again")
-            results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), meta)
+            results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), stored)
             loaded += 1
     todo = [i for i in range(len(chunks)) if i not in results]
     bar = progress_bar(progress, len(series))
     bar.update(sum(chunks[i][1] - chunks[i][0] for i in results))
     own_executor = None
     if executor is None and workers != 1 and len(todo) > 1:
-        n_workers = workers or os.cpu_count() or 1
+        with warnings.catch_warnings(record=True) as capped:
+            warnings.simplefilter("always")
+            n_workers = worker_count(workers)
+        for w in capped:
+            log.warning("%s", w.message)
+            notes.append(str(w.message))
         own_executor = executor = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)),
-                                                      initializer=_worker_signals)
+                                                      initializer=init_worker,
+                                                      initargs=(os.getpid(),))
     computed = 0
 
     def finished(i, result):
         nonlocal computed
         a, b = chunks[i]
-        arrays, meta = result
-        store.save_checkpoint(chunk_name(i), arrays, meta)
+        arrays, chunk_meta = result
+        if meta and i in meta:
+            chunk_meta = {**chunk_meta, **meta[i]}
+        store.save_checkpoint(chunk_name(i), arrays, chunk_meta)
         log.info("chunk %d checkpointed", i)
-        results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), meta)
+        results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), chunk_meta)
         computed += 1
         bar.update(b - a)
 
@@ -99,7 +114,7 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
             own_executor.shutdown(wait=True)
         bar.close()
     return {"results": [results[i] for i in range(len(chunks))], "loaded": loaded,
-            "computed": computed, "plot_rows": plot_rows}
+            "computed": computed, "plot_rows": plot_rows, "notes": notes}
 
 
 def _submit_all(executor, todo, series, chunks, settings, finished) -> None:
@@ -171,12 +186,6 @@ def _task(i, series, bounds, settings) -> ChunkTask:
     return ChunkTask(i, sub, settings,
                      None if shifts is None else np.asarray(shifts, dtype=float)[a:b],
                      None if notes is None else [str(x or "") for x in list(notes)[a:b]], onto)
-
-
-def _worker_signals() -> None:
-    """Workers of our pool leave Ctrl-C to the parent, which stops them (SIGTERM: die quietly)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, OperandoError
-from .chunks import PLOT_ROWS
-from .figures import draw_figures, figure_list
+from ..components import lcf_arrays
+from .components import series_analysis
+from .chunks import PLOT_ROWS, chunk_name
+from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
 from .settings import RunPlan
 from .source import is_streamed
 from .steps import unpack_chunk
@@ -42,8 +44,12 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     norm = np.concatenate([arrays["norm"] for arrays, _ in parts])
     meta0 = next((m for _, m in parts if m), {})
     outputs: dict[str, Path] = {}
-    notes: list[str] = []
+    notes: list[str] = list(record.get("notes", [])) + list(state.get("notes", []))
 
+    components_record, analysis = None, {}
+    if plan.components is not None:
+        components_record, analysis = _components(store, plan, series, shared, steps, norm,
+                                                  plot_rows, meta0, len(parts))
     tracking = None
     states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
@@ -53,10 +59,10 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         if "state" in tracking.steps:
             found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
             states = found.fillna("").astype(str).to_numpy()
-    elif not plan.exafs:
-        notes.append("tracking skipped: it needs the [exafs] shell fits")
     steps["state"] = states
     chi = _chi_rows(parts) if plan.exafs else None
+    analysis["wavelet"] = _figure_input("wavelet", notes, wavelet_analysis, plan.ft, chi, steps,
+                                        plot_rows, tracking, shared.get("shells"))
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
@@ -67,10 +73,16 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         outputs["events"] = store.write_csv("events.csv", tracking.events)
         if isinstance(getattr(tracking, "reversibility", None), pd.DataFrame):
             outputs["reversibility"] = store.write_csv("reversibility.csv", tracking.reversibility)
+    if analysis.get("wavelet") is not None:
+        outputs["wavelet_lobes"] = store.write_csv("wavelet_lobes.csv", analysis["wavelet"][1])
     settings = _settings_record(record, store, plan, series, shared, meta0)
     outputs["settings"] = store.write_json("settings.json", settings)
     if plan.plots:
-        figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows)
+        if plan.components is not None:
+            analysis["overlay"] = _figure_input("lcf_fit", notes, overlay_fit, store, plan,
+                                                series.energy, steps, analysis)
+        figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
+                              analysis=analysis)
         outputs.update(draw_figures(store, figures, plan.plots, notes))
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
@@ -85,6 +97,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "failures": [{"step": int(r.step), "file": str(r.file), "reason": str(r.reason)}
                      for r in failed.itertuples()],
         "fits": _fit_counts(steps) if plan.exafs else None,
+        "components": components_record,
         "n_skipped_files": len(skipped),
         "skipped_files": skipped,
         "n_events": int(len(tracking.events)) if tracking is not None else 0,
@@ -97,10 +110,48 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     }
     outputs.update(_athena(store, plan, series, steps, notes))
     if plan.report:
-        outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings)
+        outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings,
+                                    analysis)
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     outputs["summary"] = store.write_json("summary.json", summary)
     return steps, summary, settings, outputs, tracking
+
+
+def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_chunks) -> tuple:
+    """PCA (and MCR) of the sampled steps; with MCR every step's concentrations join
+    ``steps`` as ``frac_<component>`` columns.  Returns the summary record and the
+    PCA / MCR results (for the figures)."""
+    spectra, record, results = series_analysis(plan, series.energy, steps, norm, plot_rows,
+                                               meta0.get("normalize_settings", {}))
+    if "components" in shared:
+        record["references"] = shared["components"].get("references")
+    if spectra is None:
+        return record, results
+    names = list(spectra)
+    x = next(iter(spectra.values()))[0]
+    basis = np.array([spectra[n][1] for n in names])
+    cols = {}
+    for i in range(n_chunks):
+        arrays, _ = store.load_checkpoint(chunk_name(i))
+        table, rest = unpack_chunk(arrays)
+        rows = np.array([np.interp(x, series.energy, r) for r in rest["norm"]])
+        fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
+        part = fit.to_dataframe()
+        for c in part.columns:
+            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
+                cols.setdefault(c, []).append(part[c].to_numpy())
+    for c, values in cols.items():
+        steps[c] = np.concatenate(values)
+    return record, results
+
+
+def _figure_input(name: str, notes: list, make, *args):
+    """What a figure needs beyond the steps; a failure is noted (the run goes on)."""
+    try:
+        return make(*args)
+    except (OperandoError, ValueError, KeyError, IndexError) as exc:
+        notes.append(f"{name} not computed: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _fit_counts(steps: pd.DataFrame) -> dict:
@@ -169,6 +220,8 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "fit": meta0.get("fit_settings"),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,
+            "project_settings": record.get("project_settings") or None,
+            "project_settings_used": record.get("project_settings_used", False),
         },
         "series": {
             "n_steps": len(series), "element": series.element, "edge": series.edge,
@@ -221,7 +274,7 @@ def _athena(store, plan: RunPlan, series, steps, notes) -> dict:
     return out
 
 
-def _report(store, series, steps, outputs, summary, tracking, settings) -> Path:
+def _report(store, series, steps, outputs, summary, tracking, settings, analysis) -> Path:
     from ..viz import write_report
 
     figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
@@ -235,7 +288,9 @@ def _report(store, series, steps, outputs, summary, tracking, settings) -> Path:
         segments=None if tracking is None else tracking.segments,
         events=None if tracking is None else tracking.events,
         reversibility=None if tracking is None else tracking.reversibility,
-        figures=figures, settings=settings)
+        figures=figures, settings=settings, components=summary.get("components"),
+        captions=figure_captions(analysis),
+        tables={"wavelet lobes": analysis["wavelet"][1]} if analysis.get("wavelet") else None)
 
 
 def summary_text(summary: dict) -> str:

@@ -22,10 +22,18 @@ from ..exafs.systematics import reference_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
 from ..xanes import calibrate, normalize
+from .components import load as load_references, resolve as resolve_references
+from .components import save as save_references
 from .settings import RunPlan, StepSettings
+from .source import rows_of
 from .store import RunStore
 
 PREPARE = "prepare"
+#: Largest relative error of a calibrated S0^2 a run accepts: S0^2 scales every CN, and
+#: beyond this the CNs' errors are dominated by it (a foil read wrong, or its k range
+#: far shorter than the fit window).
+S02_MAX_RELATIVE_ERROR = 0.2
+COMPONENTS = "components"
 
 
 def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]:
@@ -36,8 +44,20 @@ def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]
     else:
         shared = _resolve_shared(plan, series)
         store.save_checkpoint(PREPARE, meta=shared)
+    references = None
+    if plan.components is not None and plan.components["method"] == "lcf":
+        if store.has_checkpoint(COMPONENTS):
+            references, meta = load_references(store, COMPONENTS)
+        else:
+            references, info = resolve_references(plan, series,
+                                                   {**plan.normalize, "e0": shared["e0"]})
+            meta = {"method": "lcf", "references": info}
+            save_references(store, COMPONENTS, references, meta)
+        shared = {**shared, "components": {k: v for k, v in meta.items()
+                                           if k != "reference_names"}}
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
-                                  shells=shared.get("shells"), s02_err=shared.get("s02_err"),
+                                  shells=shared.get("shells"), references=references,
+                                  s02_err=shared.get("s02_err"),
                                   systematics=shared.get("systematics"))
     return shared, settings
 
@@ -47,6 +67,8 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
     shared: dict = {"e0": policy, "e0_from_step": None, "s02": None}
     if policy in ("first", "reference"):
         shared["e0"], shared["e0_from_step"] = _first_e0(plan, series)
+    elif policy == "median":
+        shared["e0"], shared["e0_from_steps"] = _median_e0(plan, series)
     if plan.exafs:
         shells = list(plan.shells or _default_shells(series))
         get_engine(plan.fit_engine, model=plan.model(shells))
@@ -96,6 +118,21 @@ def _first_e0(plan: RunPlan, series) -> tuple[float, int]:
     raise DataError(f"e0 = \"{plan.normalize['e0']}\": no scan of the series could be normalised")
 
 
+#: Spectra whose E0 make the series' median E0 (evenly spaced over the series).
+MEDIAN_E0_SAMPLE = 200
+
+
+def _median_e0(plan: RunPlan, series) -> tuple[float, int]:
+    """The median of every sampled spectrum's own E0 (``e0 = "median"``), and how many."""
+    n = len(series)
+    rows = np.unique(np.round(np.linspace(0, n - 1, min(n, MEDIAN_E0_SAMPLE))).astype(int))
+    norm = normalize(rows_of(series, rows), **{**plan.normalize, "e0": "median"})
+    value = norm.settings.get("e0_value")
+    if value is None or not np.isfinite(value):
+        raise DataError('e0 = "median": no scan of the series could be normalised')
+    return float(value), int(np.count_nonzero(norm.ok))
+
+
 def _default_shells(series) -> list[str]:
     el = series.element
     if not el:
@@ -109,7 +146,11 @@ def _s02(plan: RunPlan, series) -> dict:
     if ref.s02 is not None:
         return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
     shell = ref.shell or f"{series.element}-{series.element}"
-    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False)
+    options = dict(plan.read_options)
+    if ref.mu is not None:
+        options.update(mu=ref.mu, channels=None)
+    foil = read_series(ref.file, element=series.element, edge=series.edge, reference=False,
+                       **options)
     if plan.calibrate is not None:
         # the foil on the series' energy scale: its own edge at the calibration target,
         # as every scan's reference channel (dE0 is taken from the foil)
@@ -126,6 +167,15 @@ def _s02(plan: RunPlan, series) -> dict:
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
                         "check [reference] or give s02 directly")
+    quality = str(cal.fit.get("fit_quality", "good"))
+    relative = _plain(cal.s02_err) / cal.s02 if np.isfinite(cal.s02_err) else np.inf
+    if quality == "failed" or relative > S02_MAX_RELATIVE_ERROR:
+        # S0^2 scales every CN of the run: an undetermined one must stop it, not pass silently
+        raise DataError(
+            f"{ref.file}: S0^2 = {cal.s02:.3g} +/- {_plain(cal.s02_err):.3g} on {shell} is not "
+            f"determined (fit {quality}: {cal.fit.get('fit_message', '')}; relative error "
+            f"above {S02_MAX_RELATIVE_ERROR:.0%}); check the foil's k range against [exafs] "
+            "kmin/kmax, how it is read ([reference] mu), or give [reference] s02")
     fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
     return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
             "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g}) in the fit window",

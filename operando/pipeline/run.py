@@ -33,9 +33,11 @@ from ..errors import OperandoError
 from .chunks import chunk_bounds, run_chunks
 from .outputs import finish, package_version
 from .prepare import prepare
-from .settings import calibrate_kwargs, read_kwargs, resolve
-from .source import calibrated, data_hash, is_streamed, read_source, scan_streamed
-from .store import RunStore
+from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
+                       with_project_settings)
+from .source import (calibrated, file_hash, input_hashes, is_streamed, read_source,
+                     scan_streamed)
+from .store import RunStore, folder_error
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,11 @@ class RunResult:
         return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
                 f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
 
+    def _repr_html_(self) -> str:
+        from .._util.reprs import run_html
+
+        return run_html(self)
+
 
 def run(config, *, executor: Executor | None = None, resume: bool = False,
         overwrite: bool = False, progress: bool | Callable[[int, int], Any] | None = None
@@ -143,24 +150,43 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
         Ctrl-C / SIGTERM; the manifest says ``interrupted``.
     """
     config = load_config(config)
+    try:
+        return _run(config, executor=executor, resume=resume, overwrite=overwrite,
+                    progress=progress)
+    except OSError as exc:
+        # Read-only folder, full disk, permission denied: one line, no traceback (#15).
+        raise folder_error(exc, config.output.dir) from None
+
+
+def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
     t_start = time.perf_counter()
     store = RunStore(config.output.dir, overwrite=overwrite or config.output.overwrite, resume=resume)
-    calibrate = calibrate_kwargs(config)
-    with _signal_guard():
+    with store, _signal_guard():
+        store.refuse_inputs_inside(run_inputs(config))
+        calibrate = calibrate_kwargs(config)
         started = False
         try:
             series = read_source(read_kwargs(config), calibrate)
             if is_streamed(series):
-                raw_hash, series = scan_streamed(series, calibrate,
-                                                 config.chunk_size_for(len(series)), progress)
+                hashes, series = scan_streamed(series, calibrate,
+                                               config.chunk_size_for(len(series)), progress)
             else:
-                raw_hash = data_hash(series)
+                hashes = input_hashes(series)
                 if calibrate is not None:
                     series = calibrated(series, calibrate)
             n = len(series)
+            project, project_notes = project_settings(series)
+            if config.series.use_project_settings and project:
+                config = with_project_settings(config, project)
             plan = resolve(config, n)
             chunks = chunk_bounds(n, plan.chunk_size)
-            store.begin(config.config_hash(n), data_hash=raw_hash, config=config.analysis_dict(n),
+            inputs, files = dict(hashes), {}
+            if plan.exafs and plan.reference.s02 is None and plan.reference.file:
+                inputs["reference foil"] = file_hash(plan.reference.file)
+                files["reference foil"] = plan.reference.file
+            store.begin(config.config_hash(n), data_hash=hashes["data"],
+                        config=config.analysis_dict(n),
+                        inputs={k: v for k, v in inputs.items() if k != "data"}, input_files=files,
                         info={"n_steps": n, "chunk_size": plan.chunk_size,
                               "n_chunks": len(chunks), "version": package_version("operando")})
             started = True
@@ -168,7 +194,9 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
             state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
                                executor=executor, progress=progress)
             record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                      "t_start": t_start}
+                      "t_start": t_start, "project_settings": project,
+                      "project_settings_used": bool(config.series.use_project_settings and project),
+                      "notes": project_notes}
             steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
                                                                  state, record)
             result = RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,
@@ -179,14 +207,35 @@ def run(config, *, executor: Executor | None = None, resume: bool = False,
             done = sum(1 for s in store.completed_steps() if s.startswith("chunk_"))
             total = store.manifest.get("n_chunks", 0)
             if started:
-                store.finish("interrupted", signal=name)
+                _mark(store, "interrupted", signal=name)
             log.info("run interrupted by %s after %d/%d chunks", name, done, total)
             raise RunInterrupted(store.dir, done, total, name) from None
         except BaseException as exc:
             if started:
-                store.finish("failed", error=f"{type(exc).__name__}: {exc}")
+                error = exc if not isinstance(exc, OSError) else folder_error(exc, store.dir)
+                _mark(store, "failed", error=f"{type(error).__name__}: {error}")
             raise
     return result
+
+
+def _mark(store: RunStore, status: str, **fields) -> None:
+    """Record how the run ended; a folder that cannot be written any more (full disk)
+    must not hide the error that ended the run."""
+    try:
+        store.finish(status, **fields)
+    except OSError as exc:
+        log.warning("could not mark the run %s in %s: %s", status, store.dir, exc)
+    except OperandoError as exc:
+        log.warning("could not mark the run %s: %s", status, exc)
+
+
+def run_inputs(config) -> dict:
+    """The files a run reads (what -> path, glob or list), for the inside-the-folder check."""
+    s = config.series
+    # A reference *file* (matrix series); a column name is not a path.
+    reference = s.reference if isinstance(s.reference, str) and Path(s.reference).exists() else None
+    return {"source": list(s.source), "conditions": s.conditions, "reference channel": reference,
+            "reference foil": config.reference.file, "config": config.path}
 
 
 class _signal_guard:

@@ -45,6 +45,7 @@ class StepSettings:
     model: Any = None
     fit: dict | None = None
     systematics: dict | None = None
+    lcf: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class RunPlan:
     merge_repeats : str or None
     reference : ReferenceConfig
         Where S0^2 comes from.
+    read_options : dict
+        How a file becomes mu (:func:`spectrum_kwargs`), for every file the run reads.
+    components : dict or None
+        ``[components]``: ``references`` (name, source) pairs, ``method``, ``space``,
+        ``n_components``, ``metal`` and the :func:`operando.components.lcf` ``kwargs``;
+        None when the section is absent.
     track : dict or None
         :func:`operando.tracking.track` keyword arguments; None: no tracking.
     plots : tuple of str
@@ -94,6 +101,8 @@ class RunPlan:
     fit_engine: str
     merge_repeats: str | None
     reference: ReferenceConfig
+    read_options: dict
+    components: dict | None
     track: dict | None
     plots: tuple
     ft: dict
@@ -111,32 +120,45 @@ class RunPlan:
     def model(self, shells) -> ShellModel:
         return ShellModel(shells=list(shells), **self.window)
 
-    def step_settings(self, *, e0, s02=None, shells=None, s02_err=None,
+    def step_settings(self, *, e0, s02=None, shells=None, references=None, s02_err=None,
                       systematics=None) -> StepSettings:
-        """The settings of every chunk, once E0 (and with EXAFS, S0^2, its error, the
-        shells with the reference values applied and, with ``[exafs] systematics``, the
-        per-variant references) are known for the series."""
+        """The settings of every chunk, once E0 (with EXAFS S0^2, its error, the shells with
+        the reference values applied and, with ``[exafs] systematics``, the per-variant
+        references; with LCF the reference arrays) are known for the series."""
         normalize = {**self.normalize, "e0": e0}
+        lcf = None
+        if references is not None:
+            lcf = {"references": references, "kwargs": dict(self.components["kwargs"])}
         if not self.exafs:
-            return StepSettings(normalize=normalize, white_line=dict(self.white_line))
+            return StepSettings(normalize=normalize, white_line=dict(self.white_line), lcf=lcf)
         fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit_engine}
         if self.merge_repeats:
             fit["merge_repeats"] = self.merge_repeats
         return StepSettings(normalize=normalize, white_line=dict(self.white_line),
                             background=dict(self.background), model=self.model(shells), fit=fit,
-                            systematics=systematics)
+                            lcf=lcf, systematics=systematics)
 
 
 def read_kwargs(config: Config) -> dict:
     """:func:`operando.io.read_series` arguments: ``source`` and the keyword arguments."""
     s = config.series
     kwargs = dict(source=list(s.source) if len(s.source) > 1 else s.source[0],
-                  conditions=s.conditions, mu=s.mu, element=s.element, edge=s.edge,
+                  conditions=s.conditions, element=s.element, edge=s.edge,
                   reference=s.reference, format=s.format, pattern=s.pattern,
-                  energy_column=s.energy_column, on_error=s.on_error)
+                  on_error=s.on_error, order=s.order, **spectrum_kwargs(config))
     if s.columns is not None:
         kwargs["columns"] = list(s.columns)
     return kwargs
+
+
+def spectrum_kwargs(config: Config) -> dict:
+    """The :func:`operando.io.read_series` options that say how one file becomes mu: the
+    same for the series, the reference foil and the component references, so a reference
+    is read as the series is (fluorescence channels, dead time, energy column)."""
+    s = config.series
+    return dict(mu=list(s.mu) if isinstance(s.mu, tuple) else s.mu,
+                energy_column=s.energy_column, dead_time=s.dead_time,
+                channels=None if s.channels is None else dict(s.channels))
 
 
 def calibrate_kwargs(config: Config) -> dict | None:
@@ -150,10 +172,20 @@ def calibrate_kwargs(config: Config) -> dict | None:
 def resolve(config: Config, n_steps: int) -> RunPlan:
     """The :class:`RunPlan` of ``config`` for a series of ``n_steps`` steps."""
     n, x, t, out = config.normalize, config.exafs, config.track, config.output
+    c = config.components
+    components = None
+    if c.enabled:
+        components = {"references": tuple(c.references), "method": c.method, "space": c.space,
+                      "n_components": c.n_components, "metal": c.metal,
+                      "kwargs": dict(erange=tuple(c.erange), space=c.space,
+                                     sum_to_one=c.sum_to_one, shifts=c.shifts,
+                                     max_shift=c.max_shift)}
     track = None
-    if t.enabled and x.enabled:
-        track = dict(metal_shell=t.metal_shell, ligand_shell=t.ligand_shell,
-                     settings=dict(t.settings))
+    if t.enabled:
+        settings = dict(t.settings)
+        if c.enabled and c.metal and "metal_fraction" not in settings:
+            settings["metal_fraction"] = c.metal
+        track = dict(metal_shell=t.metal_shell, ligand_shell=t.ligand_shell, settings=settings)
         if t.condition_columns is not None:
             track["condition_columns"] = list(t.condition_columns)
     return RunPlan(
@@ -170,6 +202,8 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
         reference=config.reference,
+        read_options=spectrum_kwargs(config),
+        components=components,
         track=track,
         plots=tuple(out.plots),
         ft=dict(kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window, kweight=x.kweight),
@@ -184,3 +218,42 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
 
 def _athena_limit(config: Config) -> int | None:
     return sections.ATHENA_AUTO_MAX_STEPS if config.output.athena == "auto" else None
+
+
+#: Athena project parameters a run honours with [series] use_project_settings = true,
+#: and the sections and keys they set.
+PROJECT_KEYS = {"e0": ("normalize", "e0"), "pre1": ("normalize", "pre1"),
+                "pre2": ("normalize", "pre2"), "norm1": ("normalize", "norm1"),
+                "norm2": ("normalize", "norm2"), "nnorm": ("normalize", "nnorm"),
+                "rbkg": ("exafs", "rbkg"), "kmin": ("exafs", "kmin"), "kmax": ("exafs", "kmax"),
+                "dk": ("exafs", "dk")}
+
+
+def project_settings(series) -> tuple[dict, list[str]]:
+    """``(settings, notes)``: the Athena project's own processing parameters, as one set
+    for the series (the first group's), and notes on groups that differ."""
+    groups = (series.metadata or {}).get("project_settings") or {}
+    if not groups:
+        return {}, []
+    first_name, first = next(iter(groups.items()))
+    chosen = {k: first[k] for k in PROJECT_KEYS if first.get(k) is not None}
+    differ = sorted({k for g in groups.values() for k in chosen if g.get(k) != chosen[k]})
+    notes = []
+    if differ:
+        notes.append(f"project groups differ in {', '.join(differ)}; the run uses group "
+                     f"{first_name}'s values for the whole series")
+    return chosen, notes
+
+
+def with_project_settings(config: Config, chosen: dict) -> Config:
+    """``config`` with the project's parameters in place of the configured ones."""
+    from dataclasses import replace
+
+    sections = {"normalize": {}, "exafs": {}}
+    for key, value in chosen.items():
+        section, name = PROJECT_KEYS[key]
+        if section == "exafs" and not config.exafs.enabled:
+            continue
+        sections[section][name] = int(value) if name == "nnorm" else float(value)
+    return replace(config, normalize=replace(config.normalize, **sections["normalize"]),
+                   exafs=replace(config.exafs, **sections["exafs"]))

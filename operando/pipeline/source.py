@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ..io import is_operando_hdf5, open_hdf5, read_series
@@ -61,13 +62,51 @@ def is_streamed(series) -> bool:
 
 def data_hash(series) -> str:
     """SHA-256 (16 hex digits) of the spectra and conditions of an in-memory series."""
+    return input_hashes(series)["data"]
+
+
+def input_hashes(series) -> dict[str, str]:
+    """Hashes (SHA-256, 16 hex digits) of an in-memory series' inputs.
+
+    ``"spectra"`` (energy, mu, reference channel), ``"conditions"`` (the table
+    as CSV) and ``"data"`` (both, the run's ``data_hash``).
+    """
+    return _Hashes().spectra(series.energy, series.mu, series.reference) \
+        .conditions(series.conditions).digests()
+
+
+def file_hash(path) -> str:
+    """SHA-256 (16 hex digits) of a file's bytes (the reference foil)."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(series.energy).tobytes())
-    h.update(np.ascontiguousarray(series.mu).tobytes())
-    if series.reference is not None:
-        h.update(np.ascontiguousarray(series.reference).tobytes())
-    h.update(series.conditions.to_csv(index=False).encode())
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()[:16]
+
+
+class _Hashes:
+    """The run's input hashes, fed in pieces (a streamed series is hashed chunk by chunk)."""
+
+    def __init__(self):
+        self.data, self.spectra_h, self.conditions_h = (hashlib.sha256() for _ in range(3))
+
+    def spectra(self, energy=None, mu=None, reference=None) -> "_Hashes":
+        for array in (energy, mu, reference):
+            if array is not None:
+                raw = np.ascontiguousarray(array).tobytes()
+                self.data.update(raw)
+                self.spectra_h.update(raw)
+        return self
+
+    def conditions(self, table) -> "_Hashes":
+        raw = table.to_csv(index=False).encode()
+        self.data.update(raw)
+        self.conditions_h.update(raw)
+        return self
+
+    def digests(self) -> dict[str, str]:
+        return {"data": self.data.hexdigest()[:16], "spectra": self.spectra_h.hexdigest()[:16],
+                "conditions": self.conditions_h.hexdigest()[:16]}
 
 
 def calibrated(series: Series, kwargs: dict) -> Series:
@@ -85,12 +124,11 @@ def calibrated(series: Series, kwargs: dict) -> Series:
 def scan_streamed(lazy, calibrate_kwargs: dict | None, chunk_size: int, progress):
     """One pass over a streamed series: the data hash and, if asked, the calibration shifts.
 
-    Returns ``(data_hash, series)``; with calibration the series is a
-    :class:`StreamedCalibration` (the shifts of every step and the common grid fixed,
-    the spectra still on disk).
+    Returns ``(hashes, series)`` (hashes as :func:`input_hashes`); with calibration
+    the series is a :class:`StreamedCalibration` (the shifts of every step and the
+    common grid fixed, the spectra still on disk).
     """
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(lazy.energy).tobytes())
+    h = _Hashes().spectra(lazy.energy)
     per_step: dict[str, list] = {"energy_shifts": [], "energy_shift_measured": [],
                                  "energy_shift_ok": [], "energy_shift_reason": []}
     lo, hi, calibration = -np.inf, np.inf, None
@@ -99,9 +137,7 @@ def scan_streamed(lazy, calibrate_kwargs: dict | None, chunk_size: int, progress
                        else "operando: reading")
     try:
         for a, b, mu, ref in lazy.iter_rows(chunk_size):
-            h.update(np.ascontiguousarray(mu).tobytes())
-            if ref is not None:
-                h.update(np.ascontiguousarray(ref).tobytes())
+            h.spectra(mu=mu, reference=ref)
             if calibrate_kwargs is not None:
                 block = Series(energy=lazy.energy, mu=mu, reference=ref, element=lazy.element,
                                edge=lazy.edge,
@@ -118,9 +154,9 @@ def scan_streamed(lazy, calibrate_kwargs: dict | None, chunk_size: int, progress
             bar.update(b - a)
     finally:
         bar.close()
-    h.update(lazy.conditions.to_csv(index=False).encode())
+    h.conditions(lazy.conditions)
     if calibrate_kwargs is None:
-        return h.hexdigest()[:16], lazy
+        return h.digests(), lazy
     keep = (lazy.energy >= lo) & (lazy.energy <= hi)
     if keep.sum() < 20:
         shifts = np.asarray(per_step["energy_shifts"], dtype=float)
@@ -134,7 +170,7 @@ def scan_streamed(lazy, calibrate_kwargs: dict | None, chunk_size: int, progress
         "energy_shift_reason": [str(x or "") for x in per_step["energy_shift_reason"]],
         "calibration": calibration, "interpolated": True,
     })
-    return h.hexdigest()[:16], StreamedCalibration(lazy.replace(metadata=metadata),
+    return h.digests(), StreamedCalibration(lazy.replace(metadata=metadata),
                                                    lazy.energy[keep], calibrate_kwargs)
 
 
@@ -188,3 +224,13 @@ class StreamedCalibration:
     def __getitem__(self, i):
         i = int(i) + (len(self) if int(i) < 0 else 0)
         return self.take(slice(i, i + 1))
+
+
+def rows_of(series, rows) -> Series:
+    """The rows (positions) of an in-memory or streamed series, as one in-memory Series."""
+    if hasattr(series, "mu"):
+        return series.take(rows)
+    parts = [series.take(slice(int(r), int(r) + 1)) for r in rows]
+    ref = None if parts[0].reference is None else np.concatenate([p.reference for p in parts])
+    return parts[0].replace(mu=np.concatenate([p.mu for p in parts]), reference=ref,
+                            conditions=pd.concat([p.conditions for p in parts], ignore_index=True))

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..exafs import fit_shells, remove_background
 from ..exafs.systematics import systematics_columns
 from ..xanes import normalize, white_line
+from .components import fit_columns
 from .settings import StepSettings
 from .source import calibrate_onto
 from .store import arrays_to_table, table_to_arrays
@@ -96,6 +97,10 @@ def analyse(series, settings: StepSettings, shifts, shift_notes) -> dict:
         table[col] = wl[col].to_numpy(dtype=float) if col in wl else np.nan
     arrays = {"norm": np.asarray(norm.norm, dtype=float), "flat": np.asarray(norm.flat, dtype=float)}
     meta = {"normalize_settings": dict(norm.settings or {})}
+    if settings.lcf is not None:
+        fractions = fit_columns(norm, settings.lcf["references"], settings.lcf["kwargs"])
+        for col in fractions.columns:
+            table[col] = fractions[col].to_numpy()
     if settings.background is not None:
         _add_fits(table, arrays, meta, norm, settings)
     return {"table": table, "arrays": arrays, "meta": meta, "n_e": series.energy.size}

@@ -10,6 +10,10 @@ a new one (nothing is changed in place):
   :class:`NormalizedSeries`.
 * :func:`white_line` measures white-line height, position, area and the
   half-step edge position on a :class:`NormalizedSeries`.
+* :func:`merge_repeats` merges repeated scans of a condition (aligned on the
+  reference channel, outliers rejected, noise kept) and :func:`deglitch`
+  removes glitches (Wallace et al. 2021); each returns the new Series and a
+  report of what it merged or replaced.
 
 Two engines compute the normalisation.  ``engine="larch"`` loops over the
 spectra calling :func:`larch.xafs.pre_edge` and is the reference.
@@ -28,8 +32,11 @@ step gets ``ok=False`` and a ``reason`` naming the stage and the problem; its
 """
 
 from .calibrate import calibrate
+from .deglitch import DeglitchReport, deglitch
+from .merge import MergeReport, merge_repeats
 from .normalize import normalize
 from .result import NormalizedSeries
 from .whiteline import white_line
 
-__all__ = ["NormalizedSeries", "normalize", "calibrate", "white_line"]
+__all__ = ["NormalizedSeries", "normalize", "calibrate", "white_line", "merge_repeats",
+           "MergeReport", "deglitch", "DeglitchReport"]

@@ -23,7 +23,19 @@ from .result import NormalizedSeries
 
 log = logging.getLogger(__name__)
 
-_E0_POLICIES = ("first", "each", "reference")
+_E0_POLICIES = ("median", "first", "each", "reference")
+#: Smallest edge step, in units of the point-to-point noise, that is an edge.  A dilute
+#: single-atom sample in fluorescence is still 20-100 x its noise per point; a scan with
+#: no absorber (foil-only, empty cell) fits an "edge step" of a few noise units.
+MIN_EDGE_SNR = 10.0
+
+
+def _point_noise(row: np.ndarray) -> float:
+    """Robust point-to-point noise of a normalised spectrum (edge-step units)."""
+    d = np.diff(row[np.isfinite(row)])
+    if d.size < 10:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 _ENGINES = ("fast", "larch")
 
 
@@ -39,6 +51,7 @@ def normalize(
     nnorm: int | None = None,
     nvict: int = 0,
     engine: str = "fast",
+    min_edge_snr: float = MIN_EDGE_SNR,
 ) -> NormalizedSeries:
     """Pre-edge subtraction and normalisation of every spectrum (Larch ``pre_edge``).
 
@@ -46,8 +59,10 @@ def normalize(
     ----------
     series : Series
         Spectra on one energy grid (eV).
-    e0 : {"first", "each", "reference"} or float
-        Edge energy policy.  ``"first"``: Larch's ``find_e0`` on the first good
+    e0 : {"median", "first", "each", "reference"} or float
+        Edge energy policy.  ``"median"``: the median of Larch's ``find_e0`` over every
+        spectrum, used for every step (one odd spectrum cannot move it).
+        ``"first"``: Larch's ``find_e0`` on the first good
         spectrum (finite, not constant, positive edge step), used for every
         step.  ``"each"``: ``find_e0`` on every spectrum.  ``"reference"``:
         ``find_e0`` on the reference channel of the first good step (use after
@@ -69,6 +84,12 @@ def normalize(
     engine : {"fast", "larch"}
         ``"fast"``: batched linear algebra (same maths); ``"larch"``: loop over
         ``larch.xafs.pre_edge`` (the reference).
+    min_edge_snr : float
+        A spectrum whose edge step is less than this many times its point-to-point
+        noise has no edge to speak of (a foil-only or empty-cell scan read as the
+        sample): not ok, with that reason.  The noise is the robust standard
+        deviation of successive differences (median absolute deviation), which the
+        edge itself and the EXAFS wiggles barely move.  0 turns the test off.
 
     Returns
     -------
@@ -86,10 +107,10 @@ def normalize(
     """
     with single_threaded_blas():
         return _normalize(series, e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
-                          nnorm=nnorm, nvict=nvict, engine=engine)
+                          nnorm=nnorm, nvict=nvict, engine=engine, min_edge_snr=min_edge_snr)
 
 
-def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine):
+def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, min_edge_snr):
     if not isinstance(series, Series):
         raise ConfigError(f"normalize needs an operando Series, got {type(series).__name__}")
     if engine not in _ENGINES:
@@ -133,6 +154,19 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine):
     if isinstance(e0, str) and e0 == "each":
         rows = np.flatnonzero(ok)
         e0_arr[rows] = _candidate_e0(rows)
+    elif isinstance(e0, str) and e0 == "median":
+        rows = np.flatnonzero(ok)
+        found = np.asarray(_candidate_e0(rows), dtype=float) if rows.size else np.array([])
+        found = found[np.isfinite(found)]
+        if found.size == 0:
+            for i in rows:
+                ok[i] = False
+                problems[i] = "no spectrum in the series to find E0 from"
+        else:
+            # the median of every spectrum's own E0: one odd spectrum (an 8 eV-off oxide in a
+            # metal series, a glitch at the edge) cannot move it
+            e0_value = float(np.median(found))
+            e0_arr[:] = e0_value
     elif isinstance(e0, str) and e0 in ("first", "reference"):
         if e0 == "reference":
             if series.reference is None:
@@ -231,6 +265,14 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine):
         problems[i] = "normalised mu is not finite (overflow)" if out["overflow"][i] else (
             f"edge step is {out['edge_step'][i]:.4g} (<= 0 or not finite): no absorption edge"
         )
+    if min_edge_snr > 0:
+        for i in np.flatnonzero(ok):
+            noise = _point_noise(out["norm"][i])
+            if np.isfinite(noise) and noise * min_edge_snr > 1.0:
+                ok[i] = False
+                problems[i] = (f"no absorption edge above the noise: edge step "
+                               f"{out['edge_step'][i]:.3g} is {1 / noise:.1f} x the point-to-point "
+                               f"noise (at least {min_edge_snr:g} x needed)")
     bad = ~ok
     out["norm"][bad] = np.nan
     out["flat"][bad] = np.nan
@@ -246,6 +288,7 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine):
         "e0_value": e0_value,
         "e0_source_step": e0_source,
         "engine": engine,
+        "min_edge_snr": float(min_edge_snr),
     }
     for k, values in per_step.items():
         settings[k] = _collapse(values[ok], values, integer=k in ("nnorm", "nvict", "npre"))

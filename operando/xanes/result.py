@@ -70,6 +70,19 @@ class NormalizedSeries:
     def __len__(self) -> int:
         return self.norm.shape[0]
 
+    def _repr_html_(self) -> str:
+        from .._util.reprs import normalized_html
+
+        return normalized_html(self)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``mu``, ``norm``, ``flat`` over ``(step, energy)``; ``e0``,
+        ``edge_step``, ``ok``, ``reason`` over ``step``; conditions as coordinates;
+        settings as JSON in ``attrs["settings"]``."""
+        from .._util.xr import normalized_dataset
+
+        return normalized_dataset(self)
+
     def table(self) -> pd.DataFrame:
         """One row per step: ``step, e0, edge_step, ok, reason``."""
         return pd.DataFrame(

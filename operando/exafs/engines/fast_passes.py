@@ -19,7 +19,7 @@ from ..plan import build_plan, param_names
 from ..policy import (at_bound, defaults, fit_problems, hamilton_threshold, n_pinned,
                       removed_parameters)
 from ..._util.stats import f_sf
-from ..significance import f_test, needs_refit, upper_limit, wald_f
+from ..significance import detection_limit, f_test, needs_refit, wald_f
 
 #: Steps per batch_fit call (bounds the (n, n_varys, n_residual) Jacobian).
 FIT_CHUNK = 2048
@@ -284,7 +284,7 @@ class BatchedPasses:
                     st = {s: {kk: v[sub] for kk, v in d.items()} for s, d in start.items()}
                     return self.fit(rows[idx[sub]], st, absent, fixed_cn={lab: c})["chi_square"]
 
-                fits[f"cn_{lab}_limit"][idx] = upper_limit(
+                fits[f"cn_{lab}_limit"][idx] = detection_limit(
                     fits[f"cn_{lab}"][idx], fits[f"cn_{lab}_err"][idx], fits["chi_square"][idx],
                     fits["n_idp"][idx] - fits["n_varys"][idx], profile)
 

@@ -28,7 +28,7 @@ from ..plan import allow_negative_cn, build_plan, param_names
 from ..policy import (absent_note, at_bound, constraint_acceptable, fit_problems, fit_quality,
                       n_pinned, removed_parameters, start_from, starts, zero_shells)
 from ..._util.stats import f_sf
-from ..significance import f_test, needs_refit, significant, upper_limit, wald_f
+from ..significance import detection_limit, f_test, needs_refit, significant, wald_f
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def _significance(k, chi, model, paths, s02, row, e0=None) -> None:
             return [_fit_step(k, chi, model, paths, s02=s02, start=start, absent=absent,
                               fixed_cn={lab: float(c[0])}, e0=e0)["chi_square"]]
 
-        row[f"cn_{lab}_limit"] = float(upper_limit(
+        row[f"cn_{lab}_limit"] = float(detection_limit(
             [row[f"cn_{lab}"]], [row[f"cn_{lab}_err"]], [row["chi_square"]],
             [row["n_idp"] - row["n_varys"]], profile)[0])
 

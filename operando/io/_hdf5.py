@@ -1,4 +1,4 @@
-"""Multi-spectrum containers: matrix text files, Athena projects, SPEC, HDF5 and NeXus NXxas."""
+"""HDF5: the operando layout (written by :func:`write_hdf5`) and NeXus NXxas entries."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, OperandoError, ReadError
+from ..errors import OperandoError, ReadError
 from ..series import Series
-from ._scan import (Scan, angle_to_energy, clean_energy, column_index, energy_index,
-                    scan_from_columns, to_ev, warn)
-from ._text import TextTable
+from ._conditions import check_known_columns
+from ._messages import warn
+from ._scan import Scan, clean_energy, to_ev
 
 log = logging.getLogger(__name__)
 
@@ -22,147 +22,6 @@ LAYOUT_NAME = "operando-series"
 LAYOUT_VERSION = 1
 
 
-# ---------------------------------------------------------------- matrix text
-def is_matrix(table: TextTable, energy_column=None) -> bool:
-    """A matrix file: an energy column and only mu-like columns (no i0/it/if/iref)."""
-    from ._scan import I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, find_column
-
-    labels = table.labels
-    counters = find_column(labels, I0_NAMES + IT_NAMES + IF_NAMES + IREF_NAMES)
-    return not counters and len(labels) >= 3
-
-
-def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"):
-    """(energy, mu (n, n_e), files, labels) from a matrix text table.
-
-    Non-finite values in a spectrum column are kept (a dead frame is flagged
-    downstream); non-finite energies are refused.
-    """
-    path = table.path
-    if not (isinstance(mu, str) and mu.lower() in ("auto", "mu")):
-        raise ConfigError(f"{path}: a matrix file holds one mu column per spectrum; mu must be "
-                          f"'auto' or 'mu', got {mu!r} (choose spectra with columns=)")
-    j_energy, axis = energy_index(path, table.labels, energy_column)
-    if columns is None:
-        picked = [j for j in range(len(table.labels)) if j != j_energy]
-    else:
-        picked = [column_index(path, table.labels, c, "spectrum") for c in columns]
-    energy = table.data[:, j_energy]
-    bad = np.flatnonzero(~np.isfinite(energy))
-    if bad.size:
-        raise ReadError(path, f"line {table.lines[bad[0]]}: energy is {energy[bad[0]]!r}",
-                        "finite energies")
-    if axis == "angle":
-        energy = angle_to_energy(path, energy, table.d_spacing)
-    else:
-        energy = to_ev(path, energy)
-    energy, rows = clean_energy(path, energy, table.data, table.lines)
-    mu_values = rows[:, picked].T.copy()
-    labels = [table.labels[j] for j in picked]
-    # Dead frame: no finite value, or all zero once NaN counts as zero (one pass, not per column).
-    dead_rows = ~np.isfinite(mu_values).any(axis=1) | (np.nan_to_num(mu_values) == 0).all(axis=1)
-    dead = [labels[i] for i in np.flatnonzero(dead_rows)]
-    if dead:
-        log.info("%s: dead frame(s) kept for downstream flagging: %s", path.name, dead)
-    files = [f"{path.name}#{label}" for label in labels]
-    return energy, mu_values, files, labels
-
-
-# -------------------------------------------------------------------- Athena
-def read_athena_scans(path: Path) -> list[Scan]:
-    """Every group of an Athena project, in file order, via larch's read_athena."""
-    from larch.io import read_athena
-
-    try:
-        project = read_athena(str(path), do_preedge=False, do_bkg=False, do_fft=False)
-        names = list(project.groups.keys())
-    except OperandoError:
-        raise
-    except Exception as exc:  # larch raises anything from ValueError to SyntaxError
-        raise ReadError(path, f"not a readable Athena project ({type(exc).__name__}: {exc})",
-                        "an Athena .prj file (plain or gzipped)") from None
-    if not names:
-        raise ReadError(path, "Athena project holds no groups", "an Athena .prj with data")
-    scans = []
-    for name in names:
-        group = project.groups[name]
-        energy = np.asarray(getattr(group, "energy", []), dtype=float)
-        mu = np.asarray(getattr(group, "mu", []), dtype=float)
-        if energy.size < 2 or mu.shape != energy.shape:
-            raise ReadError(path, f"group {name!r} has no energy/mu arrays",
-                            "Athena groups holding mu(E)")
-        file = f"{path.name}#{name}"
-        if not np.all(np.isfinite(energy)):
-            raise ReadError(path, f"group {name!r}: non-finite energy", "finite energies")
-        energy, rows = clean_energy(file, to_ev(file, energy), mu[:, None])
-        params = getattr(group, "athena_params", None)
-        element = edge = None
-        try:
-            element = str(params.bkg.z).strip() or None
-            edge = str(params.fft.edge).strip().upper() or None
-        except AttributeError:
-            pass
-        scans.append(Scan(file=file, energy=energy, mu=rows[:, 0], mu_from="mu",
-                          element=element, edge=edge, label=name,
-                          header={"label": getattr(group, "label", name)}))
-    return scans
-
-
-# ---------------------------------------------------------------------- SPEC
-def looks_like_spec(text_head: bytes) -> bool:
-    lines = text_head.splitlines()
-    return any(ln.startswith(b"#S ") for ln in lines) and any(ln.startswith(b"#L ")
-                                                             for ln in lines)
-
-
-def read_spec_scans(path: Path, *, mu, reference, energy_column, on_error, skipped) -> list[Scan]:
-    """Each ``#S`` scan of a SPEC file is one spectrum (silx.io.specfile)."""
-    from silx.io.specfile import SpecFile
-
-    try:
-        spec = SpecFile(str(path))
-        n = len(spec)
-    except Exception as exc:  # silx raises SfError* types not exported uniformly
-        raise ReadError(path, f"not a readable SPEC file ({exc})",
-                        "a SPEC file with #S and #L lines") from None
-    scans = []
-    for index in range(n):
-        try:
-            number = spec.number(index)
-            labels = list(spec.labels(index))
-            data = np.atleast_2d(np.asarray(spec.data(index), dtype=float))
-            if data.shape[1] != len(labels) and data.shape[0] == len(labels):
-                data = data.T  # silx gives (points, columns); be safe about old versions
-        except Exception as exc:  # silx: malformed scan block
-            problem = f"scan #{index + 1} unreadable ({exc})"
-            if on_error == "raise":
-                raise ReadError(path, problem, "SPEC scans with #L labels and data") from None
-            skipped.append({"file": f"{path.name}#S{index + 1}", "reason": problem})
-            warn(path, problem + "; skipped")
-            continue
-        file = f"{path.name}#S{number}"
-        try:
-            if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] != len(labels):
-                raise ReadError(file, f"scan {number} has {data.shape} values for labels "
-                                      f"{labels}", "SPEC scans with one label per column")
-            lines = np.arange(1, data.shape[0] + 1)
-            scan = scan_from_columns(file, file, labels, data, lines, mu=mu,
-                                     reference=reference, energy_column=energy_column)
-        except ReadError as exc:
-            if on_error == "raise":
-                raise
-            skipped.append({"file": file, "reason": exc.problem})
-            warn(path, f"scan {number}: {exc.problem}; skipped")
-            continue
-        scan.label = f"S{number}"
-        scans.append(scan)
-    if not scans:
-        raise ReadError(path, "no readable scan in the SPEC file",
-                        "a SPEC file with #S scans holding energy and counter columns")
-    return scans
-
-
-# ---------------------------------------------------------------------- HDF5
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -233,17 +92,26 @@ def _plain(value):
     return value
 
 
-def read_hdf5(path: Path):
+def read_hdf5(path: Path, content: bytes | None = None):
     """Series fields from an operando-layout or NeXus NXxas HDF5 file.
+
+    Parameters
+    ----------
+    path : Path
+        The file (opened unless ``content`` is given; named in messages).
+    content : bytes, optional
+        The file's bytes (a decompressed ``.h5.gz``), read from memory.
 
     Returns
     -------
     ("hdf5", dict of Series fields) or ("nexus", list[Scan])
     """
+    import io
+
     import h5py
 
     try:
-        h5 = h5py.File(path, "r")
+        h5 = h5py.File(io.BytesIO(content) if content is not None else path, "r")
     except OSError as exc:
         raise ReadError(path, f"not a readable HDF5 file ({exc})", "an HDF5 file") from None
     try:
@@ -269,10 +137,45 @@ def _text_attr(value):
     return value
 
 
+def numeric_dataset(path, name: str, dataset) -> np.ndarray | None:
+    """``dataset`` read as float64 after :func:`check_numeric_dtype` (None for a placeholder
+    of data left on disk by :class:`~operando.io.LazySeries`)."""
+    dtype = getattr(dataset, "dtype", None)
+    if dtype is None:
+        return None
+    check_numeric_dtype(path, name, dtype)
+    return np.asarray(dataset[()], dtype=np.float64)
+
+
+def check_numeric_dtype(path, name: str, dtype) -> None:
+    """Refuse a dataset that is not numbers; warn about integers.
+
+    Integers are converted (mu is a ratio or a logarithm of counts; integer values
+    usually mean raw counts were stored as mu).  Strings, booleans, complex and
+    compound data are refused naming the dataset.
+    """
+    accepted = f"/{name} as floating-point numbers (float32/float64)"
+    if dtype.kind in "iu":
+        warn(path, f"/{name} holds integers ({dtype}); converted to float (integer values "
+                   "usually mean raw counts were stored where absorption belongs: check the "
+                   "writer)")
+    elif dtype.kind != "f":
+        what = {"S": "byte strings", "U": "strings", "O": "strings or objects", "b": "booleans",
+                "c": "complex numbers", "V": "compound records"}.get(dtype.kind, str(dtype))
+        raise ReadError(path, f"/{name} holds {what} ({dtype}), not numbers", accepted)
+
+
 def _read_layout(path, h5) -> dict:
-    energy = h5["energy"][()]
-    mu = h5["mu"][()]
-    reference = h5["reference"][()] if "reference" in h5 else None
+    energy = numeric_dataset(path, "energy", h5["energy"])
+    units = _text_attr(h5["energy"].attrs.get("units", "eV")) if hasattr(h5["energy"], "attrs") \
+        else "eV"
+    if str(units).strip().lower() == "kev":
+        energy = energy * 1000.0
+    else:
+        energy = to_ev(path, energy)
+    mu = numeric_dataset(path, "mu", h5["mu"])
+    reference = numeric_dataset(path, "reference", h5["reference"]) if "reference" in h5 \
+        else None
     group = h5["conditions"]
     columns = json.loads(_text_attr(group.attrs["columns"]))
     data = {}
@@ -292,7 +195,7 @@ def _read_layout(path, h5) -> dict:
                                                  else v) for v in ds[()]], dtype=object)
         else:
             data[column] = pd.Series(ds[()], dtype=np.dtype(kind))
-    conditions = pd.DataFrame({c: data[c] for c in columns})
+    conditions = check_known_columns(pd.DataFrame({c: data[c] for c in columns}), path)
     return {
         "energy": energy, "mu": mu, "reference": reference, "conditions": conditions,
         "element": _text_attr(h5.attrs.get("element")) or None,

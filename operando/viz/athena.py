@@ -8,15 +8,14 @@ group names and arrays.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError, OperandoWarning
+from .._util.files import atomic_path
+from ..errors import DataError, OperandoWarning
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,8 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
     Parameters
     ----------
     path : str or Path
-        Target ``.prj`` file (gzipped, as Athena writes it).  Written to a
-        temporary name in the same folder and renamed.
+        Target ``.prj`` file (gzipped, as Athena writes it).  Written
+        atomically (:func:`operando._util.files.atomic_path`).
     energy : (n_e,) array
         Common energy grid in eV.
     mu_rows : (n, n_e) array
@@ -114,6 +113,11 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
         # Larch writes each value with '%s': Python floats format several times faster
         # than numpy scalars, with the same text (both the shortest round-trip repr).
         added = project.groups[_hashkey(i)]
+        # Athena (Demeter) keeps the absorber and edge in bkg_z and fft_edge; Larch's
+        # writer guesses bkg_z from e0 and leaves fft_edge at its default "k", so a Pt L3
+        # project read back said K (#15).
+        added.args["bkg_z"] = element
+        added.args["fft_edge"] = str(edge).lower()
         added.x = added.energy.tolist()
         added.y = added.signal = added.mu.tolist()
     if skipped:
@@ -122,14 +126,7 @@ def write_athena(path, energy, mu_rows, names: Sequence[str], *, element: str, e
                       OperandoWarning, stacklevel=2)
     if not project.groups:
         raise DataError("no spectrum with finite values to export")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        project.save(tmp, use_gzip=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        project.save(str(tmp), use_gzip=True)
     log.info("Athena project with %d groups written to %s", len(project.groups), path)
     return path

@@ -12,9 +12,7 @@ import io
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,7 +20,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .._util.files import write_text_atomic
+from .._util.jsonsafe import to_json_ready
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ td .long { display: inline-block; white-space: normal; min-width: 28em; max-widt
            text-align: left; }
 figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
 figure.wide img { width: 100%; max-width: 1200px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 1em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 1em; }
 .grid figure { margin: 0; } .grid img { width: 100%; }
 img { max-width: 100%; height: auto; }
 .scroll { max-height: 480px; overflow: auto; border: 1px solid #eee; }
@@ -53,8 +53,25 @@ _CAPTIONS = {
     "cn": "Coordination numbers per segment (large symbols, error bars) and step (small); "
           "triangles mark events.",
     "white_line": "White-line height (normalised) per segment and step.",
-    "xanes_map": "Normalised XANES of every step (colour: normalised mu).",
+    "xanes_map": "Normalised XANES of every step over the edge region (colour: normalised "
+                 "mu); lines: condition boundaries.",
+    "xanes_difference": "Difference XANES: every step minus the reference (starting) state, as "
+                        "an image with the condition boundaries (left) and per segment (right).",
+    "fit_parameters": "Shell-fit parameters per step: sigma^2, R, dE0 and the R-factor (good fits "
+                      "filled, poor and failed hollow grey, outliers ringed; lines: segment means "
+                      "of the good fits).",
+    "fractions": "Component fractions per step (points, error bars; hollow grey: LCF not ok) and "
+                 "segment (lines, bands); triangles and names mark events.",
+    "pca": "PCA of the sampled steps: eigenvalues and Malinowski's IND (the number of components "
+           "chosen ringed), and the abstract components.",
+    "mcr": "MCR-ALS: resolved spectra and concentration profiles (shaded: feasible bands, the "
+           "rotational ambiguity, when computed).",
+    "wavelet": "Cauchy wavelet transform (modulus over k and R) of the mean chi(k) of segments, "
+               "with each shell's lobe marked: light neighbours (O, N) sit at lower k than metal "
+               "ones.",
 }
+#: Figures shown side by side in the report (CN next to its parameter trends).
+_PAIRS = (("cn", "fit_parameters"), ("fractions", "lcf_fit"))
 #: Text cells longer than this many characters wrap in a fixed-width block instead of
 #: stretching the row (keeps e.g. the events' evidence readable in a narrow column).
 _LONG_TEXT = 40
@@ -73,7 +90,7 @@ def _is_figure(obj) -> bool:
     return isinstance(obj, sys.modules["matplotlib.figure"].Figure)
 
 
-def _image_tag(name: str, figure: Any, dpi: int) -> str:
+def _image_tag(name: str, figure: Any, dpi: int, captions: Mapping[str, str] | None = None) -> str:
     if _is_figure(figure):
         data, mime = _figure_png(figure, dpi), "image/png"
     else:
@@ -89,8 +106,8 @@ def _image_tag(name: str, figure: Any, dpi: int) -> str:
         data, mime = path.read_bytes(), mimes[suffix]
     b64 = base64.b64encode(data).decode("ascii")
     alt = html.escape(name)
-    caption = html.escape(_CAPTIONS.get(name, name))
-    css = ' class="wide"' if name == "summary" else ""
+    caption = html.escape((captions or {}).get(name) or _CAPTIONS.get(name, name))
+    css = ' class="wide"' if name in ("summary", "wavelet", "xanes_difference") else ""
     return (f'<figure{css}><img alt="{alt}" src="data:{mime};base64,{b64}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
@@ -142,9 +159,9 @@ def _table(df: pd.DataFrame | None, name: str, max_rows: int) -> str:
     shown = df if len(df) <= max_rows else df.head(max_rows)
     note = "" if len(df) <= max_rows else (f"<p>First {max_rows} of {len(df)} rows "
                                             "(the full table is in the run folder).</p>")
-    # Cells are formatted (and escaped) here so long text can wrap in a block of its own.
-    # The markup is pandas' ``to_html(index=False, escape=False, border=0)``, written
-    # directly: pandas' writer took ~1 s for a 1,000-step table.
+    # Cells are formatted (and escaped) here so long text can wrap in a block of its own;
+    # the markup is what pandas' ``to_html(index=False, escape=False, border=0)`` writes,
+    # filled from the per-column cells.
     columns = [_column_cells(shown.iloc[:, j]) for j in range(shown.shape[1])]
     lines = [f'<table class="dataframe table-{name}">', "  <thead>",
              '    <tr style="text-align: right;">']
@@ -170,24 +187,94 @@ def _events_first_columns(events: pd.DataFrame | None) -> pd.DataFrame | None:
     return events[key + [c for c in events.columns if c not in key]]
 
 
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (Path, datetime)):
-        return str(obj)
-    return repr(obj)
+#: Columns of the per-event evidence table: which channels, their change and z.
+_EVIDENCE_COLUMNS = ("event", "step", "condition_before", "condition_after", "strongest", "z",
+                     "p_value", "z_cn", "z_frac_metal", "z_wl", "z_edge", "xanes", "confidence",
+                     "evidence")
+#: Columns of the states-per-segment table.
+_STATE_COLUMNS = ("segment", "condition", "first_step", "last_step", "n_steps", "n_ok", "state",
+                  "xanes_state", "metal_evidence", "size_note")
+#: Step columns shown first (the rest follow in their order).
+_STEP_KEY_COLUMNS = ("step", "file", "ok", "reason", "fit_quality", "fit_message", "state",
+                     "xanes_state", "outlier", "outlier_reason", "segment")
+
+
+def _pick(df: pd.DataFrame | None, columns) -> pd.DataFrame | None:
+    if df is None:
+        return None
+    return df[[c for c in columns if c in df.columns]]
+
+
+def _steps_first_columns(steps: pd.DataFrame | None) -> pd.DataFrame | None:
+    if steps is None:
+        return None
+    key = [c for c in _STEP_KEY_COLUMNS if c in steps.columns]
+    return steps[key + [c for c in steps.columns if c not in key]]
+
+
+def _fit_counts(steps: pd.DataFrame | None) -> str:
+    if steps is None or "fit_quality" not in steps.columns:
+        return ""
+    q = steps["fit_quality"].fillna("failed").astype(str)
+    counts = ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
+    return (f"<p>Shell fits: {counts}. Every step is listed, whatever its fit; poor and failed "
+            "fits are drawn hollow grey in the figures.</p>")
+
+
+def _record_text(value) -> str:
+    """A value of the components record as one line of text."""
+    if isinstance(value, dict):
+        name = value.get("name")
+        rest = ", ".join(f"{k} {v}" for k, v in value.items() if k != "name" and not isinstance(v, dict))
+        return f"{name}: {rest}" if name is not None else rest
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_record_text(v) for v in value)
+    if isinstance(value, float):
+        return _float_cell(value)
+    return str(value)
+
+
+def _components_section(record: Mapping[str, Any] | None) -> list[str]:
+    if not record:
+        return []
+    table = pd.DataFrame({"item": list(record), "value": [_record_text(v) for v in record.values()]})
+    return ["<h2>Component analysis</h2>", _table(table, "components", len(table) + 1)]
+
+
+def _figures_section(figures: Mapping[str, Any], dpi: int, captions) -> list[str]:
+    figures = dict(figures)
+    parts = ["<h2>Figures</h2>"]
+    if "summary" in figures:
+        parts.append(_image_tag("summary", figures.pop("summary"), dpi, captions))
+    for pair in _PAIRS:
+        if all(name in figures for name in pair):
+            parts.append('<div class="grid">')
+            parts += [_image_tag(name, figures.pop(name), dpi, captions) for name in pair]
+            parts.append("</div>")
+    wide = [name for name in ("xanes_difference", "wavelet") if name in figures]
+    if figures:
+        parts.append('<div class="grid">')
+        parts += [_image_tag(name, fig, dpi, captions) for name, fig in figures.items()
+                  if name not in wide]
+        parts.append("</div>")
+    parts += [_image_tag(name, figures[name], dpi, captions) for name in wide]
+    return parts
 
 
 def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFrame | None = None,
                  segments: pd.DataFrame | None = None, events: pd.DataFrame | None = None,
                  figures: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
-                 reversibility: pd.DataFrame | None = None, max_rows: int = 2000,
+                 reversibility: pd.DataFrame | None = None, components: Mapping[str, Any] | None = None,
+                 tables: Mapping[str, pd.DataFrame] | None = None,
+                 captions: Mapping[str, str] | None = None, max_rows: int = 2000,
                  dpi: int = 110) -> Path:
     """Write a self-contained ``report.html``.
+
+    Sections: summary; events and, per event, its evidence (the strongest channel,
+    the combined z and each channel's z); figures; states per segment;
+    reversibility; the component analysis; further ``tables``; the full segments
+    and steps tables (every step, failed or not, with its fit quality first);
+    settings.
 
     Parameters
     ----------
@@ -203,19 +290,26 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
         .jpg files embedded as they are).
     settings : dict
         Every setting of the run, shown as indented JSON.
+    components : dict, optional
+        The ``components`` record of ``summary.json`` (method, references, PCA
+        estimate, MCR lack of fit).
+    tables : dict title -> DataFrame, optional
+        Further tables, one section each (e.g. the wavelet lobes).
+    captions : dict name -> str, optional
+        Captions replacing the standard ones of those figures.
     max_rows : int
     dpi : int
 
     Returns
     -------
     Path
-        The file written.  It is written to a temporary name in the same
-        folder and renamed, so a reader never sees a half-written report.
+        The file written.  It is written atomically
+        (:func:`operando._util.files.write_text_atomic`), so a reader never
+        sees a half-written report.
     """
     path = Path(path)
     if path.is_dir() or not path.suffix:
         path = path / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -226,32 +320,31 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
         # Events right after the summary: they are the answer most readers open the report for.
         "<h2>Events</h2>", _table(_events_first_columns(events), "events", max_rows),
     ]
+    if events is not None and len(events):
+        parts += ["<h3>Evidence per event</h3>",
+                  "<p>The combined z is the strongest channel's after a Bonferroni correction over "
+                  "the channels compared; z_cn, z_frac_metal, z_wl and z_edge are each channel's "
+                  "own (CN of the metal shell, metallic fraction, white line, edge).</p>",
+                  _table(_pick(events, _EVIDENCE_COLUMNS), "evidence", max_rows)]
     if figures:
-        parts.append("<h2>Figures</h2>")
-        figures = dict(figures)
-        if "summary" in figures:
-            parts.append(_image_tag("summary", figures.pop("summary"), dpi))
-        if figures:
-            parts.append('<div class="grid">')
-            parts += [_image_tag(name, fig, dpi) for name, fig in figures.items()]
-            parts.append("</div>")
+        parts += _figures_section(figures, dpi, captions)
+    if segments is not None:
+        parts += ["<h2>States per segment</h2>", _table(_pick(segments, _STATE_COLUMNS), "states",
+                                                         max_rows)]
     if reversibility is not None:
         parts += ["<h2>Reversibility</h2>", _table(reversibility, "reversibility", max_rows)]
+    parts += _components_section(components)
+    for name, table in (tables or {}).items():
+        parts += [f"<h2>{html.escape(name.capitalize())}</h2>",
+                  _table(table, name.replace(" ", "_"), max_rows)]
     parts += ["<h2>Segments</h2>", _table(segments, "segments", max_rows),
-              "<h2>Steps</h2>", _table(steps, "steps", max_rows),
+              "<h2>Steps</h2>", _fit_counts(steps),
+              _table(_steps_first_columns(steps), "steps", max_rows),
               "<h2>Settings</h2>",
               "<details><summary>Every setting of the run (JSON)</summary>",
-              f"<pre>{html.escape(json.dumps(dict(settings or {}), indent=2, default=_json_default), quote=False)}</pre>",
+              f"<pre>{html.escape(json.dumps(to_json_ready(dict(settings or {})), indent=2), quote=False)}</pre>",
               "</details>",
               "</body></html>"]
-    text = "\n".join(parts)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "\n".join(parts))
     log.info("report written to %s", path)
     return path

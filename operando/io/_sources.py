@@ -1,0 +1,71 @@
+"""What a ``source`` names: the files of a folder, glob or list, in which order, and the
+format of one file from its content."""
+
+from __future__ import annotations
+
+import glob as _glob
+from pathlib import Path
+
+from ..errors import ConfigError, ReadError
+from ._athena import looks_like_athena
+from ._compress import SUFFIXES, inner_name
+from ._conditions import natural_key
+from ._hdf5 import HDF5_SIGNATURE
+from ._spec import looks_like_spec
+
+#: Files in a folder that are never spectra.
+NOT_DATA = {".csv", ".json", ".toml", ".yaml", ".yml", ".md", ".png", ".pdf", ".log", ".ini",
+            ".cfg", ".html", ".py", ".ipynb", ".h5", ".hdf5", ".prj", ".nxs"}
+ACCEPTED_SOURCE = ("a folder, glob or list of column files, or one .xdi/.dat/.txt/.fio column "
+                   "file, matrix file, Athena .prj, SPEC file or .h5/.nxs file (any of them "
+                   "also gzip/bzip2/xz compressed)")
+ORDERS = ("auto", "name", "time")
+
+
+def expand(source, pattern, conditions) -> tuple[list[Path], str] | None:
+    """``(files, how)`` of a multi-file source (``how``: list, folder, glob), or None.
+
+    A list keeps its order; a folder's or glob's files come in natural name
+    order (``scan_2`` before ``scan_10``).
+    """
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise ReadError("[]", "empty list of files", ACCEPTED_SOURCE)
+        return [Path(s) for s in source], "list"
+    if not isinstance(source, (str, Path)):
+        raise ConfigError(f"source must be a path, glob or list of paths, got "
+                          f"{type(source).__name__}")
+    text = str(source)
+    path = Path(source)
+    if path.is_dir():
+        skip = Path(conditions).resolve() if isinstance(conditions, (str, Path)) else None
+        found = [p for p in (path.glob(pattern) if pattern else path.iterdir())
+                 if p.is_file() and not p.name.startswith(".")
+                 and (pattern or Path(inner_name(p)).suffix.lower() not in NOT_DATA)
+                 and p.resolve() != skip]
+        if not found:
+            raise ReadError(path, "folder holds no data files"
+                            + (f" matching {pattern!r}" if pattern else ""), ACCEPTED_SOURCE)
+        return sorted(found, key=lambda p: natural_key(p.name)), "folder"
+    if not path.exists() and any(ch in text for ch in "*?["):
+        found = [Path(p) for p in _glob.glob(text) if Path(p).is_file()]
+        if not found:
+            raise ReadError(text, "glob matches no files", ACCEPTED_SOURCE)
+        return sorted(found, key=lambda p: natural_key(p.name)), "glob"
+    return None
+
+
+def detect(path: Path, raw: bytes) -> str:
+    """The format of one (decompressed) file from its content, then its name."""
+    suffix = Path(inner_name(path)).suffix.lower()
+    if raw.startswith(HDF5_SIGNATURE) or suffix in (".h5", ".hdf5", ".nxs", ".nx5", ".hdf"):
+        return "hdf5"
+    if looks_like_athena(raw[:600]) or suffix == ".prj":
+        return "athena"
+    if looks_like_spec(raw[:200000]):
+        return "spec"
+    return "columns"
+
+
+def is_compressed_name(path) -> bool:
+    return any(str(path).lower().endswith(s) for s in SUFFIXES)

@@ -1,0 +1,424 @@
+"""``operando watch``: follow a folder (or a growing HDF5 file) as the beamline writes it.
+
+Design: the watch *is* the batch run, done again on what has landed so far, with
+everything already computed kept.
+
+* Input: every poll (``interval`` seconds, earlier on a file-system event) the
+  ready scans are listed (:mod:`.follow`: settled size and time, a complete last
+  row, listed in the conditions CSV when there is one); when that list or the
+  conditions table changed, the series is read with the batch reader
+  (:func:`operando.io.read_series` on the ready files, same options) and
+  calibrated like a batch run.
+* Chunks: the same boundaries as a batch run, ``[0, c), [c, 2c), ...`` for
+  ``chunk_size = c`` (``"auto"`` is the batch's value for series up to
+  ``2 x 256`` steps: 256, or 16 with a larch engine; give an integer for longer
+  series).  Each chunk checkpoint records the hash of its inputs (its rows, grid,
+  conditions, shifts and step settings).  A chunk is computed when its hash is
+  new or changed: a full chunk once, the last partial chunk again each time it
+  grows (its checkpoint replaced atomically), and any chunk whose inputs
+  changed (a late scan sorting earlier, a conditions row corrected, a wider
+  calibration shift narrowing the common grid).  The series-wide settings (E0,
+  S0^2) are recomputed only when their own inputs change: with ``e0 = "first"``
+  (or a value in eV) a full chunk is final; with ``e0 = "median"`` (the median of
+  all scans' E0) E0 moves as scans land and every chunk is computed again at each
+  update, as equality with the batch run requires.
+* Equality with a batch run follows: every chunk is :func:`.steps.process_chunk`
+  of the same task a batch run on the same files builds, and the outputs are
+  :func:`.outputs.finish` of the same tables.  A batch ``operando run --resume``
+  on a watched folder loads every chunk (same config and data hashes).
+* Output: after each update every output but ``athena.prj`` (written when the
+  watch stops: Larch's writer takes seconds) is rewritten atomically; ``report.html``
+  carries ``<meta http-equiv="refresh">`` and a "live" line while the watch
+  runs, removed when it stops.  ``watch.jsonl`` (one JSON line per update) lists
+  the files read, the chunks computed and the files that changed after reading.
+* Stop and restart: Ctrl-C (SIGINT) or SIGTERM ends the update in progress at
+  once (finished chunks are checkpointed), marks the manifest ``interrupted``,
+  strips the refresh and raises :class:`WatchStopped`.  ``operando watch`` again
+  continues: files read before, unchanged, need no settling, and no chunk whose
+  inputs are unchanged is computed again.
+
+Cost per update: reading every ready file (a few ms each) and hashing the
+series; fits only for the changed chunks; all figures and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import load_config
+from ..errors import ConfigError, OperandoError, ReadError
+from ..io import read_series
+from .chunks import chunk_bounds, chunk_name, run_chunks
+from .follow import ScanSource, Waker
+from .outputs import _athena as athena_output
+from .outputs import finish, package_version
+from .prepare import PREPARE, _resolve_shared
+from .run import RunInterrupted, RunResult, _signal_guard, _Terminated
+from .settings import calibrate_kwargs, read_kwargs, resolve
+from .source import calibrated, file_hash, input_hashes
+from .store import RunStore, folder_error
+
+log = logging.getLogger(__name__)
+
+#: The update journal in the run folder.
+JOURNAL = "watch.jsonl"
+#: Seconds between two reloads of report.html in the browser while watching.
+REFRESH_S = 5
+_LIVE = re.compile(r'<meta http-equiv="refresh"[^>]*>|<p class="operando-live">.*?</p>', re.S)
+
+
+class WatchStopped(RunInterrupted):
+    """The watch was stopped (Ctrl-C / SIGTERM); everything read so far is kept."""
+
+    def __init__(self, run_dir, n_steps: int, updates: int, signal_name: str):
+        self.run_dir = Path(run_dir)
+        self.chunks_done = self.chunks_total = 0
+        self.signal_name = signal_name
+        self.n_steps, self.updates = n_steps, updates
+        OperandoError.__init__(
+            self, f"watch stopped ({signal_name}) with {n_steps} scans analysed; results are in "
+                  f"{self.run_dir}; run operando watch again to continue")
+
+
+@dataclass
+class Update:
+    """What one update did (handed to ``on_update``).
+
+    Attributes
+    ----------
+    n_steps : int
+        Scans in the series now.
+    new, changed : list of str
+        Files read for the first time, files changed after they were read.
+    computed : list of int
+        Chunks computed (new, grown or with changed inputs).
+    result : RunResult
+        The outputs as after a batch run on the same files.
+    seconds : float
+    """
+
+    n_steps: int
+    new: list
+    changed: list
+    computed: list
+    result: RunResult
+    seconds: float
+
+
+def watch(config, *, poll: bool = False, interval: float = 0.5, settle: float = 1.0,
+          idle_timeout: float | None = None,
+          on_update: Callable[[Update], Any] | None = None) -> RunResult | None:
+    """Follow the configured source and keep the run folder up to date.
+
+    Parameters
+    ----------
+    config : Config, path, TOML text or dict
+        As :func:`operando.pipeline.run`; ``[series] source`` is a folder, a glob
+        or one operando HDF5 / NeXus file.  The run folder is created or continued
+        (a folder holding another run's settings is refused, as ``--resume``).
+    poll : bool
+        Poll only (no file-system events; for network file systems).
+    interval : float
+        Seconds between two polls.
+    settle : float
+        Seconds a file must stay unchanged before it is read.
+    idle_timeout : float, optional
+        Return once no new scan has landed for this many seconds (default: run
+        until Ctrl-C / SIGTERM).
+    on_update : callable, optional
+        Called with an :class:`Update` after each update.
+
+    Returns
+    -------
+    RunResult or None
+        The last update's result (None if nothing was ever ready), when
+        ``idle_timeout`` ends the watch.
+
+    Raises
+    ------
+    WatchStopped
+        Ctrl-C / SIGTERM (a :class:`RunInterrupted`: the command exits 130 / 143).
+    ConfigError, ReadError, DataError, RunFolderError
+        As a batch run.
+    """
+    config = load_config(config)
+    # chunk_size "auto" resolves from the series length; a growing series needs a fixed
+    # size: the batch's own value for short series (see the module docstring).
+    config = config.with_run(chunk_size=config.chunk_size_for(1))
+    try:
+        return _Watch(config, poll=poll, interval=interval, settle=settle).loop(
+            idle_timeout, on_update)
+    except OSError as exc:
+        raise folder_error(exc, config.output.dir) from None
+
+
+class _Watch:
+    def __init__(self, config, *, poll, interval, settle):
+        s = config.series
+        if len(s.source) != 1:
+            raise ConfigError("operando watch follows one folder, glob or HDF5 file; "
+                              f"[series] source lists {len(s.source)}")
+        self.config = config
+        self.interval = float(interval)
+        self.source = ScanSource(s.source[0], pattern=s.pattern, conditions=s.conditions,
+                                 settle=settle)
+        self.read = {k: v for k, v in read_kwargs(config).items()
+                     if k not in ("source", "pattern", "conditions")}
+        self.calibrate = calibrate_kwargs(config)
+        self.poll = poll
+        if config.normalize.e0 == "median":
+            log.warning('[normalize] e0 = "median" moves as scans land, so every update '
+                        'computes every chunk again; e0 = "first" or a value in eV keeps '
+                        'finished chunks final')
+        self.files: dict[str, list] = {}  # file read -> [size, mtime_ns] when read
+        self.hashes: dict[int, str] = {}  # chunk -> input hash of its checkpoint
+        self.updates = 0
+        self.n_steps = 0
+        self.last_key = None
+        self.result = None
+        self.last = None
+
+    # ------------------------------------------------------------------ loop
+    def loop(self, idle_timeout, on_update):
+        store = RunStore(self.config.output.dir, resume=True)
+        folders = [self.source.folder]
+        if self.source.conditions is not None:
+            folders.append(self.source.conditions.parent)
+        waker = Waker(folders, poll=self.poll)
+        log.info("watching %s (%s, every %.1f s)", self.source.source, waker.mode, self.interval)
+        started = False
+        with store, _signal_guard():
+            try:
+                self._restore(store)
+                idle_since = time.monotonic()
+                while True:
+                    if self._step(store, on_update):
+                        started = True
+                        idle_since = time.monotonic()
+                    elif idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                        break
+                    waker.wait(self.interval)
+                if started:
+                    self._final(store, "complete")
+            except (KeyboardInterrupt, _Terminated) as exc:
+                name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+                if store.manifest:
+                    self._final(store, "interrupted", signal=name)
+                raise WatchStopped(store.dir, self.n_steps, self.updates, name) from None
+            finally:
+                waker.close()
+        return self.result
+
+    def _restore(self, store: RunStore) -> None:
+        """What an earlier watch in this folder read and computed."""
+        path = store.dir / JOURNAL
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                self.files.update(entry.get("stamps", {}))
+                self.updates = max(self.updates, int(entry.get("update", 0)))
+        for name in store.completed_steps():
+            if name.startswith("chunk_"):
+                _, meta = store.load_checkpoint(name)
+                if meta.get("input_hash"):
+                    self.hashes[int(name[6:])] = meta["input_hash"]
+
+    def _step(self, store: RunStore, on_update) -> bool:
+        """One poll: an update if the ready scans or the conditions changed."""
+        table = self.source.conditions_table()
+        ready = self.source.ready(table, known=self.files)
+        if not ready:
+            return False
+        stamps = {p.name: self.source.stamp(p) for p in ready}
+        key = (json.dumps(stamps, sort_keys=True),
+               None if table is None else table.to_csv(index=False))
+        if key == self.last_key:
+            return False
+        t0 = time.perf_counter()
+        new = sorted((n for n in stamps if n not in self.files), key=_natural)
+        changed = sorted(n for n in stamps if n in self.files and self.files[n] != stamps[n])
+        for name in changed:  # a growing HDF5 file is expected to change
+            (log.info if self.source.single else log.warning)(
+                "%s changed after it was read; the chunks it feeds are checked again", name)
+        try:
+            result, computed = self._update(store, ready, table)
+        except ReadError as exc:
+            if not self.source.single:
+                raise
+            # An HDF5 file open for writing may not be readable yet (HDF5 file locking,
+            # a dataset being extended): try again at the next poll.
+            log.info("%s not readable yet (%s); trying again", self.source.source, exc)
+            return False
+        self.last_key = key
+        self.files.update(stamps)
+        self.updates += 1
+        self._journal(store, {"update": self.updates, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                              "n_steps": self.n_steps, "new": new, "changed": changed,
+                              "computed": computed,
+                              "stamps": {n: stamps[n] for n in new + changed}})
+        self.result = result
+        if on_update is not None:
+            on_update(Update(self.n_steps, new, changed, computed, result,
+                             time.perf_counter() - t0))
+        return bool(new or changed or computed)
+
+    # ---------------------------------------------------------------- update
+    def _update(self, store: RunStore, ready, table):
+        t_start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # rows of scans still to come, skipped files
+            source = ready[0] if self.source.single else self.source.in_batch_order(
+                ready, table, self.read.get("order", "auto"))
+            series = read_series(source, conditions=table, **self.read)
+        for w in caught:
+            log.debug("reading: %s", w.message)
+        hashes = input_hashes(series)
+        if self.calibrate is not None:
+            series = calibrated(series, self.calibrate)
+        config = self.config
+        n = len(series)
+        # athena.prj (all spectra, Larch's writer: seconds) is written once, when the watch stops.
+        full_plan = resolve(config, n)
+        plan = replace(full_plan, athena=False, athena_limit=None)
+        chunks = chunk_bounds(n, plan.chunk_size)
+        inputs = {k: v for k, v in hashes.items() if k != "data"}
+        foil = None
+        if plan.exafs and plan.reference.s02 is None and plan.reference.file:
+            foil = inputs["reference foil"] = file_hash(plan.reference.file)
+        info = {"n_steps": n, "chunk_size": plan.chunk_size, "n_chunks": len(chunks),
+                "version": package_version("operando"), "mode": "watch"}
+        if store.manifest.get("status") != "running":
+            # A watch's inputs grow by design: only the settings must match an earlier run.
+            store.begin(config.config_hash(n), config=config.analysis_dict(n), info=info)
+        store.update(data_hash=hashes["data"], inputs=inputs, **info)
+        shared, settings = self._prepare(store, plan, series, foil)
+        wanted = {i: _chunk_hash(series, a, b, settings) for i, (a, b) in enumerate(chunks)}
+        done = set(store.completed_steps())
+        redo = [i for i, h in wanted.items() if chunk_name(i) in done and self.hashes.get(i) != h]
+        computed = sorted(set(redo) | {i for i in wanted if chunk_name(i) not in done})
+        state = run_chunks(store, series, chunks, settings, workers=plan.workers, executor=None,
+                           progress=False, redo=redo,
+                           meta={i: {"input_hash": wanted[i]} for i in computed})
+        self.hashes.update({i: wanted[i] for i in computed})
+        self.n_steps = n
+        record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
+                  "t_start": t_start}
+        steps, summary, settings_record, outputs, tracking = finish(store, plan, series, shared,
+                                                                    state, record)
+        if "report" in outputs:
+            _live_report(store, n, self.source.source)
+        self.last = (full_plan, series, steps)
+        store.update(n_ok=summary["n_ok"], n_failed=summary["n_failed"])
+        return RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings_record,
+                         outputs=outputs, tracking=tracking), computed
+
+    def _prepare(self, store: RunStore, plan, series, foil):
+        """The series-wide settings, recomputed only when their own inputs changed."""
+        shared = None
+        if store.has_checkpoint(PREPARE):
+            _, shared = store.load_checkpoint(PREPARE)
+            if shared.get("watch_key") != _prepare_key(series, plan, shared, foil):
+                shared = None
+        if shared is None:
+            shared = _resolve_shared(plan, series)
+            shared["watch_key"] = _prepare_key(series, plan, shared, foil)
+            store.save_checkpoint(PREPARE, meta=shared)
+        return shared, plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
+                                          shells=shared.get("shells"))
+
+    def _journal(self, store: RunStore, entry: dict) -> None:
+        path = store.path(JOURNAL)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _final(self, store: RunStore, status: str, **fields) -> None:
+        """athena.prj, the report without its refresh; the manifest says how the watch ended."""
+        try:
+            _live_report(store, None, None)
+            if self.last is not None:
+                _write_athena(store, *self.last)
+            store.finish(status, **fields)
+        except (OSError, OperandoError) as exc:
+            log.warning("could not close the watch cleanly: %s", exc)
+
+
+# ------------------------------------------------------------------ helpers
+def _write_athena(store: RunStore, plan, series, steps) -> None:
+    """athena.prj of the series as a batch run writes it; summary.json names it."""
+    notes: list[str] = []
+    written = athena_output(store, plan, series, steps, notes)
+    path = store.dir / "summary.json"
+    if not (written or notes) or not path.is_file():
+        return
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["outputs"] = {**summary.get("outputs", {}), **{k: str(v) for k, v in written.items()}}
+    summary["notes"] = summary.get("notes", []) + notes
+    store.write_json("summary.json", summary)
+
+
+def _chunk_hash(series, a: int, b: int, settings) -> str:
+    """Hash of everything a chunk's result depends on."""
+    h = hashlib.sha256(repr(settings).encode())
+    h.update(np.ascontiguousarray(series.energy).tobytes())
+    h.update(np.ascontiguousarray(series.mu[a:b]).tobytes())
+    if series.reference is not None:
+        h.update(np.ascontiguousarray(series.reference[a:b]).tobytes())
+    h.update(series.conditions.iloc[a:b].to_csv(index=False).encode())
+    meta = series.metadata
+    for key in ("energy_shifts", "energy_shift_reason"):
+        if meta.get(key) is not None:
+            h.update(repr(list(meta[key])[a:b]).encode())
+    return h.hexdigest()[:16]
+
+
+def _prepare_key(series, plan, shared, foil) -> str:
+    """Hash of what the series-wide settings depend on: the grid, element and edge, the
+    foil, and the scans E0 came from (``"first"``: up to that scan; ``"median"``: all)."""
+    h = hashlib.sha256(repr((series.element, series.edge, foil)).encode())
+    h.update(np.ascontiguousarray(series.energy).tobytes())
+    policy = plan.normalize.get("e0")
+    if policy == "median":
+        h.update(np.ascontiguousarray(series.mu).tobytes())
+    elif shared.get("e0_from_step") is not None:
+        upto = int(np.searchsorted(series.steps, int(shared["e0_from_step"]))) + 1
+        h.update(np.ascontiguousarray(series.mu[:upto]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _live_report(store: RunStore, n_steps, source) -> None:
+    """Add (``n_steps`` given) or remove the live refresh of ``report.html``."""
+    path = store.dir / "report.html"
+    if not path.is_file():
+        return
+    text = _LIVE.sub("", path.read_text(encoding="utf-8"))
+    if n_steps is not None:
+        import html
+
+        text = text.replace('<meta charset="utf-8">', '<meta charset="utf-8">'
+                            f'<meta http-equiv="refresh" content="{REFRESH_S}">', 1)
+        banner = (f'<p class="operando-live" style="background:#fff3cd;padding:6px 10px;'
+                  f'border:1px solid #e0c36c">Live: following {html.escape(str(source))} - '
+                  f'{n_steps} scans analysed, updated {time.strftime("%H:%M:%S")}; this page '
+                  f'reloads every {REFRESH_S} s while operando watch runs.</p>')
+        text = text.replace("<body>", "<body>" + banner, 1)
+    store.write_text("report.html", text)
+
+
+def _natural(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -1,0 +1,157 @@
+"""Colours, fixed margins, tick locators and one-artist helpers shared by the figures.
+
+Figures are laid out with fixed margins in inches instead of a layout engine;
+only the parts that vary (legend, condition strip, colour bar) are measured,
+where they are made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+#: Face colour of each tracking state (steps, segments, waterfall traces).
+STATE_COLORS = {"isolated": "#1f77b4", "cluster": "#ff7f0e", "particle": "#d62728",
+                "oxidised": "#17becf", "mixed": "#bcbd22", "reduced": "#8c564b",
+                "as_start": "#aec7e8", "unknown": "#7f7f7f"}
+#: Marker of each event kind (up: more metal / reduced, down: less metal / oxidised).
+EVENT_MARKERS = {"aggregation": "^", "growth": "^", "reduction": "^", "redispersion": "v",
+                 "partial_redispersion": "v", "oxidation": "v"}
+#: How steps whose shell fit is not good are drawn (never hidden): hollow grey.
+POOR_STYLE = dict(mfc="none", mec="0.45", mew=0.9)
+#: Outliers (a step unlike its repeats, kept) get a red ring.
+OUTLIER_STYLE = dict(mfc="none", mec="#d62728", mew=1.2, ms=9)
+#: Fill colours of the condition bands (a condition that returns keeps its colour).
+_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9"]
+
+
+# --------------------------------------------------------------------------- margins
+# Fixed margins, in inches, instead of constrained layout, which measures every tick label
+# of every axes on each draw.  The margins hold tick labels plus axis label at 10 pt (left:
+# up to 6 characters such as "8984.5"); the parts that vary (legend, condition strip,
+# colour bar) are measured or added where they are made.
+_MARGIN = {"left": 0.85, "right": 0.2, "bottom": 0.55, "top": 0.15}
+_GAP = 0.08  # inches between the axes and a legend beside it
+
+
+class _InViewLocator(MaxNLocator):
+    """:class:`MaxNLocator` without the ticks outside the view limits.
+
+    Matplotlib makes a tick object (three lines, two texts) for every location
+    the locator returns, also the one or two beyond each end that are never
+    drawn.  The ticks drawn and their labels are the same: the formatter works
+    from the ticks in view.
+    """
+
+    def __call__(self):
+        locs = np.asarray(super().__call__())
+        lo, hi = sorted(self.axis.get_view_interval())
+        tol = 1e-9 * (hi - lo)
+        inside = locs[(locs >= lo - tol) & (locs <= hi + tol)]
+        return inside if inside.size >= 2 else locs
+
+
+def _auto_locator(**kwargs) -> _InViewLocator:
+    """The locator of matplotlib's default (AutoLocator), in-view ticks only."""
+    return _InViewLocator(**({"nbins": "auto", "steps": [1, 2, 2.5, 5, 10]} | kwargs))
+
+
+def _add_axes(fig, rect=None):
+    """A new axes (``rect`` in figure fractions, or one subplot filling the figure)
+    with in-view tick locators."""
+    ax = fig.add_subplot(1, 1, 1) if rect is None else fig.add_axes(rect)
+    ax.xaxis.set_major_locator(_auto_locator())
+    ax.yaxis.set_major_locator(_auto_locator())
+    return ax
+
+
+def _new_axes(ax, figsize=(6.4, 4.2)):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize)
+    return fig, _add_axes(fig)
+
+
+def _renderer(fig):
+    """The Agg renderer text is measured with (made once per figure and size)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
+def _place_axes(fig, ax, left, bottom, right, top) -> None:
+    """Put ``ax`` at fixed margins (inches) from the figure edges."""
+    w, h = fig.get_size_inches()
+    ax.set_position([left / w, bottom / h, max(w - left - right, 0.5) / w, max(h - bottom - top, 0.5) / h])
+
+
+def _extra_margins(ax, renderer) -> tuple[float, float]:
+    """Room (inches) the condition strip and a legend outside the axes need above and to
+    the right of ``ax`` at its current position: only these artists are measured."""
+    fig = ax.figure
+    frame = ax.get_window_extent(renderer)
+    top = right = 0.0
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_gid() == "condition-label"]
+    legend = ax.get_legend()
+    if legend is not None:
+        boxes.append(legend.get_window_extent(renderer))
+    for box in boxes:
+        top = max(top, box.y1 - frame.y1)
+        right = max(right, box.x1 - frame.x1)
+    return top / fig.dpi, right / fig.dpi
+
+
+def _fit_single(fig, ax) -> None:
+    """Margins of a one-panel figure: the fixed ones plus what the condition strip and a
+    legend on the right take.  Measured twice: a rotated label of the last band hangs
+    further past the frame once the axes are narrower."""
+    m = _MARGIN
+    right, top = m["right"], m["top"]
+    renderer = _renderer(fig)
+    for _ in range(2):
+        _place_axes(fig, ax, m["left"], m["bottom"], right, top)
+        strip, extra = _extra_margins(ax, renderer)
+        right, top = max(right, extra + _GAP), max(top, strip + _GAP)
+    _place_axes(fig, ax, m["left"], m["bottom"], right, top)
+
+
+# --------------------------------------------------------------------------- one artist for many
+def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
+    """Rectangles ``(x0, x1, y0, y1)`` as one PolyCollection (one artist, however many)."""
+    verts = [[(x0, y0), (x0, y1), (x1, y1), (x1, y0)] for x0, x1, y0, y1 in rects]
+    coll = PolyCollection(verts, facecolors=colors, linewidths=0, **kwargs)
+    if transform is not None:
+        coll.set_transform(transform)
+    ax.add_collection(coll, autolim=autolim)
+    if autolim:
+        ax.autoscale_view()
+    return coll
+
+
+def _hlines(ax, ys, **kwargs):
+    """Full-width horizontal lines at data ``ys`` as one Line2D (NaN-separated pieces):
+    what one ``axhline`` each draws, for one artist."""
+    _axlines(ax, ys, ax.get_yaxis_transform(), horizontal=True, **kwargs)
+
+
+def _vlines(ax, xs, **kwargs):
+    """Full-height vertical lines at data ``xs`` as one Line2D, as :func:`_hlines`."""
+    _axlines(ax, xs, ax.get_xaxis_transform(), horizontal=False, **kwargs)
+
+
+def _axlines(ax, values, transform, *, horizontal, **kwargs):
+    values = np.asarray(values, dtype=float)
+    if not values.size:
+        return None
+    at = np.repeat(values, 3)
+    at[2::3] = np.nan
+    span = np.tile([0.0, 1.0, np.nan], values.size)
+    xy = (span, at) if horizontal else (at, span)
+    line = Line2D(*xy, transform=transform, **kwargs)
+    ax.add_line(line)
+    return line

@@ -1,0 +1,305 @@
+"""Coordination numbers and white line of a tracked series versus condition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..errors import DataError
+from ..tracking.channels import flags
+from ._conditions import _ConditionAxis, _label_events
+from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, _add_rects, _fit_single,
+                      _new_axes, _vlines)
+
+
+def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
+    """Coordination numbers of the metal (and ligand) shell versus condition, with events.
+
+    Segment estimates (with their errors) are large symbols, the metal shell
+    coloured by state; single steps are small points: good fits filled, poor and
+    failed fits hollow grey (a failed fit without a CN as a grey cross at the
+    bottom), outliers ringed in red, so every step is on the figure.  Events are
+    marked with triangles (up: more metal, down: less) and named.
+
+    Parameters
+    ----------
+    tracking : Tracking
+        With a metal shell (``tracking.metal_shell``); a XANES-only tracking has
+        no CN to draw (:func:`operando.viz.plot_fractions` draws its evidence).
+    ax : matplotlib Axes, optional
+    show_steps, show_events : bool
+
+    Returns
+    -------
+    Figure
+
+    Raises
+    ------
+    DataError
+        When the tracking has no metal shell.
+    """
+    if not getattr(tracking, "metal_shell", None):
+        raise DataError("no CN to plot: the tracking has no metal shell (a XANES-only series); "
+                        "plot_fractions or plot_white_line show its evidence")
+    own = ax is None
+    fig, ax = _new_axes(ax)
+    labels = _draw_cn(ax, tracking, show_steps=show_steps, show_events=show_events)
+    if own:
+        _fit_single(fig, ax)
+    _label_events(ax, labels)
+    return fig
+
+
+def fit_quality(steps: pd.DataFrame) -> np.ndarray:
+    """``good`` / ``poor`` / ``failed`` per step: the ``fit_quality`` column, else from
+    ``ok`` and ``fit_ok`` (a table written before fits were graded)."""
+    if "fit_quality" in steps.columns:
+        q = steps["fit_quality"].astype(object).where(steps["fit_quality"].notna(), "failed")
+        return q.astype(str).to_numpy()
+    return np.where(flags(steps, "ok") & flags(steps, "fit_ok"), "good", "failed")
+
+
+def _draw_steps(ax, x, y, quality, outlier, marker, color, *, show_failed: bool = True) -> set:
+    """Step points by fit quality, outliers ringed; returns the kinds drawn (for a legend)."""
+    drawn = set()
+    good = quality == "good"
+    finite = np.isfinite(y)
+    ax.plot(x[good & finite], y[good & finite], marker, ms=3, color=color, alpha=0.35, ls="none",
+            zorder=2)
+    other = ~good & finite
+    if other.any():
+        ax.plot(x[other], y[other], marker, ms=4.5, ls="none", zorder=2, **POOR_STYLE)
+        drawn.add("poor")
+    missing = ~good & ~finite
+    if show_failed and missing.any():
+        # No value to place: a cross on the bottom edge says "a step was here, its fit failed".
+        ax.plot(x[missing], np.full(missing.sum(), 0.02), "x", ms=5, color="0.45", ls="none",
+                transform=ax.get_xaxis_transform(), clip_on=False, zorder=2)
+        drawn.add("failed")
+    ring = outlier & finite
+    if ring.any():
+        ax.plot(x[ring], y[ring], "o", ls="none", zorder=6, **OUTLIER_STYLE)
+        drawn.add("outlier")
+    return drawn
+
+
+def _quality_legend(ax, drawn: set, poor_label: str = "poor/failed fit") -> None:
+    if "poor" in drawn:
+        ax.plot([], [], "o", ms=4.5, ls="none", label=poor_label, **POOR_STYLE)
+    if "failed" in drawn:
+        ax.plot([], [], "x", ms=5, color="0.45", ls="none", label="no fit (failed)")
+    if "outlier" in drawn:
+        ax.plot([], [], "o", ls="none", label="outlier (kept)", **OUTLIER_STYLE)
+
+
+def _outliers(steps: pd.DataFrame) -> np.ndarray:
+    if "outlier" not in steps.columns:
+        return np.zeros(len(steps), bool)
+    return np.array(flags(steps, "outlier"))
+
+
+def _step_values(st: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in st.columns:
+        return np.full(len(st), np.nan)
+    return pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
+
+
+def _seg_values(seg: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in seg.columns:
+        return np.full(len(seg), np.nan)
+    return pd.to_numeric(seg[column], errors="coerce").to_numpy(dtype=float)
+
+
+def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) -> list:
+    """The CN panel without its event names; returns the names, (x, text), to place
+    once the axes have their final size."""
+    cx = _ConditionAxis(tracking)
+    seg, st = tracking.segments, tracking.steps
+    shells = [(tracking.metal_shell, "o", "k")]
+    if tracking.ligand_shell:
+        shells.append((tracking.ligand_shell, "s", "#2ca02c"))
+    quality, outlier = fit_quality(st), _outliers(st)
+    drawn: set = set()
+    for shell, marker, color in shells:
+        y = _step_values(st, f"cn_{shell}")
+        if show_steps:
+            drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color,
+                                 show_failed=shell == tracking.metal_shell)
+        mean, err = _seg_values(seg, f"cn_{shell}"), _seg_values(seg, f"cn_{shell}_err")
+        _draw_segment_means(ax, cx, seg, mean, err, color)
+        faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]] if shell == tracking.metal_shell
+                 else color)
+        ax.scatter(cx.seg_x, mean, marker=marker, s=45, c=faces, edgecolors=color, zorder=5,
+                   label=f"CN({shell})")
+    labels = []
+    if show_events:
+        metal = dict(zip(seg["segment"], _seg_values(seg, f"cn_{tracking.metal_shell}")))
+        labels = draw_events(ax, tracking, cx, metal)
+    _quality_legend(ax, drawn)
+    _state_legend(ax, seg)
+    cx.decorate(ax)
+    ax.set_ylabel("Coordination number")
+    ax.axhline(0, color="0.6", lw=0.6, zorder=1)
+    # Outside, to the right: inside it would cover data or the event names wherever it goes.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              framealpha=0.8)
+    return labels
+
+
+def _draw_segment_means(ax, cx, seg, mean, err, color) -> None:
+    """Segment estimates: error bars on a potential axis, bands across the steps otherwise."""
+    if cx.mode == "potential":
+        ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
+        ax.errorbar(cx.seg_x, mean, yerr=err, fmt="none", ecolor=color, capsize=3, zorder=4)
+        return
+    x0 = seg["first_step"].to_numpy(dtype=float) - 0.4
+    x1 = seg["last_step"].to_numpy(dtype=float) + 0.4
+    ax.hlines(mean, x0, x1, color=color, lw=1.5, zorder=4)
+    ok_err = np.isfinite(mean) & np.isfinite(err)
+    _add_rects(ax, list(zip(x0[ok_err], x1[ok_err], (mean - err)[ok_err], (mean + err)[ok_err])),
+               color, alpha=0.15, zorder=3)
+
+
+def _state_legend(ax, seg) -> None:
+    for state, color in STATE_COLORS.items():
+        if state in set(seg["state"]):
+            ax.scatter([], [], s=30, c=color, label=state)
+
+
+def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
+    """Event lines and markers (at ``y_of_segment[segment]`` where finite); returns the
+    names, ``(x, text)``, for :func:`._conditions._label_events` once the axes are placed."""
+    labels: list = []
+    if not len(tracking.events):
+        return labels
+    pos = dict(zip(tracking.segments["segment"], cx.seg_x))
+    xs, markers = [], {}
+    for ev in tracking.events.itertuples(index=False):
+        x = float(ev.step) - 0.5 if cx.mode == "steps" else pos[ev.segment]
+        if getattr(ev, "origin", "") == "trend" and cx.mode == "steps":
+            x = float(ev.step)  # a trend starts at the segment's first step
+        xs.append(x)
+        y = y_of_segment.get(ev.segment, np.nan)
+        if np.isfinite(y):
+            markers.setdefault(EVENT_MARKERS.get(ev.event, "*"), []).append((x, y))
+        labels.append((x, ev.event.replace("_", " ")))
+    # One artist per kind (event lines, each marker shape), not one per event.
+    if cx.mode == "steps":
+        _vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
+    else:
+        # Ties the name at the top to its marker on the data.
+        _vlines(ax, xs, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
+    for marker, xy in markers.items():
+        ax.plot(*np.array(xy, dtype=float).T, marker, ms=11, mfc="none", mec="#9467bd", mew=1.5,
+                zorder=6, ls="none")
+    return labels
+
+
+def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
+    """White-line height (normalised) versus condition.
+
+    Parameters
+    ----------
+    tracking : Tracking
+    ax : Axes, optional
+    column : str
+        Step column to plot (``wl_height``, ``wl_area`` or ``edge_position``).
+
+    Returns
+    -------
+    Figure
+    """
+    own = ax is None
+    fig, ax = _new_axes(ax)
+    _draw_white_line(ax, tracking, column)
+    if own:
+        _fit_single(fig, ax)
+    return fig
+
+
+def _draw_white_line(ax, tracking, column: str = "wl_height") -> None:
+    st, seg = tracking.steps, tracking.segments
+    if column not in st.columns:
+        raise DataError(f"steps table has no '{column}' column to plot")
+    cx = _ConditionAxis(tracking)
+    y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
+    ax.plot(cx.step_x, y, "o", ms=3, color="#1f77b4", alpha=0.3, zorder=2)
+    seg_of_step = st["segment"].to_numpy()
+    means = np.array([np.nanmean(y[seg_of_step == g]) if np.isfinite(y[seg_of_step == g]).any() else np.nan
+                      for g in seg["segment"]])
+    if cx.mode == "potential":
+        ax.plot(cx.seg_x, cx.path(means), "-", color="#1f77b4", lw=0.8, alpha=0.6)
+    else:
+        ax.hlines(means, seg["first_step"].to_numpy(dtype=float) - 0.4,
+                  seg["last_step"].to_numpy(dtype=float) + 0.4, color="#1f77b4", lw=1.5, zorder=4)
+    ax.scatter(cx.seg_x, means, s=45, c=[STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]],
+               edgecolors="#1f77b4", zorder=5)
+    cx.decorate(ax)
+    names = {"wl_height": "White-line height (norm.)", "wl_area": "White-line area (eV)",
+             "edge_position": "Edge position (eV)"}
+    ax.set_ylabel(names.get(column, column))
+
+
+#: Fit parameters drawn by :func:`plot_fit_parameters`: (column prefix, axis label).
+_PARAMETERS = (("sigma2_", "σ² (Å²)"), ("r_", "R (Å)"), ("de0_", "ΔE0 (eV)"),
+               ("r_factor", "R-factor"))
+
+
+def plot_fit_parameters(tracking, *, shells=None) -> Figure:
+    """The other shell-fit parameters versus condition: sigma^2, R, dE0 per shell and the
+    fit's R-factor (four panels), drawn like the CN figure (good fits filled, poor and
+    failed hollow grey, outliers ringed; segment means of the good fits as lines).
+
+    Parameters
+    ----------
+    tracking : Tracking
+        Its steps table holds the fit columns (``sigma2_S``, ``r_S``, ``de0_S``, their
+        ``_err``, ``r_factor``).
+    shells : list of str, optional
+        Default the metal and ligand shells of the tracking.
+
+    Returns
+    -------
+    Figure
+        Four axes: sigma^2, R, dE0, R-factor.
+    """
+    st, seg = tracking.steps, tracking.segments
+    shells = list(shells or [s for s in (tracking.metal_shell, tracking.ligand_shell) if s])
+    if not shells or not any(f"r_{s}" in st.columns for s in shells):
+        raise DataError("no shell-fit parameters to plot: the steps table has no r_<shell> columns "
+                        "(a XANES-only series)")
+    cx = _ConditionAxis(tracking)
+    quality, outlier = fit_quality(st), _outliers(st)
+    good = quality == "good"
+    seg_of_step = st["segment"].to_numpy()
+    fig = Figure(figsize=(9.0, 5.6), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    styles = list(zip(shells, ("o", "s", "D"), ("k", "#2ca02c", "#1f77b4")))
+    for ax, (prefix, label) in zip(axes, _PARAMETERS):
+        columns = ([(prefix, "R-factor", "o", "k")] if prefix == "r_factor" else
+                   [(f"{prefix}{shell}", shell, m, c) for shell, m, c in styles])
+        drawn: set = set()
+        for column, name, marker, color in columns:
+            y = _step_values(st, column)
+            if not np.isfinite(y).any():
+                continue
+            err = _step_values(st, f"{column}_err")
+            keep = good & np.isfinite(y) & np.isfinite(err)
+            ax.errorbar(cx.step_x[keep], y[keep], yerr=err[keep], fmt="none", ecolor=color,
+                        alpha=0.25, lw=0.6, zorder=1)
+            drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
+            mean = np.array([np.nanmean(y[(seg_of_step == g) & good]) if ((seg_of_step == g) & good
+                             & np.isfinite(y)).any() else np.nan for g in seg["segment"]])
+            _draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
+            ax.plot([], [], marker, color=color, ms=4, ls="-", lw=1, label=name)
+        _quality_legend(ax, drawn)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, framealpha=0.8)
+        cx.decorate(ax, label_bands=ax in axes[:2])
+        ax.set_ylabel(label)
+        if prefix == "de0_" and len(shells) > 1:
+            ax.set_title("ΔE0 (shared by the shells unless share_e0 = false)", fontsize=8)
+    for ax in axes[:2]:
+        ax.set_xlabel("")
+    return fig
