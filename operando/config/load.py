@@ -17,7 +17,7 @@ from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsCon
                        NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig, SeriesConfig,
                        TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
-                     _resolve_glob, _shell, _string)
+                     _resolve_glob, _shell, _shells, _string)
 
 
 # ----------------------------------------------------------------------- loading
@@ -333,7 +333,7 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
         return ExafsConfig(enabled=False)
     shells = value.get("shells")
     if shells is not None:
-        shells = _build_shells(shells, element, base)
+        shells = _shells(shells, element, base)
     kmax = _number(s, "kmax", value, default=ExafsConfig.kmax, low=0, low_open=True, high=25, allow_none=False,
                    accepted="a number > 0 and <= 25 (1/Angstrom)")
     kmin_text = f"a number >= 0 and < kmax ({kmax:g}) (1/Angstrom)"
@@ -369,40 +369,6 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
                              default=ExafsConfig.significance),
         systematics=_boolean(s, "systematics", value, default=False),
     )
-
-
-def _build_shells(shells, element: str | None, base: Path) -> tuple:
-    """``[exafs] shells``: labels or tables (ShellSpec settings; ``file`` relative to the
-    configuration file), validated by :class:`operando.exafs.ShellSpec`."""
-    from ..exafs import ShellModel, ShellSpec
-
-    s = "exafs"
-    if isinstance(shells, (str, Mapping)):
-        shells = [shells]
-    if not isinstance(shells, list) or not shells:
-        _fail(s, "shells", shells, 'a non-empty list of shell labels such as ["Pt-O", "Pt-Pt"] '
-                                   'or tables such as {label = "Cu-Cu_ox1", file = "feff0004.dat"}')
-    out = []
-    for v in shells:
-        if isinstance(v, str):
-            out.append(_shell(s, "shells", v) if "_" not in v else ShellSpec.from_value(v).label)
-        elif isinstance(v, Mapping):
-            item = dict(v)
-            if isinstance(item.get("file"), str):
-                item["file"] = _resolve(base, item["file"])
-            ShellSpec.from_value(item)         # ConfigError names the shell and the key
-            out.append(item)
-        else:
-            _fail(s, "shells", v, "a shell label such as 'Pt-O' or a table with a label")
-    labels = [v if isinstance(v, str) else v["label"] for v in out]
-    if len(set(labels)) != len(labels):
-        _fail(s, "shells", labels, "a list without repeated shells")
-    absorbers = {lab.split("-")[0] for lab in labels}
-    if len(absorbers) > 1 or (element and absorbers != {element}):
-        want = element or sorted(absorbers)[0]
-        _fail(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
-    ShellModel(shells=out)                     # ties point at shells of the list, ...
-    return tuple(out)
 
 
 #: Reference sources that name part of the series rather than a file.

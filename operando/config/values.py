@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob as _glob
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
@@ -128,3 +128,37 @@ def _shell(section, key, v):
     if not ok:
         _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
     return f"{parts[0]}-{parts[1]}"
+
+
+def _shells(shells, element: str | None, base: Path) -> tuple:
+    """``[exafs] shells``: labels or tables (ShellSpec settings; ``file`` relative to the
+    configuration file), validated by :class:`operando.exafs.ShellSpec`."""
+    from ..exafs import ShellModel, ShellSpec
+
+    s = "exafs"
+    if isinstance(shells, (str, Mapping)):
+        shells = [shells]
+    if not isinstance(shells, list) or not shells:
+        _fail(s, "shells", shells, 'a non-empty list of shell labels such as ["Pt-O", "Pt-Pt"] '
+                                   'or tables such as {label = "Cu-Cu_ox1", file = "feff0004.dat"}')
+    out = []
+    for v in shells:
+        if isinstance(v, str):
+            out.append(_shell(s, "shells", v) if "_" not in v else ShellSpec.from_value(v).label)
+        elif isinstance(v, Mapping):
+            item = dict(v)
+            if isinstance(item.get("file"), str):
+                item["file"] = _resolve(base, item["file"])
+            ShellSpec.from_value(item)         # ConfigError names the shell and the key
+            out.append(item)
+        else:
+            _fail(s, "shells", v, "a shell label such as 'Pt-O' or a table with a label")
+    labels = [v if isinstance(v, str) else v["label"] for v in out]
+    if len(set(labels)) != len(labels):
+        _fail(s, "shells", labels, "a list without repeated shells")
+    absorbers = {lab.split("-")[0] for lab in labels}
+    if len(absorbers) > 1 or (element and absorbers != {element}):
+        want = element or sorted(absorbers)[0]
+        _fail(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
+    ShellModel(shells=out)                     # ties point at shells of the list, ...
+    return tuple(out)
