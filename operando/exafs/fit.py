@@ -23,6 +23,7 @@ from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
 from .plan import plan_structure
+from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
 from .results import S02Calibration, ShellFitResult, make_result
 
@@ -91,7 +92,7 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     """
     if not isinstance(model, ShellModel):
         raise ConfigError(f"model must be a ShellModel, got {type(model).__name__}")
-    model, s02, s02_err = _with_reference(model, s02, s02_err, reference)
+    model, s02, s02_err, ref_record = _with_reference(model, s02, s02_err, reference)
     eng = get_engine(engine, model=model)
     k, chi, steps, ok, reasons, merged, e0 = _prepare_data(chi_series, merge_repeats)
     model = clip_kmax(model, k)
@@ -115,7 +116,7 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     elapsed = time.perf_counter() - t0
     log.info("fitted %d steps in %.2f s", len(steps), elapsed)
 
-    settings = _settings(model, paths, s02, engine, s02_err)
+    settings = _settings(model, paths, s02, engine, s02_err, ref_record)
     settings.update(opts, merge_repeats=merge_repeats,
                     chunk_size=size if executor else None, seconds=elapsed)
     return make_result(rows, k, chi, model, settings, merged, s02_err)
@@ -172,7 +173,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
         R-factor is in ``fit_message``).  The F-test / detection-limit columns are
         not computed for a joint fit (NaN, ``sig_S`` False).
     """
-    model, s02, s02_err = _with_reference(model, s02, s02_err, reference)
+    model, s02, s02_err, ref_record = _with_reference(model, s02, s02_err, reference)
     eng = get_engine(engine, model=model, joint=True)
     shared = tuple(dict.fromkeys(shared))
     for kind in shared:
@@ -203,8 +204,10 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     t0 = time.perf_counter()
     rows = eng.fit_joint(k, chi[idx], [int(s) for s in all_steps[idx]], model, paths, s02, shared,
                          e0[idx])
-    settings = _settings(model, paths, s02, engine, s02_err)
-    settings.update(global_fit=dict(steps=[int(s) for s in all_steps[idx]], shared=list(shared)),
+    settings = _settings(model, paths, s02, engine, s02_err, ref_record)
+    settings.update(global_fit=dict(steps=[int(s) for s in all_steps[idx]], shared=list(shared),
+                                    cn_lower_bound=model.absent_cn_min,
+                                    significance="not computed for joint fits"),
                     seconds=time.perf_counter() - t0)
     return make_result(rows, k, chi[idx], model, settings, None, s02_err)
 
@@ -214,21 +217,26 @@ def _kind(plan_kind: str) -> str:
 
 
 def _with_reference(model, s02, s02_err, reference):
-    """(model, s02, s02_err) with a foil calibration's S0^2 and sigma2 applied."""
+    """(model, s02, s02_err, record) with a foil calibration's S0^2, sigma2 and dE0
+    applied (``record``: what was taken from it, for the settings; None without)."""
+    record = None
     if reference is not None:
         if s02 is not None:
             raise ConfigError("give s02 or reference (a foil calibration), not both")
-        from .reference import apply_reference
+        from .reference import ReferenceValues, apply_reference
 
         model = apply_reference(model, reference)
         s02 = reference.s02
         s02_err = reference.s02_err if s02_err is None else s02_err
+        record = {"values": ReferenceValues.of(reference).to_dict(),
+                  "applied": "apply_reference defaults: sigma2 fix, deltar free, de0 fix",
+                  "window": reference.window}
     if s02 is None:
         raise ConfigError("fit_shells needs s02 (a number) or reference (calibrate_s02 of a foil)")
     s02 = positive("s02", s02)
     if s02_err is not None and not np.isfinite(float(s02_err)):
         s02_err = None
-    return model, s02, None if s02_err is None else float(s02_err)
+    return model, s02, None if s02_err is None else float(s02_err), record
 
 
 def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
@@ -358,7 +366,7 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-def _settings(model, paths, s02, engine, s02_err=None) -> dict:
+def _settings(model, paths, s02, engine, s02_err=None, reference=None) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -370,6 +378,11 @@ def _settings(model, paths, s02, engine, s02_err=None) -> dict:
         "paths": {label: {**p.to_dict(), "file": str(p.file)} for label, p in paths.items()},
         "s02": s02,
         "s02_err": s02_err,
+        "reference": reference,
+        "significance": {"shells": model.tested_shells(), "p_significant": P_SIGNIFICANT,
+                         "limit_level": LIMIT_LEVEL, "wald_z": WALD_Z, "limit_refits": 1,
+                         "test": "F-test of removing the shell, on the free fit, chi-square "
+                                 "scaled to reduced chi-square 1"},
         "engine": engine,
         "larch_version": larch_version,
         "degeneracy": "paths used with degeneracy 1; amplitude = CN * S0^2",
