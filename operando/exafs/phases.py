@@ -346,4 +346,8 @@ def fit_phase_reference(chi_series, ligand: str, shells, *, s02: float, ligand_c
         out.append(shell)
     log.info("reference phase %s: R-factor %.4f, dE0 %.2f eV", ligand, row["r_factor"],
              row[f"de0_{ligand}"])
+    if row["fit_quality"] != "good":
+        # e.g. a shell the reference does not have runs to its bounds: say so, keep going
+        log.warning("the reference fit of the %s phase is %s (%s): check its outer shells",
+                    ligand, row["fit_quality"], row["fit_message"])
     return out, result
