@@ -29,7 +29,7 @@ import numpy as np
 # larch.xafs.xafsutils: KTOE = 1e20 hbar^2 / (2 m_e e) from scipy.constants.  The
 # values are scipy.constants' (CODATA 2022, scipy >= 1.15; h and e are exact in SI,
 # hbar = h / 2 pi as scipy computes it), written out because importing
-# scipy.constants costs ~0.1 s per process (scipy._lib._array_api).
+# scipy.constants in every worker would cost more than it saves.
 # tests/test_batch.py checks ETOK against Larch's bit for bit.
 _HBAR = 6.62607015e-34 / (2 * np.pi)
 _M_E = 9.1093837139e-31

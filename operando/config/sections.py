@@ -229,7 +229,7 @@ class Config:
         (``[normalize]`` or ``[exafs]``), :data:`AUTO_CHUNK_LARCH` steps so
         checkpoints come every few seconds; with the fast engines half the
         series, at least :data:`AUTO_CHUNK_MIN` and at most
-        :data:`AUTO_CHUNK_MAX` steps.  Each chunk costs a fixed ~0.1 s
+        :data:`AUTO_CHUNK_MAX` steps.  Each chunk has a fixed cost
         (batched operators, warm-start pass, checkpoint), so 16-step chunks
         ran the fast engine at a third of its speed; two chunks keep two
         workers busy, and the cap still checkpoints every few seconds on

@@ -314,7 +314,7 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
                             f"energy range {emin:g}-{emax:g} eV")
         final_edge = min(inside, key=lambda k: abs(inside[k] - hint))
     elif not final_element:
-        import xraydb  # only to guess the element from the edge energy (import ~0.5 s)
+        import xraydb  # only to guess the element from the edge energy (a slow import: only when needed)
 
         edges = [final_edge] if final_edge else None
         try:

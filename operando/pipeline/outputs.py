@@ -55,7 +55,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     if plan.track is not None:
         from ..tracking import track
 
-        tracking = track(steps, **plan.track)
+        tracking = track(steps, edge=series.edge, **plan.track)
         if "state" in tracking.steps:
             found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
             states = found.fillna("").astype(str).to_numpy()

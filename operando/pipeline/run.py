@@ -196,7 +196,7 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
             record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
                       "t_start": t_start, "project_settings": project,
                       "project_settings_used": bool(config.series.use_project_settings and project),
-                      "notes": project_notes}
+                      "notes": project_notes if config.series.use_project_settings else []}
             steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
                                                                  state, record)
             result = RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,

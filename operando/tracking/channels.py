@@ -9,7 +9,8 @@ channel             kind        moves when metal aggregates / the metal is reduc
 ``frac_<metal>``    xanes       up (metallic fraction from a linear-combination fit)
 ``frac_<other>``    xanes       either way (other components; evidence of change only)
 ``wl_height``       xanes       down (fewer empty final states as the metal is reduced)
-``edge_position``   xanes       down (lower oxidation state)
+``edge_position``   xanes       down (lower oxidation state) at K edges; either way at L
+                                edges, where the white line moves the half-step point
 ==================  ==========  ===========================================================
 
 EXAFS channels use the steps whose shell fit converged with error bars: a ``good``
@@ -159,7 +160,8 @@ def fraction_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c.startswith("frac_") and not c.endswith("_err")]
 
 
-def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSettings) -> list[Channel]:
+def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSettings,
+          edge: str | None = None) -> list[Channel]:
     """Every channel the table holds (see the module docstring)."""
     ok = flags(df, "ok")
     if "fit_quality" in df.columns:
@@ -196,10 +198,15 @@ def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSetti
                                 "metal" if is_metal else "fraction", 1 if is_metal else 0,
                                 np.where(use, value, np.nan),
                                 np.where(use, numeric(df, f"{name}_err"), np.nan), s.frac_floor))
-    for name, label, role, floor in (("wl_height", "white line", "white_line", s.wl_floor),
-                                     ("edge_position", "edge", "edge", s.edge_floor)):
+    # The half-step edge position falls on reduction at K edges; at L edges a strong white
+    # line moves it either way (Au L3: +0.5 eV as Au(III) is reduced), so there it is
+    # evidence of change without a direction.
+    edge_sign = -1 if edge is None or str(edge).upper().startswith("K") else 0
+    for name, label, role, floor, sign in (
+            ("wl_height", "white line", "white_line", s.wl_floor, -1),
+            ("edge_position", "edge", "edge", s.edge_floor, edge_sign)):
         value = numeric(df, name)
         if np.isfinite(value).any():
-            channels.append(Channel(name, label, "xanes", role, -1,
+            channels.append(Channel(name, label, "xanes", role, sign,
                                     np.where(ok, value, np.nan), np.full(len(df), np.nan), floor))
     return [c for c in channels if c.usable.any()]

@@ -102,7 +102,8 @@ class Tracking:
 
 def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: str | None = None,
           condition_columns: Sequence[str] | None = None,
-          settings: TrackSettings | Mapping[str, Any] | None = None) -> Tracking:
+          settings: TrackSettings | Mapping[str, Any] | None = None,
+          edge: str | None = None) -> Tracking:
     """Segments, states, events and reversibility of a processed series.
 
     Parameters
@@ -120,6 +121,9 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
         (:func:`.conditions.default_condition_columns`).  An empty list makes the
         whole series one block, searched for change points and trends.
     settings : TrackSettings or dict, optional
+    edge : str, optional
+        The absorption edge (``"K"``, ``"L3"``): at L edges the edge position is evidence
+        of change without a direction (see :mod:`.channels`).
 
     Returns
     -------
@@ -146,7 +150,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
                                 f"columns are {list(df.columns)}")
     columns = (default_condition_columns(df) if condition_columns is None
                else check_columns(df, condition_columns))
-    chans = channels_mod.build(df, metal, ligand, s)
+    chans = channels_mod.build(df, metal, ligand, s, edge)
 
     keys, labels, block = blocks(df, columns, s.potential_decimals)
     signal = _change_signal(chans)

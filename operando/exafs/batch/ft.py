@@ -127,7 +127,7 @@ def batch_xftf(
         chi_ = resample_rows(k, chi2d[a:a + _FT_BLOCK], k_[:npts])
         chi_ *= weight
         # numpy.fft: the same pocketfft as scipy.fft (bit-identical results) without
-        # importing scipy (~0.2 s per process)
+        # importing scipy in every worker
         out[a:a + _FT_BLOCK] = np.fft.rfft(chi_, n=nfft, axis=-1)[:, :irmax]
     out *= kstep / SQRT_PI
     r = rstep * np.arange(irmax)
