@@ -170,13 +170,13 @@ def _main(argv, ctrl_c: _CtrlC) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
     )
-    warnings.formatwarning = _one_line_warning
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
     from .pipeline import RunInterrupted
 
     ctrl_c.check()
+    previous_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -193,6 +193,8 @@ def _main(argv, ctrl_c: _CtrlC) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"operando: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        warnings.formatwarning = previous_format
 
 
 def console_main() -> None:
