@@ -140,7 +140,7 @@ def larch_loop(series, model, s02, tmp: Path, e0=None):
         fpaths = []
         for spec in model.shells:
             d, nm = _defaults(spec, model), spec.name
-            pars[f"cn_{nm}"] = param(d["cn"], vary=True, min=spec.cn_min, max=spec.cn_max)
+            pars[f"cn_{nm}"] = param(d["cn"], vary=True, min=spec.cn.lo, max=spec.cn.hi)
             pars[f"dr_{nm}"] = param(0.0, vary=True, min=-model.dr_max, max=model.dr_max)
             pars[f"ss_{nm}"] = param(d["sigma2"], vary=True, min=model.sigma2_min,
                                      max=model.sigma2_max)
