@@ -536,7 +536,7 @@ def test_big_table_readers_equal_line_by_line_reader(monkeypatch, reader):
             patch.setattr(_rows, "_PANDAS_MIN_BYTES", 0)
             fast = _parse_outcome(raw)
         with monkeypatch.context() as patch:
-            patch.setattr(_text, "rows_fast", lambda row_text: None)
+            patch.setattr(_rows, "rows_fast", lambda row_text: None)
             slow = _parse_outcome(raw)
         assert fast == slow
 

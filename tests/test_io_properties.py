@@ -113,13 +113,13 @@ def _outcome(raw):
 def test_fast_reader_equals_line_by_line_reader(monkeypatch, rows):
     # numpy's reader must give the same bits, line numbers, errors and warnings as the
     # token-by-token reader, or hand over to it.
-    from operando.io import _text
+    from operando.io import _rows
 
     body = "\n".join("".join(sep + tok for sep, tok in row).lstrip(" \t") for row in rows)
     raw = ("# energy a b c\n" + body + "\n").encode("utf-8")
     fast = _outcome(raw)
     with monkeypatch.context() as patch:
-        patch.setattr(_text, "rows_fast", lambda row_text: None)
+        patch.setattr(_rows, "rows_fast", lambda row_text: None)
         slow = _outcome(raw)
     assert fast == slow
 

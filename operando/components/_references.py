@@ -334,6 +334,15 @@ def _from_array(normalized, spec, label) -> Reference:
                      {"given": "normalised array (flat = norm)"})
 
 
+def resolve_checked(normalized: NormalizedSeries, references: Any, series_e0: float,
+                    reference_e0: str) -> list[Reference]:
+    """:func:`resolve` about the series' E0 (``reference_e0="series"``) or their own,
+    then :func:`check_edge`."""
+    refs = resolve(normalized, references, e0=series_e0 if reference_e0 == "series" else None)
+    check_edge(refs, normalized, series_e0)
+    return refs
+
+
 # --------------------------------------------------------------------------- checks
 def check_edge(refs: list[Reference], normalized: NormalizedSeries, series_e0: float) -> None:
     """DataError naming the first reference on another edge or element than the series."""

@@ -36,6 +36,13 @@ def window(energy: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
     return i0, i1
 
 
+def span(energy: np.ndarray, i0: int, i1: int, space: str) -> tuple[float, float]:
+    """Lowest and highest energy the fitted quantity on ``i0:i1`` reads (``"dnormde"``
+    differentiates from one point beyond the window)."""
+    a, b = (max(i0 - 1, 0), min(i1, energy.size - 1)) if space == "dnormde" else (i0, i1 - 1)
+    return float(energy[a]), float(energy[b])
+
+
 def in_space(energy: np.ndarray, values: np.ndarray, space: str, i0: int, i1: int) -> np.ndarray:
     """``values`` (..., n_e) on the full grid -> the fitted quantity on points ``i0:i1``.
 

@@ -27,7 +27,7 @@ from operando.xanes import NormalizedSeries
 import operando.components._references as _references
 import operando.components._solver as _solver
 from ._linear import ShiftModel, fit_linear, fit_shifts, nvarys
-from ._space import check_erange, check_space, in_space, window
+from ._space import check_erange, check_space, in_space, span, window
 
 log = logging.getLogger(__name__)
 
@@ -391,9 +391,7 @@ def prepare(normalized, references, *, erange, space, reference_e0, steps,
     if rows.size == 0:
         raise DataError("no normalised step to fit (every selected step failed normalisation)")
     e0_series = float(np.median(normalized.e0[rows]))
-    refs = _references.resolve(normalized, references,
-                               e0=e0_series if reference_e0 == "series" else None)
-    _references.check_edge(refs, normalized, e0_series)
+    refs = _references.resolve_checked(normalized, references, e0_series, reference_e0)
     prep = Prepared(normalized, refs, rows, selected, e0_series, lo, hi, space, reference_e0,
                     steps)
     for e0 in np.unique(normalized.e0[rows]):
@@ -402,8 +400,7 @@ def prepare(normalized, references, *, erange, space, reference_e0, steps,
         if i1 - i0 < 3:
             raise DataError(f"fit range {e0 + lo:.1f}-{e0 + hi:.1f} eV holds {i1 - i0} points "
                             f"of the grid ({energy[0]:.1f}-{energy[-1]:.1f} eV): widen erange")
-        a, b = (max(i0 - 1, 0), min(i1, energy.size - 1)) if space == "dnormde" else (i0, i1 - 1)
-        _references.check_coverage(refs, energy[a], energy[b], margin)
+        _references.check_coverage(refs, *span(energy, i0, i1, space), margin)
         A = in_space(energy, prep.basis, space, i0, i1).T
         _references.check_basis(A, prep.names, f" {energy[i0]:.1f}-{energy[i1 - 1]:.1f} eV")
         prep.windows.append((group, i0, i1))

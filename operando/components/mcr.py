@@ -33,7 +33,7 @@ from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
-from ._space import check_erange, check_space, in_space, select_rows, window
+from ._space import check_erange, check_space, in_space, select_rows, span, window
 
 log = logging.getLogger(__name__)
 
@@ -316,11 +316,8 @@ def mcr(normalized: NormalizedSeries, n_components: int | None = None, *, erange
 
     fixed_refs = []
     if fixed is not None:
-        fixed_refs = _references.resolve(normalized, fixed,
-                                         e0=e0 if reference_e0 == "series" else None)
-        _references.check_edge(fixed_refs, normalized, e0)
-        a, b = (max(i0 - 1, 0), min(i1, energy.size - 1)) if space == "dnormde" else (i0, i1 - 1)
-        _references.check_coverage(fixed_refs, energy[a], energy[b])
+        fixed_refs = _references.resolve_checked(normalized, fixed, e0, reference_e0)
+        _references.check_coverage(fixed_refs, *span(energy, i0, i1, space))
         if len(fixed_refs) > k:
             raise ConfigError(f"{len(fixed_refs)} fixed spectra but only {k} components")
     nf = len(fixed_refs)

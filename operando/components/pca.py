@@ -38,7 +38,7 @@ from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
-from ._space import check_erange, check_space, in_space, select_rows, window
+from ._space import check_erange, check_space, in_space, select_rows, span, window
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
 
@@ -327,11 +327,8 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         return result
     if preprocess != "none":
         raise ConfigError("target tests need preprocess='none'")
-    refs = _references.resolve(normalized, targets,
-                               e0=e0 if reference_e0 == "series" else None)
-    _references.check_edge(refs, normalized, e0)
-    a, b = (max(i0 - 1, 0), min(i1, energy.size - 1)) if space == "dnormde" else (i0, i1 - 1)
-    _references.check_coverage(refs, energy[a], energy[b])
+    refs = _references.resolve_checked(normalized, targets, e0, reference_e0)
+    _references.check_coverage(refs, *span(energy, i0, i1, space))
     T = in_space(energy, _references.on_grid(refs, energy, space), space, i0, i1)
     rows_out = []
     for ref, t in zip(refs, T):

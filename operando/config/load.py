@@ -327,6 +327,19 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
     )
 
 
+def _interval(section, value, keys, defaults, ceiling, unit):
+    """``(lo, hi)`` of a window such as kmin/kmax: hi in (0, ceiling], 0 <= lo < hi."""
+    lo_key, hi_key = keys
+    hi = _number(section, hi_key, value, default=defaults[1], low=0, low_open=True, high=ceiling,
+                 allow_none=False, accepted=f"a number > 0 and <= {ceiling} ({unit})")
+    lo_text = f"a number >= 0 and < {hi_key} ({hi:g}) ({unit})"
+    lo = _number(section, lo_key, value, default=defaults[0], low=0, allow_none=False,
+                 accepted=lo_text)
+    if not lo < hi:
+        _fail(section, lo_key, value.get(lo_key, lo), lo_text)
+    return lo, hi
+
+
 def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> ExafsConfig:
     s = "exafs"
     if value is None:
@@ -334,18 +347,10 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
     shells = value.get("shells")
     if shells is not None:
         shells = _shells(shells, element, base)
-    kmax = _number(s, "kmax", value, default=ExafsConfig.kmax, low=0, low_open=True, high=25, allow_none=False,
-                   accepted="a number > 0 and <= 25 (1/Angstrom)")
-    kmin_text = f"a number >= 0 and < kmax ({kmax:g}) (1/Angstrom)"
-    kmin = _number(s, "kmin", value, default=ExafsConfig.kmin, low=0, allow_none=False, accepted=kmin_text)
-    if not kmin < kmax:
-        _fail(s, "kmin", value.get("kmin", kmin), kmin_text)
-    rmax = _number(s, "rmax", value, default=ExafsConfig.rmax, low=0, low_open=True, high=15, allow_none=False,
-                   accepted="a number > 0 and <= 15 (Angstrom)")
-    rmin_text = f"a number >= 0 and < rmax ({rmax:g}) (Angstrom)"
-    rmin = _number(s, "rmin", value, default=ExafsConfig.rmin, low=0, allow_none=False, accepted=rmin_text)
-    if not rmin < rmax:
-        _fail(s, "rmin", value.get("rmin", rmin), rmin_text)
+    kmin, kmax = _interval(s, value, ("kmin", "kmax"), (ExafsConfig.kmin, ExafsConfig.kmax), 25,
+                           "1/Angstrom")
+    rmin, rmax = _interval(s, value, ("rmin", "rmax"), (ExafsConfig.rmin, ExafsConfig.rmax), 15,
+                           "Angstrom")
     share_e0 = value.get("share_e0", ExafsConfig.share_e0)
     if share_e0 not in (True, False, "phase") or not isinstance(share_e0, (bool, str)):
         _fail(s, "share_e0", share_e0, 'true (one dE0), false (one per shell) or "phase"')

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import ReadError
 from ._headers import TextTable, unique_labels
-from ._rows import rows_fast, rows_line_by_line
+from ._rows import read_rows
 
 ACCEPTED = ("a DESY .fio file: '%c'/'%p'/'%d' sections, one ' Col N NAME TYPE' line per "
             "column, then rows of values")
@@ -115,12 +115,8 @@ def parse_fio(path, text: str) -> TextTable:
     keep = [i for i, (_, kind) in enumerate(columns) if kind != "STRING"]
     if len(columns) != len(keep) or any(kind == "BOOLEAN" for _, kind in columns):
         row_text = _numeric_tokens(path, row_text, row_lines, columns, keep)
-    data = rows_fast(row_text)
-    if data is None:
-        data, row_lines = rows_line_by_line(path, row_text, row_lines)
-    if data.shape[1] != len(keep):
-        raise ReadError(path, f"data rows hold {data.shape[1]} values but the header names "
-                              f"{len(keep)} numeric columns", ACCEPTED)
+    data, row_lines = read_rows(path, row_text, row_lines, expect=len(keep),
+                                named_by="the header", accepted=ACCEPTED)
     labels = _strip_prefix([columns[i][0] for i in keep], parameters, comments, path)
     table = TextTable(path=path, labels=unique_labels(labels), data=data,
                       lines=np.array(row_lines), kind="fio")

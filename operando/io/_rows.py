@@ -186,6 +186,21 @@ def _exact_float_option(version: str) -> dict:
     return {"float_precision": "round_trip"}
 
 
+def read_rows(path, row_text: list[str], row_lines: list[int], *, expect: int | None = None,
+              named_by: str = "", accepted: str = ""):
+    """(data, row line numbers): the C reader when it can tell, else the careful one.
+
+    With ``expect``, a ReadError unless the table has that many columns (the
+    header's count: ``named_by`` says which header, e.g. "the label line")."""
+    data = rows_fast(row_text)
+    if data is None:
+        data, row_lines = rows_line_by_line(path, row_text, row_lines)
+    if expect is not None and data.shape[1] != expect:
+        raise ReadError(path, f"data rows hold {data.shape[1]} values but {named_by} names "
+                              f"{expect} columns", accepted)
+    return data, row_lines
+
+
 def rows_line_by_line(path, row_text: list[str], row_lines: list[int]):
     """(data, row line numbers): the data table read token by token, naming bad lines.
 

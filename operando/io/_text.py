@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ReadError
 from ._fio import looks_like_fio, parse_fio
 from ._headers import TextTable, parse_plain_header, parse_xdi_header
-from ._rows import is_number, rows_fast, rows_line_by_line
+from ._rows import is_number, read_rows
 from ._x9809 import looks_like_9809, parse_9809
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,7 @@ def parse_text(path, raw: bytes) -> TextTable:
     if not row_text:
         raise ReadError(path, "no rows of numbers found", ACCEPTED_TEXT)
 
-    data = rows_fast(row_text)
-    if data is None:
-        data, row_lines = rows_line_by_line(path, row_text, row_lines)
+    data, row_lines = read_rows(path, row_text, row_lines)
     ncols = data.shape[1]
     if ncols < 2:
         raise ReadError(path, "the data table has a single column; need energy and at least "

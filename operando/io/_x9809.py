@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ReadError
 from ._headers import TextTable, unique_labels
-from ._rows import rows_fast, rows_line_by_line
+from ._rows import read_rows
 
 ACCEPTED = ("a 9809-format file: the '9809' first line, a Mono line with 'D= <d> A', the "
             "'Angle(c) Angle(o) time/s ...' labels, Mode and Offset rows, then numbers")
@@ -100,12 +100,8 @@ def parse_9809(path, text: str) -> TextTable:
             row_lines.append(number + 1)
     if not row_text:
         raise ReadError(path, "no data rows after the Offset row", ACCEPTED)
-    data = rows_fast(row_text)
-    if data is None:
-        data, row_lines = rows_line_by_line(path, row_text, row_lines)
-    if data.shape[1] != len(names):
-        raise ReadError(path, f"data rows hold {data.shape[1]} values but the label line names "
-                              f"{len(names)} columns", ACCEPTED)
+    data, row_lines = read_rows(path, row_text, row_lines, expect=len(names),
+                                named_by="the label line", accepted=ACCEPTED)
     labels = ["angle_c", "angle_o", "time"]
     used = {}
     for k, name in enumerate(names[3:]):
