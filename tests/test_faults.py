@@ -43,7 +43,8 @@ def _main(project, *args, capsys):
 def _error_line(err: str) -> str:
     """The one error line of the command (warnings about skipped input files may precede)."""
     assert "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("operando:")]
+    lines = [ln for ln in err.splitlines()
+             if ln.startswith("operando:") and not ln.startswith("operando: warning:")]
     assert len(lines) == 1, err
     return lines[0]
 

@@ -13,9 +13,8 @@ from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..tracking import TrackSettings
 from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
-                       ExafsConfig,
-                       NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig, SeriesConfig,
-                       TrackConfig, build_run)
+                       ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig,
+                       SeriesConfig, TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
                      _resolve_glob, _shell, _shells, _string)
 
