@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from operando.errors import ConfigError, DataError
+from operando.xanes import NormalizedSeries
 
 #: Accepted ``space`` values: Larch/Athena's normalised mu(E), flattened mu(E),
 #: and the energy derivative of normalised mu(E) (Larix "dnormde").
@@ -68,3 +71,36 @@ def select_rows(normalized, steps, what: str) -> tuple[np.ndarray, float]:
     if rows.size < 3:
         raise DataError(f"{what} needs at least 3 normalised steps, {rows.size} selected")
     return rows, float(np.median(normalized.e0[rows]))
+
+
+class SeriesMatrix(NamedTuple):
+    """What PCA and MCR decompose (:func:`series_matrix`)."""
+
+    rows: np.ndarray
+    e0: float
+    space: str
+    lo: float
+    hi: float
+    i0: int
+    i1: int
+    data: np.ndarray
+
+
+def series_matrix(normalized, steps, space, erange, what: str, *,
+                  absolute: bool = False) -> SeriesMatrix:
+    """The normalised rows among ``steps`` (:func:`select_rows`) in the checked ``space``
+    on the grid window of the checked ``erange`` (relative to their median E0 unless
+    ``absolute``; at least 5 points, else :class:`DataError`)."""
+    if not isinstance(normalized, NormalizedSeries):
+        raise ConfigError(f"{what.lower()} needs a NormalizedSeries, got {type(normalized).__name__}")
+    space = check_space(space)
+    lo, hi = check_erange(erange)
+    rows, e0 = select_rows(normalized, steps, what)
+    energy = normalized.energy
+    emin, emax = (lo, hi) if absolute else (e0 + lo, e0 + hi)
+    i0, i1 = window(energy, emin, emax)
+    if i1 - i0 < 5:
+        raise DataError(f"energy range {emin:.1f}-{emax:.1f} eV holds {i1 - i0} grid points")
+    source = normalized.flat if space == "flat" else normalized.norm
+    data = in_space(energy, source[rows], space, i0, i1)
+    return SeriesMatrix(rows, e0, space, lo, hi, i0, i1, data)

@@ -33,7 +33,7 @@ from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
-from ._space import check_erange, check_space, in_space, select_rows, span, window
+from ._space import in_space, series_matrix, span
 
 log = logging.getLogger(__name__)
 
@@ -298,15 +298,8 @@ def mcr(normalized: NormalizedSeries, n_components: int | None = None, *, erange
 
     from .pca import pca_matrix
 
-    if not isinstance(normalized, NormalizedSeries):
-        raise ConfigError(f"mcr needs a NormalizedSeries, got {type(normalized).__name__}")
-    space = check_space(space)
-    lo, hi = check_erange(erange)
-    rows, e0 = select_rows(normalized, steps, "MCR")
+    rows, e0, space, lo, hi, i0, i1, D = series_matrix(normalized, steps, space, erange, "MCR")
     energy = normalized.energy
-    i0, i1 = window(energy, e0 + lo, e0 + hi)
-    source = normalized.flat if space == "flat" else normalized.norm
-    D = in_space(energy, source[rows], space, i0, i1)
     if not np.all(np.isfinite(D)):
         raise DataError("MCR needs finite spectra over the energy range")
     p = pca_matrix(energy[i0:i1], D)

@@ -38,7 +38,7 @@ from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
-from ._space import check_erange, check_space, in_space, select_rows, span, window
+from ._space import in_space, series_matrix, span
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
 
@@ -306,18 +306,9 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
     -------
     PCAResult
     """
-    if not isinstance(normalized, NormalizedSeries):
-        raise ConfigError(f"pca needs a NormalizedSeries, got {type(normalized).__name__}")
-    space = check_space(space)
-    lo, hi = check_erange(erange)
-    rows, e0 = select_rows(normalized, steps, "PCA")
+    rows, e0, space, lo, hi, i0, i1, Y = series_matrix(normalized, steps, space, erange, "PCA",
+                                                       absolute=absolute)
     energy = normalized.energy
-    emin, emax = (lo, hi) if absolute else (e0 + lo, e0 + hi)
-    i0, i1 = window(energy, emin, emax)
-    if i1 - i0 < 5:
-        raise DataError(f"energy range {emin:.1f}-{emax:.1f} eV holds {i1 - i0} grid points")
-    source = normalized.flat if space == "flat" else normalized.norm
-    Y = in_space(energy, source[rows], space, i0, i1)
     settings = {"method": "pca", "space": space, "erange": [lo, hi], "absolute": bool(absolute),
                 "e0": e0, "energy_range": [float(energy[i0]), float(energy[i1 - 1])],
                 "steps": normalized.series.steps[rows].tolist()}
