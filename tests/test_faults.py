@@ -250,17 +250,6 @@ def test_resume_says_which_input_changed(project):
 
 
 # ------------------------------------------------ workers die with their parent
-KILLED_PARENT = """
-import sys, time
-from operando.pipeline import steps
-real = steps.analyse
-def slow(*args):
-    time.sleep(3)
-    return real(*args)
-steps.analyse = slow
-from operando.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def _children(pid: int) -> list[int]:
@@ -285,10 +274,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_kill_9_of_the_run_leaves_no_worker_behind(project):
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, "run",
-                             str(project / "run.toml"), "--out", str(project / "out"),
-                             "--workers", "2", "--no-progress"],
+def test_kill_9_of_the_run_leaves_no_worker_behind(project, slow_operando):
+    proc = subprocess.Popen(slow_operando(3, "run", project / "run.toml", "--out", project / "out",
+                                          "--workers", "2", "--no-progress"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60

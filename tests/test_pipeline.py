@@ -165,21 +165,6 @@ def test_interrupt_then_resume_equals_uninterrupted(project, reference_run, monk
     assert json.loads((out / "manifest.json").read_text())["resumed"] == 1
 
 
-CHILD = """
-import sys, time
-from operando import pipeline
-from operando.config import load_config
-from operando.pipeline import steps
-real = steps.analyse
-def slow(*args):
-    time.sleep(0.25)
-    return real(*args)
-steps.analyse = slow
-if sys.argv[1] == "cli":
-    from operando.cli import main
-    sys.exit(main(sys.argv[2:]))
-pipeline.run(load_config(sys.argv[2]).with_output(dir=sys.argv[3]), progress=False)
-"""
 
 
 def _wait_for_chunks(out: Path, n: int, proc, timeout=40.0):
@@ -192,9 +177,10 @@ def _wait_for_chunks(out: Path, n: int, proc, timeout=40.0):
     raise AssertionError(f"no {n} chunk checkpoints after {timeout} s")
 
 
-def test_sigkill_then_resume_equals_uninterrupted(project, reference_run, monkeypatch):
+def test_sigkill_then_resume_equals_uninterrupted(project, reference_run, monkeypatch,
+                                                   slow_operando):
     out = project / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, "run", str(project / "run.toml"), str(out)],
+    proc = subprocess.Popen(slow_operando(0.25, "--library", project / "run.toml", out),
                             stderr=subprocess.DEVNULL)
     try:
         _wait_for_chunks(out, 2, proc)
@@ -213,10 +199,10 @@ def test_sigkill_then_resume_equals_uninterrupted(project, reference_run, monkey
     assert (out / "steps.csv").read_bytes() == (reference_run.dir / "steps.csv").read_bytes()
 
 
-def test_sigterm_exits_cleanly_and_marks_interrupted(project):
+def test_sigterm_exits_cleanly_and_marks_interrupted(project, slow_operando):
     out = project / "termed"
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "cli", "run", str(project / "run.toml"), "--out", str(out)],
+        slow_operando(0.25, "run", project / "run.toml", "--out", out),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_chunks(out, 1, proc)

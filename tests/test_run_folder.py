@@ -131,23 +131,12 @@ def test_lock_is_exclusive_and_names_its_holder(tmp_path):
     assert not (folder / LOCK_NAME).exists()  # a finished run leaves no lock file
 
 
-TWIN = """
-import sys, time
-from operando.pipeline import steps
-real = steps.analyse
-def slow(*args):
-    time.sleep(0.4)
-    return real(*args)
-steps.analyse = slow
-from operando.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
-def test_two_runs_started_together_on_one_folder(project):
+def test_two_runs_started_together_on_one_folder(project, slow_operando):
     """The issue's repro: two runs on one folder both exited 0 and mixed steps.csv."""
-    cmd = [sys.executable, "-c", TWIN, "run", str(project / "run.toml"), "--out",
-           str(project / "shared"), "--no-progress"]
+    cmd = slow_operando(0.4, "run", project / "run.toml", "--out", project / "shared",
+                        "--no-progress")
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
