@@ -15,12 +15,10 @@ to use from worker processes and threads.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..errors import OperandoError, ReadError
 from ..series import Series

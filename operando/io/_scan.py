@@ -7,10 +7,8 @@ ordering), the common grid of several scans and the element/edge decision.
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -278,16 +276,23 @@ def _edge_estimate(energy: np.ndarray, mu: np.ndarray) -> float:
     return float(energy[int(np.argmax(np.abs(deriv)))])
 
 
+def asked_element_edge(element, edge) -> tuple[str | None, str | None]:
+    """The user's element and edge in normal form (None where not given); ConfigError
+    for a symbol that is not an element or an edge."""
+    asked_el = _normal_element(element) if element else None
+    asked_ed = _normal_edge(edge) if edge else None
+    if element and asked_el is None:
+        raise ConfigError(f"element={element!r} is not an element symbol (e.g. 'Pt', 'Cu')")
+    if edge and asked_ed is None:
+        raise ConfigError(f"edge={edge!r} is not an X-ray edge (K, L1, L2, L3, M1..M5)")
+    return asked_el, asked_ed
+
+
 def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None):
     """Choose (element, edge): file header, then arguments, then xraydb.guess_edge."""
     from .._util.elements import edge_energies, edge_energy
 
-    user_element = _normal_element(element) if element else None
-    user_edge = _normal_edge(edge) if edge else None
-    if element and user_element is None:
-        raise ConfigError(f"element={element!r} is not an element symbol (e.g. 'Pt', 'Cu')")
-    if edge and user_edge is None:
-        raise ConfigError(f"edge={edge!r} is not an X-ray edge (K, L1, L2, L3, M1..M5)")
+    user_element, user_edge = asked_element_edge(element, edge)
     head_element = scan.element if scan else None
     head_edge = scan.edge if scan else None
     for what, head, user in (("element", head_element, user_element),

@@ -20,7 +20,7 @@ import datetime as _dt
 import logging
 import re
 
-from ..errors import ConfigError, DataError, ReadError
+from ..errors import DataError, ReadError
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,9 @@ def select_scans(source, scans, element=None, edge=None) -> tuple[list, list[dic
     ReadError
         A selection that no scan matches (the edges found are named).
     """
-    from ._scan import _normal_edge, _normal_element
+    from ._scan import asked_element_edge
 
-    asked_el = _normal_element(element) if element else None
-    asked_ed = _normal_edge(edge) if edge else None
-    if element and asked_el is None:
-        raise ConfigError(f"element={element!r} is not an element symbol (e.g. 'Pt', 'Cu')")
-    if edge and asked_ed is None:
-        raise ConfigError(f"edge={edge!r} is not an X-ray edge (K, L1, L2, L3, M1..M5)")
+    asked_el, asked_ed = asked_element_edge(element, edge)
     if not asked_el and not asked_ed:
         _refuse_mixed(source, scans)
         return list(scans), []
