@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._util.elements import SYMBOLS, atomic_number
+from ._util.elements import atomic_number
 from .errors import ConfigError, DataError, ReadError
 
 log = logging.getLogger(__name__)

@@ -509,7 +509,7 @@ def test_big_table_readers_equal_line_by_line_reader(monkeypatch, reader):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from operando.io import _rows, _text
+    from operando.io import _rows
 
     if reader == "arrow":
         pytest.importorskip("pyarrow")

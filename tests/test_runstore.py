@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from operando.pipeline import store as runstore
 from operando._util import files
 from operando.errors import ConfigError
 from operando.pipeline.store import (RunStore, arrays_to_table, table_to_arrays, write_csv_atomic,

@@ -19,7 +19,7 @@ from operando.tracking import track
 from operando.viz import (plot_cn, plot_fit_parameters, plot_fractions, plot_lcf_fit, plot_mcr,
                           plot_pca, plot_wavelet, plot_xanes_difference, plot_xanes_map)
 
-from _components_data import AU_TIMES, au_group_series, au_normalized
+from _components_data import au_group_series, au_normalized
 from test_tracking import pt_steps
 
 

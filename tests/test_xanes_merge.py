@@ -5,7 +5,6 @@ injected glitches."""
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from operando.errors import ConfigError, DataError
