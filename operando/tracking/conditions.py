@@ -26,9 +26,10 @@ IDENTIFIER_COLUMNS = ("label", "group", "scan", "scan_name", "name", "filename",
 RESULT_COLUMNS = ("step", "file", "ok", "reason", "energy_shift", "e0", "edge_step", "wl_height",
                   "wl_position", "wl_area", "edge_position", "s02", "s02_err", "r_factor",
                   "redchi", "chi_square", "n_idp", "n_varys", "fit_ok", "fit_quality",
-                  "fit_message", "segment", "state", "xanes_state", "outlier")
+                  "fit_message", "segment", "state", "xanes_state", "outlier", "fraction_z",
+                  "diameter_nm", "size_determinable")
 RESULT_PREFIXES = ("cn_", "r_", "sigma2_", "de0_", "frac_", "lcf_", "shift_", "p_", "sig_",
-                   "mcr_", "pca_")
+                   "mcr_", "pca_", "cluster_", "two_phase_", "n_atoms")
 #: Units appended to condition values in labels.
 _UNITS = {"potential_V": "V", "temperature_K": "K"}
 
