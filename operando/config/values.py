@@ -162,4 +162,3 @@ def _shells(shells, element: str | None, base: Path) -> tuple:
         _fail(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
     ShellModel(shells=out)                     # ties point at shells of the list, ...
     return tuple(out)
-
