@@ -249,3 +249,66 @@ def test_tracker_growth_when_the_size_rises():
     seg = t.segments
     assert seg["n_atoms"].iloc[2] > seg["n_atoms"].iloc[1] > 13
     assert "growth/sintering (larger clusters) 1" in t.summary()
+
+
+RUN = """
+[series]
+source = "{data}"
+pattern = "*.xdi"
+conditions = "{data}/conditions.csv"
+element = "Cu"
+edge = "K"
+
+[reference]
+file = "{refs}/cu_foil_rt.xdi"
+
+[exafs]
+shells = ["Cu-O", "Cu-Cu"]
+kmin = 3.0
+kmax = 12.0
+rmin = 1.0
+rmax = 3.2
+two_phase = {{ isolated = "cuo", fraction = "xanes", sigma2 = "foil" }}
+
+[components]
+references = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
+
+[output]
+dir = "{out}"
+plots = ["png"]
+report = true
+athena = false
+"""
+
+
+def test_run_writes_the_two_phase_columns(shared_data, tmp_path):
+    import json
+
+    from operando.config import load_config
+    from operando.exafs.two_phase import TWO_PHASE_COLUMNS
+    from operando.pipeline import run
+    from operando.tracking.cluster import SIZE_COLUMNS
+
+    _quiet()
+    refs = mixtures.load_references(["cu_foil", "cuo"])
+    xs = [0.0, 0.3, 0.6, 1.0]
+    conditions = pd.DataFrame({"potential_V": [0.4, 0.0, -0.4, -0.8]})
+    series, truth = mixtures.mix_series(refs, [[x, 1 - x] for x in xs], conditions=conditions,
+                                        repeats=2, noise="qexafs", energy_jitter=0.2, seed=5)
+    mixtures.write_folder(series, truth, tmp_path / "data")
+    text = RUN.format(data=tmp_path / "data", refs=shared_data / "references", out=tmp_path / "out")
+    result = run(load_config(text), progress=False)
+    steps = pd.read_csv(tmp_path / "out" / "steps.csv")
+    for col in (*TWO_PHASE_COLUMNS, *SIZE_COLUMNS, "cn_Cu-Cu"):
+        assert col in steps, col
+    x_true = truth["frac_cu_foil"].to_numpy()
+    metal = x_true >= 0.6
+    assert np.all(np.abs(steps.loc[metal, "cluster_cn"] - 12.0) <= 1.5), steps["cluster_cn"]
+    assert steps.loc[x_true == 0, "n_atoms"].isna().all()
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert settings["resolved"]["two_phase"]["fraction"] == "xanes"
+    assert settings["resolved"]["two_phase"]["isolated"] == "cuo"
+    seg = pd.read_csv(tmp_path / "out" / "segments.csv")
+    assert {"cluster_fraction", "cluster_cn", "size_determinable", "fraction_consistent"} <= set(seg)
+    assert (tmp_path / "out" / "two_phase.png").is_file()
+    assert "two_phase" in (tmp_path / "out" / "report.html").read_text()
