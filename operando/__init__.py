@@ -24,7 +24,7 @@ _EXPORTS = {
               "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
               "fit_shells_segment", "fit_shells_global", "calibrate_s02", "apply_reference",
               "cn_systematics", "result_columns", "fit_two_phase", "TwoPhaseResult"],
-    "tracking": ["track", "Tracking", "TrackSettings", "cluster_size_from_cn"],
+    "tracking": ["track", "Tracking", "TrackSettings", "cluster_size_from_cn", "two_phase_table"],
     "simulate": ["SeriesSpec", "simulate_series", "write_samples"],
     "config": ["load_config", "Config"],
     "pipeline": ["run", "watch", "RunResult", "RunInterrupted"],

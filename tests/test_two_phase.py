@@ -349,3 +349,68 @@ def test_fe_foil_fe2o3_two_phase(shared_data):
     assert poor[:3].all()
     assert (fits["two_phase_rfactor"].to_numpy()[poor] <= floor + 1e-3).all(), \
         (fits["two_phase_rfactor"].tolist(), floor)
+
+
+@pytest.mark.parametrize("mode", ["xanes_prior", "fit"])
+def test_cu_other_fraction_modes(cu_foil, mode):
+    truth, fits, classic, lcf = _cu_fits(cu_foil, 1, mode=mode)
+    x_true = truth["frac_cu_foil"].to_numpy()
+    assert (fits["cluster_fraction_source"] == ("exafs" if mode == "fit" else mode)).all()
+    big = x_true >= 0.4
+    assert np.all(np.abs(fits["cluster_cn"].to_numpy()[big] - 12.0) <= 1.5), fits["cluster_cn"]
+    assert np.all(np.isfinite(fits["cluster_fraction_err"].to_numpy()[x_true > 0]))
+
+
+def test_cu_sigma2_free_reports_the_correlation(cu_foil):
+    cal, model = cu_foil
+    series, truth, norm, chi, lcf = _cu_series(1)
+    res = fit_two_phase(_take(chi, [5, 6]), chi.chi[0], model, shell="Cu-Cu", s02=cal.s02,
+                        fraction=lcf["frac_cu_foil"].to_numpy()[5:7],
+                        fraction_err=lcf["frac_cu_foil_err"].to_numpy()[5:7],
+                        sigma2_mode="free").to_dataframe()
+    corr = res["cluster_cn_sigma2_corr"].to_numpy()
+    assert np.all(corr > 0.5)                   # N_c and sigma2 trade off: strongly correlated
+    assert np.all(np.abs(res["cluster_cn"] - 12.0) <= 1.5 + 2 * res["cluster_cn_err"])
+    assert np.all(np.abs(res["cluster_sigma2"] - cal.sigma2) <= 0.003)
+
+
+def test_notebook_table_is_the_run_table(cu_foil):
+    truth, fits, classic, lcf = _cu_fits(cu_foil, 1)
+    table = op.two_phase_table(fits, element="Cu")
+    from operando.exafs.two_phase import TWO_PHASE_COLUMNS
+    from operando.tracking.cluster import SIZE_COLUMNS
+
+    assert list(table.columns) == ["step", *TWO_PHASE_COLUMNS, *SIZE_COLUMNS]
+    assert not table["size_determinable"].iloc[0]      # x = 0
+
+
+@pytest.mark.parametrize("value, words", [
+    ({"isolated": "cuo", "fraction": "lcf"}, "fraction"),
+    ({"isolated": "cuo", "sigma": "foil"}, "did you mean 'sigma2'"),
+    ({"fraction": "xanes"}, "isolated"),
+    ("cuo", "must be a table"),
+])
+def test_two_phase_config_errors(value, words):
+    from operando.config import load_config
+    from operando.errors import ConfigError
+
+    config = {"series": {"source": "x.xdi"}, "reference": {"file": "foil.xdi"},
+              "exafs": {"two_phase": value}, "components": {"references": {"cuo": "cuo.xdi"}}}
+    with pytest.raises(ConfigError, match="two_phase") as err:
+        load_config(config)
+    assert words in str(err.value)
+
+
+def test_two_phase_config_needs_components_and_a_foil():
+    from operando.config import load_config
+    from operando.errors import ConfigError
+
+    base = {"series": {"source": "x.xdi"}, "reference": {"s02": 0.85},
+            "exafs": {"two_phase": {"isolated": "cuo"}}}
+    with pytest.raises(ConfigError, match=r"needs \[components\]"):
+        load_config(base)
+    with pytest.raises(ConfigError, match=r"needs \[reference\] file"):
+        load_config({**base, "components": {"references": {"cuo": "cuo.xdi"}}})
+    free = {**base, "components": {"references": {"cuo": "cuo.xdi"}},
+            "exafs": {"two_phase": {"isolated": "cuo", "sigma2": "free"}}}
+    assert load_config(free).exafs.two_phase.sigma2 == "free"

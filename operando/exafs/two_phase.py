@@ -99,6 +99,10 @@ class TwoPhaseResult:
     def to_dataframe(self) -> pd.DataFrame:
         return self.table.copy()
 
+    def _repr_html_(self) -> str:
+        return (f"<b>two-phase EXAFS fit</b> (x from {self.settings.get('fraction')}, sigma2 "
+                f"{self.settings.get('sigma2')})" + self.table.to_html(index=False, max_rows=20))
+
     def report(self) -> str:
         cols = ["step", "cluster_fraction", "cluster_cn", "cluster_cn_err", "two_phase_rfactor"]
         return ("two-phase EXAFS fit (x from " + str(self.settings.get("fraction")) + ")\n"

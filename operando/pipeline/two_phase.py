@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..exafs import remove_background
 from ..exafs.two_phase import TWO_PHASE_COLUMNS, fit_two_phase
 from ..tracking.channels import metal_fraction_column, split_shell
-from ..tracking.cluster import SIZE_COLUMNS, size_columns
+from ..tracking.cluster import SIZE_COLUMNS, two_phase_table
 from ..tracking.settings import TrackSettings
 from ..xanes import normalize
 
@@ -59,9 +59,6 @@ def two_phase_columns(table: pd.DataFrame, norm, chi, settings) -> tuple[pd.Data
                            fraction_err=fraction_err, fraction_mode=options["fraction"],
                            sigma2_mode=options["sigma2"])
     out = result.table.set_index("step").reindex(table["step"]).reset_index(drop=True)
-    sizes = size_columns(out["cluster_cn"], out["cluster_cn_err"], out["cluster_fraction"],
-                         fraction_err=out["cluster_fraction_err"], bond_length=out["cluster_r"],
-                         element=element)
-    cols = pd.concat([out[list(TWO_PHASE_COLUMNS)], sizes[list(SIZE_COLUMNS)]], axis=1)
+    cols = two_phase_table(out, element=element)[[*TWO_PHASE_COLUMNS, *SIZE_COLUMNS]]
     return cols, {**result.settings, "isolated": options["isolated"],
                   "fraction_column": column}

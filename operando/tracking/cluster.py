@@ -323,3 +323,20 @@ def segment_two_phase(df, segment, n_seg: int, size_stats, fraction_stats, metal
     out["fraction_z"] = z
     out["fraction_consistent"] = np.where(np.isfinite(z), np.abs(z) <= 2.0, True)
     return out
+
+
+def two_phase_table(fits, *, element: str | None = None, bulk_cn: float = 12.0,
+                    model: str = "cuboctahedron"):
+    """The two-phase columns of steps.csv: a :class:`~operando.exafs.TwoPhaseResult` (or
+    its table) with the sizes (:func:`size_columns`) from each step's ``cluster_cn``,
+    ``cluster_fraction`` and ``cluster_r``; ``element`` gives the bond length where the
+    fit has none.  The notebook gets the table a run writes."""
+    import pandas as pd
+
+    table = fits.to_dataframe() if hasattr(fits, "to_dataframe") else pd.DataFrame(fits).copy()
+    table = table.reset_index(drop=True)
+    sizes = size_columns(table["cluster_cn"], table["cluster_cn_err"], table["cluster_fraction"],
+                         fraction_err=table["cluster_fraction_err"],
+                         bond_length=table.get("cluster_r"), element=element, bulk_cn=bulk_cn,
+                         model=model)
+    return pd.concat([table.drop(columns=[c for c in SIZE_COLUMNS if c in table]), sizes], axis=1)
