@@ -414,3 +414,17 @@ def test_two_phase_config_needs_components_and_a_foil():
     free = {**base, "components": {"references": {"cuo": "cuo.xdi"}},
             "exafs": {"two_phase": {"isolated": "cuo", "sigma2": "free"}}}
     assert load_config(free).exafs.two_phase.sigma2 == "free"
+
+
+def test_a_step_without_a_fraction_or_chi_is_reported_not_fitted(cu_foil):
+    cal, model = cu_foil
+    series, truth, norm, chi, lcf = _cu_series(1)
+    sub = _take(chi, [3, 4, 5])
+    sub.chi[1, 60:] = np.nan                       # a step whose chi(k) is missing
+    res = fit_two_phase(sub, chi.chi[0], model, shell="Cu-Cu", s02=cal.s02,
+                        fraction=[0.4, 0.6, np.nan], fraction_err=[0.02, 0.02, np.nan]
+                        ).to_dataframe()
+    assert res["two_phase_ok"].tolist() == [True, False, False]
+    assert res["two_phase_message"].iloc[1] == "no chi(k) for this step"
+    assert res["two_phase_message"].iloc[2] == "no XANES fraction for this step"
+    assert np.isfinite(res["cluster_cn"].iloc[0]) and res["cluster_cn"].iloc[1:].isna().all()

@@ -212,9 +212,16 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
         if not bool(chi_series.ok[i]) or not np.all(np.isfinite(chi[win.cols])):
             rows.append(_empty(step, "no chi(k) for this step"))
             continue
-        e0 = float(chi_series.e0[i])
-        one = _Step(win, path, chi, iso, s02, fixed, e0, model)
-        rows.append(one.run(step, x0[i], x0_err[i], fraction_mode, s02, s02_err))
+        if fraction_mode != "fit" and not np.isfinite(x0[i]):
+            rows.append(_empty(step, "no XANES fraction for this step"))
+            continue
+        try:
+            one = _Step(win, path, chi, iso, s02, fixed, float(chi_series.e0[i]), model)
+            rows.append(one.run(step, x0[i], x0_err[i], fraction_mode, s02, s02_err))
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            # one step's numerical failure is that step's result, never the chunk's
+            log.warning("step %d: two-phase fit failed: %s", step, exc)
+            rows.append(_empty(step, f"fit failed: {type(exc).__name__}: {exc}"))
     out = pd.DataFrame(rows, columns=["step", *TWO_PHASE_COLUMNS])
     settings = {"shell": shell, "fraction": fraction_mode, "sigma2": sigma2_mode, "s02": s02,
                 "s02_err": s02_err, "kmin": model.kmin, "kmax": model.kmax,
