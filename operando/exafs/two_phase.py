@@ -49,6 +49,7 @@ from ..errors import ConfigError, DataError
 from .background import ChiSeries
 from .batch import tabulate_path
 from .batch.ft import ft_matrix
+from .batch.stack import PathStack
 from .model import ShellModel, n_independent, resolve_paths
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
         raise DataError("two-phase fit: the isolated state's chi(k) does not cover the fit "
                         f"window k {model.kmin:g}-{model.kmax:g} 1/A")
     table = resolve_paths(model)[shell]
-    path = tabulate_path(table, label=shell)
+    path = _Path(tabulate_path(table, label=shell), win.k)
     fixed = _fixed_values(model, spec, sigma2_mode)
     rows = []
     for i in range(n):
@@ -261,6 +262,19 @@ def _empty(step: int, message: str) -> list:
     return row
 
 
+class _Path:
+    """The metal path on the fit's k points, its table stacked once (a stack per call
+    costs more than the EXAFS equation itself)."""
+
+    def __init__(self, table, k):
+        self.reff = table.reff
+        self.stack = PathStack([table], k)
+
+    def chi(self, amp, e0, deltar, sigma2) -> np.ndarray:
+        pars = [np.array([[float(v)]]) for v in (amp, e0, deltar, sigma2, 0.0)]
+        return self.stack.chi(*pars)[0, 0]
+
+
 class _Step:
     """One step's fits (x fixed, prior or free)."""
 
@@ -296,8 +310,7 @@ class _Step:
         return p
 
     def model_chi(self, v) -> np.ndarray:
-        metal = self.path.chi(self.win.k, amp=self.s02 * v["cn"], e0=v["de0"],
-                              deltar=v["deltar"], sigma2=v["sigma2"])
+        metal = self.path.chi(self.s02 * v["cn"], v["de0"], v["deltar"], v["sigma2"])
         return (1.0 - v["x"]) * self.iso + v["x"] * metal
 
     def residual(self, p, scale=1.0, prior=None):
