@@ -116,6 +116,8 @@ def test_cu_foil_cuo_two_phase(cu_foil, seed):
     truth, fits, classic, lcf = _cu_fits(cu_foil, seed)
     x_true = truth["frac_cu_foil"].to_numpy()
     _check_recovery(x_true, fits, 12.0, label="Cu")
+    # the classic per-step mixture CN stays beside it, and is x times the foil's 12
+    assert np.all(np.abs(classic["cn_Cu-Cu"].to_numpy() - 12.0 * x_true) <= 1.0)
     # where the per-step two-shell fit is poor (the oxide's Cu...Cu unmodelled), the
     # two-phase fit is good: CuO's own shells are in the measured chi_iso
     poor = classic["r_factor"].to_numpy() > 0.05
