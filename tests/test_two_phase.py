@@ -430,3 +430,16 @@ def test_a_step_without_a_fraction_or_chi_is_reported_not_fitted(cu_foil):
     assert res["two_phase_message"].iloc[1] == "no chi(k) for this step"
     assert res["two_phase_message"].iloc[2] == "no XANES fraction for this step"
     assert np.isfinite(res["cluster_cn"].iloc[0]) and res["cluster_cn"].iloc[1:].isna().all()
+
+
+def test_metal_path_equals_the_batched_path_table():
+    from operando.exafs.batch import tabulate_path
+    from operando.exafs.two_phase import MetalPath
+    from operando.feffpaths import path_for_shell
+
+    table = tabulate_path(path_for_shell("Cu-Cu"))
+    k = np.arange(41, 260) * 0.05
+    path = MetalPath(table, k)
+    for amp, e0, dr, s2 in [(10.4, 1.3, 0.02, 0.008), (3.0, -4.0, -0.1, 0.012), (8, 0, 0, 0.003)]:
+        ref = table.chi(k, amp=amp, e0=e0, deltar=dr, sigma2=s2)
+        assert np.max(np.abs(path.chi(amp, e0, dr, s2) - ref)) <= 1e-12 * np.max(np.abs(ref))
