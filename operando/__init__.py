@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "series": ["Series"],
-    "io": ["read_series", "write_hdf5", "open_hdf5"],
+    "io": ["read_series", "write_hdf5", "open_hdf5", "conditions_from_logs", "LogConditions",
+           "LogSpec"],
     "xanes": ["NormalizedSeries", "normalize", "calibrate", "white_line"],
     "feffpaths": ["FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths"],
     "exafs": ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult",

@@ -9,7 +9,6 @@ files (NSLS-II QAS/ISS and the like) are read leniently.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import re
 from dataclasses import dataclass, field
@@ -152,11 +151,11 @@ def _check_value(table: TextTable, name: str, value: str, line: int) -> None:
              "facility.current": ("ma", "a"), "scan.edge_energy": ("ev", "kev", ""),
              "mono.d_spacing": ("", "a", "angstrom")}
     if key in ("scan.start_time", "scan.end_time"):
-        try:
-            _dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            _warn(table.path, f"line {line}: {name} {value!r} is not an ISO 8601 date-time; "
-                              "ignored")
+        from ._logs import parse_datetime
+
+        if parse_datetime(value) is None:
+            _warn(table.path, f"line {line}: {name} {value!r} is not an ISO 8601 date-time "
+                              "(nor MM/DD/YYYY HH:MM:SS); ignored")
         return
     if key in units:
         match = _NUMBER_UNIT.match(value)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoError, ReadError
 from ..series import Series, default_conditions
+from ._align import header_columns, header_times
 from ._athena import read_athena_scans
 from ._compress import inner_name, read_bytes
 from ._conditions import attach, order_files
@@ -38,6 +39,7 @@ class Options:
     channels: dict | None = None
     dead_time: object = "auto"
     limit: int | None = None
+    headers: tuple = ()  # (condition column, header field) pairs: [conditions] headers
 
     def scan_kwargs(self) -> dict:
         return dict(mu=self.mu, reference=self.reference, energy_column=self.energy_column,
@@ -92,6 +94,9 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
         gone = {s["file"] for s in skipped} | {Path(inner_name(s["file"])).stem for s in skipped}
         table = table[~table["file"].astype(str).str.strip().isin(gone)]
     conditions = attach(base, table, "file")
+    if opts.headers:
+        conditions = header_columns(conditions, [s.header for s in scans], dict(opts.headers),
+                                    source)
     kinds = {s.kind for s in scans}
     fmt = next(iter(kinds)) if len(kinds) == 1 and kinds <= {"xdi", "fio", "9809"} else "columns"
     return assemble(source, scans, conditions, fmt, element, edge, skipped)
@@ -102,6 +107,7 @@ def read_file_scan(path: Path, opts: Options) -> Scan:
     table = parse_text(_plain_path(path, compressed), raw)
     scan = scan_from_table(table, opts)
     scan.file = path.name
+    scan.times = header_times(scan.header, path)
     if compressed:
         scan.header["compression"] = compressed
     return scan
@@ -139,7 +145,8 @@ def assemble(source, scans, conditions, fmt, element, edge, skipped=None, extra_
     metadata = {"source": str(source), "format": fmt,
                 "mu_from": kinds[0] if len(kinds) == 1 else kinds,
                 "interpolated": bool(interpolated), "skipped": list(skipped or []),
-                "header": scans[0].header}
+                "header": scans[0].header,
+                "scan_times": [s.times or header_times(s.header) for s in scans]}
     if formulas:
         metadata["mu_formula"] = formulas[0] if len(formulas) == 1 else formulas
     trimmed = [{"file": s.file, **s.header["trimmed_rows"]} for s in scans

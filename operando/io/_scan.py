@@ -44,6 +44,7 @@ class Scan:
     header: dict = field(default_factory=dict)
     label: str | None = None
     kind: str = "columns"
+    times: list | None = None  # [start, end, how] text (see io._align.header_times)
 
 
 def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
