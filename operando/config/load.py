@@ -12,7 +12,9 @@ from .._util.larch_compat import FT_WINDOWS as WINDOWS
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..tracking import TrackSettings
+from .conditions import build_conditions
 from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
+                       ConditionsConfig,
                        ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig,
                        SeriesConfig, TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
@@ -20,13 +22,13 @@ from .values import (_boolean, _choice, _element, _fail, _integer, _number, _res
 
 
 # ----------------------------------------------------------------------- loading
-SECTIONS = ("series", "normalize", "reference", "exafs", "components", "track", "output", "run")
+SECTIONS = ("series", "conditions", "normalize", "reference", "exafs", "components", "track", "output", "run")
 _TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
     cls = {
-        "series": SeriesConfig, "normalize": NormalizeConfig, "reference": ReferenceConfig,
+        "series": SeriesConfig, "conditions": ConditionsConfig, "normalize": NormalizeConfig, "reference": ReferenceConfig,
         "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
         "run": RunConfig,
     }[name]
@@ -130,9 +132,10 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if "series" not in data:
         raise ConfigError("the configuration needs a [series] section with source = the files to read")
     for name in SECTIONS:
-        if name != "track":
+        if name not in ("track", "conditions"):
             _check_keys(name, data.get(name, {}), _section_keys(name))
     series = _build_series(data["series"], base)
+    conditions = build_conditions(data.get("conditions", {}), base)
     normalize = _build_normalize(data.get("normalize", {}))
     reference = _build_reference(data.get("reference", {}), base)
     exafs = _build_exafs(data.get("exafs"), series.element, base)
@@ -148,12 +151,9 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if reference.shell is None and exafs.enabled and series.element:
         reference = replace(reference, shell=f"{series.element}-{series.element}")
     return Config(
-        series=series, normalize=normalize, reference=reference, exafs=exafs,
-        components=components, track=track,
-        output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
+        series=series, conditions=conditions, normalize=normalize, reference=reference,
+        exafs=exafs, components=components, track=track, output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
     )
-
-
 
 
 # ------------------------------------------------------------------- sections

@@ -42,6 +42,21 @@ class SeriesConfig:
 
 
 @dataclass(frozen=True)
+class ConditionsConfig:
+    """``[conditions]``: instrument logs aligned by time and header fields as conditions
+    (see :func:`operando.io.conditions_from_logs`).  ``logs``: one sorted tuple of
+    (key, value) pairs per log (hashable; ``log_specs()`` gives them as dicts)."""
+
+    logs: tuple = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    timezone: str | None = None
+
+    def log_specs(self) -> list[dict]:
+        return [{k: dict(v) if k == "columns" and v and isinstance(v[0], tuple) else
+                 (list(v) if isinstance(v, tuple) else v) for k, v in entry} for entry in self.logs]
+
+
+@dataclass(frozen=True)
 class NormalizeConfig:
     """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
 
@@ -195,7 +210,7 @@ class Config:
 
     Attributes
     ----------
-    series, normalize, reference, exafs, components, track, output, run
+    series, conditions, normalize, reference, exafs, components, track, output, run
         One frozen dataclass per TOML section.
     path : str or None
         The configuration file it was read from.
@@ -204,6 +219,7 @@ class Config:
     """
 
     series: SeriesConfig
+    conditions: ConditionsConfig = ConditionsConfig()
     normalize: NormalizeConfig = NormalizeConfig()
     reference: ReferenceConfig = ReferenceConfig()
     exafs: ExafsConfig = ExafsConfig()

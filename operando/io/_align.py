@@ -225,7 +225,9 @@ def conditions_from_logs(series, logs, *, timezone: str | None = None,
             said_naive = True
         shift = np.timedelta64(int(round((entry.offset_s + entry.delay_s) * 1e9)), "ns")
         times = one.times + shift
-        uncovered = (start < times[0]) | (end > times[-1])
+        # a setpoint holds until the next row (also after the last); a signal ends with it
+        signals = any(v == "signal" for v in one.labels.values())
+        uncovered = (start < times[0]) | ((end > times[-1]) if signals else False)
         for column in one.channels.columns:
             values = one.channels[column].to_numpy()
             if one.labels[column] == "signal" and pd.api.types.is_numeric_dtype(values.dtype):

@@ -357,12 +357,14 @@ def _read_eclab(path: Path, spec: LogSpec, text: str) -> Log:
                          values["control/V"].to_numpy(float) if "control/V" in values else None)
 
 
-def _decimal_table(path, rows, labels) -> pd.DataFrame:
+def _decimal_table(path, rows, labels, text_ok=()) -> pd.DataFrame:
+    """Numbers (decimal comma or point); columns in ``text_ok`` may hold text (NaN)."""
     data = []
+    lenient = [label in text_ok for label in labels]
     for number, line in rows:
         cells = line.rstrip("\t\r\n ").split("\t")
         try:
-            data.append([float(c.replace(",", ".")) for c in cells[:len(labels)]])
+            data.append([_float(c, lax) for c, lax in zip(cells[:len(labels)], lenient)])
         except ValueError:
             raise ReadError(path, f"line {number}: not numbers ({line.strip()[:60]!r})", _TABLE) \
                 from None
@@ -370,6 +372,15 @@ def _decimal_table(path, rows, labels) -> pd.DataFrame:
             raise ReadError(path, f"line {number}: {len(data[-1])} values for "
                                   f"{len(labels)} columns", _TABLE)
     return pd.DataFrame(np.array(data, dtype=float).reshape(-1, len(labels)), columns=labels)
+
+
+def _float(cell: str, lax: bool) -> float:
+    try:
+        return float(cell.replace(",", "."))
+    except ValueError:
+        if lax:
+            return float("nan")
+        raise
 
 
 # --------------------------------------------------------------------- Gamry
@@ -390,7 +401,8 @@ def _read_gamry(path: Path, spec: LogSpec, text: str) -> Log:
             while j < len(lines) and lines[j].startswith("\t") and lines[j].strip():
                 rows.append((j + 1, "\t".join(lines[j].strip().split("\t"))))
                 j += 1
-            blocks.append(_decimal_table(path, rows, labels).assign(_line=[n for n, _ in rows]))
+            # Gamry's Over column holds flags as dots and letters ("...........")
+            blocks.append(_decimal_table(path, rows, labels, ("Over",)).assign(_line=[n for n, _ in rows]))
             i = j
             continue
         i += 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Config, ReferenceConfig, sections
 from ..exafs import ShellModel
+from ..io import LogConditions
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,10 @@ def read_kwargs(config: Config) -> dict:
                   on_error=s.on_error, order=s.order, **spectrum_kwargs(config))
     if s.columns is not None:
         kwargs["columns"] = list(s.columns)
+    c = config.conditions
+    if c.logs or c.headers:
+        kwargs["logs"] = LogConditions(logs=tuple(c.log_specs()), headers=dict(c.headers),
+                                       timezone=c.timezone)
     return kwargs
 
 
