@@ -245,3 +245,17 @@ def test_header_conditions(gas_folder, tmp_path):
     got = op.read_series(out, logs=op.LogConditions(
         headers={"flow_mfc16": "SampleGasHandlingSystem.MFC16"})).conditions
     assert got["flow_mfc16"].tolist() == [10.0 + i for i in range(len(got))]
+
+
+def test_check_figure_shades_the_scans(gas_folder, tmp_path):
+    series, folder, start = gas_folder
+    log = tmp_path / "gas.csv"
+    t = start.astimezone(dt.timezone.utc)
+    write_gas_setpoints(log, [(t, "O2", 0, 80, 298), (t + dt.timedelta(seconds=700), "H2", 20,
+                                                       80, 573)])
+    logs = op.LogConditions(logs=[{"file": str(log)}])
+    steps = op.conditions_from_logs(op.read_series(folder), logs)
+    fig = op.viz.plot_condition_logs(steps, logs)
+    # one panel per numeric channel (flows and the set temperature), each scan shaded
+    assert len(fig.axes) == 3
+    assert all(len(ax.patches) == len(steps) for ax in fig.axes)

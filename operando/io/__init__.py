@@ -105,7 +105,7 @@ from ..errors import ConfigError, OperandoError, ReadError
 from ..series import Series
 from ._align import LogConditions, conditions_from_logs
 from ._conditions import load_conditions
-from ._logs import LogSpec
+from ._logs import LogSpec, read_log
 from ._lazy import LazySeries, is_operando_hdf5, open_hdf5
 from ._hdf5 import write_hdf5
 from ._matrix import REFERENCE_FILE_ONLY_MATRIX, reference_file
@@ -113,7 +113,7 @@ from ._read import Options, read_files, read_one, read_single
 from ._sources import ACCEPTED_SOURCE, ORDERS, detect, expand
 
 __all__ = ["read_series", "write_hdf5", "open_hdf5", "LazySeries", "is_operando_hdf5",
-           "conditions_from_logs", "LogConditions", "LogSpec"]
+           "conditions_from_logs", "LogConditions", "LogSpec", "read_log"]
 
 log = logging.getLogger(__name__)
 
@@ -272,4 +272,5 @@ def _with_logs(series: Series, logs) -> Series:
     """The series with its conditions aligned from the logs (the one place a run does it)."""
     if logs is None or not logs.logs:
         return series
-    return series.replace(conditions=conditions_from_logs(series, logs))
+    metadata = {**series.metadata, "condition_logs": logs}
+    return series.replace(conditions=conditions_from_logs(series, logs), metadata=metadata)

@@ -86,6 +86,9 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
     if analysis.get("wavelet") is not None:
         wt, lobes = analysis["wavelet"]
         figures.append(("wavelet", lambda: viz.plot_wavelet(wt, lobes=lobes, max_maps=WAVELET_MAPS)))
+    if analysis.get("logs") is not None and "time_start" in steps:
+        figures.append(("condition_logs", lambda: viz.plot_condition_logs(steps,
+                                                                          analysis["logs"])))
     if chi is not None and tracking is not None and tracking.metal_shell:
         figures.append(("summary", lambda: viz.plot_summary(sampled, energy, norm,
                                                             *chir_magnitude(ft, *chi), e0=e0)))

@@ -81,6 +81,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         if plan.components is not None:
             analysis["overlay"] = _figure_input("lcf_fit", notes, overlay_fit, store, plan,
                                                 series.energy, steps, analysis)
+        analysis["logs"] = series.metadata.get("condition_logs")
         figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                               analysis=analysis)
         outputs.update(draw_figures(store, figures, plan.plots, notes))
