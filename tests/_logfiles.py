@@ -77,27 +77,41 @@ def write_eclab(path, program, *, acquisition_start: dt.datetime, dt_s: float = 
 
 
 def write_gamry(path, program, *, start: dt.datetime, dt_s: float = 2.0, noise_V: float = 0.001,
-                seed: int = 0) -> None:
-    """Gamry CHRONOA .DTA whose Vf follows the program (potentials vs RHE in the program,
-    vs Ag/AgCl in the file); T counts from the DATE/TIME start."""
+                seed: int = 0, tag: str = "CHRONOA", ocv_delay=None) -> None:
+    """Gamry .DTA whose Vf follows the program (potentials vs RHE in the program, vs
+    Ag/AgCl in the file); T counts from the DATE/TIME start.  ``tag="CORPOT"``: an Open
+    Circuit Potential experiment (one CURVE at open circuit, the program's values being
+    the OCV vs RHE).  ``ocv_delay=(seconds, ocv_V_RHE)``: the experiment opens with an
+    open-circuit delay (an OCVCURVE block, T from 0) and the CURVE's T starts again at 0
+    after it, as Gamry writes it."""
     rng = np.random.default_rng(seed)
-    lines = ["EXPLAIN", "TAG\tCHRONOA", "TITLE\tLABEL\tChronoamperometry Scan\tTest &Identifier",
+    title = "Open Circuit Potential" if tag == "CORPOT" else "Chronoamperometry Scan"
+    lines = ["EXPLAIN", f"TAG\t{tag}", f"TITLE\tLABEL\t{title}\tTest &Identifier",
              f"DATE\tLABEL\t{start.month}/{start.day}/{start.year}\tDate",
              f"TIME\tLABEL\t{start:%H:%M:%S}\tTime",
              "PSTAT\tPSTAT\tREF600-12345\tPotentiostat", "AREA\tQUANT\t1,00000E+000\tSample &Area (cm^2)",
-             "NOTES\tNOTES\t1\t&Notes...", "\toperando XAS", "OCVCURVE\tTABLE\t2",
-             "\tPt\tT\tVf\tVm\tAch\tOver\tTemp", "\t#\ts\tV vs. Ref.\tV\tV\tbits\tdeg C",
-             "\t0\t0.25\t-0.3\t-0.3\t0\t...........\t0", "\t1\t0.5\t-0.3\t-0.3\t0\t...........\t0",
-             "EOC\tQUANT\t-0.3\tOpen Circuit (V)", "CURVE\tTABLE",
-             "\tPt\tT\tVf\tIm\tVu\tSig\tAch\tIERange\tOver\tTemp",
-             "\t#\ts\tV vs. Ref.\tA\tV\tV\tV\t#\tbits\tdeg C"]
+             "NOTES\tNOTES\t1\t&Notes...", "\toperando XAS"]
+    curve_zero = 0.0
+    if ocv_delay is not None:
+        seconds, ocv = ocv_delay
+        times = np.arange(dt_s, seconds + 1e-9, dt_s)
+        lines += [f"OCVCURVE\tTABLE\t{len(times)}", "\tPt\tT\tVf\tVm\tAch\tOver\tTemp",
+                  "\t#\ts\tV vs. Ref.\tV\tV\tbits\tdeg C"]
+        for pt, t in enumerate(times):
+            vf = ocv - TO_RHE + rng.normal(0.0, noise_V)
+            lines.append(f"\t{pt}\t{t:g}\t{vf:.6g}\t{vf:.6g}\t0\t...........\t0")
+        lines.append(f"EOC\tQUANT\t{ocv - TO_RHE:.6g}\tOpen Circuit (V)")
+        curve_zero = float(times[-1])
+    lines += ["CURVE\tTABLE", "\tPt\tT\tVf\tIm\tVu\tSig\tAch\tIERange\tOver\tTemp",
+              "\t#\ts\tV vs. Ref.\tA\tV\tV\tV\t#\tbits\tdeg C"]
     pt = 0
     for begin, end, value in program:
         t, t_end = (begin - start).total_seconds(), (end - start).total_seconds()
         while t < t_end:
             vf = float(value) - TO_RHE + rng.normal(0.0, noise_V)
-            lines.append(f"\t{pt}\t{t:g}\t{vf:.6g}\t{-1e-3:.6g}\t{vf:.6g}\t{vf:.6g}\t0\t8\t"
-                         "...........\t0")
+            current = 0.0 if tag == "CORPOT" else -1e-3
+            lines.append(f"\t{pt}\t{t - curve_zero:g}\t{vf:.6g}\t{current:.6g}\t{vf:.6g}\t"
+                         f"{vf:.6g}\t0\t8\t...........\t0")
             pt += 1
             t += dt_s
     with open(path, "w", encoding="latin-1", newline="\r\n") as fh:

@@ -111,6 +111,42 @@ def test_gamry_log_gives_the_measured_potential(potential_folder, tmp_path):
     assert got["potential_V"][~held].isna().all()  # the OCP scans lie after the log ends
 
 
+@pytest.mark.parametrize("how", ["CORPOT", "OCVCURVE"])
+def test_gamry_open_circuit_is_marked(potential_folder, tmp_path, how):
+    """Open circuit in Gamry files: its own Open Circuit Potential experiment (TAG CORPOT),
+    or the open-circuit delay (OCVCURVE) that opens the next experiment, whose CURVE
+    clock starts again after the delay.  Two logs in sequence: each scan takes the one
+    that covers it."""
+    series, folder, _ = potential_folder
+    program = _program(series, T0, 100.0, "potential_V")
+    held = [p for p in program if p[2] != "OCP"]
+    (begin, end, _), = [p for p in program if p[2] == "OCP"]
+    chrono = tmp_path / "CHRONOA.DTA"
+    write_gamry(chrono, held, start=T0 - dt.timedelta(minutes=30))
+    rest = tmp_path / f"{how}.DTA"
+    if how == "CORPOT":
+        write_gamry(rest, [(begin, end, 0.05)], start=begin, tag="CORPOT", seed=1)
+    else:
+        after = (end, end + dt.timedelta(seconds=600), 0.4)
+        write_gamry(rest, [after], start=begin, ocv_delay=((end - begin).total_seconds(), 0.05),
+                    seed=1)
+        assert "OCVCURVE\tTABLE" in rest.read_text(encoding="latin-1")
+    logs = [{"file": str(f), "ph": 13.0, "reference_V": 0.197} for f in (chrono, rest)]
+    with pytest.warns(op.OperandoWarning, match="does not cover"):
+        got = op.conditions_from_logs(op.read_series(folder), logs)
+    expected = series.conditions["potential_V"]
+    ocp = (expected == "OCP").to_numpy()
+    assert ocp.sum() == 3
+    assert got["potential_V"][ocp].tolist() == ["OCP"] * 3
+    assert got["control"].tolist() == np.where(ocp, "OCP", "potentiostatic").tolist()
+    # the measured OCV (0.05 V vs RHE, 1 mV noise, a median of 15 samples): within 5 mV
+    assert np.abs(got["ocv_V"][ocp].to_numpy(float) - 0.05).max() < 0.005
+    assert got["ocv_V"][~ocp].isna().all()
+    # the controlled scans keep the first log's measured Vf (rounded to 1 mV): within 2 mV
+    assert np.abs(got["potential_V"][~ocp].to_numpy(float) -
+                  expected[~ocp].to_numpy(float)).max() <= 0.002
+
+
 @pytest.fixture(scope="module")
 def gas_folder(shared_data, tmp_path_factory):
     series, truth = mixtures.fe_gas_series(repeats=2, data_dir=shared_data)

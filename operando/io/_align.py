@@ -228,22 +228,23 @@ def conditions_from_logs(series, logs, *, timezone: str | None = None,
         # a setpoint holds until the next row (also after the last); a signal ends with it
         signals = any(v == "signal" for v in one.labels.values())
         uncovered = (start < times[0]) | ((end > times[-1]) if signals else False)
+        got = {}
         for column in one.channels.columns:
             values = one.channels[column].to_numpy()
             if one.labels[column] == "signal" and pd.api.types.is_numeric_dtype(values.dtype):
                 median, spread = _signal(times, values.astype(float), start, end)
                 # a measured potential held by a potentiostat: one setpoint, one value
-                out[column] = np.round(median, 3) if column == "potential_V" else median
-                out[f"{column}_spread"] = spread
+                got[column] = np.round(median, 3) if column == "potential_V" else median
+                got[f"{column}_spread"] = spread
             else:
                 held, changed = _setpoint(times, values, start, end)
-                out[column] = held
+                got[column] = held
                 mixed |= changed & ~uncovered
-        if "control" in one.channels.columns and "potential_V" in out.columns:
-            out = _mark_open_circuit(out)
-        for column in [c for c in out.columns if c in one.channels.columns
-                       or c[:-7] in one.channels.columns and c.endswith("_spread")]:
-            out.loc[uncovered, column] = np.nan if out[column].dtype.kind == "f" else None
+        if "control" in got and "potential_V" in got:
+            got = _mark_open_circuit(got)
+        for column, values in got.items():  # a scan this log does not cover keeps what it had
+            out[column] = _merge(out[column] if column in out.columns else None, values,
+                                 uncovered)
         if uncovered.any():
             warn(path, f"does not cover {int(uncovered.sum())} scan(s) "
                        f"{short_list(out['file'][uncovered].astype(str))}; left without its "
@@ -298,14 +299,30 @@ def _signal(times, values, start, end):
     return medians, spreads
 
 
-def _mark_open_circuit(out: pd.DataFrame) -> pd.DataFrame:
+def _mark_open_circuit(got: dict) -> dict:
     """``potential_V`` = "OCP" (or "galvanostatic") where the potential was not controlled."""
-    control = out["control"].astype(str).to_numpy()
+    control = np.array([str(c) for c in got["control"]])
     free = np.isin(control, ("OCP", "galvanostatic"))
     if free.any():
-        potential = out["potential_V"].astype(object).to_numpy().copy()
+        potential = np.asarray(got["potential_V"]).astype(object)
         potential[free] = control[free]
-        out["potential_V"] = potential
-        if "potential_V_spread" in out.columns:
-            out.loc[free, "potential_V_spread"] = np.nan
+        got["potential_V"] = potential
+        if "potential_V_spread" in got:
+            got["potential_V_spread"] = np.where(free, np.nan, got["potential_V_spread"])
+    return got
+
+
+def _merge(before, values, uncovered) -> np.ndarray:
+    """This log's values where it covers the scan; elsewhere the value held before (an
+    earlier log's or the conditions table's), else empty."""
+    values = np.asarray(values)
+    if before is None:
+        empty = np.nan if values.dtype.kind == "f" else None
+        before = np.full(len(values), empty, dtype=values.dtype if values.dtype.kind == "f"
+                         else object)
+    before = np.asarray(before)
+    if values.dtype.kind == "f" and before.dtype.kind in "fiu":
+        return np.where(uncovered, before.astype(float), values)
+    out = values.astype(object)
+    out[uncovered] = before.astype(object)[uncovered]
     return out

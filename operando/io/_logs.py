@@ -18,9 +18,12 @@ One :class:`LogSpec` per log file (the ``[conditions] logs`` entries).  Formats
     does not suit this MIT package; export the ``.mpt`` text in EC-Lab.
 ``"gamry"``
     Gamry ``.DTA`` text: ``DATE``/``TIME`` ``LABEL`` lines give the start,
-    every ``<NAME>CURVE<n> TABLE`` block except ``OCVCURVE`` gives rows
-    (``Pt T Vf Im ...``, T in s from the start, Vf in V vs the reference, Im
-    in A).
+    every ``<NAME>CURVE<n> TABLE`` block gives rows (``Pt T Vf Im ...``, T in
+    s, Vf in V vs the reference, Im in A).  ``OCVCURVE`` (the open-circuit
+    delay before the experiment, ``Pt T Vf Vm ...``, no current) and every
+    curve of an Open Circuit Potential experiment (``TAG CORPOT``) are open
+    circuit.  T counts from the start; a curve whose T starts again below the
+    open-circuit delay's last T counts from the end of that delay.
 
 Potentiostat logs (eclab, gamry) give ``control`` ("OCP" while at open
 circuit, else "potentiostatic" or "galvanostatic"), ``potential_V`` under
@@ -389,20 +392,31 @@ def _read_gamry(path: Path, spec: LogSpec, text: str) -> Log:
     if not lines or lines[0].strip() != "EXPLAIN":
         raise ReadError(path, "line 1: not a Gamry .DTA file (no EXPLAIN)", _TABLE)
     fields, blocks, i = {}, [], 0
+    tag = next((ln.split("\t")[1].strip() for ln in lines[:5]
+                if ln.startswith("TAG\t") and len(ln.split("\t")) > 1), "")
     while i < len(lines):
         cells = lines[i].split("\t")
         if len(cells) >= 3 and cells[1] == "LABEL":
             fields[cells[0]] = (i + 1, cells[2])
-        if len(cells) >= 2 and cells[1] == "TABLE" and cells[0] != "OCVCURVE" \
-                and "CURVE" in cells[0]:
-            labels = [c.strip() for c in lines[i + 1].split("\t") if c.strip()]
+        if len(cells) >= 2 and cells[1] == "TABLE" and "CURVE" in cells[0]:
+            labels = [c.strip() for c in lines[i + 1].split("\t") if c.strip()] \
+                if i + 1 < len(lines) else []
             j = i + 3  # labels, then units
             rows = []
             while j < len(lines) and lines[j].startswith("\t") and lines[j].strip():
                 rows.append((j + 1, "\t".join(lines[j].strip().split("\t"))))
                 j += 1
             # Gamry's Over column holds flags as dots and letters ("...........")
-            blocks.append(_decimal_table(path, rows, labels, ("Over",)).assign(_line=[n for n, _ in rows]))
+            block = _decimal_table(path, rows, labels, ("Over",)).assign(
+                _line=[n for n, _ in rows], _ocp=cells[0] == "OCVCURVE" or tag == "CORPOT")
+            needed = ("T", "Vf") if cells[0] == "OCVCURVE" else ("T", "Vf", "Im")
+            missing = [c for c in needed if c not in block.columns]
+            if missing:
+                raise ReadError(path, f"line {i + 2}: the {cells[0]} table has no "
+                                      f"{' or '.join(missing)} column", _TABLE)
+            if "Im" not in block.columns:  # the open-circuit delay records no current
+                block["Im"] = np.nan
+            blocks.append((cells[0], block))
             i = j
             continue
         i += 1
@@ -415,14 +429,18 @@ def _read_gamry(path: Path, spec: LogSpec, text: str) -> Log:
                               "(expected M/D/YYYY HH:MM:SS)", _TABLE)
     if not blocks:
         raise ReadError(path, "no CURVE TABLE block", _TABLE)
-    table = pd.concat(blocks, ignore_index=True)
-    for column in ("T", "Vf", "Im"):
-        if column not in table.columns:
-            raise ReadError(path, f"the CURVE table has no {column} column", _TABLE)
-    none = np.zeros(len(table), bool)  # a CURVE block is under control (OCVCURVE is skipped)
+    delay = [b for name, b in blocks if name == "OCVCURVE" and len(b)]
+    delay_end = float(delay[-1]["T"].iloc[-1]) if delay else None
+    for name, block in blocks:
+        if name != "OCVCURVE" and delay_end is not None and len(block) \
+                and float(block["T"].iloc[0]) < delay_end:
+            block["T"] = block["T"] + delay_end  # its clock restarted after the delay
+    table = pd.concat([b for _, b in blocks], ignore_index=True)
+    open_circuit = table["_ocp"].to_numpy(bool)
     return _potentiostat(path, spec, "gamry", start, table["T"].to_numpy(float),
                          table["_line"].to_numpy(int), table["Vf"].to_numpy(float),
-                         1000.0 * table["Im"].to_numpy(float), none, none)
+                         1000.0 * table["Im"].to_numpy(float), open_circuit,
+                         np.zeros(len(table), bool))
 
 
 def _potentiostat(path, spec, fmt, start, seconds, row_lines, ewe, current_mA, open_circuit,
