@@ -150,11 +150,16 @@ class Series:
             if idx.dtype == bool:
                 idx = np.flatnonzero(idx)
         idx = idx.astype(int)
+        metadata = self.metadata
+        times = metadata.get("scan_times")
+        if isinstance(times, list) and len(times) == self.n_steps:  # one per step: follow it
+            metadata = {**metadata, "scan_times": [times[i] for i in idx]}
         return replace(
             self,
             mu=self.mu[idx],
             conditions=self.conditions.iloc[idx].reset_index(drop=True),
             reference=None if self.reference is None else self.reference[idx],
+            metadata=metadata,
         )
 
     def __getitem__(self, item) -> "Series":

@@ -19,6 +19,19 @@ AG_AGCL_V = 0.197  # E0 of Ag/AgCl (sat. KCl) vs SHE, V
 PH = 13.0
 TO_RHE = AG_AGCL_V + 0.0591 * PH
 
+def program(series, t0, lead_s, key):
+    """(start, end, value) periods of condition ``key``: each value from ``lead_s`` before
+    the first scan it holds for (the scans' ``time_s`` from ``t0``), the last until 300 s
+    after the last scan."""
+    c = series.conditions
+    firsts = c.groupby(c[key].astype(str) + "|" + c.get("cycle", 0).astype(str),
+                       sort=False)["time_s"].min().sort_values()
+    values = [c.loc[c["time_s"] == t, key].iloc[0] for t in firsts]
+    starts = [t0 + dt.timedelta(seconds=float(t) - lead_s) for t in firsts]
+    ends = starts[1:] + [t0 + dt.timedelta(seconds=float(c["time_s"].max()) + 300)]
+    return list(zip(starts, ends, values))
+
+
 _ECLAB_LABELS = ["mode", "ox/red", "error", "control changes", "Ns changes", "counter inc.",
                  "Ns", "time/s", "control/V", "Ewe/V", "<I>/mA", "dQ/C", "(Q-Qo)/mA.h",
                  "I Range", "Q charge/discharge/mA.h", "half cycle", "Capacitance charge/µF",

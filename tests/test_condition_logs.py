@@ -21,21 +21,10 @@ from operando.errors import ConfigError, DataError, ReadError
 from operando.pipeline import run
 from operando.pipeline.settings import read_kwargs
 
-from _logfiles import (TO_RHE, write_eclab, write_gamry, write_gas_setpoints,
-                       write_temperature_signal)
+from _logfiles import program as _program
+from _logfiles import write_eclab, write_gamry, write_gas_setpoints, write_temperature_signal
 
 T0 = dt.datetime(2025, 3, 13, 10, 0, 0)
-
-
-def _program(series, t0, lead_s, key):
-    """(start, end, value) periods: each row's value from ``lead_s`` before its first scan."""
-    c = series.conditions
-    firsts = c.groupby(c[key].astype(str) + "|" + c.get("cycle", 0).astype(str),
-                       sort=False)["time_s"].min().sort_values()
-    values = [c.loc[c["time_s"] == t, key].iloc[0] for t in firsts]
-    starts = [t0 + dt.timedelta(seconds=float(t) - lead_s) for t in firsts]
-    ends = starts[1:] + [t0 + dt.timedelta(seconds=float(c["time_s"].max()) + 300)]
-    return list(zip(starts, ends, values))
 
 
 @pytest.fixture(scope="module")

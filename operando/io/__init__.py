@@ -246,9 +246,6 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
         files, how = found
         series = read_files(source, files, how, table, opts, element, edge, on_error, order)
         return _with_logs(series, logs)
-    if logs is not None and logs.headers:
-        raise ConfigError("[conditions] headers reads fields of every scan's own file; "
-                          f"{source} is one file")
     if order == "time":
         raise ConfigError("order='time' sorts the files of a folder, glob or list; "
                           f"{source} is one file")

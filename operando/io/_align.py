@@ -4,8 +4,11 @@ Scan times
     Every scan's ``[start, end]`` comes from its header (XDI
     ``Scan.start_time``/``Scan.end_time``, ISO 8601 or NSLS-II ISS's
     ``03/13/2025  10:00:10.264416``; ``Start time``/``Stop time``; .fio
-    ``acquisition started at``), or from ``time_start``/``time_end`` columns
-    the conditions already hold (an operando HDF5 written with them).  A scan
+    ``acquisition started at``; SPEC ``#D``; NeXus NXentry ``start_time``/
+    ``end_time`` and per-frame ``data/time``; an operando HDF5 keeps the times
+    it was written with), or from ``time_start`` (and ``time_end``) columns the
+    conditions hold (a per-spectrum time list of a QEXAFS matrix, given as a
+    conditions table keyed by step).  A scan
     without an end ends when the next one starts (the last one lasts the median
     duration of the others).  A file's modification time is the stated, warned
     fallback for a scan without a start (it is when the file was last written:
@@ -124,8 +127,9 @@ def header_columns(conditions: pd.DataFrame, headers: list[dict], wanted: dict,
 def scan_windows(series, tz: _dt.tzinfo | None) -> tuple[np.ndarray, np.ndarray, bool]:
     """(start, end) datetime64[ns] per step and whether they are UTC."""
     cond = series.conditions
-    if {"time_start", "time_end"} <= set(cond.columns):
-        raw = [[s, e, "conditions"] for s, e in zip(cond["time_start"], cond["time_end"])]
+    if "time_start" in cond.columns:  # a per-spectrum time column (QEXAFS frames)
+        ends = cond["time_end"] if "time_end" in cond.columns else [None] * len(cond)
+        raw = [[s, e, "conditions"] for s, e in zip(cond["time_start"], ends)]
     else:
         raw = series.metadata.get("scan_times")
         if not raw or len(raw) != len(series):
@@ -258,9 +262,10 @@ def conditions_from_logs(series, logs, *, timezone: str | None = None,
 
 
 def _setpoint(times, values, start, end):
-    """The value in force at each start, and whether another one starts before the end."""
+    """The value in force at each start, and whether another one starts before the end
+    (a change at the very end belongs to the scan that starts then: back-to-back frames)."""
     at_start = np.searchsorted(times, start, side="right") - 1
-    at_end = np.searchsorted(times, end, side="right") - 1
+    at_end = np.maximum(np.searchsorted(times, end, side="left") - 1, at_start)
     held = np.array([values[i] if i >= 0 else None for i in at_start], dtype=object)
     changed = np.zeros(len(start), dtype=bool)
     for k, (a, b) in enumerate(zip(at_start, at_end)):

@@ -203,12 +203,17 @@ _ISS = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:[
 
 
 def parse_datetime(text: str) -> _dt.datetime | None:
-    """ISO 8601, or US ``MM/DD/YYYY HH:MM:SS(.ffffff)`` (NSLS-II ISS, EC-Lab, Gamry)."""
+    """ISO 8601, US ``MM/DD/YYYY HH:MM:SS(.ffffff)`` (NSLS-II ISS, EC-Lab, Gamry) or C's
+    ctime ``Thu Mar 13 10:02:00 2025`` (SPEC ``#D``)."""
     text = re.sub(r"\s+", " ", str(text).strip())
     if not text:
         return None
     try:
         return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:  # C's ctime, as SPEC writes #D: "Thu Mar 13 10:02:00 2025"
+        return _dt.datetime.strptime(text, "%a %b %d %H:%M:%S %Y")
     except ValueError:
         pass
     match = _ISS.match(text)
