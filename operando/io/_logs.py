@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io as _io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +170,17 @@ def read_log(spec: LogSpec, base: Path | None = None) -> Log:
         text = raw.decode("latin-1")  # EC-Lab and Gamry write latin-1 (the micro sign)
     fmt = spec.format if spec.format != "auto" else _detect(path, text)
     reader = {"table": _read_table, "eclab": _read_eclab, "gamry": _read_gamry}[fmt]
-    log = reader(path, spec, text)
+    try:
+        log = reader(path, spec, text)
+    except ReadError:
+        # a log still being written (operando watch) may end in half a line: read it
+        # without that line (the next read has it whole); a complete file is refused
+        if text.endswith(("\n", "\r")) or not text[:text.rfind("\n") + 1].strip():
+            raise
+        cut = text[:text.rfind("\n") + 1]
+        log = reader(path, spec, cut)
+        logging.getLogger(__name__).info("%s: last line incomplete (being written); read "
+                                         "without it", path.name)
     _check_monotonic(path, log)
     return _select(path, log)
 
