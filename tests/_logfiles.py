@@ -150,3 +150,35 @@ def write_temperature_signal(path, times, kelvin, *, start: dt.datetime, noise_K
         lines.append(f"{t:.1f}\t{k + rng.normal(0.0, noise_K):.2f}")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def write_chi(path, begin: dt.datetime, end: dt.datetime, value, *, dt_s: float = 1.0,
+              noise_V: float = 0.001, seed: int = 0) -> None:
+    """One CH Instruments text export for one period of the program, as CHI writes it:
+    an Amperometric i-t Curve at ``Init E`` (the program's potential vs RHE, written vs
+    Ag/AgCl to 1 mV), or for ``"OCP"`` an Open Circuit Potential - Time record (the OCV
+    at 0.05 V vs RHE); date-time on line 1, ``Time/sec`` from it."""
+    rng = np.random.default_rng(seed)
+    month = begin.strftime("%b") + ("." if begin.month not in (5, 6, 7) else "")
+    if begin.month in (6, 7):
+        month = begin.strftime("%B")
+    ocp = value == "OCP"
+    lines = [f"{month} {begin.day}, {begin.year}   {begin:%H:%M:%S}",
+             "Open Circuit Potential - Time" if ocp else "Amperometric i-t Curve",
+             f"File: C:\\CHI\\{path.name}", "Data Source:  Experiment",
+             "Instrument Model:  CHI760E", "Header:", "Note:", ""]
+    run_s = (end - begin).total_seconds()
+    if ocp:
+        lines += [f"Sample Interval (s) = {dt_s:g}", f"Run Time (sec) = {run_s:g}",
+                  "High E Limit (V) = 1", "Low E Limit (V) = -1", "", "Time/sec, Potential/V", ""]
+    else:
+        lines += [f"Init E (V) = {float(value) - TO_RHE:.3f}", f"Sample Interval (s) = {dt_s:g}",
+                  f"Run Time (sec) = {run_s:g}", "Quiet Time (sec) = 0", "Scales during Run = 1",
+                  "Sensitivity (A/V) = 1.e-3", "", "Time/sec, Current/A", ""]
+    for t in np.arange(dt_s, run_s + 1e-9, dt_s):
+        if ocp:
+            lines.append(f"{t:.3f}, {0.05 - TO_RHE + rng.normal(0.0, noise_V):.3f}")
+        else:
+            lines.append(f"{t:.3f}, {-3e-4 - 1e-3 * np.exp(-t / 60.0):.3e}")
+    with open(path, "w", encoding="utf-8", newline="\r\n") as fh:
+        fh.write("\n".join(lines) + "\n")

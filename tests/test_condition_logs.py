@@ -22,7 +22,8 @@ from operando.pipeline import run
 from operando.pipeline.settings import read_kwargs
 
 from _logfiles import program as _program
-from _logfiles import write_eclab, write_gamry, write_gas_setpoints, write_temperature_signal
+from _logfiles import (write_chi, write_eclab, write_gamry, write_gas_setpoints,
+                       write_temperature_signal)
 
 T0 = dt.datetime(2025, 3, 13, 10, 0, 0)
 
@@ -134,6 +135,47 @@ def test_gamry_open_circuit_is_marked(potential_folder, tmp_path, how):
     # the controlled scans keep the first log's measured Vf (rounded to 1 mV): within 2 mV
     assert np.abs(got["potential_V"][~ocp].to_numpy(float) -
                   expected[~ocp].to_numpy(float)).max() <= 0.002
+
+
+def test_ch_instruments_exports_one_per_period(potential_folder, tmp_path):
+    """CH Instruments runs one technique per file: an i-t curve at each potential, an
+    open-circuit record at the end; every file is a log, each scan takes the one that
+    covers it."""
+    series, folder, _ = potential_folder
+    files = []
+    for k, (begin, end, value) in enumerate(_program(series, T0, 100.0, "potential_V")):
+        files.append(tmp_path / f"step{k:02d}.txt")
+        write_chi(files[-1], begin, end, value, seed=k)
+    assert files[0].read_text().startswith("Mar. 13, 2025   10:00:20\n")
+    logs = [{"file": str(f), "ph": 13.0, "reference_V": 0.197} for f in files]
+    with pytest.warns(op.OperandoWarning, match="does not cover"):
+        got = op.conditions_from_logs(op.read_series(folder), logs)
+    expected = series.conditions["potential_V"]
+    ocp = (expected == "OCP").to_numpy()
+    # Init E written to 1 mV vs Ag/AgCl: vs RHE it rounds back to the program's value
+    assert got["potential_V"].tolist() == expected.tolist()
+    assert got["control"].tolist() == np.where(ocp, "OCP", "potentiostatic").tolist()
+    assert np.abs(got["ocv_V"][ocp].to_numpy(float) - 0.05).max() < 0.005
+    assert (got["current_mA"][~ocp] < 0).all() and not got["conditions_mixed"].any()
+    cv = tmp_path / "cv.txt"
+    cv.write_text(files[0].read_text().replace("Amperometric i-t Curve", "Cyclic Voltammetry"))
+    with pytest.raises(ReadError, match="cv.txt: line 2: technique 'Cyclic Voltammetry' is not"):
+        op.conditions_from_logs(op.read_series(folder), [str(cv)])
+
+
+def test_a_log_being_written_is_read_without_its_half_line(potential_folder, tmp_path):
+    series, folder, log = potential_folder
+    text = log.read_bytes()
+    growing = tmp_path / "growing.mpt"
+    growing.write_bytes(text[:len(text) - 25])  # the last row cut in the middle
+    spec = {"file": str(growing), "ph": 13.0, "reference_V": 0.197}
+    whole = op.io.read_log(op.LogSpec(**{**spec, "file": str(log)}))
+    part = op.io.read_log(op.LogSpec(**spec))
+    assert len(part.times) == len(whole.times) - 1
+    broken = tmp_path / "broken.mpt"  # a complete file with a bad row is refused
+    broken.write_bytes(text[:len(text) - 25] + b"\r\n")
+    with pytest.raises(ReadError, match="broken.mpt: line"):
+        op.io.read_log(op.LogSpec(**{**spec, "file": str(broken)}))
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ._logs import LogSpec, as_spec, parse_datetime, read_log, to_utc_naive, zone
+from ._logbase import parse_datetime, to_utc_naive, zone
+from ._logs import LogSpec, as_spec, read_log
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)

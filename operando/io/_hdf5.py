@@ -296,7 +296,7 @@ def _frame_times(path, entry, n: int) -> list:
     """
     import datetime as _dt
 
-    from ._logs import parse_datetime
+    from ._logbase import parse_datetime
 
     start = _text(entry["start_time"][()]) if "start_time" in entry else None
     end = _text(entry["end_time"][()]) if "end_time" in entry else None

@@ -151,7 +151,7 @@ def _check_value(table: TextTable, name: str, value: str, line: int) -> None:
              "facility.current": ("ma", "a"), "scan.edge_energy": ("ev", "kev", ""),
              "mono.d_spacing": ("", "a", "angstrom")}
     if key in ("scan.start_time", "scan.end_time"):
-        from ._logs import parse_datetime
+        from ._logbase import parse_datetime
 
         if parse_datetime(value) is None:
             _warn(table.path, f"line {line}: {name} {value!r} is not an ISO 8601 date-time "

@@ -25,7 +25,17 @@ One :class:`LogSpec` per log file (the ``[conditions] logs`` entries).  Formats
     circuit.  T counts from the start; a curve whose T starts again below the
     open-circuit delay's last T counts from the end of that delay.
 
-Potentiostat logs (eclab, gamry) give ``control`` ("OCP" while at open
+``"chi"``
+    CH Instruments text export (``.txt``/``.csv``): line 1 the run's date-time
+    (``Mar. 12, 2026   15:48:13``, taken as the zero of ``Time/sec``; if your
+    instrument stamps the end instead, give ``offset_s``), line 2 the technique,
+    ``Instrument Model:`` and ``name = value`` parameters, then the column line
+    and comma-separated rows.  Read: ``Amperometric i-t Curve`` (``Time/sec,
+    Current/A``, potentiostatic at ``Init E (V)``) and ``Open Circuit Potential -
+    Time`` (``Time/sec, Potential/V``, open circuit); other techniques are
+    refused.  Ivium files are not read (their format is not established here).
+
+Potentiostat logs (eclab, gamry, chi) give ``control`` ("OCP" while at open
 circuit, else "potentiostatic" or "galvanostatic"), ``potential_V`` under
 potentiostatic control (EC-Lab: the set ``control/V``, a setpoint, with the
 measured Ewe in ``ewe_V``; Gamry: the measured Vf, a signal, rounded to 1 mV
@@ -40,22 +50,20 @@ from __future__ import annotations
 import datetime as _dt
 import io as _io
 import logging
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, ReadError
+from ._logbase import ACCEPTED_LOGS, Log, parse_datetime, to_utc_naive, zone
+from ._potentiostats import read_chi, read_eclab, read_gamry
 
 KINDS = ("auto", "setpoints", "signal")
-FORMATS = ("auto", "table", "eclab", "gamry")
+FORMATS = ("auto", "table", "eclab", "gamry", "chi")
 #: Time columns looked for in a table log when ``time`` is not given.
 TIME_NAMES = ("time", "timestamp", "datetime", "date", "date_time", "time_s")
-#: Nernst slope at 25 C, V per pH unit.
-NERNST_V = 0.0591
-_TABLE = "a CSV/TSV with a time column, an EC-Lab .mpt or a Gamry .DTA text file"
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ class LogSpec:
         Setpoints hold until the next row; a signal is sampled (a scan takes its
         median and ``<name>_spread``).  ``"auto"``: signal for potentiostat logs,
         setpoints for tables.
-    format : "auto", "table", "eclab" or "gamry"
+    format : "auto", "table", "eclab", "gamry" or "chi"
     ph, reference_V : float, optional
         Potentiostat logs: pH and E0 of the reference electrode vs SHE (V) to
         give ``potential_V`` vs RHE.
@@ -115,29 +123,6 @@ class LogSpec:
             zone(self.timezone, self.file)
 
 
-@dataclass
-class Log:
-    """A log as read: naive times (UTC when ``aware``) and one column per channel."""
-
-    spec: LogSpec
-    format: str
-    times: np.ndarray  # datetime64[ns]
-    lines: np.ndarray  # 1-based line of every row
-    channels: pd.DataFrame
-    aware: bool
-    labels: dict = field(default_factory=dict)  # channel -> "setpoints" | "signal"
-
-
-def zone(name: str, file) -> _dt.tzinfo:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"log {file}: timezone {name!r} is not an IANA zone name such as "
-                          "'Europe/Berlin' or 'UTC'") from None
-
-
 def as_spec(entry) -> LogSpec:
     if isinstance(entry, LogSpec):
         return entry
@@ -159,17 +144,18 @@ def read_log(spec: LogSpec, base: Path | None = None) -> Log:
     if base is not None and not path.is_absolute():
         path = base / path
     if not path.is_file():
-        raise ReadError(path, "log file not found", _TABLE)
+        raise ReadError(path, "log file not found", ACCEPTED_LOGS)
     if path.suffix.lower() == ".mpr":
         raise ReadError(path, "EC-Lab binary .mpr is not read (its maintained reader is "
-                              "GPL-3.0); export it as .mpt text in EC-Lab", _TABLE)
+                              "GPL-3.0); export it as .mpt text in EC-Lab", ACCEPTED_LOGS)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")  # EC-Lab and Gamry write latin-1 (the micro sign)
     fmt = spec.format if spec.format != "auto" else _detect(path, text)
-    reader = {"table": _read_table, "eclab": _read_eclab, "gamry": _read_gamry}[fmt]
+    reader = {"table": _read_table, "eclab": read_eclab, "gamry": read_gamry,
+              "chi": read_chi}[fmt]
     try:
         log = reader(path, spec, text)
     except ReadError:
@@ -206,45 +192,9 @@ def _detect(path: Path, text: str) -> str:
         return "eclab"
     if first == "EXPLAIN" or path.suffix.lower() == ".dta":
         return "gamry"
+    if parse_datetime(first) is not None and "\nInstrument Model:" in text[:2000]:
+        return "chi"
     return "table"
-
-
-# ------------------------------------------------------------------ time text
-_ISS = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d+))?$")
-
-
-def parse_datetime(text: str) -> _dt.datetime | None:
-    """ISO 8601, US ``MM/DD/YYYY HH:MM:SS(.ffffff)`` (NSLS-II ISS, EC-Lab, Gamry) or C's
-    ctime ``Thu Mar 13 10:02:00 2025`` (SPEC ``#D``)."""
-    text = re.sub(r"\s+", " ", str(text).strip())
-    if not text:
-        return None
-    try:
-        return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        pass
-    try:  # C's ctime, as SPEC writes #D: "Thu Mar 13 10:02:00 2025"
-        return _dt.datetime.strptime(text, "%a %b %d %H:%M:%S %Y")
-    except ValueError:
-        pass
-    match = _ISS.match(text)
-    if match:
-        mo, d, y, h, mi, s, frac = match.groups()
-        micro = int((frac or "0")[:6].ljust(6, "0"))
-        try:
-            return _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro)
-        except ValueError:
-            return None
-    return None
-
-
-def to_utc_naive(value: _dt.datetime, tz: _dt.tzinfo | None) -> tuple[_dt.datetime, bool]:
-    """(naive time, aware?): aware inputs and naive ones with a zone become naive UTC."""
-    if value.tzinfo is None and tz is not None:
-        value = value.replace(tzinfo=tz)
-    if value.tzinfo is None:
-        return value, False
-    return value.astimezone(_dt.timezone.utc).replace(tzinfo=None), True
 
 
 def _stated_zone(path, line: int, value: _dt.datetime, spec: LogSpec) -> None:
@@ -255,7 +205,7 @@ def _stated_zone(path, line: int, value: _dt.datetime, spec: LogSpec) -> None:
     if value.utcoffset() != expected:
         raise ReadError(path, f"line {line}: time {value.isoformat()} is at UTC offset "
                               f"{value.utcoffset()} but the log's timezone {spec.timezone!r} is "
-                              f"at {expected}; fix timezone or the clock", _TABLE)
+                              f"at {expected}; fix timezone or the clock", ACCEPTED_LOGS)
 
 
 # ---------------------------------------------------------------- table logs
@@ -263,14 +213,14 @@ def _read_table(path: Path, spec: LogSpec, text: str) -> Log:
     lines = text.splitlines()
     body = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
     if not body:
-        raise ReadError(path, "no header line and no rows", _TABLE)
+        raise ReadError(path, "no header line and no rows", ACCEPTED_LOGS)
     head_line, head = body[0]
     sep = "\t" if "\t" in head else (";" if ";" in head and "," not in head else ",")
     try:
         table = pd.read_csv(_io.StringIO("\n".join(ln for _, ln in body)), sep=sep,
                             skipinitialspace=True, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as exc:
-        raise ReadError(path, f"could not read the table: {exc}", _TABLE) from None
+        raise ReadError(path, f"could not read the table: {exc}", ACCEPTED_LOGS) from None
     table.columns = [str(c).strip() for c in table.columns]
     row_lines = np.array([n for n, _ in body[1:]], dtype=int)
     name = spec.time or next((c for c in table.columns if c.lower() in TIME_NAMES), None)
@@ -278,7 +228,7 @@ def _read_table(path: Path, spec: LogSpec, text: str) -> Log:
         raise ReadError(path, f"line {head_line}: no time column "
                               f"{'(' + repr(spec.time) + ') ' if spec.time else ''}among "
                               f"{list(table.columns)[:8]}; set time = \"<column>\" for this log",
-                        _TABLE)
+                        ACCEPTED_LOGS)
     tz = zone(spec.timezone, spec.file) if spec.timezone else None
     times, aware = _table_times(path, spec, table[name].tolist(), row_lines, tz)
     channels = table.drop(columns=[name])
@@ -304,7 +254,7 @@ def _table_times(path, spec, values, row_lines, tz):
         else:
             raise ReadError(path, f"line {row_lines[0]}: the time column holds elapsed seconds "
                                   f"({values[0]!r}) and the log gives no start time; set start = "
-                                  "\"YYYY-MM-DDTHH:MM:SS\" for this log", _TABLE)
+                                  "\"YYYY-MM-DDTHH:MM:SS\" for this log", ACCEPTED_LOGS)
         return origin + np.round(seconds * 1e9).astype("timedelta64[ns]"), aware
     out, flags = [], set()
     for line, value in zip(row_lines, values):
@@ -312,13 +262,13 @@ def _table_times(path, spec, values, row_lines, tz):
         if parsed is None:
             raise ReadError(path, f"line {line}: time {value!r} is not ISO 8601 "
                                   "(2025-03-13T10:00:10), MM/DD/YYYY HH:MM:SS, epoch or elapsed "
-                                  "seconds", _TABLE)
+                                  "seconds", ACCEPTED_LOGS)
         _stated_zone(path, line, parsed, spec)
         naive, aware = to_utc_naive(parsed, tz)
         flags.add(aware)
         out.append(naive)
     if len(flags) > 1:
-        raise ReadError(path, "the time column mixes times with and without a UTC offset", _TABLE)
+        raise ReadError(path, "the time column mixes times with and without a UTC offset", ACCEPTED_LOGS)
     return np.array(out, dtype="datetime64[ns]"), flags.pop()
 
 
@@ -330,169 +280,12 @@ def _numbers_or_text(column: pd.Series) -> pd.Series:
     return text
 
 
-# -------------------------------------------------------------------- EC-Lab
-def _read_eclab(path: Path, spec: LogSpec, text: str) -> Log:
-    lines = text.splitlines()
-    if not lines or not lines[0].strip().startswith(("EC-Lab ASCII FILE", "BT-Lab ASCII FILE")):
-        raise ReadError(path, "line 1: not an EC-Lab ASCII FILE (.mpt text export)", _TABLE)
-    match = re.match(r"Nb header lines\s*:\s*(\d+)", lines[1].strip()) if len(lines) > 1 else None
-    if not match:
-        raise ReadError(path, "line 2: no 'Nb header lines : N'", _TABLE)
-    n_head = int(match.group(1))
-    if n_head < 3 or n_head > len(lines):
-        raise ReadError(path, f"line 2: Nb header lines {n_head} does not fit the file's "
-                              f"{len(lines)} lines", _TABLE)
-    start = None
-    for number, line in enumerate(lines[:n_head], start=1):
-        found = re.match(r"\s*Acquisition started on\s*:\s*(.+)$", line)
-        if found:
-            start = parse_datetime(found.group(1).replace(".", "/", 2)
-                                   if re.match(r"\d+\.\d+\.\d{4}", found.group(1).strip())
-                                   else found.group(1))
-            if start is None:
-                raise ReadError(path, f"line {number}: unknown time format "
-                                      f"{found.group(1).strip()!r} (expected MM/DD/YYYY "
-                                      "HH:MM:SS.fff)", _TABLE)
-    if start is None:
-        raise ReadError(path, "no 'Acquisition started on : MM/DD/YYYY HH:MM:SS' in the header",
-                        _TABLE)
-    technique = lines[3].strip() if n_head > 3 else ""
-    labels = [c.strip() for c in lines[n_head - 1].rstrip("\t\r\n ").split("\t")]
-    rows = [(n_head + 1 + i, ln) for i, ln in enumerate(lines[n_head:]) if ln.strip()]
-    values = _decimal_table(path, rows, labels)
-    if "time/s" not in values.columns:
-        raise ReadError(path, f"line {n_head}: no time/s column among {labels[:8]}", _TABLE)
-    open_circuit = (values["mode"].to_numpy() == 3 if "mode" in values.columns
-                    else np.full(len(values), technique.lower().startswith("open circuit")))
-    galvano = values["mode"].to_numpy() == 1 if "mode" in values.columns else np.zeros(len(values), bool)
-    current = next((c for c in ("<I>/mA", "I/mA") if c in values.columns), None)
-    ewe = next((c for c in ("Ewe/V", "<Ewe>/V", "<Ewe/V>") if c in values.columns), None)
-    if ewe is None:
-        raise ReadError(path, f"line {n_head}: no Ewe/V column among {labels[:8]}", _TABLE)
-    return _potentiostat(path, spec, "eclab", start, values["time/s"].to_numpy(float),
-                         np.array([n for n, _ in rows]), values[ewe].to_numpy(float),
-                         values[current].to_numpy(float) if current else None,
-                         open_circuit, galvano,
-                         values["control/V"].to_numpy(float) if "control/V" in values else None)
-
-
-def _decimal_table(path, rows, labels, text_ok=()) -> pd.DataFrame:
-    """Numbers (decimal comma or point); columns in ``text_ok`` may hold text (NaN)."""
-    data = []
-    lenient = [label in text_ok for label in labels]
-    for number, line in rows:
-        cells = line.rstrip("\t\r\n ").split("\t")
-        try:
-            data.append([_float(c, lax) for c, lax in zip(cells[:len(labels)], lenient)])
-        except ValueError:
-            raise ReadError(path, f"line {number}: not numbers ({line.strip()[:60]!r})", _TABLE) \
-                from None
-        if len(data[-1]) != len(labels):
-            raise ReadError(path, f"line {number}: {len(data[-1])} values for "
-                                  f"{len(labels)} columns", _TABLE)
-    return pd.DataFrame(np.array(data, dtype=float).reshape(-1, len(labels)), columns=labels)
-
-
-def _float(cell: str, lax: bool) -> float:
-    try:
-        return float(cell.replace(",", "."))
-    except ValueError:
-        if lax:
-            return float("nan")
-        raise
-
-
-# --------------------------------------------------------------------- Gamry
-def _read_gamry(path: Path, spec: LogSpec, text: str) -> Log:
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "EXPLAIN":
-        raise ReadError(path, "line 1: not a Gamry .DTA file (no EXPLAIN)", _TABLE)
-    fields, blocks, i = {}, [], 0
-    tag = next((ln.split("\t")[1].strip() for ln in lines[:5]
-                if ln.startswith("TAG\t") and len(ln.split("\t")) > 1), "")
-    while i < len(lines):
-        cells = lines[i].split("\t")
-        if len(cells) >= 3 and cells[1] == "LABEL":
-            fields[cells[0]] = (i + 1, cells[2])
-        if len(cells) >= 2 and cells[1] == "TABLE" and "CURVE" in cells[0]:
-            labels = [c.strip() for c in lines[i + 1].split("\t") if c.strip()] \
-                if i + 1 < len(lines) else []
-            j = i + 3  # labels, then units
-            rows = []
-            while j < len(lines) and lines[j].startswith("\t") and lines[j].strip():
-                rows.append((j + 1, "\t".join(lines[j].strip().split("\t"))))
-                j += 1
-            # Gamry's Over column holds flags as dots and letters ("...........")
-            block = _decimal_table(path, rows, labels, ("Over",)).assign(
-                _line=[n for n, _ in rows], _ocp=cells[0] == "OCVCURVE" or tag == "CORPOT")
-            needed = ("T", "Vf") if cells[0] == "OCVCURVE" else ("T", "Vf", "Im")
-            missing = [c for c in needed if c not in block.columns]
-            if missing:
-                raise ReadError(path, f"line {i + 2}: the {cells[0]} table has no "
-                                      f"{' or '.join(missing)} column", _TABLE)
-            if "Im" not in block.columns:  # the open-circuit delay records no current
-                block["Im"] = np.nan
-            blocks.append((cells[0], block))
-            i = j
-            continue
-        i += 1
-    if "DATE" not in fields or "TIME" not in fields:
-        raise ReadError(path, "no DATE and TIME LABEL lines in the header", _TABLE)
-    stamp = f"{fields['DATE'][1].strip()} {fields['TIME'][1].strip()}"
-    start = parse_datetime(stamp)
-    if start is None:
-        raise ReadError(path, f"line {fields['DATE'][0]}: unknown time format {stamp!r} "
-                              "(expected M/D/YYYY HH:MM:SS)", _TABLE)
-    if not blocks:
-        raise ReadError(path, "no CURVE TABLE block", _TABLE)
-    delay = [b for name, b in blocks if name == "OCVCURVE" and len(b)]
-    delay_end = float(delay[-1]["T"].iloc[-1]) if delay else None
-    for name, block in blocks:
-        if name != "OCVCURVE" and delay_end is not None and len(block) \
-                and float(block["T"].iloc[0]) < delay_end:
-            block["T"] = block["T"] + delay_end  # its clock restarted after the delay
-    table = pd.concat([b for _, b in blocks], ignore_index=True)
-    open_circuit = table["_ocp"].to_numpy(bool)
-    return _potentiostat(path, spec, "gamry", start, table["T"].to_numpy(float),
-                         table["_line"].to_numpy(int), table["Vf"].to_numpy(float),
-                         1000.0 * table["Im"].to_numpy(float), open_circuit,
-                         np.zeros(len(table), bool))
-
-
-def _potentiostat(path, spec, fmt, start, seconds, row_lines, ewe, current_mA, open_circuit,
-                  galvano, control_V=None) -> Log:
-    """The channels every potentiostat log gives (see the module docstring)."""
-    tz = zone(spec.timezone, spec.file) if spec.timezone else None
-    start, aware = to_utc_naive(start, tz)
-    times = np.datetime64(start, "ns") + np.round(seconds * 1e9).astype("timedelta64[ns]")
-    scale = spec.reference_V + NERNST_V * spec.ph if spec.ph is not None else 0.0
-    measured = ewe + scale
-    control = np.where(open_circuit, "OCP", np.where(galvano, "galvanostatic", "potentiostatic"))
-    held = control == "potentiostatic"
-    kind = "signal" if spec.kind == "auto" else spec.kind
-    labels = {"control": "setpoints", "ocv_V": kind, "current_mA": kind}
-    if control_V is not None:  # the set potential: the program itself
-        potential = np.where(held, np.round(control_V + scale, 6), np.nan)
-        labels.update(potential_V="setpoints", ewe_V=kind)
-    else:  # only the measured potential
-        potential = np.where(held, measured, np.nan)
-        labels["potential_V"] = kind
-    channels = pd.DataFrame({"potential_V": potential, "control": control,
-                             "ocv_V": np.where(open_circuit, measured, np.nan)})
-    if control_V is not None:
-        channels["ewe_V"] = measured
-    if current_mA is not None:
-        channels["current_mA"] = current_mA
-    return Log(spec, fmt, times, row_lines, channels, aware,
-               {c: labels[c] for c in channels.columns})
-
-
 def _check_monotonic(path, log: Log) -> None:
     if len(log.times) == 0:
-        raise ReadError(path, "no data rows", _TABLE)
+        raise ReadError(path, "no data rows", ACCEPTED_LOGS)
     back = np.flatnonzero(np.diff(log.times) < np.timedelta64(0, "ns"))
     if back.size:
         i = int(back[0]) + 1
         raise ReadError(path, f"line {log.lines[i]}: the clock goes back "
                               f"({pd.Timestamp(log.times[i - 1])} -> {pd.Timestamp(log.times[i])}); "
-                              "a log's times must not decrease", _TABLE)
+                              "a log's times must not decrease", ACCEPTED_LOGS)

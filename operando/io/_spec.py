@@ -127,7 +127,7 @@ def _number(text: str):
 
 def _end_time(date, labels, data) -> str | None:
     """The scan's end: its #D start plus the span of its ``Epoch`` column."""
-    from ._logs import parse_datetime
+    from ._logbase import parse_datetime
 
     lower = [str(c).strip().lower() for c in labels]
     start = parse_datetime(date) if date else None
