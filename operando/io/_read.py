@@ -173,7 +173,8 @@ def read_single(path: Path, raw: bytes, compressed, kind, table, opts: Options, 
         return _read_hdf5(path, raw if compressed else None, table, element, edge, meta,
                           opts.headers)
     if kind == "athena":
-        _no_headers(path, opts, "an Athena project (its groups keep no beamline header)")
+        _no_headers(path, opts, "an Athena project (its groups keep free-text titles, no "
+                                "header fields)")
         text = decode_text(path, raw)
         scans, skipped = read_athena_scans(path, text)
         return _many(path, scans, skipped, table, "athena", "file", element, edge, meta)
