@@ -333,7 +333,8 @@ def _scalar_fields(entry) -> dict:
         shape = getattr(item, "shape", None)
         if shape is not None and int(np.prod(shape)) == 1 and item.dtype.kind in "iufSUO":
             value = item[()]
-            value = value.item() if isinstance(value, np.ndarray) else value
+            value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
+            value = value.item() if isinstance(value, np.generic) else value  # plain, for JSON
             fields[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) \
                 else value
 
