@@ -37,7 +37,8 @@ from operando.errors import ConfigError, DataError
 
 from ._linear import fit_linear, nvarys
 from ._space import check_space
-from .lcf import DEFAULT_ERANGE, LCFResult, _check_common, _empty, prepare
+from ..options import ComponentOptions
+from .lcf import LCFResult, _check_common, _empty, prepare
 
 __all__ = ["CombinationResult", "lcf_combinations"]
 
@@ -239,7 +240,8 @@ class CombinationResult:
 
 
 def lcf_combinations(normalized, references, *, max_components: int = 3,
-                     erange=DEFAULT_ERANGE, space: str = "norm", sum_to_one: bool = True,
+                     erange=ComponentOptions.erange, space: str = ComponentOptions.space,
+                     sum_to_one: bool = ComponentOptions.sum_to_one,
                      bounds=(0.0, 1.0), reference_e0: str = "series", alpha: float = 0.05,
                      n_idp: float | None = None, steps=None) -> CombinationResult:
     """Fit every combination of 1..``max_components`` references at every step.

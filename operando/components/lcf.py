@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from operando.errors import ConfigError, DataError
+from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
@@ -32,13 +33,6 @@ from ._space import check_erange, check_space, in_space, span, window
 log = logging.getLogger(__name__)
 
 __all__ = ["LCFResult", "lcf", "lcf_arrays"]
-
-#: Default fit range relative to E0, eV.  Larix (larch/wxxas/config.py) uses
-#: -40..+100; -20..+80 keeps the edge and the first resonances and drops the
-#: flat pre-edge, which adds points but no information about the mixture.
-DEFAULT_ERANGE = (-20.0, 80.0)
-DEFAULT_MAX_SHIFT = 3.0
-
 
 @dataclass(frozen=True, eq=False)
 class LCFResult:
@@ -222,9 +216,10 @@ _ERRORS_NOTE = ("sqrt(diag(cov) * redchi) as lmfit (scale_covar); cov from the c
 
 
 # --------------------------------------------------------------------------- public
-def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, space: str = "norm",
-        sum_to_one: bool = True, bounds=(0.0, 1.0), shifts: bool = False,
-        max_shift: float = DEFAULT_MAX_SHIFT, reference_e0: str = "series",
+def lcf(normalized: NormalizedSeries, references, *, erange=ComponentOptions.erange,
+        space: str = ComponentOptions.space, sum_to_one: bool = ComponentOptions.sum_to_one,
+        bounds=(0.0, 1.0), shifts: bool = ComponentOptions.shifts,
+        max_shift: float = ComponentOptions.max_shift, reference_e0: str = "series",
         steps=None) -> LCFResult:
     """Linear-combination fit of every step against reference spectra.
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from operando.errors import ConfigError, DataError
+from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MCRResult", "mcr", "purest_rows"]
 
-DEFAULT_ERANGE = (-20.0, 80.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -256,8 +256,9 @@ class _Relog(logging.Filter):
 
 
 # --------------------------------------------------------------------------- public
-def mcr(normalized: NormalizedSeries, n_components: int | None = None, *, erange=DEFAULT_ERANGE,
-        steps=None, space: str = "norm", init="purest", fixed=None, closure: bool = True,
+def mcr(normalized: NormalizedSeries, n_components: int | None = None, *,
+        erange=ComponentOptions.erange, steps=None, space: str = ComponentOptions.space,
+        init="purest", fixed=None, closure: bool = True,
         max_iter: int = 500, bands: bool = True, tol_spectra: float | None = None,
         reference_e0: str = "series") -> MCRResult:
     """MCR-ALS of a series: non-negative spectra and concentrations (with closure).

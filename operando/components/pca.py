@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from operando.errors import ConfigError, DataError
+from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
@@ -42,7 +43,6 @@ from ._space import in_space, series_matrix, span
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
 
-DEFAULT_ERANGE = (-20.0, 80.0)
 _PREPROCESS = ("none", "larch")
 
 
@@ -278,8 +278,8 @@ def pca_matrix(x, spectra, *, preprocess: str = "none", alpha: float = 0.05,
                      _svd=(U, s, Vt))
 
 
-def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool = False,
-        steps=None, space: str = "norm", preprocess: str = "none", alpha: float = 0.05,
+def pca(normalized: NormalizedSeries, *, erange=ComponentOptions.erange, absolute: bool = False,
+        steps=None, space: str = ComponentOptions.space, preprocess: str = "none", alpha: float = 0.05,
         targets=None, reference_e0: str = "series") -> PCAResult:
     """PCA of the normalised spectra of a series (or of some of its steps) over one energy range.
 

@@ -13,7 +13,7 @@ A configuration has these sections (all optional except ``[series]``)::
     format = "auto"
 
     [normalize]                   # operando.xanes.normalize / calibrate / white_line
-    e0 = "first"                  # "first", "each", "reference" or a number (eV)
+    e0 = "median"                 # "median", "first", "each", "reference" or a number (eV)
     pre1 = -150.0                 # eV relative to e0 (unset: Larch defaults)
     pre2 = -30.0
     norm1 = 50.0

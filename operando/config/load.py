@@ -11,7 +11,7 @@ from typing import Mapping
 from .._util.larch_compat import FT_WINDOWS as WINDOWS
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
-from ..tracking import TrackSettings
+from ..options import TrackSettings
 from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
                        ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig,
                        SeriesConfig, TrackConfig, build_run)
@@ -214,16 +214,16 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
         edge=edge,
         mu=_mu(value),
         reference=reference,
-        format=_string(s, "format", value, default="auto"),
+        format=_string(s, "format", value, default=SeriesConfig.format),
         pattern=_string(s, "pattern", value),
         energy_column=energy_column,
         columns=columns,
-        on_error=_choice(s, "on_error", value, ("skip", "raise"), default="skip"),
-        order=_choice(s, "order", value, ("auto", "name", "time"), default="auto"),
+        on_error=_choice(s, "on_error", value, ("skip", "raise"), default=SeriesConfig.on_error),
+        order=_choice(s, "order", value, ("auto", "name", "time"), default=SeriesConfig.order),
         channels=_channels(value),
         dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
                                 'has the ICR/OCR columns)'),
-        use_project_settings=_boolean(s, "use_project_settings", value, default=False),
+        use_project_settings=_boolean(s, "use_project_settings", value, default=SeriesConfig.use_project_settings),
     )
 
 
@@ -237,7 +237,7 @@ def _mu(value: Mapping):
         if not v or not all(isinstance(c, str) and c.strip() for c in v):
             _fail("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
         return tuple(c.strip() for c in v)
-    return _string("series", "mu", value, default="auto")
+    return _string("series", "mu", value, default=SeriesConfig.mu)
 
 
 def _channels(value: Mapping):
@@ -255,9 +255,9 @@ def _channels(value: Mapping):
 
 def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
-    e0 = value.get("e0", "median")
+    e0 = value.get("e0", NormalizeConfig.e0)
     if isinstance(e0, str):
-        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default="median")
+        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
     else:
         e0 = _number(s, "e0", value, low=0, low_open=True,
                      accepted='"median", "first", "each", "reference" or a number (eV) > 0',
@@ -279,13 +279,13 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
         window = (float(window[0]), float(window[1]))
     return NormalizeConfig(
         e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
-        nnorm=_integer(s, "nnorm", value, default=None, low=0, high=3, allow_none=True),
-        nvict=_integer(s, "nvict", value, default=0, low=0, high=4),
-        calibrate=_boolean(s, "calibrate", value, default=False),
+        nnorm=_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
+        nvict=_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
+        calibrate=_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
         edge_energy=_number(s, "edge_energy", value, low=0, low_open=True,
                             accepted="a number (eV) > 0, or unset for the tabulated edge energy"),
         wl_window=window,
-        engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
+        engine=_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
     )
 
 
@@ -313,14 +313,14 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
     return ReferenceConfig(
         file=None if file is None else _resolve(base, file),
         shell=None if shell is None else _shell(s, "shell", shell),
-        cn=_number(s, "cn", value, default=12.0, low=0, high=24, low_open=True,
+        cn=_number(s, "cn", value, default=ReferenceConfig.cn, low=0, high=24, low_open=True,
                    accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
                    allow_none=False),
         s02=s02,
         sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
-        deltar=_choice(s, "deltar", value, ("fix", "free"), default="free"),
-        de0=_choice(s, "de0", value, ("fix", "free"), default="fix"),
-        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default="debye"),
+        deltar=_choice(s, "deltar", value, ("fix", "free"), default=ReferenceConfig.deltar),
+        de0=_choice(s, "de0", value, ("fix", "free"), default=ReferenceConfig.de0),
+        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default=ReferenceConfig.disorder_model),
         **temps,
         mu=_string(s, "mu", value),
     )
@@ -367,11 +367,11 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
                      allow_none=False),
         bkg_kmin=_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
                          allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
-        engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
+        engine=_choice(s, "engine", value, ("fast", "larch"), default=ExafsConfig.engine),
         merge_repeats=_merge_repeats(value),
         significance=_choice(s, "significance", value, ("metal", "all", "none"),
                              default=ExafsConfig.significance),
-        systematics=_boolean(s, "systematics", value, default=False),
+        systematics=_boolean(s, "systematics", value, default=ExafsConfig.systematics),
     )
 
 
@@ -405,7 +405,7 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
     if method == "lcf" and len(refs) < 1:
         _fail(s, "references", raw, "at least one reference for method = \"lcf\"")
-    erange = value.get("erange", [-20.0, 80.0])
+    erange = value.get("erange", list(ComponentsConfig.erange))
     if (not isinstance(erange, list) or len(erange) != 2
             or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
             or not erange[0] < erange[1]):
@@ -418,11 +418,10 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     return ComponentsConfig(
         enabled=True, references=tuple(refs), method=method,
         erange=(float(erange[0]), float(erange[1])),
-        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default="norm"),
-        sum_to_one=_boolean(s, "sum_to_one", value, default=True),
-        shifts=_boolean(s, "shifts", value, default=False),
-        max_shift=_number(s, "max_shift", value, default=3.0, low=0, high=50, low_open=True,
-                          allow_none=False),
+        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
+        sum_to_one=_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),
+        shifts=_boolean(s, "shifts", value, default=ComponentsConfig.shifts),
+        max_shift=_number(s, "max_shift", value, default=ComponentsConfig.max_shift, low=0, high=50, low_open=True, allow_none=False),
         n_components=n_comp,
         metal=_string(s, "metal", value),
     )
@@ -484,8 +483,8 @@ def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig
     return OutputConfig(
         dir=_resolve(base, directory),
         plots=tuple(dict.fromkeys(p.lower() for p in plots)),
-        overwrite=_boolean(s, "overwrite", value, default=False),
-        report=_boolean(s, "report", value, default=True),
+        overwrite=_boolean(s, "overwrite", value, default=OutputConfig.overwrite),
+        report=_boolean(s, "report", value, default=OutputConfig.report),
         athena=_bool_or_auto(s, "athena", value,
                              f'"auto" (series up to {ATHENA_AUTO_MAX_STEPS} steps), true or false'),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
-from ..exafs import ShellModel as _ShellModel  # one source for the fit-window defaults
+from ..options import BackgroundOptions, ComponentOptions, FitOptions, NormalizeOptions
 from .values import _fail, _integer
 
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
@@ -45,17 +45,17 @@ class SeriesConfig:
 class NormalizeConfig:
     """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
 
-    e0: str | float = "median"
-    pre1: float | None = None
-    pre2: float | None = None
-    norm1: float | None = None
-    norm2: float | None = None
-    nnorm: int | None = None
-    nvict: int = 0
+    e0: str | float = NormalizeOptions.e0
+    pre1: float | None = NormalizeOptions.pre1
+    pre2: float | None = NormalizeOptions.pre2
+    norm1: float | None = NormalizeOptions.norm1
+    norm2: float | None = NormalizeOptions.norm2
+    nnorm: int | None = NormalizeOptions.nnorm
+    nvict: int = NormalizeOptions.nvict
     calibrate: bool = False
     edge_energy: float | None = None
-    wl_window: tuple[float, float] | None = None
-    engine: str = "fast"
+    wl_window: tuple[float, float] | None = None     # None: WhiteLineOptions.window
+    engine: str = NormalizeOptions.engine
 
 
 @dataclass(frozen=True)
@@ -87,22 +87,22 @@ class ExafsConfig:
 
     enabled: bool = False
     shells: tuple | None = None          # labels, or tables (dicts) of ShellSpec settings
-    share_e0: bool | str = _ShellModel.share_e0
-    kmin: float = _ShellModel.kmin
-    kmax: float = _ShellModel.kmax
-    kweight: int = int(_ShellModel.kweight)
-    dk: float = _ShellModel.dk
-    window: str = _ShellModel.window
-    rmin: float = _ShellModel.rmin
-    rmax: float = _ShellModel.rmax
-    fit_space: str = _ShellModel.fit_space
-    rbkg: float = 1.0
+    share_e0: bool | str = FitOptions.share_e0
+    kmin: float = FitOptions.kmin
+    kmax: float = FitOptions.kmax
+    kweight: int = FitOptions.kweight
+    dk: float = FitOptions.dk
+    window: str = FitOptions.window
+    rmin: float = FitOptions.rmin
+    rmax: float = FitOptions.rmax
+    fit_space: str = FitOptions.fit_space
+    rbkg: float = BackgroundOptions.rbkg
     # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
     # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
-    bkg_kmin: float = 0.0
-    engine: str = "fast"
+    bkg_kmin: float = BackgroundOptions.kmin
+    engine: str = BackgroundOptions.engine
     merge_repeats: str | None = None
-    significance: str = _ShellModel.significance
+    significance: str = FitOptions.significance
     systematics: bool = False
 
 
@@ -120,11 +120,11 @@ class ComponentsConfig:
     enabled: bool = False
     references: tuple = ()
     method: str = "lcf"
-    erange: tuple[float, float] = (-20.0, 80.0)
-    space: str = "norm"
-    sum_to_one: bool = True
-    shifts: bool = False
-    max_shift: float = 3.0
+    erange: tuple[float, float] = ComponentOptions.erange
+    space: str = ComponentOptions.space
+    sum_to_one: bool = ComponentOptions.sum_to_one
+    shifts: bool = ComponentOptions.shifts
+    max_shift: float = ComponentOptions.max_shift
     n_components: int | None = None
     metal: str | None = None
 

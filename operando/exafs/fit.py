@@ -19,6 +19,7 @@ import numpy as np
 
 from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
+from ..options import BackgroundOptions, FitOptions
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
@@ -241,9 +242,12 @@ def _with_reference(model, s02, s02_err, reference):
 
 def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
-                  kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
-                  window: str = "hanning", rmin: float | None = None, rmax: float | None = None,
-                  fit_space: str = "r", rbkg: float = 1.0, engine: str = "fast") -> S02Calibration:
+                  kmin: float = FitOptions.kmin, kmax: float = FitOptions.kmax,
+                  kweight: float = FitOptions.kweight, dk: float = FitOptions.dk,
+                  window: str = FitOptions.window, rmin: float | None = None,
+                  rmax: float | None = None, fit_space: str = FitOptions.fit_space,
+                  rbkg: float = BackgroundOptions.rbkg,
+                  engine: str = BackgroundOptions.engine) -> S02Calibration:
     """S0^2 from a reference (foil) spectrum with the coordination number fixed.
 
     Fits the first shell with ``CN = cn`` fixed and the amplitude ``S0^2``,

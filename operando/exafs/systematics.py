@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..options import BackgroundOptions, NormalizeOptions
 from .model import ShellModel
 
 log = logging.getLogger(__name__)
 
 
-def processing_variants(model: ShellModel, *, rbkg: float = 1.0, e0: str | float = "first",
+def processing_variants(model: ShellModel, *, rbkg: float = BackgroundOptions.rbkg,
+                        e0: str | float = NormalizeOptions.e0,
                         kmax_shifts: Sequence[float] = (-2.0, 1.0),
                         rbkg_values: Sequence[float] = (0.8, 1.2),
                         rmin_shifts: Sequence[float] = (0.2,), rmax_shifts: Sequence[float] = (0.2,),
@@ -128,7 +130,8 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
                    s02_err: float | None = None, foil=None, reference_shell: str | None = None,
                    reference_cn: float = 12.0, reference_options: dict | None = None,
                    references: dict | None = None, variants: list | None = None,
-                   rbkg: float = 1.0, bkg_kmin: float = 0.0, engine: str = "fast") -> Systematics:
+                   rbkg: float = BackgroundOptions.rbkg, bkg_kmin: float = BackgroundOptions.kmin,
+                   engine: str = BackgroundOptions.engine) -> Systematics:
     """Re-run background removal and the shell fit over the processing variants.
 
     Parameters
@@ -163,7 +166,7 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
     from .fit import fit_shells
     from .reference import ReferenceValues, apply_reference
 
-    e0_base = normalized.settings.get("e0", "first")
+    e0_base = normalized.settings["e0"]
     variants = variants or processing_variants(model, rbkg=rbkg, e0=e0_base)
     options = dict(reference_options or {})
     if references is None:
@@ -175,7 +178,7 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
     tested = [s.label for s in model.shells if s.cn.mode == "free"]
     rows = []
     norm_kw = dict(normalized.settings.get("requested", {}),
-                   engine=normalized.settings.get("engine", "fast"))
+                   engine=normalized.settings["engine"])
     cache = {}
     for v in variants:
         key = (v["e0"], v["rbkg"])
@@ -235,7 +238,8 @@ def _band(long: pd.DataFrame, shells) -> pd.DataFrame:
 
 
 def reference_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
-                   cn: float = 12.0, bkg_kmin: float = 0.0, engine: str = "fast") -> dict:
+                   cn: float = 12.0, bkg_kmin: float = BackgroundOptions.kmin,
+                   engine: str = BackgroundOptions.engine) -> dict:
     """Per variant, the foil calibrated in that variant's window: ``{name: {"s02",
     "s02_err", "values"}}`` (``values``: :class:`~operando.exafs.ReferenceValues` as a
     dict), for :func:`cn_systematics` ``references``."""
@@ -246,8 +250,8 @@ def reference_fits(foil, model: ShellModel, variants, *, shell: str | None = Non
     shell = shell or next((s.label for s in model.shells if s.is_metal), None)
     if shell is None:
         raise ConfigError("no metal shell to calibrate the foil on; give reference_shell")
-    e0_base = foil.settings.get("e0", "each")
-    kw = dict(foil.settings.get("requested", {}), engine=foil.settings.get("engine", "fast"))
+    e0_base = foil.settings["e0"]
+    kw = dict(foil.settings.get("requested", {}), engine=foil.settings["engine"])
     out = {}
     for v in variants:
         norm = foil if v["e0"] == e0_base or v["e0"] in ("first", "each") else _renormalize(

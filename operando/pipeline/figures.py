@@ -153,8 +153,7 @@ def wavelet_analysis(ft: dict, chi, steps: pd.DataFrame, plot_rows, tracking, sh
     main = [t for t in tables if "_" not in t["label"]]
     windows = shell_windows([t["label"] for t in main],
                             {t["label"]: t["distance"] for t in main if t.get("distance")})
-    kwargs = dict(kweight=ft.get("kweight", 2), kmin=ft.get("kmin"), kmax=ft.get("kmax"),
-                  dk=ft.get("dk", 1.0), window=ft.get("window", "hanning"), rmax_out=6.0)
+    kwargs = dict(ft, rmax_out=6.0)
     lobes, maps = [], []
     for a in range(0, len(labels), _WAVELET_BLOCK):
         block = np.isin(groups, labels[a:a + _WAVELET_BLOCK])

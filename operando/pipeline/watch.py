@@ -392,7 +392,7 @@ def _prepare_key(series, plan, shared, foil) -> str:
     foil, and the scans E0 came from (``"first"``: up to that scan; ``"median"``: all)."""
     h = hashlib.sha256(repr((series.element, series.edge, foil)).encode())
     h.update(np.ascontiguousarray(series.energy).tobytes())
-    policy = plan.normalize.get("e0")
+    policy = plan.normalize.e0
     if policy == "median":
         h.update(np.ascontiguousarray(series.mu).tobytes())
     elif shared.get("e0_from_step") is not None:

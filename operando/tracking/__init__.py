@@ -43,7 +43,7 @@ from .channels import detect_shells
 from .cluster import ClusterSize, cluster_size_from_cn, cuboctahedron_atoms, cuboctahedron_cn, sphere_cn
 from .conditions import default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS
-from .settings import TrackSettings
+from ..options import TrackSettings
 from .states import STATES, XANES_STATES
 from .track import Tracking, track
 

@@ -32,7 +32,7 @@ import pandas as pd
 from .channels import Channel
 from .evidence import Difference, combine, two_sided_p
 from .segments import ChannelStats, difference, trend
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: Columns of :attr:`Tracking.events`.
 EVENT_COLUMNS = [

@@ -30,7 +30,7 @@ import numpy as np
 from .changepoints import _robust_noise, find_change_points
 from .channels import Channel
 from .evidence import Difference, two_sided_p, z_of_p
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 
 def split(block: np.ndarray, signal: np.ndarray, s: TrackSettings) -> tuple[np.ndarray, list[str]]:

@@ -36,7 +36,7 @@ import numpy as np
 from .channels import Channel
 from .evidence import combine, two_sided_p
 from .segments import ChannelStats, difference
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: States of a segment (``unknown``: nothing usable to judge).
 STATES = ("isolated", "cluster", "particle", "unknown")

@@ -17,7 +17,7 @@ from .cluster import cluster_size_from_cn
 from .conditions import blocks, check_columns, default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS, find_events, reversibility
 from .segments import outliers, split, stats
-from .settings import TrackSettings
+from ..options import TrackSettings
 from .states import reference_segment, segment_states
 
 log = logging.getLogger(__name__)
