@@ -135,7 +135,7 @@ class LCFResult:
         i = self._row(step)
         if not self.ok[i]:
             raise DataError(f"step {step} was not fitted: {self.reason[i]}")
-        space = self.settings.get("space", "norm")
+        space = self.settings["space"]
         i0, i1 = window(self.x, self.xmin[i], self.xmax[i])
         data = in_space(self.x, self._data[i], space, i0, i1)
         if self.shifts is not None and self._refs is not None:
@@ -402,7 +402,8 @@ def prepare(normalized, references, *, erange, space, reference_e0, steps,
     return prep
 
 
-def lcf_arrays(x, spectra, references, *, names=None, xrange=None, sum_to_one: bool = True,
+def lcf_arrays(x, spectra, references, *, names=None, xrange=None,
+               sum_to_one: bool = ComponentOptions.sum_to_one,
                bounds=(0.0, 1.0), steps=None) -> LCFResult:
     """LCF of spectra already on one grid (e.g. chi(k) * k^w) against references on that grid.
 

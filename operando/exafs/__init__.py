@@ -58,14 +58,21 @@ Robustness rules applied to every step (all recorded in ``fit_message``):
   ``sig_S``), never by the pinned refit; ``cn_S_limit`` is the 95 % upper limit.
 """
 
-from .background import KSTEP, ChiSeries, RSeries, fourier_transform, remove_background
-from .fit import calibrate_s02, fit_shells, fit_shells_global, fit_shells_segment
-from .model import ShellModel, n_independent, result_columns
-from .reference import ReferenceValues, apply_reference
-from .results import S02Calibration, ShellFitResult
-from .shells import Rule, ShellSpec
-from .systematics import Systematics, cn_systematics, processing_variants
-from .wavelet import WaveletTransform, lobe_positions, shell_windows, wavelet_transform
+from importlib import import_module
+
+#: Public names -> their module, imported on first use (PEP 562), so that reading a
+#: configuration (which checks [exafs] shells with ShellSpec and ShellModel) does not load
+#: the fitting engines.
+_WHERE = {
+    **dict.fromkeys(("KSTEP", "ChiSeries", "RSeries", "fourier_transform", "remove_background"), "background"),
+    **dict.fromkeys(("calibrate_s02", "fit_shells", "fit_shells_global", "fit_shells_segment"), "fit"),
+    **dict.fromkeys(("ShellModel", "n_independent", "result_columns"), "model"),
+    **dict.fromkeys(("ReferenceValues", "apply_reference"), "reference"),
+    **dict.fromkeys(("S02Calibration", "ShellFitResult"), "results"),
+    **dict.fromkeys(("Rule", "ShellSpec"), "shells"),
+    **dict.fromkeys(("Systematics", "cn_systematics", "processing_variants"), "systematics"),
+    **dict.fromkeys(("WaveletTransform", "lobe_positions", "shell_windows", "wavelet_transform"), "wavelet"),
+}
 
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
@@ -73,3 +80,15 @@ __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitR
            "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
            "result_columns", "n_independent", "KSTEP",
            "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

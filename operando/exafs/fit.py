@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
                s02_err: float | None = None, reference: S02Calibration | None = None,
-               engine: str = "fast", warm_start: bool = True, retries: int = 4,
+               engine: str = BackgroundOptions.engine, warm_start: bool = True, retries: int = 4,
                merge_repeats: str | None = None, executor: Executor | None = None,
                chunk_size: int = 8, rfactor_max: float = RFACTOR_MAX,
                redchi_max: float | None = None) -> ShellFitResult:
@@ -137,7 +137,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
                       s02_err: float | None = None, reference: S02Calibration | None = None,
                       steps: Sequence[int] | None = None,
                       shared: Iterable[str] = ("sigma2", "r", "de0"),
-                      engine: str = "fast") -> ShellFitResult:
+                      engine: str = BackgroundOptions.engine) -> ShellFitResult:
     """Fit several steps -- a segment, or the whole series -- in one joint fit.
 
     The parameter kinds ``shared`` have one value per shell for all the steps (dE0

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import DataError
+from ..options import FTOptions
 from ._layout import _MARGIN, _fit_single, _hlines, _new_axes, _place_axes
 
 
@@ -311,8 +312,8 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     return fig
 
 
-def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = 2, title: str | None = None,
-             rmax: float = 6.0) -> Figure:
+def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = FTOptions.kweight,
+             title: str | None = None, rmax: float = 6.0) -> Figure:
     """Data and fit of one step in k and R space (two panels).
 
     Parameters
