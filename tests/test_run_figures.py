@@ -76,7 +76,7 @@ def test_exafs_run_draws_cn_trends_and_wavelet_lobes(samples, tmp_path):
     config = load_config({
         "series": {"source": "cu_nc_potential.dat", "conditions": "conditions.csv",
                    "element": "Cu", "edge": "K"},
-        "reference": {"s02": 0.9},
+        "foil": {"s02": 0.9},
         "exafs": {"shells": ["Cu-N", "Cu-Cu"], "kmin": 3.0, "kmax": 11.0, "rmin": 1.2, "rmax": 3.0},
         "output": {"dir": str(tmp_path / "cu"), "plots": ["png"]},
     }, base_dir=folder)

@@ -52,7 +52,7 @@ def test_an_undetermined_s02_stops_the_run(shared_data, tmp_path):
     short.write_text("\n".join(keep) + "\n")
     cfg = load_config({
         "series": {"source": str(foil), "element": "Cu", "edge": "K"},
-        "reference": {"file": str(short)},
+        "foil": {"file": str(short)},
         "exafs": {"shells": ["Cu-Cu"], "kmin": 3.0, "kmax": 12.0},
         "output": {"dir": str(tmp_path / "out"), "plots": [], "report": False}})
     with warnings.catch_warnings():

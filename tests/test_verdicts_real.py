@@ -39,7 +39,7 @@ calibrate = true
 norm1 = 150.0
 norm2 = 600.0
 
-[reference]
+[foil]
 file = "{refs}/cu_foil_rt.xdi"
 shell = "Cu-Cu"
 cn = 12

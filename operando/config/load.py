@@ -13,20 +13,20 @@ from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..options import TrackSettings
 from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
-                       ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig,
+                       ExafsConfig, NormalizeConfig, OutputConfig, FoilConfig, RunConfig,
                        SeriesConfig, TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
                      _resolve_glob, _shell, _shells, _string)
 
 
 # ----------------------------------------------------------------------- loading
-SECTIONS = ("series", "normalize", "reference", "exafs", "components", "track", "output", "run")
+SECTIONS = ("series", "normalize", "foil", "exafs", "components", "track", "output", "run")
 _TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
     cls = {
-        "series": SeriesConfig, "normalize": NormalizeConfig, "reference": ReferenceConfig,
+        "series": SeriesConfig, "normalize": NormalizeConfig, "foil": FoilConfig,
         "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
         "run": RunConfig,
     }[name]
@@ -134,21 +134,21 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
             _check_keys(name, data.get(name, {}), _section_keys(name))
     series = _build_series(data["series"], base)
     normalize = _build_normalize(data.get("normalize", {}))
-    reference = _build_reference(data.get("reference", {}), base)
+    foil = _build_foil(data.get("foil", {}), base)
     exafs = _build_exafs(data.get("exafs"), series.element, base)
     components = _build_components(data.get("components"), base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
     run = build_run(data.get("run", {}))
-    if exafs.enabled and reference.file is None and reference.s02 is None:
+    if exafs.enabled and foil.file is None and foil.s02 is None:
         raise ConfigError(
-            "[reference] needs file (a metal foil to calibrate S0^2 on) or s02 (a fixed value, "
+            "[foil] needs file (a metal foil to calibrate S0^2 on) or s02 (a fixed value, "
             "e.g. 0.85) when [exafs] is enabled"
         )
-    if reference.shell is None and exafs.enabled and series.element:
-        reference = replace(reference, shell=f"{series.element}-{series.element}")
+    if foil.shell is None and exafs.enabled and series.element:
+        foil = replace(foil, shell=f"{series.element}-{series.element}")
     return Config(
-        series=series, normalize=normalize, reference=reference, exafs=exafs,
+        series=series, normalize=normalize, foil=foil, exafs=exafs,
         components=components, track=track,
         output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
     )
@@ -289,13 +289,13 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
     )
 
 
-def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
-    s = "reference"
+def _build_foil(value: Mapping, base: Path) -> FoilConfig:
+    s = "foil"
     file = _string(s, "file", value)
     s02 = _number(s, "s02", value, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5")
     if file is not None and s02 is not None:
         raise ConfigError(
-            "[reference] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
+            "[foil] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
         )
     shell = value.get("shell")
     sigma2 = value.get("sigma2", "fix")
@@ -308,19 +308,19 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
     if (temps["temperature_K"] is not None and temps["sample_temperature_K"] is not None
             and temps["temperature_K"] != temps["sample_temperature_K"]
             and temps["debye_temperature_K"] is None):
-        raise ConfigError("[reference] a sigma2 temperature correction (temperature_K != "
+        raise ConfigError("[foil] a sigma2 temperature correction (temperature_K != "
                           "sample_temperature_K) needs debye_temperature_K")
-    return ReferenceConfig(
+    return FoilConfig(
         file=None if file is None else _resolve(base, file),
         shell=None if shell is None else _shell(s, "shell", shell),
-        cn=_number(s, "cn", value, default=ReferenceConfig.cn, low=0, high=24, low_open=True,
+        cn=_number(s, "cn", value, default=FoilConfig.cn, low=0, high=24, low_open=True,
                    accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
                    allow_none=False),
         s02=s02,
         sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
-        deltar=_choice(s, "deltar", value, ("fix", "free"), default=ReferenceConfig.deltar),
-        de0=_choice(s, "de0", value, ("fix", "free"), default=ReferenceConfig.de0),
-        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default=ReferenceConfig.disorder_model),
+        deltar=_choice(s, "deltar", value, ("fix", "free"), default=FoilConfig.deltar),
+        de0=_choice(s, "de0", value, ("fix", "free"), default=FoilConfig.de0),
+        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default=FoilConfig.disorder_model),
         **temps,
         mu=_string(s, "mu", value),
     )

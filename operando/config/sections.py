@@ -59,10 +59,10 @@ class NormalizeConfig:
 
 
 @dataclass(frozen=True)
-class ReferenceConfig:
-    """``[reference]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
+class FoilConfig:
+    """``[foil]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
     and what the sample's metal shell takes from the foil fit (``sigma2``, ``deltar``,
-    ``de0``: :func:`operando.exafs.apply_reference`), with an optional temperature
+    ``de0``: :func:`operando.exafs.apply_foil`), with an optional temperature
     correction of sigma2 (K)."""
 
     file: str | None = None
@@ -195,7 +195,7 @@ class Config:
 
     Attributes
     ----------
-    series, normalize, reference, exafs, components, track, output, run
+    series, normalize, foil, exafs, components, track, output, run
         One frozen dataclass per TOML section.
     path : str or None
         The configuration file it was read from.
@@ -205,7 +205,7 @@ class Config:
 
     series: SeriesConfig
     normalize: NormalizeConfig = NormalizeConfig()
-    reference: ReferenceConfig = ReferenceConfig()
+    foil: FoilConfig = FoilConfig()
     exafs: ExafsConfig = ExafsConfig()
     components: ComponentsConfig = ComponentsConfig()
     track: TrackConfig = TrackConfig()

@@ -9,7 +9,7 @@
 :mod:`.plan`           the parameters of one fit, resolved once for both engines
 :mod:`.fit`            :func:`fit_shells`, :func:`fit_shells_global`,
                        :func:`calibrate_s02`
-:mod:`.reference`      :func:`apply_reference`: the foil's sigma2 / dR / dE0 for the
+:mod:`.reference`      :func:`apply_foil`: the foil's sigma2 / dR / dE0 for the
                        sample's metal shell (temperature-corrected if asked)
 :mod:`.significance`   F-test of a shell and the detection limit of its CN
 :mod:`.phases`         reference-phase shells (an oxide's outer shells tied to its
@@ -35,7 +35,7 @@ be fixed, bounded, tied to another shell's (a CN times a factor) or taken from t
 reference foil.  Both engines fill the same result columns (:func:`result_columns`),
 so they give the same :class:`ShellFitResult`.
 
-With a reference foil (:func:`apply_reference`, the pipeline's default) the metal
+With a reference foil (:func:`apply_foil`, the pipeline's default) the metal
 shell's sigma2 is fixed at the foil's, fitted in the sample's own k/R window, and its
 dE0 is held at the foil's energy origin; its CN is then right on real Cu foil + CuO
 mixtures within 0.5 at every fraction (README, "Physics defaults, and why").
@@ -67,7 +67,7 @@ _WHERE = {
     **dict.fromkeys(("KSTEP", "ChiSeries", "RSeries", "fourier_transform", "remove_background"), "background"),
     **dict.fromkeys(("calibrate_s02", "fit_shells", "fit_shells_global", "fit_shells_segment"), "fit"),
     **dict.fromkeys(("ShellModel", "n_independent", "result_columns"), "model"),
-    **dict.fromkeys(("ReferenceValues", "apply_reference"), "reference"),
+    **dict.fromkeys(("FoilValues", "apply_foil"), "foil"),
     **dict.fromkeys(("S02Calibration", "ShellFitResult"), "results"),
     **dict.fromkeys(("Rule", "ShellSpec"), "shells"),
     **dict.fromkeys(("Systematics", "cn_systematics", "processing_variants"), "systematics"),
@@ -76,8 +76,8 @@ _WHERE = {
 
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
-           "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_reference",
-           "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
+           "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_foil",
+           "FoilValues", "cn_systematics", "processing_variants", "Systematics",
            "result_columns", "n_independent", "KSTEP",
            "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]
 

@@ -1,7 +1,7 @@
 """The run's figures: which are drawn, from what, and how they are saved.
 
 Always ``xanes_map`` (the edge region, -30..+70 eV around E0), ``xanes_difference``
-(every step minus the reference state) and ``white_line``.  With tracking:
+(every step minus the baseline state) and ``white_line``.  With tracking:
 ``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``fractions``
 when the steps have ``frac_*`` columns (``[components]``), ``summary`` with EXAFS.
 With ``[components]``: ``lcf_fit`` (one step's fit, see :func:`overlay_fit`),

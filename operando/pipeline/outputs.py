@@ -213,7 +213,7 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
             "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
             "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
-            "reference_values": shared.get("reference_values"),
+            "foil_values": shared.get("foil_values"),
             "systematics": shared.get("systematics"),
             "normalize": meta0.get("normalize_settings"),
             "background": meta0.get("background_settings"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config, ReferenceConfig, sections
+from ..config import Config, FoilConfig, sections
 from ..exafs import ShellModel
 from ..options import (BackgroundOptions, ComponentOptions, FitOptions, FTOptions, NormalizeOptions,
                        WhiteLineOptions)
@@ -73,7 +73,7 @@ class RunPlan:
         ``[exafs] systematics``: the CN spread over processing choices.
     fit_engine : str
     merge_repeats : str or None
-    reference : ReferenceConfig
+    foil : FoilConfig
         Where S0^2 comes from.
     read_options : dict
         How a file becomes mu (:func:`spectrum_kwargs`), for every file the run reads.
@@ -104,7 +104,7 @@ class RunPlan:
     shells: tuple | None
     fit_engine: str
     merge_repeats: str | None
-    reference: ReferenceConfig
+    foil: FoilConfig
     read_options: dict
     components: dict | None
     track: dict | None
@@ -206,7 +206,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         shells=None if x.shells is None else tuple(x.shells),
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
-        reference=config.reference,
+        foil=config.foil,
         read_options=spectrum_kwargs(config),
         components=components,
         track=track,

@@ -15,7 +15,7 @@ from its white line, edge and fractions; with EXAFS the shells join in.
    segment an estimate and an uncertainty that includes the scatter of repeat
    scans as a systematic floor.
 3. **States** (:mod:`.states`): ``isolated`` / ``cluster`` / ``particle`` judged
-   against the reference (first) state and the detection limits, so a bias common
+   against the baseline (first) state and the detection limits, so a bias common
    to all steps (an oxide's own Cu...Cu leaking into the metal path) does not make
    clusters; ``xanes_state`` oxidised / mixed / reduced.
 4. **Events** (:mod:`.events`): a condition change (or a trend within one) is an

@@ -1,10 +1,10 @@
-"""The state of every segment, judged against the reference state and detection limits.
+"""The state of every segment, judged against the baseline state and detection limits.
 
 ``state`` (metal aggregation), from the metal channels (CN(M-M) from EXAFS, the
 metallic fraction from a linear-combination fit):
 
 ``isolated``
-    no metal beyond the reference state: no metal channel shows more metal than the
+    no metal beyond the baseline state: no metal channel shows more metal than the
     reference (first) segment at ``z_state``, or none shows metal at all.
 ``cluster``
     metal present: a metal channel is above its detection limit (CN(M-M) above the
@@ -44,15 +44,15 @@ STATES = ("isolated", "cluster", "particle", "unknown")
 XANES_STATES = ("oxidised", "mixed", "reduced", "as_start", "unknown")
 
 
-def reference_segment(labels: list[str], s: TrackSettings) -> int:
+def baseline_segment(labels: list[str], s: TrackSettings) -> int:
     """The segment the others are compared with (``reference``: "first" or a label)."""
-    if s.reference == "first":
+    if s.baseline == "first":
         return 0
-    wanted = s.reference.strip().casefold()
+    wanted = s.baseline.strip().casefold()
     for g, label in enumerate(labels):
         if str(label).strip().casefold() == wanted:
             return g
-    raise ValueError(f"track setting reference = {s.reference!r} matches no condition; "
+    raise ValueError(f"track setting baseline = {s.baseline!r} matches no condition; "
                      f"conditions are {sorted(set(labels))}")
 
 
@@ -168,4 +168,4 @@ def xanes_states(channels, all_stats, n_seg, ref, s: TrackSettings, frac) -> np.
     return out
 
 
-__all__ = ["STATES", "XANES_STATES", "segment_states", "reference_segment"]
+__all__ = ["STATES", "XANES_STATES", "segment_states", "baseline_segment"]
