@@ -170,7 +170,7 @@ def test_config_sections_take_their_defaults_from_the_options():
     assert checked >= 20
     # A configuration without the keys resolves to exactly the options' defaults.
     cfg = load_config({"series": {"source": "x"}, "exafs": {}, "foil": {"s02": 0.9},
-                       "components": {"references": ["first"]}})
+                       "components": {"standards": ["first"]}})
     assert cfg.normalize.e0 == options.NormalizeOptions.e0 == "median"
     assert cfg.exafs.window == options.FTOptions.window
     assert cfg.exafs.rbkg == options.BackgroundOptions.rbkg

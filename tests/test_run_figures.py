@@ -48,7 +48,7 @@ def _au_run(folder, out, components):
 
 def test_xanes_only_lcf_run_draws_the_component_figures(au_folder):
     refs = [f"{AU_PRJ}#{n}" for n in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")]
-    result = _au_run(au_folder, "lcf", {"references": refs})
+    result = _au_run(au_folder, "lcf", {"standards": refs})
     pngs = sorted(k for k in result.outputs if k.endswith(".png"))
     assert pngs == ["fractions.png", "lcf_fit.png", "pca.png", "white_line.png",
                     "xanes_difference.png", "xanes_map.png"]

@@ -52,7 +52,7 @@ rmin = 1.0
 rmax = 3.0
 
 [components]
-references = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
+standards = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
 
 [output]
 dir = "{out}"
@@ -159,7 +159,7 @@ edge = "K"
 e0 = "first"
 calibrate = true
 [components]
-references = {{ {refs} }}
+standards = {{ {refs} }}
 [output]
 dir = "{tmp_path / 'out'}"
 plots = []

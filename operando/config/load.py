@@ -375,15 +375,15 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
     )
 
 
-#: Reference sources that name part of the series rather than a file.
-_SERIES_REFERENCES = ("first", "last", "reference_channel")
+#: Standards that name part of the series rather than a file.
+_SERIES_STANDARDS = ("first", "last", "reference_channel")
 
 
 def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     s = "components"
     if value is None:
         return ComponentsConfig(enabled=False)
-    raw = value.get("references", [])
+    raw = value.get("standards", [])
     if isinstance(raw, str):
         raw = [raw]
     if isinstance(raw, list):
@@ -391,20 +391,20 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     elif isinstance(raw, Mapping):
         pairs = list(raw.items())
     else:
-        _fail(s, "references", raw, "a list of reference files (or \"first\", \"last\", "
+        _fail(s, "standards", raw, "a list of standard files (or \"first\", \"last\", "
               "\"step:N\", \"steps:A-B\", \"reference_channel\"), or a table name = source")
     refs = []
     for name, source in pairs:
         if not isinstance(source, str) or not source.strip():
-            _fail(s, "references", raw, "reference sources as text")
+            _fail(s, "standards", raw, "standard sources as text")
         text = source.strip()
-        if text not in _SERIES_REFERENCES and not text.startswith(("step:", "steps:")):
+        if text not in _SERIES_STANDARDS and not text.startswith(("step:", "steps:")):
             path, _, group = text.partition("#")
             text = _resolve(base, path) + (f"#{group}" if group else "")
         refs.append((str(name) if name is not None else None, text))
     method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
     if method == "lcf" and len(refs) < 1:
-        _fail(s, "references", raw, "at least one reference for method = \"lcf\"")
+        _fail(s, "standards", raw, "at least one standard for method = \"lcf\"")
     erange = value.get("erange", list(ComponentsConfig.erange))
     if (not isinstance(erange, list) or len(erange) != 2
             or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
@@ -416,7 +416,7 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
         _fail(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
     return ComponentsConfig(
-        enabled=True, references=tuple(refs), method=method,
+        enabled=True, standards=tuple(refs), method=method,
         erange=(float(erange[0]), float(erange[1])),
         space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
         sum_to_one=_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),

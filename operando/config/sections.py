@@ -110,15 +110,15 @@ class ExafsConfig:
 class ComponentsConfig:
     """``[components]``: XANES component analysis (section present = enabled).
 
-    ``references``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
+    ``standards``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
     ``"last"``, ``"step:N"``, ``"steps:A-B"`` (their mean) or ``"reference_channel"``); with
-    references the method
+    standards the method
     is ``"lcf"``, without ``"mcr"`` (``n_components``: ``None`` = the PCA estimate).
     ``metal``: the name of the metallic component, for tracking.
     """
 
     enabled: bool = False
-    references: tuple = ()
+    standards: tuple = ()
     method: str = "lcf"
     erange: tuple[float, float] = ComponentOptions.erange
     space: str = ComponentOptions.space

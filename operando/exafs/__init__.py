@@ -20,7 +20,7 @@
                        :class:`WaveletTransform`; :func:`lobe_positions`
 :mod:`.policy`         the rules both engines apply (starts, acceptance, absent shells)
 :mod:`.engines`        ``"fast"`` (batched, default) and ``"larch"`` (xraylarch per
-                       step, the reference); one place picks them
+                       step, the oracle); one place picks them
 :mod:`.batch`          the batched numerics (AUTOBK, FT, FEFF path tables, fits,
                        global fits)
 =====================  ===========================================================

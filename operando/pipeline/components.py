@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..components import lcf, mcr, pca, resolve_references
+from ..components import lcf, mcr, pca, resolve_standards
 from ..errors import ConfigError, DataError
 from ..io import read_series
 from ..series import Series
@@ -44,7 +44,7 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     """
     c = plan.components
     rows = {0, len(series) - 1}
-    for _, source in c["references"]:
+    for _, source in c["standards"]:
         if source.startswith("step:"):
             rows.add(_step_row(series, source))
         elif source.startswith("steps:"):
@@ -57,8 +57,8 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
                         "to resolve the references")
     items = [(name or (source if source in ("first", "last", "reference_channel") else None),
               _spec(source, sub, rows, series, name, plan.calibrate))
-             for name, source in c["references"]]
-    refs = resolve_references(norm, [spec for _, spec in items], e0=_series_e0(norm))
+             for name, source in c["standards"]]
+    refs = resolve_standards(norm, [spec for _, spec in items], e0=_series_e0(norm))
     for (name, _), ref in zip(items, refs):
         if name is not None:
             object.__setattr__(ref, "name", name)
@@ -164,13 +164,13 @@ def save(store: RunStore, name: str, arrays: dict, meta: dict) -> None:
     flat = {}
     for i, (ref, (energy, values)) in enumerate(arrays.items()):
         flat[f"r{i}_energy"], flat[f"r{i}_values"] = energy, values
-    store.save_checkpoint(name, flat, {**meta, "reference_names": list(arrays)})
+    store.save_checkpoint(name, flat, {**meta, "standard_names": list(arrays)})
 
 
 def load(store: RunStore, name: str) -> tuple[dict, dict]:
     flat, meta = store.load_checkpoint(name)
     arrays = {ref: (flat[f"r{i}_energy"], flat[f"r{i}_values"])
-              for i, ref in enumerate(meta["reference_names"])}
+              for i, ref in enumerate(meta["standard_names"])}
     return arrays, meta
 
 

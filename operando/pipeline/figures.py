@@ -178,7 +178,7 @@ def overlay_fit(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     """The LCF fit drawn in the run: ``(LCFResult, step, why)`` or None.
 
     The step is the one with the largest metallic fraction (a reference named foil or
-    metal, or the ``[components] metal`` one): it shows how well the references
+    metal, or the ``[components] metal`` one): it shows how well the standards
     describe the state furthest from the oxidised start, where an error in the metal
     reference matters most.  Without a metallic component, the last fitted step (the
     end of the run).  Its spectrum is read back from its chunk's checkpoint, so any
@@ -214,13 +214,13 @@ def overlay_fit(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
         result = lcf_arrays(x, np.interp(x, energy, norm[0])[None, :], np.asarray(mcr.spectra),
                             names=list(mcr.names), steps=[step])
         return result, step, why
-    from .components import as_normalized, load as load_references
+    from .components import as_normalized, load as load_standards
     from .prepare import COMPONENTS
 
-    references, _ = load_references(store, COMPONENTS)
+    standards, _ = load_standards(store, COMPONENTS)
     one = as_normalized(energy, steps.iloc[[row]].reset_index(drop=True), norm, np.ones(1, bool),
                         {}, flat=flat)
-    return lcf(one, references, **c["kwargs"]), step, why
+    return lcf(one, standards, **c["kwargs"]), step, why
 
 
 def _plot_white_line_plain(steps):

@@ -124,7 +124,7 @@ def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_ch
     spectra, record, results = series_analysis(plan, series.energy, steps, norm, plot_rows,
                                                meta0.get("normalize_settings", {}))
     if "components" in shared:
-        record["references"] = shared["components"].get("references")
+        record["standards"] = shared["components"].get("standards")
     if spectra is None:
         return record, results
     names = list(spectra)

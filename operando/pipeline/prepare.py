@@ -22,8 +22,8 @@ from ..exafs.systematics import foil_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
 from ..xanes import calibrate, normalize
-from .components import load as load_references, resolve as resolve_references
-from .components import save as save_references
+from .components import load as load_standards, resolve as resolve_standards
+from .components import save as save_standards
 from .settings import RunPlan, StepSettings
 from .source import rows_of
 from .store import RunStore
@@ -44,19 +44,19 @@ def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]
     else:
         shared = _resolve_shared(plan, series)
         store.save_checkpoint(PREPARE, meta=shared)
-    references = None
+    standards = None
     if plan.components is not None and plan.components["method"] == "lcf":
         if store.has_checkpoint(COMPONENTS):
-            references, meta = load_references(store, COMPONENTS)
+            standards, meta = load_standards(store, COMPONENTS)
         else:
-            references, info = resolve_references(plan, series,
-                                                   {**plan.normalize, "e0": shared["e0"]})
-            meta = {"method": "lcf", "references": info}
-            save_references(store, COMPONENTS, references, meta)
+            standards, info = resolve_standards(plan, series,
+                                                {**plan.normalize, "e0": shared["e0"]})
+            meta = {"method": "lcf", "standards": info}
+            save_standards(store, COMPONENTS, standards, meta)
         shared = {**shared, "components": {k: v for k, v in meta.items()
-                                           if k != "reference_names"}}
+                                           if k != "standard_names"}}
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
-                                  shells=shared.get("shells"), references=references,
+                                  shells=shared.get("shells"), standards=standards,
                                   s02_err=shared.get("s02_err"),
                                   systematics=shared.get("systematics"))
     return shared, settings

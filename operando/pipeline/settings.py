@@ -78,7 +78,7 @@ class RunPlan:
     read_options : dict
         How a file becomes mu (:func:`spectrum_kwargs`), for every file the run reads.
     components : dict or None
-        ``[components]``: ``references`` (name, source) pairs, ``method``, ``space``,
+        ``[components]``: ``standards`` (name, source) pairs, ``method``, ``space``,
         ``n_components``, ``metal`` and the :func:`operando.components.lcf` ``kwargs``
         (:class:`~operando.options.ComponentOptions`);
         None when the section is absent.
@@ -124,15 +124,15 @@ class RunPlan:
     def model(self, shells) -> ShellModel:
         return ShellModel(shells=list(shells), **self.window)
 
-    def step_settings(self, *, e0, s02=None, shells=None, references=None, s02_err=None,
+    def step_settings(self, *, e0, s02=None, shells=None, standards=None, s02_err=None,
                       systematics=None) -> StepSettings:
         """The settings of every chunk, once E0 (with EXAFS S0^2, its error, the shells with
         the reference values applied and, with ``[exafs] systematics``, the per-variant
-        references; with LCF the reference arrays) are known for the series."""
+        foil fits; with LCF the standards' arrays) are known for the series."""
         normalize = self.normalize.replace(e0=e0)
         lcf = None
-        if references is not None:
-            lcf = {"references": references, "kwargs": self.components["kwargs"]}
+        if standards is not None:
+            lcf = {"standards": standards, "kwargs": self.components["kwargs"]}
         if not self.exafs:
             return StepSettings(normalize=normalize, white_line=self.white_line, lcf=lcf)
         fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit_engine}
@@ -157,7 +157,7 @@ def read_kwargs(config: Config) -> dict:
 
 def spectrum_kwargs(config: Config) -> dict:
     """The :func:`operando.io.read_series` options that say how one file becomes mu: the
-    same for the series, the reference foil and the component references, so a reference
+    same for the series, the foil and the LCF standards, so a foil or a standard
     is read as the series is (fluorescence channels, dead time, energy column)."""
     s = config.series
     return dict(mu=list(s.mu) if isinstance(s.mu, tuple) else s.mu,
@@ -179,7 +179,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
     c = config.components
     components = None
     if c.enabled:
-        components = {"references": tuple(c.references), "method": c.method, "space": c.space,
+        components = {"standards": tuple(c.standards), "method": c.method, "space": c.space,
                       "n_components": c.n_components, "metal": c.metal,
                       "kwargs": ComponentOptions(erange=tuple(c.erange), space=c.space,
                                                  sum_to_one=c.sum_to_one, shifts=c.shifts,

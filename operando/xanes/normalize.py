@@ -1,7 +1,7 @@
 """Normalisation of every spectrum of a series: Larch's ``pre_edge``, batched.
 
 ``engine="larch"`` loops over the spectra calling :func:`larch.xafs.pre_edge` and
-is the reference; ``engine="fast"`` (default) solves the same least-squares fits
+is the oracle; ``engine="fast"`` (default) solves the same least-squares fits
 for all spectra sharing index ranges at once (:mod:`.prepost`) and finds E0 with
 the batched ``find_e0`` (:mod:`.e0`).  The fast engine agrees with Larch to
 rounding error (the tests hold it to 1e-3 on real spectra; in practice ~1e-12).
@@ -84,7 +84,7 @@ def normalize(
         Victoreen exponent: the pre-edge line is fitted to ``mu * E**nvict``.
     engine : {"fast", "larch"}
         ``"fast"``: batched linear algebra (same maths); ``"larch"``: loop over
-        ``larch.xafs.pre_edge`` (the reference).
+        ``larch.xafs.pre_edge`` (the oracle the fast engine is tested against).
     min_edge_snr : float
         A spectrum whose edge step is less than this many times its point-to-point
         noise has no edge to speak of (a foil-only or empty-cell scan read as the
