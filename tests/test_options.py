@@ -223,3 +223,23 @@ def test_reading_a_configuration_imports_no_analysis_stage():
         assert heavy not in after_import, heavy
     for heavy in ("operando.exafs.engines", "operando.exafs.fit", "lmfit", "larch"):
         assert heavy not in after_load, heavy
+
+
+def test_the_run_plan_holds_the_options_and_settings_json_records_them():
+    from operando.pipeline.settings import resolve
+
+    cfg = load_config({"series": {"source": "x"}, "normalize": {"nnorm": 1, "wl_window": [-5, 20]},
+                       "exafs": {"kmax": 11.0, "rbkg": 1.1}, "foil": {"s02": 0.9},
+                       "components": {"standards": ["first"], "erange": [-30, 60]}})
+    plan = resolve(cfg, 10)
+    assert plan.normalize == options.NormalizeOptions(nnorm=1)
+    assert plan.white_line == options.WhiteLineOptions(window=(-5.0, 20.0))
+    assert plan.background == options.BackgroundOptions(rbkg=1.1)
+    assert plan.window == options.FitOptions(kmax=11.0)
+    assert plan.ft == options.FTOptions(kmax=11.0)
+    record = json.loads(json.dumps(plan.options_record()))      # as written to settings.json
+    for name, cls in (("normalize", options.NormalizeOptions), ("background",
+                      options.BackgroundOptions), ("fit", options.FitOptions),
+                      ("ft", options.FTOptions)):
+        assert cls(**record[name]) == getattr(plan, {"fit": "window"}.get(name, name))
+    assert record["components"]["erange"] == [-30.0, 60.0]

@@ -24,7 +24,7 @@ A configuration has these sections (all optional except ``[series]``)::
     edge_energy = 11564.0         # calibration target (default: tabulated edge)
     wl_window = [-5.0, 15.0]      # white-line window, eV relative to e0
 
-    [foil]                   # amplitude reduction factor S0^2
+    [foil]                        # amplitude reduction factor S0^2
     file = "pt_foil.xdi"          # a metal foil to calibrate S0^2 on ...
     shell = "Pt-Pt"
     cn = 12

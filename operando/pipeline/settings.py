@@ -124,6 +124,14 @@ class RunPlan:
     def model(self, shells) -> ShellModel:
         return ShellModel(shells=list(shells), **self.window)
 
+    def options_record(self) -> dict:
+        """Each stage's options as run (E0 as the policy), for settings.json."""
+        stages = {"normalize": self.normalize, "white_line": self.white_line,
+                  "background": self.background, "fit": self.window if self.exafs else None,
+                  "ft": self.ft,
+                  "components": None if self.components is None else self.components["kwargs"]}
+        return {name: None if opts is None else opts.to_dict() for name, opts in stages.items()}
+
     def step_settings(self, *, e0, s02=None, shells=None, standards=None, s02_err=None,
                       systematics=None) -> StepSettings:
         """The settings of every chunk, once E0 (with EXAFS S0^2, its error, the shells with
