@@ -31,7 +31,7 @@ from its white line, edge and fractions; with EXAFS the shells join in.
 :mod:`.channels`       the evidence channels of a steps table
 :mod:`.segments`       change points, per-segment estimates, trends, outliers
 :mod:`.evidence`       combining channels (strongest after Bonferroni)
-:mod:`.states`         states relative to the reference and detection limits
+:mod:`.states`         states relative to the baseline and detection limits
 :mod:`.events`         events, reversibility
 :mod:`.changepoints`   :func:`find_change_points` (binary segmentation, CUSUM)
 :mod:`.cluster`        :func:`cluster_size_from_cn`

@@ -205,7 +205,7 @@ def reversibility(seg: pd.DataFrame, keys: list, block: np.ndarray, channels: li
     """Blocks that return to an earlier condition, compared with the state reached there.
 
     Each block is represented by its last segment (the state reached under that
-    condition).  The reference is the most recent earlier block with the same
+    condition).  The baseline is the most recent earlier block with the same
     condition; a rest label (OCP) with no earlier match refers to the baseline state.
     """
     rest = {label.casefold() for label in s.rest_labels}

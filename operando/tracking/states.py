@@ -5,12 +5,12 @@ metallic fraction from a linear-combination fit):
 
 ``isolated``
     no metal beyond the baseline state: no metal channel shows more metal than the
-    reference (first) segment at ``z_state``, or none shows metal at all.
+    baseline (first) segment at ``z_state``, or none shows metal at all.
 ``cluster``
     metal present: a metal channel is above its detection limit (CN(M-M) above the
     steps' 95 % detection limit; a fraction of at least ``min_metal_fraction``),
-    significantly above zero, and -- unless the reference itself holds metal --
-    significantly above the reference.  Each test uses the Bonferroni-corrected
+    significantly above zero, and -- unless the baseline itself holds metal --
+    significantly above the baseline.  Each test uses the Bonferroni-corrected
     strongest channel (:mod:`.evidence`).
 ``particle``
     a cluster whose CN(M-M) (or, without EXAFS, 12 x the metallic fraction) is at
@@ -18,9 +18,9 @@ metallic fraction from a linear-combination fit):
 ``unknown``
     the segment has no usable metal-channel value (every fit failed).
 
-A series with no metal channel (XANES without a metallic reference) gets the
+A series with no metal channel (XANES without a metallic standard) gets the
 XANES state as its state.  ``xanes_state``: with a metallic fraction
-``oxidised`` / ``mixed`` / ``reduced``; without, relative to the reference from the
+``oxidised`` / ``mixed`` / ``reduced``; without, relative to the baseline from the
 white line and edge: ``as_start`` / ``reduced`` / ``oxidised``.
 
 Steps take their segment's state; a step that disagrees with its repeats is an
@@ -45,7 +45,7 @@ XANES_STATES = ("oxidised", "mixed", "reduced", "as_start", "unknown")
 
 
 def baseline_segment(labels: list[str], s: TrackSettings) -> int:
-    """The segment the others are compared with (``reference``: "first" or a label)."""
+    """The segment the others are compared with (``baseline``: "first" or a label)."""
     if s.baseline == "first":
         return 0
     wanted = s.baseline.strip().casefold()

@@ -67,7 +67,7 @@ class Tracking:
         """Plain-text account: segments with their evidence, events, reversibility."""
         lines = [f"Tracking of {len(self.steps)} steps in {len(self.segments)} segments "
                  f"(evidence: {', '.join(self.channels) or 'none'}; conditions: "
-                 f"{', '.join(self.condition_columns) or 'none'}; reference: segment "
+                 f"{', '.join(self.condition_columns) or 'none'}; baseline: segment "
                  f"{self.baseline_segment})", "", "Segments:"]
         for r in self.segments.to_dict("records"):
             size = f", {r['size_note']}" if r.get("size_note") else ""
