@@ -31,7 +31,7 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "xanes", "components", "mixtures", "exafs", "feffpaths", "tracking",
-               "simulate", "config", "pipeline", "viz", "series", "cli"}
+               "simulate", "config", "pipeline", "viz", "series", "cli", "options"}
 #: Names of modules before the package was split into stages, kept as aliases.
 _MOVED = {"plotting": "viz", "report": "viz", "export": "viz", "batch": "exafs.batch",
           "runstore": "pipeline.store"}

@@ -188,7 +188,7 @@ def test_pt_and_cu_foil_disorder_match_the_correlated_debye_model(shared_data):
     assert pt12.s02 < pt.s02 - 0.04
 
 
-def test_apply_reference_policies_and_temperature(shared_data):
+def test_apply_foil_policies_and_temperature(shared_data):
     from larch.xafs import feffpath, sigma2_debye
 
     values = exafs.FoilValues(shell="Cu-Cu", sigma2=0.0086, sigma2_err=0.0004,
