@@ -212,7 +212,7 @@ def _pt_exafs_config(tmp_path, out):
     }, base_dir=folder), folder
 
 
-def test_resume_detects_a_changed_reference_foil(tmp_path):
+def test_resume_detects_a_changed_foil(tmp_path):
     """The issue: --resume reused the checkpointed S0^2 of the old foil and said nothing."""
     cfg, folder = _pt_exafs_config(tmp_path, "out")
     first = run(cfg, progress=False)
