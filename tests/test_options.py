@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from operando import options
-from operando.config import (ComponentsConfig, ExafsConfig, NormalizeConfig, load_config)
+from operando.config import (ComponentsConfig, ExafsConfig, FoilConfig, NormalizeConfig,
+                             load_config)
 from operando.errors import ConfigError, DataError
 
 PACKAGE = Path(options.__file__).resolve().parents[1]
 STAGES = (options.NormalizeOptions, options.WhiteLineOptions, options.FTOptions,
-          options.FitOptions, options.BackgroundOptions, options.ComponentOptions)
+          options.FitOptions, options.BackgroundOptions, options.FoilOptions,
+          options.ComponentOptions)
 #: Every shared setting and its default(s): a name may have different defaults in two
 #: stages (AUTOBK's ``dk`` 0.1, the fits' 1.0), both are that name's defaults.
 SHARED: dict[str, set] = {}
@@ -46,6 +48,11 @@ OTHER_MEANING = {
     ("exafs/wavelet.py", "kweight"): "cauchy_wavelet / morlet_wavelet: Larch's signature "
                                      "(kweight 0); wavelet_transform takes FTOptions'",
     ("exafs/batch/paths.py", "e0"): "a path's energy shift dE0 (eV), not the edge energy",
+    ("exafs/batch/paths.py", "deltar"): "a path's dR (Angstrom), not the foil policy",
+    ("exafs/batch/paths.py", "sigma2"): "a path's sigma2 (A^2), not the foil policy",
+    ("exafs/phases.py", "de0"): "a phase's dE0 rule (held at the edge), not the foil policy",
+    ("simulate/named.py", "de0"): "a simulated shell's dE0 (eV)",
+    ("simulate/spec.py", "de0"): "a simulated shell's dE0 (eV)",
     ("mixtures/_noise.py", "kmin"): "the k range of the noise estimate",
     ("mixtures/_references.py", "erange"): "the energy range a mixture is built on",
     ("mixtures/_references.py", "pre2"): "the mixing tool's own pre-edge range",
@@ -157,6 +164,8 @@ def test_config_sections_take_their_defaults_from_the_options():
              (ExafsConfig, options.FitOptions, None),
              (ExafsConfig, options.BackgroundOptions,
               {"rbkg": "rbkg", "bkg_kmin": "kmin", "kweight": "kweight", "engine": "engine"}),
+             (FoilConfig, options.FoilOptions,
+              {k: k for k in ("cn", "sigma2", "deltar", "de0", "disorder_model")}),
              (ComponentsConfig, options.ComponentOptions, None)]
     checked = 0
     for section, opts, keys in pairs:

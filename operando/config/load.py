@@ -298,7 +298,7 @@ def _build_foil(value: Mapping, base: Path) -> FoilConfig:
             "[foil] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
         )
     shell = value.get("shell")
-    sigma2 = value.get("sigma2", "fix")
+    sigma2 = value.get("sigma2", FoilConfig.sigma2)
     if isinstance(sigma2, bool) or not (sigma2 in ("fix", "bound", "free") or (
             isinstance(sigma2, (int, float)) and 0 < sigma2 < 0.05)):
         _fail(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
-from ..options import BackgroundOptions, ComponentOptions, FitOptions, NormalizeOptions
+from ..options import BackgroundOptions, ComponentOptions, FitOptions, FoilOptions, NormalizeOptions
 from .values import _fail, _integer
 
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
@@ -67,15 +67,15 @@ class FoilConfig:
 
     file: str | None = None
     shell: str | None = None
-    cn: float = 12.0
+    cn: float = FoilOptions.cn
     s02: float | None = None
-    sigma2: str | float = "fix"
-    deltar: str = "free"
-    de0: str = "fix"
+    sigma2: str | float = FoilOptions.sigma2
+    deltar: str = FoilOptions.deltar
+    de0: str = FoilOptions.de0
     temperature_K: float | None = None
     sample_temperature_K: float | None = None
     debye_temperature_K: float | None = None
-    disorder_model: str = "debye"
+    disorder_model: str = FoilOptions.disorder_model
     #: How mu is made from the foil file; None: as for the series ([series] mu).  A foil
     #: measured in transmission beside a fluorescence series says "transmission".
     mu: str | None = None

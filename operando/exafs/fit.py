@@ -19,7 +19,7 @@ import numpy as np
 
 from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
-from ..options import BackgroundOptions, FitOptions
+from ..options import BackgroundOptions, FitOptions, FoilOptions
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
@@ -240,7 +240,7 @@ def _with_foil(model, s02, s02_err, foil):
     return model, s02, None if s02_err is None else float(s02_err), record
 
 
-def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
+def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = FoilOptions.cn,
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
                   kmin: float = FitOptions.kmin, kmax: float = FitOptions.kmax,
                   kweight: float = FitOptions.kweight, dk: float = FitOptions.dk,

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 
 from .._util.validate import check_choice
 from ..errors import ConfigError
+from ..options import FoilOptions
 from .model import ShellModel, resolve_paths
 from .shells import Rule
 
@@ -35,9 +36,6 @@ DELTAR_POLICIES = ("fix", "free")
 DE0_POLICIES = ("fix", "free")
 #: Disorder models for the temperature correction.
 DISORDER_MODELS = ("debye", "einstein")
-#: ``sigma2 = "bound"``: the shell's sigma2 may exceed the foil's by up to this (A^2):
-#: static disorder of nanoparticles adds 0.001-0.003 A^2 to the bulk value.
-SIGMA2_MARGIN = 0.003
 
 
 @dataclass(frozen=True)
@@ -74,11 +72,11 @@ class FoilValues:
 
 
 def apply_foil(model: ShellModel, calibration, *, shell: str | None = None,
-                    sigma2: str = "fix", deltar: str = "free", de0: str = "fix",
-                    sigma2_margin: float = SIGMA2_MARGIN,
+                    sigma2: str = FoilOptions.sigma2, deltar: str = FoilOptions.deltar,
+                    de0: str = FoilOptions.de0, sigma2_margin: float = FoilOptions.sigma2_margin,
                     temperature_K: float | None = None, sample_temperature_K: float | None = None,
                     debye_temperature_K: float | None = None,
-                    disorder_model: str = "debye") -> ShellModel:
+                    disorder_model: str = FoilOptions.disorder_model) -> ShellModel:
     """``model`` with the reference shell's sigma2 / dR taken from a foil fit.
 
     Parameters
@@ -180,7 +178,7 @@ def _check_no_foil_rules(model: ShellModel, shell: str) -> None:
 
 
 def temperature_shift(model: ShellModel, shell: str, temperature_K, sample_temperature_K,
-                      debye_temperature_K, disorder_model: str = "debye") -> float:
+                      debye_temperature_K, disorder_model: str = FoilOptions.disorder_model) -> float:
     """``model(T_sample) - model(T_foil)`` in A^2 for the shell's path (0 when either
     temperature is not given or they are equal)."""
     if temperature_K is None or sample_temperature_K is None:

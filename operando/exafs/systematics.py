@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..options import BackgroundOptions, NormalizeOptions
+from ..options import BackgroundOptions, FoilOptions, NormalizeOptions
 from .model import ShellModel
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Systematics:
 
 def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
                    s02_err: float | None = None, foil=None, foil_shell: str | None = None,
-                   foil_cn: float = 12.0, foil_options: dict | None = None,
+                   foil_cn: float = FoilOptions.cn, foil_options: dict | None = None,
                    foil_fits_by_variant: dict | None = None, variants: list | None = None,
                    rbkg: float = BackgroundOptions.rbkg, bkg_kmin: float = BackgroundOptions.kmin,
                    engine: str = BackgroundOptions.engine) -> Systematics:
@@ -238,7 +238,7 @@ def _band(long: pd.DataFrame, shells) -> pd.DataFrame:
 
 
 def foil_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
-                   cn: float = 12.0, bkg_kmin: float = BackgroundOptions.kmin,
+                   cn: float = FoilOptions.cn, bkg_kmin: float = BackgroundOptions.kmin,
                    engine: str = BackgroundOptions.engine) -> dict:
     """Per variant, the foil calibrated in that variant's window: ``{name: {"s02",
     "s02_err", "values"}}`` (``values``: :class:`~operando.exafs.FoilValues` as a

@@ -114,6 +114,23 @@ class BackgroundOptions(Options):
 
 
 @dataclass(frozen=True)
+class FoilOptions(Options):
+    """The foil: its CN in the S0^2 calibration (:func:`operando.exafs.calibrate_s02`, 12
+    for fcc/hcp metals) and what the sample's metal shell takes from its fit
+    (:func:`operando.exafs.apply_foil`): sigma2 ``"fix"``/``"bound"``/``"free"`` (a bound
+    reaches ``sigma2_margin`` A^2 above the foil's), dR ``"free"``/``"fix"``, dE0
+    ``"fix"``/``"free"``, and the disorder model of a temperature correction."""
+
+    cn: float = 12.0
+    sigma2: str = "fix"
+    deltar: str = "free"
+    de0: str = "fix"
+    # Static disorder of small particles adds ~0.001-0.003 A^2 over the bulk foil's.
+    sigma2_margin: float = 0.003
+    disorder_model: str = "debye"
+
+
+@dataclass(frozen=True)
 class ComponentOptions(Options):
     """:func:`operando.components.lcf` (``erange`` and ``space`` also PCA's and MCR's):
     energy range in eV relative to E0, the spectrum used, closure, and energy shifts of
