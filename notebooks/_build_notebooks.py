@@ -213,7 +213,7 @@ conditions = "../sample_spectra/pt_co_oxidation/conditions.csv"
 e0 = "first"
 calibrate = true
 
-[reference]
+[foil]
 file = "../sample_spectra/pt_co_oxidation/pt_foil.xdi"
 shell = "Pt-Pt"
 cn = 12
@@ -243,7 +243,7 @@ config = {
     "series": {"source": str(PT), "pattern": "pt_co_oxidation_*.xdi",
                "conditions": str(PT / "conditions.csv")},
     "normalize": {"e0": "first", "calibrate": True},
-    "reference": {"file": str(PT / "pt_foil.xdi"), "shell": "Pt-Pt", "cn": 12},
+    "foil": {"file": str(PT / "pt_foil.xdi"), "shell": "Pt-Pt", "cn": 12},
     "exafs": {"shells": ["Pt-O", "Pt-Pt"], "kmin": 3.0, "kmax": 12.0, "rmin": 1.2, "rmax": 3.2},
     "output": {"dir": tempfile.mkdtemp(prefix="operando-quickstart-"), "overwrite": True},
 }
@@ -393,7 +393,7 @@ tracking.events[["event", "step", "condition_before", "condition_after", "state_
                  "delta_cn", "delta_cn_err", "z", "delta_wl", "z_wl", "xanes", "confidence"]]
 """),
         code("""
-tracking.reversibility[["condition", "reference_condition", "state_before", "state_after", "z",
+tracking.reversibility[["condition", "baseline_condition", "state_before", "state_after", "z",
                         "strongest", "returned", "verdict"]]
 """),
         md("""
@@ -601,7 +601,7 @@ tracking.events[["event", "step", "condition_before", "condition_after", "state_
                  "delta_cn", "z", "delta_wl", "z_wl", "xanes", "confidence"]]
 """),
         code("""
-tracking.reversibility[["condition", "reference_condition", "state_before", "state_after", "z",
+tracking.reversibility[["condition", "baseline_condition", "state_before", "state_after", "z",
                         "verdict"]]
 """),
         code("""
@@ -809,7 +809,7 @@ energy the change happens (the 1 % changes are invisible in the plain spectra).
 viz.plot_xanes_map(norm.energy, norm.norm, steps=series.steps, erange=(11540, 11610))
 """),
         code("""
-viz.plot_xanes_difference(norm.energy, norm.norm, steps=series.steps, reference=0,
+viz.plot_xanes_difference(norm.energy, norm.norm, steps=series.steps, baseline=0,
                           erange=(11545, 11600))
 """),
         md("""

@@ -23,7 +23,7 @@ _EXPORTS = {
     "feffpaths": ["FeffPath", "feff_path", "load_path", "path_for_shell", "shipped_paths"],
     "exafs": ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "ShellFitResult",
               "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
-              "fit_shells_segment", "fit_shells_global", "calibrate_s02", "apply_reference",
+              "fit_shells_segment", "fit_shells_global", "calibrate_s02", "apply_foil",
               "cn_systematics", "result_columns"],
     "tracking": ["track", "Tracking", "TrackSettings", "cluster_size_from_cn"],
     "simulate": ["SeriesSpec", "simulate_series", "write_samples"],
@@ -32,7 +32,7 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "xanes", "components", "mixtures", "exafs", "feffpaths", "tracking",
-               "simulate", "config", "pipeline", "viz", "series", "cli"}
+               "simulate", "config", "pipeline", "viz", "series", "cli", "options"}
 #: Names of modules before the package was split into stages, kept as aliases.
 _MOVED = {"plotting": "viz", "report": "viz", "export": "viz", "batch": "exafs.batch",
           "runstore": "pipeline.store"}

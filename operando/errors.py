@@ -27,8 +27,8 @@ class ReadError(OperandoError):
         super().__init__(msg)
 
 
-class ConfigError(OperandoError):
-    """A setting is unknown, of the wrong type or out of range."""
+class ConfigError(OperandoError, ValueError):
+    """A setting is unknown, of the wrong type or out of range (a ``ValueError``)."""
 
 
 class RunFolderError(OperandoError):
@@ -41,8 +41,9 @@ class RunFolderError(OperandoError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class DataError(OperandoError):
-    """Data read fine but cannot be analysed as asked (wrong edge, too short k-range, ...)."""
+class DataError(OperandoError, ValueError):
+    """Data read fine but cannot be analysed as asked (wrong edge, too short k-range, ...;
+    a ``ValueError``)."""
 
 
 class StepError(OperandoError):

@@ -115,7 +115,7 @@ def test_lcf_result_api(au_lcf):
     assert "Au_foil" in text and "sum to one: True" in text
     s = r.settings
     assert s["erange"] == [-20.0, 80.0] and s["sum_to_one"] and s["bounds"] == [0.0, 1.0]
-    assert s["references"][0]["normalization"]["nnorm"] == 1       # the series' settings
+    assert s["standards"][0]["normalization"]["nnorm"] == 1       # the series' settings
 
 
 def test_au_combinations_rank_as_larch_lincombo_fitall(shared_data):

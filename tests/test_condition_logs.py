@@ -69,7 +69,7 @@ def test_events_equal_those_of_the_conditions_table(potential_folder, tmp_path):
     series, folder, log = potential_folder
     base = {"series": {"source": str(folder), "pattern": "*.xdi", "element": "Cu", "edge": "K"},
             "normalize": {"calibrate": True},
-            "components": {"references": {"oxide": "first", "metal": "steps:21-23"}},
+            "components": {"standards": {"oxide": "first", "metal": "steps:21-23"}},
             "output": {"plots": [], "report": False}}
     table = {**base, "series": {**base["series"], "conditions": str(folder / "conditions.csv")},
              "output": {**base["output"], "dir": str(tmp_path / "table")}}

@@ -37,13 +37,13 @@ def test_relative_paths_resolve_against_config_folder(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "run.toml").write_text(
         '[series]\nsource = ["data/a.xdi", "data/*.dat"]\nconditions = "cond.csv"\n'
-        '[reference]\nfile = "../foils/pt.xdi"\n[exafs]\n[output]\ndir = "out"\n'
+        '[foil]\nfile = "../foils/pt.xdi"\n[exafs]\n[output]\ndir = "out"\n'
     )
     monkeypatch.chdir(tmp_path)  # must not matter
     cfg = load_config(folder / "run.toml")
     assert cfg.series.source == (str(folder / "data" / "a.xdi"), str(folder / "data" / "*.dat"))
     assert cfg.series.conditions == str(folder / "cond.csv")
-    assert cfg.reference.file == str(tmp_path / "foils" / "pt.xdi")
+    assert cfg.foil.file == str(tmp_path / "foils" / "pt.xdi")
     assert cfg.output.dir == str(folder / "out")
     assert cfg.path == str(folder / "run.toml")
     # Default output folder is named after the config file, next to it.
@@ -89,14 +89,14 @@ def test_unknown_track_threshold_is_reported():
     ("output", "athena", '"maybe"', "must be \"auto\""),
 ])
 def test_wrong_type_or_range_names_key_value_and_accepted(section, key, value, expected):
-    extra = '[reference]\ns02 = 0.85\n' if section == "exafs" else ""
+    extra = '[foil]\ns02 = 0.85\n' if section == "exafs" else ""
     msg = _error(MINIMAL + extra + f"[{section}]\n{key} = {value}\n")
     assert f"[{section}]" in msg
     assert expected in msg
 
 
 def test_bool_is_not_a_number():
-    assert "kmax = True" in _error(MINIMAL + "[reference]\ns02 = 0.9\n[exafs]\nkmax = true\n")
+    assert "kmax = True" in _error(MINIMAL + "[foil]\ns02 = 0.9\n[exafs]\nkmax = true\n")
 
 
 def test_pre_edge_order_checked():
@@ -105,15 +105,15 @@ def test_pre_edge_order_checked():
 
 def test_exafs_needs_s02_source():
     msg = _error(MINIMAL + "[exafs]\n")
-    assert "[reference] needs file" in msg and "s02" in msg
-    assert "not both" in _error(MINIMAL + '[reference]\nfile = "f.xdi"\ns02 = 0.8\n')
+    assert "[foil] needs file" in msg and "s02" in msg
+    assert "not both" in _error(MINIMAL + '[foil]\nfile = "f.xdi"\ns02 = 0.8\n')
 
 
 def test_shell_labels_validated():
-    base = MINIMAL.replace('"scans"', '"scans"\nelement = "Pt"') + "[reference]\ns02 = 0.85\n"
+    base = MINIMAL.replace('"scans"', '"scans"\nelement = "Pt"') + "[foil]\ns02 = 0.85\n"
     cfg = load_config(base + '[exafs]\nshells = ["Pt-O", "Pt-Pt"]\n')
     assert cfg.exafs.shells == ("Pt-O", "Pt-Pt")
-    assert cfg.reference.shell == "Pt-Pt"  # default reference shell: the metal shell
+    assert cfg.foil.shell == "Pt-Pt"  # default reference shell: the metal shell
     assert "Absorber-Scatterer" in _error(base + '[exafs]\nshells = ["PtO"]\n')
     assert "start with the absorber ('Pt-...')" in _error(base + '[exafs]\nshells = ["Cu-N"]\n')
 
@@ -172,7 +172,7 @@ def test_exafs_defaults_are_the_shell_model_defaults(tmp_path):
     from operando.config import ExafsConfig
     from operando.exafs import ShellModel
 
-    config = load_config('[series]\nsource = "x.dat"\n[reference]\ns02 = 0.9\n'
+    config = load_config('[series]\nsource = "x.dat"\n[foil]\ns02 = 0.9\n'
                          '[exafs]\nshells = ["Cu-N"]\n', base_dir=tmp_path)
     model_fields = {f.name for f in fields(ShellModel)}
     for f in fields(ExafsConfig):

@@ -64,7 +64,7 @@ def oxide_shells(refs, foil):
 
 
 def fit_all(mixes, model, foil, engine="fast"):
-    return [exafs.fit_shells(chi, model, reference=foil, engine=engine).to_dataframe()
+    return [exafs.fit_shells(chi, model, foil=foil, engine=engine).to_dataframe()
             for chi in mixes]
 
 
@@ -93,8 +93,8 @@ def test_foil_calibration_in_the_sample_window(foil):
 
 # ------------------------------------------------------- acceptance (defaults)
 def test_default_two_shell_fit_meets_the_acceptance(default_fits):
-    """The issue's plain config with a [reference] foil: sigma2 and dE0 of Cu-Cu from the
-    foil (the defaults of apply_reference)."""
+    """The issue's plain config with a [foil] foil: sigma2 and dE0 of Cu-Cu from the
+    foil (the defaults of apply_foil)."""
     cn = cn_of(default_fits)
     err = cn_of(default_fits, "cn_Cu-Cu_err")
     limit = cn_of(default_fits, "cn_Cu-Cu_limit")
@@ -197,8 +197,8 @@ def test_larch_engine_gives_the_same_cn_limit_and_p(mixes, foil):
     sub = exafs.ChiSeries(k=chi.k, chi=chi.chi[[1, 3, 6]], e0=chi.e0[[1, 3, 6]],
                           edge_step=chi.edge_step[[1, 3, 6]], ok=chi.ok[[1, 3, 6]],
                           reason=[chi.reason[i] for i in (1, 3, 6)], settings=chi.settings)
-    fast = exafs.fit_shells(sub, model, reference=foil, engine="fast").to_dataframe()
-    slow = exafs.fit_shells(sub, model, reference=foil, engine="larch").to_dataframe()
+    fast = exafs.fit_shells(sub, model, foil=foil, engine="fast").to_dataframe()
+    slow = exafs.fit_shells(sub, model, foil=foil, engine="larch").to_dataframe()
     for col in ("cn_Cu-Cu", "cn_Cu-O", "cn_Cu-Cu_limit"):
         # same model, both minimisers stop at ftol 1e-6: far inside the error bars
         np.testing.assert_allclose(fast[col], slow[col], atol=0.02 * slow["cn_Cu-Cu_err"].max())
@@ -227,7 +227,7 @@ def test_run_with_the_plain_config_meets_the_acceptance(shared_data, tmp_path):
         "series": {"source": str(tmp_path / "series"), "pattern": "*.xdi",
                    "conditions": str(tmp_path / "series" / "conditions.csv")},
         "normalize": {"calibrate": True},
-        "reference": {"file": str(next((tmp_path / "foil").glob("*.xdi")))},
+        "foil": {"file": str(next((tmp_path / "foil").glob("*.xdi")))},
         "exafs": {"shells": ["Cu-O", "Cu-Cu"], "kmin": 3, "kmax": 12, "rmin": 1, "rmax": 3},
         "output": {"dir": str(tmp_path / "out"), "plots": [], "report": False},
         "run": {"workers": 1},
@@ -246,4 +246,4 @@ def test_run_with_the_plain_config_meets_the_acceptance(shared_data, tmp_path):
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
     cu = settings["resolved"]["shells"][1]
     assert cu["label"] == "Cu-Cu" and isinstance(cu["sigma2"], float) and "edge" in cu["de0"]
-    assert settings["resolved"]["reference_values"]["shell"] == "Cu-Cu"
+    assert settings["resolved"]["foil_values"]["shell"] == "Cu-Cu"

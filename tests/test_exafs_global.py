@@ -84,8 +84,8 @@ def test_global_fit_agrees_with_per_step_fits_where_they_are_well_determined(sha
     cal = exafs.calibrate_s02(exafs.remove_background(xanes.normalize(fser, e0="each")),
                               shell="Cu-Cu", cn=12, **WINDOW)
     model = exafs.ShellModel(shells=["Cu-O", "Cu-Cu"], **WINDOW)
-    step = exafs.fit_shells(chi, model, reference=cal).to_dataframe()
-    glob = exafs.fit_shells_global(chi, model, reference=cal).to_dataframe()
+    step = exafs.fit_shells(chi, model, foil=cal).to_dataframe()
+    glob = exafs.fit_shells_global(chi, model, foil=cal).to_dataframe()
     # with sigma2 and dE0 of Cu-Cu from the foil the per-step CN(Cu-Cu) is well
     # determined (CN/err > 4) from x = 0.4 on; the global fit shares dR and the Cu-O
     # disorder and must agree within the per-step error bar

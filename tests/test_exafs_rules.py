@@ -29,7 +29,7 @@ WINDOW = dict(kmin=3.0, kmax=12.0, rmin=1.0, rmax=3.0, kweight=2, dk=1.0, window
     ("Cu-O*0.5", Rule(mode="tied", source="Cu-O", factor=0.5)),
     ("Cu-Cu_ox2", Rule(mode="tied", source="Cu-Cu_ox2", factor=1.0)),
     ({"shell": "Cu-O", "factor": 2}, Rule(mode="tied", source="Cu-O", factor=2.0)),
-    ("reference", Rule(mode="reference")),
+    ("foil", Rule(mode="foil")),
 ])
 def test_rule_values(value, rule):
     assert Rule.parse("sigma2", value, "Cu-Cu") == rule
@@ -41,7 +41,7 @@ def test_rule_values(value, rule):
     ("sigma2", [0.01, 0.003], r"\[min, max\]"),
     ("sigma2", "half of Cu-O", "not accepted"),
     ("de0", "Cu-O", "e0_group"),
-    ("cn", "reference", "sigma2, deltar and de0"),
+    ("cn", "foil", "sigma2, deltar and de0"),
     ("de0", {"edge": -3}, "energy"),
 ])
 def test_bad_rule_values_name_shell_and_parameter(kind, value, match):
@@ -188,37 +188,37 @@ def test_pt_and_cu_foil_disorder_match_the_correlated_debye_model(shared_data):
     assert pt12.s02 < pt.s02 - 0.04
 
 
-def test_apply_reference_policies_and_temperature(shared_data):
+def test_apply_foil_policies_and_temperature(shared_data):
     from larch.xafs import feffpath, sigma2_debye
 
-    values = exafs.ReferenceValues(shell="Cu-Cu", sigma2=0.0086, sigma2_err=0.0004,
+    values = exafs.FoilValues(shell="Cu-Cu", sigma2=0.0086, sigma2_err=0.0004,
                                    deltar=-0.015, edge_energy=8983.0)
     m = exafs.ShellModel(shells=["Cu-O", "Cu-Cu"], **WINDOW)
-    fixed = exafs.apply_reference(m, values)
+    fixed = exafs.apply_foil(m, values)
     cu = fixed.spec("Cu-Cu")
     assert cu.sigma2 == Rule(mode="fixed", value=0.0086) and cu.deltar == Rule()
     assert cu.de0 == Rule(mode="edge", value=8983.0) and cu.absent_sigma2 == 0.0086
     assert fixed.e0_groups() == {"all": ["Cu-O"], "Cu-Cu": ["Cu-Cu"]}
-    bound = exafs.apply_reference(m, values, sigma2="bound", deltar="fix", de0="free")
+    bound = exafs.apply_foil(m, values, sigma2="bound", deltar="fix", de0="free")
     assert bound.spec("Cu-Cu").sigma2 == Rule(lo=0.0082, hi=0.0086 + 0.003)
     assert bound.spec("Cu-Cu").deltar == Rule(mode="fixed", value=-0.015)
-    assert exafs.apply_reference(m, values, sigma2="free", de0="free") == m
-    # an explicit rule on the shell wins; "reference" takes the foil's value
+    assert exafs.apply_foil(m, values, sigma2="free", de0="free") == m
+    # an explicit rule on the shell wins; "foil" takes the foil's value
     own = exafs.ShellModel(shells=["Cu-O", {"label": "Cu-Cu", "sigma2": 0.01,
-                                            "deltar": "reference"}], **WINDOW)
-    got = exafs.apply_reference(own, values).spec("Cu-Cu")
+                                            "deltar": "foil"}], **WINDOW)
+    got = exafs.apply_foil(own, values).spec("Cu-Cu")
     assert got.sigma2.value == 0.01 and got.deltar == Rule(mode="fixed", value=-0.015)
     # a 573 K sample: sigma2 + [Debye(573) - Debye(295)] on the shell's path
-    hot = exafs.apply_reference(m, values, temperature_K=295, sample_temperature_K=573,
+    hot = exafs.apply_foil(m, values, temperature_K=295, sample_temperature_K=573,
                                 debye_temperature_K=315)
     path = feffpath(str(path_for_shell("Cu-Cu").file))
     shift = sigma2_debye(573.0, 315.0, path) - sigma2_debye(295.0, 315.0, path)
     assert hot.spec("Cu-Cu").sigma2.value == pytest.approx(0.0086 + shift, rel=1e-12)
     assert 0.006 < shift < 0.008
     with pytest.raises(ConfigError, match="debye_temperature_K"):
-        exafs.apply_reference(m, values, temperature_K=295, sample_temperature_K=573)
+        exafs.apply_foil(m, values, temperature_K=295, sample_temperature_K=573)
     # unknown values (NaN) leave the shell alone
-    assert exafs.apply_reference(m, exafs.ReferenceValues(shell="Cu-Cu")) == m
+    assert exafs.apply_foil(m, exafs.FoilValues(shell="Cu-Cu")) == m
 
 
 # ---------------------------------------------------------- config tables
@@ -233,7 +233,7 @@ def test_config_reads_shell_tables_ties_and_reference_policies(tmp_path):
 [series]
 source = "{tmp_path / 'scans'}"
 element = "Cu"
-[reference]
+[foil]
 s02 = 0.88
 sigma2 = 0.0085
 de0 = "free"
@@ -249,7 +249,7 @@ shells = ["Cu-O", "Cu-Cu",
     shells = cfg.exafs.shells
     assert shells[2]["file"] == str(tmp_path / "feff" / "feff0004.dat")    # relative to the file
     assert cfg.exafs.share_e0 == "phase" and cfg.exafs.systematics
-    assert cfg.reference.sigma2 == 0.0085 and cfg.reference.de0 == "free"
+    assert cfg.foil.sigma2 == 0.0085 and cfg.foil.de0 == "free"
     model = exafs.ShellModel(shells=list(shells), share_e0="phase")
     assert model.spec("Cu-Cu_ox1").cn == Rule(mode="tied", source="Cu-O", factor=1.0)
     for bad, match in (('shells = [{label = "Cu-C", cn = "2 * Cu-N"}]', "not a shell"),
@@ -257,10 +257,10 @@ shells = ["Cu-O", "Cu-Cu",
                        ('share_e0 = "yes"', "phase")):
         with pytest.raises(ConfigError, match=match):
             load_config({"series": {"source": str(tmp_path / "scans")},
-                         "reference": {"s02": 0.9}, "exafs": _toml_entry(bad)})
+                         "foil": {"s02": 0.9}, "exafs": _toml_entry(bad)})
     with pytest.raises(ConfigError, match="fix.*bound.*free"):
         load_config({"series": {"source": str(tmp_path / "scans")},
-                     "reference": {"s02": 0.9, "sigma2": "fixed"}, "exafs": {}})
+                     "foil": {"s02": 0.9, "sigma2": "fixed"}, "exafs": {}})
 
 
 def _toml_entry(line):

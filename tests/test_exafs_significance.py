@@ -31,7 +31,7 @@ def case(shared_data):
     cal = exafs.calibrate_s02(exafs.remove_background(xanes.normalize(fser, e0="each")),
                               shell="Cu-Cu", cn=12, **WINDOW)
     model = exafs.ShellModel(shells=["Cu-O", "Cu-Cu"], **WINDOW)
-    rows = exafs.fit_shells(chi, model, reference=cal, engine="fast").to_dataframe()
+    rows = exafs.fit_shells(chi, model, foil=cal, engine="fast").to_dataframe()
     return chi, cal, rows
 
 

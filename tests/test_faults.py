@@ -205,14 +205,14 @@ def _pt_exafs_config(tmp_path, out):
     files = [f"pt_co_oxidation_{i:03d}.xdi" for i in (0, 1, 8, 9)]
     return load_config({
         "series": {"source": files, "conditions": "conditions.csv", "element": "Pt", "edge": "L3"},
-        "reference": {"file": "pt_foil.xdi", "shell": "Pt-Pt", "cn": 12},
+        "foil": {"file": "pt_foil.xdi", "shell": "Pt-Pt", "cn": 12},
         "exafs": {"shells": ["Pt-O", "Pt-Pt"], "kmin": 3.0, "kmax": 12.0, "rmin": 1.2, "rmax": 3.2},
         "output": {"dir": str(tmp_path / out), "plots": [], "report": False},
         "run": {"chunk_size": 2, "workers": 1},
     }, base_dir=folder), folder
 
 
-def test_resume_detects_a_changed_reference_foil(tmp_path):
+def test_resume_detects_a_changed_foil(tmp_path):
     """The issue: --resume reused the checkpointed S0^2 of the old foil and said nothing."""
     cfg, folder = _pt_exafs_config(tmp_path, "out")
     first = run(cfg, progress=False)
@@ -225,7 +225,7 @@ def test_resume_detects_a_changed_reference_foil(tmp_path):
     with pytest.raises(ConfigError) as info:
         run(cfg, resume=True, progress=False)
     msg = str(info.value)
-    assert "reference foil" in msg and "pt_foil.xdi" in msg and "\n" not in msg
+    assert "foil" in msg and "pt_foil.xdi" in msg and "\n" not in msg
     assert "spectra" not in msg.split("changed")[-1].split(";")[0] or "reference" in msg
     assert json.loads((first.dir / "manifest.json").read_text())["status"] == "complete"
 

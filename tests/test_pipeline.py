@@ -301,7 +301,7 @@ def test_exafs_run_on_simulated_pt_series(tmp_path):
     cfg = load_config({
         "series": {"source": files, "conditions": "conditions.csv", "element": "Pt", "edge": "L3"},
         "normalize": {"calibrate": True},
-        "reference": {"s02": 0.85},
+        "foil": {"s02": 0.85},
         "exafs": {"shells": ["Pt-O", "Pt-Pt"], "kmin": 3.0, "kmax": 12.0, "rmin": 1.2, "rmax": 3.2},
         "output": {"dir": str(tmp_path / "out"), "plots": []},
         "run": {"chunk_size": 2},
@@ -357,7 +357,7 @@ def test_demo_configs_are_valid_and_samples_regenerate(tmp_path, monkeypatch):
     assert folder == tmp_path / "demo" / "sample_spectra"
     for name, toml in cli.DEMOS.items():
         cfg = load_config(toml, base_dir=folder / name)
-        assert Path(cfg.reference.file).is_file()
+        assert Path(cfg.foil.file).is_file()
         for source in cfg.series.source:
             assert Path(source).exists()
         assert Path(cfg.series.conditions).is_file()
@@ -401,7 +401,7 @@ def _pt_figures_config(tmp_path, out, **run_settings):
     files = [f"pt_co_oxidation_{i:03d}.xdi" for i in (0, 1, 8, 9)]
     return load_config({
         "series": {"source": files, "conditions": "conditions.csv", "element": "Pt", "edge": "L3"},
-        "reference": {"s02": 0.85},
+        "foil": {"s02": 0.85},
         "exafs": {"shells": ["Pt-O", "Pt-Pt"], "kmin": 3.0, "kmax": 12.0, "rmin": 1.2, "rmax": 3.2},
         "output": {"dir": str(tmp_path / out), "plots": ["png"]},
         "run": {"chunk_size": 4, **run_settings},

@@ -48,7 +48,7 @@ def _au_run(folder, out, components):
 
 def test_xanes_only_lcf_run_draws_the_component_figures(au_folder):
     refs = [f"{AU_PRJ}#{n}" for n in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")]
-    result = _au_run(au_folder, "lcf", {"references": refs})
+    result = _au_run(au_folder, "lcf", {"standards": refs})
     pngs = sorted(k for k in result.outputs if k.endswith(".png"))
     assert pngs == ["fractions.png", "lcf_fit.png", "pca.png", "white_line.png",
                     "xanes_difference.png", "xanes_map.png"]
@@ -76,7 +76,7 @@ def test_exafs_run_draws_cn_trends_and_wavelet_lobes(samples, tmp_path):
     config = load_config({
         "series": {"source": "cu_nc_potential.dat", "conditions": "conditions.csv",
                    "element": "Cu", "edge": "K"},
-        "reference": {"s02": 0.9},
+        "foil": {"s02": 0.9},
         "exafs": {"shells": ["Cu-N", "Cu-Cu"], "kmin": 3.0, "kmax": 11.0, "rmin": 1.2, "rmax": 3.0},
         "output": {"dir": str(tmp_path / "cu"), "plots": ["png"]},
     }, base_dir=folder)

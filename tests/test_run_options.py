@@ -52,7 +52,7 @@ def test_an_undetermined_s02_stops_the_run(shared_data, tmp_path):
     short.write_text("\n".join(keep) + "\n")
     cfg = load_config({
         "series": {"source": str(foil), "element": "Cu", "edge": "K"},
-        "reference": {"file": str(short)},
+        "foil": {"file": str(short)},
         "exafs": {"shells": ["Cu-Cu"], "kmin": 3.0, "kmax": 12.0},
         "output": {"dir": str(tmp_path / "out"), "plots": [], "report": False}})
     with warnings.catch_warnings():
@@ -75,7 +75,7 @@ def test_references_from_the_series_itself(shared_data, tmp_path):
                    "conditions": str(tmp_path / "data" / "conditions.csv"),
                    "element": "Cu", "edge": "K"},
         "normalize": {"calibrate": True},
-        "components": {"references": {"start": "first", "metal": "steps:9-10"}},
+        "components": {"standards": {"start": "first", "metal": "steps:9-10"}},
         "output": {"dir": str(tmp_path / "out"), "plots": [], "report": False}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -85,5 +85,5 @@ def test_references_from_the_series_itself(shared_data, tmp_path):
     got = result.steps["frac_metal"].to_numpy()
     assert np.abs(got - expected)[:10].max() < 0.03  # step 10 (1.05) is held at the bound 1
     assert got[10] == 1.0
-    refs = result.summary["components"]["references"]
+    refs = result.summary["components"]["standards"]
     assert [r["name"] for r in refs] == ["start", "metal"]

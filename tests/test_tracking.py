@@ -152,7 +152,7 @@ def test_pt_reversibility_return_to_co_o2():
     rv = track(pt_steps(0)).reversibility
     assert len(rv) == 1
     row = rv.iloc[0]
-    assert (row["segment"], row["reference_segment"]) == (3, 1)
+    assert (row["segment"], row["baseline_segment"]) == (3, 1)
     assert row["state_before"] == row["state_after"] == "cluster"
     # the truth returns to clusters, but to CN 6 and white line 1.48 instead of 5 and 1.55:
     # the state returned, the white line did not
@@ -195,7 +195,7 @@ def test_cu_from_csv_with_ocp_label_and_reversibility():
     rv = tr.reversibility
     assert len(rv) == 1
     row = rv.iloc[0]
-    assert (row["segment"], row["reference_segment"]) == (8, 0)
+    assert (row["segment"], row["baseline_segment"]) == (8, 0)
     assert row["state_before"] == row["state_after"] == "isolated"
     assert bool(row["returned"]) and bool(row["changed_between"])
     assert "OCP" in tr.summary() and "redispersion" in tr.summary()

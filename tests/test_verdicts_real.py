@@ -39,7 +39,7 @@ calibrate = true
 norm1 = 150.0
 norm2 = 600.0
 
-[reference]
+[foil]
 file = "{refs}/cu_foil_rt.xdi"
 shell = "Cu-Cu"
 cn = 12
@@ -52,7 +52,7 @@ rmin = 1.0
 rmax = 3.0
 
 [components]
-references = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
+standards = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
 
 [output]
 dir = "{out}"
@@ -159,7 +159,7 @@ edge = "K"
 e0 = "first"
 calibrate = true
 [components]
-references = {{ {refs} }}
+standards = {{ {refs} }}
 [output]
 dir = "{tmp_path / 'out'}"
 plots = []

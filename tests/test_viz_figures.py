@@ -180,8 +180,8 @@ def test_difference_xanes_against_the_reference_state():
     np.testing.assert_allclose(data, expected, atol=1e-12)
     assert "segment 0" in left.get_title()
     assert len(right.get_lines()) >= 3  # one mean difference per segment (and the zero line)
-    with pytest.raises(DataError, match="reference step 42"):
-        plot_xanes_difference(e, norm, reference=42)
+    with pytest.raises(DataError, match="baseline step 42"):
+        plot_xanes_difference(e, norm, baseline=42)
 
 
 # --------------------------------------------------------------------------- wavelet map

@@ -80,7 +80,7 @@ conditions = "scans/conditions.csv"
 calibrate = true
 e0 = "first"   # a full chunk stays final (with "median" E0 moves as scans land)
 
-[reference]
+[foil]
 s02 = 0.9
 
 [exafs]

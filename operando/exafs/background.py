@@ -18,6 +18,7 @@ import pandas as pd
 from .._util.larch_compat import FT_WINDOWS
 from .._util.validate import check_choice
 from ..errors import DataError
+from ..options import BackgroundOptions, FTOptions
 from .engines import get_engine
 
 log = logging.getLogger(__name__)
@@ -115,10 +116,15 @@ class RSeries:
         return rseries_dataset(self, conditions)
 
 
-def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin: float = 0.0,
-                      kmax: float | None = None, dk: float = 0.1, window: str = "hanning",
-                      nclamp: int = 3, clamp_lo: float = 0, clamp_hi: float = 1,
-                      engine: str = "fast") -> ChiSeries:
+def remove_background(normalized, *, rbkg: float = BackgroundOptions.rbkg,
+                      kweight: float = BackgroundOptions.kweight,
+                      kmin: float = BackgroundOptions.kmin,
+                      kmax: float | None = BackgroundOptions.kmax,
+                      dk: float = BackgroundOptions.dk, window: str = BackgroundOptions.window,
+                      nclamp: int = BackgroundOptions.nclamp,
+                      clamp_lo: float = BackgroundOptions.clamp_lo,
+                      clamp_hi: float = BackgroundOptions.clamp_hi,
+                      engine: str = BackgroundOptions.engine) -> ChiSeries:
     """Extract chi(k) from every step with the AUTOBK spline background.
 
     Parameters
@@ -196,8 +202,9 @@ def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin
                      reason=reason, settings=settings, normalized=normalized)
 
 
-def fourier_transform(chi_series: ChiSeries, *, kmin: float = 2, kmax: float | None = None,
-                      dk: float = 1, window: str = "kaiser", kweight: float = 2,
+def fourier_transform(chi_series: ChiSeries, *, kmin: float = FTOptions.kmin,
+                      kmax: float | None = FTOptions.kmax, dk: float = FTOptions.dk,
+                      window: str = FTOptions.window, kweight: float = FTOptions.kweight,
                       rmax_out: float = 10) -> RSeries:
     """Forward Fourier transform of every step, identical to ``larch.xafs.xftf``.
 

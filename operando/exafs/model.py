@@ -15,6 +15,7 @@ from .._util.larch_compat import FT_WINDOWS
 from .._util.validate import check_choice, check_keys
 from ..errors import ConfigError, DataError
 from ..feffpaths import FeffPath, path_for_shell
+from ..options import FitOptions
 from .shells import KINDS, Rule, ShellSpec
 
 log = logging.getLogger(__name__)
@@ -76,17 +77,15 @@ class ShellModel:
     """
 
     shells: tuple = ("Pt-O", "Pt-Pt")
-    share_e0: bool | str = True
-    kmin: float = 3.0
-    kmax: float = 12.0
-    kweight: float = 2
-    dk: float = 1.0
-    window: str = "hanning"
-    # Above the usual rbkg (1.0): chi(R) below rbkg is shaped by the background spline,
-    # and a window that starts there inflates short M-O/M-N shells (see the README).
-    rmin: float = 1.2
-    rmax: float = 3.2
-    fit_space: str = "r"
+    share_e0: bool | str = FitOptions.share_e0
+    kmin: float = FitOptions.kmin
+    kmax: float = FitOptions.kmax
+    kweight: float = FitOptions.kweight
+    dk: float = FitOptions.dk
+    window: str = FitOptions.window
+    rmin: float = FitOptions.rmin      # above rbkg: see FitOptions
+    rmax: float = FitOptions.rmax
+    fit_space: str = FitOptions.fit_space
     cn_max: float = 16.0
     de0_max: float = 10.0
     sigma2_min: float = 0.001
@@ -94,7 +93,7 @@ class ShellModel:
     dr_max: float = 0.25
     absent_sigma2: float = 0.006
     absent_cn_min: float = -2.0
-    significance: str = "metal"
+    significance: str = FitOptions.significance
 
     def __post_init__(self):
         shells = self.shells

@@ -185,7 +185,7 @@ class S02Calibration:
     shell, sigma2, sigma2_err, deltar, edge_energy, window
         (properties) the calibrated shell, its sigma2 (A^2) and error, its dR
         (Angstrom), its E0 + dE0 (eV) and the k/R window of the fit: what
-        :func:`operando.exafs.apply_reference` gives the sample's metal shell.
+        :func:`operando.exafs.apply_foil` gives the sample's metal shell.
     fit : pandas.Series
         The fit row (same columns as :meth:`ShellFitResult.to_dataframe`).
     settings : dict

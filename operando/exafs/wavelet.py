@@ -33,6 +33,7 @@ import pandas as pd
 from .._util.larch_compat import ftwindow
 from ..errors import ConfigError, DataError
 from ..feffpaths import default_distance
+from ..options import FTOptions
 
 __all__ = ["WaveletTransform", "cauchy_wavelet", "morlet_wavelet", "wavelet_transform",
            "lobe_positions", "shell_windows", "METHODS"]
@@ -236,9 +237,9 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
     return r, (wt[0] if single else wt)
 
 
-def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = 2,
-                      kmin: float | None = None, kmax: float | None = None, dk: float = 1.0,
-                      window: str = "hanning", rmax_out: float = 6.0, groups=None,
+def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = FTOptions.kweight,
+                      kmin: float | None = None, kmax: float | None = None, dk: float = FTOptions.dk,
+                      window: str = FTOptions.window, rmax_out: float = 6.0, groups=None,
                       steps=None, eta: float = 10.0, sigma: float = 1.0,
                       nfft: int = 2048) -> WaveletTransform:
     """Wavelet transforms of a series, per step or averaged per group (segment).

@@ -125,7 +125,7 @@ def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_ch
     spectra, record, results = series_analysis(plan, series.energy, steps, norm, plot_rows,
                                                meta0.get("normalize_settings", {}))
     if "components" in shared:
-        record["references"] = shared["components"].get("references")
+        record["standards"] = shared["components"].get("standards")
     if spectra is None:
         return record, results
     names = list(spectra)
@@ -214,11 +214,12 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
             "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
             "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
-            "reference_values": shared.get("reference_values"),
+            "foil_values": shared.get("foil_values"),
             "systematics": shared.get("systematics"),
             "normalize": meta0.get("normalize_settings"),
             "background": meta0.get("background_settings"),
             "fit": meta0.get("fit_settings"),
+            "options": plan.options_record(),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,
             "project_settings": record.get("project_settings") or None,

@@ -5,7 +5,7 @@ In order:
 1. read the series (:mod:`.source`; an operando HDF5 file is streamed);
 2. resolve the configuration for it (:func:`.settings.resolve`) and the settings
    shared by all steps, once, checkpointed (:mod:`.prepare`: E0 of the first good
-   scan when ``e0 = "first"``, the engine, S0^2 from the ``[reference]`` foil);
+   scan when ``e0 = "first"``, the engine, S0^2 from the ``[foil]`` foil);
 3. process the steps in chunks of ``[run] chunk_size`` (:mod:`.chunks`,
    :mod:`.steps`), each checkpointed as soon as it is done;
 4. track states and events and write every output (:mod:`.outputs`).
@@ -181,9 +181,9 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
             plan = resolve(config, n)
             chunks = chunk_bounds(n, plan.chunk_size)
             inputs, files = dict(hashes), {}
-            if plan.exafs and plan.reference.s02 is None and plan.reference.file:
-                inputs["reference foil"] = file_hash(plan.reference.file)
-                files["reference foil"] = plan.reference.file
+            if plan.exafs and plan.foil.s02 is None and plan.foil.file:
+                inputs["foil"] = file_hash(plan.foil.file)
+                files["foil"] = plan.foil.file
             store.begin(config.config_hash(n), data_hash=hashes["data"],
                         config=config.analysis_dict(n),
                         inputs={k: v for k, v in inputs.items() if k != "data"}, input_files=files,
@@ -235,7 +235,7 @@ def run_inputs(config) -> dict:
     # A reference *file* (matrix series); a column name is not a path.
     reference = s.reference if isinstance(s.reference, str) and Path(s.reference).exists() else None
     return {"source": list(s.source), "conditions": s.conditions, "reference channel": reference,
-            "reference foil": config.reference.file, "config": config.path}
+            "foil": config.foil.file, "config": config.path}
 
 
 class _signal_guard:

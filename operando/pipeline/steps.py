@@ -98,7 +98,7 @@ def analyse(series, settings: StepSettings, shifts, shift_notes) -> dict:
     arrays = {"norm": np.asarray(norm.norm, dtype=float), "flat": np.asarray(norm.flat, dtype=float)}
     meta = {"normalize_settings": dict(norm.settings or {})}
     if settings.lcf is not None:
-        fractions = fit_columns(norm, settings.lcf["references"], settings.lcf["kwargs"])
+        fractions = fit_columns(norm, settings.lcf["standards"], settings.lcf["kwargs"])
         for col in fractions.columns:
             table[col] = fractions[col].to_numpy()
     if settings.background is not None:

@@ -311,8 +311,8 @@ class _Watch:
         chunks = chunk_bounds(n, plan.chunk_size)
         inputs = {k: v for k, v in hashes.items() if k != "data"}
         foil = None
-        if plan.exafs and plan.reference.s02 is None and plan.reference.file:
-            foil = inputs["reference foil"] = file_hash(plan.reference.file)
+        if plan.exafs and plan.foil.s02 is None and plan.foil.file:
+            foil = inputs["foil"] = file_hash(plan.foil.file)
         info = {"n_steps": n, "chunk_size": plan.chunk_size, "n_chunks": len(chunks),
                 "version": package_version("operando"), "mode": "watch"}
         if store.manifest.get("status") != "running":
@@ -406,7 +406,7 @@ def _prepare_key(series, plan, shared, foil) -> str:
     foil, and the scans E0 came from (``"first"``: up to that scan; ``"median"``: all)."""
     h = hashlib.sha256(repr((series.element, series.edge, foil)).encode())
     h.update(np.ascontiguousarray(series.energy).tobytes())
-    policy = plan.normalize.get("e0")
+    policy = plan.normalize.e0
     if policy == "median":
         h.update(np.ascontiguousarray(series.mu).tobytes())
     elif shared.get("e0_from_step") is not None:

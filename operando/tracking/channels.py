@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: Scatterers accepted as the ligand shell, in order of preference.
 _LIGANDS = ("O", "N", "C", "S", "Cl", "P", "F", "Br", "I")

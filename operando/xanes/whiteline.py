@@ -7,12 +7,13 @@ import pandas as pd
 
 from .._util.blas import single_threaded_blas
 from ..errors import ConfigError
+from ..options import WhiteLineOptions
 from .e0 import _vertex
 from .result import NormalizedSeries
 
 
 # ----------------------------------------------------------------------- white line
-def white_line(normalized: NormalizedSeries, *, window: tuple[float, float] = (-10.0, 30.0)
+def white_line(normalized: NormalizedSeries, *, window: tuple[float, float] = WhiteLineOptions.window
                ) -> pd.DataFrame:
     """White-line descriptors of every step, computed on ``norm`` in one batch.
 

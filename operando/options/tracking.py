@@ -33,7 +33,7 @@ class TrackSettings:
         360-change cycling series needs about 3.8 sigma, so a fluke of one channel
         in one of hundreds of changes is not an event.
     z_state : float
-        Two-sided z that makes metal "present beyond the reference state" (the
+        Two-sided z that makes metal "present beyond the baseline state" (the
         same correction over the metal channels).  3 for the same reason: a
         false "cluster" is the error this tracker must not make.
     z_high : float
@@ -66,7 +66,7 @@ class TrackSettings:
     outlier_z : float
         A step whose value lies more than this many repeat scatters from the
         median of its condition is an ``outlier`` (reported, kept).
-    reference : str
+    baseline : str
         The state the others are compared with: ``"first"`` (the first segment)
         or the label of a condition (as in the ``condition`` column).
     metal_fraction : str or None
@@ -82,7 +82,7 @@ class TrackSettings:
         Potentials are compared after rounding to this many decimals of a volt.
     rest_labels : tuple of str
         Labels of a potential column meaning "back to rest" (open circuit): a
-        return to one of them is compared with the reference state.
+        return to one of them is compared with the baseline state.
     cluster_model : str
         ``"cuboctahedron"`` or ``"sphere"`` (:func:`cluster_size_from_cn`).
     """
@@ -100,7 +100,7 @@ class TrackSettings:
     min_metal_fraction: float = 0.05
     min_trend_steps: int = 4
     outlier_z: float = 5.0
-    reference: str = "first"
+    baseline: str = "first"
     metal_fraction: str | None = None
     changepoint_min_steps: int = 20
     changepoint_min_size: int = 5
@@ -133,9 +133,9 @@ class TrackSettings:
         if self.z_high < self.z_event:
             raise ConfigError(f"track setting 'z_high' ({self.z_high}) must be >= 'z_event' "
                               f"({self.z_event})")
-        if not isinstance(self.reference, str) or not self.reference.strip():
-            raise ConfigError(f"track setting 'reference' must be \"first\" or a condition label, "
-                              f"got {self.reference!r}")
+        if not isinstance(self.baseline, str) or not self.baseline.strip():
+            raise ConfigError(f"track setting 'baseline' must be \"first\" or a condition label, "
+                              f"got {self.baseline!r}")
         if self.metal_fraction is not None and not isinstance(self.metal_fraction, str):
             raise ConfigError(f"track setting 'metal_fraction' must be a column name, got "
                               f"{self.metal_fraction!r}")

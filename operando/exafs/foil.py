@@ -1,4 +1,4 @@
-"""Disorder from the reference foil: :func:`apply_reference` fixes or bounds the
+"""Disorder from the foil: :func:`apply_foil` fixes or bounds the
 metal shell's sigma2 (and optionally dR) at the foil's, fitted in the sample's own
 k/R window, optionally corrected for a temperature difference.
 
@@ -23,27 +23,25 @@ from dataclasses import asdict, dataclass, replace
 
 from .._util.validate import check_choice
 from ..errors import ConfigError
+from ..options import FoilOptions
 from .model import ShellModel, resolve_paths
 from .shells import Rule
 
 log = logging.getLogger(__name__)
 
-#: ``sigma2`` policies of :func:`apply_reference`.
+#: ``sigma2`` policies of :func:`apply_foil`.
 SIGMA2_POLICIES = ("fix", "bound", "free")
-#: ``deltar`` and ``de0`` policies of :func:`apply_reference`.
+#: ``deltar`` and ``de0`` policies of :func:`apply_foil`.
 DELTAR_POLICIES = ("fix", "free")
 DE0_POLICIES = ("fix", "free")
 #: Disorder models for the temperature correction.
 DISORDER_MODELS = ("debye", "einstein")
-#: ``sigma2 = "bound"``: the shell's sigma2 may exceed the foil's by up to this (A^2):
-#: static disorder of nanoparticles adds 0.001-0.003 A^2 to the bulk value.
-SIGMA2_MARGIN = 0.003
 
 
 @dataclass(frozen=True)
-class ReferenceValues:
+class FoilValues:
     """What a foil fit gives the sample's metal shell (the fields of an
-    :class:`~operando.exafs.S02Calibration` that :func:`apply_reference` reads), as plain
+    :class:`~operando.exafs.S02Calibration` that :func:`apply_foil` reads), as plain
     numbers: a run records them and applies them again on resume.
 
     Attributes
@@ -64,7 +62,7 @@ class ReferenceValues:
     edge_energy: float = float("nan")
 
     @classmethod
-    def of(cls, calibration) -> "ReferenceValues":
+    def of(cls, calibration) -> "FoilValues":
         return cls(shell=calibration.shell, sigma2=float(calibration.sigma2),
                    sigma2_err=float(calibration.sigma2_err), deltar=float(calibration.deltar),
                    edge_energy=float(calibration.edge_energy))
@@ -73,18 +71,18 @@ class ReferenceValues:
         return asdict(self)
 
 
-def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
-                    sigma2: str = "fix", deltar: str = "free", de0: str = "fix",
-                    sigma2_margin: float = SIGMA2_MARGIN,
+def apply_foil(model: ShellModel, calibration, *, shell: str | None = None,
+                    sigma2: str = FoilOptions.sigma2, deltar: str = FoilOptions.deltar,
+                    de0: str = FoilOptions.de0, sigma2_margin: float = FoilOptions.sigma2_margin,
                     temperature_K: float | None = None, sample_temperature_K: float | None = None,
                     debye_temperature_K: float | None = None,
-                    disorder_model: str = "debye") -> ShellModel:
+                    disorder_model: str = FoilOptions.disorder_model) -> ShellModel:
     """``model`` with the reference shell's sigma2 / dR taken from a foil fit.
 
     Parameters
     ----------
     model : ShellModel
-    calibration : S02Calibration or ReferenceValues
+    calibration : S02Calibration or FoilValues
         :func:`operando.exafs.calibrate_s02` of the foil, fitted in the sample's own
         k and R window (its sigma2 depends on the window).  A value that is NaN (not
         known) leaves that parameter as it is.
@@ -95,7 +93,7 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
         ``"fix"`` (default): sigma2 fixed at the foil's; ``"bound"``: varied in
         [foil - its error, foil + ``sigma2_margin``]; ``"free"``: unchanged.  Applies
         when the shell's own sigma2 is free and unbounded; an explicit rule wins, and
-        ``sigma2 = "reference"`` on the shell always takes the foil's value.  With
+        ``sigma2 = "foil"`` on the shell always takes the foil's value.  With
         "fix" or "bound", an absent shell is held at the foil's sigma2.
     deltar : {"fix", "free"}
         ``"fix"``: dR fixed at the foil's (the bulk distance); default free.
@@ -129,7 +127,7 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
     check_choice("disorder_model", disorder_model, DISORDER_MODELS)
     shell = shell or calibration.shell
     if shell not in model.labels:
-        _check_no_reference_rules(model, shell)
+        _check_no_foil_rules(model, shell)
         return model
     spec = model.spec(shell)
     known = {key: getattr(calibration, key) == getattr(calibration, key)   # not NaN
@@ -144,7 +142,7 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
         model, shell, temperature_K, sample_temperature_K, debye_temperature_K, disorder_model)
     new = {}
     rule = spec.sigma2
-    if rule.mode == "reference" and known["sigma2"]:
+    if rule.mode == "foil" and known["sigma2"]:
         new["sigma2"] = Rule(mode="fixed", value=s2)
     elif rule.mode == "free" and rule.lo is None and rule.hi is None and sigma2 != "free":
         if sigma2 == "fix":
@@ -155,32 +153,32 @@ def apply_reference(model: ShellModel, calibration, *, shell: str | None = None,
     if sigma2 != "free" and spec.absent_sigma2 is None:
         new["absent_sigma2"] = s2
     rule = spec.deltar
-    if (rule.mode == "reference" and known["deltar"]) or (deltar == "fix" and rule.mode == "free" and rule.lo is None
+    if (rule.mode == "foil" and known["deltar"]) or (deltar == "fix" and rule.mode == "free" and rule.lo is None
                                     and rule.hi is None):
         new["deltar"] = Rule(mode="fixed", value=calibration.deltar)
     rule = spec.de0
-    if (rule.mode == "reference" and known["edge_energy"]) or (de0 == "fix" and rule.mode == "free" and rule.lo is None
+    if (rule.mode == "foil" and known["edge_energy"]) or (de0 == "fix" and rule.mode == "free" and rule.lo is None
                                     and rule.hi is None):
         new["de0"] = Rule(mode="edge", value=calibration.edge_energy)
         if len(model.e0_groups()[model.e0_group(shell)]) > 1:
             new["e0_group"] = shell      # its own dE0: the others keep theirs
     shells = [replace(s, **new) if s.label == shell else s for s in model.shells]
     out = replace(model, shells=shells)
-    _check_no_reference_rules(out, shell)
+    _check_no_foil_rules(out, shell)
     return out
 
 
-def _check_no_reference_rules(model: ShellModel, shell: str) -> None:
+def _check_no_foil_rules(model: ShellModel, shell: str) -> None:
     for spec in model.shells:
         for kind in ("sigma2", "deltar", "de0"):
-            if spec.rule(kind).mode == "reference":
-                raise ConfigError(f"shell {spec.label!r} {kind} = \"reference\": only the reference "
+            if spec.rule(kind).mode == "foil":
+                raise ConfigError(f"shell {spec.label!r} {kind} = \"foil\": only the reference "
                                   f"shell ({shell!r}) takes the foil's values, and only those the "
                                   "foil fit gave")
 
 
 def temperature_shift(model: ShellModel, shell: str, temperature_K, sample_temperature_K,
-                      debye_temperature_K, disorder_model: str = "debye") -> float:
+                      debye_temperature_K, disorder_model: str = FoilOptions.disorder_model) -> float:
     """``model(T_sample) - model(T_foil)`` in A^2 for the shell's path (0 when either
     temperature is not given or they are equal)."""
     if temperature_K is None or sample_temperature_K is None:
