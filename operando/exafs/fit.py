@@ -1,4 +1,4 @@
-"""The public shell fits: :func:`fit_shells` (every step), :func:`fit_shells_segment`
+"""The public shell fits: :func:`fit_shells` (every step), :func:`fit_shells_global`
 (several steps in one joint fit) and :func:`calibrate_s02` (a foil with its CN fixed).
 
 Each resolves the engine (:func:`operando.exafs.engines.get_engine`, which refuses
@@ -120,16 +120,6 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     settings.update(opts, merge_repeats=merge_repeats,
                     chunk_size=size if executor else None, seconds=elapsed)
     return make_result(rows, k, chi, model, settings, merged, s02_err)
-
-
-def fit_shells_segment(chi_series: ChiSeries, model: ShellModel, *, s02: float,
-                       steps: Sequence[int] | None = None,
-                       shared: Iterable[str] = ("r", "sigma2", "de0"),
-                       engine: str = "larch") -> ShellFitResult:
-    """Several steps in one joint fit: :func:`fit_shells_global` (kept for its
-    original default, ``engine="larch"``)."""
-    return fit_shells_global(chi_series, model, s02=s02, steps=steps, shared=shared,
-                             engine=engine)
 
 
 def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
