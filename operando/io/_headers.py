@@ -33,8 +33,6 @@ _NUMBER_UNIT = re.compile(r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*([A-Za
 #: XDI file gives an angle column and a ``Mono.name`` but no ``Mono.d_spacing``.
 MONO_D_SPACING = {"si111": 3.13551, "si220": 1.92010, "si311": 1.63747, "si400": 1.35775,
                   "ge111": 3.26636, "ge220": 2.00018, "ge311": 1.70583}
-#: hc in eV Angstrom (CODATA 2018).
-HC_EV_ANGSTROM = 12398.419843
 
 
 @dataclass
