@@ -23,6 +23,8 @@ _EXPORTS = {
               "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
               "fit_shells_global", "calibrate_s02", "apply_reference",
               "cn_systematics", "result_columns"],
+    "components": ["lcf", "pca", "mcr", "lcf_combinations", "LCFResult", "PCAResult",
+                   "MCRResult", "CombinationResult"],
     "tracking": ["track", "Tracking", "TrackSettings", "cluster_size_from_cn"],
     "simulate": ["SeriesSpec", "simulate_series", "write_samples"],
     "config": ["load_config", "Config"],
