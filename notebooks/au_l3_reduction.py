@@ -169,7 +169,7 @@ print(f"Au(0) fraction {table.frac_Au_foil.iloc[0]:.2f} -> {table.frac_Au_foil.i
 # metallic fraction is named explicitly (`metal_fraction`).
 
 # %%
-steps = (series.conditions.merge(norm.table(), on="step").merge(op.white_line(norm), on="step")
+steps = (series.conditions.merge(norm.to_dataframe(), on="step").merge(op.white_line(norm), on="step")
          .merge(fit.to_dataframe(), on="step"))
 tracking = op.track(steps, settings={"metal_fraction": "Au_foil"})
 tracking

@@ -97,10 +97,10 @@ chi = op.remove_background(norm)
 model = op.ShellModel(shells=["Cu-N", "Cu-Cu"], kmin=3, kmax=11, kweight=2, rmin=1.0, rmax=3.0)
 fits = op.fit_shells(chi, model, s02=s02.s02)
 fit_df = fits.to_dataframe()
-steps = (calibrated.conditions.merge(norm.table(), on="step").merge(wl, on="step")
+steps = (calibrated.conditions.merge(norm.to_dataframe(), on="step").merge(wl, on="step")
          .merge(fit_df, on="step"))
 tracking = op.track(steps)
-print(tracking.summary())
+print(tracking.report())
 
 # %%
 seg = tracking.segments

@@ -119,7 +119,7 @@ cmp
 # once four scans are averaged (next table). Treat ligand CNs as +/- 10 %.
 
 # %%
-steps = (calibrated.conditions.merge(norm.table(), on="step").merge(wl, on="step")
+steps = (calibrated.conditions.merge(norm.to_dataframe(), on="step").merge(wl, on="step")
          .merge(fit_df, on="step"))
 tracking = op.track(steps)
 seg = tracking.segments

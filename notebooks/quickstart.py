@@ -110,11 +110,11 @@ fits  # fits.report() gives the same as text, fits.report(step) one fit in full
 
 # %%
 steps = (calibrated.conditions
-         .merge(norm.table(), on="step")
+         .merge(norm.to_dataframe(), on="step")
          .merge(wl, on="step")
          .merge(fits.to_dataframe(), on="step"))
 tracking = op.track(steps)
-tracking  # tracking.summary() is the same account as plain text
+tracking  # tracking.report() is the same account as plain text
 
 # %%
 viz.plot_cn(tracking)

@@ -14,11 +14,12 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from ._util.result import Result
 from .errors import DataError
 
 
 @dataclass(frozen=True, eq=False)
-class Series:
+class Series(Result):
     """A time/condition series of XAS spectra on one common energy grid.
 
     Parameters
@@ -111,6 +112,13 @@ class Series:
             f"<Series {label}: {self.n_steps} spectra x {self.energy.size} points, "
             f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV, conditions {cols}>"
         )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The conditions table: ``step``, ``file`` and the condition columns."""
+        return self.conditions.copy()
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
 
     def _repr_html_(self) -> str:
         from ._util.reprs import series_html

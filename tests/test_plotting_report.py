@@ -151,7 +151,7 @@ def test_change_point_segment_drawn_in_map():
 # --------------------------------------------------------------------------- report
 def test_report_self_contained(pt, pt_summary, tmp_path):
     png = save_figure(plot_cn(pt), tmp_path / "cn.png")[0]
-    out = write_report(tmp_path, title="Pt <single atoms>", summary_text=pt.summary(), steps=pt.steps,
+    out = write_report(tmp_path, title="Pt <single atoms>", summary_text=pt.report(), steps=pt.steps,
                        segments=pt.segments, events=pt.events, reversibility=pt.reversibility,
                        figures={"summary": pt_summary, "cn": png},
                        settings={"track": pt.settings.to_dict(), "s02": np.float64(0.85)})

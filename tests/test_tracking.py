@@ -198,7 +198,7 @@ def test_cu_from_csv_with_ocp_label_and_reversibility():
     assert (row["segment"], row["reference_segment"]) == (8, 0)
     assert row["state_before"] == row["state_after"] == "isolated"
     assert bool(row["returned"]) and bool(row["changed_between"])
-    assert "OCP" in tr.summary() and "redispersion" in tr.summary()
+    assert "OCP" in tr.report() and "redispersion" in tr.report()
 
 
 def test_cluster_sizes_only_where_a_cn_means_one():

@@ -98,7 +98,7 @@ def au(shared_data):
     refs = {n: au_group_series(n) for n in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")}
     nz = au_normalized()
     result = lcf(nz, refs)
-    steps = (nz.series.conditions.merge(nz.table(), on="step").merge(op.white_line(nz), on="step")
+    steps = (nz.series.conditions.merge(nz.to_dataframe(), on="step").merge(op.white_line(nz), on="step")
              .merge(result.to_dataframe(), on="step"))
     return nz, result, steps
 

@@ -180,7 +180,7 @@ def normalized_html(nz) -> str:
     chart = svg_lines(s.energy[keep], [(nz.norm[i][keep], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="normalised mu")
     n_ok = int(np.asarray(nz.ok).sum())
-    return block(f"NormalizedSeries: {len(s)} steps, {n_ok} ok", table(nz.table()), info, chart)
+    return block(f"NormalizedSeries: {len(s)} steps, {n_ok} ok", table(nz.to_dataframe()), info, chart)
 
 
 def fit_html(fr) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
 from operando.xanes import NormalizedSeries
 
@@ -41,7 +42,7 @@ DEFAULT_MAX_SHIFT = 3.0
 
 
 @dataclass(frozen=True, eq=False)
-class LCFResult:
+class LCFResult(Result):
     """Weights of the references for every step, with errors and fit statistics.
 
     Attributes

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import ConfigError
 from .model import ShellModel
 
@@ -64,7 +65,7 @@ def processing_variants(model: ShellModel, *, rbkg: float = 1.0, e0: str | float
 
 
 @dataclass(frozen=True, eq=False)
-class Systematics:
+class Systematics(Result):
     """CN of every step under each processing variant and the band they span.
 
     Attributes
@@ -85,6 +86,13 @@ class Systematics:
     by_variant: pd.DataFrame
     variants: list
     settings: dict
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The per-step band (``table``, a copy)."""
+        return self.table.copy()
+
+    def title(self) -> str:
+        return f"Systematics: {len(self.table)} steps over {len(self.variants)} processing variants"
 
     def plot(self, shell: str, x=None, *, truth=None):
         """CN of ``shell`` per step: the base with its statistical error bars and the

@@ -279,7 +279,7 @@ def _report(store, series, steps, outputs, summary, tracking, settings, analysis
 
     figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
                if str(path).endswith(".png")}
-    text = tracking.summary() if tracking is not None else ""
+    text = tracking.report() if tracking is not None else ""
     text = "\n".join([summary_text(summary), "", text]).strip()
     return write_report(
         store.path("report.html"),
