@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..schema import lcf_columns
+
 _STYLE = ("<style>.op-repr{font-size:12px;line-height:1.3}.op-repr table{font-size:11px;"
           "border-collapse:collapse}.op-repr td,.op-repr th{padding:1px 6px;text-align:right}"
           ".op-repr .op-h{font-weight:bold;margin-bottom:4px}.op-repr .op-row{display:flex;"
@@ -206,8 +208,7 @@ def fit_html(fr) -> str:
 def lcf_html(r) -> str:
     """A :class:`~operando.components.LCFResult`: fractions with errors per step; chart."""
     df = r.to_dataframe()
-    cols = ["step"] + [c for n in r.names for c in (f"frac_{n}", f"frac_{n}_err")] + \
-        ["lcf_rfactor", "lcf_ok"]
+    cols = ["step"] + lcf_columns(r.names)
     chart = svg_lines(r.steps, [(r.weights[:, j], n) for j, n in enumerate(r.names)],
                       xlabel="Step", ylabel="fraction", markers=True)
     s = r.settings

@@ -19,9 +19,10 @@ import numpy as np
 
 from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
+from ..schema import SHELL_KINDS
 from .background import ChiSeries, remove_background
 from .engines import get_engine
-from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
+from .model import ShellModel, check_information, clip_kmax, resolve_paths
 from .plan import plan_structure
 from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
@@ -167,7 +168,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     eng = get_engine(engine, model=model, joint=True)
     shared = tuple(dict.fromkeys(shared))
     for kind in shared:
-        check_choice("shared", kind, PAR_KINDS)
+        check_choice("shared", kind, SHELL_KINDS)
     k, chi, all_steps, ok, reasons, _, e0 = _prepare_data(chi_series, None)
     if steps is None:
         idx = np.flatnonzero(ok)

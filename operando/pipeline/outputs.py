@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import ConfigError, OperandoError
 from ..components import lcf_arrays
+from ..schema import is_lcf_column
 from .components import series_analysis
 from .chunks import PLOT_ROWS, chunk_name
 from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
@@ -138,7 +139,7 @@ def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_ch
         fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
         part = fit.to_dataframe()
         for c in part.columns:
-            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
+            if is_lcf_column(c):
                 cols.setdefault(c, []).append(part[c].to_numpy())
     for c, values in cols.items():
         steps[c] = np.concatenate(values)
