@@ -15,7 +15,7 @@ from operando.tracking import track
 from operando.viz import (athena_group_names, plot_chir_waterfall, plot_cn, plot_fit, plot_summary,
                           plot_white_line, plot_xanes_map, save_figure, write_athena, write_report)
 
-from test_tracking import cu_steps, pt_steps, qexafs_series
+from _tracking_data import cu_steps, pt_steps, qexafs_series
 
 
 def spectra(tr, e0):

@@ -20,7 +20,7 @@ from operando.viz import (plot_cn, plot_fit_parameters, plot_fractions, plot_lcf
                           plot_pca, plot_wavelet, plot_xanes_difference, plot_xanes_map)
 
 from _components_data import au_group_series, au_normalized
-from test_tracking import pt_steps
+from _tracking_data import pt_steps
 
 
 def _lines(ax, marker=None, mfc=None):
