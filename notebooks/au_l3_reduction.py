@@ -35,8 +35,6 @@ pd.set_option("display.max_columns", 30)
 pd.set_option("display.precision", 4)
 print("operando", op.__version__)
 
-from operando.components import lcf, pca
-
 DATA = Path("..") / ".." / "shared" / "data"
 PRJ = DATA / "series" / "au_l3_cyanobacteria.prj"
 if not PRJ.is_file():
@@ -91,7 +89,7 @@ viz.plot_xanes_difference(norm.energy, norm.norm, steps=series.steps, e0=norm.e0
 # one of the species of the series, whatever an LCF with it would say.
 
 # %%
-p = pca(norm, targets={name: s for name, s in standards.items()})
+p = op.pca(norm, targets={name: s for name, s in standards.items()})
 print(p.report())
 viz.plot_pca(p)
 
@@ -113,7 +111,7 @@ viz.plot_pca(p)
 
 # %%
 refs = {name: standards[name] for name in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")}
-fit = lcf(norm, refs)
+fit = op.lcf(norm, refs)
 fit
 
 # %%

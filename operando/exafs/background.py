@@ -112,6 +112,10 @@ class RSeries(Result):
     ok: np.ndarray
     settings: dict
 
+    def title(self) -> str:
+        return (f"RSeries: {self.chir.shape[0]} transforms, {int(np.sum(self.ok))} ok, "
+                f"R {self.r[0]:.2f}-{self.r[-1]:.2f} A")
+
     def to_dataframe(self) -> pd.DataFrame:
         """One row per transform: ``row``, ``ok``, ``r_peak`` (Angstrom, not phase
         corrected) and ``chir_peak``, the largest ``|chi(R)|``."""
