@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import ConfigError, OperandoError
 from ..components import lcf_arrays
-from ..schema import is_lcf_column
+from ..schema import TRACKING_COLUMNS, is_lcf_column
 from .components import series_analysis
 from .chunks import PLOT_ROWS, chunk_name
 from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
@@ -52,15 +52,13 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         components_record, analysis = _components(store, plan, series, shared, steps, norm,
                                                   plot_rows, meta0, len(parts))
     tracking = None
-    states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
         from ..tracking import track
 
         tracking = track(steps, edge=series.edge, **plan.track)
-        if "state" in tracking.steps:
-            found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
-            states = found.fillna("").astype(str).to_numpy()
-    steps["state"] = states
+        found = tracking.steps.set_index("step").reindex(steps["step"])
+        for col in TRACKING_COLUMNS:
+            steps[col] = found[col].to_numpy()
     chi = _chi_rows(parts) if plan.exafs else None
     analysis["wavelet"] = _figure_input("wavelet", notes, wavelet_analysis, plan.ft, chi, steps,
                                         plot_rows, tracking, shared.get("shells"))
