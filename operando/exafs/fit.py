@@ -136,7 +136,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     statistics are ``larch.xafs.feffit``'s with several datasets: ``n_idp`` and the
     residual points summed over the steps, ``n_varys`` counting every per-step and
     shared parameter, error bars from the joint covariance scaled by the joint
-    reduced chi-square (tests/test_exafs_global.py checks both engines against
+    reduced chi-square (tests/exafs/test_exafs_global.py checks both engines against
     feffit on the same input).
 
     Parameters
@@ -263,7 +263,7 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
         fit (model, start, bounds 0.2 <= S0^2 <= 2, acceptance rules, Larch's
         error bars) with :func:`operando.exafs.batch.batch_fit`, so a fast run never
         imports Larch's fitting machinery; the two agree within a small fraction
-        of the error bars (tests/test_exafs_fast.py).
+        of the error bars (tests/exafs/test_exafs_fast.py).
 
     Returns
     -------

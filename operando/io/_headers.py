@@ -3,7 +3,7 @@
 The numbers and header of one file travel as a :class:`TextTable`; the
 functions here fill its labels, header fields, element, edge, edge energy and
 mono d-spacing.  XDI files follow the XDI project's grammar of
-``Family.key: value`` header lines (see ``tests/test_bad_xdi.py``); plain
+``Family.key: value`` header lines (see ``tests/io/test_bad_xdi.py``); plain
 files (NSLS-II QAS/ISS and the like) are read leniently.
 """
 

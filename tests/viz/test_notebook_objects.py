@@ -14,7 +14,7 @@ import pytest
 import operando as op
 from operando.components import lcf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 xr = pytest.importorskip("xarray", reason="the xarray bridge needs xarray (pip install '.[notebook]')")
 
 

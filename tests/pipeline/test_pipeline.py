@@ -18,7 +18,7 @@ from operando.pipeline import RunInterrupted, run
 from operando.pipeline import steps as steps_module
 from operando.schema import STEP_COLUMNS, TRACKING_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_GOOD = 10  # spectra in the small series (plus one flat frame and one unreadable file)
 
 
