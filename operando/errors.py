@@ -46,20 +46,5 @@ class DataError(OperandoError, ValueError):
     a ``ValueError``)."""
 
 
-class StepError(OperandoError):
-    """One step of a series failed; the series goes on and the step is flagged."""
-
-    def __init__(self, step: int, problem: str, file: str | None = None):
-        self.step = int(step)
-        self.problem = problem
-        self.file = file
-        where = f"step {self.step}" + (f" ({file})" if file else "")
-        super().__init__(f"{where}: {problem}")
-
-
-class FitError(StepError):
-    """An EXAFS fit of one step did not converge or is not physical."""
-
-
 class OperandoWarning(UserWarning):
     """Something was repaired or assumed while reading; the result is usable."""

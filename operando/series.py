@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
+from ._util.result import Result
 from .errors import DataError
-
-#: Condition columns with a known meaning (others are kept as user columns).
-KNOWN_CONDITIONS = ("potential_V", "gas", "temperature_K", "time_s")
 
 
 @dataclass(frozen=True, eq=False)
-class Series:
+class Series(Result):
     """A time/condition series of XAS spectra on one common energy grid.
 
     Parameters
@@ -114,6 +112,13 @@ class Series:
             f"<Series {label}: {self.n_steps} spectra x {self.energy.size} points, "
             f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV, conditions {cols}>"
         )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The conditions table: ``step``, ``file`` and the condition columns."""
+        return self.conditions.copy()
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
 
     def _repr_html_(self) -> str:
         from ._util.reprs import series_html
@@ -236,12 +241,3 @@ def default_conditions(n: int, files: Iterable[str] | None = None) -> pd.DataFra
     """A minimal conditions table: ``step`` 0..n-1 and ``file``."""
     files = list(files) if files is not None else [""] * n
     return pd.DataFrame({"step": np.arange(n, dtype=int), "file": files})
-
-
-def merge_conditions(base: pd.DataFrame, extra: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
-    """Add columns of ``extra`` (same length as ``base``) to a conditions table."""
-    extra = pd.DataFrame(extra).reset_index(drop=True)
-    out = base.reset_index(drop=True).copy()
-    for column in extra.columns:
-        out[column] = extra[column].to_numpy()
-    return out

@@ -242,7 +242,7 @@ def test_au_reduction_over_time_from_xanes_alone(shared_data):
     refs = {name: f"{prj}#{name}" for name in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")}
     fractions = lcf(norm, refs).to_dataframe()
     wl = op.white_line(norm)
-    steps = norm.table().merge(wl, on="step").merge(fractions, on="step")
+    steps = norm.to_dataframe().merge(wl, on="step").merge(fractions, on="step")
     tracking = track(steps, settings={"metal_fraction": "Au_foil"})
     metal = steps["frac_Au_foil"].to_numpy()
     assert metal[-1] > 0.5 > metal[0] + 0.4  # 0.0 at 12 h, 0.58 after 30 days

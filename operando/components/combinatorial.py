@@ -33,6 +33,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
 
 from ._linear import fit_linear, nvarys
@@ -43,7 +44,7 @@ from .lcf import LCFResult, _check_common, _empty, prepare
 __all__ = ["CombinationResult", "lcf_combinations"]
 
 
-class CombinationResult:
+class CombinationResult(Result):
     """All combinations fitted at every step, with rankings and tests.
 
     Attributes
@@ -213,6 +214,9 @@ class CombinationResult:
                          reason=parts["reason"], x=parts["x"], xmin=parts["xmin"],
                          xmax=parts["xmax"], settings=self.settings, _data=parts["data"],
                          _basis=parts["basis"], **stats)
+
+    def title(self) -> str:
+        return self.report().splitlines()[0]
 
     def report(self, step=None, top: int = 8) -> str:
         """Per step the selected and best combinations; with ``step``, its ranked table."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
 from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LCFResult", "lcf", "lcf_arrays"]
 
 @dataclass(frozen=True, eq=False)
-class LCFResult:
+class LCFResult(Result):
     """Weights of the standards for every step, with errors and fit statistics.
 
     Attributes

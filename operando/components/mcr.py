@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
 from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
@@ -43,7 +44,7 @@ __all__ = ["MCRResult", "mcr", "purest_rows"]
 
 
 @dataclass(frozen=True, eq=False)
-class MCRResult:
+class MCRResult(Result):
     """Resolved spectra and concentration profiles, with fit quality and ambiguity.
 
     Attributes
@@ -104,6 +105,9 @@ class MCRResult:
             cols[f"mcr_{name}_max"] = self.conc_max[:, j]
         cols["mcr_residual_rms"] = self.residual_rms
         return pd.DataFrame(cols)
+
+    def title(self) -> str:
+        return self.report().splitlines()[0]
 
     def report(self) -> str:
         s = self.settings

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
 from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
@@ -47,7 +48,7 @@ _PREPROCESS = ("none", "larch")
 
 
 @dataclass(frozen=True, eq=False)
-class PCAResult:
+class PCAResult(Result):
     """Eigen-analysis of the spectra of a series over one energy range.
 
     Attributes
@@ -160,6 +161,9 @@ class PCAResult:
         return {"spoil": spoil, "aet": aet, "rep": rep, "ret": ret,
                 "redchi": aet ** 2 / (re ** 2 + rep ** 2), "verdict": verdict, "fit": fit,
                 "n_components": n}
+
+    def title(self) -> str:
+        return self.report().splitlines()[0]
 
     def report(self) -> str:
         s = self.settings

@@ -3,7 +3,7 @@
 A configuration has these sections (all optional except ``[series]``)::
 
     [series]                      # what to read (operando.io.read_series)
-    source = "scans/"             # folder, glob, file, or a list of them ("files" is an alias)
+    source = "scans/"             # folder, glob, file, or a list of them
     conditions = "conditions.csv" # per-file conditions table
     element = "Pt"                # absorbing element (default: from the files)
     edge = "L3"

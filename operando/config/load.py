@@ -32,10 +32,7 @@ def _section_keys(name: str) -> tuple[str, ...]:
         "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
         "run": RunConfig,
     }[name]
-    keys = tuple(f.name for f in fields(cls))
-    if name == "series":
-        keys = keys + ("files",)
-    return keys
+    return tuple(f.name for f in fields(cls))
 
 
 def load_config(source: "str | os.PathLike | Mapping | Config", *, base_dir=None) -> Config:
@@ -160,15 +157,12 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
 # ------------------------------------------------------------------- sections
 def _build_series(value: Mapping, base: Path) -> SeriesConfig:
     s = "series"
-    if "source" in value and "files" in value:
-        raise ConfigError("[series] give either source or files (they are the same setting), not both")
-    key = "source" if "source" in value else "files"
-    raw = value.get(key)
+    raw = value.get("source")
     if raw is None:
         raise ConfigError("[series] source is missing: give a folder, a glob, a file or a list of files")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
-        _fail(s, key, raw, "a folder, glob or file path, or a non-empty list of them")
+        _fail(s, "source", raw, "a folder, glob or file path, or a non-empty list of them")
     source = tuple(_resolve_glob(base, i.strip()) for i in items)
     conditions = _string(s, "conditions", value)
     if conditions is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._util.larch_compat import FT_WINDOWS
+from .._util.result import Result
 from .._util.validate import check_choice
 from ..errors import DataError
 from ..options import BackgroundOptions, FTOptions
@@ -28,7 +29,7 @@ KSTEP = 0.05
 
 
 @dataclass(frozen=True, eq=False)
-class ChiSeries:
+class ChiSeries(Result):
     """chi(k) of every step on one common k grid.
 
     Attributes
@@ -80,14 +81,18 @@ class ChiSeries:
 
         return chi_dataset(self)
 
-    def table(self) -> pd.DataFrame:
+    def title(self) -> str:
+        return (f"ChiSeries: {len(self)} steps, {int(np.sum(self.ok))} ok, "
+                f"k {self.k[0]:.2f}-{self.k[-1]:.2f} 1/A")
+
+    def to_dataframe(self) -> pd.DataFrame:
         """``step, e0, edge_step, ok, reason``."""
         return pd.DataFrame({"step": self.steps, "e0": self.e0, "edge_step": self.edge_step,
                              "ok": self.ok, "reason": self.reason})
 
 
 @dataclass(frozen=True, eq=False)
-class RSeries:
+class RSeries(Result):
     """Fourier transforms chi(R) of a :class:`ChiSeries`.
 
     Attributes
@@ -107,6 +112,21 @@ class RSeries:
     chir_mag: np.ndarray
     ok: np.ndarray
     settings: dict
+
+    def title(self) -> str:
+        return (f"RSeries: {self.chir.shape[0]} transforms, {int(np.sum(self.ok))} ok, "
+                f"R {self.r[0]:.2f}-{self.r[-1]:.2f} A")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per transform: ``row``, ``ok``, ``r_peak`` (Angstrom, not phase
+        corrected) and ``chir_peak``, the largest ``|chi(R)|``."""
+        mag = np.asarray(self.chir_mag, float)
+        ok = np.asarray(self.ok, bool) & np.isfinite(mag).any(axis=1)
+        peak = np.where(ok, np.argmax(np.where(np.isfinite(mag), mag, -np.inf), axis=1), 0)
+        rows = np.arange(mag.shape[0])
+        return pd.DataFrame({"row": rows, "ok": np.asarray(self.ok, bool),
+                             "r_peak": np.where(ok, np.asarray(self.r)[peak], np.nan),
+                             "chir_peak": np.where(ok, mag[rows, peak], np.nan)})
 
     def to_xarray(self, conditions: pd.DataFrame | None = None):
         """An ``xarray.Dataset``: ``chir_mag``, ``chir_re``, ``chir_im`` over ``(step, r)``

@@ -1,4 +1,4 @@
-"""The public shell fits: :func:`fit_shells` (every step), :func:`fit_shells_segment`
+"""The public shell fits: :func:`fit_shells` (every step), :func:`fit_shells_global`
 (several steps in one joint fit) and :func:`calibrate_s02` (a foil with its CN fixed).
 
 Each resolves the engine (:func:`operando.exafs.engines.get_engine`, which refuses
@@ -20,9 +20,10 @@ import numpy as np
 from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
 from ..options import BackgroundOptions, FitOptions, FoilOptions
+from ..schema import SHELL_KINDS
 from .background import ChiSeries, remove_background
 from .engines import get_engine
-from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
+from .model import ShellModel, check_information, clip_kmax, resolve_paths
 from .plan import plan_structure
 from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
@@ -123,16 +124,6 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     return make_result(rows, k, chi, model, settings, merged, s02_err)
 
 
-def fit_shells_segment(chi_series: ChiSeries, model: ShellModel, *, s02: float,
-                       steps: Sequence[int] | None = None,
-                       shared: Iterable[str] = ("r", "sigma2", "de0"),
-                       engine: str = "larch") -> ShellFitResult:
-    """Several steps in one joint fit: :func:`fit_shells_global` (kept for its
-    original default, ``engine="larch"``)."""
-    return fit_shells_global(chi_series, model, s02=s02, steps=steps, shared=shared,
-                             engine=engine)
-
-
 def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
                       s02_err: float | None = None, foil: S02Calibration | None = None,
                       steps: Sequence[int] | None = None,
@@ -146,7 +137,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     statistics are ``larch.xafs.feffit``'s with several datasets: ``n_idp`` and the
     residual points summed over the steps, ``n_varys`` counting every per-step and
     shared parameter, error bars from the joint covariance scaled by the joint
-    reduced chi-square (tests/test_exafs_global.py checks both engines against
+    reduced chi-square (tests/exafs/test_exafs_global.py checks both engines against
     feffit on the same input).
 
     Parameters
@@ -178,7 +169,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     eng = get_engine(engine, model=model, joint=True)
     shared = tuple(dict.fromkeys(shared))
     for kind in shared:
-        check_choice("shared", kind, PAR_KINDS)
+        check_choice("shared", kind, SHELL_KINDS)
     k, chi, all_steps, ok, reasons, _, e0 = _prepare_data(chi_series, None)
     if steps is None:
         idx = np.flatnonzero(ok)
@@ -276,7 +267,7 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
         fit (model, start, bounds 0.2 <= S0^2 <= 2, acceptance rules, Larch's
         error bars) with :func:`operando.exafs.batch.batch_fit`, so a fast run never
         imports Larch's fitting machinery; the two agree within a small fraction
-        of the error bars (tests/test_exafs_fast.py).
+        of the error bars (tests/exafs/test_exafs_fast.py).
 
     Returns
     -------

@@ -16,13 +16,12 @@ from .._util.validate import check_choice, check_keys
 from ..errors import ConfigError, DataError
 from ..feffpaths import FeffPath, path_for_shell
 from ..options import FitOptions
+from ..schema import shell_columns
 from .shells import KINDS, Rule, ShellSpec
 
 log = logging.getLogger(__name__)
 
 FIT_SPACES = ("r", "k", "q")
-#: The parameter kinds of every shell, in result-column order (``r`` = reff + deltar).
-PAR_KINDS = ("cn", "r", "sigma2", "de0")
 #: ``share_e0`` values: one dE0 for all shells, one per shell, or one per phase (the
 #: metal shell vs everything else).
 E0_SHARING = (True, False, "phase")
@@ -212,17 +211,7 @@ def result_columns(model: ShellModel) -> list[str]:
     :class:`~operando.exafs.ShellFitResult`): per shell ``cn, r, sigma2, de0`` with errors,
     per shell ``cn_S_err_s02``, per tested shell ``cn_S_limit, p_S, sig_S``, then the
     statistics."""
-    cols = ["step"]
-    for label in model.labels:
-        for kind in PAR_KINDS:
-            cols += [f"{kind}_{label}", f"{kind}_{label}_err"]
-    for label in model.labels:
-        cols.append(f"cn_{label}_err_s02")
-    for label in model.tested_shells():
-        cols += [f"cn_{label}_limit", f"p_{label}", f"sig_{label}"]
-    cols += ["s02", "s02_err", "r_factor", "redchi", "chi_square", "n_idp", "n_varys",
-             "fit_ok", "fit_quality", "fit_message"]
-    return cols
+    return ["step"] + shell_columns(model.labels, model.tested_shells())
 
 
 def resolve_paths(model: ShellModel) -> dict[str, FeffPath]:

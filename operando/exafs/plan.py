@@ -227,17 +227,6 @@ def spec_cn_max(spec: ShellSpec, model: ShellModel) -> float:
     return model.cn_max if spec.cn.hi is None else spec.cn.hi
 
 
-def values_of(plan: Plan, values: Mapping[str, Any]) -> dict:
-    """Every parameter's value given the values of the varied ones (ties applied)."""
-    out = {}
-    for name, par in plan.pars.items():
-        out[name] = values[name] if par.vary else par.value
-    for name, par in plan.pars.items():
-        if par.tie is not None:
-            out[name] = par.tie[1] * np.asarray(out[par.tie[0]], float)
-    return out
-
-
 def param_names(model: ShellModel, plan: Plan) -> dict:
     """Plan name -> the larch engine's parameter name (``cn_cu_o``, ``dr_cu_o``,
     ``ss_cu_o``, ``de0`` for a single dE0, else ``de0_<group>``); both engines report

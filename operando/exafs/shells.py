@@ -137,7 +137,7 @@ class Rule:
 
 
 _SHELL_KEYS = ("label", "distance", "file", "edge", "geometry", "cn", "deltar", "sigma2", "de0",
-               "e0_group", "cn_min", "cn_max", "cn_start", "sigma2_start", "absent_sigma2")
+               "e0_group", "cn_start", "sigma2_start", "absent_sigma2")
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,8 @@ class ShellSpec:
         parse_label(label.split("_")[0])
         rules = {kind: Rule.parse(kind, item.get(kind), label) for kind in KINDS}
         cn = rules["cn"]
-        if cn.mode == "free" and cn.lo is None:   # legacy cn_min / cn_max bounds
-            rules["cn"] = replace(cn, lo=float(item.get("cn_min", 0.0)),
-                                  hi=float(item.get("cn_max", cn_max)))
-        elif "cn_min" in item or "cn_max" in item:
-            raise ConfigError(f"shell {label!r}: give cn = [min, max] or cn_min/cn_max, not both")
+        if cn.mode == "free" and cn.lo is None:   # a free CN: 0 .. the model's cn_max
+            rules["cn"] = replace(cn, lo=0.0, hi=float(cn_max))
         kw = {k: item[k] for k in ("distance", "file", "edge", "geometry", "cn_start",
                                    "sigma2_start", "absent_sigma2") if item.get(k) is not None}
         for k in ("distance", "cn_start", "sigma2_start", "absent_sigma2"):

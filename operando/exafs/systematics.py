@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import ConfigError
 from ..options import BackgroundOptions, FoilOptions, NormalizeOptions
 from .model import ShellModel
@@ -66,7 +67,7 @@ def processing_variants(model: ShellModel, *, rbkg: float = BackgroundOptions.rb
 
 
 @dataclass(frozen=True, eq=False)
-class Systematics:
+class Systematics(Result):
     """CN of every step under each processing variant and the band they span.
 
     Attributes
@@ -87,6 +88,13 @@ class Systematics:
     by_variant: pd.DataFrame
     variants: list
     settings: dict
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The per-step band (``table``, a copy)."""
+        return self.table.copy()
+
+    def title(self) -> str:
+        return f"Systematics: {len(self.table)} steps over {len(self.variants)} processing variants"
 
     def plot(self, shell: str, x=None, *, truth=None):
         """CN of ``shell`` per step: the base with its statistical error bars and the

@@ -3,7 +3,7 @@
 The numbers and header of one file travel as a :class:`TextTable`; the
 functions here fill its labels, header fields, element, edge, edge energy and
 mono d-spacing.  XDI files follow the XDI project's grammar of
-``Family.key: value`` header lines (see ``tests/test_bad_xdi.py``); plain
+``Family.key: value`` header lines (see ``tests/io/test_bad_xdi.py``); plain
 files (NSLS-II QAS/ISS and the like) are read leniently.
 """
 
@@ -32,8 +32,6 @@ _NUMBER_UNIT = re.compile(r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*([A-Za
 #: XDI file gives an angle column and a ``Mono.name`` but no ``Mono.d_spacing``.
 MONO_D_SPACING = {"si111": 3.13551, "si220": 1.92010, "si311": 1.63747, "si400": 1.35775,
                   "ge111": 3.26636, "ge220": 2.00018, "ge311": 1.70583}
-#: hc in eV Angstrom (CODATA 2018).
-HC_EV_ANGSTROM = 12398.419843
 
 
 @dataclass

@@ -23,6 +23,7 @@ import pandas as pd
 from ..components import lcf, mcr, pca, resolve_standards
 from ..errors import ConfigError, DataError
 from ..io import read_series
+from ..schema import is_lcf_column
 from ..series import Series
 from ..xanes import NormalizedSeries, calibrate, normalize
 from .source import rows_of
@@ -30,8 +31,6 @@ from .store import RunStore
 
 log = logging.getLogger(__name__)
 
-#: Columns of steps.csv taken from an LCF result besides the fractions.
-_LCF_COLUMNS = ("lcf_rfactor", "lcf_redchi", "lcf_ok")
 
 
 def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
@@ -156,7 +155,7 @@ def _series_e0(norm: NormalizedSeries) -> float:
 def fit_columns(norm: NormalizedSeries, references: dict, kwargs: dict) -> pd.DataFrame:
     """The ``frac_*`` and ``lcf_*`` columns of a chunk's steps (row order of the chunk)."""
     table = lcf(norm, references, **kwargs).to_dataframe()
-    keep = [c for c in table.columns if c.startswith(("frac_", "shift_")) or c in _LCF_COLUMNS]
+    keep = [c for c in table.columns if is_lcf_column(c)]
     return table[keep]
 
 

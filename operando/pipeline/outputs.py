@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import ConfigError, OperandoError
 from ..components import lcf_arrays
+from ..schema import TRACKING_COLUMNS, is_lcf_column
 from .components import series_analysis
 from .chunks import PLOT_ROWS, chunk_name
 from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
@@ -51,15 +52,13 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         components_record, analysis = _components(store, plan, series, shared, steps, norm,
                                                   plot_rows, meta0, len(parts))
     tracking = None
-    states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
         from ..tracking import track
 
         tracking = track(steps, edge=series.edge, **plan.track)
-        if "state" in tracking.steps:
-            found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
-            states = found.fillna("").astype(str).to_numpy()
-    steps["state"] = states
+        found = tracking.steps.set_index("step").reindex(steps["step"])
+        for col in TRACKING_COLUMNS:
+            steps[col] = found[col].to_numpy()
     chi = _chi_rows(parts) if plan.exafs else None
     analysis["wavelet"] = _figure_input("wavelet", notes, wavelet_analysis, plan.ft, chi, steps,
                                         plot_rows, tracking, shared.get("shells"))
@@ -139,7 +138,7 @@ def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_ch
         fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
         part = fit.to_dataframe()
         for c in part.columns:
-            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
+            if is_lcf_column(c):
                 cols.setdefault(c, []).append(part[c].to_numpy())
     for c, values in cols.items():
         steps[c] = np.concatenate(values)
@@ -281,7 +280,7 @@ def _report(store, series, steps, outputs, summary, tracking, settings, analysis
 
     figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
                if str(path).endswith(".png")}
-    text = tracking.summary() if tracking is not None else ""
+    text = tracking.report() if tracking is not None else ""
     text = "\n".join([summary_text(summary), "", text]).strip()
     return write_report(
         store.path("report.html"),

@@ -28,10 +28,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .._util.result import Result
 from ..config import load_config
 from ..errors import OperandoError
 from .chunks import chunk_bounds, run_chunks
-from .outputs import finish, package_version
+from .outputs import finish, package_version, summary_text
 from .prepare import prepare
 from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
                        with_project_settings)
@@ -69,7 +70,7 @@ class _Terminated(BaseException):
 
 
 @dataclass(frozen=True, eq=False)
-class RunResult:
+class RunResult(Result):
     """What a run produced.
 
     Attributes
@@ -107,6 +108,18 @@ class RunResult:
     def __repr__(self) -> str:
         return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
                 f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The ``steps.csv`` table (a copy)."""
+        return self.steps.copy()
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
+
+    def report(self) -> str:
+        """The run's counts, failures and notes, then the tracking's account."""
+        text = f"{self.title()}\n{summary_text(self.summary)}"
+        return text if self.tracking is None else f"{text}\n\n{self.tracking.report()}"
 
     def _repr_html_(self) -> str:
         from .._util.reprs import run_html

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..schema import is_result_column
 
 #: Columns that hold time; a condition never changes with every step.
 TIME_COLUMNS = ("time_s", "time", "timestamp", "elapsed_s", "datetime", "date", "start_time")
@@ -27,13 +28,6 @@ IDENTIFIER_COLUMNS = ("label", "group", "scan", "scan_name", "name", "filename",
 #: the control mode (its open circuit is already ``potential_V = "OCP"``), measured
 #: potentials and currents, the spread of a signal, a scan whose setpoint changed.
 MEASURED_COLUMNS = ("control", "current_mA", "ewe_V", "ocv_V", "conditions_mixed")
-#: Columns of steps.csv that are results, not conditions.
-RESULT_COLUMNS = ("step", "file", "ok", "reason", "energy_shift", "e0", "edge_step", "wl_height",
-                  "wl_position", "wl_area", "edge_position", "s02", "s02_err", "r_factor",
-                  "redchi", "chi_square", "n_idp", "n_varys", "fit_ok", "fit_quality",
-                  "fit_message", "segment", "state", "xanes_state", "outlier")
-RESULT_PREFIXES = ("cn_", "r_", "sigma2_", "de0_", "frac_", "lcf_", "shift_", "p_", "sig_",
-                   "mcr_", "pca_")
 #: Units appended to condition values in labels.
 _UNITS = {"potential_V": "V", "temperature_K": "K"}
 
@@ -43,7 +37,7 @@ def default_condition_columns(table: pd.DataFrame) -> list[str]:
     out = []
     for column in table.columns:
         name = str(column)
-        if name in RESULT_COLUMNS or is_time(name) or name.startswith(RESULT_PREFIXES):
+        if is_result_column(name) or is_time(name):
             continue
         if name.lower() in IDENTIFIER_COLUMNS:
             continue

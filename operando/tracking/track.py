@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import DataError
 from ..feffpaths import DEFAULT_DISTANCES
 from . import channels as channels_mod
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class Tracking:
+class Tracking(Result):
     """Segments, states, events and reversibility of one series.
 
     Attributes
@@ -63,7 +64,12 @@ class Tracking:
     baseline_segment: int = 0
     settings: TrackSettings = field(default_factory=TrackSettings)
 
-    def summary(self) -> str:
+    def to_dataframe(self) -> pd.DataFrame:
+        """The steps table with ``segment, state, xanes_state, outlier, outlier_reason``
+        (a copy); ``segments``, ``events`` and ``reversibility`` are tables too."""
+        return self.steps.copy()
+
+    def report(self) -> str:
         """Plain-text account: segments with their evidence, events, reversibility."""
         lines = [f"Tracking of {len(self.steps)} steps in {len(self.segments)} segments "
                  f"(evidence: {', '.join(self.channels) or 'none'}; conditions: "

@@ -8,6 +8,7 @@ import pandas as pd
 from .._util.blas import single_threaded_blas
 from ..errors import ConfigError
 from ..options import WhiteLineOptions
+from ..schema import WHITE_LINE_COLUMNS
 from .e0 import _vertex
 from .result import NormalizedSeries
 
@@ -56,8 +57,7 @@ def white_line(normalized: NormalizedSeries, *, window: tuple[float, float] = Wh
     energy = normalized.series.energy
     norm = normalized.norm
     n = norm.shape[0]
-    res = {k: np.full(n, np.nan) for k in ("wl_height", "wl_position", "wl_area",
-                                           "edge_position")}
+    res = {k: np.full(n, np.nan) for k in WHITE_LINE_COLUMNS}
     ok = np.asarray(normalized.ok, dtype=bool) & np.isfinite(normalized.e0)
     e0 = normalized.e0
     # rows sharing E0 share the window: one slice per distinct E0

@@ -298,8 +298,8 @@ def test_merge_repeats_averages_consecutive_equal_conditions():
 
 def test_segment_fit_shares_distances():
     rows = [synthetic_chi(TRUTH["mixed"], 21), synthetic_chi(TRUTH["metal"], 22)]
-    res = exafs.fit_shells_segment(chi_series_of(rows), exafs.ShellModel(**CU_MODEL),
-                                   s02=S02_TRUE, shared=("r", "sigma2", "de0"))
+    res = exafs.fit_shells_global(chi_series_of(rows), exafs.ShellModel(**CU_MODEL),
+                                  s02=S02_TRUE, shared=("r", "sigma2", "de0"), engine="larch")
     df = res.to_dataframe()
     assert df["fit_ok"].all()
     assert df.loc[0, "r_Cu-Cu"] == df.loc[1, "r_Cu-Cu"]  # shared: one parameter

@@ -15,7 +15,7 @@ from operando.tracking import track
 from operando.viz import (athena_group_names, plot_chir_waterfall, plot_cn, plot_fit, plot_summary,
                           plot_white_line, plot_xanes_map, save_figure, write_athena, write_report)
 
-from test_tracking import cu_steps, pt_steps, qexafs_series
+from _tracking_data import cu_steps, pt_steps, qexafs_series
 
 
 def spectra(tr, e0):
@@ -151,7 +151,7 @@ def test_change_point_segment_drawn_in_map():
 # --------------------------------------------------------------------------- report
 def test_report_self_contained(pt, pt_summary, tmp_path):
     png = save_figure(plot_cn(pt), tmp_path / "cn.png")[0]
-    out = write_report(tmp_path, title="Pt <single atoms>", summary_text=pt.summary(), steps=pt.steps,
+    out = write_report(tmp_path, title="Pt <single atoms>", summary_text=pt.report(), steps=pt.steps,
                        segments=pt.segments, events=pt.events, reversibility=pt.reversibility,
                        figures={"summary": pt_summary, "cn": png},
                        settings={"track": pt.settings.to_dict(), "s02": np.float64(0.85)})

@@ -20,7 +20,7 @@ from operando.viz import (plot_cn, plot_fit_parameters, plot_fractions, plot_lcf
                           plot_pca, plot_wavelet, plot_xanes_difference, plot_xanes_map)
 
 from _components_data import au_group_series, au_normalized
-from test_tracking import pt_steps
+from _tracking_data import pt_steps
 
 
 def _lines(ax, marker=None, mfc=None):
@@ -98,7 +98,7 @@ def au(shared_data):
     refs = {n: au_group_series(n) for n in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")}
     nz = au_normalized()
     result = lcf(nz, refs)
-    steps = (nz.series.conditions.merge(nz.table(), on="step").merge(op.white_line(nz), on="step")
+    steps = (nz.series.conditions.merge(nz.to_dataframe(), on="step").merge(op.white_line(nz), on="step")
              .merge(result.to_dataframe(), on="step"))
     return nz, result, steps
 

@@ -91,7 +91,7 @@ def test_a_distorted_scan_is_rejected_with_its_reason(cuo):
     assert merged.conditions["merged_steps"][0] == "0,1,2,3,5"
     _, aligned, _ = _shifted(series, report.scans["shift"].to_numpy())
     np.testing.assert_allclose(merged.mu[0], aligned[[0, 1, 2, 3, 5]].mean(axis=0), rtol=1e-12)
-    assert "step 4 (scan_04.xdi): outlier" in report.summary()
+    assert "step 4 (scan_04.xdi): outlier" in report.report()
 
 
 def test_groups_follow_the_conditions_and_a_jumped_scan_is_not_a_repeat(cuo):

@@ -14,7 +14,7 @@ import pytest
 import operando as op
 from operando.components import lcf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 xr = pytest.importorskip("xarray", reason="the xarray bridge needs xarray (pip install '.[notebook]')")
 
 
@@ -28,7 +28,7 @@ def pt(samples):
     chi = op.remove_background(nz)
     model = op.ShellModel(shells=["Pt-O", "Pt-Pt"], kmin=3, kmax=12, rmin=1.2, rmax=3.2)
     fits = op.fit_shells(chi, model, s02=0.85)
-    steps = (series.conditions.merge(nz.table(), on="step").merge(op.white_line(nz), on="step")
+    steps = (series.conditions.merge(nz.to_dataframe(), on="step").merge(op.white_line(nz), on="step")
              .merge(fits.to_dataframe(), on="step"))
     return series, nz, chi, fits, op.track(steps)
 

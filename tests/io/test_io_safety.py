@@ -14,7 +14,7 @@ import pytest
 from operando.errors import ReadError
 from operando.io import read_series
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_limited(code: str, limit_mb: int = 2000) -> subprocess.CompletedProcess:

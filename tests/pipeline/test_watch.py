@@ -13,7 +13,7 @@ import pandas as pd
 
 from operando.pipeline.follow import ScanSource
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_SCANS = 50
 CHUNK = 8
 SLOW = 17  # this scan is written in six pieces over 0.6 s

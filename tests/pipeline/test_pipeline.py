@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from operando import pipeline
 from operando.config import load_config
 from operando.errors import ConfigError, OperandoError
 from operando.pipeline import RunInterrupted, run
 from operando.pipeline import steps as steps_module
+from operando.schema import STEP_COLUMNS, TRACKING_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_GOOD = 10  # spectra in the small series (plus one flat frame and one unreadable file)
 
 
@@ -109,8 +109,8 @@ def test_run_writes_complete_run_folder(project, reference_run):
     # One row per readable spectrum, input order, the stable columns in order.
     assert steps["step"].tolist() == list(range(N_GOOD + 1))
     assert list(steps.columns[:3]) == ["step", "file", "potential_V"]
-    assert list(steps.columns[3:12]) == list(pipeline.STEP_COLUMNS)
-    assert steps.columns[-1] == "state"
+    assert list(steps.columns[3:12]) == list(STEP_COLUMNS)
+    assert list(steps.columns[-5:]) == list(TRACKING_COLUMNS)  # segment, state, ...
     # The flat frame is a failed step with a reason; the others are fine.
     assert steps["ok"].tolist() == [i != 5 for i in range(N_GOOD + 1)]
     assert steps.loc[5, "reason"] and not steps["reason"].drop(index=5).notna().any()

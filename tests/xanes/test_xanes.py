@@ -189,7 +189,7 @@ def test_dead_frames_are_flagged_and_do_not_leak(pt_series):
         wl = white_line(res)
         assert wl.loc[~good, "wl_height"].isna().all()
         assert wl.loc[good, "wl_height"].notna().all()
-        table = res.table()
+        table = res.to_dataframe()
         assert list(table.columns) == ["step", "e0", "edge_step", "ok", "reason"]
         assert table["edge_step"][10] < 0
 

@@ -118,12 +118,12 @@ def test_shell_labels_validated():
     assert "start with the absorber ('Pt-...')" in _error(base + '[exafs]\nshells = ["Cu-N"]\n')
 
 
-def test_series_source_required_and_files_alias(tmp_path):
+def test_series_source_required(tmp_path):
     assert "needs a [series] section" in _error("[normalize]\ne0 = 'each'\n")
     assert "source is missing" in _error("[series]\nelement = 'Pt'\n")
-    cfg = load_config('[series]\nfiles = ["a.dat", "b.dat"]\n', base_dir=tmp_path)
+    cfg = load_config('[series]\nsource = ["a.dat", "b.dat"]\n', base_dir=tmp_path)
     assert cfg.series.source == (str(tmp_path / "a.dat"), str(tmp_path / "b.dat"))
-    assert "not both" in _error('[series]\nfiles = ["a"]\nsource = "b"\n')
+    assert "unknown key 'files'" in _error('[series]\nfiles = ["a"]\n')  # one name per setting
 
 
 def test_missing_file_and_bad_toml(tmp_path):
