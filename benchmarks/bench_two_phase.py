@@ -30,7 +30,7 @@ def main(argv=None) -> int:
 
     import operando as op
     from operando import mixtures
-    from operando.exafs import ReferenceValues, apply_reference, fit_two_phase
+    from operando.exafs import FoilValues, apply_foil, fit_two_phase
 
     print(f"two-phase vs per-step shell fit: Cu foil + CuO mixtures (real references), k 3-12 "
           f"1/A, R 1-3.2 A; {os.cpu_count()} CPUs; python {sys.version.split()[0]}; the machine "
@@ -47,8 +47,8 @@ def main(argv=None) -> int:
     chi = op.remove_background(norm, rbkg=1.0, kweight=2)
     cal = op.calibrate_s02(op.remove_background(op.normalize(foil, e0="each")), shell="Cu-Cu",
                            cn=12, **WINDOW)
-    model = apply_reference(op.ShellModel(shells=["Cu-O", "Cu-Cu"], **WINDOW),
-                            ReferenceValues.of(cal), shell="Cu-Cu")
+    model = apply_foil(op.ShellModel(shells=["Cu-O", "Cu-Cu"], **WINDOW),
+                            FoilValues.of(cal), shell="Cu-Cu")
     print(f"{args.n:,} spectra built, normalised, background removed in "
           f"{time.perf_counter() - t0:.1f} s (not counted)")
     from dataclasses import replace

@@ -26,7 +26,7 @@ import pytest
 
 import operando as op
 from operando import mixtures
-from operando.exafs import ReferenceValues, apply_reference, fit_two_phase
+from operando.exafs import FoilValues, apply_foil, fit_two_phase
 from operando.tracking import track
 from operando.tracking.cluster import size_columns, size_determinable
 
@@ -46,8 +46,8 @@ def cu_foil(shared_data):
     foil, _ = op.calibrate(foil.replace(reference=foil.mu.copy()))
     chi = op.remove_background(op.normalize(foil, e0="each"), rbkg=1.0, kweight=2)
     cal = op.calibrate_s02(chi, shell="Cu-Cu", cn=12, **CU_WINDOW)
-    model = apply_reference(op.ShellModel(shells=["Cu-O", "Cu-Cu"], **CU_WINDOW),
-                            ReferenceValues.of(cal), shell="Cu-Cu")
+    model = apply_foil(op.ShellModel(shells=["Cu-O", "Cu-Cu"], **CU_WINDOW),
+                            FoilValues.of(cal), shell="Cu-Cu")
     return cal, model
 
 
@@ -170,8 +170,8 @@ def au(shared_data):
     chi = op.remove_background(norm, rbkg=1.0, kweight=2)
     cal = op.calibrate_s02(chi, shell="Au-Au", cn=12, step=int(s.steps[names.index("Au_foil")]),
                            **AU_WINDOW)
-    model = apply_reference(op.ShellModel(shells=["Au-Au"], significance="none", **AU_WINDOW),
-                            ReferenceValues.of(cal), shell="Au-Au")
+    model = apply_foil(op.ShellModel(shells=["Au-Au"], significance="none", **AU_WINDOW),
+                            FoilValues.of(cal), shell="Au-Au")
     pure = op.fit_shells(_take(chi, [names.index("d_720")]), model, s02=cal.s02).to_dataframe()
     return s, names, norm, cal, model, float(pure["cn_Au-Au"].iloc[0])
 
@@ -222,13 +222,13 @@ def test_tracker_aggregation_not_growth(cu_foil):
               settings={"metal_fraction": "cu_foil"})
     kinds = t.events["event"].tolist()
     # five condition changes, each more atoms into the same (bulk-like) particles
-    assert kinds == ["aggregation"] * 5, t.summary()
+    assert kinds == ["aggregation"] * 5, t.report()
     seg = t.segments
     assert seg["state"].tolist() == ["isolated"] + ["particle"] * 5
     metal = seg[seg["cluster_fraction"] >= 0.35]
     assert (np.abs(metal["cluster_cn"] - 12.0) <= 1.5).all(), seg[["cluster_fraction", "cluster_cn"]]
     assert seg.loc[seg["state"] == "isolated", ["cluster_cn", "n_atoms"]].isna().all().all()
-    assert "aggregation" in t.summary() and "fraction_consistent" in seg
+    assert "aggregation" in t.report() and "fraction_consistent" in seg
 
 
 def test_tracker_growth_when_the_size_rises():
@@ -247,10 +247,10 @@ def test_tracker_growth_when_the_size_rises():
         "cluster_r": 2.86, "two_phase_ok": [False] * 3 + [True] * 9})
     t = track(steps, settings={"metal_fraction": "au_foil"})
     assert t.events["event"].tolist() == ["aggregation", "growth", "partial_redispersion"], \
-        t.summary()
+        t.report()
     seg = t.segments
     assert seg["n_atoms"].iloc[2] > seg["n_atoms"].iloc[1] > 13
-    assert "growth/sintering (larger clusters) 1" in t.summary()
+    assert "growth/sintering (larger clusters) 1" in t.report()
 
 
 RUN = """
@@ -261,7 +261,7 @@ conditions = "{data}/conditions.csv"
 element = "Cu"
 edge = "K"
 
-[reference]
+[foil]
 file = "{refs}/cu_foil_rt.xdi"
 
 [exafs]
@@ -270,10 +270,10 @@ kmin = 3.0
 kmax = 12.0
 rmin = 1.0
 rmax = 3.2
-two_phase = {{ isolated = "cuo", fraction = "xanes", sigma2 = "foil" }}
+two_phase = {{ isolated = "cuo", fraction = "xanes", disorder = "foil" }}
 
 [components]
-references = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
+standards = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
 
 [output]
 dir = "{out}"
@@ -287,9 +287,8 @@ def test_run_writes_the_two_phase_columns(shared_data, tmp_path):
     import json
 
     from operando.config import load_config
-    from operando.exafs.two_phase import TWO_PHASE_COLUMNS
     from operando.pipeline import run
-    from operando.tracking.cluster import SIZE_COLUMNS
+    from operando.schema import SIZE_COLUMNS, TWO_PHASE_COLUMNS
 
     _quiet()
     refs = mixtures.load_references(["cu_foil", "cuo"])
@@ -335,8 +334,8 @@ def test_fe_foil_fe2o3_two_phase(shared_data):
     foil, _ = op.calibrate(foil.replace(reference=foil.mu.copy()))
     fchi = op.remove_background(op.normalize(foil, e0="each"), rbkg=1.0, kweight=2)
     cal = op.calibrate_s02(fchi, shell="Fe-Fe", cn=8, **FE_WINDOW)
-    model = apply_reference(op.ShellModel(shells=["Fe-O", "Fe-Fe"], **FE_WINDOW),
-                            ReferenceValues.of(cal), shell="Fe-Fe")
+    model = apply_foil(op.ShellModel(shells=["Fe-O", "Fe-Fe"], **FE_WINDOW),
+                            FoilValues.of(cal), shell="Fe-Fe")
     folder = shared_data / "references"
     lcf = op.components.lcf(norm, {"fe_foil": folder / "fe_foil_rt_2016foils.xdi",
                                    "fe2o3": folder / "fe2o3_rt_01.xdi"}).to_dataframe()
@@ -369,7 +368,7 @@ def test_cu_sigma2_free_reports_the_correlation(cu_foil):
     res = fit_two_phase(_take(chi, [5, 6]), chi.chi[0], model, shell="Cu-Cu", s02=cal.s02,
                         fraction=lcf["frac_cu_foil"].to_numpy()[5:7],
                         fraction_err=lcf["frac_cu_foil_err"].to_numpy()[5:7],
-                        sigma2_mode="free").to_dataframe()
+                        disorder="free").to_dataframe()
     corr = res["cluster_cn_sigma2_corr"].to_numpy()
     assert np.all(corr > 0.5)                   # N_c and sigma2 trade off: strongly correlated
     assert np.all(np.abs(res["cluster_cn"] - 12.0) <= 1.5 + 2 * res["cluster_cn_err"])
@@ -379,8 +378,7 @@ def test_cu_sigma2_free_reports_the_correlation(cu_foil):
 def test_notebook_table_is_the_run_table(cu_foil):
     truth, fits, classic, lcf = _cu_fits(cu_foil, 1)
     table = op.two_phase_table(fits, element="Cu")
-    from operando.exafs.two_phase import TWO_PHASE_COLUMNS
-    from operando.tracking.cluster import SIZE_COLUMNS
+    from operando.schema import SIZE_COLUMNS, TWO_PHASE_COLUMNS
 
     assert list(table.columns) == ["step", *TWO_PHASE_COLUMNS, *SIZE_COLUMNS]
     assert not table["size_determinable"].iloc[0]      # x = 0
@@ -388,7 +386,7 @@ def test_notebook_table_is_the_run_table(cu_foil):
 
 @pytest.mark.parametrize("value, words", [
     ({"isolated": "cuo", "fraction": "lcf"}, "fraction"),
-    ({"isolated": "cuo", "sigma": "foil"}, "did you mean 'sigma2'"),
+    ({"isolated": "cuo", "disorde": "foil"}, "did you mean 'disorder'"),
     ({"fraction": "xanes"}, "isolated"),
     ("cuo", "must be a table"),
 ])
@@ -396,8 +394,8 @@ def test_two_phase_config_errors(value, words):
     from operando.config import load_config
     from operando.errors import ConfigError
 
-    config = {"series": {"source": "x.xdi"}, "reference": {"file": "foil.xdi"},
-              "exafs": {"two_phase": value}, "components": {"references": {"cuo": "cuo.xdi"}}}
+    config = {"series": {"source": "x.xdi"}, "foil": {"file": "foil.xdi"},
+              "exafs": {"two_phase": value}, "components": {"standards": {"cuo": "cuo.xdi"}}}
     with pytest.raises(ConfigError, match="two_phase") as err:
         load_config(config)
     assert words in str(err.value)
@@ -407,15 +405,15 @@ def test_two_phase_config_needs_components_and_a_foil():
     from operando.config import load_config
     from operando.errors import ConfigError
 
-    base = {"series": {"source": "x.xdi"}, "reference": {"s02": 0.85},
+    base = {"series": {"source": "x.xdi"}, "foil": {"s02": 0.85},
             "exafs": {"two_phase": {"isolated": "cuo"}}}
     with pytest.raises(ConfigError, match=r"needs \[components\]"):
         load_config(base)
-    with pytest.raises(ConfigError, match=r"needs \[reference\] file"):
-        load_config({**base, "components": {"references": {"cuo": "cuo.xdi"}}})
-    free = {**base, "components": {"references": {"cuo": "cuo.xdi"}},
-            "exafs": {"two_phase": {"isolated": "cuo", "sigma2": "free"}}}
-    assert load_config(free).exafs.two_phase.sigma2 == "free"
+    with pytest.raises(ConfigError, match=r"needs \[foil\] file"):
+        load_config({**base, "components": {"standards": {"cuo": "cuo.xdi"}}})
+    free = {**base, "components": {"standards": {"cuo": "cuo.xdi"}},
+            "exafs": {"two_phase": {"isolated": "cuo", "disorder": "free"}}}
+    assert load_config(free).exafs.two_phase.disorder == "free"
 
 
 def test_a_step_without_a_fraction_or_chi_is_reported_not_fitted(cu_foil):

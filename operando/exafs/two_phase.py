@@ -15,9 +15,9 @@ M-Cl) are modelled by data, not by the user's shell list.
 
 ``x`` is taken from the XANES fraction (``fraction = "xanes"``: fixed, its error
 propagated into ``N_c``), used as a Gaussian prior (``"xanes_prior"``) or fitted from
-the EXAFS alone (``"fit"``).  The metal shell's sigma2 is the foil's (``sigma2 =
+the EXAFS alone (``"fit"``).  The metal shell's sigma2 is the foil's (``disorder =
 "foil"``, with its temperature correction: the model's metal shell as
-:func:`~operando.exafs.apply_reference` resolved it) or free within the model's bounds
+:func:`~operando.exafs.apply_foil` resolved it) or free within the model's bounds
 (``"free"``: the N_c-sigma2 correlation is reported).  Its dE0 is held at the foil's
 energy origin when the model says so, else free.
 
@@ -45,7 +45,9 @@ import pandas as pd
 
 from .._util.larch_compat import ETOK, ftwindow
 from .._util.validate import check_choice
+from .._util.result import Result
 from ..errors import ConfigError, DataError
+from ..schema import TWO_PHASE_COLUMNS
 from .background import ChiSeries
 from .batch import tabulate_path
 from .batch.ft import ft_matrix
@@ -56,15 +58,7 @@ log = logging.getLogger(__name__)
 #: Where ``x`` comes from.
 FRACTION_MODES = ("xanes", "xanes_prior", "fit")
 #: The clusters' sigma2.
-SIGMA2_MODES = ("foil", "free")
-#: Columns of :meth:`TwoPhaseResult.to_dataframe` (after ``step``).
-TWO_PHASE_COLUMNS = (
-    "cluster_fraction", "cluster_fraction_err", "cluster_fraction_source",
-    "cluster_cn", "cluster_cn_err", "cluster_r", "cluster_r_err", "cluster_sigma2",
-    "cluster_sigma2_err", "cluster_cn_sigma2_corr", "cluster_de0",
-    "cluster_fraction_exafs", "cluster_fraction_exafs_err", "fraction_z",
-    "two_phase_rfactor", "two_phase_redchi", "two_phase_n_varys", "two_phase_ok",
-    "two_phase_message")
+DISORDER_MODES = ("foil", "free")
 #: Largest R-factor of an acceptable fit (the project's absolute standard).
 RFACTOR_MAX = 0.05
 #: Bounds: N_c may go below 0 and above bulk so its error bar is not cut at a bound;
@@ -75,7 +69,7 @@ KSTEP, NFFT = 0.05, 2048
 
 
 @dataclass(frozen=True)
-class TwoPhaseResult:
+class TwoPhaseResult(Result):
     """Per-step two-phase fits.
 
     Attributes
@@ -99,13 +93,13 @@ class TwoPhaseResult:
     def to_dataframe(self) -> pd.DataFrame:
         return self.table.copy()
 
-    def _repr_html_(self) -> str:
-        return (f"<b>two-phase EXAFS fit</b> (x from {self.settings.get('fraction')}, sigma2 "
-                f"{self.settings.get('sigma2')})" + self.table.to_html(index=False, max_rows=20))
+    def title(self) -> str:
+        return (f"two-phase EXAFS fit of {len(self.table)} steps (x from "
+                f"{self.settings.get('fraction')}, disorder {self.settings.get('disorder')})")
 
     def report(self) -> str:
         cols = ["step", "cluster_fraction", "cluster_cn", "cluster_cn_err", "two_phase_rfactor"]
-        return ("two-phase EXAFS fit (x from " + str(self.settings.get("fraction")) + ")\n"
+        return (self.title() + "\n"
                 + self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
@@ -145,7 +139,7 @@ class _Window:
 
 def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: str, s02: float,
                   fraction=None, fraction_err=None, fraction_mode: str = "xanes",
-                  sigma2_mode: str = "foil", s02_err: float | None = None) -> TwoPhaseResult:
+                  disorder: str = "foil", s02_err: float | None = None) -> TwoPhaseResult:
     """Fit every step as ``(1 - x) chi_iso + x chi_cluster``.
 
     Parameters
@@ -156,7 +150,7 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
         chi(k) of the isolated state on the same grid, processed as the series.
     model : ShellModel
         The fit window (k, R, k-weight, window) and the metal shell ``shell`` as the
-        run resolved it (:func:`~operando.exafs.apply_reference`: its sigma2 fixed at
+        run resolved it (:func:`~operando.exafs.apply_foil`: its sigma2 fixed at
         the foil's with the temperature correction, dE0 held at the foil's energy
         origin, dR fixed or free); the other shells are not used.
     shell : str
@@ -167,21 +161,21 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
         The XANES metal fraction per step and its error (needed unless
         ``fraction_mode = "fit"``).
     fraction_mode : {"xanes", "xanes_prior", "fit"}
-    sigma2_mode : {"foil", "free"}
+    disorder : {"foil", "free"}
 
     Returns
     -------
     TwoPhaseResult
     """
     check_choice("fraction_mode", fraction_mode, FRACTION_MODES)
-    check_choice("sigma2_mode", sigma2_mode, SIGMA2_MODES)
+    check_choice("disorder", disorder, DISORDER_MODES)
     if shell not in model.labels:
         raise ConfigError(f"two-phase fit: metal shell {shell!r} is not among the shells "
                           f"{model.labels}")
     spec = model.spec(shell)
-    if sigma2_mode == "foil" and spec.sigma2.mode != "fixed":
-        raise ConfigError(f"two-phase sigma2 = \"foil\" needs the foil's sigma2 for {shell} "
-                          "([reference] file, sigma2 = \"fix\"); or use sigma2 = \"free\"")
+    if disorder == "foil" and spec.sigma2.mode != "fixed":
+        raise ConfigError(f"two-phase disorder = \"foil\" needs the foil's sigma2 for {shell} "
+                          "([foil] file, sigma2 = \"fix\"); or use disorder = \"free\"")
     n = len(chi_series)
     if fraction_mode != "fit":
         if fraction is None:
@@ -204,7 +198,7 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
                         f"window k {model.kmin:g}-{model.kmax:g} 1/A")
     table = resolve_paths(model)[shell]
     path = MetalPath(tabulate_path(table, label=shell), win.k)
-    fixed = _fixed_values(model, spec, sigma2_mode)
+    fixed = _fixed_values(model, spec, disorder)
     rows = []
     for i in range(n):
         step = int(chi_series.steps[i])
@@ -223,7 +217,7 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
             log.warning("step %d: two-phase fit failed: %s", step, exc)
             rows.append(_empty(step, f"fit failed: {type(exc).__name__}: {exc}"))
     out = pd.DataFrame(rows, columns=["step", *TWO_PHASE_COLUMNS])
-    settings = {"shell": shell, "fraction": fraction_mode, "sigma2": sigma2_mode, "s02": s02,
+    settings = {"shell": shell, "fraction": fraction_mode, "disorder": disorder, "s02": s02,
                 "s02_err": s02_err, "kmin": model.kmin, "kmax": model.kmax,
                 "kweight": model.kweight, "dk": model.dk, "window": model.window,
                 "rmin": model.rmin, "rmax": model.rmax, "path": str(table.file),
@@ -232,9 +226,9 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
     return TwoPhaseResult(table=out, settings=settings)
 
 
-def _fixed_values(model: ShellModel, spec, sigma2_mode: str) -> dict:
+def _fixed_values(model: ShellModel, spec, disorder: str) -> dict:
     out = {}
-    if sigma2_mode == "foil":
+    if disorder == "foil":
         out["sigma2"] = float(spec.sigma2.value)
     else:
         start = spec.sigma2.value if spec.sigma2.mode == "fixed" else spec.absent_sigma2
@@ -318,7 +312,7 @@ class _Step:
         p.add("x", value=float(np.clip(x, 0.0, 1.0)) if np.isfinite(x) else 0.5, vary=vary_x,
               min=X_BOUNDS[0], max=X_BOUNDS[1])
         p.add("cn", value=8.0, min=CN_BOUNDS[0], max=CN_BOUNDS[1])
-        p.add("deltar", value=f.get("deltar", 0.0), vary="deltar" not in f,
+        p.add("deltar", value=f["deltar"] if "deltar" in f else 0.0, vary="deltar" not in f,
               min=-f["deltar_max"], max=f["deltar_max"])
         if "sigma2" in f:
             p.add("sigma2", value=f["sigma2"], vary=False)
@@ -402,8 +396,9 @@ class _Step:
             if s02_err:
                 cn_err = math.hypot(cn_err, cn * float(s02_err) / float(s02))
             r = self.path.reff + p["deltar"].value
-            r_err = errs.get("deltar", 0.0 if not p["deltar"].vary else math.nan)
-            s2, s2_err = p["sigma2"].value, errs.get("sigma2", 0.0)
+            # a parameter held fixed has no error of its own
+            r_err = errs["deltar"] if "deltar" in errs else (math.nan if p["deltar"].vary else 0.0)
+            s2, s2_err = p["sigma2"].value, errs["sigma2"] if "sigma2" in errs else 0.0
             de0 = p["de0"].value
             n_varys = res.nvarys
             if not res.success or not np.isfinite(cn_err):

@@ -1,6 +1,6 @@
 """``[exafs] two_phase`` in a run: the columns of a chunk's steps.
 
-The isolated state is a ``[components]`` reference: its normalised spectrum (read,
+The isolated state is a ``[components]`` standard: its normalised spectrum (read,
 calibrated and normalised once with the series' settings about the series' E0) is
 normalised again and its background removed with the chunk's own settings, so chi_iso
 is processed exactly as every step.  The fit is :func:`operando.exafs.fit_two_phase`;
@@ -14,21 +14,22 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..exafs import remove_background
-from ..exafs.two_phase import TWO_PHASE_COLUMNS, fit_two_phase
+from ..exafs.two_phase import fit_two_phase
+from ..schema import SIZE_COLUMNS, TWO_PHASE_COLUMNS
 from ..tracking.channels import metal_fraction_column, split_shell
-from ..tracking.cluster import SIZE_COLUMNS, two_phase_table
-from ..tracking.settings import TrackSettings
+from ..options import TrackSettings
+from ..tracking.cluster import two_phase_table
 from ..xanes import normalize
 
 
 def isolated_chi(norm, settings) -> np.ndarray:
-    """chi(k) of the ``isolated`` reference, processed as the steps of ``norm``."""
+    """chi(k) of the ``isolated`` standard, processed as the steps of ``norm``."""
     options = settings.two_phase
-    references = (settings.lcf or {}).get("references") or {}
+    references = (settings.lcf or {}).get("standards") or {}
     name = options["isolated"]
     if name not in references:
-        raise ConfigError(f"[exafs] two_phase isolated = {name!r}: not a [components] reference "
-                          f"(references: {', '.join(references) or 'none'})")
+        raise ConfigError(f"[exafs] two_phase isolated = {name!r}: not a [components] standard "
+                          f"(standards: {', '.join(references) or 'none'})")
     energy, values = references[name]
     grid = np.asarray(norm.series.energy, dtype=float)
     mu = np.interp(grid, np.asarray(energy, float), np.asarray(values, float))
@@ -50,14 +51,14 @@ def two_phase_columns(table: pd.DataFrame, norm, chi, settings) -> tuple[pd.Data
     if options["fraction"] != "fit":
         if column is None:
             raise ConfigError(f"[exafs] two_phase fraction = \"{options['fraction']}\" needs a "
-                              "metallic [components] reference (set [components] metal)")
+                              "metallic [components] standard (set [components] metal)")
         fraction = table[column].to_numpy(dtype=float)
         fraction_err = table[f"{column}_err"].to_numpy(dtype=float)
     fit = settings.fit
     result = fit_two_phase(chi, isolated_chi(norm, settings), settings.model, shell=shell,
                            s02=fit["s02"], s02_err=fit.get("s02_err"), fraction=fraction,
                            fraction_err=fraction_err, fraction_mode=options["fraction"],
-                           sigma2_mode=options["sigma2"])
+                           disorder=options["disorder"])
     out = result.table.set_index("step").reindex(table["step"]).reset_index(drop=True)
     cols = two_phase_table(out, element=element)[[*TWO_PHASE_COLUMNS, *SIZE_COLUMNS]]
     return cols, {**result.settings, "isolated": options["isolated"],

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..feffpaths import DEFAULT_DISTANCES
+from ..schema import SIZE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,6 @@ def cluster_size_from_cn(cn, cn_err=0.0, *, bulk_cn: float = 12.0, bond_length: 
         magic_n_atoms=pick(out["magic"]), model=model, bond_length=bond_length)
 
 
-#: Columns of :func:`size_columns`.
-SIZE_COLUMNS = ("n_atoms", "n_atoms_lo", "n_atoms_hi", "diameter_nm", "size_determinable")
 
 
 def size_determinable(cn, cn_err, fraction, bulk_cn: float = 12.0, fraction_err=None):
