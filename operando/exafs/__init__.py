@@ -61,7 +61,7 @@ Robustness rules applied to every step (all recorded in ``fit_message``):
 from .background import KSTEP, ChiSeries, RSeries, fourier_transform, remove_background
 from .fit import calibrate_s02, fit_shells, fit_shells_global, fit_shells_segment
 from .model import ShellModel, n_independent, result_columns
-from .reference import ReferenceValues, apply_reference
+from .reference import ReferenceValues, apply_reference, reference_path
 from .results import S02Calibration, ShellFitResult
 from .shells import Rule, ShellSpec
 from .systematics import Systematics, cn_systematics, processing_variants
@@ -70,6 +70,6 @@ from .wavelet import WaveletTransform, lobe_positions, shell_windows, wavelet_tr
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
            "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_reference",
-           "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
+           "reference_path", "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
            "result_columns", "n_independent", "KSTEP",
            "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]

@@ -241,7 +241,7 @@ def _with_reference(model, s02, s02_err, reference):
 
 def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
-                  kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
+                  edge: str | None = None, geometry: str | None = None, kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
                   window: str = "hanning", rmin: float | None = None, rmax: float | None = None,
                   fit_space: str = "r", rbkg: float = 1.0, engine: str = "fast") -> S02Calibration:
     """S0^2 from a reference (foil) spectrum with the coordination number fixed.
@@ -260,8 +260,11 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
         Bulk coordination number (12 for fcc metals).
     step : int
         ``step`` number of the reference spectrum.
-    file, distance
-        User FEFF path file / model distance (Angstrom) for the shell.
+    file, distance, edge, geometry
+        The shell's FEFF path: a user file, or the model distance (Angstrom), edge and
+        cluster geometry of :func:`operando.feffpaths.feff_path`.  Calibrating a sample's
+        metal shell: give its own path (:func:`operando.exafs.reference_path`), since
+        S0^2, sigma2 and dR are properties of the path they were fitted with.
     kmin, kmax, kweight, dk, window, fit_space
         Transform settings (k in 1/Angstrom).
     rmin, rmax : float, optional
@@ -283,10 +286,10 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     if not isinstance(chi_series, ChiSeries):
         chi_series = remove_background(chi_series, rbkg=rbkg, kweight=kweight, engine=engine)
     spec = {"label": shell, "cn": float(cn)}
-    if file is not None:
-        spec["file"] = str(file)
-    if distance is not None:
-        spec["distance"] = distance
+    for key, value in (("file", file), ("distance", distance), ("edge", edge),
+                       ("geometry", geometry)):
+        if value is not None:
+            spec[key] = str(value) if key == "file" else value
     reff = resolve_paths(ShellModel(shells=[spec]))[shell].reff
     model = ShellModel(shells=[spec], kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                        window=window, fit_space=fit_space,

@@ -241,7 +241,7 @@ def reference_fits(foil, model: ShellModel, variants, *, shell: str | None = Non
     dict), for :func:`cn_systematics` ``references``."""
     from .background import remove_background
     from .fit import calibrate_s02
-    from .reference import ReferenceValues
+    from .reference import ReferenceValues, reference_path
 
     shell = shell or next((s.label for s in model.shells if s.is_metal), None)
     if shell is None:
@@ -254,7 +254,8 @@ def reference_fits(foil, model: ShellModel, variants, *, shell: str | None = Non
             foil, v["e0"], kw)
         chi = remove_background(norm, rbkg=v["rbkg"], kweight=model.kweight, kmin=bkg_kmin,
                                 engine=engine)
-        cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]), kmin=model.kmin,
+        cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]),
+                            **reference_path(model, shell), kmin=model.kmin,
                             kmax=v["kmax"], kweight=model.kweight, dk=model.dk,
                             window=model.window, rmin=v["rmin"], rmax=v["rmax"],
                             fit_space=model.fit_space, engine=engine)
