@@ -208,6 +208,18 @@ def _check_common(sum_to_one, bounds, k):
     return lower, upper
 
 
+def _check_two_or_more(names) -> None:
+    """One reference is refused: with ``sum_to_one`` its weight is the constraint (1 +/- 0
+    at every step, whatever the spectra), without it a scale factor (an amplitude ratio
+    that follows normalisation, not the species); neither is a fraction, and a ``frac_``
+    column would be read as one (the tracker takes it as evidence)."""
+    if len(names) < 2:
+        raise ConfigError(
+            f"LCF needs at least two references, got one ({names[0]!r}): a single weight is "
+            "fixed at 1 by sum_to_one or is a scale factor, never a fraction; add the other "
+            "state (a file, \"first\" or \"last\" of the series) or use method = \"mcr\"")
+
+
 def _solver_note(k, shifts):
     if shifts:
         return ("variable projection: scipy least_squares (trf) over the shifts from 0, exact "
@@ -264,7 +276,7 @@ def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, spac
     Raises
     ------
     ConfigError
-        Bad settings.
+        Bad settings, or fewer than two references (one weight is never a fraction).
     DataError
         A reference on another edge or element, a reference not covering the
         fit range, linearly dependent references (each naming the reference),
@@ -277,6 +289,7 @@ def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, spac
     prep = prepare(normalized, references, erange=erange, space=space,
                    reference_e0=reference_e0, steps=steps, margin=max_shift if shifts else 0.0)
     k = len(prep.refs)
+    _check_two_or_more(prep.names)
     lower, upper = _check_common(sum_to_one, bounds, k)
     nv = nvarys(k, sum_to_one, shifts)
     n = len(normalized)
@@ -444,6 +457,7 @@ def lcf_arrays(x, spectra, references, *, names=None, xrange=None, sum_to_one: b
     names = [f"ref{j}" for j in range(k)] if names is None else [str(v) for v in names]
     if len(names) != k or len(set(names)) != k:
         raise ConfigError(f"names must be {k} unique labels, got {names}")
+    _check_two_or_more(names)
     lower, upper = _check_common(sum_to_one, bounds, k)
     lo, hi = (x[0], x[-1]) if xrange is None else check_erange(xrange)
     i0, i1 = window(x, lo, hi)

@@ -403,8 +403,8 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
             text = _resolve(base, path) + (f"#{group}" if group else "")
         refs.append((str(name) if name is not None else None, text))
     method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
-    if method == "lcf" and len(refs) < 1:
-        _fail(s, "references", raw, "at least one reference for method = \"lcf\"")
+    if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
+        _fail(s, "references", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
     erange = value.get("erange", [-20.0, 80.0])
     if (not isinstance(erange, list) or len(erange) != 2
             or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
