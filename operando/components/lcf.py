@@ -209,15 +209,11 @@ def _check_common(sum_to_one, bounds, k):
 
 
 def _check_two_or_more(names) -> None:
-    """One reference is refused: with ``sum_to_one`` its weight is the constraint (1 +/- 0
-    at every step, whatever the spectra), without it a scale factor (an amplitude ratio
-    that follows normalisation, not the species); neither is a fraction, and a ``frac_``
-    column would be read as one (the tracker takes it as evidence)."""
+    """One weight is the sum_to_one constraint (1 +/- 0) or a scale: never a fraction."""
     if len(names) < 2:
-        raise ConfigError(
-            f"LCF needs at least two references, got one ({names[0]!r}): a single weight is "
-            "fixed at 1 by sum_to_one or is a scale factor, never a fraction; add the other "
-            "state (a file, \"first\" or \"last\" of the series) or use method = \"mcr\"")
+        raise ConfigError(f"LCF needs at least two references, got one ({names[0]!r}): a "
+                          "weight fixed by sum_to_one or a scale, never a fraction; add the "
+                          'other state (a file, "first", "last") or use method = "mcr"')
 
 
 def _solver_note(k, shifts):

@@ -406,10 +406,10 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
         _fail(s, "references", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
     erange = value.get("erange", [-20.0, 80.0])
-    if (not isinstance(erange, list) or len(erange) != 2
-            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
+    if (not isinstance(erange, list) or len(erange) != 2 or not all(   # finite, near the edge
+            isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e4 for e in erange)
             or not erange[0] < erange[1]):
-        _fail(s, "erange", erange, "a pair [low, high] of numbers (eV relative to e0), low < high")
+        _fail(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
     n_comp = value.get("n_components", "auto")
     if n_comp == "auto":
         n_comp = None

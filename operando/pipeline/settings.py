@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Config, ReferenceConfig, sections
 from ..exafs import ShellModel
+from ..tracking import check_reference
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,16 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         workers=config.run.workers,
         systematics=bool(x.enabled and x.systematics),
     )
+
+
+def check_against_series(plan: RunPlan, series) -> None:
+    """The settings that name parts of the series, checked once its conditions are read
+    and before any work: ``[track] reference`` must name a condition (and
+    ``condition_columns`` columns of the table); tracking would find out only after
+    every fit."""
+    if plan.track is not None:
+        check_reference(series.conditions, condition_columns=plan.track.get("condition_columns"),
+                        settings=plan.track["settings"])
 
 
 def _athena_limit(config: Config) -> int | None:
