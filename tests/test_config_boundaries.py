@@ -90,11 +90,26 @@ def test_a_normalisation_window_outside_the_data_is_one_line(cu_potential, tmp_p
     assert code == 2 and f"[normalize] {key} = " in line and "data" in line
 
 
+def test_an_exafs_window_beyond_the_scans_stops_before_any_fit(cu_potential, tmp_path):
+    """The mixtures reach k = 13.1 1/A; kmin 14 used to fail every step, after all of them
+    were read and normalised, and end in "no usable evidence"."""
+    out = tmp_path / "out"
+    code, err = _operando(tmp_path, _series(cu_potential, out) + '[exafs]\nshells = ["Cu-O", '
+                          '"Cu-Cu"]\nkmin = 14.0\nkmax = 18.0\n[reference]\ns02 = 0.85\n')
+    line = _one_line(err)
+    assert code == 2 and "[exafs] kmin = 14 1/A: the scans reach k = 13.1 1/A" in line
+    assert not (out / "steps.csv").exists()
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300"])
 def test_non_finite_or_absurd_numbers_are_refused_at_load(value):
     with pytest.raises(ConfigError, match=r"\[components\] erange"):
         load_config(f'[series]\nsource = "x"\n[components]\nreferences = ["a", "b"]\n'
                     f'erange = [-20.0, {value}]\n')
+    with pytest.raises(ConfigError, match=r"\[normalize\] wl_window"):
+        load_config(f'[series]\nsource = "x"\n[normalize]\nwl_window = [-10.0, {value}]\n')
+    with pytest.raises(ConfigError, match=r"\[normalize\] edge_energy"):
+        load_config(f'[series]\nsource = "x"\n[normalize]\nedge_energy = {value}\n')
     if value != "1e300":        # a finite window beyond the data: refused with the data above
         with pytest.raises(ConfigError, match=r"\[normalize\] norm2"):
             load_config(f'[series]\nsource = "x"\n[normalize]\nnorm2 = {value}\n')

@@ -259,9 +259,8 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
     if isinstance(e0, str):
         e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default="median")
     else:
-        e0 = _number(s, "e0", value, low=0, low_open=True,
-                     accepted='"median", "first", "each", "reference" or a number (eV) > 0',
-                     allow_none=False)
+        e0 = _number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
+                     accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
     pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:
@@ -272,8 +271,8 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
         _fail(s, "norm1", norm1, f"< norm2 ({norm2:g})")
     window = value.get("wl_window")
     if window is not None:
-        if (not isinstance(window, list) or len(window) != 2
-                or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in window)
+        if (not isinstance(window, list) or len(window) != 2 or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and abs(w) < 1e4 for w in window)
                 or not window[0] < window[1]):
             _fail(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
         window = (float(window[0]), float(window[1]))
@@ -282,8 +281,8 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
         nnorm=_integer(s, "nnorm", value, default=None, low=0, high=3, allow_none=True),
         nvict=_integer(s, "nvict", value, default=0, low=0, high=4),
         calibrate=_boolean(s, "calibrate", value, default=False),
-        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True,
-                            accepted="a number (eV) > 0, or unset for the tabulated edge energy"),
+        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
+                            accepted="eV in (0, 200000], or unset for the tabulated edge"),
         wl_window=window,
         engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
     )

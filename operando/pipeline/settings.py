@@ -10,10 +10,14 @@ of the :class:`RunPlan`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from .._util.elements import edge_energy
+from .._util.larch_compat import ETOK
 from ..config import Config, ReferenceConfig, sections
+from ..errors import ConfigError
 from ..exafs import ShellModel
 from ..tracking import check_reference
 
@@ -218,13 +222,23 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
 
 
 def check_against_series(plan: RunPlan, series) -> None:
-    """The settings that name parts of the series, checked once its conditions are read
-    and before any work: ``[track] reference`` must name a condition (and
-    ``condition_columns`` columns of the table); tracking would find out only after
-    every fit."""
+    """The settings that name parts of the series, checked once it is read and before
+    any work: ``[track] reference`` must name a condition (and ``condition_columns``
+    columns of the table; tracking would find out only after every fit), ``[exafs]
+    kmin`` must lie inside the scans' k reach."""
     if plan.track is not None:
         check_reference(series.conditions, condition_columns=plan.track.get("condition_columns"),
                         settings=plan.track["settings"])
+    if plan.exafs and series.element and series.edge:
+        # the fit window must start inside the scans' k reach (clip_kmax's rule, which
+        # otherwise fails every step only after all of them were read and normalised)
+        above = float(series.energy[-1]) - edge_energy(series.element, series.edge)
+        kend = math.sqrt(max(above, 0.0) * ETOK)
+        kmin = plan.window["kmin"]
+        if kmin >= kend - 1.0:
+            raise ConfigError(f"[exafs] kmin = {kmin:g} 1/A: the scans reach k = {kend:.1f} 1/A "
+                              f"({above:.0f} eV above the {series.element} {series.edge} edge); "
+                              "kmin must be at least 1 1/A below that")
 
 
 def _athena_limit(config: Config) -> int | None:
