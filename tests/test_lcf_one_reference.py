@@ -16,6 +16,7 @@ from operando import calibrate, cli, mixtures, normalize
 from operando.components import lcf, lcf_arrays
 from operando.config import load_config
 from operando.errors import ConfigError
+from operando.pipeline import run
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,18 @@ def test_config_and_cli_refuse_one_lcf_reference(cu_mixture, shared_data, tmp_pa
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "two or more" in err
     assert not (out / "steps.csv").exists()       # refused before any work
+
+
+def test_one_mcr_component_gives_no_fraction_columns(cu_mixture, tmp_path):
+    """MCR with one component has the same flaw (its weight is 1 at every step): the run
+    keeps its spectrum and figures but writes no frac_ column, and says why."""
+    _, _, folder = cu_mixture
+    cfg = load_config({"series": {"source": str(folder), "pattern": "*.xdi",
+                                  "conditions": str(folder / "conditions.csv")},
+                       "components": {"method": "mcr", "n_components": 1},
+                       "output": {"dir": str(tmp_path / "out"), "plots": [], "report": False}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run(cfg, progress=False)
+    assert not [c for c in result.steps.columns if c.startswith("frac_")]
+    assert "one component" in result.summary["components"]["mcr_note"]
