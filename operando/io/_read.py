@@ -55,10 +55,11 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
         files = sorted(files, key=lambda p: natural_key(p.name))
     scans, skipped = [], []
     for path in unlisted:
-        skipped.append({"file": path.name, "reason": "not listed in the conditions table"})
+        skipped.append({"file": printable_name(path),
+                        "reason": "not listed in the conditions table"})
     if unlisted:
         warn(source, f"skipped {len(unlisted)} file(s) not listed in the conditions table: "
-                     f"{short_list(p.name for p in unlisted)}")
+                     f"{short_list(printable_name(p) for p in unlisted)}")
     bad = []
     for path in files:
         if (problem := name_problem(path)) is not None:
