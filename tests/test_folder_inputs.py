@@ -96,17 +96,19 @@ def test_a_bad_row_of_a_growing_conditions_table_is_left_out_and_named(cu_folder
     # the beamline appends: a row with a stray field, a typo in time_s, a repeated scan,
     # then a good row, then one still being written (no newline yet)
     grown = (b"".join(lines[:3]) + lines[3].rstrip(b"\n") + b",oops\n"
-             + lines[4].replace(b",", b",x", 1) + lines[1] + b"extra.xdi,99.0\n" + b"late.x")
-    table, problems = read_growing_conditions(grown, "conditions.csv")
+             + lines[4].replace(b",", b",x", 1) + lines[1] + b'"open.xdi,5\n'
+             + b"extra.xdi,99.0\n" + b"late.x")
+    table, problems = read_growing_conditions(grown)
     assert list(table["file"]) == ["cu_fraction_00000.xdi", "cu_fraction_00001.xdi",
                                    "extra.xdi"]
     assert problems == ["line 4: 3 fields, the header has 2",
                         "line 5: time_s must be a number, not 'x90.0'",
-                        "line 6: file 'cu_fraction_00000.xdi' is already on line 2"]
+                        "line 6: file 'cu_fraction_00000.xdi' is already on line 2",
+                        "line 7: an unclosed quote"]
     # what is kept loads as the batch reader loads the file
     assert load_conditions(table)["time_s"].tolist() == [0.0, 30.0, 99.0]
     # fixed, the rows come back: the scans they list were waited on, not lost
-    table, problems = read_growing_conditions(good, "conditions.csv")
+    table, problems = read_growing_conditions(good)
     assert problems == [] and len(table) == 4
 
 

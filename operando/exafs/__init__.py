@@ -70,6 +70,6 @@ from .wavelet import WaveletTransform, lobe_positions, shell_windows, wavelet_tr
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
            "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_reference",
-           "reference_path", "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
-           "result_columns", "n_independent", "KSTEP",
+           "reference_path", "ReferenceValues", "cn_systematics", "processing_variants",
+           "Systematics", "result_columns", "n_independent", "KSTEP",
            "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]

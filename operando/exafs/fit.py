@@ -241,7 +241,8 @@ def _with_reference(model, s02, s02_err, reference):
 
 def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
-                  edge: str | None = None, geometry: str | None = None, kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
+                  edge: str | None = None, geometry: str | None = None,
+                  kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
                   window: str = "hanning", rmin: float | None = None, rmax: float | None = None,
                   fit_space: str = "r", rbkg: float = 1.0, engine: str = "fast") -> S02Calibration:
     """S0^2 from a reference (foil) spectrum with the coordination number fixed.

@@ -43,14 +43,14 @@ def load_conditions(conditions) -> pd.DataFrame | None:
                                else "conditions table")
 
 
-def read_growing_conditions(raw: bytes, source) -> tuple[pd.DataFrame, list[str]]:
+def read_growing_conditions(raw: bytes) -> tuple[pd.DataFrame, list[str]]:
     """The rows of a conditions CSV still being written, and the problems of those left out.
 
     Only complete lines count (up to the last newline).  A complete row that the batch
     loader (:func:`load_conditions`) would refuse, or that would stop the matching, is
     left out and named instead of failing the whole table: more fields than the header,
-    bytes that are not UTF-8, text in ``time_s``/``temperature_K``, a file (or step)
-    already listed on an earlier line.  The scan it names is then not listed, so a
+    an unclosed quote, bytes that are not UTF-8, text in ``time_s``/``temperature_K``, a
+    file (or step) already listed on an earlier line.  The scan it names is then not listed, so a
     live reader waits for it until the row is fixed.  A header that is not complete yet
     lists nothing.
 
@@ -58,8 +58,6 @@ def read_growing_conditions(raw: bytes, source) -> tuple[pd.DataFrame, list[str]
     ----------
     raw : bytes
         The file's content as read now.
-    source : path-like
-        The file (named in the problems).
 
     Returns
     -------
@@ -92,7 +90,7 @@ def read_growing_conditions(raw: bytes, source) -> tuple[pd.DataFrame, list[str]
             continue
         row = [v.strip() for v in next(csv.reader([text], delimiter=sep,
                                                   skipinitialspace=True), [])]
-        problem = _row_problem(row, names, numeric)
+        problem = "an unclosed quote" if text.count('"') % 2 else _row_problem(row, names, numeric)
         if problem is None and key is not None:
             value = row[names.index(key)] if names.index(key) < len(row) else ""
             if value in seen:
