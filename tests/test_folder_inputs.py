@@ -62,7 +62,7 @@ def test_run_skips_and_names_every_file_that_is_no_spectrum(cu_folder, tmp_path,
     summary = json.loads((out / "summary.json").read_text())
     skipped = {s["file"]: s["reason"] for s in summary["skipped_files"]}
     assert set(skipped) == {*STRAYS, "scan_\\xff\\xfe.xdi"}, skipped
-    assert "not a spectrum" in skipped["notes.txt"]
+    assert "only 3 rows: not a spectrum" in skipped["notes.txt"]
     assert "not valid UTF-8" in skipped["scan_\\xff\\xfe.xdi"]
     steps = pd.read_csv(out / "steps.csv")
     assert list(steps["file"]) == [f"cu_fraction_{i:05d}.xdi" for i in range(4)]

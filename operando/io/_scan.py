@@ -191,6 +191,10 @@ def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", refere
             and reference in ("auto", False, None)):
         # two columns without names: energy and mu (the plain export of Athena, Larix, ...)
         j_energy, axis, plan = 0, "energy", MuPlan("mu", column=1)
+        if data.shape[0] < PLAIN_MIN_POINTS:
+            raise ReadError(path, f"two unnamed columns of only {data.shape[0]} rows: not a "
+                                  "spectrum", f"energy and mu in at least {PLAIN_MIN_POINTS} "
+                                  "rows, or named columns")
     else:
         j_energy, axis = energy_index(path, labels, energy_column)
         plan = plan_mu(path, labels, mu, reference, channels=channels, dead_time=dead_time)
@@ -218,10 +222,6 @@ def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", refere
     else:
         energy = to_ev(path, energy)
     energy, rows = clean_energy(path, energy, data, lines)
-    if labels == PLAIN_LABELS and energy.size < PLAIN_MIN_POINTS:
-        raise ReadError(path, f"two unnamed columns of only {energy.size} distinct energies: "
-                              "not a spectrum", f"energy and mu in at least {PLAIN_MIN_POINTS} "
-                              "rows, or named columns")
     mu_values, ref = plan.compute(rows)
     bad = np.flatnonzero(~np.isfinite(mu_values))
     if bad.size:
