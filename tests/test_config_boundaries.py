@@ -147,10 +147,12 @@ def test_points_per_scan_are_capped_whatever_the_compression(tmp_path):
     with gzip.open(path, "wt") as fh:
         fh.write("# energy mu\n")
         fh.write("".join(f"{8000 + i * 0.01:.2f} {rnd.randint(0, 9)}\n" for i in range(n)))
-    script = ("import resource, operando as op\n"
+    # the child's own peak (VmHWM; ru_maxrss would carry the forking parent's across exec)
+    script = ("import re, operando as op\n"
               f"try:\n    op.read_series({str(path)!r})\nexcept op.ReadError as e:\n"
               "    print(e)\n"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+              "status = open('/proc/self/status').read()\n"
+              "print(int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     message, peak_mb = done.stdout.strip().splitlines()
