@@ -395,7 +395,7 @@ def test_two_phase_config_errors(value, words):
     from operando.errors import ConfigError
 
     config = {"series": {"source": "x.xdi"}, "foil": {"file": "foil.xdi"},
-              "exafs": {"two_phase": value}, "components": {"standards": {"cuo": "cuo.xdi"}}}
+              "exafs": {"two_phase": value}, "components": {"standards": {"cuo": "cuo.xdi", "cu_foil": "cu_foil.xdi"}}}
     with pytest.raises(ConfigError, match="two_phase") as err:
         load_config(config)
     assert words in str(err.value)
@@ -410,8 +410,8 @@ def test_two_phase_config_needs_components_and_a_foil():
     with pytest.raises(ConfigError, match=r"needs \[components\]"):
         load_config(base)
     with pytest.raises(ConfigError, match=r"needs \[foil\] file"):
-        load_config({**base, "components": {"standards": {"cuo": "cuo.xdi"}}})
-    free = {**base, "components": {"standards": {"cuo": "cuo.xdi"}},
+        load_config({**base, "components": {"standards": {"cuo": "cuo.xdi", "cu_foil": "cu_foil.xdi"}}})
+    free = {**base, "components": {"standards": {"cuo": "cuo.xdi", "cu_foil": "cu_foil.xdi"}},
             "exafs": {"two_phase": {"isolated": "cuo", "disorder": "free"}}}
     assert load_config(free).exafs.two_phase.disorder == "free"
 

@@ -34,8 +34,8 @@ from ..errors import OperandoError
 from .chunks import chunk_bounds, run_chunks
 from .outputs import finish, package_version, summary_text
 from .prepare import prepare
-from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
-                       with_project_settings)
+from .settings import (calibrate_kwargs, check_against_series, project_settings, read_kwargs,
+                       resolve, with_project_settings)
 from .source import (calibrated, file_hash, input_hashes, is_streamed, read_source,
                      scan_streamed)
 from .store import RunStore, folder_error
@@ -192,6 +192,7 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
             if config.series.use_project_settings and project:
                 config = with_project_settings(config, project)
             plan = resolve(config, n)
+            check_against_series(plan, series)
             chunks = chunk_bounds(n, plan.chunk_size)
             inputs, files = dict(hashes), {}
             if plan.exafs and plan.foil.s02 is None and plan.foil.file:
