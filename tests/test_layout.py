@@ -29,7 +29,6 @@ PRIVATE_IMPORTS_TO_FIX = {
     "operando.components",
     "operando.exafs",
     "operando.pipeline",
-    "operando.simulate",   # not assigned to a branch yet
     "operando.viz",
     "operando.xanes",
 }
