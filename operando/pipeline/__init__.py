@@ -1,7 +1,8 @@
 """Run a whole analysis from a configuration into a run folder.
 
 =====================  ============================================================
-:mod:`.run`            :func:`run`, :class:`RunResult`, :class:`RunInterrupted`
+:mod:`.run`            :func:`run`: a configuration -> a run folder
+:mod:`.session`        :class:`Session`: one analysis of a series (run and watch), :class:`RunResult`
 :mod:`.settings`       the configuration resolved once into each stage's settings
 :mod:`.source`         reading, streaming (operando HDF5), hashing, calibration
 :mod:`.prepare`        series-wide values: E0, engine, shells, S0^2 (checkpointed)
@@ -19,7 +20,8 @@
 =====================  ============================================================
 """
 
-from .run import RunInterrupted, RunResult, run
+from .run import run
+from .session import RunInterrupted, RunResult
 from .steps import STEP_COLUMNS
 from .watch import WatchStopped, watch
 

@@ -43,13 +43,7 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     (other edge, not covering the range, two identical references) before the run.
     """
     c = plan.components
-    rows = {0, len(series) - 1}
-    for _, source in c["references"]:
-        if source.startswith("step:"):
-            rows.add(_step_row(series, source))
-        elif source.startswith("steps:"):
-            rows.update(_steps_rows(series, source))
-    rows = sorted(rows)
+    rows = reference_rows(plan, series)
     sub = rows_of(series, rows)
     norm = normalize(sub, **normalize_kwargs)
     if not np.asarray(norm.ok).any():
@@ -70,6 +64,18 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     arrays = {r.name: (np.asarray(r.energy, float), np.asarray(r.values(space), float)) for r in refs}
     lcf(norm, arrays, **c["kwargs"])  # trial fit: every reference problem stops the run here
     return arrays, [r.info() for r in refs]
+
+
+def reference_rows(plan, series) -> list[int]:
+    """The rows of the series the references are resolved from: the first, the last and
+    those named (``step:N``, ``steps:A-B``)."""
+    rows = {0, len(series) - 1}
+    for _, source in plan.components["references"]:
+        if source.startswith("step:"):
+            rows.add(_step_row(series, source))
+        elif source.startswith("steps:"):
+            rows.update(_steps_rows(series, source))
+    return sorted(rows)
 
 
 def _step_row(series, source: str) -> int:

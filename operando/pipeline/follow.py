@@ -207,6 +207,10 @@ def _listed(table: pd.DataFrame | None) -> set[str] | None:
     return {str(v).strip() for v in table[cols["file"]].dropna()}
 
 
+#: watchdog event types that wake the loop (not "opened", "closed_no_write").
+WAKING_EVENTS = ("created", "modified", "moved", "deleted", "closed")
+
+
 class Waker:
     """Wakes the watch loop early on file-system events (watchdog), else every poll.
 
@@ -234,7 +238,11 @@ class Waker:
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event):
-                waker.event.set()
+                # Only a change wakes the loop: opening, reading and closing a file
+                # unchanged (the watch's own reads of the conditions CSV and of scan
+                # tails) would wake it forever.
+                if event.event_type in WAKING_EVENTS:
+                    waker.event.set()
 
         try:
             observer = Observer()

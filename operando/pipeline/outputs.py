@@ -108,7 +108,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "seconds": round(time.perf_counter() - record["t_start"], 3),
         "notes": notes,
     }
-    outputs.update(_athena(store, plan, series, steps, notes))
+    outputs.update(athena_project(store, plan, series, steps, notes))
     if plan.report:
         outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings,
                                     analysis)
@@ -242,7 +242,7 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def _athena(store, plan: RunPlan, series, steps, notes) -> dict:
+def athena_project(store, plan: RunPlan, series, steps, notes) -> dict:
     """``athena.prj``: the calibrated raw mu of every step, with its E0."""
     n = len(series)
     if not plan.athena:
@@ -272,6 +272,22 @@ def _athena(store, plan: RunPlan, series, steps, notes) -> dict:
             notes.append(f"Athena export not written: {exc}")
     notes += [f"Athena export: {w.message}" for w in caught]
     return out
+
+
+def add_athena_project(store: RunStore, plan: RunPlan, series, steps) -> None:
+    """``athena.prj`` written after the other outputs (a watch writes it when it stops);
+    ``summary.json`` names it."""
+    import json
+
+    notes: list[str] = []
+    written = athena_project(store, plan, series, steps, notes)
+    path = store.dir / "summary.json"
+    if not (written or notes) or not path.is_file():
+        return
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["outputs"] = {**summary.get("outputs", {}), **{k: str(v) for k, v in written.items()}}
+    summary["notes"] = summary.get("notes", []) + notes
+    store.write_json("summary.json", summary)
 
 
 def _report(store, series, steps, outputs, summary, tracking, settings, analysis) -> Path:
@@ -305,4 +321,4 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["finish", "summary_text", "package_version", "PLOT_ROWS"]
+__all__ = ["finish", "summary_text", "package_version", "add_athena_project", "PLOT_ROWS"]
