@@ -1,0 +1,214 @@
+"""One session behind ``run`` and ``watch`` (#19 item 1, #23 items 1 and 4).
+
+Series mixed from real Cu foil and CuO (tenorite) spectra in ../shared/data
+(:mod:`operando.mixtures`): the live answer is the batch answer with a fitted S0^2,
+LCF references and systematics; resume and watch restarts see every input that
+shaped a result."""
+
+import shutil
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from operando import mixtures
+from operando.config import load_config
+from operando.errors import ConfigError
+from operando.pipeline import run, watch
+
+REFS = Path(__file__).resolve().parents[2] / "shared" / "data" / "references"
+PATHS = Path(__file__).resolve().parents[1] / "operando" / "data" / "paths"
+
+CONFIG = """
+[series]
+source = "scans"
+pattern = "*.xdi"
+conditions = "scans/conditions.csv"
+element = "Cu"
+edge = "K"
+
+[normalize]
+e0 = "first"
+calibrate = true
+norm1 = 150.0
+norm2 = 600.0
+{reference}
+{exafs}
+[components]
+references = {{ cu_foil = "cu_foil.xdi", cuo = "cuo.xdi" }}
+
+[output]
+dir = "{out}"
+plots = []
+report = {report}
+athena = false
+
+[run]
+chunk_size = 4
+workers = 1
+"""
+
+FOIL = """
+[reference]
+file = "cu_foil.xdi"
+shell = "Cu-Cu"
+cn = 12
+"""
+
+EXAFS = """
+[exafs]
+shells = ["Cu-O", {{ label = "Cu-Cu", file = "cucu.dat" }}]
+kmin = 3.0
+kmax = 11.0
+rmin = 1.0
+rmax = 3.0
+systematics = {systematics}
+"""
+
+
+def _project(tmp_path: Path, shared_data, repeats: int = 2, *, foil=True, exafs=True,
+             systematics=True, report=False) -> tuple[Path, list[str]]:
+    """A staged series (Cu foil + CuO along the potential program), the references and a
+    FEFF file next to the configs ``batch.toml`` (out "batch") and ``live.toml`` ("live")."""
+    series, truth = mixtures.cu_potential_series(repeats=repeats, seed=3, data_dir=shared_data)
+    mixtures.write_folder(series, truth, tmp_path / "stage")
+    shutil.copy(REFS / "cu_foil_rt.xdi", tmp_path / "cu_foil.xdi")
+    shutil.copy(REFS / "cuo_tenorite_13K.xdi", tmp_path / "cuo.xdi")
+    shutil.copy(PATHS / "Cu-Cu_K_fcc_2.5560.dat", tmp_path / "cucu.dat")
+    for out in ("batch", "live"):
+        text = CONFIG.format(out=out, report=str(report).lower(),
+                             reference=FOIL if foil else ("[reference]\ns02 = 0.85\n" if exafs
+                                                         else ""),
+                             exafs=EXAFS.format(systematics=str(systematics).lower())
+                             if exafs else "")
+        (tmp_path / f"{out}.toml").write_text(text)
+    rows = (tmp_path / "stage" / "conditions.csv").read_text().splitlines(keepends=True)
+    return tmp_path, rows
+
+
+def _land(tmp_path: Path, rows: list[str], pause: float) -> None:
+    """The beamline: each scan written, then its conditions row appended."""
+    dest = tmp_path / "scans"
+    (dest / "conditions.csv").write_text(rows[0])
+    for row in rows[1:]:
+        name = row.split(",")[0]
+        (dest / name).write_bytes((tmp_path / "stage" / name).read_bytes())
+        with open(dest / "conditions.csv", "a") as fh:
+            fh.write(row)
+        time.sleep(pause)
+
+
+def _same_table(a: Path, b: Path) -> None:
+    left, right = pd.read_csv(a), pd.read_csv(b)
+    assert list(left.columns) == list(right.columns), a.name
+    assert len(left) == len(right), a.name
+    for col in left.columns:
+        x, y = left[col], right[col]
+        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            np.testing.assert_allclose(x.to_numpy(float), y.to_numpy(float), rtol=1e-6,
+                                       atol=1e-12, equal_nan=True, err_msg=f"{a.name} {col}")
+        else:
+            assert x.fillna("").astype(str).tolist() == y.fillna("").astype(str).tolist(), \
+                f"{a.name} {col}"
+
+
+@pytest.mark.slow
+def test_watch_equals_run_with_fitted_s02_lcf_references_and_systematics(tmp_path,
+                                                                         shared_data):
+    """Scans land one by one; the watch's steps, segments and events equal the batch
+    run's on the same files, every column (S0^2 fitted on the foil with its error, LCF
+    fractions against the foil and CuO, the CN band over processing choices)."""
+    project, rows = _project(tmp_path, shared_data)
+    (project / "scans").mkdir()
+    updates = []
+    writer = threading.Thread(target=_land, args=(project, rows, 0.4))
+    writer.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            watch(load_config(project / "live.toml"), poll=True, interval=0.1, settle=0.2,
+                  idle_timeout=4.0, on_update=updates.append)
+    finally:
+        writer.join()
+    assert len(updates) >= 3  # followed the folder as it grew, not one read at the end
+    assert updates[-1].n_steps == len(rows) - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(load_config(project / "batch.toml"), progress=False)
+    live, batch = project / "live", project / "batch"
+    steps = pd.read_csv(live / "steps.csv")
+    for col in ("frac_cu_foil", "frac_cu_foil_err", "lcf_ok", "s02", "s02_err",
+                "cn_Cu-Cu_sys"):
+        assert col in steps and steps[col].notna().all(), col
+    for name in ("steps.csv", "segments.csv", "events.csv"):
+        _same_table(live / name, batch / name)
+    events = pd.read_csv(live / "events.csv")
+    assert "aggregation" in set(events["event"])
+
+
+# ----------------------------------------------------- inputs a resume must see
+def _edit_reference(path: Path) -> None:
+    """The CuO reference edited in place: its transmitted intensity 8 % lower over the
+    white line (another measurement of it, thicker there)."""
+    lines = []
+    for line in path.read_text().splitlines(keepends=True):
+        parts = line.split()
+        if not line.startswith("#") and len(parts) == 4 and 8985 < float(parts[0]) < 9010:
+            parts[2] = f"{float(parts[2]) * 0.92:.6f}"
+            line = "  ".join(parts) + "\n"
+        lines.append(line)
+    path.write_text("".join(lines))
+
+
+def _batch(project: Path, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run(load_config(project / "batch.toml"), progress=False, **kwargs)
+
+
+def test_resume_refuses_an_edited_lcf_reference_naming_it(tmp_path, shared_data):
+    project, _ = _project(tmp_path, shared_data, repeats=1, foil=False, exafs=False)
+    shutil.copytree(project / "stage", project / "scans")
+    _batch(project)
+    _batch(project, resume=True)  # unchanged: resumes
+    _edit_reference(project / "cuo.xdi")
+    with pytest.raises(ConfigError, match=r"changed since it started: \[components\] cuo cuo\.xdi"):
+        _batch(project, resume=True)
+    fresh = _batch(project, overwrite=True)
+    assert fresh.summary["chunks_loaded"] == 0
+
+
+def test_resume_refuses_a_replaced_feff_file_naming_it(tmp_path, shared_data):
+    project, _ = _project(tmp_path, shared_data, repeats=1, foil=False, systematics=False)
+    shutil.copytree(project / "stage", project / "scans")
+    first = _batch(project)
+    shutil.copy(PATHS / "Cu-O_K_square_planar_1.9500.dat", project / "cucu.dat")
+    with pytest.raises(ConfigError, match=r"\[exafs\] shell Cu-Cu file cucu\.dat"):
+        _batch(project, resume=True)
+    fresh = _batch(project, overwrite=True)
+    assert not np.allclose(fresh.steps["r_Cu-Cu"], first.steps["r_Cu-Cu"], equal_nan=True)
+
+
+def test_watch_restart_recomputes_what_an_edited_reference_touched(tmp_path, shared_data):
+    """A watch stopped, a reference file edited, the watch started again: every chunk the
+    reference feeds is computed again and the fractions equal a fresh batch run's."""
+    project, _ = _project(tmp_path, shared_data, repeats=1, foil=False, exafs=False)
+    shutil.copytree(project / "stage", project / "scans")
+    config = load_config(project / "live.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        watch(config, poll=True, interval=0.05, settle=0.0, idle_timeout=0.2)
+        before = pd.read_csv(project / "live" / "steps.csv")
+        _edit_reference(project / "cuo.xdi")
+        updates = []
+        watch(config, poll=True, interval=0.05, settle=0.0, idle_timeout=0.2,
+              on_update=updates.append)
+        _batch(project)
+    assert sorted(updates[0].computed) == [0, 1, 2]
+    _same_table(project / "live" / "steps.csv", project / "batch" / "steps.csv")
+    after = pd.read_csv(project / "live" / "steps.csv")
+    assert np.abs(after["frac_cuo"] - before["frac_cuo"]).max() > 0.01  # the edit matters
