@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 JOURNAL = "watch.jsonl"
 #: Seconds between two reloads of report.html in the browser while watching.
 REFRESH_S = 5
-_LIVE = re.compile(r'<meta http-equiv="refresh"[^>]*>|<p class="operando-live">.*?</p>', re.S)
+_LIVE = re.compile(r'<meta http-equiv="refresh"[^>]*>|<p class="operando-live"[^>]*>.*?</p>', re.S)
 
 
 class WatchStopped(RunInterrupted):
