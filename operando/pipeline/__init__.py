@@ -9,6 +9,7 @@
 :mod:`.chunks`         the chunk loop on an executor, checkpoints, plot rows
 :mod:`.steps`          one chunk's analysis: normalise, white line, background, fits
 :mod:`.outputs`        steps table, tracking, every output file
+:mod:`.analyses`       series-wide analyses: PCA/MCR, wavelet lobes, the LCF overlay
 :mod:`.figures`        which figures are drawn and how they are saved
 :mod:`.store`          the run folder: manifest, checkpoints, atomic outputs
 :mod:`.progress`       the progress bar

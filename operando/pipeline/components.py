@@ -5,8 +5,8 @@ With references (``method = "lcf"``) the references are read and normalised once
 the series' own settings about the series' E0 (:mod:`operando.components`), stored in the
 ``prepare`` checkpoint, and every chunk fits its steps against the same arrays, so the
 fractions do not depend on the chunking.  Without references (``method = "mcr"``) the
-component spectra come from PCA and MCR-ALS of the sampled steps (the figure rows, at
-most :data:`~.chunks.PLOT_ROWS`), and every step's concentrations from a fit of its
+component spectra come from PCA and MCR-ALS of the analysed steps (at most
+:data:`~.analyses.COMPONENT_ROWS`, evenly spaced), and every step's concentrations from a fit of its
 spectrum against those spectra (closure on, non-negative).  Either way the columns are
 ``frac_<name>, frac_<name>_err, lcf_rfactor, lcf_redchi, lcf_ok`` and ``summary.json``
 gets a ``components`` object.
@@ -180,9 +180,10 @@ def load(store: RunStore, name: str) -> tuple[dict, dict]:
     return arrays, meta
 
 
-def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, plot_rows,
+def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, rows,
                     settings: dict) -> tuple[dict | None, dict, dict]:
-    """PCA of the sampled steps, and with ``method = "mcr"`` MCR-ALS of them.
+    """PCA of the steps at positions ``rows`` (their spectra ``norm_rows``), and with
+    ``method = "mcr"`` MCR-ALS of them.
 
     Returns ``(spectra, record, results)``: with MCR the component spectra as ``name ->
     (energy, values)`` (every step is then fitted against them), else None; the summary
@@ -191,7 +192,7 @@ def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, pl
     as ``{"pca": ..., "mcr": ...}`` (None where not made) for the figures.
     """
     c = plan.components
-    sampled = steps.iloc[plot_rows].reset_index(drop=True)
+    sampled = steps.iloc[rows].reset_index(drop=True)
     ok = sampled["ok"].astype(bool).to_numpy() & np.isfinite(norm_rows).all(axis=1)
     normalized = as_normalized(energy, sampled, norm_rows, ok, settings)
     record = {"method": c["method"], "erange_eV": list(c["kwargs"]["erange"]),

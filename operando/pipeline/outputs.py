@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, OperandoError
-from ..components import lcf_arrays
-from .components import series_analysis
-from .chunks import PLOT_ROWS, chunk_name
-from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
+from .analyses import component_analysis, lcf_overlay, wavelet_analysis
+from .chunks import PLOT_ROWS
+from .figures import draw_figures, figure_captions, figure_list
 from .settings import RunPlan
 from .source import is_streamed
 from .steps import unpack_chunk
@@ -48,8 +47,8 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
 
     components_record, analysis = None, {}
     if plan.components is not None:
-        components_record, analysis = _components(store, plan, series, shared, steps, norm,
-                                                  plot_rows, meta0, len(parts))
+        components_record, analysis = component_analysis(store, plan, series, shared, steps,
+                                                         meta0, len(parts))
     tracking = None
     states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
@@ -61,8 +60,11 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
             states = found.fillna("").astype(str).to_numpy()
     steps["state"] = states
     chi = _chi_rows(parts) if plan.exafs else None
-    analysis["wavelet"] = _figure_input("wavelet", notes, wavelet_analysis, plan.ft, chi, steps,
-                                        plot_rows, tracking, shared.get("shells"))
+    analysis["wavelet"] = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps,
+                                 tracking, shared.get("shells"))
+    if plan.components is not None:
+        analysis["overlay"] = _noted("lcf_fit", notes, lcf_overlay, store, plan, series.energy,
+                                     steps, analysis)
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
@@ -78,9 +80,6 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     settings = _settings_record(record, store, plan, series, shared, meta0)
     outputs["settings"] = store.write_json("settings.json", settings)
     if plan.plots:
-        if plan.components is not None:
-            analysis["overlay"] = _figure_input("lcf_fit", notes, overlay_fit, store, plan,
-                                                series.energy, steps, analysis)
         figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                               analysis=analysis)
         outputs.update(draw_figures(store, figures, plan.plots, notes))
@@ -117,36 +116,8 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     return steps, summary, settings, outputs, tracking
 
 
-def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_chunks) -> tuple:
-    """PCA (and MCR) of the sampled steps; with MCR every step's concentrations join
-    ``steps`` as ``frac_<component>`` columns.  Returns the summary record and the
-    PCA / MCR results (for the figures)."""
-    spectra, record, results = series_analysis(plan, series.energy, steps, norm, plot_rows,
-                                               meta0.get("normalize_settings", {}))
-    if "components" in shared:
-        record["references"] = shared["components"].get("references")
-    if spectra is None:
-        return record, results
-    names = list(spectra)
-    x = next(iter(spectra.values()))[0]
-    basis = np.array([spectra[n][1] for n in names])
-    cols = {}
-    for i in range(n_chunks):
-        arrays, _ = store.load_checkpoint(chunk_name(i))
-        table, rest = unpack_chunk(arrays)
-        rows = np.array([np.interp(x, series.energy, r) for r in rest["norm"]])
-        fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
-        part = fit.to_dataframe()
-        for c in part.columns:
-            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
-                cols.setdefault(c, []).append(part[c].to_numpy())
-    for c, values in cols.items():
-        steps[c] = np.concatenate(values)
-    return record, results
-
-
-def _figure_input(name: str, notes: list, make, *args):
-    """What a figure needs beyond the steps; a failure is noted (the run goes on)."""
+def _noted(name: str, notes: list, make, *args):
+    """A series-wide analysis; a failure is noted (the run goes on)."""
     try:
         return make(*args)
     except (OperandoError, ValueError, KeyError, IndexError) as exc:

@@ -292,8 +292,9 @@ class Session:
                 raise ConfigError("[normalize] calibrate = true needs a reference channel, but "
                                   "the series has none")
         if is_streamed(series):
-            return scan_streamed(series, self.calibrate,
-                                 self.config.chunk_size_for(len(series)), self.progress)
+            hashes, series = scan_streamed(series, self.calibrate,
+                                           self.config.chunk_size_for(len(series)), self.progress)
+            return series, hashes
         hashes = input_hashes(series)
         if self.calibrate is not None:
             series = calibrated(series, self.calibrate)
