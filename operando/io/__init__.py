@@ -103,7 +103,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, OperandoError, ReadError
 from ..series import Series
-from ._conditions import load_conditions
+from ._conditions import load_conditions, natural_key, order_files
 from ._lazy import LazySeries, is_operando_hdf5, open_hdf5
 from ._hdf5 import write_hdf5
 from ._matrix import REFERENCE_FILE_ONLY_MATRIX, reference_file

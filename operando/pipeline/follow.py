@@ -38,8 +38,7 @@ import pandas as pd
 from ..errors import ConfigError, ReadError
 # The batch reader's own listing and ordering rules (one copy: a watch must see the
 # folder exactly as operando run does).
-from ..io._conditions import load_conditions, natural_key, order_files
-from ..io._sources import expand
+from ..io import expand, load_conditions, natural_key, order_files
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..series import Series
-from .edge import _grid, _k_of, _model_rows, _parts, _State
-from .spec import SeriesSpec, _as_spec
+from .edge import spec_grid, k_of, model_rows, model_parts, State
+from .spec import SeriesSpec, as_spec
 
 #: Rows simulated at a time (bounds temporary memory; results do not depend on it).
 _CHUNK = 2048
@@ -46,7 +46,7 @@ def _times(spec: SeriesSpec) -> np.ndarray:
     return np.array(times)
 
 
-def _states(spec: SeriesSpec) -> tuple[list[_State], _State]:
+def spec_states(spec: SeriesSpec) -> tuple[list[State], State]:
     kmax = spec.kmax + 1.0
     key = (spec.name, spec.element, spec.edge, spec.s02, spec.edge_model, spec.foil,
            spec.ligand_shells, spec.e0, kmax, spec.reference_edge_step,
@@ -62,7 +62,7 @@ def _states(spec: SeriesSpec) -> tuple[list[_State], _State]:
 _ORIGIN_CACHE: dict = {}
 
 
-def _edge_origin(key, spec: SeriesSpec, foil: _State) -> float:
+def _edge_origin(key, spec: SeriesSpec, foil: State) -> float:
     """Arctangent centre (eV) of an unligated site such that the noise-free foil's
     maximum-derivative point sits exactly at the tabulated edge energy."""
     if key in _ORIGIN_CACHE:
@@ -72,7 +72,7 @@ def _edge_origin(key, spec: SeriesSpec, foil: _State) -> float:
     for _ in range(3):
         foil.e0 = base + foil.chem_shift
         e = target + np.arange(-10.0, 10.0, 0.002)
-        mu = _model_rows(spec, e, [foil], np.zeros(1, dtype=int), np.zeros(1),
+        mu = model_rows(spec, e, [foil], np.zeros(1, dtype=int), np.zeros(1),
                          np.array([spec.reference_edge_step]), np.array([spec.reference_pre_offset]),
                          spec.reference_pre_slope)[0]
         deriv = np.gradient(mu, e)
@@ -88,20 +88,20 @@ def _edge_origin(key, spec: SeriesSpec, foil: _State) -> float:
 _STATE_CACHE: dict = {}
 
 
-def _cached_state(key, spec, shells) -> _State:
+def _cached_state(key, spec, shells) -> State:
     full = (key, tuple(shells))
     if full not in _STATE_CACHE:
         if len(_STATE_CACHE) > 256:
             _STATE_CACHE.clear()
-        _STATE_CACHE[full] = _State(spec, shells, spec.kmax + 1.0)
+        _STATE_CACHE[full] = State(spec, shells, spec.kmax + 1.0)
     return _STATE_CACHE[full]
 
 
-def _white_line_truth(spec: SeriesSpec, state: _State) -> tuple[float, float, float]:
+def _white_line_truth(spec: SeriesSpec, state: State) -> tuple[float, float, float]:
     """From the noise-free normalised spectrum: white-line peak height, its
     position (eV) and the edge position (maximum derivative, eV), true scale."""
     e = state.e0 + np.arange(-15.0, 30.0, 0.005)
-    mu0, chi, _ = _parts(spec, e, [state], np.zeros(1, dtype=int), np.zeros(1))
+    mu0, chi, _ = model_parts(spec, e, [state], np.zeros(1, dtype=int), np.zeros(1))
     norm = (mu0 * (1.0 + chi))[0]
     i = int(np.argmax(norm))
     j = int(np.argmax(np.gradient(norm, e)))
@@ -124,9 +124,9 @@ def truth_table(spec: SeriesSpec | Mapping, *, seed: int = 0) -> pd.DataFrame:
     ``noise`` (fraction of the edge step), ``noise_sigma`` (absolute, mu
     units), ``seed`` (noise seed), ``drift_seed``.
     """
-    spec = _as_spec(spec)
+    spec = as_spec(spec)
     n = spec.n_steps
-    states, _ = _states(spec)
+    states, _ = spec_states(spec)
     shift, step_factor, _ = _experiment(spec, n)
     seg_idx = np.repeat(np.arange(len(spec.segments)), [s.repeats for s in spec.segments])
     rows: dict[str, Any] = {
@@ -199,8 +199,8 @@ def simulate_series(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = 
     truth : DataFrame
         See :func:`truth_table`.
     """
-    spec = _as_spec(spec)
-    energy = _grid(spec)
+    spec = as_spec(spec)
+    energy = spec_grid(spec)
     truth = truth_table(spec, seed=seed)
     n = len(truth)
     if not drift:
@@ -213,7 +213,7 @@ def simulate_series(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = 
     _, step_factor, offset_factor = _experiment(spec, n)
     if not drift:
         offset_factor = np.ones(n)
-    states, foil = _states(spec)
+    states, foil = spec_states(spec)
     state_idx = truth["segment"].to_numpy()
     shift = truth["energy_shift"].to_numpy(dtype=float)
     step = truth["edge_step"].to_numpy(dtype=float)
@@ -228,12 +228,12 @@ def simulate_series(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = 
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
         sl = slice(lo, hi)
-        mu[sl] = _model_rows(spec, energy, states, state_idx[sl], shift[sl], step[sl], offset[sl],
+        mu[sl] = model_rows(spec, energy, states, state_idx[sl], shift[sl], step[sl], offset[sl],
                              spec.pre_slope)
         if noise and spec.noise > 0:
             mu[sl] += rng_mu.standard_normal((hi - lo, energy.size)) * (spec.noise * step[sl])[:, None]
         if reference:
-            ref[sl] = _model_rows(spec, energy, [foil], foil_idx[sl], shift[sl], ref_step[sl],
+            ref[sl] = model_rows(spec, energy, [foil], foil_idx[sl], shift[sl], ref_step[sl],
                                   ref_offset[sl], spec.reference_pre_slope)
             if noise and spec.reference_noise > 0:
                 ref[sl] += (rng_ref.standard_normal((hi - lo, energy.size))
@@ -268,11 +268,11 @@ def simulate_foil(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = Tr
         One row: ``file, cn_S, r_S, sigma2_S, de0_S, s02, e0_true, edge_step,
         energy_shift (0), noise, noise_sigma, seed``.
     """
-    spec = _as_spec(spec)
-    energy = _grid(spec)
-    _, foil = _states(spec)
+    spec = as_spec(spec)
+    energy = spec_grid(spec)
+    _, foil = spec_states(spec)
     one = np.ones(1)
-    mu = _model_rows(spec, energy, [foil], np.zeros(1, dtype=int), np.zeros(1),
+    mu = model_rows(spec, energy, [foil], np.zeros(1, dtype=int), np.zeros(1),
                      spec.reference_edge_step * one, spec.reference_pre_offset * one,
                      spec.reference_pre_slope)
     rng = np.random.default_rng(seed).spawn(3)[2]
@@ -316,18 +316,18 @@ def model_spectrum(spec: SeriesSpec | Mapping, segment: int | None, *, energy: n
         + post-edge decay, edge-step units), ``chi`` (tapered, as applied),
         ``chi_untapered`` and ``mu``.
     """
-    spec = _as_spec(spec)
-    energy = _grid(spec) if energy is None else np.asarray(energy, dtype=float)
-    states, foil = _states(spec)
+    spec = as_spec(spec)
+    energy = spec_grid(spec) if energy is None else np.asarray(energy, dtype=float)
+    states, foil = spec_states(spec)
     if segment is None:
         state, step, offset, slope = foil, spec.reference_edge_step, spec.reference_pre_offset, \
             spec.reference_pre_slope
     else:
         state, step, offset, slope = states[segment], spec.edge_step, spec.pre_offset, spec.pre_slope
-    mu0, chi, raw = _parts(spec, energy, [state], np.zeros(1, dtype=int), np.array([float(energy_shift)]))
+    mu0, chi, raw = model_parts(spec, energy, [state], np.zeros(1, dtype=int), np.array([float(energy_shift)]))
     mu0, chi, raw = mu0[0], chi[0], raw[0]
     e_true = energy - energy_shift
-    k = _k_of(e_true - state.e0)
+    k = k_of(e_true - state.e0)
     pre = offset + slope * (e_true - spec.e0_tabulated)
     return {"energy": energy, "k": k, "pre_edge": pre, "mu0": mu0, "chi": chi,
             "chi_untapered": raw, "mu": pre + step * mu0 * (1.0 + chi)}

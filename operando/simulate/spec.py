@@ -326,7 +326,7 @@ def _tabulated_e0(element: str, edge: str) -> float:
     return edge_energy(element, edge)
 
 
-def _as_spec(spec) -> SeriesSpec:
+def as_spec(spec) -> SeriesSpec:
     if isinstance(spec, SeriesSpec):
         return spec
     if isinstance(spec, Mapping):
