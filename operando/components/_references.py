@@ -335,10 +335,10 @@ def _from_array(normalized, spec, label) -> Reference:
 
 
 def resolve_checked(normalized: NormalizedSeries, references: Any, series_e0: float,
-                    reference_e0: str) -> list[Reference]:
-    """:func:`resolve` about the series' E0 (``reference_e0="series"``) or their own,
+                    standard_e0: str) -> list[Reference]:
+    """:func:`resolve` about the series' E0 (``standard_e0="series"``) or their own,
     then :func:`check_edge`."""
-    refs = resolve(normalized, references, e0=series_e0 if reference_e0 == "series" else None)
+    refs = resolve(normalized, references, e0=series_e0 if standard_e0 == "series" else None)
     check_edge(refs, normalized, series_e0)
     return refs
 

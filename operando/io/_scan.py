@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
-from ._channels import (I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, MU_CHOICES,  # noqa: F401
-                        column_index, find_column, key as _key, plan_mu)
+from ._channels import column_index, find_column, key as _key, plan_mu
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class Scan:
     header: dict = field(default_factory=dict)
     label: str | None = None
     kind: str = "columns"
+    times: list | None = None  # [start, end, how] text (see io._align.header_times)
 
 
 def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ReadError
 from ._athena import looks_like_athena
-from ._compress import SUFFIXES, inner_name
+from ._compress import inner_name
 from ._conditions import natural_key
 from ._hdf5 import HDF5_SIGNATURE
 from ._spec import looks_like_spec
@@ -65,7 +65,3 @@ def detect(path: Path, raw: bytes) -> str:
     if looks_like_spec(raw[:200000]):
         return "spec"
     return "columns"
-
-
-def is_compressed_name(path) -> bool:
-    return any(str(path).lower().endswith(s) for s in SUFFIXES)

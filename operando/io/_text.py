@@ -4,7 +4,7 @@ The parser is deliberately strict about the data table (every row must have the
 same number of numbers; a partial *last* row is the only thing repaired) and
 lenient about headers (unknown or malformed optional fields give a warning).
 XDI files are held to the XDI grammar of ``Family.key: value`` header lines,
-following the XDI project's own ``baddata`` set (see ``tests/test_bad_xdi.py``).
+following the XDI project's own ``baddata`` set (see ``tests/io/test_bad_xdi.py``).
 """
 
 from __future__ import annotations

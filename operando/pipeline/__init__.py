@@ -23,7 +23,6 @@
 
 from .run import run
 from .session import RunInterrupted, RunResult
-from .steps import STEP_COLUMNS
 from .watch import WatchStopped, watch
 
-__all__ = ["run", "watch", "RunResult", "RunInterrupted", "WatchStopped", "STEP_COLUMNS"]
+__all__ = ["run", "watch", "RunResult", "RunInterrupted", "WatchStopped"]

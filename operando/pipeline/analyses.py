@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from ..components import lcf, lcf_arrays
+from ..schema import is_lcf_column
 from ..exafs.wavelet import lobe_positions, shell_windows, wavelet_transform
 from ..tracking.channels import flags
 from .chunks import chunk_name, sample_rows
-from .components import as_normalized, load as load_references, series_analysis
+from .components import as_normalized, load as load_standards, series_analysis
 from .prepare import COMPONENTS
 from .steps import unpack_chunk
 from .store import RunStore
@@ -63,7 +64,7 @@ def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.Da
     spectra, record, results = series_analysis(plan, series.energy, steps, norm, rows,
                                                meta0.get("normalize_settings", {}))
     if "components" in shared:
-        record["references"] = shared["components"].get("references")
+        record["standards"] = shared["components"].get("standards")
     if spectra is None:
         return record, results
     names = list(spectra)
@@ -75,7 +76,7 @@ def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.Da
         part = lcf_arrays(x, fit_rows, basis, names=names,
                           steps=table["step"].to_numpy()).to_dataframe()
         for c in part.columns:
-            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
+            if is_lcf_column(c):
                 cols.setdefault(c, []).append(part[c].to_numpy())
     for c, values in cols.items():
         steps[c] = np.concatenate(values)
@@ -124,8 +125,7 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     main = [t for t in tables if "_" not in t["label"]]
     windows = shell_windows([t["label"] for t in main],
                             {t["label"]: t["distance"] for t in main if t.get("distance")})
-    kwargs = dict(kweight=ft["kweight"], kmin=ft["kmin"], kmax=ft["kmax"], dk=ft["dk"],
-                  window=ft["window"], rmax_out=6.0)
+    kwargs = dict(ft, rmax_out=6.0)
     lobes, maps = [], []
     labels_array = np.array(labels, dtype=object)
     for a in range(0, len(labels), _WAVELET_BLOCK):
@@ -152,7 +152,7 @@ def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     """The LCF fit the run shows: ``(LCFResult, step, why)`` or None.
 
     The step is the one with the largest metallic fraction (a reference named foil or
-    metal, or the ``[components] metal`` one): it shows how well the references
+    metal, or the ``[components] metal`` one): it shows how well the standards
     describe the state furthest from the oxidised start, where an error in the metal
     reference matters most.  Without a metallic component, the last fitted step (the
     end of the run).  Its spectrum is read back from its chunk's checkpoint, so any
@@ -186,7 +186,7 @@ def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
         result = lcf_arrays(x, np.interp(x, energy, norm[0])[None, :], np.asarray(mcr.spectra),
                             names=list(mcr.names), steps=[step])
         return result, step, why
-    references, _ = load_references(store, COMPONENTS)
+    standards, _ = load_standards(store, COMPONENTS)
     one = as_normalized(energy, steps.iloc[[row]].reset_index(drop=True), norm, np.ones(1, bool),
                         {}, flat=flat)
-    return lcf(one, references, **c["kwargs"]), step, why
+    return lcf(one, standards, **c["kwargs"]), step, why

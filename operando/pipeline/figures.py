@@ -1,7 +1,7 @@
 """The run's figures: which are drawn, from what, and how they are saved.
 
 Always ``xanes_map`` (the edge region, -30..+70 eV around E0), ``xanes_difference``
-(every step minus the reference state) and ``white_line``.  With tracking:
+(every step minus the baseline state) and ``white_line``.  With tracking:
 ``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``fractions``
 when the steps have ``frac_*`` columns (``[components]``), ``summary`` with EXAFS.
 With ``[components]``: ``lcf_fit`` (one step's fit, :func:`.analyses.lcf_overlay`),
@@ -81,6 +81,9 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
     if analysis.get("wavelet") is not None:
         wt, lobes = analysis["wavelet"]
         figures.append(("wavelet", lambda: viz.plot_wavelet(wt, lobes=lobes, max_maps=WAVELET_MAPS)))
+    if analysis.get("logs") is not None and "time_start" in steps:
+        figures.append(("condition_logs", lambda: viz.plot_condition_logs(steps,
+                                                                          analysis["logs"])))
     if chi is not None and tracking is not None and tracking.metal_shell:
         figures.append(("summary", lambda: viz.plot_summary(sampled, energy, norm,
                                                             *chir_magnitude(ft, *chi), e0=e0)))

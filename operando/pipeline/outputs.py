@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, OperandoError
+from ..schema import TRACKING_COLUMNS
 from .analyses import component_analysis, lcf_overlay, wavelet_analysis
 from .chunks import PLOT_ROWS
 from .figures import draw_figures, figure_captions, figure_list
@@ -50,15 +51,13 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         components_record, analysis = component_analysis(store, plan, series, shared, steps,
                                                          meta0, len(parts))
     tracking = None
-    states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
         from ..tracking import track
 
         tracking = track(steps, edge=series.edge, **plan.track)
-        if "state" in tracking.steps:
-            found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
-            states = found.fillna("").astype(str).to_numpy()
-    steps["state"] = states
+        found = tracking.steps.set_index("step").reindex(steps["step"])
+        for col in TRACKING_COLUMNS:
+            steps[col] = found[col].to_numpy()
     chi = _chi_rows(parts) if plan.exafs else None
     analysis["wavelet"] = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps,
                                  tracking, shared.get("shells"))
@@ -80,6 +79,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     settings = _settings_record(record, store, plan, series, shared, meta0)
     outputs["settings"] = store.write_json("settings.json", settings)
     if plan.plots:
+        analysis["logs"] = series.metadata.get("condition_logs")
         figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                               analysis=analysis)
         outputs.update(draw_figures(store, figures, plan.plots, notes))
@@ -184,11 +184,12 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
             "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
             "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
-            "reference_values": shared.get("reference_values"),
+            "foil_values": shared.get("foil_values"),
             "systematics": shared.get("systematics"),
             "normalize": meta0.get("normalize_settings"),
             "background": meta0.get("background_settings"),
             "fit": meta0.get("fit_settings"),
+            "options": plan.options_record(),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,
             "project_settings": record.get("project_settings") or None,
@@ -266,7 +267,7 @@ def _report(store, series, steps, outputs, summary, tracking, settings, analysis
 
     figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
                if str(path).endswith(".png")}
-    text = tracking.summary() if tracking is not None else ""
+    text = tracking.report() if tracking is not None else ""
     text = "\n".join([summary_text(summary), "", text]).strip()
     return write_report(
         store.path("report.html"),

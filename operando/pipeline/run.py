@@ -5,8 +5,9 @@ In order:
 1. read the series (:mod:`.source`; an operando HDF5 file is streamed);
 2. hand it, all at once, to the :class:`~.session.Session` (the same one ``operando
    watch`` feeds as scans land): the settings shared by all steps, once,
-   checkpointed (:mod:`.prepare`), the chunks (:mod:`.chunks`, :mod:`.steps`), each
-   checkpointed as soon as it is done, tracking and every output (:mod:`.outputs`).
+   checkpointed (:mod:`.prepare`: E0, S0^2 from the ``[foil]``), the chunks
+   (:mod:`.chunks`, :mod:`.steps`), each checkpointed as soon as it is done,
+   tracking and every output (:mod:`.outputs`).
 
 Ctrl-C or SIGTERM marks the run ``interrupted`` in ``manifest.json``, keeps the
 checkpoints and raises :class:`RunInterrupted`; ``run(config, resume=True)`` (CLI
@@ -106,4 +107,4 @@ def run_inputs(config) -> dict:
     # A reference *file* (matrix series); a column name is not a path.
     reference = s.reference if isinstance(s.reference, str) and Path(s.reference).exists() else None
     return {"source": list(s.source), "conditions": s.conditions, "reference channel": reference,
-            "reference foil": config.reference.file, "config": config.path}
+            "foil": config.foil.file, "config": config.path}

@@ -7,11 +7,11 @@ at once (one :meth:`Session.update`); ``watch`` feeds it the files as they land
 1. the Athena project's own parameters (``[series] use_project_settings``);
 2. the configuration resolved for the series (:func:`.settings.resolve`);
 3. the inputs that shape a result hashed (:func:`input_files`: spectra,
-   conditions, the ``[reference]`` foil, every ``[components]`` reference file,
+   conditions, the ``[foil]``, every ``[components]`` standard's file,
    every shell's FEFF ``file``) and recorded in the manifest; a resumed batch run
    refuses a change, naming the input and its file;
 4. the series-wide settings (:func:`.prepare.prepare`: E0, S0^2 with its error,
-   the shells with the foil's values, systematics variants, LCF references),
+   the shells with the foil's values, systematics variants, LCF standards),
    recomputed when what they depend on changed;
 5. the chunks (:func:`.chunks.run_chunks`): each checkpoint records the hash of its
    inputs (rows, grid, conditions, shifts, step settings, input files), so a chunk
@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import ConfigError, DataError, OperandoError
 from ..io import read_series
 from .chunks import chunk_bounds, run_chunks
-from .outputs import finish, package_version
+from .outputs import finish, package_version, summary_text
 from .prepare import prepare
 from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
                        with_project_settings)
@@ -74,7 +75,7 @@ class RunInterrupted(OperandoError):
 
 
 @dataclass(frozen=True, eq=False)
-class RunResult:
+class RunResult(Result):
     """What a run produced.
 
     Attributes
@@ -112,6 +113,18 @@ class RunResult:
     def __repr__(self) -> str:
         return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
                 f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The ``steps.csv`` table (a copy)."""
+        return self.steps.copy()
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
+
+    def report(self) -> str:
+        """The run's counts, failures and notes, then the tracking's account."""
+        text = f"{self.title()}\n{summary_text(self.summary)}"
+        return text if self.tracking is None else f"{text}\n\n{self.tracking.report()}"
 
     def _repr_html_(self) -> str:
         from .._util.reprs import run_html
@@ -185,12 +198,12 @@ def mark(store: RunStore, status: str, **fields) -> None:
 
 def input_files(config, plan) -> dict[str, str]:
     """Every file besides the series that shapes a result, by the key a message names:
-    ``"reference foil"``, ``"[components] <name>"``, ``"[exafs] shell <label> file"``."""
+    ``"foil"``, ``"[components] <name>"``, ``"[exafs] shell <label> file"``."""
     files: dict[str, str] = {}
-    if plan.exafs and plan.reference.s02 is None and plan.reference.file:
-        files["reference foil"] = str(plan.reference.file)
+    if plan.exafs and plan.foil.s02 is None and plan.foil.file:
+        files["foil"] = str(plan.foil.file)
     if plan.components is not None and plan.components["method"] == "lcf":
-        for name, source in plan.components["references"]:
+        for name, source in plan.components["standards"]:
             path = source.partition("#")[0]
             if Path(path).is_file():
                 files[f"[components] {name or Path(path).stem}"] = path

@@ -19,6 +19,7 @@ from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError
 from ..exafs import fit_shells, remove_background
 from ..exafs.systematics import systematics_columns
+from ..schema import WHITE_LINE_COLUMNS
 from ..xanes import normalize, white_line
 from .components import fit_columns
 from .settings import StepSettings
@@ -27,10 +28,6 @@ from .store import arrays_to_table, table_to_arrays
 
 log = logging.getLogger(__name__)
 
-#: The XANES columns of steps.csv, after ``step, file, <conditions>``.
-STEP_COLUMNS = ("ok", "reason", "energy_shift", "e0", "edge_step", "wl_height", "wl_position",
-                "wl_area", "edge_position")
-_WL_COLUMNS = ("wl_height", "wl_position", "wl_area", "edge_position")
 
 
 @dataclass
@@ -93,12 +90,12 @@ def analyse(series, settings: StepSettings, shifts, shift_notes) -> dict:
         "edge_step": np.asarray(norm.edge_step, dtype=float).reshape(n),
     })
     wl = wl.set_index("step").reindex(table["step"])
-    for col in _WL_COLUMNS:
+    for col in WHITE_LINE_COLUMNS:
         table[col] = wl[col].to_numpy(dtype=float) if col in wl else np.nan
     arrays = {"norm": np.asarray(norm.norm, dtype=float), "flat": np.asarray(norm.flat, dtype=float)}
     meta = {"normalize_settings": dict(norm.settings or {})}
     if settings.lcf is not None:
-        fractions = fit_columns(norm, settings.lcf["references"], settings.lcf["kwargs"])
+        fractions = fit_columns(norm, settings.lcf["standards"], settings.lcf["kwargs"])
         for col in fractions.columns:
             table[col] = fractions[col].to_numpy()
     if settings.background is not None:
@@ -141,7 +138,7 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
 def _failed_part(one, reason: str) -> dict:
     table = pd.DataFrame({"step": one.steps.astype(np.int64), "ok": [False], "reason": [reason],
                           "energy_shift": [np.nan], "e0": [np.nan], "edge_step": [np.nan]})
-    for col in _WL_COLUMNS:
+    for col in WHITE_LINE_COLUMNS:
         table[col] = np.nan
     nan = np.full((1, one.energy.size), np.nan)
     return {"table": table, "arrays": {"norm": nan, "flat": nan}, "meta": {}, "n_e": one.energy.size}

@@ -68,6 +68,7 @@ from .follow import ScanSource, Waker
 from .outputs import add_athena_project
 from .session import (RunInterrupted, RunResult, Session, SignalGuard, Terminated, mark,
                       signal_name)
+from .settings import read_kwargs
 from .store import RunStore, folder_error
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class _Watch:
                               "glob or a growing HDF5 / NeXus file, not one file written at once "
                               "(an Athena project, a matrix or SPEC file): use operando run")
         self.order = s.order
+        self.logs = read_kwargs(config).get("logs")
         self.poll = poll
         if config.normalize.e0 == "median":
             log.warning('[normalize] e0 = "median" moves as scans land, so every update '
@@ -220,6 +222,8 @@ class _Watch:
         folders = [self.source.folder]
         if self.source.conditions is not None:
             folders.append(self.source.conditions.parent)
+        if self.logs is not None:
+            folders += sorted({p.parent for p in self.logs.files()} - set(folders))
         waker = Waker(folders, poll=self.poll)
         log.info("watching %s (%s, every %.1f s)", self.source.source, waker.mode, self.interval)
         with store, SignalGuard() as guard:
@@ -260,6 +264,17 @@ class _Watch:
                 self.files.update(entry.get("stamps", {}))
                 self.updates = max(self.updates, int(entry.get("update", 0)))
 
+    def _log_stamps(self) -> list:
+        """Size and mtime of every [conditions] log: a growing log re-aligns the scans."""
+        out = []
+        for path in (self.logs.files() if self.logs is not None else []):
+            try:
+                st = path.stat()
+                out.append([str(path), st.st_size, st.st_mtime_ns])
+            except OSError:
+                out.append([str(path), None, None])
+        return out
+
     def _step(self, store: RunStore, on_update) -> bool:
         """One poll: an update if the ready scans or the conditions changed."""
         table = self.source.conditions_table()
@@ -268,7 +283,7 @@ class _Watch:
             return False
         stamps = {p.name: self.source.stamp(p) for p in ready}
         key = (json.dumps(stamps, sort_keys=True),
-               None if table is None else table.to_csv(index=False))
+               None if table is None else table.to_csv(index=False), self._log_stamps())
         if key == self.last_key:
             return False
         t0 = time.perf_counter()

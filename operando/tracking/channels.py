@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: Scatterers accepted as the ligand shell, in order of preference.
 _LIGANDS = ("O", "N", "C", "S", "Cl", "P", "F", "Br", "I")
@@ -163,7 +163,8 @@ def fraction_columns(df: pd.DataFrame) -> list[str]:
 def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSettings,
           edge: str | None = None) -> list[Channel]:
     """Every channel the table holds (see the module docstring)."""
-    ok = flags(df, "ok")
+    # a scan during which a setpoint changed belongs to neither condition: no evidence
+    ok = flags(df, "ok") & ~flags(df, "conditions_mixed", default=False)
     if "fit_quality" in df.columns:
         quality = df["fit_quality"].astype(str).to_numpy()
         fitted = ok & np.isin(quality, ("good", "poor"))

@@ -18,7 +18,7 @@ when one of the two holds; else ``low``.  A significant channel pointing the oth
 way is named in the evidence (``contradicted``) and caps the confidence at low.
 
 **Reversibility** compares a block that returns to an earlier condition (or to a
-rest label such as OCP, compared with the reference state) with the state reached
+rest label such as OCP, compared with the baseline state) with the state reached
 there: like with like.
 """
 
@@ -32,7 +32,7 @@ import pandas as pd
 from .channels import Channel
 from .evidence import Difference, combine, two_sided_p
 from .segments import ChannelStats, difference, trend
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: Columns of :attr:`Tracking.events`.
 EVENT_COLUMNS = [
@@ -43,7 +43,7 @@ EVENT_COLUMNS = [
 ]
 #: Columns of :attr:`Tracking.reversibility`.
 REVERSIBILITY_COLUMNS = [
-    "segment", "condition", "reference_segment", "reference_condition", "state_before",
+    "segment", "condition", "baseline_segment", "baseline_condition", "state_before",
     "state_after", "z", "p_value", "strongest", "changed_between", "returned", "verdict",
 ]
 _METAL_STATES = ("cluster", "particle")
@@ -205,8 +205,8 @@ def reversibility(seg: pd.DataFrame, keys: list, block: np.ndarray, channels: li
     """Blocks that return to an earlier condition, compared with the state reached there.
 
     Each block is represented by its last segment (the state reached under that
-    condition).  The reference is the most recent earlier block with the same
-    condition; a rest label (OCP) with no earlier match refers to the reference state.
+    condition).  The baseline is the most recent earlier block with the same
+    condition; a rest label (OCP) with no earlier match refers to the baseline state.
     """
     rest = {label.casefold() for label in s.rest_labels}
     first_pos = {}
@@ -241,8 +241,8 @@ def reversibility(seg: pd.DataFrame, keys: list, block: np.ndarray, channels: li
                        f"{strongest.delta:+.3g} (z = {strongest.z:+.1f})")
         else:
             verdict = f"not returned: {before['state']} before, {after['state']} now"
-        out.append({"segment": j, "condition": after["condition"], "reference_segment": i,
-                    "reference_condition": before["condition"], "state_before": before["state"],
+        out.append({"segment": j, "condition": after["condition"], "baseline_segment": i,
+                    "baseline_condition": before["condition"], "state_before": before["state"],
                     "state_after": after["state"], "z": z, "p_value": p,
                     "strongest": strongest.label if strongest else "", "changed_between": changed,
                     "returned": bool(same and not differs), "verdict": verdict})

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import DataError
 from ..feffpaths import DEFAULT_DISTANCES
 from . import channels as channels_mod
@@ -17,14 +18,14 @@ from .cluster import cluster_size_from_cn
 from .conditions import blocks, check_columns, default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS, find_events, reversibility
 from .segments import outliers, split, stats
-from .settings import TrackSettings
-from .states import reference_segment, segment_states
+from ..options import TrackSettings
+from .states import baseline_segment, segment_states
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class Tracking:
+class Tracking(Result):
     """Segments, states, events and reversibility of one series.
 
     Attributes
@@ -47,7 +48,7 @@ class Tracking:
     channels : list of str
         The evidence channels used (columns of the steps table).
     condition_columns : list of str
-    reference_segment : int
+    baseline_segment : int
         The segment the states are judged against.
     settings : TrackSettings
     """
@@ -60,15 +61,20 @@ class Tracking:
     ligand_shell: str | None
     channels: list = field(default_factory=list)
     condition_columns: list = field(default_factory=list)
-    reference_segment: int = 0
+    baseline_segment: int = 0
     settings: TrackSettings = field(default_factory=TrackSettings)
 
-    def summary(self) -> str:
+    def to_dataframe(self) -> pd.DataFrame:
+        """The steps table with ``segment, state, xanes_state, outlier, outlier_reason``
+        (a copy); ``segments``, ``events`` and ``reversibility`` are tables too."""
+        return self.steps.copy()
+
+    def report(self) -> str:
         """Plain-text account: segments with their evidence, events, reversibility."""
         lines = [f"Tracking of {len(self.steps)} steps in {len(self.segments)} segments "
                  f"(evidence: {', '.join(self.channels) or 'none'}; conditions: "
-                 f"{', '.join(self.condition_columns) or 'none'}; reference: segment "
-                 f"{self.reference_segment})", "", "Segments:"]
+                 f"{', '.join(self.condition_columns) or 'none'}; baseline: segment "
+                 f"{self.baseline_segment})", "", "Segments:"]
         for r in self.segments.to_dict("records"):
             size = f", {r['size_note']}" if r.get("size_note") else ""
             lines.append(f"  {r['segment']:>3}  steps {r['first_step']}-{r['last_step']} "
@@ -83,7 +89,7 @@ class Tracking:
             lines += ["", "Reversibility:"]
             for rv in self.reversibility.to_dict("records"):
                 lines.append(f"  segment {rv['segment']} ({rv['condition']}) vs segment "
-                             f"{rv['reference_segment']} ({rv['reference_condition']}): "
+                             f"{rv['baseline_segment']} ({rv['baseline_condition']}): "
                              f"{rv['verdict']}")
         n_out = int(self.steps["outlier"].sum())
         if n_out:
@@ -164,7 +170,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
         use = cn.usable if cn is not None else np.zeros(len(df), bool)
         seg[f"r_{metal}"] = [float(np.mean(r[(segment == g) & use])) if ((segment == g) & use).any()
                              else math.nan for g in range(n_seg)]
-    ref = reference_segment(seg["condition"].tolist(), s)
+    ref = baseline_segment(seg["condition"].tolist(), s)
     state, xanes_state, evidence = segment_states(chans, all_stats, n_seg, ref, s)
     seg["state"], seg["xanes_state"], seg["metal_evidence"] = state, xanes_state, evidence
     _add_sizes(seg, metal, df, segment, all_stats, s)
@@ -195,7 +201,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     log.info("tracked %d steps: %d segments, %d events", len(df), len(seg), len(events))
     return Tracking(steps=out, segments=seg, events=events, reversibility=rev, metal_shell=metal,
                     ligand_shell=ligand, channels=[c.name for c in chans],
-                    condition_columns=list(columns), reference_segment=ref, settings=s)
+                    condition_columns=list(columns), baseline_segment=ref, settings=s)
 
 
 def _change_signal(chans) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Normalisation of every spectrum of a series: Larch's ``pre_edge``, batched.
 
 ``engine="larch"`` loops over the spectra calling :func:`larch.xafs.pre_edge` and
-is the reference; ``engine="fast"`` (default) solves the same least-squares fits
+is the oracle; ``engine="fast"`` (default) solves the same least-squares fits
 for all spectra sharing index ranges at once (:mod:`.prepost`) and finds E0 with
 the batched ``find_e0`` (:mod:`.e0`).  The fast engine agrees with Larch to
 rounding error (the tests hold it to 1e-3 on real spectra; in practice ~1e-12).
@@ -16,6 +16,7 @@ import numpy as np
 
 from .._util.blas import single_threaded_blas
 from ..errors import ConfigError, DataError
+from ..options import NormalizeOptions
 from ..series import Series
 from .e0 import find_e0_rows, check_rows, dedup_energy
 from .prepost import MAX_NNORM, collapse_setting, empty_out, normalize_rows_fast, normalize_row_larch, PrePostPlan, resolve_plan
@@ -24,10 +25,10 @@ from .result import NormalizedSeries
 log = logging.getLogger(__name__)
 
 _E0_POLICIES = ("median", "first", "each", "reference")
-#: Smallest edge step, in units of the point-to-point noise, that is an edge.  A dilute
-#: single-atom sample in fluorescence is still 20-100 x its noise per point; a scan with
-#: no absorber (foil-only, empty cell) fits an "edge step" of a few noise units.
-MIN_EDGE_SNR = 10.0
+# The smallest edge step that is an edge (NormalizeOptions.min_edge_snr, 10 x the
+# point-to-point noise): a dilute single-atom sample in fluorescence is still 20-100 x its
+# noise per point; a scan with no absorber (foil-only, empty cell) fits an "edge step" of a
+# few noise units.
 
 
 def _point_noise(row: np.ndarray) -> float:
@@ -43,15 +44,15 @@ _ENGINES = ("fast", "larch")
 def normalize(
     series: Series,
     *,
-    e0: str | float = "first",
-    pre1: float | None = None,
-    pre2: float | None = None,
-    norm1: float | None = None,
-    norm2: float | None = None,
-    nnorm: int | None = None,
-    nvict: int = 0,
-    engine: str = "fast",
-    min_edge_snr: float = MIN_EDGE_SNR,
+    e0: str | float = NormalizeOptions.e0,
+    pre1: float | None = NormalizeOptions.pre1,
+    pre2: float | None = NormalizeOptions.pre2,
+    norm1: float | None = NormalizeOptions.norm1,
+    norm2: float | None = NormalizeOptions.norm2,
+    nnorm: int | None = NormalizeOptions.nnorm,
+    nvict: int = NormalizeOptions.nvict,
+    engine: str = NormalizeOptions.engine,
+    min_edge_snr: float = NormalizeOptions.min_edge_snr,
 ) -> NormalizedSeries:
     """Pre-edge subtraction and normalisation of every spectrum (Larch ``pre_edge``).
 
@@ -60,7 +61,7 @@ def normalize(
     series : Series
         Spectra on one energy grid (eV).
     e0 : {"median", "first", "each", "reference"} or float
-        Edge energy policy.  ``"median"``: the median of Larch's ``find_e0`` over every
+        Edge energy policy (default ``"median"``).  ``"median"``: the median of Larch's ``find_e0`` over every
         spectrum, used for every step (one odd spectrum cannot move it).
         ``"first"``: Larch's ``find_e0`` on the first good
         spectrum (finite, not constant, positive edge step), used for every
@@ -83,7 +84,7 @@ def normalize(
         Victoreen exponent: the pre-edge line is fitted to ``mu * E**nvict``.
     engine : {"fast", "larch"}
         ``"fast"``: batched linear algebra (same maths); ``"larch"``: loop over
-        ``larch.xafs.pre_edge`` (the reference).
+        ``larch.xafs.pre_edge`` (the oracle the fast engine is tested against).
     min_edge_snr : float
         A spectrum whose edge step is less than this many times its point-to-point
         noise has no edge to speak of (a foil-only or empty-cell scan read as the
