@@ -150,6 +150,62 @@ def test_watch_equals_run_with_fitted_s02_lcf_references_and_systematics(tmp_pat
     assert "aggregation" in set(events["event"])
 
 
+FE = """
+[series]
+source = "scans"
+pattern = "*.xdi"
+conditions = "scans/conditions.csv"
+element = "Fe"
+edge = "K"
+
+[normalize]
+calibrate = true
+
+[components]
+standards = {{ {standards} }}
+
+[output]
+dir = "{out}"
+plots = []
+report = false
+athena = false
+
+[run]
+chunk_size = 3
+workers = 1
+"""
+
+
+def test_watch_equals_run_on_an_fe_gas_series_with_four_standards(tmp_path, shared_data):
+    """Another element, edge position and program: Fe foil + FeO + Fe2O3 + Fe3O4 along a
+    gas/temperature sequence, XANES only, the series E0 the median of every scan's
+    (so each update recomputes every chunk): the watch's tables equal the batch run's."""
+    series, truth = mixtures.fe_gas_series(repeats=1, seed=2, data_dir=shared_data)
+    mixtures.write_folder(series, truth, tmp_path / "stage")
+    standards = ", ".join(f'{n} = "{REFS / f}"' for n, f in (
+        ("fe_foil", "fe_foil_rt_2016foils.xdi"), ("feo", "feo_rt_01.xdi"),
+        ("fe2o3", "fe2o3_rt_01.xdi"), ("fe3o4", "fe3o4_rt_01.xdi")))
+    for out in ("batch", "live"):
+        (tmp_path / f"{out}.toml").write_text(FE.format(out=out, standards=standards))
+    rows = (tmp_path / "stage" / "conditions.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "scans").mkdir()
+    updates = []
+    writer = threading.Thread(target=_land, args=(tmp_path, rows, 0.3))
+    writer.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            watch(load_config(tmp_path / "live.toml"), poll=True, interval=0.1, settle=0.2,
+                  idle_timeout=3.0, on_update=updates.append)
+    finally:
+        writer.join()
+    assert len(updates) >= 3 and updates[-1].n_steps == len(rows) - 1
+    _batch(tmp_path)
+    assert pd.read_csv(tmp_path / "live" / "steps.csv")["frac_fe3o4"].notna().all()
+    for name in ("steps.csv", "segments.csv", "events.csv"):
+        _same_table(tmp_path / "live" / name, tmp_path / "batch" / name)
+
+
 # ----------------------------------------------------- inputs a resume must see
 def _edit_reference(path: Path) -> None:
     """The CuO reference edited in place: its transmitted intensity 8 % lower over the
