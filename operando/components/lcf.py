@@ -203,6 +203,14 @@ def check_common(sum_to_one, bounds, k):
     return lower, upper
 
 
+def _check_two_or_more(names) -> None:
+    """One weight is the sum_to_one constraint (1 +/- 0) or a scale: never a fraction."""
+    if len(names) < 2:
+        raise ConfigError(f"LCF needs at least two standards, got one ({names[0]!r}): a "
+                          "weight fixed by sum_to_one or a scale, never a fraction; add the "
+                          'other state (a file, "first", "last") or use method = "mcr"')
+
+
 def _solver_note(k, shifts):
     if shifts:
         return ("variable projection: scipy least_squares (trf) over the shifts from 0, exact "
@@ -260,7 +268,7 @@ def lcf(normalized: NormalizedSeries, standards, *, erange=ComponentOptions.eran
     Raises
     ------
     ConfigError
-        Bad settings.
+        Bad settings, or fewer than two standards (one weight is never a fraction).
     DataError
         A reference on another edge or element, a reference not covering the
         fit range, linearly dependent standards (each naming the reference),
@@ -273,6 +281,7 @@ def lcf(normalized: NormalizedSeries, standards, *, erange=ComponentOptions.eran
     prep = prepare(normalized, standards, erange=erange, space=space,
                    standard_e0=standard_e0, steps=steps, margin=max_shift if shifts else 0.0)
     k = len(prep.refs)
+    _check_two_or_more(prep.names)
     lower, upper = check_common(sum_to_one, bounds, k)
     nv = nvarys(k, sum_to_one, shifts)
     n = len(normalized)
@@ -441,6 +450,7 @@ def lcf_arrays(x, spectra, standards, *, names=None, xrange=None,
     names = [f"ref{j}" for j in range(k)] if names is None else [str(v) for v in names]
     if len(names) != k or len(set(names)) != k:
         raise ConfigError(f"names must be {k} unique labels, got {names}")
+    _check_two_or_more(names)
     lower, upper = check_common(sum_to_one, bounds, k)
     lo, hi = (x[0], x[-1]) if xrange is None else check_erange(xrange)
     i0, i1 = window(x, lo, hi)

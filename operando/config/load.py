@@ -254,9 +254,8 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
     if isinstance(e0, str):
         e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
     else:
-        e0 = _number(s, "e0", value, low=0, low_open=True,
-                     accepted='"median", "first", "each", "reference" or a number (eV) > 0',
-                     allow_none=False)
+        e0 = _number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
+                     accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
     pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:
@@ -267,8 +266,8 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
         _fail(s, "norm1", norm1, f"< norm2 ({norm2:g})")
     window = value.get("wl_window")
     if window is not None:
-        if (not isinstance(window, list) or len(window) != 2
-                or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in window)
+        if (not isinstance(window, list) or len(window) != 2 or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and abs(w) < 1e4 for w in window)
                 or not window[0] < window[1]):
             _fail(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
         window = (float(window[0]), float(window[1]))
@@ -277,8 +276,8 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
         nnorm=_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
         nvict=_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
         calibrate=_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
-        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True,
-                            accepted="a number (eV) > 0, or unset for the tabulated edge energy"),
+        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
+                            accepted="eV in (0, 200000], or unset for the tabulated edge"),
         wl_window=window,
         engine=_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
     )
@@ -398,13 +397,13 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
             text = _resolve(base, path) + (f"#{group}" if group else "")
         refs.append((str(name) if name is not None else None, text))
     method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
-    if method == "lcf" and len(refs) < 1:
-        _fail(s, "standards", raw, "at least one standard for method = \"lcf\"")
+    if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
+        _fail(s, "standards", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
     erange = value.get("erange", list(ComponentsConfig.erange))
-    if (not isinstance(erange, list) or len(erange) != 2
-            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
+    if (not isinstance(erange, list) or len(erange) != 2 or not all(   # finite, near the edge
+            isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e4 for e in erange)
             or not erange[0] < erange[1]):
-        _fail(s, "erange", erange, "a pair [low, high] of numbers (eV relative to e0), low < high")
+        _fail(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
     n_comp = value.get("n_components", "auto")
     if n_comp == "auto":
         n_comp = None

@@ -67,7 +67,7 @@ _WHERE = {
     **dict.fromkeys(("KSTEP", "ChiSeries", "RSeries", "fourier_transform", "remove_background"), "background"),
     **dict.fromkeys(("calibrate_s02", "fit_shells", "fit_shells_global"), "fit"),
     **dict.fromkeys(("ShellModel", "n_independent", "result_columns"), "model"),
-    **dict.fromkeys(("FoilValues", "apply_foil"), "foil"),
+    **dict.fromkeys(("FoilValues", "apply_foil", "shell_path"), "foil"),
     **dict.fromkeys(("S02Calibration", "ShellFitResult"), "results"),
     **dict.fromkeys(("Rule", "ShellSpec"), "shells"),
     **dict.fromkeys(("Systematics", "cn_systematics", "processing_variants"), "systematics"),
@@ -76,7 +76,7 @@ _WHERE = {
 
 __all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
-           "fit_shells_global", "calibrate_s02", "apply_foil",
+           "fit_shells_global", "calibrate_s02", "apply_foil", "shell_path",
            "FoilValues", "cn_systematics", "processing_variants", "Systematics",
            "result_columns", "n_independent", "KSTEP",
            "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]

@@ -233,6 +233,7 @@ def _with_foil(model, s02, s02_err, foil):
 
 def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = FoilOptions.cn,
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
+                  edge: str | None = None, geometry: str | None = None,
                   kmin: float = FitOptions.kmin, kmax: float = FitOptions.kmax,
                   kweight: float = FitOptions.kweight, dk: float = FitOptions.dk,
                   window: str = FitOptions.window, rmin: float | None = None,
@@ -255,8 +256,11 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
         Bulk coordination number (12 for fcc metals).
     step : int
         ``step`` number of the reference spectrum.
-    file, distance
-        User FEFF path file / model distance (Angstrom) for the shell.
+    file, distance, edge, geometry
+        The shell's FEFF path: a user file, or the model distance (Angstrom), edge and
+        cluster geometry of :func:`operando.feffpaths.feff_path`.  Calibrating a sample's
+        metal shell: give its own path (:func:`operando.exafs.shell_path`), since
+        S0^2, sigma2 and dR are properties of the path they were fitted with.
     kmin, kmax, kweight, dk, window, fit_space
         Transform settings (k in 1/Angstrom).
     rmin, rmax : float, optional
@@ -278,10 +282,10 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     if not isinstance(chi_series, ChiSeries):
         chi_series = remove_background(chi_series, rbkg=rbkg, kweight=kweight, engine=engine)
     spec = {"label": shell, "cn": float(cn)}
-    if file is not None:
-        spec["file"] = str(file)
-    if distance is not None:
-        spec["distance"] = distance
+    for key, value in (("file", file), ("distance", distance), ("edge", edge),
+                       ("geometry", geometry)):
+        if value is not None:
+            spec[key] = str(value) if key == "file" else value
     reff = resolve_paths(ShellModel(shells=[spec]))[shell].reff
     model = ShellModel(shells=[spec], kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                        window=window, fit_space=fit_space,

@@ -71,6 +71,24 @@ class FoilValues:
         return asdict(self)
 
 
+def shell_path(model: ShellModel, shell: str) -> dict:
+    """The FEFF path of ``model``'s shell ``shell`` as :func:`~operando.exafs.calibrate_s02`
+    keywords (``file``, ``distance``, ``edge``, ``geometry``; empty when the model has no
+    such shell: the shipped default path).
+
+    The foil must be fitted on the path of the shell it calibrates: S0^2, sigma2, dE0 and
+    dR are properties of that path (its amplitude, phase and reff), and handing values
+    fitted on the default path to a shell with its own ``file`` mixes two paths (on the
+    real Cu foil, the shipped Cu-Cu path, reff 2.556 A, and xraylarch's feffcu01.dat,
+    reff 2.548 A, give S0^2 0.85 vs 0.93 in the published window).
+    """
+    if shell not in model.labels:
+        return {}
+    spec = model.spec(shell)
+    return {key: getattr(spec, key) for key in ("file", "distance", "edge", "geometry")
+            if getattr(spec, key) is not None}
+
+
 def apply_foil(model: ShellModel, calibration, *, shell: str | None = None,
                     sigma2: str = FoilOptions.sigma2, deltar: str = FoilOptions.deltar,
                     de0: str = FoilOptions.de0, sigma2_margin: float = FoilOptions.sigma2_margin,

@@ -253,7 +253,7 @@ def foil_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
     dict), for :func:`cn_systematics` ``foil_fits_by_variant``."""
     from .background import remove_background
     from .fit import calibrate_s02
-    from .foil import FoilValues
+    from .foil import FoilValues, shell_path
 
     shell = shell or next((s.label for s in model.shells if s.is_metal), None)
     if shell is None:
@@ -266,7 +266,8 @@ def foil_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
             foil, v["e0"], kw)
         chi = remove_background(norm, rbkg=v["rbkg"], kweight=model.kweight, kmin=bkg_kmin,
                                 engine=engine)
-        cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]), kmin=model.kmin,
+        cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]),
+                            **shell_path(model, shell), kmin=model.kmin,
                             kmax=v["kmax"], kweight=model.kweight, dk=model.dk,
                             window=model.window, rmin=v["rmin"], rmax=v["rmax"],
                             fit_space=model.fit_space, engine=engine)

@@ -22,7 +22,7 @@ from ._messages import short_list, warn
 from ._scan import (ANGLE_NAMES, ENERGY_NAMES, Scan, common_grid, find_column, resolve_edge,
                     scan_from_columns)
 from ._select import explain_no_overlap, order_by_time, select_scans
-from ._sources import ACCEPTED_SOURCE
+from ._sources import ACCEPTED_SOURCE, name_problem, printable_name
 from ._spec import read_spec_scans
 from ._text import ACCEPTED_TEXT, decode_text, parse_text
 
@@ -57,18 +57,26 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
         files = sorted(files, key=lambda p: natural_key(p.name))
     scans, skipped = [], []
     for path in unlisted:
-        skipped.append({"file": path.name, "reason": "not listed in the conditions table"})
+        skipped.append({"file": printable_name(path),
+                        "reason": "not listed in the conditions table"})
     if unlisted:
         warn(source, f"skipped {len(unlisted)} file(s) not listed in the conditions table: "
-                     f"{short_list(p.name for p in unlisted)}")
+                     f"{short_list(printable_name(p) for p in unlisted)}")
     bad = []
     for path in files:
+        if (problem := name_problem(path)) is not None:
+            if on_error == "raise":
+                raise ReadError(printable_name(path), problem, ACCEPTED_TEXT)
+            bad.append({"file": printable_name(path), "reason": problem})
+            continue
         try:
             scans.append(read_file_scan(path, opts))
-        except (ReadError, DataError) as exc:
+        except (ReadError, DataError, ConfigError) as exc:
+            # ConfigError: a file whose columns the reading settings do not fit (a stray
+            # note, another beamline's table) is one bad file of the folder, not a bad config
             if on_error == "raise":
                 raise
-            bad.append({"file": path.name, "reason": getattr(exc, "problem", str(exc))})
+            bad.append({"file": path.name, "reason": _problem(path, exc)})
         except OperandoError:
             raise
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, OSError) as exc:
@@ -100,6 +108,15 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
     kinds = {s.kind for s in scans}
     fmt = next(iter(kinds)) if len(kinds) == 1 and kinds <= {"xdi", "fio", "9809"} else "columns"
     return assemble(source, scans, conditions, fmt, element, edge, skipped)
+
+
+def _problem(path: Path, exc: Exception) -> str:
+    """The problem of a failed file without its path (the file is named beside it)."""
+    text = getattr(exc, "problem", None) or str(exc)
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def read_file_scan(path: Path, opts: Options) -> Scan:

@@ -4,6 +4,7 @@ format of one file from its content."""
 from __future__ import annotations
 
 import glob as _glob
+import os
 from pathlib import Path
 
 from ..errors import ConfigError, ReadError
@@ -52,6 +53,21 @@ def expand(source, pattern, conditions) -> tuple[list[Path], str] | None:
         if not found:
             raise ReadError(text, "glob matches no files", ACCEPTED_SOURCE)
         return sorted(found, key=lambda p: natural_key(p.name)), "glob"
+    return None
+
+
+def printable_name(path) -> str:
+    """A file's name as text every output can hold: bytes that are not UTF-8 (a name
+    written by another system's encoding) shown as ``\\xff``."""
+    return os.fsencode(Path(path).name).decode("utf-8", "backslashreplace")
+
+
+def name_problem(path) -> str | None:
+    """Why a file name cannot be a step's ``file`` (None when it can): a name that is not
+    valid UTF-8 cannot go into steps.csv, settings.json or a conditions table."""
+    name = Path(path).name
+    if printable_name(path) != name:
+        return "file name is not valid UTF-8 (rename it)"
     return None
 
 

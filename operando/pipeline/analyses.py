@@ -180,7 +180,7 @@ def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     norm, flat = arrays["norm"][j:j + 1], arrays.get("flat", arrays["norm"])[j:j + 1]
     if c["method"] == "mcr":
         mcr = analysis.get("mcr")
-        if mcr is None:
+        if mcr is None or len(mcr.names) < 2:     # one component: no fit to draw
             return None
         x = np.asarray(mcr.x, float)
         result = lcf_arrays(x, np.interp(x, energy, norm[0])[None, :], np.asarray(mcr.spectra),

@@ -213,9 +213,13 @@ def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, ro
                   lack_of_fit_pca_percent=result.lack_of_fit_pca,
                   ambiguity="MCR spectra and concentrations are defined up to a rotation; "
                             "fix a known spectrum to narrow it")
+    results["mcr"] = result
+    if len(result.names) < 2:
+        # one component's weight is 1 at every step: no fraction columns (see lcf)
+        record["mcr_note"] = "one component: the series holds one species, no fractions"
+        return None, record, results
     spectra = {name: (np.asarray(result.x, float), np.asarray(result.spectra[j], float))
                for j, name in enumerate(result.names)}
-    results["mcr"] = result
     return spectra, record, results
 
 

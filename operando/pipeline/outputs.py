@@ -183,6 +183,7 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "e0": shared.get("e0"), "e0_from_step": shared.get("e0_from_step"),
             "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
             "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
+            "s02_path": shared.get("s02_path"),
             "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
             "foil_values": shared.get("foil_values"),
             "systematics": shared.get("systematics"),

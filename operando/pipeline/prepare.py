@@ -18,8 +18,8 @@ import hashlib
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..exafs import (FoilValues, apply_foil, calibrate_s02, processing_variants,
-                     remove_background)
+from ..exafs import (FoilValues, apply_foil, calibrate_s02, processing_variants, remove_background,
+                     shell_path)
 from ..exafs.systematics import foil_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
@@ -124,7 +124,7 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
         get_engine(plan.background["engine"])
         shared["exafs_engine"] = {"background": plan.background["engine"],
                                   "fit": plan.fit_engine}
-        found = _s02(plan, series)
+        found = _s02(plan, series, plan.model(shells))
         values = found.pop("_foil_values", None)
         foil = found.pop("_foil", None)
         shared.update(found)
@@ -190,7 +190,7 @@ def _default_shells(series) -> list[str]:
     return [f"{el}-O", f"{el}-{el}"]
 
 
-def _s02(plan: RunPlan, series) -> dict:
+def _s02(plan: RunPlan, series, model) -> dict:
     ref = plan.foil
     if ref.s02 is not None:
         return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
@@ -209,7 +209,9 @@ def _s02(plan: RunPlan, series) -> dict:
     w = plan.window
     # the sample's own k and R window: the foil's sigma2 (given to the sample's metal
     # shell) and S0^2 both depend on it
-    cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]), kmin=w["kmin"],
+    # on the path of the shell it calibrates (its own file, distance, geometry)
+    cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]),
+                        **shell_path(model, shell), kmin=w["kmin"],
                         kmax=w["kmax"], kweight=w["kweight"], dk=w["dk"], window=w["window"],
                         rmin=w["rmin"], rmax=w["rmax"], fit_space=w["fit_space"],
                         rbkg=plan.background["rbkg"], engine=plan.background["engine"])
@@ -228,6 +230,7 @@ def _s02(plan: RunPlan, series) -> dict:
     fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
     return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
             "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g}) in the fit window",
+            "s02_path": cal.settings["paths"][shell],
             "s02_fit": fit, "_foil_values": FoilValues.of(cal), "_foil": norm}
 
 

@@ -43,8 +43,8 @@ from ..io import read_series
 from .chunks import chunk_bounds, run_chunks
 from .outputs import finish, package_version, summary_text
 from .prepare import prepare
-from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
-                       with_project_settings)
+from .settings import (calibrate_kwargs, check_against_series, project_settings, read_kwargs,
+                       resolve, with_project_settings)
 from .source import (calibrated, file_hash, input_hashes, is_streamed, read_source,
                      scan_streamed)
 from .store import RunStore
@@ -326,6 +326,7 @@ class Session:
         if use_project:
             config = with_project_settings(config, project)
         full_plan = resolve(config, n)
+        check_against_series(full_plan, series)
         # a watch writes athena.prj (all spectra, Larch's writer: seconds) once, at the end
         plan = replace(full_plan, athena=False, athena_limit=None) if self.live else full_plan
         chunks = chunk_bounds(n, plan.chunk_size)

@@ -12,14 +12,19 @@ An options object unpacks into its stage's keyword arguments (``normalize(series
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from .._util.elements import edge_energy
+from .._util.larch_compat import ETOK
 from ..config import Config, FoilConfig, sections
+from ..errors import ConfigError
 from ..exafs import ShellModel
 from ..io import LogConditions
 from ..options import (BackgroundOptions, ComponentOptions, FitOptions, FTOptions, NormalizeOptions,
                        WhiteLineOptions)
+from ..tracking import check_baseline
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,26 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         workers=config.run.workers,
         systematics=bool(x.enabled and x.systematics),
     )
+
+
+def check_against_series(plan: RunPlan, series) -> None:
+    """The settings that name parts of the series, checked once it is read and before
+    any work: ``[track] baseline`` must name a condition (and ``condition_columns``
+    columns of the table; tracking would find out only after every fit), ``[exafs]
+    kmin`` must lie inside the scans' k reach."""
+    if plan.track is not None:
+        check_baseline(series.conditions, condition_columns=plan.track.get("condition_columns"),
+                       settings=plan.track["settings"])
+    if plan.exafs and series.element and series.edge:
+        # the fit window must start inside the scans' k reach (clip_kmax's rule, which
+        # otherwise fails every step only after all of them were read and normalised)
+        above = float(series.energy[-1]) - edge_energy(series.element, series.edge)
+        kend = math.sqrt(max(above, 0.0) * ETOK)
+        kmin = plan.window["kmin"]
+        if kmin >= kend - 1.0:
+            raise ConfigError(f"[exafs] kmin = {kmin:g} 1/A: the scans reach k = {kend:.1f} 1/A "
+                              f"({above:.0f} eV above the {series.element} {series.edge} edge); "
+                              "kmin must be at least 1 1/A below that")
 
 
 def _athena_limit(config: Config) -> int | None:

@@ -45,9 +45,9 @@ from .conditions import default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS
 from ..options import TrackSettings
 from .states import STATES, XANES_STATES
-from .track import Tracking, track
+from .track import Tracking, check_baseline, track
 
 __all__ = ["track", "Tracking", "TrackSettings", "detect_shells", "find_change_points",
            "cluster_size_from_cn", "ClusterSize", "cuboctahedron_atoms", "cuboctahedron_cn",
            "sphere_cn", "STATES", "XANES_STATES", "EVENT_COLUMNS", "REVERSIBILITY_COLUMNS",
-           "default_condition_columns"]
+           "default_condition_columns", "check_baseline"]

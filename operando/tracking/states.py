@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from ..errors import ConfigError
 from .channels import Channel
 from .evidence import combine, two_sided_p
 from .segments import ChannelStats, difference
@@ -52,8 +53,8 @@ def baseline_segment(labels: list[str], s: TrackSettings) -> int:
     for g, label in enumerate(labels):
         if str(label).strip().casefold() == wanted:
             return g
-    raise ValueError(f"track setting baseline = {s.baseline!r} matches no condition; "
-                     f"conditions are {sorted(set(labels))}")
+    raise ConfigError(f"[track] baseline = {s.baseline!r} matches no condition; "
+                      f"conditions are {sorted(set(map(str, labels)))}")
 
 
 def _absolute(ch: Channel, st: ChannelStats, g: int, s: TrackSettings) -> tuple[float, bool]:

@@ -106,6 +106,30 @@ class Tracking(Result):
         return tracking_html(self)
 
 
+def check_baseline(conditions: pd.DataFrame, *, condition_columns: Sequence[str] | None = None,
+                   settings: TrackSettings | Mapping[str, Any] | None = None) -> None:
+    """Refuse, before any analysis, a ``baseline`` that names no condition of the
+    conditions table (or condition columns it lacks): :func:`track` would find out
+    only at the end.  The labels are :func:`track`'s own (same columns, same rounding).
+
+    Raises
+    ------
+    ConfigError
+        ``baseline`` matches no condition label.
+    DataError
+        A ``condition_columns`` entry is not a column of ``conditions``.
+    """
+    if isinstance(settings, Mapping):
+        settings = TrackSettings.from_config(settings)
+    s = settings or TrackSettings()
+    columns = (default_condition_columns(conditions) if condition_columns is None
+               else check_columns(conditions, condition_columns))
+    if s.baseline == "first":
+        return
+    _, labels, _ = blocks(conditions, columns, s.potential_decimals)
+    baseline_segment(labels, s)
+
+
 def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: str | None = None,
           condition_columns: Sequence[str] | None = None,
           settings: TrackSettings | Mapping[str, Any] | None = None,

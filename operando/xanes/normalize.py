@@ -102,13 +102,36 @@ def normalize(
     Raises
     ------
     ConfigError
-        Unknown ``e0`` policy or engine, or a numeric ``e0`` outside the grid.
+        Unknown ``e0`` policy or engine, a numeric ``e0`` outside the grid, or a pre-edge
+        (``pre2``) or post-edge (``norm1``) window outside the data.
     DataError
         ``e0="reference"`` for a series without a reference channel.
     """
     with single_threaded_blas():
         return _normalize(series, e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
                           nnorm=nnorm, nvict=nvict, engine=engine, min_edge_snr=min_edge_snr)
+
+
+def check_windows(energy, e0_values, *, pre2=None, norm1=None) -> None:
+    """Refuse a pre- or post-edge window that lies outside the data (ConfigError naming
+    the setting), before any spectrum is normalised.
+
+    Larch moves ``pre1`` and ``norm2`` inside the data silently, but a pre-edge window
+    that ends before the first point (``pre2``) or a post-edge window that starts after
+    the last (``norm1``) holds no point at all: the fit would be of nothing.  Judged at
+    the median E0 of the scans (eV); windows are relative to E0.
+    """
+    e0_values = np.asarray(e0_values, float)
+    if e0_values.size == 0:
+        return
+    e0 = float(np.median(e0_values))
+    below, above = float(energy[0]) - e0, float(energy[-1]) - e0
+    if pre2 is not None and not float(pre2) > below:
+        raise ConfigError(f"[normalize] pre2 = {pre2:g} eV: the pre-edge window ends before the "
+                          f"data, which start {below:.0f} eV from E0 ({e0:.1f} eV)")
+    if norm1 is not None and not float(norm1) < above:
+        raise ConfigError(f"[normalize] norm1 = {norm1:g} eV: the post-edge window starts beyond "
+                          f"the data, which end {above:.0f} eV above E0 ({e0:.1f} eV)")
 
 
 def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, min_edge_snr):
@@ -217,6 +240,7 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
     for i in np.flatnonzero(ok & ~np.isfinite(e0_arr)):
         ok[i] = False
         problems[i] = "find_e0 failed (no edge found)"
+    check_windows(energy, e0_arr[ok & np.isfinite(e0_arr)], pre2=pre2, norm1=norm1)
 
     out = empty_out(n, n_e)
     per_step: dict[str, np.ndarray] = {k: np.full(n, np.nan) for k in

@@ -179,7 +179,7 @@ def test_config_sections_take_their_defaults_from_the_options():
     assert checked >= 20
     # A configuration without the keys resolves to exactly the options' defaults.
     cfg = load_config({"series": {"source": "x"}, "exafs": {}, "foil": {"s02": 0.9},
-                       "components": {"standards": ["first"]}})
+                       "components": {"standards": ["first", "last"]}})
     assert cfg.normalize.e0 == options.NormalizeOptions.e0 == "median"
     assert cfg.exafs.window == options.FTOptions.window
     assert cfg.exafs.rbkg == options.BackgroundOptions.rbkg
@@ -239,7 +239,7 @@ def test_the_run_plan_holds_the_options_and_settings_json_records_them():
 
     cfg = load_config({"series": {"source": "x"}, "normalize": {"nnorm": 1, "wl_window": [-5, 20]},
                        "exafs": {"kmax": 11.0, "rbkg": 1.1}, "foil": {"s02": 0.9},
-                       "components": {"standards": ["first"], "erange": [-30, 60]}})
+                       "components": {"standards": ["first", "last"], "erange": [-30, 60]}})
     plan = resolve(cfg, 10)
     assert plan.normalize == options.NormalizeOptions(nnorm=1)
     assert plan.white_line == options.WhiteLineOptions(window=(-5.0, 20.0))
