@@ -11,7 +11,8 @@ components      :func:`lcf_columns`: ``frac_C, frac_C_err`` per component C
                 :data:`LCF_COLUMNS`
 EXAFS           :func:`shell_columns`: per shell S ``cn_S, cn_S_err, r_S, ...``,
                 the S0^2-widened CN error, the significance of tested shells,
-                then :data:`FIT_COLUMNS`; with systematics ``cn_S_sys, _min, _max``
+                then :data:`FIT_COLUMNS`; with systematics ``cn_S_sys, _min, _max``;
+                with two_phase :data:`TWO_PHASE_COLUMNS`, :data:`SIZE_COLUMNS`
 tracking        :data:`TRACKING_COLUMNS`
 ==============  ===============================================================
 
@@ -35,12 +36,23 @@ SHELL_KINDS = ("cn", "r", "sigma2", "de0")
 #: The statistics of a step's shell fit, after the shell columns.
 FIT_COLUMNS = ("s02", "s02_err", "r_factor", "redchi", "chi_square", "n_idp", "n_varys",
                "fit_ok", "fit_quality", "fit_message")
+#: ``[exafs] two_phase`` (:func:`operando.exafs.fit_two_phase`), after the fit columns.
+TWO_PHASE_COLUMNS = (
+    "cluster_fraction", "cluster_fraction_err", "cluster_fraction_source",
+    "cluster_cn", "cluster_cn_err", "cluster_r", "cluster_r_err", "cluster_sigma2",
+    "cluster_sigma2_err", "cluster_cn_sigma2_corr", "cluster_de0",
+    "cluster_fraction_exafs", "cluster_fraction_exafs_err", "fraction_z",
+    "two_phase_rfactor", "two_phase_redchi", "two_phase_n_varys", "two_phase_ok",
+    "two_phase_message")
+#: The clusters' size from their own CN (:func:`operando.tracking.cluster.size_columns`).
+SIZE_COLUMNS = ("n_atoms", "n_atoms_lo", "n_atoms_hi", "diameter_nm", "size_determinable")
 #: Added by :func:`operando.tracking.track`.
 TRACKING_COLUMNS = ("segment", "state", "xanes_state", "outlier", "outlier_reason")
 #: Prefixes of the per-component and per-shell columns (and MCR/PCA profiles).
 RESULT_PREFIXES = ("cn_", "r_", "sigma2_", "de0_", "frac_", "lcf_", "shift_", "p_", "sig_",
                    "mcr_", "pca_")
-_RESULT_COLUMNS = frozenset(("step", "file") + STEP_COLUMNS + FIT_COLUMNS + TRACKING_COLUMNS)
+_RESULT_COLUMNS = frozenset(("step", "file") + STEP_COLUMNS + FIT_COLUMNS + TRACKING_COLUMNS
+                            + TWO_PHASE_COLUMNS + SIZE_COLUMNS + ("fraction_consistent",))
 
 
 def lcf_columns(names: Iterable[str], *, shifts: bool) -> list[str]:

@@ -85,6 +85,8 @@ def results(samples, tmp_path_factory):
         "WaveletTransform": op.exafs.wavelet_transform(small_chi),
         "Tracking": op.track(steps), "RunResult": op.run(cfg, progress=False),
         "MergeReport": merge_report, "DeglitchReport": deglitch_report,
+        "TwoPhaseResult": op.fit_two_phase(small_chi, small_chi.chi[0], model, shell="Pt-Pt",
+                                           s02=0.85, fraction_mode="fit", disorder="free"),
     }
 
 
@@ -101,7 +103,7 @@ def test_every_result_type_is_enumerated_here(results):
                                   "ShellFitResult", "S02Calibration", "LCFResult", "PCAResult",
                                   "MCRResult", "CombinationResult", "Systematics",
                                   "WaveletTransform", "Tracking", "RunResult", "MergeReport",
-                                  "DeglitchReport"])
+                                  "DeglitchReport", "TwoPhaseResult"])
 def test_result_protocol(results, kind):
     obj = results[kind]
     assert type(obj).__name__ == kind

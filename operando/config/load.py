@@ -19,6 +19,7 @@ from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsCon
                        SeriesConfig, TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
                      _resolve_glob, _shell, _shells, _string)
+from .two_phase import two_phase_config
 
 
 # ----------------------------------------------------------------------- loading
@@ -135,7 +136,7 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     conditions = build_conditions(data.get("conditions", {}), base)
     normalize = _build_normalize(data.get("normalize", {}))
     foil = _build_foil(data.get("foil", {}), base)
-    exafs = _build_exafs(data.get("exafs"), series.element, base)
+    exafs = replace(_build_exafs(data.get("exafs"), series.element, base), two_phase=two_phase_config(data))
     components = _build_components(data.get("components"), base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)

@@ -97,6 +97,23 @@ class FoilConfig:
 
 
 @dataclass(frozen=True)
+class TwoPhaseConfig:
+    """``[exafs] two_phase``: the isolated state measured, the clusters modelled
+    (:mod:`operando.exafs.two_phase`).
+
+    ``isolated``: the ``[components]`` standard that is the isolated state (a file,
+    ``"first"``, ``"steps:A-B"`` ... as that section allows); ``fraction``: ``"xanes"``
+    (x fixed at the LCF metal fraction, its error propagated), ``"xanes_prior"`` (a
+    Gaussian prior) or ``"fit"`` (from the EXAFS alone); ``disorder``: the clusters'
+    sigma2, ``"foil"`` (the metal shell's, as [foil] gives it) or ``"free"`` (bounded).
+    """
+
+    isolated: str
+    fraction: str = "xanes"
+    disorder: str = "foil"
+
+
+@dataclass(frozen=True)
 class ExafsConfig:
     """``[exafs]``: background removal and shell fits (k in 1/Angstrom, R in Angstrom)."""
 
@@ -119,6 +136,7 @@ class ExafsConfig:
     merge_repeats: str | None = None
     significance: str = FitOptions.significance
     systematics: bool = False
+    two_phase: TwoPhaseConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Always ``xanes_map`` (the edge region, -30..+70 eV around E0), ``xanes_difference``
 (every step minus the baseline state) and ``white_line``.  With tracking:
-``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``fractions``
+``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``two_phase`` with
+``[exafs] two_phase`` (fraction, cluster CN and size per segment), ``fractions``
 when the steps have ``frac_*`` columns (``[components]``), ``summary`` with EXAFS.
 With ``[components]``: ``lcf_fit`` (one step's fit, :func:`.analyses.lcf_overlay`),
 ``pca`` (scree and components), ``mcr`` (with ``method = "mcr"``).  With EXAFS:
@@ -67,6 +68,8 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
         figures.append(("white_line", lambda: viz.plot_white_line(tracking)))
         if tracking.metal_shell:
             figures.append(("cn", lambda: viz.plot_cn(tracking)))
+            if "cluster_cn" in tracking.segments.columns:   # [exafs] two_phase
+                figures.append(("two_phase", lambda: viz.plot_two_phase(tracking)))
             if any(c.startswith("r_") and c != "r_factor" for c in tracking.steps.columns):
                 figures.append(("fit_parameters", lambda: viz.plot_fit_parameters(tracking)))
         if any(c.startswith("frac_") for c in tracking.steps.columns):

@@ -190,6 +190,7 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "normalize": meta0.get("normalize_settings"),
             "background": meta0.get("background_settings"),
             "fit": meta0.get("fit_settings"),
+            "two_phase": meta0.get("two_phase_settings"),
             "options": plan.options_record(),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,

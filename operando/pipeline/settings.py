@@ -46,6 +46,11 @@ class StepSettings:
     systematics : dict or None
         :func:`operando.exafs.cn_systematics` keyword arguments (``[exafs] systematics``);
         None: off.
+    lcf : dict or None
+        LCF references and keyword arguments.
+    two_phase : dict or None
+        ``[exafs] two_phase`` (``isolated, fraction, disorder``, the metal component and
+        shell; :mod:`operando.pipeline.two_phase`); None: off.
     """
 
     normalize: NormalizeOptions
@@ -55,6 +60,7 @@ class StepSettings:
     fit: dict | None = None
     systematics: dict | None = None
     lcf: dict | None = None
+    two_phase: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class RunPlan:
     chunk_size: int
     workers: int
     systematics: bool = False
+    two_phase: dict | None = None
 
     @property
     def exafs(self) -> bool:
@@ -154,7 +161,7 @@ class RunPlan:
             fit["merge_repeats"] = self.merge_repeats
         return StepSettings(normalize=normalize, white_line=self.white_line,
                             background=self.background, model=self.model(shells), fit=fit,
-                            lcf=lcf, systematics=systematics)
+                            lcf=lcf, systematics=systematics, two_phase=self.two_phase)
 
 
 def read_kwargs(config: Config) -> dict:
@@ -236,6 +243,9 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         chunk_size=config.chunk_size_for(n_steps),
         workers=config.run.workers,
         systematics=bool(x.enabled and x.systematics),
+        two_phase=(None if not (x.enabled and x.two_phase) else
+                   dict(isolated=x.two_phase.isolated, fraction=x.two_phase.fraction,
+                        disorder=x.two_phase.disorder, metal=c.metal, shell=config.foil.shell)),
     )
 
 

@@ -25,6 +25,7 @@ from .components import fit_columns
 from .settings import StepSettings
 from .source import calibrate_onto
 from .store import arrays_to_table, table_to_arrays
+from .two_phase import two_phase_columns
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,11 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
         band = band.set_index("step").reindex(table["step"])
         for col in band.columns:
             table[col] = band[col].to_numpy()
+    if settings.two_phase is not None:   # [exafs] two_phase: x and N_c apart
+        columns, used = two_phase_columns(table, norm, chi, settings)
+        meta["two_phase_settings"] = to_json_ready(used)
+        for col in columns.columns:
+            table[col] = columns[col].to_numpy()
     arrays["k"] = np.asarray(chi.k, dtype=float)
     arrays["chi"] = np.asarray(chi.chi, dtype=float)
     meta["background_settings"] = dict(chi.settings or {})

@@ -34,13 +34,15 @@ from its white line, edge and fractions; with EXAFS the shells join in.
 :mod:`.states`         states relative to the baseline and detection limits
 :mod:`.events`         events, reversibility
 :mod:`.changepoints`   :func:`find_change_points` (binary segmentation, CUSUM)
-:mod:`.cluster`        :func:`cluster_size_from_cn`
+:mod:`.cluster`        :func:`cluster_size_from_cn`; :func:`two_phase_table` (sizes
+                       from the two-phase ``cluster_cn``)
 =====================  ==========================================================
 """
 
 from .changepoints import find_change_points
 from .channels import detect_shells
-from .cluster import ClusterSize, cluster_size_from_cn, cuboctahedron_atoms, cuboctahedron_cn, sphere_cn
+from .cluster import (ClusterSize, cluster_size_from_cn, cuboctahedron_atoms, cuboctahedron_cn,
+                      size_columns, size_determinable, sphere_cn, two_phase_table)
 from .conditions import default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS
 from ..options import TrackSettings
@@ -48,6 +50,7 @@ from .states import STATES, XANES_STATES
 from .track import Tracking, check_baseline, track
 
 __all__ = ["track", "Tracking", "TrackSettings", "detect_shells", "find_change_points",
-           "cluster_size_from_cn", "ClusterSize", "cuboctahedron_atoms", "cuboctahedron_cn",
+           "cluster_size_from_cn", "two_phase_table", "size_columns", "size_determinable",
+           "ClusterSize", "cuboctahedron_atoms", "cuboctahedron_cn",
            "sphere_cn", "STATES", "XANES_STATES", "EVENT_COLUMNS", "REVERSIBILITY_COLUMNS",
            "default_condition_columns", "check_baseline"]

@@ -7,7 +7,10 @@ comparisons at ``family_alpha`` (:func:`event_threshold`); nothing else is ever 
 event, so a constant stretch has none.  Its kind follows the states on
 either side (:mod:`.states`): ``aggregation`` (isolated -> cluster / particle),
 ``growth`` (more metal, or cluster -> particle), ``redispersion`` (cluster /
-particle -> isolated), ``partial_redispersion`` (less metal, still metal);
+particle -> isolated), ``partial_redispersion`` (less metal, still metal); with the
+two-phase size channel (``cluster_cn``) between two metal states: ``growth`` (the
+clusters' own CN up at constant or rising fraction), ``aggregation`` (fraction up at
+constant size: more clusters), ``partial_redispersion`` (fraction down);
 without a change of metal state it is named by the XANES direction, ``reduction``
 or ``oxidation``, or ``change`` when no channel has a known direction.  A segment of
 ``min_trend_steps`` or more is also tested for a trend in time (``origin`` "trend").
@@ -68,6 +71,10 @@ def _kind(before: str, after: str, diffs: list[Difference], strongest: Differenc
         return "growth"
     if before == "particle" and after == "cluster":
         return "partial_redispersion"
+    if before in _METAL_STATES and after in _METAL_STATES:
+        split = _nucleation_or_growth(diffs)
+        if split:
+            return split
     if before in _METAL_STATES and after in _METAL_STATES and metal_dir != 0:
         return "growth" if metal_dir > 0 else "partial_redispersion"
     direction = _direction([d for d in diffs if d.sign != 0], strongest)
@@ -76,6 +83,30 @@ def _kind(before: str, after: str, diffs: list[Difference], strongest: Differenc
     if direction < 0:
         return "oxidation"
     return "change"
+
+
+#: |z| a two-phase channel (cluster size, metal fraction) must reach to name the event.
+_SPLIT_Z = 2.0
+
+
+def _nucleation_or_growth(diffs: list[Difference]) -> str | None:
+    """With the two-phase size channel (``cluster_cn``) the size and the fraction are
+    separate: the clusters grew (``growth``: sintering, their own CN up, the fraction
+    constant or rising), more atoms aggregated into clusters like those there were
+    (``aggregation``: fraction up, size not), or clusters redispersed (fraction down).
+    None without the size channel (the mixture CN cannot tell them apart)."""
+    size = next((d for d in diffs if d.channel == "cluster_cn" and np.isfinite(d.z)), None)
+    if size is None:
+        return None
+    frac = [d for d in diffs if d.sign > 0 and np.isfinite(d.z) and d.channel.startswith("frac_")]
+    frac_z = frac[0].z if frac else 0.0
+    if size.z >= _SPLIT_Z and frac_z > -_SPLIT_Z:
+        return "growth"
+    if frac_z >= _SPLIT_Z:
+        return "aggregation"
+    if frac_z <= -_SPLIT_Z:
+        return "partial_redispersion"
+    return None
 
 
 def _direction(diffs: list[Difference], strongest: Difference | None) -> int:

@@ -13,8 +13,9 @@ metallic fraction from a linear-combination fit):
     significantly above the baseline.  Each test uses the Bonferroni-corrected
     strongest channel (:mod:`.evidence`).
 ``particle``
-    a cluster whose CN(M-M) (or, without EXAFS, 12 x the metallic fraction) is at
-    least ``particle_cn``: bulk-like metal.
+    a cluster whose own CN (the two-phase ``cluster_cn`` when the table has it, else
+    CN(M-M), or without EXAFS 12 x the metallic fraction) is at least ``particle_cn``:
+    bulk-like metal.
 ``unknown``
     the segment has no usable metal-channel value (every fit failed).
 
@@ -119,6 +120,7 @@ def segment_states(channels: list[Channel], all_stats: dict, n_seg: int, ref: in
     metal = [c for c in channels if c.role == "metal"]
     cn = next((c for c in metal if c.kind == "exafs"), None)
     frac = next((c for c in metal if c.kind == "xanes"), None)
+    size_ch = next((c for c in channels if c.role == "size"), None)
     xanes = xanes_states(channels, all_stats, n_seg, ref, s, frac)
     if not metal:
         return xanes.copy(), xanes, evidence
@@ -129,7 +131,9 @@ def segment_states(channels: list[Channel], all_stats: dict, n_seg: int, ref: in
         if not present[g]:
             state[g] = "isolated"
             continue
-        if cn is not None and np.isfinite(all_stats[cn.name].mean[g]):
+        if size_ch is not None and np.isfinite(all_stats[size_ch.name].mean[g]):
+            size = all_stats[size_ch.name].mean[g]      # the clusters' own CN (two-phase)
+        elif cn is not None and np.isfinite(all_stats[cn.name].mean[g]):
             size = all_stats[cn.name].mean[g]
         else:
             size = s.bulk_cn * all_stats[frac.name].mean[g]

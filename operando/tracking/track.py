@@ -14,7 +14,7 @@ from .._util.result import Result
 from ..errors import DataError
 from ..feffpaths import DEFAULT_DISTANCES
 from . import channels as channels_mod
-from .cluster import cluster_size_from_cn
+from .cluster import cluster_size_from_cn, segment_two_phase
 from .conditions import blocks, check_columns, default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS, find_events, reversibility
 from .segments import outliers, split, stats
@@ -85,6 +85,15 @@ class Tracking(Result):
             lines.append(f"  step {ev['step']} (segment {ev['segment']}): {ev['event']} "
                          f"[{ev['confidence']}, z = {ev['z']:.1f}] {ev['condition_before']} -> "
                          f"{ev['condition_after']}; {ev['evidence']}")
+        if "cluster_cn" in self.channels:      # two-phase: fraction and size apart
+            kinds = self.events["event"].tolist()
+            counts = {k: kinds.count(k) for k in ("aggregation", "growth", "partial_redispersion",
+                                                  "redispersion")}
+            told = [f"{name} {n}" for name, n in zip(
+                ("aggregation (more atoms into clusters)", "growth/sintering (larger clusters)",
+                 "partial redispersion", "redispersion"), counts.values()) if n]
+            lines += ["", "Clusters (fraction and size apart): "
+                      + (", ".join(told) if told else "no change")]
         if len(self.reversibility):
             lines += ["", "Reversibility:"]
             for rv in self.reversibility.to_dict("records"):
@@ -265,6 +274,11 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
                                                       "diameter_nm")}
     notes = [""] * len(seg)
     name = f"cn_{metal}" if metal else None
+    frac = channels_mod.metal_fraction_column(df, channels_mod.split_shell(metal)[0]
+                                              if metal else None, s)
+    if "cluster_cn" in all_stats:     # the clusters' own CN: the size, apart from x
+        _two_phase_sizes(seg, metal, df, segment, all_stats, all_stats.get(frac), s)
+        return
     if name in all_stats:
         element = channels_mod.split_shell(metal)[0]
         known = (element.capitalize(), element.capitalize()) in DEFAULT_DISTANCES
@@ -279,6 +293,10 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
             # not: S0^2 is common to all of them and cancels)
             cn, err = st.mean[g], math.hypot(st.err[g], st.mean[g] * s02_rel)
             if not np.isfinite(cn):
+                continue
+            if frac in all_stats and all_stats[frac].mean[g] + 2 * all_stats[frac].err[g] < 1:
+                # CN(M-M) of a mixture is x N_c: a size read from it is x times too small
+                notes[g] = "metal fraction below 1: size needs [exafs] two_phase"
                 continue
             bond = seg[f"r_{metal}"].iloc[g] if f"r_{metal}" in seg else math.nan
             bond = float(bond) if np.isfinite(bond) else None
@@ -299,4 +317,35 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
                                                      if np.isfinite(cs.diameter_nm) else "")
     for k, v in cols.items():
         seg[k] = v
+    seg["size_note"] = notes
+
+
+def _two_phase_sizes(seg, metal, df, segment, all_stats, fraction_stats, s: TrackSettings) -> None:
+    """Sizes from the two-phase ``cluster_cn`` (never from the mixture CN)."""
+    element = channels_mod.split_shell(metal)[0] if metal else None
+    if element is not None and (element.capitalize(), element.capitalize()) not in DEFAULT_DISTANCES:
+        element = None
+    metal_state = seg["state"].isin(("cluster", "particle")).to_numpy()
+    cols = segment_two_phase(df, segment, len(seg), all_stats["cluster_cn"], fraction_stats,
+                             metal_state, element=element, bulk_cn=s.bulk_cn,
+                             model=s.cluster_model, fraction_floor=s.frac_floor)
+    for c in cols.columns:
+        seg[c] = cols[c].to_numpy()
+    notes = []
+    for r in cols.to_dict("records"):
+        if not np.isfinite(r["cluster_cn"]):
+            notes.append("")
+        elif not r["size_determinable"]:
+            bulk = r["cluster_cn"] + r["cluster_cn_err"] >= s.bulk_cn
+            notes.append(f"x = {r['cluster_fraction']:.2f}, N_c = {r['cluster_cn']:.1f}: "
+                         + ("bulk-like (size a lower bound)" if bulk else
+                            "cluster size not determinable"))
+        else:
+            notes.append(f"x = {r['cluster_fraction']:.2f}, N_c = {r['cluster_cn']:.1f}: "
+                         f"~{r['n_atoms']:.0f} atoms ({r['n_atoms_lo']:.0f}-{r['n_atoms_hi']:.0f})"
+                         + (f", {r['diameter_nm']:.1f} nm" if np.isfinite(r["diameter_nm"]) else ""))
+        if not r["fraction_consistent"]:
+            notes[-1] = "; ".join(n for n in (notes[-1], (
+                f"XANES and EXAFS fractions disagree (z = {r['fraction_z']:.1f}): check the "
+                "isolated reference, self-absorption or disorder")) if n)
     seg["size_note"] = notes
