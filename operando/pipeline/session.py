@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
+import json
 import logging
 import signal
 import sys
@@ -272,7 +274,11 @@ class Session:
         As :func:`operando.pipeline.run`.
     live : bool
         A watch: the inputs grow by design, so only the settings of an earlier run
-        in the folder must match; ``athena.prj`` is written once, by :meth:`close`.
+        in the folder must match; ``athena.prj`` is written once, when the watch stops.
+        A ``[track] baseline`` condition that has not landed yet is awaited, not an
+        error: until it lands an update writes everything but the tracking (segments,
+        events, the tracking columns), with a note; the update after it lands tracks
+        as a batch run does.  :meth:`close` makes the note final when it never did.
     """
 
     def __init__(self, config, store: RunStore, *, executor=None, progress=None,
@@ -287,6 +293,9 @@ class Session:
         self.started = False
         self.n_steps = 0
         self.last = None  # (plan, series, steps) of the last update, for athena.prj
+        self.missing: str | None = None  # live: the [track] baseline not landed yet
+        self.waiting: str | None = None  # its note in summary.json and the report
+        self.summary: dict | None = None  # the last update's (the RunResult's) summary
 
     # -------------------------------------------------------------- reading
     def read(self, files=None, table=None):
@@ -326,9 +335,19 @@ class Session:
         if use_project:
             config = with_project_settings(config, project)
         full_plan = resolve(config, n)
-        check_against_series(full_plan, series)
+        missing = check_against_series(full_plan, series, live=self.live)
         # a watch writes athena.prj (all spectra, Larch's writer: seconds) once, at the end
         plan = replace(full_plan, athena=False, athena_limit=None) if self.live else full_plan
+        waiting = None
+        if missing is not None:  # live: the baseline condition has not landed yet
+            plan = replace(plan, track=None)
+            waiting = (f"tracking waits for its baseline: {missing} so far; no segments, "
+                       "events or tracking columns until that condition lands")
+            if self.waiting is None:
+                log.warning("%s", waiting)
+        elif self.waiting is not None:
+            log.info("the [track] baseline condition landed: tracking from this update on")
+        self.missing, self.waiting = missing, waiting
         chunks = chunk_bounds(n, plan.chunk_size)
         files = input_files(config, plan)
         inputs = {k: v for k, v in hashes.items() if k != "data"}
@@ -359,12 +378,38 @@ class Session:
         record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
                   "t_start": t_start, "project_settings": project,
                   "project_settings_used": use_project,
-                  "notes": project_notes if config.series.use_project_settings else []}
+                  "notes": (project_notes if config.series.use_project_settings else [])
+                  + ([waiting] if waiting else [])}
         steps, summary, settings, outputs, tracking = finish(store, plan, series, shared, state,
                                                              record)
-        self.last = (full_plan, series, steps)
+        self.last, self.summary = (full_plan, series, steps), summary
         if self.live:
             store.update(n_ok=summary["n_ok"], n_failed=summary["n_failed"])
         result = RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings,
                            outputs=outputs, tracking=tracking)
         return result, state["computed_chunks"]
+
+    def close(self) -> None:
+        """The watch stops: a baseline still awaited never landed.  Its note in
+        ``summary.json``, ``report.html`` and the last result's summary says so (one
+        warning line)."""
+        if self.waiting is None:
+            return
+        final = (f"no tracking: the watch stopped before its baseline landed ({self.missing}); "
+                 "no segments or events were written")
+        log.warning("%s", final)
+        if self.summary is not None:
+            self.summary["notes"] = [final if n == self.waiting else n
+                                     for n in self.summary["notes"]]
+        path = self.store.dir / "summary.json"
+        if path.is_file():
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            summary["notes"] = [final if n == self.waiting else n
+                                for n in summary.get("notes", [])]
+            self.store.write_json("summary.json", summary)
+        report = self.store.dir / "report.html"
+        if report.is_file():
+            text = report.read_text(encoding="utf-8")
+            self.store.write_text("report.html", text.replace(
+                html.escape(self.waiting, quote=False), html.escape(final, quote=False)))
+        self.missing = self.waiting = None

@@ -249,14 +249,25 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
     )
 
 
-def check_against_series(plan: RunPlan, series) -> None:
+def check_against_series(plan: RunPlan, series, *, live: bool = False) -> str | None:
     """The settings that name parts of the series, checked once it is read and before
     any work: ``[track] baseline`` must name a condition (and ``condition_columns``
     columns of the table; tracking would find out only after every fit), ``[exafs]
-    kmin`` must lie inside the scans' k reach."""
+    kmin`` must lie inside the scans' k reach.
+
+    ``live`` (a watch, whose conditions grow): a baseline label not among the
+    conditions yet is no error; its message is returned (tracking waits for it).
+    Returns None otherwise."""
+    waiting = None
     if plan.track is not None:
-        check_baseline(series.conditions, condition_columns=plan.track.get("condition_columns"),
-                       settings=plan.track["settings"])
+        try:
+            check_baseline(series.conditions,
+                           condition_columns=plan.track.get("condition_columns"),
+                           settings=plan.track["settings"])
+        except ConfigError as exc:  # the baseline matches no condition (check_baseline)
+            if not live:
+                raise
+            waiting = str(exc)
     if plan.exafs and series.element and series.edge:
         # the fit window must start inside the scans' k reach (clip_kmax's rule, which
         # otherwise fails every step only after all of them were read and normalised)
@@ -267,6 +278,7 @@ def check_against_series(plan: RunPlan, series) -> None:
             raise ConfigError(f"[exafs] kmin = {kmin:g} 1/A: the scans reach k = {kend:.1f} 1/A "
                               f"({above:.0f} eV above the {series.element} {series.edge} edge); "
                               "kmin must be at least 1 1/A below that")
+    return waiting
 
 
 def _athena_limit(config: Config) -> int | None:

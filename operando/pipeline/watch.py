@@ -343,6 +343,7 @@ class _Watch:
             return
         try:
             _live_report(store, None, None)
+            self.session.close()
             if status != "failed" and self.session.last is not None:
                 add_athena_project(store, *self.session.last)
         except (OSError, OperandoError) as exc:
