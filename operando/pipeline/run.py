@@ -165,6 +165,8 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
         store.refuse_inputs_inside(run_inputs(config))
         calibrate = calibrate_kwargs(config)
         started = False
+        timings: dict[str, float] = {}
+        lap = time.perf_counter()
         try:
             series = read_source(read_kwargs(config), calibrate)
             if is_streamed(series):
@@ -190,11 +192,16 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
                         info={"n_steps": n, "chunk_size": plan.chunk_size,
                               "n_chunks": len(chunks), "version": package_version("operando")})
             started = True
+            timings["read"] = time.perf_counter() - lap
+            lap = time.perf_counter()
             shared, step_settings = prepare(store, plan, series)
+            timings["prepare"] = time.perf_counter() - lap
+            lap = time.perf_counter()
             state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
                                executor=executor, progress=progress)
+            timings["chunks"] = time.perf_counter() - lap
             record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                      "t_start": t_start, "project_settings": project,
+                      "t_start": t_start, "timings": timings, "project_settings": project,
                       "project_settings_used": bool(config.series.use_project_settings and project),
                       "notes": project_notes if config.series.use_project_settings else []}
             steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
