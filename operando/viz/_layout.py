@@ -96,7 +96,8 @@ def _extra_margins(ax, renderer) -> tuple[float, float]:
     fig = ax.figure
     frame = ax.get_window_extent(renderer)
     top = right = 0.0
-    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_gid() == "condition-label"]
+    boxes = [t.get_window_extent(renderer) for t in [*ax.texts, *ax.artists]
+             if t.get_gid() == "condition-label"]
     legend = ax.get_legend()
     if legend is not None:
         boxes.append(legend.get_window_extent(renderer))

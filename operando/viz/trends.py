@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from ..tracking.channels import flags
-from ._conditions import _ConditionAxis, _label_events
+from ._conditions import MARKED_EVENTS, _ConditionAxis, _label_events
 from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, _add_rects, _fit_single,
                       _new_axes, _vlines)
 
@@ -184,6 +184,8 @@ def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
         if np.isfinite(y):
             markers.setdefault(EVENT_MARKERS.get(ev.event, "*"), []).append((x, y))
         labels.append((x, ev.event.replace("_", " ")))
+    if len(labels) > MARKED_EVENTS:
+        return labels  # too many to mark one by one: they are counted by kind
     # One artist per kind (event lines, each marker shape), not one per event.
     if cx.mode == "steps":
         _vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
@@ -194,6 +196,17 @@ def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
         ax.plot(*np.array(xy, dtype=float).T, marker, ms=11, mfc="none", mec="#9467bd", mew=1.5,
                 zorder=6, ls="none")
     return labels
+
+
+def segment_means(y, seg_of_step, segments) -> np.ndarray:
+    """Mean of the finite ``y`` of each segment (NaN where none), in one pass."""
+    seg_of_step, segments = np.asarray(seg_of_step, int), np.asarray(segments, int)
+    finite = np.isfinite(y)
+    size = int(max(np.max(seg_of_step, initial=-1), np.max(segments, initial=-1))) + 1
+    total = np.bincount(seg_of_step[finite], weights=y[finite], minlength=size)
+    count = np.bincount(seg_of_step[finite], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)[segments]
 
 
 def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
@@ -226,8 +239,7 @@ def _draw_white_line(ax, tracking, column: str = "wl_height") -> None:
     y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
     ax.plot(cx.step_x, y, "o", ms=3, color="#1f77b4", alpha=0.3, zorder=2)
     seg_of_step = st["segment"].to_numpy()
-    means = np.array([np.nanmean(y[seg_of_step == g]) if np.isfinite(y[seg_of_step == g]).any() else np.nan
-                      for g in seg["segment"]])
+    means = segment_means(y, seg_of_step, seg["segment"])
     if cx.mode == "potential":
         ax.plot(cx.seg_x, cx.path(means), "-", color="#1f77b4", lw=0.8, alpha=0.6)
     else:
@@ -289,8 +301,7 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
             ax.errorbar(cx.step_x[keep], y[keep], yerr=err[keep], fmt="none", ecolor=color,
                         alpha=0.25, lw=0.6, zorder=1)
             drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
-            mean = np.array([np.nanmean(y[(seg_of_step == g) & good]) if ((seg_of_step == g) & good
-                             & np.isfinite(y)).any() else np.nan for g in seg["segment"]])
+            mean = segment_means(np.where(good, y, np.nan), seg_of_step, seg["segment"])
             _draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
             ax.plot([], [], marker, color=color, ms=4, ls="-", lw=1, label=name)
         _quality_legend(ax, drawn)
