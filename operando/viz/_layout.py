@@ -134,6 +134,21 @@ def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
     return coll
 
 
+def _error_bars(ax, x, y, err, *, color, alpha=1.0, lw=None, zorder=1):
+    """Vertical error bars ``y +/- err`` at ``x`` as one Line2D (NaN-separated pieces):
+    what ``errorbar(fmt="none")`` draws without caps, for one artist whatever their number."""
+    x, y, err = (np.asarray(v, dtype=float) for v in (x, y, err))
+    xs = np.repeat(x, 3)
+    ys = np.column_stack([y - err, y + err, np.full(y.size, np.nan)]).ravel()
+    xs[2::3] = np.nan
+    line = Line2D(xs, ys, color=color, alpha=alpha, lw=lw, zorder=zorder, gid="error-bars")
+    ax.add_line(line)
+    ax.update_datalim(np.column_stack([x, y - err])[np.isfinite(y - err)])
+    ax.update_datalim(np.column_stack([x, y + err])[np.isfinite(y + err)])
+    ax.autoscale_view()
+    return line
+
+
 def _hlines(ax, ys, **kwargs):
     """Full-width horizontal lines at data ``ys`` as one Line2D (NaN-separated pieces):
     what one ``axhline`` each draws, for one artist."""

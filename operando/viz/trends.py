@@ -10,7 +10,7 @@ from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import MARKED_EVENTS, _ConditionAxis, _label_events
 from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, _add_rects, _fit_single,
-                      _new_axes, _vlines)
+                      _error_bars, _new_axes, _vlines)
 
 
 def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
@@ -298,8 +298,7 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
                 continue
             err = _step_values(st, f"{column}_err")
             keep = good & np.isfinite(y) & np.isfinite(err)
-            ax.errorbar(cx.step_x[keep], y[keep], yerr=err[keep], fmt="none", ecolor=color,
-                        alpha=0.25, lw=0.6, zorder=1)
+            _error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.25, lw=0.6)
             drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
             mean = segment_means(np.where(good, y, np.nan), seg_of_step, seg["segment"])
             _draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
