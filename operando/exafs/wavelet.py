@@ -139,9 +139,13 @@ def _filtered(x: np.ndarray, kweight: float, k: np.ndarray, nfft: int, n_out: in
     n_r, size = kernel_ft.shape
     out = np.empty((x.shape[0], n_r, n_out), dtype=complex)
     rows = max(1, _CHUNK_VALUES // (n_r * size))
+    buffer = np.empty((min(rows, x.shape[0]), n_r, size), dtype=complex)
     for a in range(0, x.shape[0], rows):
         b = min(a + rows, x.shape[0])
-        full = ifft(kernel_ft[None, :, :] * fft(x[a:b], size, axis=1)[:, None, :], axis=2)
+        product = np.multiply(kernel_ft[None, :, :], fft(x[a:b], size, axis=1)[:, None, :],
+                              out=buffer[:b - a])
+        # every 1-D transform is computed alike on any number of threads: same numbers
+        full = ifft(product, axis=2, overwrite_x=True, workers=-1)
         out[a:b] = full[:, :, n_in - 1:n_in - 1 + n_out]
     return out
 
