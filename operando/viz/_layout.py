@@ -25,7 +25,8 @@ POOR_STYLE = dict(mfc="none", mec="0.45", mew=0.9)
 #: Outliers (a step unlike its repeats, kept) get a red ring.
 OUTLIER_STYLE = dict(mfc="none", mec="#d62728", mew=1.2, ms=9)
 #: Fill colours of the condition bands (a condition that returns keeps its colour).
-_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9"]
+_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9",
+                "#f3e1c1", "#e3f2c4", "#f6d5ec", "#cfd8f2"]
 
 
 # --------------------------------------------------------------------------- margins
