@@ -123,8 +123,9 @@ class _ConditionAxis:
         """Shaded condition bands (steps mode) or extra potential ticks.
 
         Band labels go in a strip just above the axes (not inside, where they
-        would sit on the data and on the event labels); they are rotated when
-        the bands are too narrow for them side by side.
+        would sit on the data and on the event labels), one per band when every
+        name fits its band; otherwise the strip is a key with one entry per
+        condition (:func:`condition_key`), so names never overlap at any length.
         """
         if self.mode == "potential":
             if self.extra_ticks:

@@ -110,7 +110,7 @@ def _extra_margins(ax, renderer) -> tuple[float, float]:
 
 def _fit_single(fig, ax) -> None:
     """Margins of a one-panel figure: the fixed ones plus what the condition strip and a
-    legend on the right take.  Measured twice: a rotated label of the last band hangs
+    legend on the right take.  Measured twice: a label of the last band hangs
     further past the frame once the axes are narrower."""
     m = _MARGIN
     right, top = m["right"], m["top"]

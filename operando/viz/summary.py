@@ -64,7 +64,7 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
 
     def above(row, col):
         # Panels of a row align (same top, letters level) over a one-line strip; a taller
-        # (rotated) strip takes room from its own panel only.
+        # (multi-row key) strip takes room from its own panel only.
         tallest = max(v for (r_, _), v in strip.items() if r_ == row)
         return tallest if tallest <= 0.35 else strip[row, col]
 
