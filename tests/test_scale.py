@@ -230,3 +230,16 @@ def test_chunks_of_an_hdf5_file_carry_bounds_not_spectra(h5_series, tmp_path, mo
         loaded = rows.load()
         np.testing.assert_array_equal(loaded.mu, mu)
         np.testing.assert_array_equal(loaded.reference, ref)
+
+
+def test_summary_records_seconds_per_stage(in_memory_run):
+    """summary.json ``timings``: the seconds of every stage the run went through (what the
+    benchmarks print); stages add up to no more than the whole run."""
+    import json
+
+    summary = json.loads((in_memory_run / "summary.json").read_text())
+    timings = summary["timings"]
+    assert {"read", "prepare", "chunks", "tables", "tracking", "wavelet", "outputs",
+            "athena"} <= set(timings)  # no figures nor report in this configuration
+    assert all(v >= 0 for v in timings.values())
+    assert sum(timings.values()) <= summary["seconds"] + 0.01

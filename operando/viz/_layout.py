@@ -142,7 +142,8 @@ def _error_bars(ax, x, y, err, *, color, alpha=1.0, lw=None, zorder=1):
     xs = np.repeat(x, 3)
     ys = np.column_stack([y - err, y + err, np.full(y.size, np.nan)]).ravel()
     xs[2::3] = np.nan
-    line = Line2D(xs, ys, color=color, alpha=alpha, lw=lw, zorder=zorder, gid="error-bars")
+    line = Line2D(xs, ys, color=color, alpha=alpha, zorder=zorder, gid="error-bars",
+                  **({} if lw is None else {"lw": lw}))
     ax.add_line(line)
     ax.update_datalim(np.column_stack([x, y - err])[np.isfinite(y - err)])
     ax.update_datalim(np.column_stack([x, y + err])[np.isfinite(y + err)])

@@ -151,7 +151,11 @@ def _draw_segment_means(ax, cx, seg, mean, err, color) -> None:
     """Segment estimates: error bars on a potential axis, bands across the steps otherwise."""
     if cx.mode == "potential":
         ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
-        ax.errorbar(cx.seg_x, mean, yerr=err, fmt="none", ecolor=color, capsize=3, zorder=4)
+        # error bars with caps, as errorbar(capsize=3) draws them, in two artists
+        ok = np.isfinite(mean) & np.isfinite(err)
+        _error_bars(ax, cx.seg_x[ok], mean[ok], err[ok], color=color, zorder=4)
+        ax.plot(np.r_[cx.seg_x[ok], cx.seg_x[ok]], np.r_[(mean - err)[ok], (mean + err)[ok]], "_",
+                ms=6, color=color, ls="none", zorder=4)
         return
     x0 = seg["first_step"].to_numpy(dtype=float) - 0.4
     x1 = seg["last_step"].to_numpy(dtype=float) + 0.4
