@@ -152,18 +152,22 @@ def _filtered(x: np.ndarray, kweight: float, k: np.ndarray, nfft: int, n_out: in
 
 @lru_cache(maxsize=8)
 def _kernels(method: str, kstep: float, rmax_out: float, nfft: int, n_k: int, n_out: int,
-             eta: float = 0.0, sigma: float = 0.0) -> tuple[np.ndarray, int]:
+             eta: float = 0.0, sigma: float = 0.0, rows: tuple[int, int] | None = None
+             ) -> tuple[np.ndarray, int]:
     """``(FFT of every R's kernel at the lags -(n_in - 1) .. n_out - 1, n_in)`` of a
     wavelet on Larch's grid: the filter in Fourier space (2 ``nfft`` points, as Larch),
-    its inverse FFT (circular, as Larch's), the lags a row of ``n_in`` points meets."""
+    its inverse FFT (circular, as Larch's), the lags a row of ``n_in`` points meets.
+    ``rows``: the R grid points ``start:stop`` only (the grid and the filters are
+    those of the whole grid)."""
     from scipy.fft import fft, ifft, next_fast_len
 
     n_fft = 2 * nfft
     n_in = min(n_k, nfft // 2)
-    r = _r_axis(kstep, rmax_out)
+    full = _r_axis(kstep, rmax_out)
+    r = full[slice(*rows)] if rows is not None else full
     spectrum = np.zeros((r.size, n_fft), dtype=complex)
     if method == "cauchy":
-        nrpts = r.size
+        nrpts = full.size
         omega = 2 * np.pi * (1.0 / kstep) * np.arange(nfft) / (2 * nfft)
         a = nrpts / (2 * r)
         cauchy_sum = np.log(2 * np.pi) - np.log(1.0 + np.arange(nrpts)).sum()
@@ -195,8 +199,21 @@ def _r_axis(kstep: float, rmax_out: float) -> np.ndarray:
     return r
 
 
-def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: int = 2048
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _r_rows(kstep: float, rmax_out: float, rrange) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The R grid (Larch's, up to ``rmax_out``) and, with ``rrange`` (lo, hi) in Angstrom,
+    only its points in that range, with their positions."""
+    r = _r_axis(kstep, rmax_out)
+    if rrange is None:
+        return r, None
+    inside = np.flatnonzero((r >= rrange[0]) & (r <= rrange[1]))
+    if inside.size == 0:
+        raise DataError(f"R range {rrange} holds no point of the R grid up to {rmax_out} A")
+    rows = (int(inside[0]), int(inside[-1]) + 1)
+    return r[rows[0]:rows[1]], rows
+
+
+def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: int = 2048,
+                   rrange: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cauchy wavelet transform, ``larch.xafs.cauchy_wavelet`` for one or many spectra.
 
     Parameters
@@ -211,6 +228,9 @@ def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: 
         Largest R, Angstrom.
     nfft : int
         FFT length parameter (Larch's ``nfft``).
+    rrange : (float, float), optional
+        Only the points of the R grid in this range, Angstrom (the grid is the same:
+        what is computed is a part of the whole transform, at a part of its cost).
 
     Returns
     -------
@@ -222,14 +242,15 @@ def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: 
     x, single = _rows(chi)
     kstep, n_out = _grid(k, x.shape[1], nfft)
     k = np.asarray(k, dtype=float)
-    r = _r_axis(kstep, rmax_out)
+    r, rows = _r_rows(kstep, rmax_out, rrange)
     wt = _filtered(x, kweight, k, nfft, n_out,
-                   _kernels("cauchy", kstep, rmax_out, nfft, x.shape[1], n_out))
+                   _kernels("cauchy", kstep, rmax_out, nfft, x.shape[1], n_out, rows=rows))
     return r, (wt[0] if single else wt)
 
 
 def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: float = 1.0,
-                   rmax_out: float = 10.0, nfft: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+                   rmax_out: float = 10.0, nfft: int = 2048,
+                   rrange: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Morlet wavelet transform (Funke et al. 2005) on the grid of :func:`cauchy_wavelet`.
 
     ``W(k, r) = sqrt(a) * integral chi(k') conj(psi(a (k' - k))) dk'`` with
@@ -242,7 +263,7 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
 
     Parameters
     ----------
-    k, chi, kweight, rmax_out, nfft
+    k, chi, kweight, rmax_out, nfft, rrange
         As :func:`cauchy_wavelet`.
     eta : float
         Frequency of the wavelet (dimensionless).
@@ -260,9 +281,9 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
     x, single = _rows(chi)
     kstep, n_out = _grid(k, x.shape[1], nfft)
     k = np.asarray(k, dtype=float)
-    r = _r_axis(kstep, rmax_out)
+    r, rows = _r_rows(kstep, rmax_out, rrange)
     wt = _filtered(x, kweight, k, nfft, n_out, _kernels("morlet", kstep, rmax_out, nfft,
-                                                        x.shape[1], n_out, eta, sigma))
+                                                        x.shape[1], n_out, eta, sigma, rows))
     return r, (wt[0] if single else wt)
 
 
@@ -270,7 +291,8 @@ def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = 2
                       kmin: float | None = None, kmax: float | None = None, dk: float = 1.0,
                       window: str = "hanning", rmax_out: float = 6.0, groups=None,
                       steps=None, eta: float = 10.0, sigma: float = 1.0,
-                      nfft: int = 2048) -> WaveletTransform:
+                      nfft: int = 2048, rrange: tuple[float, float] | None = None
+                      ) -> WaveletTransform:
     """Wavelet transforms of a series, per step or averaged per group (segment).
 
     Parameters
@@ -297,6 +319,9 @@ def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = 2
     eta, sigma : float
         Morlet parameters (:func:`morlet_wavelet`).
     nfft : int
+    rrange : (float, float), optional
+        Only the R points in this range (e.g. the shells' lobe windows), Angstrom:
+        the same numbers there as the whole map, at a part of its cost.
 
     Returns
     -------
@@ -335,16 +360,17 @@ def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = 2
     if kmin is not None:
         rows = rows * ftwindow(k, xmin=kmin, xmax=kmax, dx=dk, window=window)[None, :]
     if method == "cauchy":
-        r, wt = cauchy_wavelet(k, rows, kweight=kweight, rmax_out=rmax_out, nfft=nfft)
+        r, wt = cauchy_wavelet(k, rows, kweight=kweight, rmax_out=rmax_out, nfft=nfft,
+                               rrange=rrange)
         params = {}
     else:
         r, wt = morlet_wavelet(k, rows, kweight=kweight, eta=eta, sigma=sigma, rmax_out=rmax_out,
-                               nfft=nfft)
+                               nfft=nfft, rrange=rrange)
         params = {"eta": eta, "sigma": sigma}
     wt[counts == 0] = np.nan
     settings = {"method": method, "kweight": kweight, "kmin": kmin, "kmax": kmax, "dk": dk,
                 "window": window if kmin is not None else None, "rmax_out": rmax_out,
-                "nfft": nfft, "averaged": groups is not None, **params}
+                "nfft": nfft, "averaged": groups is not None, "rrange": rrange, **params}
     return WaveletTransform(k=k, r=r, wt=wt, labels=labels, n_steps=counts, settings=settings)
 
 

@@ -155,15 +155,17 @@ def wavelet_analysis(ft: dict, chi, steps: pd.DataFrame, plot_rows, tracking, sh
                             {t["label"]: t["distance"] for t in main if t.get("distance")})
     kwargs = dict(kweight=ft.get("kweight", 2), kmin=ft.get("kmin"), kmax=ft.get("kmax"),
                   dk=ft.get("dk", 1.0), window=ft.get("window", "hanning"), rmax_out=6.0)
+    # the lobes need only the R points of the shells' windows; whole maps only those shown
+    rrange = ((min(w[0] for w in windows.values()), max(w[1] for w in windows.values()))
+              if windows else None)
     lobes, maps = [], []
     for a in range(0, len(labels), _WAVELET_BLOCK):
         block = np.isin(groups, labels[a:a + _WAVELET_BLOCK])
-        wt = wavelet_transform(k, rows[block], groups=groups[block], **kwargs)
+        wt = wavelet_transform(k, rows[block], groups=groups[block], rrange=rrange, **kwargs)
         lobes.append(lobe_positions(wt, windows))
-        keep = [i for i, g in enumerate(wt.labels) if g in shown]
-        if keep:
-            maps.append(replace(wt, wt=wt.wt[keep], labels=[wt.labels[i] for i in keep],
-                                   n_steps=wt.n_steps[keep]))
+        drawn = block & np.isin(groups, [g for g in wt.labels if g in shown])
+        if drawn.any():
+            maps.append(wavelet_transform(k, rows[drawn], groups=groups[drawn], **kwargs))
     wt = replace(maps[0], wt=np.concatenate([m.wt for m in maps]),
                     labels=[g for m in maps for g in m.labels],
                     n_steps=np.concatenate([m.n_steps for m in maps]))
