@@ -97,8 +97,9 @@ def stats(channel: Channel, segment: np.ndarray, n_seg: int) -> ChannelStats:
     mean, err, n = (np.full(n_seg, np.nan) for _ in range(3))
     limit = None if channel.limit is None else np.full(n_seg, np.nan)
     bounds = segment_bounds(segment, n_seg)
+    usable = channel.usable
     for g in range(n_seg):
-        idx = bounds[g] + np.flatnonzero(channel.usable[bounds[g]:bounds[g + 1]])
+        idx = bounds[g] + np.flatnonzero(usable[bounds[g]:bounds[g + 1]])
         n[g] = idx.size
         if idx.size == 0:
             continue
@@ -169,7 +170,10 @@ def kendall_p(x: np.ndarray) -> float:
 
 def outliers(channels: list[Channel], all_stats: dict, segment: np.ndarray, s: TrackSettings
              ) -> tuple[np.ndarray, list[str]]:
-    """Steps far from the median of their own condition's repeats (reported, kept)."""
+    """Steps far from the median of their own condition's repeats (reported, kept).
+
+    The segments with the same number of usable steps are taken together (a median per
+    row of one array: the numbers of one median per segment, in a few calls)."""
     n = segment.size
     flag = np.zeros(n, dtype=bool)
     why = [""] * n
@@ -178,14 +182,16 @@ def outliers(channels: list[Channel], all_stats: dict, segment: np.ndarray, s: T
         scatter = all_stats[ch.name].scatter
         if not np.isfinite(scatter) or scatter <= 0:
             continue
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            idx = a + np.flatnonzero(ch.usable[a:b])
-            if idx.size < 3:
-                continue
-            dev = np.abs(ch.value[idx] - np.median(ch.value[idx])) / scatter
-            for i, d in zip(idx, dev):
-                if d > s.outlier_z:
-                    flag[i] = True
-                    why[i] = "; ".join(x for x in (why[i], f"{ch.label} {d:.1f} repeat scatters "
-                                                   "from its condition's median") if x)
+        usable = np.flatnonzero(ch.usable)           # positions of the usable steps
+        first = np.searchsorted(usable, bounds)      # their range in each segment
+        count = np.diff(first)
+        for size in np.unique(count[count >= 3]):
+            rows = np.flatnonzero(count == size)
+            idx = usable[first[rows][:, None] + np.arange(size)]
+            values = ch.value[idx]
+            dev = np.abs(values - np.median(values, axis=1)[:, None]) / scatter
+            for i, d in zip(idx[dev > s.outlier_z], dev[dev > s.outlier_z]):
+                flag[i] = True
+                why[i] = "; ".join(x for x in (why[i], f"{ch.label} {d:.1f} repeat scatters "
+                                               "from its condition's median") if x)
     return flag, why
