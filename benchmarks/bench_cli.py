@@ -61,7 +61,7 @@ reference = "reference.dat"
 [normalize]
 e0 = "first"
 
-[reference]
+[foil]
 file = "cu_foil.xdi"
 shell = "Cu-Cu"
 cn = 12

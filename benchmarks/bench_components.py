@@ -93,7 +93,7 @@ def main():
             nz, fr = mixtures(k, args.n, seed=k)
             refs = [str(refs_dir / f) for f in FE[:k]]
             t_all, res = best_of(lambda: lcf(nz, refs))
-            prep = prepare(nz, refs, erange=(-20, 80), space="norm", reference_e0="series",
+            prep = prepare(nz, refs, erange=(-20, 80), space="norm", standard_e0="series",
                            steps=None, margin=0.0)
             group, i0, i1, A, Y = next(prep.blocks())
             t_kernel, _ = best_of(lambda: _linear.fit_linear(Y, A, lower=0.0, upper=1.0,

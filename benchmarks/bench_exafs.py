@@ -52,7 +52,7 @@ def fast_chain(series, foil, *, significance="metal"):
     cal = exafs.calibrate_s02(exafs.remove_background(xanes.normalize(foil, e0="each")),
                               shell="Cu-Cu", cn=12, **WINDOW)
     model = exafs.ShellModel(shells=["Cu-O", "Cu-Cu"], significance=significance, **WINDOW)
-    fit = exafs.fit_shells(chi, model, reference=cal, engine="fast")
+    fit = exafs.fit_shells(chi, model, foil=cal, engine="fast")
     times["fit (incl. F-test, limit)" if significance != "none" else "fit"] = \
         time.perf_counter() - t
     return times, fit, chi, cal
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     sub = exafs.ChiSeries(k=chi.k, chi=chi.chi[:m], e0=chi.e0[:m], edge_step=chi.edge_step[:m],
                           ok=chi.ok[:m], reason=list(chi.reason[:m]), settings=chi.settings)
     t = time.perf_counter()
-    glob = exafs.fit_shells_global(sub, model, reference=cal, engine="fast").to_dataframe()
+    glob = exafs.fit_shells_global(sub, model, foil=cal, engine="fast").to_dataframe()
     dt = time.perf_counter() - t
     gb = glob["cn_Cu-Cu"].to_numpy() - truth["cn_Cu-Cu_metal"].to_numpy()[:m]
     print(f"\nglobal fit of {m:,} steps (shared sigma2, dR, dE0; {int(glob.n_varys[0])} "

@@ -41,7 +41,7 @@ source = "{source}"
 e0 = "first"
 calibrate = true
 
-[reference]
+[foil]
 s02 = 0.85
 
 [exafs]

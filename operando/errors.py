@@ -27,8 +27,8 @@ class ReadError(OperandoError):
         super().__init__(msg)
 
 
-class ConfigError(OperandoError):
-    """A setting is unknown, of the wrong type or out of range."""
+class ConfigError(OperandoError, ValueError):
+    """A setting is unknown, of the wrong type or out of range (a ``ValueError``)."""
 
 
 class RunFolderError(OperandoError):
@@ -41,23 +41,9 @@ class RunFolderError(OperandoError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class DataError(OperandoError):
-    """Data read fine but cannot be analysed as asked (wrong edge, too short k-range, ...)."""
-
-
-class StepError(OperandoError):
-    """One step of a series failed; the series goes on and the step is flagged."""
-
-    def __init__(self, step: int, problem: str, file: str | None = None):
-        self.step = int(step)
-        self.problem = problem
-        self.file = file
-        where = f"step {self.step}" + (f" ({file})" if file else "")
-        super().__init__(f"{where}: {problem}")
-
-
-class FitError(StepError):
-    """An EXAFS fit of one step did not converge or is not physical."""
+class DataError(OperandoError, ValueError):
+    """Data read fine but cannot be analysed as asked (wrong edge, too short k-range, ...;
+    a ``ValueError``)."""
 
 
 class OperandoWarning(UserWarning):

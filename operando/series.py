@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
+from ._util.result import Result
 from .errors import DataError
-
-#: Condition columns with a known meaning (others are kept as user columns).
-KNOWN_CONDITIONS = ("potential_V", "gas", "temperature_K", "time_s")
 
 
 @dataclass(frozen=True, eq=False)
-class Series:
+class Series(Result):
     """A time/condition series of XAS spectra on one common energy grid.
 
     Parameters
@@ -115,6 +113,13 @@ class Series:
             f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV, conditions {cols}>"
         )
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """The conditions table: ``step``, ``file`` and the condition columns."""
+        return self.conditions.copy()
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
+
     def _repr_html_(self) -> str:
         from ._util.reprs import series_html
 
@@ -150,11 +155,16 @@ class Series:
             if idx.dtype == bool:
                 idx = np.flatnonzero(idx)
         idx = idx.astype(int)
+        metadata = self.metadata
+        times = metadata.get("scan_times")
+        if isinstance(times, list) and len(times) == self.n_steps:  # one per step: follow it
+            metadata = {**metadata, "scan_times": [times[i] for i in idx]}
         return replace(
             self,
             mu=self.mu[idx],
             conditions=self.conditions.iloc[idx].reset_index(drop=True),
             reference=None if self.reference is None else self.reference[idx],
+            metadata=metadata,
         )
 
     def __getitem__(self, item) -> "Series":
@@ -231,12 +241,3 @@ def default_conditions(n: int, files: Iterable[str] | None = None) -> pd.DataFra
     """A minimal conditions table: ``step`` 0..n-1 and ``file``."""
     files = list(files) if files is not None else [""] * n
     return pd.DataFrame({"step": np.arange(n, dtype=int), "file": files})
-
-
-def merge_conditions(base: pd.DataFrame, extra: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
-    """Add columns of ``extra`` (same length as ``base``) to a conditions table."""
-    extra = pd.DataFrame(extra).reset_index(drop=True)
-    out = base.reset_index(drop=True).copy()
-    for column in extra.columns:
-        out[column] = extra[column].to_numpy()
-    return out

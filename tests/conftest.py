@@ -13,6 +13,31 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLES = ROOT / "sample_spectra"
 
 
+#: The slow lane, measured with ``pytest --durations=0``: modules of end-to-end runs (a
+#: run folder, the CLI, notebooks, child processes), and single tests over ~1 s.
+#: ``pytest -m "not slow"`` is the fast lane (about a minute); ``pytest`` runs everything.
+SLOW_MODULES = {"test_pipeline.py", "test_notebooks.py", "test_run_folder.py",
+                "test_verdicts_real.py", "test_scale.py", "test_faults.py", "test_acceptance.py",
+                "test_watch.py", "test_run_figures.py", "test_watch_logs.py"}
+SLOW_TESTS = {
+    ("test_exafs_significance.py", "test_detection_limit_matches_a_dense_grid_of_feffit_refits"),
+    ("test_io_safety.py", "test_one_long_first_row_is_refused_with_memory_bounded_by_the_file"),
+    ("test_io_safety.py", "test_gzip_bomb_refused_fast_with_bounded_memory"),
+    ("test_runstore.py", "test_sigkill_during_writes_never_exposes_partial_file"),
+    ("test_runstore.py", "test_refuses_folder_in_use_by_live_process"),
+    ("test_exafs_fast.py", "test_fast_fits_match_larch_on_sample_steps"),
+    ("test_exafs_global.py", "test_global_fit_is_feffit_with_several_datasets"),
+    ("test_plotting_report.py", "test_report_self_contained"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.name
+        if name in SLOW_MODULES or (name, getattr(item, "originalname", item.name)) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

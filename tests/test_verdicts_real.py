@@ -39,7 +39,7 @@ calibrate = true
 norm1 = 150.0
 norm2 = 600.0
 
-[reference]
+[foil]
 file = "{refs}/cu_foil_rt.xdi"
 shell = "Cu-Cu"
 cn = 12
@@ -52,7 +52,7 @@ rmin = 1.0
 rmax = 3.0
 
 [components]
-references = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
+standards = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
 
 [output]
 dir = "{out}"
@@ -159,7 +159,7 @@ edge = "K"
 e0 = "first"
 calibrate = true
 [components]
-references = {{ {refs} }}
+standards = {{ {refs} }}
 [output]
 dir = "{tmp_path / 'out'}"
 plots = []
@@ -242,7 +242,7 @@ def test_au_reduction_over_time_from_xanes_alone(shared_data):
     refs = {name: f"{prj}#{name}" for name in ("Au_foil", "Au3_Cl_aq", "Au_thiosulphate_aq")}
     fractions = lcf(norm, refs).to_dataframe()
     wl = op.white_line(norm)
-    steps = norm.table().merge(wl, on="step").merge(fractions, on="step")
+    steps = norm.to_dataframe().merge(wl, on="step").merge(fractions, on="step")
     tracking = track(steps, settings={"metal_fraction": "Au_foil"})
     metal = steps["frac_Au_foil"].to_numpy()
     assert metal[-1] > 0.5 > metal[0] + 0.4  # 0.0 at 12 h, 0.58 after 30 days

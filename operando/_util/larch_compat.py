@@ -4,7 +4,7 @@ Importing ``larch.xafs`` (or anything under ``larch.math``) pulls in lmfit,
 scipy.stats, scikit-learn, xraydb and SQLAlchemy, and every worker process would
 pay for it again.  These are line-for-line copies of Larch's code
 (xraylarch 2025-2026) so the fast engine stays identical to Larch; the tests
-(tests/test_batch.py) compare each against Larch itself.
+(tests/exafs/test_batch.py) compare each against Larch itself.
 
 =====================  =================================================
 ``ETOK``, ``KTOE``     ``larch.xafs.xafsutils`` constants
@@ -30,7 +30,7 @@ import numpy as np
 # values are scipy.constants' (CODATA 2022, scipy >= 1.15; h and e are exact in SI,
 # hbar = h / 2 pi as scipy computes it), written out because importing
 # scipy.constants in every worker would cost more than it saves.
-# tests/test_batch.py checks ETOK against Larch's bit for bit.
+# tests/exafs/test_batch.py checks ETOK against Larch's bit for bit.
 _HBAR = 6.62607015e-34 / (2 * np.pi)
 _M_E = 9.1093837139e-31
 _E = 1.602176634e-19

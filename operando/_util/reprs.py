@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..schema import lcf_columns
+
 _STYLE = ("<style>.op-repr{font-size:12px;line-height:1.3}.op-repr table{font-size:11px;"
           "border-collapse:collapse}.op-repr td,.op-repr th{padding:1px 6px;text-align:right}"
           ".op-repr .op-h{font-weight:bold;margin-bottom:4px}.op-repr .op-row{display:flex;"
@@ -180,7 +182,7 @@ def normalized_html(nz) -> str:
     chart = svg_lines(s.energy[keep], [(nz.norm[i][keep], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="normalised mu")
     n_ok = int(np.asarray(nz.ok).sum())
-    return block(f"NormalizedSeries: {len(s)} steps, {n_ok} ok", table(nz.table()), info, chart)
+    return block(f"NormalizedSeries: {len(s)} steps, {n_ok} ok", table(nz.to_dataframe()), info, chart)
 
 
 def fit_html(fr) -> str:
@@ -206,8 +208,7 @@ def fit_html(fr) -> str:
 def lcf_html(r) -> str:
     """A :class:`~operando.components.LCFResult`: fractions with errors per step; chart."""
     df = r.to_dataframe()
-    cols = ["step"] + [c for n in r.names for c in (f"frac_{n}", f"frac_{n}_err")] + \
-        ["lcf_rfactor", "lcf_ok"]
+    cols = ["step"] + [c for c in lcf_columns(r.names, shifts=True) if c in df.columns]
     chart = svg_lines(r.steps, [(r.weights[:, j], n) for j, n in enumerate(r.names)],
                       xlabel="Step", ylabel="fraction", markers=True)
     s = r.settings

@@ -11,6 +11,7 @@ attributes hold only numbers and strings).  xarray is an optional dependency
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -143,6 +144,36 @@ def lcf_dataset(r):
         data["shift_err"] = (("step", "component"), np.asarray(r.shift_errors))
     return xr.Dataset(data, coords={"step": np.asarray(r.steps), "component": list(r.names)},
                       attrs=_attrs("LCFResult", r.settings))
+
+
+def table_dataset(table: pd.DataFrame, kind: str, settings=None):
+    """A result table as a Dataset: every column a variable along the table's ``step``
+    column (``row`` when it has none); text columns as strings."""
+    xr = xarray()
+    dim = "step" if "step" in table.columns else "row"
+    index = table["step"].to_numpy() if dim == "step" else np.arange(len(table))
+    data = {}
+    for col in table.columns:
+        if col == dim:
+            continue
+        values = table[col]
+        data[str(col)] = (dim, values.to_numpy() if values.dtype != object
+                          else values.map(lambda v: "" if v is None else str(v)).to_numpy())
+    if dataclasses.is_dataclass(settings):
+        settings = dataclasses.asdict(settings)
+    return xr.Dataset(data, coords={dim: index}, attrs=_attrs(kind, settings))
+
+
+def wavelet_dataset(wt):
+    """A WaveletTransform: ``modulus`` over ``(map, r, k)``; ``label``, ``n_steps`` per map."""
+    xr = xarray()
+    return xr.Dataset({"modulus": (("map", "r", "k"), np.abs(np.asarray(wt.wt))),
+                       "n_steps": ("map", np.asarray(wt.n_steps))},
+                      coords={"map": np.arange(len(wt)),
+                              "label": ("map", np.asarray([str(x) for x in wt.labels])),
+                              "r": ("r", np.asarray(wt.r), {"units": "Angstrom"}),
+                              "k": ("k", np.asarray(wt.k), {"units": "1/Angstrom"})},
+                      attrs=_attrs("WaveletTransform", wt.settings))
 
 
 def series_fields(obj) -> dict:

@@ -9,9 +9,10 @@ import numpy as np
 
 import operando.components._solver as _solver
 from ._space import in_space
+from ..options import ComponentOptions
 
 
-def nvarys(k: int, sum_to_one: bool, shifts: bool = False) -> int:
+def nvarys(k: int, sum_to_one: bool, shifts: bool = ComponentOptions.shifts) -> int:
     """Number of varied parameters, counted as lmfit counts them in ``lincombo_fit``."""
     return k - (1 if sum_to_one else 0) + (k if shifts else 0)
 

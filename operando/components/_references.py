@@ -256,6 +256,10 @@ def _from_file(spec, name, norm_kw, e0, grid) -> Reference:
                       grid)
 
 
+#: The normalisation windows (eV from E0).
+_WINDOWS = ("pre1", "pre2", "norm1", "norm2")
+
+
 def _normalise(series: Series, label: str, source: str, norm_kw: dict, e0: float | None,
                grid: np.ndarray) -> Reference:
     """Normalise a raw reference like the data: resampled onto the series' grid first.
@@ -271,7 +275,9 @@ def _normalise(series: Series, label: str, source: str, norm_kw: dict, e0: float
     from operando import normalize
 
     _single(series, label)
-    own = normalize(series, e0="first", **norm_kw)
+    # Its own E0 first, with the engine's own windows: a standard on another edge is named
+    # as such (below), not as a window outside its data.
+    own = normalize(series, e0="first", **{k: v for k, v in norm_kw.items() if k not in _WINDOWS})
     if not own.ok[0]:
         raise DataError(f"reference {label!r} ({source}) could not be normalised: "
                         f"{own.reason[0]}")
@@ -285,7 +291,10 @@ def _normalise(series: Series, label: str, source: str, norm_kw: dict, e0: float
                         f"({grid[0]:.1f}-{grid[-1]:.1f} eV)")
     mu = make_interp_spline(series.energy, series.mu[0], k=3)(inside)
     resampled = series.replace(energy=inside, mu=mu[None, :], reference=None)
-    normed = normalize(resampled, e0=own_e0 if e0 is None else float(e0), **norm_kw)
+    try:
+        normed = normalize(resampled, e0=own_e0 if e0 is None else float(e0), **norm_kw)
+    except ConfigError as exc:   # a window outside this standard's data
+        raise DataError(f"reference {label!r} ({source}): {exc}") from None
     if not normed.ok[0]:
         raise DataError(f"reference {label!r} ({source}) could not be normalised on the series' "
                         f"grid: {normed.reason[0]}")
@@ -335,10 +344,10 @@ def _from_array(normalized, spec, label) -> Reference:
 
 
 def resolve_checked(normalized: NormalizedSeries, references: Any, series_e0: float,
-                    reference_e0: str) -> list[Reference]:
-    """:func:`resolve` about the series' E0 (``reference_e0="series"``) or their own,
+                    standard_e0: str) -> list[Reference]:
+    """:func:`resolve` about the series' E0 (``standard_e0="series"``) or their own,
     then :func:`check_edge`."""
-    refs = resolve(normalized, references, e0=series_e0 if reference_e0 == "series" else None)
+    refs = resolve(normalized, references, e0=series_e0 if standard_e0 == "series" else None)
     check_edge(refs, normalized, series_e0)
     return refs
 

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from ..options import ComponentOptions
+
 #: Largest number of weights solved by enumeration (3^k faces); above it an
 #: iterative per-spectrum solver (scipy SLSQP) is used.
 MAX_ENUMERATED = 6
@@ -85,7 +87,7 @@ def _face_map(G: np.ndarray, state, lower: float, upper: float, sum_to_one: bool
 
 
 def face_maps(G: np.ndarray, *, lower: float | None = 0.0, upper: float | None = 1.0,
-              sum_to_one: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+              sum_to_one: bool = ComponentOptions.sum_to_one) -> list[tuple[np.ndarray, np.ndarray]]:
     """The affine maps of every non-empty face for Gram matrix ``G`` (precompute once)."""
     lo = _limit(lower, -np.inf)
     hi = _limit(upper, np.inf)
@@ -98,7 +100,7 @@ def face_maps(G: np.ndarray, *, lower: float | None = 0.0, upper: float | None =
 
 
 def solve(G: np.ndarray, B: np.ndarray, *, lower: float | None = 0.0, upper: float | None = 1.0,
-          sum_to_one: bool = True, maps=None) -> np.ndarray:
+          sum_to_one: bool = ComponentOptions.sum_to_one, maps=None) -> np.ndarray:
     """Bounded (and optionally sum-to-one) least-squares weights for every row of ``B``.
 
     Parameters
@@ -203,7 +205,7 @@ def constrained_covariance(G: np.ndarray, sum_to_one: bool) -> np.ndarray:
 
 
 def kkt_violation(G: np.ndarray, b: np.ndarray, w: np.ndarray, *, lower: float | None = 0.0,
-                  upper: float | None = 1.0, sum_to_one: bool = True) -> float:
+                  upper: float | None = 1.0, sum_to_one: bool = ComponentOptions.sum_to_one) -> float:
     """Largest violation of the optimality (KKT) conditions of one solution ``w``.
 
     Returns the worst of: bound violations, the sum-to-one residual, the

@@ -1,17 +1,17 @@
-"""Combinatorial LCF: every combination of up to k references, ranked, with statistical tests.
+"""Combinatorial LCF: every combination of up to k standards, ranked, with statistical tests.
 
-For every step every combination of 1..``max_components`` references is
+For every step every combination of 1..``max_components`` standards is
 fitted (batched over steps, exact bounded solver), ranked by reduced
 chi-square as ``larch.math.lincombo_fitall`` ranks them, and two F-tests say
 what the data support:
 
-* **Is an extra reference justified?**  A combination c of s references is
+* **Is an extra reference justified?**  A combination c of s standards is
   compared with the best of its own (s-1)-subsets (nested models):
   ``F = ((chi2_sub - chi2_c) / (p_c - p_sub)) / (chi2_c / (N_idp - p_c))``
   with ``F(p_c - p_sub, N_idp - p_c)`` degrees of freedom.  This is Hamilton's
   R-factor ratio test written for chi-square (R-ratio^2 = chi-square ratio).
   The *selected* combination per step: start from the best single reference
-  and step up to the best combination of s+1 references while its extra
+  and step up to the best combination of s+1 standards while its extra
   reference is justified (p < ``alpha``).
 * **Which combinations are statistically equivalent to the best** (lowest
   reduced chi-square)?  Those whose variance ratio
@@ -21,8 +21,8 @@ what the data support:
 ``N_idp``, the number of independent points, is by default the number of data
 points in the fit range: right for white noise on a grid that was not
 interpolated.  Noise made smooth by interpolation, or systematic misfit
-(normalisation, missing references), makes the tests too generous in
-accepting extra references; pass a smaller ``n_idp`` (e.g. fit range / energy
+(normalisation, missing standards), makes the tests too generous in
+accepting extra standards; pass a smaller ``n_idp`` (e.g. fit range / energy
 resolution) to be conservative.  The settings record which was used.
 """
 
@@ -33,22 +33,24 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
 
 from ._linear import fit_linear, nvarys
 from ._space import check_space
-from .lcf import DEFAULT_ERANGE, LCFResult, _check_common, _empty, prepare
+from ..options import ComponentOptions
+from .lcf import LCFResult, _check_common, _empty, prepare
 
 __all__ = ["CombinationResult", "lcf_combinations"]
 
 
-class CombinationResult:
+class CombinationResult(Result):
     """All combinations fitted at every step, with rankings and tests.
 
     Attributes
     ----------
     names : list of str
-        All references.
+        All standards.
     combinations : list of tuple of int
         Reference indices of every combination (sizes 1..max_components).
     steps : (n,) array
@@ -58,7 +60,7 @@ class CombinationResult:
     chi_square, redchi, rfactor : (n_comb, n) arrays
     p_extra : (n_comb, n) array
         p-value of the F-test of a combination against its best subset with
-        one reference fewer (NaN for single references).
+        one reference fewer (NaN for single standards).
     p_equivalent : (n_comb, n) array
         p-value of the variance-ratio test against the best combination.
     selected : (n,) int array
@@ -146,7 +148,7 @@ class CombinationResult:
         """Every combination at one step, ranked by reduced chi-square (rank 1 = best).
 
         Columns: ``combination, n_refs, frac_<name>, frac_<name>_err`` (NaN
-        for references not in it), ``chi_square, redchi, rfactor, rank,
+        for standards not in it), ``chi_square, redchi, rfactor, rank,
         p_extra, justified, p_equivalent, equivalent, selected``.
         """
         j = self._col(step)
@@ -176,7 +178,7 @@ class CombinationResult:
         return df.loc[df["equivalent"], "combination"].tolist()
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per step: the selected combination's fractions (0 for references not in it,
+        """One row per step: the selected combination's fractions (0 for standards not in it,
         error NaN), ``lcf_combination, lcf_n_components, lcf_best, lcf_n_equivalent,
         lcf_equivalent, lcf_rfactor, lcf_redchi, lcf_chi_square, lcf_ok``."""
         return self.selected_fit().to_dataframe().drop(columns=["lcf_reason"]).assign(
@@ -190,7 +192,7 @@ class CombinationResult:
 
     def selected_fit(self) -> LCFResult:
         """An :class:`LCFResult` of the selected combination at every step (weights of the
-        other references 0 with NaN error), for plots and ``fit(step)``."""
+        other standards 0 with NaN error), for plots and ``fit(step)``."""
         parts = self._lcf_parts
         n, k = self.steps.size, len(self.names)
         W = np.zeros((n, k))
@@ -213,11 +215,14 @@ class CombinationResult:
                          xmax=parts["xmax"], settings=self.settings, _data=parts["data"],
                          _basis=parts["basis"], **stats)
 
+    def title(self) -> str:
+        return self.report().splitlines()[0]
+
     def report(self, step=None, top: int = 8) -> str:
         """Per step the selected and best combinations; with ``step``, its ranked table."""
         s = self.settings
         lines = [f"Combinatorial LCF: {len(self.combinations)} combinations of "
-                 f"{len(self.names)} references (up to {s['max_components']}), "
+                 f"{len(self.names)} standards (up to {s['max_components']}), "
                  f"alpha {self.alpha}, N_idp: {s['n_idp_rule']}"]
         if step is not None:
             df = self.table(step).head(top)
@@ -238,16 +243,17 @@ class CombinationResult:
         return "\n".join(lines)
 
 
-def lcf_combinations(normalized, references, *, max_components: int = 3,
-                     erange=DEFAULT_ERANGE, space: str = "norm", sum_to_one: bool = True,
-                     bounds=(0.0, 1.0), reference_e0: str = "series", alpha: float = 0.05,
+def lcf_combinations(normalized, standards, *, max_components: int = 3,
+                     erange=ComponentOptions.erange, space: str = ComponentOptions.space,
+                     sum_to_one: bool = ComponentOptions.sum_to_one,
+                     bounds=(0.0, 1.0), standard_e0: str = "series", alpha: float = 0.05,
                      n_idp: float | None = None, steps=None) -> CombinationResult:
-    """Fit every combination of 1..``max_components`` references at every step.
+    """Fit every combination of 1..``max_components`` standards at every step.
 
     Parameters are those of :func:`operando.components.lcf` (no shifts), plus:
 
     max_components : int
-        Largest number of references in one combination.
+        Largest number of standards in one combination.
     alpha : float
         Significance level of both F-tests (0 < alpha < 1).
     n_idp : float, optional
@@ -261,12 +267,12 @@ def lcf_combinations(normalized, references, *, max_components: int = 3,
     space = check_space(space)
     if not (0 < float(alpha) < 1):
         raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
-    prep = prepare(normalized, references, erange=erange, space=space,
-                   reference_e0=reference_e0, steps=steps, margin=0.0)
+    prep = prepare(normalized, standards, erange=erange, space=space,
+                   standard_e0=standard_e0, steps=steps, margin=0.0)
     k = len(prep.refs)
     max_components = int(max_components)
     if not 1 <= max_components <= k:
-        raise ConfigError(f"max_components must be between 1 and the {k} references, "
+        raise ConfigError(f"max_components must be between 1 and the {k} standards, "
                           f"got {max_components}")
     lower, upper = _check_common(sum_to_one, bounds, max_components)
     combos = [c for s in range(1, max_components + 1)
@@ -278,7 +284,7 @@ def lcf_combinations(normalized, references, *, max_components: int = 3,
     for group, i0, i1, A, Y in prep.blocks():
         m = i1 - i0
         if m <= nvarys(max_components, sum_to_one) + 1:
-            raise DataError(f"fit range holds {m} points, too few for {max_components} references")
+            raise DataError(f"fit range holds {m} points, too few for {max_components} standards")
         n_points[group] = m
         for c, fit in zip(combos, fits):
             out = fit_linear(Y, A[:, list(c)], lower=lower, upper=upper, sum_to_one=sum_to_one)

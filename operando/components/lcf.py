@@ -2,7 +2,7 @@
 
 :func:`lcf` fits every step of a :class:`~operando.xanes.NormalizedSeries`
 (normalised mu, flattened mu or its derivative) with a weighted sum of
-references, batched: all steps share one Gram matrix and the bounded /
+standards, batched: all steps share one Gram matrix and the bounded /
 sum-to-one problem is solved exactly (``_solver``).  :func:`lcf_arrays` does the
 same for any spectra already on one grid (e.g. chi(k) * k^w arrays).
 
@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
+from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
@@ -33,16 +35,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LCFResult", "lcf", "lcf_arrays"]
 
-#: Default fit range relative to E0, eV.  Larix (larch/wxxas/config.py) uses
-#: -40..+100; -20..+80 keeps the edge and the first resonances and drops the
-#: flat pre-edge, which adds points but no information about the mixture.
-DEFAULT_ERANGE = (-20.0, 80.0)
-DEFAULT_MAX_SHIFT = 3.0
-
-
 @dataclass(frozen=True, eq=False)
-class LCFResult:
-    """Weights of the references for every step, with errors and fit statistics.
+class LCFResult(Result):
+    """Weights of the standards for every step, with errors and fit statistics.
 
     Attributes
     ----------
@@ -67,7 +62,7 @@ class LCFResult:
     xmin, xmax : (n,) arrays
         First and last grid point of each step's fit range.
     settings : dict
-        Every setting (fit range, space, constraints, references and how they
+        Every setting (fit range, space, constraints, standards and how they
         were normalised, solver, how errors are computed).
     """
 
@@ -141,7 +136,7 @@ class LCFResult:
         i = self._row(step)
         if not self.ok[i]:
             raise DataError(f"step {step} was not fitted: {self.reason[i]}")
-        space = self.settings.get("space", "norm")
+        space = self.settings["space"]
         i0, i1 = window(self.x, self.xmin[i], self.xmax[i])
         data = in_space(self.x, self._data[i], space, i0, i1)
         if self.shifts is not None and self._refs is not None:
@@ -161,7 +156,7 @@ class LCFResult:
         bounds = s.get("bounds")
         lines = [
             f"LCF of {len(self)} steps ({int(self.ok.sum())} fitted) against "
-            f"{len(self.names)} references: {', '.join(self.names)}",
+            f"{len(self.names)} standards: {', '.join(self.names)}",
             f"  space {s.get('space')}, fit range {s.get('erange')} "
             f"{'eV relative to E0' if s.get('relative', True) else ''}, "
             f"weights in {bounds if bounds else '(-inf, inf)'}, "
@@ -208,12 +203,20 @@ def _check_common(sum_to_one, bounds, k):
     return lower, upper
 
 
+def _check_two_or_more(names) -> None:
+    """One weight is the sum_to_one constraint (1 +/- 0) or a scale: never a fraction."""
+    if len(names) < 2:
+        raise ConfigError(f"LCF needs at least two standards, got one ({names[0]!r}): a "
+                          "weight fixed by sum_to_one or a scale, never a fraction; add the "
+                          'other state (a file, "first", "last") or use method = "mcr"')
+
+
 def _solver_note(k, shifts):
     if shifts:
         return ("variable projection: scipy least_squares (trf) over the shifts from 0, exact "
                 "bounded weights at every trial shift")
     if k > _solver.MAX_ENUMERATED:
-        return "scipy SLSQP per spectrum (more than 6 references)"
+        return "scipy SLSQP per spectrum (more than 6 standards)"
     return "exact: enumeration of the 3^k active sets, batched over steps (closed form per face)"
 
 
@@ -222,9 +225,10 @@ _ERRORS_NOTE = ("sqrt(diag(cov) * redchi) as lmfit (scale_covar); cov from the c
 
 
 # --------------------------------------------------------------------------- public
-def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, space: str = "norm",
-        sum_to_one: bool = True, bounds=(0.0, 1.0), shifts: bool = False,
-        max_shift: float = DEFAULT_MAX_SHIFT, reference_e0: str = "series",
+def lcf(normalized: NormalizedSeries, standards, *, erange=ComponentOptions.erange,
+        space: str = ComponentOptions.space, sum_to_one: bool = ComponentOptions.sum_to_one,
+        bounds=(0.0, 1.0), shifts: bool = ComponentOptions.shifts,
+        max_shift: float = ComponentOptions.max_shift, standard_e0: str = "series",
         steps=None) -> LCFResult:
     """Linear-combination fit of every step against reference spectra.
 
@@ -232,12 +236,12 @@ def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, spac
     ----------
     normalized : NormalizedSeries
         The series, normalised (:func:`operando.normalize`).
-    references : dict or list
-        ``{name: reference}`` or a list of references (names from the file
+    standards : dict or list
+        ``{name: reference}`` or a list of standards (names from the file
         stem, ``"first"``, ``"step_<n>"``, ...).  A reference is a path (XDI,
         column file, ``"file.prj#group"``), a one-spectrum Series (raw; it is
         resampled onto the series' grid and normalised with the series' own
-        settings, see ``reference_e0``), a
+        settings, see ``standard_e0``), a
         one-spectrum NormalizedSeries, ``"first"`` / ``"last"`` / a step
         number / a slice of the series, a 1-D array on the series grid or an
         ``(energy, values)`` pair (both taken as normalised).
@@ -251,8 +255,8 @@ def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, spac
         Bounds of every weight; None for unbounded (Larch's function default).
     shifts : bool
         Fit an energy shift per reference, bounded by ``max_shift`` (eV).
-    reference_e0 : {"series", "own"}
-        Normalise raw references about the series' E0 (median over steps;
+    standard_e0 : {"series", "own"}
+        Normalise raw standards about the series' E0 (median over steps;
         same absolute windows as the data, the default) or about their own E0.
     steps : sequence of int, optional
         ``step`` labels to fit (default: every step).
@@ -264,19 +268,20 @@ def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, spac
     Raises
     ------
     ConfigError
-        Bad settings.
+        Bad settings, or fewer than two standards (one weight is never a fraction).
     DataError
         A reference on another edge or element, a reference not covering the
-        fit range, linearly dependent references (each naming the reference),
+        fit range, linearly dependent standards (each naming the reference),
         or a fit range with too few points.
     """
     space = check_space(space)
     max_shift = float(max_shift)
     if shifts and not (0 < max_shift <= 50):
         raise ConfigError(f"max_shift must be in (0, 50] eV, got {max_shift}")
-    prep = prepare(normalized, references, erange=erange, space=space,
-                   reference_e0=reference_e0, steps=steps, margin=max_shift if shifts else 0.0)
+    prep = prepare(normalized, standards, erange=erange, space=space,
+                   standard_e0=standard_e0, steps=steps, margin=max_shift if shifts else 0.0)
     k = len(prep.refs)
+    _check_two_or_more(prep.names)
     lower, upper = _check_common(sum_to_one, bounds, k)
     nv = nvarys(k, sum_to_one, shifts)
     n = len(normalized)
@@ -314,9 +319,9 @@ def lcf(normalized: NormalizedSeries, references, *, erange=DEFAULT_ERANGE, spac
 
 
 class Prepared:
-    """References resolved and checked, and the fit windows of a series (shared by LCF modes)."""
+    """Standards resolved and checked, and the fit windows of a series (shared by LCF modes)."""
 
-    def __init__(self, normalized, refs, rows, selected, e0_series, lo, hi, space, reference_e0,
+    def __init__(self, normalized, refs, rows, selected, e0_series, lo, hi, space, standard_e0,
                  steps):
         self.normalized = normalized
         self.refs = refs
@@ -326,7 +331,7 @@ class Prepared:
         self.e0_series = e0_series
         self.lo, self.hi = lo, hi
         self.space = space
-        self.reference_e0 = reference_e0
+        self.standard_e0 = standard_e0
         self.steps = steps
         self.energy = normalized.energy
         self.source = normalized.flat if space == "flat" else normalized.norm
@@ -361,17 +366,17 @@ class Prepared:
         out.update({
             "interpolation": "not-a-knot cubic spline onto the series grid (as lincombo_fit)",
             "normalization": _references.series_norm_settings(self.normalized),
-            "reference_e0": self.reference_e0,
-            "references": [r.info() for r in self.refs],
+            "standard_e0": self.standard_e0,
+            "standards": [r.info() for r in self.refs],
             "steps": None if self.steps is None else
             [int(s) for s in np.asarray(self.steps).ravel()],
         })
         return out
 
 
-def prepare(normalized, references, *, erange, space, reference_e0, steps,
+def prepare(normalized, standards, *, erange, space, standard_e0, steps,
             margin) -> Prepared:
-    """Resolve and check the references and the fit windows of every step to be fitted.
+    """Resolve and check the standards and the fit windows of every step to be fitted.
 
     Raises the errors documented in :func:`lcf` (other edge, coverage, singular basis).
     """
@@ -379,8 +384,8 @@ def prepare(normalized, references, *, erange, space, reference_e0, steps,
         raise ConfigError(f"LCF needs a NormalizedSeries (operando.normalize), got "
                           f"{type(normalized).__name__}")
     lo, hi = check_erange(erange)
-    if reference_e0 not in ("series", "own"):
-        raise ConfigError(f"reference_e0 must be 'series' or 'own', got {reference_e0!r}")
+    if standard_e0 not in ("series", "own"):
+        raise ConfigError(f"standard_e0 must be 'series' or 'own', got {standard_e0!r}")
     energy = normalized.energy
     n = len(normalized)
     all_steps = normalized.series.steps
@@ -391,8 +396,8 @@ def prepare(normalized, references, *, erange, space, reference_e0, steps,
     if rows.size == 0:
         raise DataError("no normalised step to fit (every selected step failed normalisation)")
     e0_series = float(np.median(normalized.e0[rows]))
-    refs = _references.resolve_checked(normalized, references, e0_series, reference_e0)
-    prep = Prepared(normalized, refs, rows, selected, e0_series, lo, hi, space, reference_e0,
+    refs = _references.resolve_checked(normalized, standards, e0_series, standard_e0)
+    prep = Prepared(normalized, refs, rows, selected, e0_series, lo, hi, space, standard_e0,
                     steps)
     for e0 in np.unique(normalized.e0[rows]):
         group = rows[normalized.e0[rows] == e0]
@@ -407,9 +412,10 @@ def prepare(normalized, references, *, erange, space, reference_e0, steps,
     return prep
 
 
-def lcf_arrays(x, spectra, references, *, names=None, xrange=None, sum_to_one: bool = True,
+def lcf_arrays(x, spectra, standards, *, names=None, xrange=None,
+               sum_to_one: bool = ComponentOptions.sum_to_one,
                bounds=(0.0, 1.0), steps=None) -> LCFResult:
-    """LCF of spectra already on one grid (e.g. chi(k) * k^w) against references on that grid.
+    """LCF of spectra already on one grid (e.g. chi(k) * k^w) against standards on that grid.
 
     Parameters
     ----------
@@ -417,7 +423,7 @@ def lcf_arrays(x, spectra, references, *, names=None, xrange=None, sum_to_one: b
         The common grid (energy in eV, k in 1/Angstrom, ...), increasing.
     spectra : (n, n_x) array
         One spectrum per row.
-    references : (k, n_x) array
+    standards : (k, n_x) array
         One reference per row, on ``x``.
     names : list of str, optional
         Reference names (default ``ref0, ref1, ...``).
@@ -434,16 +440,17 @@ def lcf_arrays(x, spectra, references, *, names=None, xrange=None, sum_to_one: b
     """
     x = np.asarray(x, dtype=float)
     Y = np.atleast_2d(np.asarray(spectra, dtype=float))
-    R = np.atleast_2d(np.asarray(references, dtype=float))
+    R = np.atleast_2d(np.asarray(standards, dtype=float))
     if x.ndim != 1 or np.any(np.diff(x) <= 0):
         raise DataError("x must be a strictly increasing 1-D array")
     if Y.shape[1] != x.size or R.shape[1] != x.size:
-        raise DataError(f"spectra {Y.shape} and references {R.shape} must have {x.size} columns "
+        raise DataError(f"spectra {Y.shape} and standards {R.shape} must have {x.size} columns "
                         "(one per point of x)")
     k = R.shape[0]
     names = [f"ref{j}" for j in range(k)] if names is None else [str(v) for v in names]
     if len(names) != k or len(set(names)) != k:
         raise ConfigError(f"names must be {k} unique labels, got {names}")
+    _check_two_or_more(names)
     lower, upper = _check_common(sum_to_one, bounds, k)
     lo, hi = (x[0], x[-1]) if xrange is None else check_erange(xrange)
     i0, i1 = window(x, lo, hi)
@@ -466,7 +473,7 @@ def lcf_arrays(x, spectra, references, *, names=None, xrange=None, sum_to_one: b
                 "relative": False, "sum_to_one": bool(sum_to_one),
                 "bounds": None if bounds is None else [lower, upper], "shifts": False,
                 "nvarys": nv, "solver": _solver_note(k, False), "errors": _ERRORS_NOTE,
-                "references": names}
+                "standards": names}
     step_labels = np.arange(n) if steps is None else np.asarray(steps)
     return LCFResult(names=names, steps=step_labels, x=x, settings=settings, _data=Y, _basis=R,
                      **res)

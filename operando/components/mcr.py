@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
+from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
@@ -39,11 +41,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MCRResult", "mcr", "purest_rows"]
 
-DEFAULT_ERANGE = (-20.0, 80.0)
 
 
 @dataclass(frozen=True, eq=False)
-class MCRResult:
+class MCRResult(Result):
     """Resolved spectra and concentration profiles, with fit quality and ambiguity.
 
     Attributes
@@ -104,6 +105,9 @@ class MCRResult:
             cols[f"mcr_{name}_max"] = self.conc_max[:, j]
         cols["mcr_residual_rms"] = self.residual_rms
         return pd.DataFrame(cols)
+
+    def title(self) -> str:
+        return self.report().splitlines()[0]
 
     def report(self) -> str:
         s = self.settings
@@ -256,10 +260,11 @@ class _Relog(logging.Filter):
 
 
 # --------------------------------------------------------------------------- public
-def mcr(normalized: NormalizedSeries, n_components: int | None = None, *, erange=DEFAULT_ERANGE,
-        steps=None, space: str = "norm", init="purest", fixed=None, closure: bool = True,
+def mcr(normalized: NormalizedSeries, n_components: int | None = None, *,
+        erange=ComponentOptions.erange, steps=None, space: str = ComponentOptions.space,
+        init="purest", fixed=None, closure: bool = True,
         max_iter: int = 500, bands: bool = True, tol_spectra: float | None = None,
-        reference_e0: str = "series") -> MCRResult:
+        standard_e0: str = "series") -> MCRResult:
     """MCR-ALS of a series: non-negative spectra and concentrations (with closure).
 
     Parameters
@@ -309,7 +314,7 @@ def mcr(normalized: NormalizedSeries, n_components: int | None = None, *, erange
 
     fixed_refs = []
     if fixed is not None:
-        fixed_refs = _references.resolve_checked(normalized, fixed, e0, reference_e0)
+        fixed_refs = _references.resolve_checked(normalized, fixed, e0, standard_e0)
         _references.check_coverage(fixed_refs, *span(energy, i0, i1, space))
         if len(fixed_refs) > k:
             raise ConfigError(f"{len(fixed_refs)} fixed spectra but only {k} components")

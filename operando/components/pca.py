@@ -34,7 +34,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from operando._util.result import Result
 from operando.errors import ConfigError, DataError
+from operando.options import ComponentOptions
 from operando.xanes import NormalizedSeries
 
 import operando.components._references as _references
@@ -42,12 +44,11 @@ from ._space import in_space, series_matrix, span
 
 __all__ = ["PCAResult", "pca", "pca_matrix"]
 
-DEFAULT_ERANGE = (-20.0, 80.0)
 _PREPROCESS = ("none", "larch")
 
 
 @dataclass(frozen=True, eq=False)
-class PCAResult:
+class PCAResult(Result):
     """Eigen-analysis of the spectra of a series over one energy range.
 
     Attributes
@@ -160,6 +161,9 @@ class PCAResult:
         return {"spoil": spoil, "aet": aet, "rep": rep, "ret": ret,
                 "redchi": aet ** 2 / (re ** 2 + rep ** 2), "verdict": verdict, "fit": fit,
                 "n_components": n}
+
+    def title(self) -> str:
+        return self.report().splitlines()[0]
 
     def report(self) -> str:
         s = self.settings
@@ -278,9 +282,9 @@ def pca_matrix(x, spectra, *, preprocess: str = "none", alpha: float = 0.05,
                      _svd=(U, s, Vt))
 
 
-def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool = False,
-        steps=None, space: str = "norm", preprocess: str = "none", alpha: float = 0.05,
-        targets=None, reference_e0: str = "series") -> PCAResult:
+def pca(normalized: NormalizedSeries, *, erange=ComponentOptions.erange, absolute: bool = False,
+        steps=None, space: str = ComponentOptions.space, preprocess: str = "none", alpha: float = 0.05,
+        targets=None, standard_e0: str = "series") -> PCAResult:
     """PCA of the normalised spectra of a series (or of some of its steps) over one energy range.
 
     Parameters
@@ -299,7 +303,7 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         Candidate references (any form :func:`operando.components.lcf`
         accepts) tested by target transformation into the ``n_components``
         span (``preprocess="none"`` only).
-    reference_e0 : {"series", "own"}
+    standard_e0 : {"series", "own"}
         How raw targets are normalised (as in :func:`lcf`).
 
     Returns
@@ -318,7 +322,7 @@ def pca(normalized: NormalizedSeries, *, erange=DEFAULT_ERANGE, absolute: bool =
         return result
     if preprocess != "none":
         raise ConfigError("target tests need preprocess='none'")
-    refs = _references.resolve_checked(normalized, targets, e0, reference_e0)
+    refs = _references.resolve_checked(normalized, targets, e0, standard_e0)
     _references.check_coverage(refs, *span(energy, i0, i1, space))
     T = in_space(energy, _references.on_grid(refs, energy, space), space, i0, i1)
     rows_out = []

@@ -3,7 +3,7 @@
 A configuration has these sections (all optional except ``[series]``)::
 
     [series]                      # what to read (operando.io.read_series)
-    source = "scans/"             # folder, glob, file, or a list of them ("files" is an alias)
+    source = "scans/"             # folder, glob, file, or a list of them
     conditions = "conditions.csv" # per-file conditions table
     element = "Pt"                # absorbing element (default: from the files)
     edge = "L3"
@@ -13,7 +13,7 @@ A configuration has these sections (all optional except ``[series]``)::
     format = "auto"
 
     [normalize]                   # operando.xanes.normalize / calibrate / white_line
-    e0 = "first"                  # "first", "each", "reference" or a number (eV)
+    e0 = "median"                 # "median", "first", "each", "reference" or a number (eV)
     pre1 = -150.0                 # eV relative to e0 (unset: Larch defaults)
     pre2 = -30.0
     norm1 = 50.0
@@ -24,7 +24,7 @@ A configuration has these sections (all optional except ``[series]``)::
     edge_energy = 11564.0         # calibration target (default: tabulated edge)
     wl_window = [-5.0, 15.0]      # white-line window, eV relative to e0
 
-    [reference]                   # amplitude reduction factor S0^2
+    [foil]                        # amplitude reduction factor S0^2
     file = "pt_foil.xdi"          # a metal foil to calibrate S0^2 on ...
     shell = "Pt-Pt"
     cn = 12
@@ -65,11 +65,11 @@ naming the key, the value and what is accepted.
 
 from .load import SECTIONS, load_config
 from .sections import (ATHENA_AUTO_MAX_STEPS, AUTO_CHUNK_LARCH, AUTO_CHUNK_MAX, AUTO_CHUNK_MIN,
-                       ComponentsConfig, Config, ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig,
+                       ComponentsConfig, Config, ExafsConfig, NormalizeConfig, OutputConfig, FoilConfig,
                        RunConfig, SeriesConfig, TrackConfig)
 
 __all__ = [
-    "Config", "SeriesConfig", "NormalizeConfig", "ReferenceConfig", "ExafsConfig", "ComponentsConfig",
+    "Config", "SeriesConfig", "NormalizeConfig", "FoilConfig", "ExafsConfig", "ComponentsConfig",
     "TrackConfig", "OutputConfig", "RunConfig", "load_config", "SECTIONS",
     "ATHENA_AUTO_MAX_STEPS", "AUTO_CHUNK_MIN", "AUTO_CHUNK_MAX", "AUTO_CHUNK_LARCH",
 ]

@@ -11,29 +11,29 @@ from typing import Mapping
 from .._util.larch_compat import FT_WINDOWS as WINDOWS
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
-from ..tracking import TrackSettings
+from ..options import TrackSettings
+from .conditions import build_conditions
 from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
-                       ExafsConfig, NormalizeConfig, OutputConfig, ReferenceConfig, RunConfig,
+                       ConditionsConfig, ExafsConfig, NormalizeConfig, OutputConfig, FoilConfig,
+                       RunConfig,
                        SeriesConfig, TrackConfig, build_run)
 from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
                      _resolve_glob, _shell, _shells, _string)
+from .two_phase import two_phase_config
 
 
 # ----------------------------------------------------------------------- loading
-SECTIONS = ("series", "normalize", "reference", "exafs", "components", "track", "output", "run")
+SECTIONS = ("series", "conditions", "normalize", "foil", "exafs", "components", "track", "output", "run")
 _TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
     cls = {
-        "series": SeriesConfig, "normalize": NormalizeConfig, "reference": ReferenceConfig,
+        "series": SeriesConfig, "conditions": ConditionsConfig, "normalize": NormalizeConfig, "foil": FoilConfig,
         "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
         "run": RunConfig,
     }[name]
-    keys = tuple(f.name for f in fields(cls))
-    if name == "series":
-        keys = keys + ("files",)
-    return keys
+    return tuple(f.name for f in fields(cls))
 
 
 def load_config(source: "str | os.PathLike | Mapping | Config", *, base_dir=None) -> Config:
@@ -130,44 +130,40 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if "series" not in data:
         raise ConfigError("the configuration needs a [series] section with source = the files to read")
     for name in SECTIONS:
-        if name != "track":
+        if name not in ("track", "conditions"):
             _check_keys(name, data.get(name, {}), _section_keys(name))
     series = _build_series(data["series"], base)
+    conditions = build_conditions(data.get("conditions", {}), base)
     normalize = _build_normalize(data.get("normalize", {}))
-    reference = _build_reference(data.get("reference", {}), base)
-    exafs = _build_exafs(data.get("exafs"), series.element, base)
+    foil = _build_foil(data.get("foil", {}), base)
+    exafs = replace(_build_exafs(data.get("exafs"), series.element, base), two_phase=two_phase_config(data))
     components = _build_components(data.get("components"), base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
     run = build_run(data.get("run", {}))
-    if exafs.enabled and reference.file is None and reference.s02 is None:
+    if exafs.enabled and foil.file is None and foil.s02 is None:
         raise ConfigError(
-            "[reference] needs file (a metal foil to calibrate S0^2 on) or s02 (a fixed value, "
+            "[foil] needs file (a metal foil to calibrate S0^2 on) or s02 (a fixed value, "
             "e.g. 0.85) when [exafs] is enabled"
         )
-    if reference.shell is None and exafs.enabled and series.element:
-        reference = replace(reference, shell=f"{series.element}-{series.element}")
+    if foil.shell is None and exafs.enabled and series.element:
+        foil = replace(foil, shell=f"{series.element}-{series.element}")
     return Config(
-        series=series, normalize=normalize, reference=reference, exafs=exafs,
+        series=series, conditions=conditions, normalize=normalize, foil=foil, exafs=exafs,
         components=components, track=track,
         output=output, run=run, path=None if path is None else str(path), base_dir=str(base),
     )
 
 
-
-
 # ------------------------------------------------------------------- sections
 def _build_series(value: Mapping, base: Path) -> SeriesConfig:
     s = "series"
-    if "source" in value and "files" in value:
-        raise ConfigError("[series] give either source or files (they are the same setting), not both")
-    key = "source" if "source" in value else "files"
-    raw = value.get(key)
+    raw = value.get("source")
     if raw is None:
         raise ConfigError("[series] source is missing: give a folder, a glob, a file or a list of files")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
-        _fail(s, key, raw, "a folder, glob or file path, or a non-empty list of them")
+        _fail(s, "source", raw, "a folder, glob or file path, or a non-empty list of them")
     source = tuple(_resolve_glob(base, i.strip()) for i in items)
     conditions = _string(s, "conditions", value)
     if conditions is not None:
@@ -214,16 +210,16 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
         edge=edge,
         mu=_mu(value),
         reference=reference,
-        format=_string(s, "format", value, default="auto"),
+        format=_string(s, "format", value, default=SeriesConfig.format),
         pattern=_string(s, "pattern", value),
         energy_column=energy_column,
         columns=columns,
-        on_error=_choice(s, "on_error", value, ("skip", "raise"), default="skip"),
-        order=_choice(s, "order", value, ("auto", "name", "time"), default="auto"),
+        on_error=_choice(s, "on_error", value, ("skip", "raise"), default=SeriesConfig.on_error),
+        order=_choice(s, "order", value, ("auto", "name", "time"), default=SeriesConfig.order),
         channels=_channels(value),
         dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
                                 'has the ICR/OCR columns)'),
-        use_project_settings=_boolean(s, "use_project_settings", value, default=False),
+        use_project_settings=_boolean(s, "use_project_settings", value, default=SeriesConfig.use_project_settings),
     )
 
 
@@ -237,7 +233,7 @@ def _mu(value: Mapping):
         if not v or not all(isinstance(c, str) and c.strip() for c in v):
             _fail("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
         return tuple(c.strip() for c in v)
-    return _string("series", "mu", value, default="auto")
+    return _string("series", "mu", value, default=SeriesConfig.mu)
 
 
 def _channels(value: Mapping):
@@ -255,13 +251,12 @@ def _channels(value: Mapping):
 
 def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
-    e0 = value.get("e0", "median")
+    e0 = value.get("e0", NormalizeConfig.e0)
     if isinstance(e0, str):
-        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default="median")
+        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
     else:
-        e0 = _number(s, "e0", value, low=0, low_open=True,
-                     accepted='"median", "first", "each", "reference" or a number (eV) > 0',
-                     allow_none=False)
+        e0 = _number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
+                     accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
     pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:
@@ -272,33 +267,33 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
         _fail(s, "norm1", norm1, f"< norm2 ({norm2:g})")
     window = value.get("wl_window")
     if window is not None:
-        if (not isinstance(window, list) or len(window) != 2
-                or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in window)
+        if (not isinstance(window, list) or len(window) != 2 or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and abs(w) < 1e4 for w in window)
                 or not window[0] < window[1]):
             _fail(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
         window = (float(window[0]), float(window[1]))
     return NormalizeConfig(
         e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
-        nnorm=_integer(s, "nnorm", value, default=None, low=0, high=3, allow_none=True),
-        nvict=_integer(s, "nvict", value, default=0, low=0, high=4),
-        calibrate=_boolean(s, "calibrate", value, default=False),
-        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True,
-                            accepted="a number (eV) > 0, or unset for the tabulated edge energy"),
+        nnorm=_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
+        nvict=_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
+        calibrate=_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
+        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
+                            accepted="eV in (0, 200000], or unset for the tabulated edge"),
         wl_window=window,
-        engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
+        engine=_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
     )
 
 
-def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
-    s = "reference"
+def _build_foil(value: Mapping, base: Path) -> FoilConfig:
+    s = "foil"
     file = _string(s, "file", value)
     s02 = _number(s, "s02", value, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5")
     if file is not None and s02 is not None:
         raise ConfigError(
-            "[reference] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
+            "[foil] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
         )
     shell = value.get("shell")
-    sigma2 = value.get("sigma2", "fix")
+    sigma2 = value.get("sigma2", FoilConfig.sigma2)
     if isinstance(sigma2, bool) or not (sigma2 in ("fix", "bound", "free") or (
             isinstance(sigma2, (int, float)) and 0 < sigma2 < 0.05)):
         _fail(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')
@@ -308,19 +303,19 @@ def _build_reference(value: Mapping, base: Path) -> ReferenceConfig:
     if (temps["temperature_K"] is not None and temps["sample_temperature_K"] is not None
             and temps["temperature_K"] != temps["sample_temperature_K"]
             and temps["debye_temperature_K"] is None):
-        raise ConfigError("[reference] a sigma2 temperature correction (temperature_K != "
+        raise ConfigError("[foil] a sigma2 temperature correction (temperature_K != "
                           "sample_temperature_K) needs debye_temperature_K")
-    return ReferenceConfig(
+    return FoilConfig(
         file=None if file is None else _resolve(base, file),
         shell=None if shell is None else _shell(s, "shell", shell),
-        cn=_number(s, "cn", value, default=12.0, low=0, high=24, low_open=True,
+        cn=_number(s, "cn", value, default=FoilConfig.cn, low=0, high=24, low_open=True,
                    accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
                    allow_none=False),
         s02=s02,
         sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
-        deltar=_choice(s, "deltar", value, ("fix", "free"), default="free"),
-        de0=_choice(s, "de0", value, ("fix", "free"), default="fix"),
-        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default="debye"),
+        deltar=_choice(s, "deltar", value, ("fix", "free"), default=FoilConfig.deltar),
+        de0=_choice(s, "de0", value, ("fix", "free"), default=FoilConfig.de0),
+        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default=FoilConfig.disorder_model),
         **temps,
         mu=_string(s, "mu", value),
     )
@@ -367,23 +362,23 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
                      allow_none=False),
         bkg_kmin=_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
                          allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
-        engine=_choice(s, "engine", value, ("fast", "larch"), default="fast"),
+        engine=_choice(s, "engine", value, ("fast", "larch"), default=ExafsConfig.engine),
         merge_repeats=_merge_repeats(value),
         significance=_choice(s, "significance", value, ("metal", "all", "none"),
                              default=ExafsConfig.significance),
-        systematics=_boolean(s, "systematics", value, default=False),
+        systematics=_boolean(s, "systematics", value, default=ExafsConfig.systematics),
     )
 
 
-#: Reference sources that name part of the series rather than a file.
-_SERIES_REFERENCES = ("first", "last", "reference_channel")
+#: Standards that name part of the series rather than a file.
+_SERIES_STANDARDS = ("first", "last", "reference_channel")
 
 
 def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     s = "components"
     if value is None:
         return ComponentsConfig(enabled=False)
-    raw = value.get("references", [])
+    raw = value.get("standards", [])
     if isinstance(raw, str):
         raw = [raw]
     if isinstance(raw, list):
@@ -391,38 +386,37 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     elif isinstance(raw, Mapping):
         pairs = list(raw.items())
     else:
-        _fail(s, "references", raw, "a list of reference files (or \"first\", \"last\", "
+        _fail(s, "standards", raw, "a list of standard files (or \"first\", \"last\", "
               "\"step:N\", \"steps:A-B\", \"reference_channel\"), or a table name = source")
     refs = []
     for name, source in pairs:
         if not isinstance(source, str) or not source.strip():
-            _fail(s, "references", raw, "reference sources as text")
+            _fail(s, "standards", raw, "standard sources as text")
         text = source.strip()
-        if text not in _SERIES_REFERENCES and not text.startswith(("step:", "steps:")):
+        if text not in _SERIES_STANDARDS and not text.startswith(("step:", "steps:")):
             path, _, group = text.partition("#")
             text = _resolve(base, path) + (f"#{group}" if group else "")
         refs.append((str(name) if name is not None else None, text))
     method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
-    if method == "lcf" and len(refs) < 1:
-        _fail(s, "references", raw, "at least one reference for method = \"lcf\"")
-    erange = value.get("erange", [-20.0, 80.0])
-    if (not isinstance(erange, list) or len(erange) != 2
-            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in erange)
+    if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
+        _fail(s, "standards", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
+    erange = value.get("erange", list(ComponentsConfig.erange))
+    if (not isinstance(erange, list) or len(erange) != 2 or not all(   # finite, near the edge
+            isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e4 for e in erange)
             or not erange[0] < erange[1]):
-        _fail(s, "erange", erange, "a pair [low, high] of numbers (eV relative to e0), low < high")
+        _fail(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
     n_comp = value.get("n_components", "auto")
     if n_comp == "auto":
         n_comp = None
     elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
         _fail(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
     return ComponentsConfig(
-        enabled=True, references=tuple(refs), method=method,
+        enabled=True, standards=tuple(refs), method=method,
         erange=(float(erange[0]), float(erange[1])),
-        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default="norm"),
-        sum_to_one=_boolean(s, "sum_to_one", value, default=True),
-        shifts=_boolean(s, "shifts", value, default=False),
-        max_shift=_number(s, "max_shift", value, default=3.0, low=0, high=50, low_open=True,
-                          allow_none=False),
+        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
+        sum_to_one=_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),
+        shifts=_boolean(s, "shifts", value, default=ComponentsConfig.shifts),
+        max_shift=_number(s, "max_shift", value, default=ComponentsConfig.max_shift, low=0, high=50, low_open=True, allow_none=False),
         n_components=n_comp,
         metal=_string(s, "metal", value),
     )
@@ -484,8 +478,8 @@ def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig
     return OutputConfig(
         dir=_resolve(base, directory),
         plots=tuple(dict.fromkeys(p.lower() for p in plots)),
-        overwrite=_boolean(s, "overwrite", value, default=False),
-        report=_boolean(s, "report", value, default=True),
+        overwrite=_boolean(s, "overwrite", value, default=OutputConfig.overwrite),
+        report=_boolean(s, "report", value, default=OutputConfig.report),
         athena=_bool_or_auto(s, "athena", value,
                              f'"auto" (series up to {ATHENA_AUTO_MAX_STEPS} steps), true or false'),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
-from ..exafs import ShellModel as _ShellModel  # one source for the fit-window defaults
+from ..options import BackgroundOptions, ComponentOptions, FitOptions, FoilOptions, NormalizeOptions
 from .values import _fail, _integer
 
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
@@ -42,43 +42,75 @@ class SeriesConfig:
 
 
 @dataclass(frozen=True)
-class NormalizeConfig:
-    """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
+class ConditionsConfig:
+    """``[conditions]``: instrument logs aligned by time and header fields as conditions
+    (see :func:`operando.io.conditions_from_logs`).  ``logs``: one sorted tuple of
+    (key, value) pairs per log (hashable; ``log_specs()`` gives them as dicts)."""
 
-    e0: str | float = "median"
-    pre1: float | None = None
-    pre2: float | None = None
-    norm1: float | None = None
-    norm2: float | None = None
-    nnorm: int | None = None
-    nvict: int = 0
-    calibrate: bool = False
-    edge_energy: float | None = None
-    wl_window: tuple[float, float] | None = None
-    engine: str = "fast"
+    logs: tuple = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    timezone: str | None = None
+
+    def log_specs(self) -> list[dict]:
+        return [{k: dict(v) if k == "columns" and v and isinstance(v[0], tuple) else
+                 (list(v) if isinstance(v, tuple) else v) for k, v in entry} for entry in self.logs]
 
 
 @dataclass(frozen=True)
-class ReferenceConfig:
-    """``[reference]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
+class NormalizeConfig:
+    """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
+
+    e0: str | float = NormalizeOptions.e0
+    pre1: float | None = NormalizeOptions.pre1
+    pre2: float | None = NormalizeOptions.pre2
+    norm1: float | None = NormalizeOptions.norm1
+    norm2: float | None = NormalizeOptions.norm2
+    nnorm: int | None = NormalizeOptions.nnorm
+    nvict: int = NormalizeOptions.nvict
+    calibrate: bool = False
+    edge_energy: float | None = None
+    wl_window: tuple[float, float] | None = None     # None: WhiteLineOptions.window
+    engine: str = NormalizeOptions.engine
+
+
+@dataclass(frozen=True)
+class FoilConfig:
+    """``[foil]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
     and what the sample's metal shell takes from the foil fit (``sigma2``, ``deltar``,
-    ``de0``: :func:`operando.exafs.apply_reference`), with an optional temperature
+    ``de0``: :func:`operando.exafs.apply_foil`), with an optional temperature
     correction of sigma2 (K)."""
 
     file: str | None = None
     shell: str | None = None
-    cn: float = 12.0
+    cn: float = FoilOptions.cn
     s02: float | None = None
-    sigma2: str | float = "fix"
-    deltar: str = "free"
-    de0: str = "fix"
+    sigma2: str | float = FoilOptions.sigma2
+    deltar: str = FoilOptions.deltar
+    de0: str = FoilOptions.de0
     temperature_K: float | None = None
     sample_temperature_K: float | None = None
     debye_temperature_K: float | None = None
-    disorder_model: str = "debye"
+    disorder_model: str = FoilOptions.disorder_model
     #: How mu is made from the foil file; None: as for the series ([series] mu).  A foil
     #: measured in transmission beside a fluorescence series says "transmission".
     mu: str | None = None
+
+
+@dataclass(frozen=True)
+class TwoPhaseConfig:
+    """``[exafs] two_phase``: the isolated state measured, the clusters modelled
+    (:mod:`operando.exafs.two_phase`).
+
+    ``isolated``: the ``[components]`` standard that is the isolated state (a file,
+    ``"first"``, ``"steps:A-B"`` ... as that section allows); ``fraction``: ``"xanes"``
+    (x fixed at the LCF metal fraction, its error propagated), ``"xanes_prior"`` (a
+    Gaussian prior) or ``"fit"`` (from the EXAFS alone); ``disorder``: the clusters'
+    sigma2, ``"foil"`` (the metal shell's, as [foil] gives it) or ``"free"`` (bounded).
+    """
+
+    isolated: str
+    fraction: str = "xanes"
+    disorder: str = "foil"
 
 
 @dataclass(frozen=True)
@@ -87,44 +119,45 @@ class ExafsConfig:
 
     enabled: bool = False
     shells: tuple | None = None          # labels, or tables (dicts) of ShellSpec settings
-    share_e0: bool | str = _ShellModel.share_e0
-    kmin: float = _ShellModel.kmin
-    kmax: float = _ShellModel.kmax
-    kweight: int = int(_ShellModel.kweight)
-    dk: float = _ShellModel.dk
-    window: str = _ShellModel.window
-    rmin: float = _ShellModel.rmin
-    rmax: float = _ShellModel.rmax
-    fit_space: str = _ShellModel.fit_space
-    rbkg: float = 1.0
+    share_e0: bool | str = FitOptions.share_e0
+    kmin: float = FitOptions.kmin
+    kmax: float = FitOptions.kmax
+    kweight: int = FitOptions.kweight
+    dk: float = FitOptions.dk
+    window: str = FitOptions.window
+    rmin: float = FitOptions.rmin
+    rmax: float = FitOptions.rmax
+    fit_space: str = FitOptions.fit_space
+    rbkg: float = BackgroundOptions.rbkg
     # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
     # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
-    bkg_kmin: float = 0.0
-    engine: str = "fast"
+    bkg_kmin: float = BackgroundOptions.kmin
+    engine: str = BackgroundOptions.engine
     merge_repeats: str | None = None
-    significance: str = _ShellModel.significance
+    significance: str = FitOptions.significance
     systematics: bool = False
+    two_phase: TwoPhaseConfig | None = None
 
 
 @dataclass(frozen=True)
 class ComponentsConfig:
     """``[components]``: XANES component analysis (section present = enabled).
 
-    ``references``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
+    ``standards``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
     ``"last"``, ``"step:N"``, ``"steps:A-B"`` (their mean) or ``"reference_channel"``); with
-    references the method
+    standards the method
     is ``"lcf"``, without ``"mcr"`` (``n_components``: ``None`` = the PCA estimate).
     ``metal``: the name of the metallic component, for tracking.
     """
 
     enabled: bool = False
-    references: tuple = ()
+    standards: tuple = ()
     method: str = "lcf"
-    erange: tuple[float, float] = (-20.0, 80.0)
-    space: str = "norm"
-    sum_to_one: bool = True
-    shifts: bool = False
-    max_shift: float = 3.0
+    erange: tuple[float, float] = ComponentOptions.erange
+    space: str = ComponentOptions.space
+    sum_to_one: bool = ComponentOptions.sum_to_one
+    shifts: bool = ComponentOptions.shifts
+    max_shift: float = ComponentOptions.max_shift
     n_components: int | None = None
     metal: str | None = None
 
@@ -195,7 +228,7 @@ class Config:
 
     Attributes
     ----------
-    series, normalize, reference, exafs, components, track, output, run
+    series, conditions, normalize, foil, exafs, components, track, output, run
         One frozen dataclass per TOML section.
     path : str or None
         The configuration file it was read from.
@@ -204,8 +237,9 @@ class Config:
     """
 
     series: SeriesConfig
+    conditions: ConditionsConfig = ConditionsConfig()
     normalize: NormalizeConfig = NormalizeConfig()
-    reference: ReferenceConfig = ReferenceConfig()
+    foil: FoilConfig = FoilConfig()
     exafs: ExafsConfig = ExafsConfig()
     components: ComponentsConfig = ComponentsConfig()
     track: TrackConfig = TrackConfig()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob as _glob
 import math
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -97,7 +98,21 @@ def _string(section, key, value, *, default=None):
 
 def _resolve(base: Path, text: str) -> str:
     p = Path(text).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
+    p = p if p.is_absolute() else (base / p).resolve()
+    check_not_special(p)
+    return str(p)
+
+
+def check_not_special(path: Path) -> None:
+    """Refuse a path that exists but is neither a regular file nor a folder: reading a FIFO
+    blocks forever, ``/dev/zero`` never ends, ``/dev/urandom`` fills the memory."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return        # missing (yet) or unreadable: the reader says so when it gets there
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ConfigError(f"{path}: not a regular file nor a folder (a FIFO, device or "
+                          "socket): give the data file itself")
 
 
 def _resolve_glob(base: Path, text: str) -> str:

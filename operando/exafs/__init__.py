@@ -9,18 +9,20 @@
 :mod:`.plan`           the parameters of one fit, resolved once for both engines
 :mod:`.fit`            :func:`fit_shells`, :func:`fit_shells_global`,
                        :func:`calibrate_s02`
-:mod:`.reference`      :func:`apply_reference`: the foil's sigma2 / dR / dE0 for the
+:mod:`.reference`      :func:`apply_foil`: the foil's sigma2 / dR / dE0 for the
                        sample's metal shell (temperature-corrected if asked)
 :mod:`.significance`   F-test of a shell and the detection limit of its CN
 :mod:`.phases`         reference-phase shells (an oxide's outer shells tied to its
                        ligand CN; FEFF on a crystal cluster; fit of a phase reference)
 :mod:`.systematics`    :func:`cn_systematics`: the CN band over processing choices
+:mod:`.two_phase`      :func:`fit_two_phase`: (1 - x) measured chi_iso + x FEFF metal
+                       shell, the clusters' own CN apart from the fraction x
 :mod:`.results`        :class:`ShellFitResult`, :class:`S02Calibration`
 :mod:`.wavelet`        :func:`wavelet_transform` (Cauchy as Larch's, Morlet) ->
                        :class:`WaveletTransform`; :func:`lobe_positions`
 :mod:`.policy`         the rules both engines apply (starts, acceptance, absent shells)
 :mod:`.engines`        ``"fast"`` (batched, default) and ``"larch"`` (xraylarch per
-                       step, the reference); one place picks them
+                       step, the oracle); one place picks them
 :mod:`.batch`          the batched numerics (AUTOBK, FT, FEFF path tables, fits,
                        global fits)
 =====================  ===========================================================
@@ -35,7 +37,7 @@ be fixed, bounded, tied to another shell's (a CN times a factor) or taken from t
 reference foil.  Both engines fill the same result columns (:func:`result_columns`),
 so they give the same :class:`ShellFitResult`.
 
-With a reference foil (:func:`apply_reference`, the pipeline's default) the metal
+With a reference foil (:func:`apply_foil`, the pipeline's default) the metal
 shell's sigma2 is fixed at the foil's, fitted in the sample's own k/R window, and its
 dE0 is held at the foil's energy origin; its CN is then right on real Cu foil + CuO
 mixtures within 0.5 at every fraction (README, "Physics defaults, and why").
@@ -58,18 +60,38 @@ Robustness rules applied to every step (all recorded in ``fit_message``):
   ``sig_S``), never by the pinned refit; ``cn_S_limit`` is the 95 % upper limit.
 """
 
-from .background import KSTEP, ChiSeries, RSeries, fourier_transform, remove_background
-from .fit import calibrate_s02, fit_shells, fit_shells_global, fit_shells_segment
-from .model import ShellModel, n_independent, result_columns
-from .reference import ReferenceValues, apply_reference
-from .results import S02Calibration, ShellFitResult
-from .shells import Rule, ShellSpec
-from .systematics import Systematics, cn_systematics, processing_variants
-from .wavelet import WaveletTransform, lobe_positions, shell_windows, wavelet_transform
+from importlib import import_module
 
-__all__ = ["ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
+#: Public names -> their module, imported on first use (PEP 562), so that reading a
+#: configuration (which checks [exafs] shells with ShellSpec and ShellModel) does not load
+#: the fitting engines.
+_WHERE = {
+    **dict.fromkeys(("KSTEP", "ChiSeries", "RSeries", "fourier_transform", "remove_background"), "background"),
+    **dict.fromkeys(("calibrate_s02", "fit_shells", "fit_shells_global"), "fit"),
+    **dict.fromkeys(("ShellModel", "n_independent", "result_columns"), "model"),
+    **dict.fromkeys(("FoilValues", "apply_foil", "shell_path"), "foil"),
+    **dict.fromkeys(("S02Calibration", "ShellFitResult"), "results"),
+    **dict.fromkeys(("Rule", "ShellSpec"), "shells"),
+    **dict.fromkeys(("Systematics", "cn_systematics", "processing_variants"), "systematics"),
+    **dict.fromkeys(("TwoPhaseResult", "fit_two_phase", "MetalPath"), "two_phase"),
+    **dict.fromkeys(("WaveletTransform", "lobe_positions", "shell_windows", "wavelet_transform"), "wavelet"),
+}
+
+__all__ = ["fit_two_phase", "TwoPhaseResult", "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
-           "fit_shells_global", "fit_shells_segment", "calibrate_s02", "apply_reference",
-           "ReferenceValues", "cn_systematics", "processing_variants", "Systematics",
+           "fit_shells_global", "calibrate_s02", "apply_foil", "shell_path",
+           "FoilValues", "cn_systematics", "processing_variants", "Systematics",
            "result_columns", "n_independent", "KSTEP",
            "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from .._util.larch_compat import FT_WINDOWS
+from .._util.result import Result
 from .._util.validate import check_choice
 from ..errors import DataError
+from ..options import BackgroundOptions, FTOptions
 from .engines import get_engine
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ KSTEP = 0.05
 
 
 @dataclass(frozen=True, eq=False)
-class ChiSeries:
+class ChiSeries(Result):
     """chi(k) of every step on one common k grid.
 
     Attributes
@@ -79,14 +81,18 @@ class ChiSeries:
 
         return chi_dataset(self)
 
-    def table(self) -> pd.DataFrame:
+    def title(self) -> str:
+        return (f"ChiSeries: {len(self)} steps, {int(np.sum(self.ok))} ok, "
+                f"k {self.k[0]:.2f}-{self.k[-1]:.2f} 1/A")
+
+    def to_dataframe(self) -> pd.DataFrame:
         """``step, e0, edge_step, ok, reason``."""
         return pd.DataFrame({"step": self.steps, "e0": self.e0, "edge_step": self.edge_step,
                              "ok": self.ok, "reason": self.reason})
 
 
 @dataclass(frozen=True, eq=False)
-class RSeries:
+class RSeries(Result):
     """Fourier transforms chi(R) of a :class:`ChiSeries`.
 
     Attributes
@@ -107,6 +113,21 @@ class RSeries:
     ok: np.ndarray
     settings: dict
 
+    def title(self) -> str:
+        return (f"RSeries: {self.chir.shape[0]} transforms, {int(np.sum(self.ok))} ok, "
+                f"R {self.r[0]:.2f}-{self.r[-1]:.2f} A")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per transform: ``row``, ``ok``, ``r_peak`` (Angstrom, not phase
+        corrected) and ``chir_peak``, the largest ``|chi(R)|``."""
+        mag = np.asarray(self.chir_mag, float)
+        ok = np.asarray(self.ok, bool) & np.isfinite(mag).any(axis=1)
+        peak = np.where(ok, np.argmax(np.where(np.isfinite(mag), mag, -np.inf), axis=1), 0)
+        rows = np.arange(mag.shape[0])
+        return pd.DataFrame({"row": rows, "ok": np.asarray(self.ok, bool),
+                             "r_peak": np.where(ok, np.asarray(self.r)[peak], np.nan),
+                             "chir_peak": np.where(ok, mag[rows, peak], np.nan)})
+
     def to_xarray(self, conditions: pd.DataFrame | None = None):
         """An ``xarray.Dataset``: ``chir_mag``, ``chir_re``, ``chir_im`` over ``(step, r)``
         (``conditions``, e.g. the ChiSeries', give the step labels and coordinates)."""
@@ -115,10 +136,15 @@ class RSeries:
         return rseries_dataset(self, conditions)
 
 
-def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin: float = 0.0,
-                      kmax: float | None = None, dk: float = 0.1, window: str = "hanning",
-                      nclamp: int = 3, clamp_lo: float = 0, clamp_hi: float = 1,
-                      engine: str = "fast") -> ChiSeries:
+def remove_background(normalized, *, rbkg: float = BackgroundOptions.rbkg,
+                      kweight: float = BackgroundOptions.kweight,
+                      kmin: float = BackgroundOptions.kmin,
+                      kmax: float | None = BackgroundOptions.kmax,
+                      dk: float = BackgroundOptions.dk, window: str = BackgroundOptions.window,
+                      nclamp: int = BackgroundOptions.nclamp,
+                      clamp_lo: float = BackgroundOptions.clamp_lo,
+                      clamp_hi: float = BackgroundOptions.clamp_hi,
+                      engine: str = BackgroundOptions.engine) -> ChiSeries:
     """Extract chi(k) from every step with the AUTOBK spline background.
 
     Parameters
@@ -196,8 +222,9 @@ def remove_background(normalized, *, rbkg: float = 1.0, kweight: float = 2, kmin
                      reason=reason, settings=settings, normalized=normalized)
 
 
-def fourier_transform(chi_series: ChiSeries, *, kmin: float = 2, kmax: float | None = None,
-                      dk: float = 1, window: str = "kaiser", kweight: float = 2,
+def fourier_transform(chi_series: ChiSeries, *, kmin: float = FTOptions.kmin,
+                      kmax: float | None = FTOptions.kmax, dk: float = FTOptions.dk,
+                      window: str = FTOptions.window, kweight: float = FTOptions.kweight,
                       rmax_out: float = 10) -> RSeries:
     """Forward Fourier transform of every step, identical to ``larch.xafs.xftf``.
 

@@ -1,4 +1,4 @@
-"""The public shell fits: :func:`fit_shells` (every step), :func:`fit_shells_segment`
+"""The public shell fits: :func:`fit_shells` (every step), :func:`fit_shells_global`
 (several steps in one joint fit) and :func:`calibrate_s02` (a foil with its CN fixed).
 
 Each resolves the engine (:func:`operando.exafs.engines.get_engine`, which refuses
@@ -19,9 +19,11 @@ import numpy as np
 
 from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
+from ..options import BackgroundOptions, FitOptions, FoilOptions
+from ..schema import SHELL_KINDS
 from .background import ChiSeries, remove_background
 from .engines import get_engine
-from .model import (PAR_KINDS, ShellModel, check_information, clip_kmax, resolve_paths)
+from .model import ShellModel, check_information, clip_kmax, resolve_paths
 from .plan import plan_structure
 from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
@@ -31,8 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
-               s02_err: float | None = None, reference: S02Calibration | None = None,
-               engine: str = "fast", warm_start: bool = True, retries: int = 4,
+               s02_err: float | None = None, foil: S02Calibration | None = None,
+               engine: str = BackgroundOptions.engine, warm_start: bool = True, retries: int = 4,
                merge_repeats: str | None = None, executor: Executor | None = None,
                chunk_size: int = 8, rfactor_max: float = RFACTOR_MAX,
                redchi_max: float | None = None) -> ShellFitResult:
@@ -47,11 +49,11 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     s02_err : float, optional
         Its 1-sigma error: fills ``s02_err`` and ``cn_S_err_s02`` (the CN error with the
         relative S0^2 error added in quadrature).
-    reference : S02Calibration, optional
+    foil : S02Calibration, optional
         Instead of ``s02``: the foil calibration (fitted in the sample's k/R window);
         gives S0^2, its error, and the metal shell's sigma2 with
-        :func:`~operando.exafs.apply_reference`'s defaults (sigma2 fixed at the
-        foil's).  Call :func:`~operando.exafs.apply_reference` yourself for other
+        :func:`~operando.exafs.apply_foil`'s defaults (sigma2 fixed at the
+        foil's).  Call :func:`~operando.exafs.apply_foil` yourself for other
         choices and pass ``s02``.
     engine : {"fast", "larch"}
         ``"larch"``: one ``larch.xafs.feffit`` per step.  ``"fast"``
@@ -92,7 +94,7 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     """
     if not isinstance(model, ShellModel):
         raise ConfigError(f"model must be a ShellModel, got {type(model).__name__}")
-    model, s02, s02_err, ref_record = _with_reference(model, s02, s02_err, reference)
+    model, s02, s02_err, foil_record = _with_foil(model, s02, s02_err, foil)
     eng = get_engine(engine, model=model)
     k, chi, steps, ok, reasons, merged, e0 = _prepare_data(chi_series, merge_repeats)
     model = clip_kmax(model, k)
@@ -116,27 +118,17 @@ def fit_shells(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = 
     elapsed = time.perf_counter() - t0
     log.info("fitted %d steps in %.2f s", len(steps), elapsed)
 
-    settings = _settings(model, paths, s02, engine, s02_err, ref_record)
+    settings = _settings(model, paths, s02, engine, s02_err, foil_record)
     settings.update(opts, merge_repeats=merge_repeats,
                     chunk_size=size if executor else None, seconds=elapsed)
     return make_result(rows, k, chi, model, settings, merged, s02_err)
 
 
-def fit_shells_segment(chi_series: ChiSeries, model: ShellModel, *, s02: float,
-                       steps: Sequence[int] | None = None,
-                       shared: Iterable[str] = ("r", "sigma2", "de0"),
-                       engine: str = "larch") -> ShellFitResult:
-    """Several steps in one joint fit: :func:`fit_shells_global` (kept for its
-    original default, ``engine="larch"``)."""
-    return fit_shells_global(chi_series, model, s02=s02, steps=steps, shared=shared,
-                             engine=engine)
-
-
 def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | None = None,
-                      s02_err: float | None = None, reference: S02Calibration | None = None,
+                      s02_err: float | None = None, foil: S02Calibration | None = None,
                       steps: Sequence[int] | None = None,
                       shared: Iterable[str] = ("sigma2", "r", "de0"),
-                      engine: str = "fast") -> ShellFitResult:
+                      engine: str = BackgroundOptions.engine) -> ShellFitResult:
     """Fit several steps -- a segment, or the whole series -- in one joint fit.
 
     The parameter kinds ``shared`` have one value per shell for all the steps (dE0
@@ -145,14 +137,14 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     statistics are ``larch.xafs.feffit``'s with several datasets: ``n_idp`` and the
     residual points summed over the steps, ``n_varys`` counting every per-step and
     shared parameter, error bars from the joint covariance scaled by the joint
-    reduced chi-square (tests/test_exafs_global.py checks both engines against
+    reduced chi-square (tests/exafs/test_exafs_global.py checks both engines against
     feffit on the same input).
 
     Parameters
     ----------
     chi_series : ChiSeries
     model : ShellModel
-    s02, s02_err, reference
+    s02, s02_err, foil
         As :func:`fit_shells`.
     steps : sequence of int, optional
         ``step`` numbers to fit together (default: all ok steps).
@@ -173,11 +165,11 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
         R-factor is in ``fit_message``).  The F-test / detection-limit columns are
         not computed for a joint fit (NaN, ``sig_S`` False).
     """
-    model, s02, s02_err, ref_record = _with_reference(model, s02, s02_err, reference)
+    model, s02, s02_err, foil_record = _with_foil(model, s02, s02_err, foil)
     eng = get_engine(engine, model=model, joint=True)
     shared = tuple(dict.fromkeys(shared))
     for kind in shared:
-        check_choice("shared", kind, PAR_KINDS)
+        check_choice("shared", kind, SHELL_KINDS)
     k, chi, all_steps, ok, reasons, _, e0 = _prepare_data(chi_series, None)
     if steps is None:
         idx = np.flatnonzero(ok)
@@ -204,7 +196,7 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     t0 = time.perf_counter()
     rows = eng.fit_joint(k, chi[idx], [int(s) for s in all_steps[idx]], model, paths, s02, shared,
                          e0[idx])
-    settings = _settings(model, paths, s02, engine, s02_err, ref_record)
+    settings = _settings(model, paths, s02, engine, s02_err, foil_record)
     settings.update(global_fit=dict(steps=[int(s) for s in all_steps[idx]], shared=list(shared),
                                     cn_lower_bound=model.absent_cn_min,
                                     significance="not computed for joint fits"),
@@ -216,34 +208,38 @@ def _kind(plan_kind: str) -> str:
     return "r" if plan_kind == "deltar" else plan_kind
 
 
-def _with_reference(model, s02, s02_err, reference):
+def _with_foil(model, s02, s02_err, foil):
     """(model, s02, s02_err, record) with a foil calibration's S0^2, sigma2 and dE0
     applied (``record``: what was taken from it, for the settings; None without)."""
     record = None
-    if reference is not None:
+    if foil is not None:
         if s02 is not None:
-            raise ConfigError("give s02 or reference (a foil calibration), not both")
-        from .reference import ReferenceValues, apply_reference
+            raise ConfigError("give s02 or foil (a foil calibration), not both")
+        from .foil import FoilValues, apply_foil
 
-        model = apply_reference(model, reference)
-        s02 = reference.s02
-        s02_err = reference.s02_err if s02_err is None else s02_err
-        record = {"values": ReferenceValues.of(reference).to_dict(),
-                  "applied": "apply_reference defaults: sigma2 fix, deltar free, de0 fix",
-                  "window": reference.window}
+        model = apply_foil(model, foil)
+        s02 = foil.s02
+        s02_err = foil.s02_err if s02_err is None else s02_err
+        record = {"values": FoilValues.of(foil).to_dict(),
+                  "applied": "apply_foil defaults: sigma2 fix, deltar free, de0 fix",
+                  "window": foil.window}
     if s02 is None:
-        raise ConfigError("fit_shells needs s02 (a number) or reference (calibrate_s02 of a foil)")
+        raise ConfigError("fit_shells needs s02 (a number) or foil (calibrate_s02 of a foil)")
     s02 = positive("s02", s02)
     if s02_err is not None and not np.isfinite(float(s02_err)):
         s02_err = None
     return model, s02, None if s02_err is None else float(s02_err), record
 
 
-def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = 12.0,
+def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float = FoilOptions.cn,
                   step: int = 0, file: str | Path | None = None, distance: float | None = None,
-                  kmin: float = 3.0, kmax: float = 12.0, kweight: float = 2, dk: float = 1.0,
-                  window: str = "hanning", rmin: float | None = None, rmax: float | None = None,
-                  fit_space: str = "r", rbkg: float = 1.0, engine: str = "fast") -> S02Calibration:
+                  edge: str | None = None, geometry: str | None = None,
+                  kmin: float = FitOptions.kmin, kmax: float = FitOptions.kmax,
+                  kweight: float = FitOptions.kweight, dk: float = FitOptions.dk,
+                  window: str = FitOptions.window, rmin: float | None = None,
+                  rmax: float | None = None, fit_space: str = FitOptions.fit_space,
+                  rbkg: float = BackgroundOptions.rbkg,
+                  engine: str = BackgroundOptions.engine) -> S02Calibration:
     """S0^2 from a reference (foil) spectrum with the coordination number fixed.
 
     Fits the first shell with ``CN = cn`` fixed and the amplitude ``S0^2``,
@@ -260,8 +256,11 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
         Bulk coordination number (12 for fcc metals).
     step : int
         ``step`` number of the reference spectrum.
-    file, distance
-        User FEFF path file / model distance (Angstrom) for the shell.
+    file, distance, edge, geometry
+        The shell's FEFF path: a user file, or the model distance (Angstrom), edge and
+        cluster geometry of :func:`operando.feffpaths.feff_path`.  Calibrating a sample's
+        metal shell: give its own path (:func:`operando.exafs.shell_path`), since
+        S0^2, sigma2 and dR are properties of the path they were fitted with.
     kmin, kmax, kweight, dk, window, fit_space
         Transform settings (k in 1/Angstrom).
     rmin, rmax : float, optional
@@ -272,7 +271,7 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
         fit (model, start, bounds 0.2 <= S0^2 <= 2, acceptance rules, Larch's
         error bars) with :func:`operando.exafs.batch.batch_fit`, so a fast run never
         imports Larch's fitting machinery; the two agree within a small fraction
-        of the error bars (tests/test_exafs_fast.py).
+        of the error bars (tests/exafs/test_exafs_fast.py).
 
     Returns
     -------
@@ -283,10 +282,10 @@ def calibrate_s02(chi_series_or_normalized, *, shell: str = "Pt-Pt", cn: float =
     if not isinstance(chi_series, ChiSeries):
         chi_series = remove_background(chi_series, rbkg=rbkg, kweight=kweight, engine=engine)
     spec = {"label": shell, "cn": float(cn)}
-    if file is not None:
-        spec["file"] = str(file)
-    if distance is not None:
-        spec["distance"] = distance
+    for key, value in (("file", file), ("distance", distance), ("edge", edge),
+                       ("geometry", geometry)):
+        if value is not None:
+            spec[key] = str(value) if key == "file" else value
     reff = resolve_paths(ShellModel(shells=[spec]))[shell].reff
     model = ShellModel(shells=[spec], kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                        window=window, fit_space=fit_space,
@@ -366,7 +365,7 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-def _settings(model, paths, s02, engine, s02_err=None, reference=None) -> dict:
+def _settings(model, paths, s02, engine, s02_err=None, foil=None) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -378,7 +377,7 @@ def _settings(model, paths, s02, engine, s02_err=None, reference=None) -> dict:
         "paths": {label: {**p.to_dict(), "file": str(p.file)} for label, p in paths.items()},
         "s02": s02,
         "s02_err": s02_err,
-        "reference": reference,
+        "foil": foil,
         "significance": {"shells": model.tested_shells(), "p_significant": P_SIGNIFICANT,
                          "limit_level": LIMIT_LEVEL, "wald_z": WALD_Z, "limit_refits": 1,
                          "test": "F-test of removing the shell, on the free fit, chi-square "

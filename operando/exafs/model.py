@@ -15,13 +15,13 @@ from .._util.larch_compat import FT_WINDOWS
 from .._util.validate import check_choice, check_keys
 from ..errors import ConfigError, DataError
 from ..feffpaths import FeffPath, path_for_shell
+from ..options import FitOptions
+from ..schema import shell_columns
 from .shells import KINDS, Rule, ShellSpec
 
 log = logging.getLogger(__name__)
 
 FIT_SPACES = ("r", "k", "q")
-#: The parameter kinds of every shell, in result-column order (``r`` = reff + deltar).
-PAR_KINDS = ("cn", "r", "sigma2", "de0")
 #: ``share_e0`` values: one dE0 for all shells, one per shell, or one per phase (the
 #: metal shell vs everything else).
 E0_SHARING = (True, False, "phase")
@@ -76,17 +76,15 @@ class ShellModel:
     """
 
     shells: tuple = ("Pt-O", "Pt-Pt")
-    share_e0: bool | str = True
-    kmin: float = 3.0
-    kmax: float = 12.0
-    kweight: float = 2
-    dk: float = 1.0
-    window: str = "hanning"
-    # Above the usual rbkg (1.0): chi(R) below rbkg is shaped by the background spline,
-    # and a window that starts there inflates short M-O/M-N shells (see the README).
-    rmin: float = 1.2
-    rmax: float = 3.2
-    fit_space: str = "r"
+    share_e0: bool | str = FitOptions.share_e0
+    kmin: float = FitOptions.kmin
+    kmax: float = FitOptions.kmax
+    kweight: float = FitOptions.kweight
+    dk: float = FitOptions.dk
+    window: str = FitOptions.window
+    rmin: float = FitOptions.rmin      # above rbkg: see FitOptions
+    rmax: float = FitOptions.rmax
+    fit_space: str = FitOptions.fit_space
     cn_max: float = 16.0
     de0_max: float = 10.0
     sigma2_min: float = 0.001
@@ -94,7 +92,7 @@ class ShellModel:
     dr_max: float = 0.25
     absent_sigma2: float = 0.006
     absent_cn_min: float = -2.0
-    significance: str = "metal"
+    significance: str = FitOptions.significance
 
     def __post_init__(self):
         shells = self.shells
@@ -213,17 +211,7 @@ def result_columns(model: ShellModel) -> list[str]:
     :class:`~operando.exafs.ShellFitResult`): per shell ``cn, r, sigma2, de0`` with errors,
     per shell ``cn_S_err_s02``, per tested shell ``cn_S_limit, p_S, sig_S``, then the
     statistics."""
-    cols = ["step"]
-    for label in model.labels:
-        for kind in PAR_KINDS:
-            cols += [f"{kind}_{label}", f"{kind}_{label}_err"]
-    for label in model.labels:
-        cols.append(f"cn_{label}_err_s02")
-    for label in model.tested_shells():
-        cols += [f"cn_{label}_limit", f"p_{label}", f"sig_{label}"]
-    cols += ["s02", "s02_err", "r_factor", "redchi", "chi_square", "n_idp", "n_varys",
-             "fit_ok", "fit_quality", "fit_message"]
-    return cols
+    return ["step"] + shell_columns(model.labels, model.tested_shells())
 
 
 def resolve_paths(model: ShellModel) -> dict[str, FeffPath]:

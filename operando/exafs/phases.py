@@ -51,6 +51,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ReadError
 from ..feffpaths import default_edge, load_path, parse_label
+from ..options import BackgroundOptions
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,8 @@ def tied_shells(paths, *, ligand: str, ligand_cn: float, tag: str = "ph", rmax: 
 
 
 def fit_phase_reference(chi_series, ligand: str, shells, *, s02: float, ligand_cn: float,
-                        step: int = 0, de0: str = "edge", engine: str = "fast", **window):
+                        step: int = 0, de0: str = "edge", engine: str = BackgroundOptions.engine,
+                        **window):
     """Fit a spectrum of the pure phase with its crystal CNs, and return its outer shells
     with their disorder fixed at the fitted values.
 

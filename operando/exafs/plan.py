@@ -112,12 +112,12 @@ def build_plan(model: ShellModel, start: Mapping | None = None, *, absent: Itera
         hypothesis of the F-test.  Shells whose CN is tied to a removed shell vanish too.
     e0 : float or array, optional
         E0 (eV) of the data of each spectrum: a dE0 ``"edge"`` rule (the foil's absolute
-        edge, :func:`operando.exafs.apply_reference`) is held at ``edge - e0``.
+        edge, :func:`operando.exafs.apply_foil`) is held at ``edge - e0``.
 
     Raises
     ------
     ConfigError
-        A ``"reference"`` rule not yet resolved (:func:`operando.exafs.apply_reference`).
+        A ``"foil"`` rule not yet resolved (:func:`operando.exafs.apply_foil`).
     """
     absent, removed = set(absent), set(removed)
     fixed_cn = dict(fixed_cn or {})
@@ -156,9 +156,9 @@ def build_plan(model: ShellModel, start: Mapping | None = None, *, absent: Itera
                 ("sigma2", "sigma2", (model.sigma2_min, model.sigma2_max), absent_sigma2(spec, model))):
             rule = spec.rule(kind)
             name = names[kind] = f"{kind}:{lab}"
-            if rule.mode == "reference":
-                raise ConfigError(f"shell {lab!r} {kind} = \"reference\" needs the reference foil "
-                                  "fit: apply_reference(model, calibration) or [reference] file")
+            if rule.mode == "foil":
+                raise ConfigError(f"shell {lab!r} {kind} = \"foil\" needs the foil "
+                                  "fit: apply_foil(model, calibration) or [foil] file")
             if rule.mode == "fixed":
                 pars[name] = Par(name, kind, rule.value)
             elif rule.mode == "tied":
@@ -185,9 +185,9 @@ def build_plan(model: ShellModel, start: Mapping | None = None, *, absent: Itera
         rule = next((model.spec(lab).de0 for lab in labs if model.spec(lab).de0.mode != "free"
                      or model.spec(lab).de0.lo is not None), model.spec(labs[0]).de0)
         value = np.mean([np.asarray(inits[lab]["de0"], float) for lab in labs], axis=0)
-        if rule.mode == "reference":
-            raise ConfigError(f"shells {labs} de0 = \"reference\" needs the reference foil fit: "
-                              "apply_reference(model, calibration) or [reference] file")
+        if rule.mode == "foil":
+            raise ConfigError(f"shells {labs} de0 = \"foil\" needs the foil fit: "
+                              "apply_foil(model, calibration) or [foil] file")
         if rule.mode == "edge":
             if e0 is None:
                 raise ConfigError(f"shells {labs}: dE0 held at the reference edge "
@@ -225,17 +225,6 @@ def _start_inside(kind, value, lo, hi, default_bounds):
 
 def spec_cn_max(spec: ShellSpec, model: ShellModel) -> float:
     return model.cn_max if spec.cn.hi is None else spec.cn.hi
-
-
-def values_of(plan: Plan, values: Mapping[str, Any]) -> dict:
-    """Every parameter's value given the values of the varied ones (ties applied)."""
-    out = {}
-    for name, par in plan.pars.items():
-        out[name] = values[name] if par.vary else par.value
-    for name, par in plan.pars.items():
-        if par.tie is not None:
-            out[name] = par.tie[1] * np.asarray(out[par.tie[0]], float)
-    return out
 
 
 def param_names(model: ShellModel, plan: Plan) -> dict:

@@ -32,8 +32,6 @@ RFACTOR_MAX = 0.05
 #: spectra routinely reach 10-1000; a threshold means something only with a noise
 #: estimate the user trusts.
 REDCHI_MAX = float("inf")
-#: The fit qualities of the ``fit_quality`` column.
-QUALITIES = ("good", "poor", "failed")
 _NOT_CONVERGED = "did not converge"
 _NO_ERRORBARS = "no error bars (singular covariance)"
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import DataError
 from .model import result_columns
 
 
 @dataclass(frozen=True, eq=False)
-class ShellFitResult:
+class ShellFitResult(Result):
     """Shell-fit results of a series: one row per fitted step.
 
     Columns of ``table`` (:func:`~operando.exafs.model.result_columns`, in that order):
@@ -175,7 +176,7 @@ class ShellFitResult:
 
 
 @dataclass(frozen=True, eq=False)
-class S02Calibration:
+class S02Calibration(Result):
     """S0^2 (and the foil's sigma2 and dR) from a reference foil with the bulk CN fixed.
 
     Attributes
@@ -185,7 +186,7 @@ class S02Calibration:
     shell, sigma2, sigma2_err, deltar, edge_energy, window
         (properties) the calibrated shell, its sigma2 (A^2) and error, its dR
         (Angstrom), its E0 + dE0 (eV) and the k/R window of the fit: what
-        :func:`operando.exafs.apply_reference` gives the sample's metal shell.
+        :func:`operando.exafs.apply_foil` gives the sample's metal shell.
     fit : pandas.Series
         The fit row (same columns as :meth:`ShellFitResult.to_dataframe`).
     settings : dict
@@ -198,6 +199,23 @@ class S02Calibration:
     fit: pd.Series
     settings: dict
     result: ShellFitResult
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row: ``shell, s02, s02_err, sigma2, sigma2_err, deltar, edge_energy`` and
+        the fit's own columns."""
+        head = pd.DataFrame([{"shell": self.shell, "s02": self.s02, "s02_err": self.s02_err,
+                              "sigma2": self.sigma2, "sigma2_err": self.sigma2_err,
+                              "deltar": self.deltar, "edge_energy": self.edge_energy}])
+        rest = self.fit.drop(labels=[c for c in ("s02", "s02_err") if c in self.fit.index])
+        return pd.concat([head, rest.to_frame().T.reset_index(drop=True)], axis=1)
+
+    def title(self) -> str:
+        return (f"S02Calibration: S0^2 = {self.s02:.4g}{_pm(self.s02_err)} from {self.shell}, "
+                f"sigma2 {self.sigma2:.4g}{_pm(self.sigma2_err)} A^2")
+
+    def report(self) -> str:
+        """The calibration and the foil's fit (:meth:`ShellFitResult.report` of its step)."""
+        return f"{self.title()}\n{self.result.report(int(self.result.table['step'].iloc[0]))}"
 
     @property
     def shell(self) -> str:

@@ -1,6 +1,6 @@
 """One shell of a shell model (:class:`ShellSpec`) and how each of its parameters is
 treated (:class:`Rule`: free, bounded, fixed, tied to another shell, or taken from the
-reference foil), parsed from Python values or the TOML tables of ``[exafs] shells``.
+foil), parsed from Python values or the TOML tables of ``[exafs] shells``.
 
 Parameter values (``cn``, ``deltar``, ``sigma2``, ``de0`` of a shell)::
 
@@ -9,8 +9,8 @@ Parameter values (``cn``, ``deltar``, ``sigma2``, ``de0`` of a shell)::
     0.0085                 fixed at that value
     "0.5 * Cu-O"           tied: 0.5 x the same parameter of shell Cu-O (also
                            "Cu-O" for factor 1, or {shell = "Cu-O", factor = 0.5})
-    "reference"            sigma2, deltar, de0: from the [reference] foil fit
-                           (:func:`operando.exafs.apply_reference`; dE0 becomes an
+    "foil"            sigma2, deltar, de0: from the [foil] fit
+                           (:func:`operando.exafs.apply_foil`; dE0 becomes an
                            "edge" rule: the foil's absolute E0 + dE0 in eV, so each
                            step's dE0 = that energy - the step's E0)
 
@@ -31,7 +31,7 @@ from ..feffpaths import parse_label
 
 #: The parameter kinds of a shell (Larch's names: ``deltar``; results report ``r``).
 KINDS = ("cn", "deltar", "sigma2", "de0")
-_MODES = ("free", "fixed", "tied", "reference", "edge")
+_MODES = ("free", "fixed", "tied", "foil", "edge")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LABEL = r"[A-Z][a-z]?-[A-Z][a-z]?(?:_[A-Za-z0-9]+)?"
 _TIE = re.compile(rf"^\s*(?:(?P<f1>{_NUMBER})\s*\*\s*)?(?P<label>{_LABEL})"
@@ -44,7 +44,7 @@ class Rule:
 
     Attributes
     ----------
-    mode : {"free", "fixed", "tied", "reference", "edge"}
+    mode : {"free", "fixed", "tied", "foil", "edge"}
     value : float or None
         The fixed value (``"fixed"``); for ``"edge"`` (dE0 only) an absolute energy
         (eV): the parameter is held at ``value - E0`` of each step.
@@ -69,7 +69,7 @@ class Rule:
         shell, the parameter and what is accepted."""
         where = f"shell {label!r} {kind}"
         accepted = ("a number (fixed), [min, max] (bounded), \"free\", "
-                    + ("\"reference\", " if kind in ("sigma2", "deltar", "de0") else "")
+                    + ("\"foil\", " if kind in ("sigma2", "deltar", "de0") else "")
                     + ("\"<factor> * <shell>\" (tied)" if kind != "de0" else "use e0_group to share dE0"))
         if isinstance(value, Rule):
             return value
@@ -101,11 +101,11 @@ class Rule:
             text = value.strip()
             if text.lower() == "free":
                 return cls()
-            if text.lower() == "reference":
+            if text.lower() == "foil":
                 if kind == "cn":
-                    raise ConfigError(f"{where}: \"reference\" is accepted for sigma2, deltar "
+                    raise ConfigError(f"{where}: \"foil\" is accepted for sigma2, deltar "
                                       "and de0 only (the foil fit gives those)")
-                return cls(mode="reference")
+                return cls(mode="foil")
             match = _TIE.match(text)
             if match is None:
                 raise ConfigError(f"{where}: {value!r} is not accepted; give {accepted}")
@@ -127,8 +127,8 @@ class Rule:
             return self.value
         if self.mode == "tied":
             return f"{self.factor:g} * {self.source}"
-        if self.mode == "reference":
-            return "reference"
+        if self.mode == "foil":
+            return "foil"
         if self.mode == "edge":
             return {"edge": self.value}
         if self.lo is not None or self.hi is not None:
@@ -137,7 +137,7 @@ class Rule:
 
 
 _SHELL_KEYS = ("label", "distance", "file", "edge", "geometry", "cn", "deltar", "sigma2", "de0",
-               "e0_group", "cn_min", "cn_max", "cn_start", "sigma2_start", "absent_sigma2")
+               "e0_group", "cn_start", "sigma2_start", "absent_sigma2")
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,8 @@ class ShellSpec:
         parse_label(label.split("_")[0])
         rules = {kind: Rule.parse(kind, item.get(kind), label) for kind in KINDS}
         cn = rules["cn"]
-        if cn.mode == "free" and cn.lo is None:   # legacy cn_min / cn_max bounds
-            rules["cn"] = replace(cn, lo=float(item.get("cn_min", 0.0)),
-                                  hi=float(item.get("cn_max", cn_max)))
-        elif "cn_min" in item or "cn_max" in item:
-            raise ConfigError(f"shell {label!r}: give cn = [min, max] or cn_min/cn_max, not both")
+        if cn.mode == "free" and cn.lo is None:   # a free CN: 0 .. the model's cn_max
+            rules["cn"] = replace(cn, lo=0.0, hi=float(cn_max))
         kw = {k: item[k] for k in ("distance", "file", "edge", "geometry", "cn_start",
                                    "sigma2_start", "absent_sigma2") if item.get(k) is not None}
         for k in ("distance", "cn_start", "sigma2_start", "absent_sigma2"):

@@ -30,7 +30,7 @@ the CN.  It is found with one refit per step at the quadratic (covariance) estim
 ``c1 = CN + t sigma``, then ``CN + (c1 - CN) t / sqrt(D(c1))``, i.e. ``sqrt(D)`` taken
 linear in c through the minimum (``refits=2`` adds a second refit there and the secant
 of ``sqrt(D)`` through both).  On the Cu mixtures one refit agrees with two to 1e-5 and
-with a dense grid of larch feffit refits to 0.1 % (tests/test_exafs_significance.py);
+with a dense grid of larch feffit refits to 0.1 % (tests/exafs/test_exafs_significance.py);
 the covariance estimate alone was off by up to 0.3 % there, more where the profile is
 not quadratic (near a bound).
 """

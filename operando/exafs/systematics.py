@@ -22,13 +22,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import ConfigError
+from ..options import BackgroundOptions, FoilOptions, NormalizeOptions
 from .model import ShellModel
 
 log = logging.getLogger(__name__)
 
 
-def processing_variants(model: ShellModel, *, rbkg: float = 1.0, e0: str | float = "first",
+def processing_variants(model: ShellModel, *, rbkg: float = BackgroundOptions.rbkg,
+                        e0: str | float = NormalizeOptions.e0,
                         kmax_shifts: Sequence[float] = (-2.0, 1.0),
                         rbkg_values: Sequence[float] = (0.8, 1.2),
                         rmin_shifts: Sequence[float] = (0.2,), rmax_shifts: Sequence[float] = (0.2,),
@@ -64,7 +67,7 @@ def processing_variants(model: ShellModel, *, rbkg: float = 1.0, e0: str | float
 
 
 @dataclass(frozen=True, eq=False)
-class Systematics:
+class Systematics(Result):
     """CN of every step under each processing variant and the band they span.
 
     Attributes
@@ -85,6 +88,13 @@ class Systematics:
     by_variant: pd.DataFrame
     variants: list
     settings: dict
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The per-step band (``table``, a copy)."""
+        return self.table.copy()
+
+    def title(self) -> str:
+        return f"Systematics: {len(self.table)} steps over {len(self.variants)} processing variants"
 
     def plot(self, shell: str, x=None, *, truth=None):
         """CN of ``shell`` per step: the base with its statistical error bars and the
@@ -125,10 +135,11 @@ class Systematics:
 
 
 def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
-                   s02_err: float | None = None, foil=None, reference_shell: str | None = None,
-                   reference_cn: float = 12.0, reference_options: dict | None = None,
-                   references: dict | None = None, variants: list | None = None,
-                   rbkg: float = 1.0, bkg_kmin: float = 0.0, engine: str = "fast") -> Systematics:
+                   s02_err: float | None = None, foil=None, foil_shell: str | None = None,
+                   foil_cn: float = FoilOptions.cn, foil_options: dict | None = None,
+                   foil_fits_by_variant: dict | None = None, variants: list | None = None,
+                   rbkg: float = BackgroundOptions.rbkg, bkg_kmin: float = BackgroundOptions.kmin,
+                   engine: str = BackgroundOptions.engine) -> Systematics:
     """Re-run background removal and the shell fit over the processing variants.
 
     Parameters
@@ -142,11 +153,11 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
         S0^2 of every variant when there is no foil.
     foil : NormalizedSeries, optional
         The reference foil (first step): calibrated again in each variant's window;
-        its S0^2 and the values :func:`~operando.exafs.apply_reference` gives the
-        ``reference_shell`` (with ``reference_options``) are used in that variant.
-    references : dict, optional
+        its S0^2 and the values :func:`~operando.exafs.apply_foil` gives the
+        ``foil_shell`` (with ``foil_options``) are used in that variant.
+    foil_fits_by_variant : dict, optional
         Instead of ``foil``: per variant name ``{"s02", "s02_err", "values"}`` with
-        ``values`` a :class:`~operando.exafs.ReferenceValues` dict (a run computes
+        ``values`` a :class:`~operando.exafs.FoilValues` dict (a run computes
         them once and passes them to every chunk).
     variants : list of dict, optional
         Default :func:`processing_variants` of ``model`` around ``rbkg`` and the
@@ -161,21 +172,21 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
     """
     from .background import remove_background
     from .fit import fit_shells
-    from .reference import ReferenceValues, apply_reference
+    from .foil import FoilValues, apply_foil
 
-    e0_base = normalized.settings.get("e0", "first")
+    e0_base = normalized.settings["e0"]
     variants = variants or processing_variants(model, rbkg=rbkg, e0=e0_base)
-    options = dict(reference_options or {})
-    if references is None:
+    options = dict(foil_options or {})
+    if foil_fits_by_variant is None:
         if foil is not None:
-            references = reference_fits(foil, model, variants, shell=reference_shell,
-                                        cn=reference_cn, bkg_kmin=bkg_kmin, engine=engine)
+            foil_fits_by_variant = foil_fits(foil, model, variants, shell=foil_shell,
+                                        cn=foil_cn, bkg_kmin=bkg_kmin, engine=engine)
         elif s02 is None:
-            raise ConfigError("cn_systematics needs s02, a foil or references")
+            raise ConfigError("cn_systematics needs s02, a foil or foil_fits_by_variant")
     tested = [s.label for s in model.shells if s.cn.mode == "free"]
     rows = []
     norm_kw = dict(normalized.settings.get("requested", {}),
-                   engine=normalized.settings.get("engine", "fast"))
+                   engine=normalized.settings["engine"])
     cache = {}
     for v in variants:
         key = (v["e0"], v["rbkg"])
@@ -185,11 +196,11 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
                                            kmin=bkg_kmin, engine=engine)
         chi = cache[key]
         m = replace(model, kmax=v["kmax"], rmin=v["rmin"], rmax=v["rmax"], significance="none")
-        if references is not None:
-            ref = references[v["name"]]
+        if foil_fits_by_variant is not None:
+            ref = foil_fits_by_variant[v["name"]]
             vs02, verr = ref["s02"], ref.get("s02_err")
             if ref.get("values"):
-                m = apply_reference(m, ReferenceValues(**ref["values"]), **options)
+                m = apply_foil(m, FoilValues(**ref["values"]), **options)
         else:
             vs02, verr = s02, s02_err
         try:
@@ -206,7 +217,7 @@ def cn_systematics(normalized, model: ShellModel, *, s02: float | None = None,
     long = pd.concat(rows, ignore_index=True)
     return Systematics(table=_band(long, tested), by_variant=long, variants=variants,
                        settings={"variants": variants, "rbkg": rbkg, "bkg_kmin": bkg_kmin,
-                                 "engine": engine, "reference_options": options,
+                                 "engine": engine, "foil_options": options,
                                  "spread": "cn_S_sys = (max - min) / 2 over the variants"})
 
 
@@ -234,44 +245,46 @@ def _band(long: pd.DataFrame, shells) -> pd.DataFrame:
     return out
 
 
-def reference_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
-                   cn: float = 12.0, bkg_kmin: float = 0.0, engine: str = "fast") -> dict:
+def foil_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
+                   cn: float = FoilOptions.cn, bkg_kmin: float = BackgroundOptions.kmin,
+                   engine: str = BackgroundOptions.engine) -> dict:
     """Per variant, the foil calibrated in that variant's window: ``{name: {"s02",
-    "s02_err", "values"}}`` (``values``: :class:`~operando.exafs.ReferenceValues` as a
-    dict), for :func:`cn_systematics` ``references``."""
+    "s02_err", "values"}}`` (``values``: :class:`~operando.exafs.FoilValues` as a
+    dict), for :func:`cn_systematics` ``foil_fits_by_variant``."""
     from .background import remove_background
     from .fit import calibrate_s02
-    from .reference import ReferenceValues
+    from .foil import FoilValues, shell_path
 
     shell = shell or next((s.label for s in model.shells if s.is_metal), None)
     if shell is None:
-        raise ConfigError("no metal shell to calibrate the foil on; give reference_shell")
-    e0_base = foil.settings.get("e0", "each")
-    kw = dict(foil.settings.get("requested", {}), engine=foil.settings.get("engine", "fast"))
+        raise ConfigError("no metal shell to calibrate the foil on; give foil_shell")
+    e0_base = foil.settings["e0"]
+    kw = dict(foil.settings.get("requested", {}), engine=foil.settings["engine"])
     out = {}
     for v in variants:
         norm = foil if v["e0"] == e0_base or v["e0"] in ("first", "each") else _renormalize(
             foil, v["e0"], kw)
         chi = remove_background(norm, rbkg=v["rbkg"], kweight=model.kweight, kmin=bkg_kmin,
                                 engine=engine)
-        cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]), kmin=model.kmin,
+        cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]),
+                            **shell_path(model, shell), kmin=model.kmin,
                             kmax=v["kmax"], kweight=model.kweight, dk=model.dk,
                             window=model.window, rmin=v["rmin"], rmax=v["rmax"],
                             fit_space=model.fit_space, engine=engine)
         out[v["name"]] = {"s02": float(cal.s02), "s02_err": float(cal.s02_err),
-                          "values": ReferenceValues.of(cal).to_dict()}
+                          "values": FoilValues.of(cal).to_dict()}
     return out
 
 
 def systematics_columns(normalized, spec: dict) -> pd.DataFrame:
     """``step`` and, per shell with a varied CN, ``cn_S_sys``, ``cn_S_sys_min``,
     ``cn_S_sys_max``: :func:`cn_systematics` with the settings a run resolved once
-    (``spec``: ``shells``, ``window``, ``variants``, ``references`` or ``s02`` /
-    ``s02_err``, ``reference_options``, ``rbkg``, ``bkg_kmin``, ``engine``)."""
+    (``spec``: ``shells``, ``window``, ``variants``, ``foil_fits_by_variant`` or ``s02`` /
+    ``s02_err``, ``foil_options``, ``rbkg``, ``bkg_kmin``, ``engine``)."""
     model = ShellModel(shells=list(spec["shells"]), **spec["window"])
     sy = cn_systematics(normalized, model, s02=spec.get("s02"), s02_err=spec.get("s02_err"),
-                        references=spec.get("references"), variants=spec["variants"],
-                        reference_options=spec.get("reference_options"), rbkg=spec["rbkg"],
+                        foil_fits_by_variant=spec.get("foil_fits_by_variant"), variants=spec["variants"],
+                        foil_options=spec.get("foil_options"), rbkg=spec["rbkg"],
                         bkg_kmin=spec["bkg_kmin"], engine=spec["engine"])
     keep = ["step"] + [c for c in sy.table.columns
                        if c.endswith(("_sys", "_sys_min", "_sys_max"))]

@@ -32,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from .._util.larch_compat import ftwindow
+from .._util.result import Result
 from ..errors import ConfigError, DataError
 from ..feffpaths import default_distance
+from ..options import FTOptions
 
 __all__ = ["WaveletTransform", "cauchy_wavelet", "morlet_wavelet", "wavelet_transform",
            "lobe_positions", "shell_windows", "METHODS"]
@@ -48,7 +50,7 @@ PHASE_SHIFT = 0.35
 
 
 @dataclass(frozen=True, eq=False)
-class WaveletTransform:
+class WaveletTransform(Result):
     """Wavelet transforms of chi(k), one map per step or per group of steps.
 
     Attributes
@@ -92,6 +94,29 @@ class WaveletTransform:
     def lobes(self, windows: Mapping[str, tuple[float, float]], **kwargs) -> pd.DataFrame:
         """:func:`lobe_positions` of this transform."""
         return lobe_positions(self, windows, **kwargs)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per map: ``label``, ``n_steps`` and where its modulus peaks (``k_peak``
+        1/Angstrom, ``r_peak`` Angstrom, ``modulus_peak``)."""
+        mod = self.modulus.reshape(len(self), -1)
+        finite = np.isfinite(mod).any(axis=1)
+        flat = np.argmax(np.where(np.isfinite(mod), mod, -np.inf), axis=1)
+        ir, ik = np.unravel_index(flat, self.wt.shape[1:])
+        return pd.DataFrame({"label": list(self.labels), "n_steps": np.asarray(self.n_steps),
+                             "k_peak": np.where(finite, self.k[ik], np.nan),
+                             "r_peak": np.where(finite, self.r[ir], np.nan),
+                             "modulus_peak": np.where(finite, mod[np.arange(len(self)), flat],
+                                                      np.nan)})
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: ``modulus`` over ``(map, r, k)``, ``label`` and
+        ``n_steps`` per map."""
+        from .._util.xr import wavelet_dataset
+
+        return wavelet_dataset(self)
 
     def __repr__(self) -> str:
         return (f"<WaveletTransform {self.settings.get('method')}: {len(self)} maps, "
@@ -287,9 +312,9 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
     return r, (wt[0] if single else wt)
 
 
-def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = 2,
-                      kmin: float | None = None, kmax: float | None = None, dk: float = 1.0,
-                      window: str = "hanning", rmax_out: float = 6.0, groups=None,
+def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = FTOptions.kweight,
+                      kmin: float | None = None, kmax: float | None = None, dk: float = FTOptions.dk,
+                      window: str = FTOptions.window, rmax_out: float = 6.0, groups=None,
                       steps=None, eta: float = 10.0, sigma: float = 1.0,
                       nfft: int = 2048, rrange: tuple[float, float] | None = None
                       ) -> WaveletTransform:

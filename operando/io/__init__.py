@@ -103,14 +103,18 @@ from pathlib import Path
 
 from ..errors import ConfigError, OperandoError, ReadError
 from ..series import Series
-from ._conditions import load_conditions
+from ._align import LogConditions, conditions_from_logs
+from ._conditions import load_conditions, read_growing_conditions
+from ._logs import LogSpec, read_log
 from ._lazy import LazySeries, RowSlice, is_operando_hdf5, open_hdf5
 from ._hdf5 import write_hdf5
 from ._matrix import REFERENCE_FILE_ONLY_MATRIX, reference_file
 from ._read import Options, read_files, read_one, read_single
 from ._sources import ACCEPTED_SOURCE, ORDERS, detect, expand
 
-__all__ = ["read_series", "write_hdf5", "open_hdf5", "LazySeries", "RowSlice", "is_operando_hdf5"]
+__all__ = ["read_series", "write_hdf5", "open_hdf5", "LazySeries", "RowSlice", "is_operando_hdf5",
+           "conditions_from_logs", "LogConditions", "LogSpec", "read_log",
+           "read_growing_conditions"]
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ FORMATS = ("auto", "columns", "xdi", "fio", "matrix", "athena", "spec", "hdf5", 
 def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
                 energy_column=None, columns=None, reference="auto", format="auto",
                 pattern=None, on_error="skip", order="auto", channels=None,
-                dead_time="auto", max_decompressed_bytes=None) -> Series:
+                dead_time="auto", max_decompressed_bytes=None, logs=None) -> Series:
     """Read XAS spectra into a :class:`~operando.series.Series`.
 
     Parameters
@@ -190,6 +194,10 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
         columns (``"auto"``), required (True) or never (False).
     max_decompressed_bytes : int, optional
         Largest decompressed size of a compressed file (default 512 MiB).
+    logs : LogConditions, optional
+        Conditions from time (the ``[conditions]`` section): header fields taken
+        as condition columns (per-file sources) and instrument logs aligned to
+        the scan times by :func:`conditions_from_logs`.
 
     Returns
     -------
@@ -224,25 +232,29 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
             isinstance(max_decompressed_bytes, int) and max_decompressed_bytes > 0):
         raise ConfigError(f"max_decompressed_bytes={max_decompressed_bytes!r}; give a positive "
                           "number of bytes")
+    if logs is not None and not isinstance(logs, LogConditions):
+        raise ConfigError(f"logs must be a LogConditions, got {type(logs).__name__}")
     table = load_conditions(conditions)
     ref_file = reference_file(reference)
     opts = Options(mu=mu, reference=ref_file if ref_file else reference,
                    energy_column=energy_column, channels=channels, dead_time=dead_time,
-                   limit=max_decompressed_bytes)
+                   limit=max_decompressed_bytes,
+                   headers=tuple(logs.headers.items()) if logs is not None else ())
     found = expand(source, pattern, conditions)
     if found is not None:
         if ref_file:
             raise ConfigError(REFERENCE_FILE_ONLY_MATRIX.format(ref=ref_file, source=source))
         files, how = found
-        return read_files(source, files, how, table, opts, element, edge, on_error, order)
+        series = read_files(source, files, how, table, opts, element, edge, on_error, order)
+        return _with_logs(series, logs)
     if order == "time":
         raise ConfigError("order='time' sorts the files of a folder, glob or list; "
                           f"{source} is one file")
     path = Path(source)
     raw, compressed, kind = read_one(path, format, detect, opts)
     try:
-        return read_single(path, raw, compressed, kind, table, opts, element, edge, columns,
-                           on_error)
+        series = read_single(path, raw, compressed, kind, table, opts, element, edge, columns,
+                             on_error)
     except OperandoError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeError,
@@ -251,3 +263,12 @@ def read_series(source, *, conditions=None, mu="auto", element=None, edge=None,
         log.debug("unexpected failure reading %s", path, exc_info=True)
         raise ReadError(path, f"could not be read as {kind} ({type(exc).__name__}: {exc})",
                         ACCEPTED_SOURCE) from None
+    return _with_logs(series, logs)
+
+
+def _with_logs(series: Series, logs) -> Series:
+    """The series with its conditions aligned from the logs (the one place a run does it)."""
+    if logs is None or not logs.logs:
+        return series
+    metadata = {**series.metadata, "condition_logs": logs}
+    return series.replace(conditions=conditions_from_logs(series, logs), metadata=metadata)

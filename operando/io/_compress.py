@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import stat
 import zlib
 from pathlib import Path
 
@@ -73,6 +74,10 @@ def read_bytes(path, *, limit: int | None = None, accepted: str | None = None
     """
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            # a FIFO blocks forever, /dev/zero never ends, /dev/urandom fills the memory
+            raise ReadError(path, "not a regular file (a FIFO, device, socket or folder)",
+                            accepted)
         raw = path.read_bytes()
     except OSError as exc:
         raise ReadError(path, f"cannot read ({exc.strerror or exc})", accepted) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 import warnings
@@ -39,6 +41,80 @@ def load_conditions(conditions) -> pd.DataFrame | None:
     table.columns = [str(c).strip() for c in table.columns]
     return check_known_columns(tidy_mixed(table), conditions if isinstance(conditions, (str, Path))
                                else "conditions table")
+
+
+def read_growing_conditions(raw: bytes) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of a conditions CSV still being written, and the problems of those left out.
+
+    Only complete lines count (up to the last newline).  A complete row that the batch
+    loader (:func:`load_conditions`) would refuse, or that would stop the matching, is
+    left out and named instead of failing the whole table: more fields than the header,
+    an unclosed quote, bytes that are not UTF-8, text in ``time_s``/``temperature_K``, a
+    file (or step) already listed on an earlier line.  The scan it names is then not listed, so a
+    live reader waits for it until the row is fixed.  A header that is not complete yet
+    lists nothing.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's content as read now.
+
+    Returns
+    -------
+    (DataFrame, list of str)
+        The good rows parsed as :func:`load_conditions` parses the file (not yet
+        tidied: pass it to ``load_conditions``), and one ``"line N: problem"`` per row
+        left out.
+    """
+    lines = raw[:raw.rfind(b"\n") + 1].splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.strip()), None)
+    empty = pd.DataFrame({"file": pd.Series([], dtype=object)})
+    if start is None:
+        return empty, []
+    try:
+        header = lines[start].decode("utf-8")
+    except UnicodeDecodeError:
+        return empty, [f"line {start + 1}: the header is not UTF-8 text"]
+    sep = ";" if ";" in header and "," not in header else ","
+    names = [n.strip() for n in next(csv.reader([header], delimiter=sep, skipinitialspace=True))]
+    key = next((k for k in ("file", "step") if k in names), None)
+    numeric = [names.index(c) for c in NUMERIC_CONDITIONS if c in names]
+    good, problems, seen = [lines[start]], [], {}
+    for n, line in enumerate(lines[start + 1:], start=start + 2):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"line {n}: not UTF-8 text")
+            continue
+        row = [v.strip() for v in next(csv.reader([text], delimiter=sep,
+                                                  skipinitialspace=True), [])]
+        problem = "an unclosed quote" if text.count('"') % 2 else _row_problem(row, names, numeric)
+        if problem is None and key is not None:
+            value = row[names.index(key)] if names.index(key) < len(row) else ""
+            if value in seen:
+                problem = f"{key} {value!r} is already on line {seen[value]}"
+            seen.setdefault(value, n)
+        if problem is not None:
+            problems.append(f"line {n}: {problem}")
+            continue
+        good.append(line)
+    table = pd.read_csv(io.BytesIO(b"".join(good)), skipinitialspace=True, comment=None, sep=sep)
+    return table, problems
+
+
+def _row_problem(row: list[str], names: list[str], numeric: list[int]) -> str | None:
+    if len(row) > len(names):
+        return f"{len(row)} fields, the header has {len(names)}"
+    for j in numeric:
+        value = row[j] if j < len(row) else ""
+        try:
+            if value:
+                float(value.replace(",", ".") if _DECIMAL_COMMA.match(value) else value)
+        except ValueError:
+            return f"{names[j]} must be a number, not {value!r}"
+    return None
 
 
 def _separator(path: Path) -> str:

@@ -265,11 +265,78 @@ def _read_nxxas(path, entry) -> list[Scan]:
     element = element.decode() if isinstance(element, bytes) else element
     edge = edge.decode() if isinstance(edge, bytes) else edge
     energy = to_ev(path, energy)
+    times = _frame_times(path, entry, mu.shape[0])
+    fields = _scalar_fields(entry)
     scans = []
     for i, row in enumerate(mu):
         file = f"{Path(path).name}#{name}" + (f"[{i}]" if mu.shape[0] > 1 else "")
         e, rows = clean_energy(file, energy, row[:, None])
         scans.append(Scan(file=file, energy=e, mu=rows[:, 0], mu_from=mu_from,
                           element=str(element) if element else None,
-                          edge=str(edge).upper() if edge else None, label=name))
+                          edge=str(edge).upper() if edge else None, label=name,
+                          header=dict(fields), times=times[i]))
     return scans
+
+
+def _text(value) -> str:
+    value = value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _frame_times(path, entry, n: int) -> list:
+    """``[start, end, how]`` per spectrum of an NXxas entry (ISO 8601 text or None).
+
+    NXentry ``start_time``/``end_time`` time a one-spectrum entry.  Several
+    spectra (QEXAFS frames) take their times from ``data/time`` (or ``time``):
+    one value per frame, in s (``units`` "ms" also), counted from its ``start``
+    attribute (NeXus's convention for relative times, as in NXlog) or else from
+    ``start_time``; each frame lasts until the next starts.  Without it the
+    frames share ``[start_time, end_time]`` in equal parts (a continuous scan's
+    fixed period), said in a warning.
+    """
+    import datetime as _dt
+
+    from ._logbase import parse_datetime
+
+    start = _text(entry["start_time"][()]) if "start_time" in entry else None
+    end = _text(entry["end_time"][()]) if "end_time" in entry else None
+    if n == 1:
+        return [[start, end, "nexus"]]
+    frame = next((entry[p] for p in ("data/time", "time") if p in entry), None)
+    origin = parse_datetime(_text(frame.attrs["start"])) if frame is not None \
+        and "start" in frame.attrs else (parse_datetime(start) if start else None)
+    if frame is not None and origin is not None:
+        seconds = np.asarray(frame[()], dtype=float).ravel()
+        if seconds.size != n:
+            raise ReadError(path, f"NXxas entry {entry.name}: {seconds.size} frame times for "
+                                  f"{n} spectra", "one data/time value per spectrum")
+        if _text(frame.attrs.get("units", "s")).strip().lower() == "ms":
+            seconds = seconds / 1000.0
+        stamps = [(origin + _dt.timedelta(seconds=float(t))).isoformat() for t in seconds]
+        return [[stamps[i], stamps[i + 1] if i + 1 < n else None, "nexus"] for i in range(n)]
+    first, last = (parse_datetime(start) if start else None), (parse_datetime(end) if end else None)
+    if first is None or last is None:
+        return [[None, None, "nexus"] for _ in range(n)]
+    warn(path, f"NXxas entry {entry.name}: no data/time per frame; its {n} spectra share "
+               "start_time..end_time in equal parts")
+    step = (last - first) / n
+    return [[(first + i * step).isoformat(), (first + (i + 1) * step).isoformat(), "nexus"]
+            for i in range(n)]
+
+
+def _scalar_fields(entry) -> dict:
+    """Every one-value dataset of an entry by its path (``sample/temperature``): the
+    fields ``[conditions] headers`` can take."""
+    fields = {}
+
+    def visit(name, item):
+        shape = getattr(item, "shape", None)
+        if shape is not None and int(np.prod(shape)) == 1 and item.dtype.kind in "iufSUO":
+            value = item[()]
+            value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
+            value = value.item() if isinstance(value, np.generic) else value  # plain, for JSON
+            fields[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) \
+                else value
+
+    entry.visititems(visit)
+    return fields

@@ -3,13 +3,12 @@
 The numbers and header of one file travel as a :class:`TextTable`; the
 functions here fill its labels, header fields, element, edge, edge energy and
 mono d-spacing.  XDI files follow the XDI project's grammar of
-``Family.key: value`` header lines (see ``tests/test_bad_xdi.py``); plain
+``Family.key: value`` header lines (see ``tests/io/test_bad_xdi.py``); plain
 files (NSLS-II QAS/ISS and the like) are read leniently.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import re
 from dataclasses import dataclass, field
@@ -33,8 +32,6 @@ _NUMBER_UNIT = re.compile(r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*([A-Za
 #: XDI file gives an angle column and a ``Mono.name`` but no ``Mono.d_spacing``.
 MONO_D_SPACING = {"si111": 3.13551, "si220": 1.92010, "si311": 1.63747, "si400": 1.35775,
                   "ge111": 3.26636, "ge220": 2.00018, "ge311": 1.70583}
-#: hc in eV Angstrom (CODATA 2018).
-HC_EV_ANGSTROM = 12398.419843
 
 
 @dataclass
@@ -152,11 +149,11 @@ def _check_value(table: TextTable, name: str, value: str, line: int) -> None:
              "facility.current": ("ma", "a"), "scan.edge_energy": ("ev", "kev", ""),
              "mono.d_spacing": ("", "a", "angstrom")}
     if key in ("scan.start_time", "scan.end_time"):
-        try:
-            _dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            _warn(table.path, f"line {line}: {name} {value!r} is not an ISO 8601 date-time; "
-                              "ignored")
+        from ._logbase import parse_datetime
+
+        if parse_datetime(value) is None:
+            _warn(table.path, f"line {line}: {name} {value!r} is not an ISO 8601 date-time "
+                              "(nor MM/DD/YYYY HH:MM:SS); ignored")
         return
     if key in units:
         match = _NUMBER_UNIT.match(value)

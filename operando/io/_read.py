@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoError, ReadError
 from ..series import Series, default_conditions
+from ._align import header_columns, header_times
 from ._athena import read_athena_scans
 from ._compress import inner_name, read_bytes
 from ._conditions import attach, order_files
@@ -21,7 +22,7 @@ from ._messages import short_list, warn
 from ._scan import (ANGLE_NAMES, ENERGY_NAMES, Scan, common_grid, find_column, resolve_edge,
                     scan_from_columns)
 from ._select import explain_no_overlap, order_by_time, select_scans
-from ._sources import ACCEPTED_SOURCE
+from ._sources import ACCEPTED_SOURCE, name_problem, printable_name
 from ._spec import read_spec_scans
 from ._text import ACCEPTED_TEXT, decode_text, parse_text
 
@@ -38,6 +39,7 @@ class Options:
     channels: dict | None = None
     dead_time: object = "auto"
     limit: int | None = None
+    headers: tuple = ()  # (condition column, header field) pairs: [conditions] headers
 
     def scan_kwargs(self) -> dict:
         return dict(mu=self.mu, reference=self.reference, energy_column=self.energy_column,
@@ -55,18 +57,26 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
         files = sorted(files, key=lambda p: natural_key(p.name))
     scans, skipped = [], []
     for path in unlisted:
-        skipped.append({"file": path.name, "reason": "not listed in the conditions table"})
+        skipped.append({"file": printable_name(path),
+                        "reason": "not listed in the conditions table"})
     if unlisted:
         warn(source, f"skipped {len(unlisted)} file(s) not listed in the conditions table: "
-                     f"{short_list(p.name for p in unlisted)}")
+                     f"{short_list(printable_name(p) for p in unlisted)}")
     bad = []
     for path in files:
+        if (problem := name_problem(path)) is not None:
+            if on_error == "raise":
+                raise ReadError(printable_name(path), problem, ACCEPTED_TEXT)
+            bad.append({"file": printable_name(path), "reason": problem})
+            continue
         try:
             scans.append(read_file_scan(path, opts))
-        except (ReadError, DataError) as exc:
+        except (ReadError, DataError, ConfigError) as exc:
+            # ConfigError: a file whose columns the reading settings do not fit (a stray
+            # note, another beamline's table) is one bad file of the folder, not a bad config
             if on_error == "raise":
                 raise
-            bad.append({"file": path.name, "reason": getattr(exc, "problem", str(exc))})
+            bad.append({"file": path.name, "reason": _problem(path, exc)})
         except OperandoError:
             raise
         except (ValueError, IndexError, KeyError, TypeError, OverflowError, OSError) as exc:
@@ -92,9 +102,21 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
         gone = {s["file"] for s in skipped} | {Path(inner_name(s["file"])).stem for s in skipped}
         table = table[~table["file"].astype(str).str.strip().isin(gone)]
     conditions = attach(base, table, "file")
+    if opts.headers:
+        conditions = header_columns(conditions, [s.header for s in scans], dict(opts.headers),
+                                    source)
     kinds = {s.kind for s in scans}
     fmt = next(iter(kinds)) if len(kinds) == 1 and kinds <= {"xdi", "fio", "9809"} else "columns"
     return assemble(source, scans, conditions, fmt, element, edge, skipped)
+
+
+def _problem(path: Path, exc: Exception) -> str:
+    """The problem of a failed file without its path (the file is named beside it)."""
+    text = getattr(exc, "problem", None) or str(exc)
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def read_file_scan(path: Path, opts: Options) -> Scan:
@@ -102,6 +124,7 @@ def read_file_scan(path: Path, opts: Options) -> Scan:
     table = parse_text(_plain_path(path, compressed), raw)
     scan = scan_from_table(table, opts)
     scan.file = path.name
+    scan.times = header_times(scan.header, path)
     if compressed:
         scan.header["compression"] = compressed
     return scan
@@ -139,7 +162,8 @@ def assemble(source, scans, conditions, fmt, element, edge, skipped=None, extra_
     metadata = {"source": str(source), "format": fmt,
                 "mu_from": kinds[0] if len(kinds) == 1 else kinds,
                 "interpolated": bool(interpolated), "skipped": list(skipped or []),
-                "header": scans[0].header}
+                "header": scans[0].header,
+                "scan_times": [s.times or header_times(s.header) for s in scans]}
     if formulas:
         metadata["mu_formula"] = formulas[0] if len(formulas) == 1 else formulas
     trimmed = [{"file": s.file, **s.header["trimmed_rows"]} for s in scans
@@ -163,20 +187,25 @@ def read_single(path: Path, raw: bytes, compressed, kind, table, opts: Options, 
     if isinstance(opts.reference, Path) and kind not in ("columns", "matrix"):
         raise ConfigError(REFERENCE_FILE_ONLY_MATRIX.format(ref=opts.reference, source=path))
     if kind in ("hdf5", "nexus"):
-        return _read_hdf5(path, raw if compressed else None, table, element, edge, meta)
+        return _read_hdf5(path, raw if compressed else None, table, element, edge, meta,
+                          opts.headers)
     if kind == "athena":
+        _no_headers(path, opts, "an Athena project (its groups keep free-text titles, no "
+                                "header fields)")
         text = decode_text(path, raw)
         scans, skipped = read_athena_scans(path, text)
         return _many(path, scans, skipped, table, "athena", "file", element, edge, meta)
     if kind == "spec":
         skipped: list = []
         scans = _spec_scans(path, raw, compressed, opts, on_error, skipped)
-        return _many(path, scans, skipped, table, "spec", "step", element, edge, meta)
+        return _many(path, scans, skipped, table, "spec", "step", element, edge, meta,
+                     opts.headers)
     plain = _plain_path(path, compressed)
     text = parse_fio(plain, decode_text(plain, raw)) if kind == "fio" else parse_text(plain, raw)
     matrix = kind == "matrix" or (kind == "columns" and text.kind == "columns"
                                   and is_matrix(text))
     if matrix:
+        _no_headers(path, opts, "a matrix file (one header for all its spectra)")
         series = _read_matrix(path, text, table, opts, element, edge, columns, meta)
         reference = opts.reference
         if isinstance(reference, Path):
@@ -188,10 +217,19 @@ def read_single(path: Path, raw: bytes, compressed, kind, table, opts: Options, 
     scan = scan_from_table(text, opts)
     scan.file = path.name
     conditions = attach(default_conditions(1, [scan.file]), table, "file")
+    if opts.headers:
+        conditions = header_columns(conditions, [scan.header], dict(opts.headers), path)
     return assemble(path, [scan], conditions, text.kind, element, edge, extra_meta=meta)
 
 
-def _many(path, scans, skipped, table, fmt, key, element, edge, meta) -> Series:
+def _no_headers(path, opts: Options, what: str) -> None:
+    """``[conditions] headers`` needs a header per spectrum; refuse a source without."""
+    if opts.headers:
+        raise ConfigError(f"[conditions] headers: {Path(path).name} is {what}, with no header "
+                          "per spectrum; give those conditions as a table or a log")
+
+
+def _many(path, scans, skipped, table, fmt, key, element, edge, meta, headers=()) -> Series:
     if skipped:
         warn(path, f"skipped {len(skipped)} group(s)/scan(s): "
                    f"{short_list(s['file'] + ' (' + s['reason'] + ')' for s in skipped)}")
@@ -202,6 +240,8 @@ def _many(path, scans, skipped, table, fmt, key, element, edge, meta) -> Series:
     if fmt == "athena":
         base["label"] = labels
     conditions = attach(base, table, key, labels=labels)
+    if headers:  # SPEC scans' and NeXus entries' own header fields
+        conditions = header_columns(conditions, [s.header for s in scans], dict(headers), path)
     return assemble(path, scans, conditions, fmt, element, edge, skipped, extra_meta=meta)
 
 
@@ -235,10 +275,13 @@ def _read_matrix(path, text, table, opts, element, edge, columns, meta) -> Serie
                   reference=None, metadata=metadata)
 
 
-def _read_hdf5(path, content, table, element, edge, meta) -> Series:
+def _read_hdf5(path, content, table, element, edge, meta, headers=()) -> Series:
     layout, found = read_hdf5(path, content)
     if layout == "nexus":
-        return _many(path, found, [], table, "nexus", "step", element, edge, meta)
+        return _many(path, found, [], table, "nexus", "step", element, edge, meta, headers)
+    if headers:
+        raise ConfigError(f"[conditions] headers: {Path(path).name} is an operando HDF5 file, "
+                          "with no header per spectrum (its conditions are in the file)")
     fields = found
     conditions = fields["conditions"]
     if table is not None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
 from ._channels import (I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, MU_CHOICES,  # noqa: F401
-                        column_index, find_column, key as _key, plan_mu)
+                        MuPlan, column_index, find_column, key as _key, plan_mu)
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,10 @@ ENERGY_NAMES = ("energy", "energie", "e", "en", "ener", "energy_ev", "mono_energ
                 "enc", "e_ev", "ev", "energy_enc", "nrg", "energyfmb", "fmbenergy",
                 "qexafs_energy")
 ANGLE_NAMES = ("angle", "theta", "th", "bragg", "mono_angle", "dcm_bragg")
+#: Fewest rows of two unnamed columns read as energy and mu: a spectrum needs a pre-edge
+#: line, the edge's derivative and a post-edge curve, each from several points, while a
+#: stray note with two number columns (a calibration list) has a few rows.
+PLAIN_MIN_POINTS = 10
 #: Largest backward energy step (in median steps) still treated as a jitter to sort.
 MAX_JITTER_STEPS = 5.0
 #: Largest fraction of backward steps still treated as jitter (more is a second sweep).
@@ -44,6 +48,12 @@ class Scan:
     header: dict = field(default_factory=dict)
     label: str | None = None
     kind: str = "columns"
+    times: list | None = None  # [start, end, how] text (see io._align.header_times)
+
+
+#: The names a column table without a label line gets for two columns
+#: (:func:`operando.io._headers.parse_plain_header`): read as energy and mu.
+PLAIN_LABELS = ["col1", "col2"]
 
 
 def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
@@ -178,8 +188,17 @@ def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", refere
     refused naming its line and column.
     """
     labels = list(labels)
-    j_energy, axis = energy_index(path, labels, energy_column)
-    plan = plan_mu(path, labels, mu, reference, channels=channels, dead_time=dead_time)
+    if (labels == PLAIN_LABELS and energy_column is None and mu == "auto" and not channels
+            and reference in ("auto", False, None)):
+        # two columns without names: energy and mu (the plain export of Athena, Larix, ...)
+        j_energy, axis, plan = 0, "energy", MuPlan("mu", column=1)
+        if data.shape[0] < PLAIN_MIN_POINTS:
+            raise ReadError(path, f"two unnamed columns of only {data.shape[0]} rows: not a "
+                                  "spectrum", f"energy and mu in at least {PLAIN_MIN_POINTS} "
+                                  "rows, or named columns")
+    else:
+        j_energy, axis = energy_index(path, labels, energy_column)
+        plan = plan_mu(path, labels, mu, reference, channels=channels, dead_time=dead_time)
     used = plan.used()
     lines = np.asarray(lines)
     lead, trail = dead_ends(data[:, used])

@@ -4,11 +4,12 @@ format of one file from its content."""
 from __future__ import annotations
 
 import glob as _glob
+import os
 from pathlib import Path
 
 from ..errors import ConfigError, ReadError
 from ._athena import looks_like_athena
-from ._compress import SUFFIXES, inner_name
+from ._compress import inner_name
 from ._conditions import natural_key
 from ._hdf5 import HDF5_SIGNATURE
 from ._spec import looks_like_spec
@@ -55,6 +56,21 @@ def expand(source, pattern, conditions) -> tuple[list[Path], str] | None:
     return None
 
 
+def printable_name(path) -> str:
+    """A file's name as text every output can hold: bytes that are not UTF-8 (a name
+    written by another system's encoding) shown as ``\\xff``."""
+    return os.fsencode(Path(path).name).decode("utf-8", "backslashreplace")
+
+
+def name_problem(path) -> str | None:
+    """Why a file name cannot be a step's ``file`` (None when it can): a name that is not
+    valid UTF-8 cannot go into steps.csv, settings.json or a conditions table."""
+    name = Path(path).name
+    if printable_name(path) != name:
+        return "file name is not valid UTF-8 (rename it)"
+    return None
+
+
 def detect(path: Path, raw: bytes) -> str:
     """The format of one (decompressed) file from its content, then its name."""
     suffix = Path(inner_name(path)).suffix.lower()
@@ -65,7 +81,3 @@ def detect(path: Path, raw: bytes) -> str:
     if looks_like_spec(raw[:200000]):
         return "spec"
     return "columns"
-
-
-def is_compressed_name(path) -> bool:
-    return any(str(path).lower().endswith(s) for s in SUFFIXES)

@@ -37,7 +37,35 @@ def _counts(series: Series, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def _header(series: Series, columns: list[str], row: pd.Series) -> list[str]:
+#: Scan time formats a beamline writes: ISO 8601, NSLS-II ISS (two spaces, microseconds).
+TIME_FORMATS = {"iso": "%Y-%m-%dT%H:%M:%S", "iss": "%m/%d/%Y  %H:%M:%S.%f"}
+
+
+def _times(series: Series, rows: pd.DataFrame, start, time_format: str) -> list[tuple[str, str]]:
+    """``Scan.start_time``/``Scan.end_time`` text per scan: ``start`` + ``time_s``, lasting
+    the acquisition's ``scan_time_s``."""
+    import datetime as dt
+
+    if time_format not in TIME_FORMATS:
+        raise ConfigError(f"time_format={time_format!r} is not one of {list(TIME_FORMATS)}")
+    if "time_s" not in series.conditions.columns:
+        raise DataError("scan times need a time_s condition (every preset has one)")
+    origin = start if isinstance(start, dt.datetime) else dt.datetime.fromisoformat(str(start))
+    duration = float(series.metadata.get("mixture", {}).get("acquisition", {})
+                     .get("scan_time_s", 30.0))
+    fmt = TIME_FORMATS[time_format]
+    out = []
+    for t in series.conditions["time_s"].to_numpy(float):
+        begin = origin + dt.timedelta(seconds=float(t))
+        end = begin + dt.timedelta(seconds=duration)
+        if time_format == "iso":
+            out.append((begin.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")))
+        else:
+            out.append((begin.strftime(fmt), end.strftime(fmt)))
+    return out
+
+
+def _header(series: Series, columns: list[str], row: pd.Series, times=None) -> list[str]:
     mixture = series.metadata.get("mixture", {})
     names = mixture.get("references", [])
     sample = ", ".join(f"{n} {row[f'frac_{n}']:.4f}" for n in names if f"frac_{n}" in row)
@@ -45,8 +73,10 @@ def _header(series: Series, columns: list[str], row: pd.Series) -> list[str]:
     lines += [f"# Column.{i}: {c}" + (" eV" if c == "energy" else "") for i, c in enumerate(columns, 1)]
     lines += [f"# Element.symbol: {series.element}", f"# Element.edge: {series.edge}",
               "# Facility.name: simulated from measured references (operando.mixtures)",
-              f"# Sample.name: mixture {sample}" if sample else "# Sample.name: mixture",
-              "# ///",
+              f"# Sample.name: mixture {sample}" if sample else "# Sample.name: mixture"]
+    if times is not None:
+        lines += [f"# Scan.start_time: {times[0]}", f"# Scan.end_time: {times[1]}"]
+    lines += ["# ///",
               "# real reference spectra mixed with known fractions; truth in truth.csv",
               "# references: " + ", ".join(f"{k}={v}" for k, v in mixture.get("files", {}).items()),
               (f"# seed {mixture.get('seed')}, noise {mixture.get('noise')} "
@@ -55,7 +85,8 @@ def _header(series: Series, columns: list[str], row: pd.Series) -> list[str]:
     return lines
 
 
-def write_folder(series: Series, truth: pd.DataFrame, folder, *, overwrite: bool = False) -> Path:
+def write_folder(series: Series, truth: pd.DataFrame, folder, *, overwrite: bool = False,
+                 start=None, time_format: str = "iso") -> Path:
     """One XDI file per scan, ``conditions.csv`` keyed by ``file`` and ``truth.csv``.
 
     Columns ``energy i0 itrans irefer`` (``irefer`` only with a reference
@@ -75,6 +106,12 @@ def write_folder(series: Series, truth: pd.DataFrame, folder, *, overwrite: bool
         Created if needed.
     overwrite : bool
         Allow writing into a folder that already holds files.
+    start : datetime or ISO 8601 str, optional
+        When given, every header gets ``Scan.start_time`` (``start`` + the
+        step's ``time_s``) and ``Scan.end_time`` (+ the acquisition's
+        ``scan_time_s``), naive or with the offset ``start`` carries.
+    time_format : "iso" or "iss"
+        ISO 8601, or NSLS-II ISS's ``03/13/2025  10:00:10.264416``.
 
     Returns
     -------
@@ -88,8 +125,9 @@ def write_folder(series: Series, truth: pd.DataFrame, folder, *, overwrite: bool
     folder.mkdir(parents=True, exist_ok=True)
     counts = _counts(series, rows)
     columns = ["energy", *counts]
+    times = _times(series, rows, start, time_format) if start is not None else None
     for i, file in enumerate(series.files):
-        lines = _header(series, columns, rows.iloc[i])
+        lines = _header(series, columns, rows.iloc[i], None if times is None else times[i])
         data = np.column_stack([series.energy] + [counts[c][i] for c in counts])
         body = [f"{r[0]:.3f} " + " ".join(f"{v:.10g}" for v in r[1:]) for r in data]
         (folder / file).write_text("\n".join(lines + body) + "\n")

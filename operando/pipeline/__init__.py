@@ -20,7 +20,6 @@
 """
 
 from .run import RunInterrupted, RunResult, run
-from .steps import STEP_COLUMNS
 from .watch import WatchStopped, watch
 
-__all__ = ["run", "watch", "RunResult", "RunInterrupted", "WatchStopped", "STEP_COLUMNS"]
+__all__ = ["run", "watch", "RunResult", "RunInterrupted", "WatchStopped"]

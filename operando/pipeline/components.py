@@ -1,10 +1,10 @@
-"""Component analysis in a run (``[components]``): references resolved once, LCF per chunk,
+"""Component analysis in a run (``[components]``): standards resolved once, LCF per chunk,
 PCA and MCR on the series.
 
-With references (``method = "lcf"``) the references are read and normalised once, with
+With standards (``method = "lcf"``) the standards are read and normalised once, with
 the series' own settings about the series' E0 (:mod:`operando.components`), stored in the
 ``prepare`` checkpoint, and every chunk fits its steps against the same arrays, so the
-fractions do not depend on the chunking.  Without references (``method = "mcr"``) the
+fractions do not depend on the chunking.  Without standards (``method = "mcr"``) the
 component spectra come from PCA and MCR-ALS of the sampled steps (the figure rows, at
 most :data:`~.chunks.PLOT_ROWS`), and every step's concentrations from a fit of its
 spectrum against those spectra (closure on, non-negative).  Either way the columns are
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..components import lcf, mcr, pca, resolve_references
+from ..components import lcf, mcr, pca, resolve_standards
 from ..errors import ConfigError, DataError
 from ..io import read_series
+from ..schema import is_lcf_column
 from ..series import Series
 from ..xanes import NormalizedSeries, calibrate, normalize
 from .source import rows_of
@@ -30,21 +31,19 @@ from .store import RunStore
 
 log = logging.getLogger(__name__)
 
-#: Columns of steps.csv taken from an LCF result besides the fractions.
-_LCF_COLUMNS = ("lcf_rfactor", "lcf_redchi", "lcf_ok")
 
 
 def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
-    """``(arrays, info)``: every reference as ``name -> (energy, values)`` and its record.
+    """``(arrays, info)``: every standard as ``name -> (energy, values)`` and its record.
 
     ``first``/``last``/``step:N`` are steps of the series, ``reference_channel`` the
     reference (foil) channel of the first step; files are read and normalised with the
-    series' settings.  One trial fit of the first step surfaces every reference problem
-    (other edge, not covering the range, two identical references) before the run.
+    series' settings.  One trial fit of the first step surfaces every standard problem
+    (other edge, not covering the range, two identical standards) before the run.
     """
     c = plan.components
     rows = {0, len(series) - 1}
-    for _, source in c["references"]:
+    for _, source in c["standards"]:
         if source.startswith("step:"):
             rows.add(_step_row(series, source))
         elif source.startswith("steps:"):
@@ -54,21 +53,21 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     norm = normalize(sub, **normalize_kwargs)
     if not np.asarray(norm.ok).any():
         raise DataError("[components]: neither the first nor the last step could be normalised "
-                        "to resolve the references")
+                        "to resolve the standards")
     items = [(name or (source if source in ("first", "last", "reference_channel") else None),
               _spec(source, sub, rows, series, name, plan.calibrate))
-             for name, source in c["references"]]
-    refs = resolve_references(norm, [spec for _, spec in items], e0=_series_e0(norm))
+             for name, source in c["standards"]]
+    refs = resolve_standards(norm, [spec for _, spec in items], e0=_series_e0(norm))
     for (name, _), ref in zip(items, refs):
         if name is not None:
             object.__setattr__(ref, "name", name)
     names = [r.name for r in refs]
     if len(set(names)) != len(names):
-        raise ConfigError(f"[components] reference names must be unique, got {names}; give "
-                          "references as a table name = source")
+        raise ConfigError(f"[components] standard names must be unique, got {names}; give "
+                          "standards as a table name = source")
     space = "flat" if c["space"] == "flat" else "norm"
     arrays = {r.name: (np.asarray(r.energy, float), np.asarray(r.values(space), float)) for r in refs}
-    lcf(norm, arrays, **c["kwargs"])  # trial fit: every reference problem stops the run here
+    lcf(norm, arrays, **c["kwargs"])  # trial fit: every standard problem stops the run here
     return arrays, [r.info() for r in refs]
 
 
@@ -76,11 +75,11 @@ def _step_row(series, source: str) -> int:
     try:
         step = int(source.split(":", 1)[1])
     except ValueError:
-        raise ConfigError(f"[components] reference {source!r}: give step:N with N a step number"
+        raise ConfigError(f"[components] standard {source!r}: give step:N with N a step number"
                           ) from None
     hits = np.flatnonzero(np.asarray(series.steps) == step)
     if hits.size == 0:
-        raise ConfigError(f"[components] reference {source!r}: no step {step} in the series")
+        raise ConfigError(f"[components] standard {source!r}: no step {step} in the series")
     return int(hits[0])
 
 
@@ -89,12 +88,12 @@ def _steps_rows(series, source: str) -> list[int]:
     try:
         a, b = (int(x) for x in source.split(":", 1)[1].split("-"))
     except ValueError:
-        raise ConfigError(f"[components] reference {source!r}: give steps:A-B with A <= B step "
+        raise ConfigError(f"[components] standard {source!r}: give steps:A-B with A <= B step "
                           "numbers") from None
     steps = np.asarray(series.steps)
     rows = np.flatnonzero((steps >= a) & (steps <= b)).tolist()
     if a > b or not rows:
-        raise ConfigError(f"[components] reference {source!r}: no steps {a}-{b} in the series")
+        raise ConfigError(f"[components] standard {source!r}: no steps {a}-{b} in the series")
     return rows
 
 
@@ -110,14 +109,14 @@ def _spec(source: str, sub: Series, rows: list, series, name, calibrate_kwargs):
         return slice(rows.index(wanted[0]), rows.index(wanted[-1]) + 1)
     if source == "reference_channel":
         if sub.reference is None:
-            raise ConfigError("[components] reference \"reference_channel\": the series has no "
+            raise ConfigError("[components] standard \"reference_channel\": the series has no "
                               "reference channel")
         return sub.take([0]).replace(mu=np.asarray(sub.reference[:1]), reference=None)
-    return _read_reference(source, name, series, calibrate_kwargs)
+    return _read_standard(source, name, series, calibrate_kwargs)
 
 
-def _read_reference(source: str, name, series, calibrate_kwargs) -> Series:
-    """A reference file as a one-spectrum Series, on the series' energy scale.
+def _read_standard(source: str, name, series, calibrate_kwargs) -> Series:
+    """A standard's file as a one-spectrum Series, on the series' energy scale.
 
     When the series is calibrated, so is the reference: on its own reference channel
     when it has one, else on its own edge when it is the metal (its name or file says
@@ -129,11 +128,11 @@ def _read_reference(source: str, name, series, calibrate_kwargs) -> Series:
     if group:
         rows = [i for i, f in enumerate(ref.files) if f.split("#", 1)[-1] == group]
         if not rows:
-            raise DataError(f"[components] reference {source}: no group {group!r}; it has "
+            raise DataError(f"[components] standard {source}: no group {group!r}; it has "
                             + ", ".join(f.split("#", 1)[-1] for f in ref.files[:10]))
         ref = ref.take(rows[:1])
     elif len(ref) != 1:
-        raise DataError(f"[components] reference {source} holds {len(ref)} spectra; name one "
+        raise DataError(f"[components] standard {source} holds {len(ref)} spectra; name one "
                         "group as file#group")
     label = (name or Path(path).stem).lower()
     how = "as measured (no reference channel, not a metal foil)"
@@ -156,7 +155,7 @@ def _series_e0(norm: NormalizedSeries) -> float:
 def fit_columns(norm: NormalizedSeries, references: dict, kwargs: dict) -> pd.DataFrame:
     """The ``frac_*`` and ``lcf_*`` columns of a chunk's steps (row order of the chunk)."""
     table = lcf(norm, references, **kwargs).to_dataframe()
-    keep = [c for c in table.columns if c.startswith(("frac_", "shift_")) or c in _LCF_COLUMNS]
+    keep = [c for c in table.columns if is_lcf_column(c)]
     return table[keep]
 
 
@@ -164,13 +163,13 @@ def save(store: RunStore, name: str, arrays: dict, meta: dict) -> None:
     flat = {}
     for i, (ref, (energy, values)) in enumerate(arrays.items()):
         flat[f"r{i}_energy"], flat[f"r{i}_values"] = energy, values
-    store.save_checkpoint(name, flat, {**meta, "reference_names": list(arrays)})
+    store.save_checkpoint(name, flat, {**meta, "standard_names": list(arrays)})
 
 
 def load(store: RunStore, name: str) -> tuple[dict, dict]:
     flat, meta = store.load_checkpoint(name)
     arrays = {ref: (flat[f"r{i}_energy"], flat[f"r{i}_values"])
-              for i, ref in enumerate(meta["reference_names"])}
+              for i, ref in enumerate(meta["standard_names"])}
     return arrays, meta
 
 
@@ -207,9 +206,13 @@ def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, pl
                   lack_of_fit_pca_percent=result.lack_of_fit_pca,
                   ambiguity="MCR spectra and concentrations are defined up to a rotation; "
                             "fix a known spectrum to narrow it")
+    results["mcr"] = result
+    if len(result.names) < 2:
+        # one component's weight is 1 at every step: no fraction columns (see lcf)
+        record["mcr_note"] = "one component: the series holds one species, no fractions"
+        return None, record, results
     spectra = {name: (np.asarray(result.x, float), np.asarray(result.spectra[j], float))
                for j, name in enumerate(result.names)}
-    results["mcr"] = result
     return spectra, record, results
 
 

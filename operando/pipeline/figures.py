@@ -1,8 +1,9 @@
 """The run's figures: which are drawn, from what, and how they are saved.
 
 Always ``xanes_map`` (the edge region, -30..+70 eV around E0), ``xanes_difference``
-(every step minus the reference state) and ``white_line``.  With tracking:
-``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``fractions``
+(every step minus the baseline state) and ``white_line``.  With tracking:
+``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``two_phase`` with
+``[exafs] two_phase`` (fraction, cluster CN and size per segment), ``fractions``
 when the steps have ``frac_*`` columns (``[components]``), ``summary`` with EXAFS.
 With ``[components]``: ``lcf_fit`` (one step's fit, see :func:`overlay_fit`),
 ``pca`` (scree and components), ``mcr`` (with ``method = "mcr"``).  With EXAFS:
@@ -72,6 +73,8 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
         figures.append(("white_line", lambda: viz.plot_white_line(tracking)))
         if tracking.metal_shell:
             figures.append(("cn", lambda: viz.plot_cn(tracking)))
+            if "cluster_cn" in tracking.segments.columns:   # [exafs] two_phase
+                figures.append(("two_phase", lambda: viz.plot_two_phase(tracking)))
             if any(c.startswith("r_") and c != "r_factor" for c in tracking.steps.columns):
                 figures.append(("fit_parameters", lambda: viz.plot_fit_parameters(tracking)))
         if any(c.startswith("frac_") for c in tracking.steps.columns):
@@ -86,6 +89,9 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
     if analysis.get("wavelet") is not None:
         wt, lobes = analysis["wavelet"]
         figures.append(("wavelet", lambda: viz.plot_wavelet(wt, lobes=lobes, max_maps=WAVELET_MAPS)))
+    if analysis.get("logs") is not None and "time_start" in steps:
+        figures.append(("condition_logs", lambda: viz.plot_condition_logs(steps,
+                                                                          analysis["logs"])))
     if chi is not None and tracking is not None and tracking.metal_shell:
         figures.append(("summary", lambda: viz.plot_summary(sampled, energy, norm,
                                                             *chir_magnitude(ft, *chi), e0=e0)))
@@ -153,8 +159,7 @@ def wavelet_analysis(ft: dict, chi, steps: pd.DataFrame, plot_rows, tracking, sh
     main = [t for t in tables if "_" not in t["label"]]
     windows = shell_windows([t["label"] for t in main],
                             {t["label"]: t["distance"] for t in main if t.get("distance")})
-    kwargs = dict(kweight=ft.get("kweight", 2), kmin=ft.get("kmin"), kmax=ft.get("kmax"),
-                  dk=ft.get("dk", 1.0), window=ft.get("window", "hanning"), rmax_out=6.0)
+    kwargs = dict(ft, rmax_out=6.0)
     # the lobes need only the R points of the shells' windows; whole maps only those shown
     rrange = ((min(w[0] for w in windows.values()), max(w[1] for w in windows.values()))
               if windows else None)
@@ -181,7 +186,7 @@ def overlay_fit(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     """The LCF fit drawn in the run: ``(LCFResult, step, why)`` or None.
 
     The step is the one with the largest metallic fraction (a reference named foil or
-    metal, or the ``[components] metal`` one): it shows how well the references
+    metal, or the ``[components] metal`` one): it shows how well the standards
     describe the state furthest from the oxidised start, where an error in the metal
     reference matters most.  Without a metallic component, the last fitted step (the
     end of the run).  Its spectrum is read back from its chunk's checkpoint, so any
@@ -211,19 +216,19 @@ def overlay_fit(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     norm, flat = arrays["norm"][j:j + 1], arrays.get("flat", arrays["norm"])[j:j + 1]
     if c["method"] == "mcr":
         mcr = analysis.get("mcr")
-        if mcr is None:
+        if mcr is None or len(mcr.names) < 2:     # one component: no fit to draw
             return None
         x = np.asarray(mcr.x, float)
         result = lcf_arrays(x, np.interp(x, energy, norm[0])[None, :], np.asarray(mcr.spectra),
                             names=list(mcr.names), steps=[step])
         return result, step, why
-    from .components import as_normalized, load as load_references
+    from .components import as_normalized, load as load_standards
     from .prepare import COMPONENTS
 
-    references, _ = load_references(store, COMPONENTS)
+    standards, _ = load_standards(store, COMPONENTS)
     one = as_normalized(energy, steps.iloc[[row]].reset_index(drop=True), norm, np.ones(1, bool),
                         {}, flat=flat)
-    return lcf(one, references, **c["kwargs"]), step, why
+    return lcf(one, standards, **c["kwargs"]), step, why
 
 
 def _plot_white_line_plain(steps):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import ConfigError, OperandoError
 from ..components import lcf_arrays
+from ..schema import TRACKING_COLUMNS, is_lcf_column
 from .components import series_analysis
 from .chunks import PLOT_ROWS, chunk_name
 from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
@@ -61,15 +62,13 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
                                                   plot_rows, meta0, len(parts))
         done("components")
     tracking = None
-    states = np.full(len(steps), "", dtype=object)
     if plan.track is not None:
         from ..tracking import track
 
         tracking = track(steps, edge=series.edge, **plan.track)
-        if "state" in tracking.steps:
-            found = tracking.steps.set_index("step")["state"].reindex(steps["step"])
-            states = found.fillna("").astype(str).to_numpy()
-    steps["state"] = states
+        found = tracking.steps.set_index("step").reindex(steps["step"])
+        for col in TRACKING_COLUMNS:
+            steps[col] = found[col].to_numpy()
     done("tracking")
     chi = _chi_rows(parts) if plan.exafs else None
     analysis["wavelet"] = _figure_input("wavelet", notes, wavelet_analysis, plan.ft, chi, steps,
@@ -94,6 +93,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         if plan.components is not None:
             analysis["overlay"] = _figure_input("lcf_fit", notes, overlay_fit, store, plan,
                                                 series.energy, steps, analysis)
+        analysis["logs"] = series.metadata.get("condition_logs")
         figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                               analysis=analysis)
         outputs.update(draw_figures(store, figures, plan.plots, notes))
@@ -141,7 +141,7 @@ def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_ch
     spectra, record, results = series_analysis(plan, series.energy, steps, norm, plot_rows,
                                                meta0.get("normalize_settings", {}))
     if "components" in shared:
-        record["references"] = shared["components"].get("references")
+        record["standards"] = shared["components"].get("standards")
     if spectra is None:
         return record, results
     names = list(spectra)
@@ -155,7 +155,7 @@ def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_ch
         fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
         part = fit.to_dataframe()
         for c in part.columns:
-            if c.startswith("frac_") or c in ("lcf_rfactor", "lcf_redchi", "lcf_ok"):
+            if is_lcf_column(c):
                 cols.setdefault(c, []).append(part[c].to_numpy())
     for c, values in cols.items():
         steps[c] = np.concatenate(values)
@@ -229,12 +229,15 @@ def _settings_record(record, store, plan: RunPlan, series, shared, meta0) -> dic
             "e0": shared.get("e0"), "e0_from_step": shared.get("e0_from_step"),
             "s02": shared.get("s02"), "s02_err": shared.get("s02_err"),
             "s02_source": shared.get("s02_source"), "s02_fit": shared.get("s02_fit"),
+            "s02_path": shared.get("s02_path"),
             "shells": shared.get("shells"), "exafs_engine": shared.get("exafs_engine"),
-            "reference_values": shared.get("reference_values"),
+            "foil_values": shared.get("foil_values"),
             "systematics": shared.get("systematics"),
             "normalize": meta0.get("normalize_settings"),
             "background": meta0.get("background_settings"),
             "fit": meta0.get("fit_settings"),
+            "two_phase": meta0.get("two_phase_settings"),
+            "options": plan.options_record(),
             "chunk_size": plan.chunk_size,
             "athena": plan.athena,
             "project_settings": record.get("project_settings") or None,
@@ -296,7 +299,7 @@ def _report(store, series, steps, outputs, summary, tracking, settings, analysis
 
     figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
                if str(path).endswith(".png")}
-    text = tracking.summary() if tracking is not None else ""
+    text = tracking.report() if tracking is not None else ""
     text = "\n".join([summary_text(summary), "", text]).strip()
     return write_report(
         store.path("report.html"),

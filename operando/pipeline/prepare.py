@@ -3,9 +3,9 @@
 * E0 of the series when the policy takes it from one scan (``"first"``,
   ``"reference"``): a chunk on its own would use its own first scan;
 * with EXAFS: the engine (checked against the model before any work), S0^2 from the
-  ``[reference]`` foil (or the given value) fitted in the sample's own k/R window, and
+  ``[foil]`` foil (or the given value) fitted in the sample's own k/R window, and
   the shells with what the foil gives the metal shell applied (sigma2, dR, dE0:
-  :func:`operando.exafs.apply_reference`), stored resolved.
+  :func:`operando.exafs.apply_foil`), stored resolved.
 
 The result is stored as the ``prepare`` checkpoint, so a resumed run uses the
 same values.
@@ -16,14 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..exafs import (ReferenceValues, apply_reference, calibrate_s02, processing_variants,
-                     remove_background)
-from ..exafs.systematics import reference_fits
+from ..exafs import (FoilValues, apply_foil, calibrate_s02, processing_variants, remove_background,
+                     shell_path)
+from ..exafs.systematics import foil_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
 from ..xanes import calibrate, normalize
-from .components import load as load_references, resolve as resolve_references
-from .components import save as save_references
+from .components import load as load_standards, resolve as resolve_standards
+from .components import save as save_standards
 from .settings import RunPlan, StepSettings
 from .source import rows_of
 from .store import RunStore
@@ -44,19 +44,19 @@ def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]
     else:
         shared = _resolve_shared(plan, series)
         store.save_checkpoint(PREPARE, meta=shared)
-    references = None
+    standards = None
     if plan.components is not None and plan.components["method"] == "lcf":
         if store.has_checkpoint(COMPONENTS):
-            references, meta = load_references(store, COMPONENTS)
+            standards, meta = load_standards(store, COMPONENTS)
         else:
-            references, info = resolve_references(plan, series,
-                                                   {**plan.normalize, "e0": shared["e0"]})
-            meta = {"method": "lcf", "references": info}
-            save_references(store, COMPONENTS, references, meta)
+            standards, info = resolve_standards(plan, series,
+                                                {**plan.normalize, "e0": shared["e0"]})
+            meta = {"method": "lcf", "standards": info}
+            save_standards(store, COMPONENTS, standards, meta)
         shared = {**shared, "components": {k: v for k, v in meta.items()
-                                           if k != "reference_names"}}
+                                           if k != "standard_names"}}
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
-                                  shells=shared.get("shells"), references=references,
+                                  shells=shared.get("shells"), standards=standards,
                                   s02_err=shared.get("s02_err"),
                                   systematics=shared.get("systematics"))
     return shared, settings
@@ -75,35 +75,35 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
         get_engine(plan.background["engine"])
         shared["exafs_engine"] = {"background": plan.background["engine"],
                                   "fit": plan.fit_engine}
-        found = _s02(plan, series)
-        values = found.pop("_reference", None)
+        found = _s02(plan, series, plan.model(shells))
+        values = found.pop("_foil_values", None)
         foil = found.pop("_foil", None)
         shared.update(found)
-        model = _with_reference(plan, plan.model(shells), values)
+        model = _with_foil(plan, plan.model(shells), values)
         if plan.systematics:
             shared["systematics"] = _systematics(plan, shells, shared, foil)
         shared["shells"] = [spec.to_dict() for spec in model.shells]
         if values is not None:
-            shared["reference_values"] = values.to_dict()
+            shared["foil_values"] = values.to_dict()
     return shared
 
 
-def _with_reference(plan: RunPlan, model, values):
-    """The model with ``[reference]`` sigma2 / dR / dE0 applied to the reference shell."""
-    ref = plan.reference
+def _with_foil(plan: RunPlan, model, values):
+    """The model with ``[foil]`` sigma2 / dR / dE0 applied to the reference shell."""
+    ref = plan.foil
     shell = ref.shell or values.shell if values is not None else ref.shell
     if shell is None:
         return model
     if isinstance(ref.sigma2, float):        # a given value overrides the foil's
-        base = values or ReferenceValues(shell=shell)
-        values = ReferenceValues(shell=shell, sigma2=ref.sigma2, sigma2_err=0.0,
+        base = values or FoilValues(shell=shell)
+        values = FoilValues(shell=shell, sigma2=ref.sigma2, sigma2_err=0.0,
                                  deltar=base.deltar, edge_energy=base.edge_energy)
         sigma2 = "fix"
     else:
         sigma2 = ref.sigma2
     if values is None:
         return model
-    return apply_reference(model, values, shell=shell, sigma2=sigma2, deltar=ref.deltar,
+    return apply_foil(model, values, shell=shell, sigma2=sigma2, deltar=ref.deltar,
                            de0=ref.de0, temperature_K=ref.temperature_K,
                            sample_temperature_K=ref.sample_temperature_K,
                            debye_temperature_K=ref.debye_temperature_K,
@@ -141,8 +141,8 @@ def _default_shells(series) -> list[str]:
     return [f"{el}-O", f"{el}-{el}"]
 
 
-def _s02(plan: RunPlan, series) -> dict:
-    ref = plan.reference
+def _s02(plan: RunPlan, series, model) -> dict:
+    ref = plan.foil
     if ref.s02 is not None:
         return {"s02": float(ref.s02), "s02_err": None, "s02_source": "user value"}
     shell = ref.shell or f"{series.element}-{series.element}"
@@ -160,13 +160,15 @@ def _s02(plan: RunPlan, series) -> dict:
     w = plan.window
     # the sample's own k and R window: the foil's sigma2 (given to the sample's metal
     # shell) and S0^2 both depend on it
-    cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]), kmin=w["kmin"],
+    # on the path of the shell it calibrates (its own file, distance, geometry)
+    cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]),
+                        **shell_path(model, shell), kmin=w["kmin"],
                         kmax=w["kmax"], kweight=w["kweight"], dk=w["dk"], window=w["window"],
                         rmin=w["rmin"], rmax=w["rmax"], fit_space=w["fit_space"],
                         rbkg=plan.background["rbkg"], engine=plan.background["engine"])
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
-                        "check [reference] or give s02 directly")
+                        "check [foil] or give s02 directly")
     quality = str(cal.fit.get("fit_quality", "good"))
     relative = _plain(cal.s02_err) / cal.s02 if np.isfinite(cal.s02_err) else np.inf
     if quality == "failed" or relative > S02_MAX_RELATIVE_ERROR:
@@ -175,17 +177,18 @@ def _s02(plan: RunPlan, series) -> dict:
             f"{ref.file}: S0^2 = {cal.s02:.3g} +/- {_plain(cal.s02_err):.3g} on {shell} is not "
             f"determined (fit {quality}: {cal.fit.get('fit_message', '')}; relative error "
             f"above {S02_MAX_RELATIVE_ERROR:.0%}); check the foil's k range against [exafs] "
-            "kmin/kmax, how it is read ([reference] mu), or give [reference] s02")
+            "kmin/kmax, how it is read ([foil] mu), or give [foil] s02")
     fit = {k: _plain(v) for k, v in dict(cal.fit).items()}
     return {"s02": float(cal.s02), "s02_err": _plain(cal.s02_err),
             "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g}) in the fit window",
-            "s02_fit": fit, "_reference": ReferenceValues.of(cal), "_foil": norm}
+            "s02_path": cal.settings["paths"][shell],
+            "s02_fit": fit, "_foil_values": FoilValues.of(cal), "_foil": norm}
 
 
 def _systematics(plan: RunPlan, shells, shared: dict, foil) -> dict:
     """What every chunk needs for ``[exafs] systematics``: the processing variants and,
     with a foil, its calibration in each variant's window (done once here)."""
-    ref = plan.reference
+    ref = plan.foil
     model = plan.model(shells)
     variants = processing_variants(model, rbkg=plan.background["rbkg"], e0=shared["e0"])
     options = dict(sigma2=ref.sigma2 if isinstance(ref.sigma2, str) else "fix",
@@ -194,14 +197,14 @@ def _systematics(plan: RunPlan, shells, shared: dict, foil) -> dict:
                    debye_temperature_K=ref.debye_temperature_K, disorder_model=ref.disorder_model)
     out = {"shells": list(shells), "window": dict(plan.window), "variants": variants,
            "rbkg": plan.background["rbkg"], "bkg_kmin": plan.background["kmin"],
-           "engine": plan.fit_engine, "reference_options": options,
+           "engine": plan.fit_engine, "foil_options": options,
            "s02": shared["s02"], "s02_err": shared.get("s02_err")}
     if foil is not None:
-        out["references"] = reference_fits(foil, model, variants, shell=ref.shell, cn=ref.cn,
+        out["foil_fits_by_variant"] = foil_fits(foil, model, variants, shell=ref.shell, cn=ref.cn,
                                            bkg_kmin=plan.background["kmin"],
                                            engine=plan.background["engine"])
         if isinstance(ref.sigma2, float):
-            for r in out["references"].values():
+            for r in out["foil_fits_by_variant"].values():
                 r["values"]["sigma2"] = ref.sigma2
     return out
 

@@ -5,7 +5,7 @@ In order:
 1. read the series (:mod:`.source`; an operando HDF5 file is streamed);
 2. resolve the configuration for it (:func:`.settings.resolve`) and the settings
    shared by all steps, once, checkpointed (:mod:`.prepare`: E0 of the first good
-   scan when ``e0 = "first"``, the engine, S0^2 from the ``[reference]`` foil);
+   scan when ``e0 = "first"``, the engine, S0^2 from the ``[foil]`` foil);
 3. process the steps in chunks of ``[run] chunk_size`` (:mod:`.chunks`,
    :mod:`.steps`), each checkpointed as soon as it is done;
 4. track states and events and write every output (:mod:`.outputs`).
@@ -28,13 +28,14 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .._util.result import Result
 from ..config import load_config
 from ..errors import OperandoError
 from .chunks import chunk_bounds, run_chunks
-from .outputs import finish, package_version
+from .outputs import finish, package_version, summary_text
 from .prepare import prepare
-from .settings import (calibrate_kwargs, project_settings, read_kwargs, resolve,
-                       with_project_settings)
+from .settings import (calibrate_kwargs, check_against_series, project_settings, read_kwargs,
+                       resolve, with_project_settings)
 from .source import (calibrated, file_hash, input_hashes, is_streamed, read_source,
                      scan_streamed)
 from .store import RunStore, folder_error
@@ -69,7 +70,7 @@ class _Terminated(BaseException):
 
 
 @dataclass(frozen=True, eq=False)
-class RunResult:
+class RunResult(Result):
     """What a run produced.
 
     Attributes
@@ -107,6 +108,18 @@ class RunResult:
     def __repr__(self) -> str:
         return (f"<RunResult {self.dir}: {self.summary['n_steps']} steps, {self.n_ok} ok, "
                 f"{self.n_failed} failed, {self.summary.get('n_events', 0)} events>")
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The ``steps.csv`` table (a copy)."""
+        return self.steps.copy()
+
+    def title(self) -> str:
+        return self.__repr__().strip("<>")
+
+    def report(self) -> str:
+        """The run's counts, failures and notes, then the tracking's account."""
+        text = f"{self.title()}\n{summary_text(self.summary)}"
+        return text if self.tracking is None else f"{text}\n\n{self.tracking.report()}"
 
     def _repr_html_(self) -> str:
         from .._util.reprs import run_html
@@ -181,11 +194,12 @@ def _run(config, *, executor, resume, overwrite, progress) -> RunResult:
             if config.series.use_project_settings and project:
                 config = with_project_settings(config, project)
             plan = resolve(config, n)
+            check_against_series(plan, series)
             chunks = chunk_bounds(n, plan.chunk_size)
             inputs, files = dict(hashes), {}
-            if plan.exafs and plan.reference.s02 is None and plan.reference.file:
-                inputs["reference foil"] = file_hash(plan.reference.file)
-                files["reference foil"] = plan.reference.file
+            if plan.exafs and plan.foil.s02 is None and plan.foil.file:
+                inputs["foil"] = file_hash(plan.foil.file)
+                files["foil"] = plan.foil.file
             store.begin(config.config_hash(n), data_hash=hashes["data"],
                         config=config.analysis_dict(n),
                         inputs={k: v for k, v in inputs.items() if k != "data"}, input_files=files,
@@ -242,7 +256,7 @@ def run_inputs(config) -> dict:
     # A reference *file* (matrix series); a column name is not a path.
     reference = s.reference if isinstance(s.reference, str) and Path(s.reference).exists() else None
     return {"source": list(s.source), "conditions": s.conditions, "reference channel": reference,
-            "reference foil": config.reference.file, "config": config.path}
+            "foil": config.foil.file, "config": config.path}
 
 
 class _signal_guard:

@@ -2,19 +2,29 @@
 what each stage takes.
 
 A stage never sees the :class:`~operando.config.Config`: reading gets
-:func:`read_kwargs`, a chunk of steps gets a :class:`StepSettings` (the keyword
-arguments of normalise, white line, background and fit, with the series-wide
-values E0 and S0^2 filled in), tracking, figures and outputs get their own parts
-of the :class:`RunPlan`.
+:func:`read_kwargs`, a chunk of steps gets a :class:`StepSettings` (the options
+objects of normalise, white line, background and LCF (:mod:`operando.options`), the
+shell model and the fit's keyword arguments, with the series-wide values E0 and S0^2
+filled in), tracking, figures and outputs get their own parts of the :class:`RunPlan`.
+An options object unpacks into its stage's keyword arguments (``normalize(series,
+**settings.normalize)``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config, ReferenceConfig, sections
+from .._util.elements import edge_energy
+from .._util.larch_compat import ETOK
+from ..config import Config, FoilConfig, sections
+from ..errors import ConfigError
 from ..exafs import ShellModel
+from ..io import LogConditions
+from ..options import (BackgroundOptions, ComponentOptions, FitOptions, FTOptions, NormalizeOptions,
+                       WhiteLineOptions)
+from ..tracking import check_baseline
 
 
 @dataclass(frozen=True)
@@ -23,12 +33,11 @@ class StepSettings:
 
     Attributes
     ----------
-    normalize : dict
-        :func:`operando.xanes.normalize` keyword arguments, ``e0`` resolved for the series.
-    white_line : dict
-        :func:`operando.xanes.white_line` keyword arguments.
-    background : dict or None
-        :func:`operando.exafs.remove_background` keyword arguments; None: no EXAFS.
+    normalize : NormalizeOptions
+        ``e0`` resolved for the series.
+    white_line : WhiteLineOptions
+    background : BackgroundOptions or None
+        None: no EXAFS.
     model : ShellModel or None
         The shells (reference values applied) and fit window.
     fit : dict or None
@@ -37,15 +46,21 @@ class StepSettings:
     systematics : dict or None
         :func:`operando.exafs.cn_systematics` keyword arguments (``[exafs] systematics``);
         None: off.
+    lcf : dict or None
+        LCF references and keyword arguments.
+    two_phase : dict or None
+        ``[exafs] two_phase`` (``isolated, fraction, disorder``, the metal component and
+        shell; :mod:`operando.pipeline.two_phase`); None: off.
     """
 
-    normalize: dict
-    white_line: dict
-    background: dict | None = None
+    normalize: NormalizeOptions
+    white_line: WhiteLineOptions
+    background: BackgroundOptions | None = None
     model: Any = None
     fit: dict | None = None
     systematics: dict | None = None
     lcf: dict | None = None
+    two_phase: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -56,13 +71,13 @@ class RunPlan:
     ----------
     calibrate : dict or None
         :func:`operando.xanes.calibrate` keyword arguments; None: no calibration.
-    normalize : dict
-        :func:`operando.xanes.normalize` keyword arguments with the E0 *policy*
-        (``"first"``, ``"each"``, ``"reference"`` or eV), resolved by the run.
-    white_line : dict
-    background : dict or None
+    normalize : NormalizeOptions
+        With the E0 *policy* (``"median"``, ``"first"``, ``"each"``, ``"reference"`` or
+        eV), resolved by the run.
+    white_line : WhiteLineOptions
+    background : BackgroundOptions or None
         None when ``[exafs]`` is off.
-    window : dict
+    window : FitOptions
         :class:`~operando.exafs.ShellModel` arguments other than the shells.
     shells : tuple or None
         The configured shells (None: the element's oxide and metal shells).
@@ -70,20 +85,21 @@ class RunPlan:
         ``[exafs] systematics``: the CN spread over processing choices.
     fit_engine : str
     merge_repeats : str or None
-    reference : ReferenceConfig
+    foil : FoilConfig
         Where S0^2 comes from.
     read_options : dict
         How a file becomes mu (:func:`spectrum_kwargs`), for every file the run reads.
     components : dict or None
-        ``[components]``: ``references`` (name, source) pairs, ``method``, ``space``,
-        ``n_components``, ``metal`` and the :func:`operando.components.lcf` ``kwargs``;
+        ``[components]``: ``standards`` (name, source) pairs, ``method``, ``space``,
+        ``n_components``, ``metal`` and the :func:`operando.components.lcf` ``kwargs``
+        (:class:`~operando.options.ComponentOptions`);
         None when the section is absent.
     track : dict or None
         :func:`operando.tracking.track` keyword arguments; None: no tracking.
     plots : tuple of str
         Figure formats (empty: no figures).
-    ft : dict
-        The chi(R) transform of the figures (kmin, kmax, dk, window, kweight).
+    ft : FTOptions
+        The chi(R) transform of the figures and the wavelet.
     report : bool
     athena : bool
         Whether ``athena.prj`` is written for this series.
@@ -93,25 +109,26 @@ class RunPlan:
     """
 
     calibrate: dict | None
-    normalize: dict
-    white_line: dict
-    background: dict | None
-    window: dict
+    normalize: NormalizeOptions
+    white_line: WhiteLineOptions
+    background: BackgroundOptions | None
+    window: FitOptions
     shells: tuple | None
     fit_engine: str
     merge_repeats: str | None
-    reference: ReferenceConfig
+    foil: FoilConfig
     read_options: dict
     components: dict | None
     track: dict | None
     plots: tuple
-    ft: dict
+    ft: FTOptions
     report: bool
     athena: bool
     athena_limit: int | None
     chunk_size: int
     workers: int
     systematics: bool = False
+    two_phase: dict | None = None
 
     @property
     def exafs(self) -> bool:
@@ -120,23 +137,31 @@ class RunPlan:
     def model(self, shells) -> ShellModel:
         return ShellModel(shells=list(shells), **self.window)
 
-    def step_settings(self, *, e0, s02=None, shells=None, references=None, s02_err=None,
+    def options_record(self) -> dict:
+        """Each stage's options as run (E0 as the policy), for settings.json."""
+        stages = {"normalize": self.normalize, "white_line": self.white_line,
+                  "background": self.background, "fit": self.window if self.exafs else None,
+                  "ft": self.ft,
+                  "components": None if self.components is None else self.components["kwargs"]}
+        return {name: None if opts is None else opts.to_dict() for name, opts in stages.items()}
+
+    def step_settings(self, *, e0, s02=None, shells=None, standards=None, s02_err=None,
                       systematics=None) -> StepSettings:
         """The settings of every chunk, once E0 (with EXAFS S0^2, its error, the shells with
         the reference values applied and, with ``[exafs] systematics``, the per-variant
-        references; with LCF the reference arrays) are known for the series."""
-        normalize = {**self.normalize, "e0": e0}
+        foil fits; with LCF the standards' arrays) are known for the series."""
+        normalize = self.normalize.replace(e0=e0)
         lcf = None
-        if references is not None:
-            lcf = {"references": references, "kwargs": dict(self.components["kwargs"])}
+        if standards is not None:
+            lcf = {"standards": standards, "kwargs": self.components["kwargs"]}
         if not self.exafs:
-            return StepSettings(normalize=normalize, white_line=dict(self.white_line), lcf=lcf)
+            return StepSettings(normalize=normalize, white_line=self.white_line, lcf=lcf)
         fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit_engine}
         if self.merge_repeats:
             fit["merge_repeats"] = self.merge_repeats
-        return StepSettings(normalize=normalize, white_line=dict(self.white_line),
-                            background=dict(self.background), model=self.model(shells), fit=fit,
-                            lcf=lcf, systematics=systematics)
+        return StepSettings(normalize=normalize, white_line=self.white_line,
+                            background=self.background, model=self.model(shells), fit=fit,
+                            lcf=lcf, systematics=systematics, two_phase=self.two_phase)
 
 
 def read_kwargs(config: Config) -> dict:
@@ -148,12 +173,16 @@ def read_kwargs(config: Config) -> dict:
                   on_error=s.on_error, order=s.order, **spectrum_kwargs(config))
     if s.columns is not None:
         kwargs["columns"] = list(s.columns)
+    c = config.conditions
+    if c.logs or c.headers:
+        kwargs["logs"] = LogConditions(logs=tuple(c.log_specs()), headers=dict(c.headers),
+                                       timezone=c.timezone)
     return kwargs
 
 
 def spectrum_kwargs(config: Config) -> dict:
     """The :func:`operando.io.read_series` options that say how one file becomes mu: the
-    same for the series, the reference foil and the component references, so a reference
+    same for the series, the foil and the LCF standards, so a foil or a standard
     is read as the series is (fluorescence channels, dead time, energy column)."""
     s = config.series
     return dict(mu=list(s.mu) if isinstance(s.mu, tuple) else s.mu,
@@ -175,11 +204,11 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
     c = config.components
     components = None
     if c.enabled:
-        components = {"references": tuple(c.references), "method": c.method, "space": c.space,
+        components = {"standards": tuple(c.standards), "method": c.method, "space": c.space,
                       "n_components": c.n_components, "metal": c.metal,
-                      "kwargs": dict(erange=tuple(c.erange), space=c.space,
-                                     sum_to_one=c.sum_to_one, shifts=c.shifts,
-                                     max_shift=c.max_shift)}
+                      "kwargs": ComponentOptions(erange=tuple(c.erange), space=c.space,
+                                                 sum_to_one=c.sum_to_one, shifts=c.shifts,
+                                                 max_shift=c.max_shift)}
     track = None
     if t.enabled:
         settings = dict(t.settings)
@@ -190,30 +219,54 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
             track["condition_columns"] = list(t.condition_columns)
     return RunPlan(
         calibrate=calibrate_kwargs(config),
-        normalize=dict(e0=n.e0, pre1=n.pre1, pre2=n.pre2, norm1=n.norm1, norm2=n.norm2,
-                       nnorm=n.nnorm, nvict=n.nvict, engine=n.engine),
-        white_line={} if n.wl_window is None else {"window": tuple(n.wl_window)},
-        background=(dict(rbkg=x.rbkg, kmin=x.bkg_kmin, kweight=x.kweight, engine=x.engine)
-                    if x.enabled else None),
-        window=dict(share_e0=x.share_e0, kmin=x.kmin, kmax=x.kmax, kweight=x.kweight, dk=x.dk,
-                    window=x.window, rmin=x.rmin, rmax=x.rmax, fit_space=x.fit_space,
-                    significance=x.significance),
+        normalize=NormalizeOptions(e0=n.e0, pre1=n.pre1, pre2=n.pre2, norm1=n.norm1,
+                                   norm2=n.norm2, nnorm=n.nnorm, nvict=n.nvict, engine=n.engine),
+        white_line=(WhiteLineOptions() if n.wl_window is None
+                    else WhiteLineOptions(window=tuple(n.wl_window))),
+        background=(BackgroundOptions(rbkg=x.rbkg, kmin=x.bkg_kmin, kweight=x.kweight,
+                                      engine=x.engine) if x.enabled else None),
+        window=FitOptions(share_e0=x.share_e0, kmin=x.kmin, kmax=x.kmax, kweight=x.kweight,
+                          dk=x.dk, window=x.window, rmin=x.rmin, rmax=x.rmax,
+                          fit_space=x.fit_space, significance=x.significance),
         shells=None if x.shells is None else tuple(x.shells),
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
-        reference=config.reference,
+        foil=config.foil,
         read_options=spectrum_kwargs(config),
         components=components,
         track=track,
         plots=tuple(out.plots),
-        ft=dict(kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window, kweight=x.kweight),
+        ft=FTOptions(kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window, kweight=x.kweight),
         report=out.report,
         athena=out.athena_for(n_steps),
         athena_limit=_athena_limit(config),
         chunk_size=config.chunk_size_for(n_steps),
         workers=config.run.workers,
         systematics=bool(x.enabled and x.systematics),
+        two_phase=(None if not (x.enabled and x.two_phase) else
+                   dict(isolated=x.two_phase.isolated, fraction=x.two_phase.fraction,
+                        disorder=x.two_phase.disorder, metal=c.metal, shell=config.foil.shell)),
     )
+
+
+def check_against_series(plan: RunPlan, series) -> None:
+    """The settings that name parts of the series, checked once it is read and before
+    any work: ``[track] baseline`` must name a condition (and ``condition_columns``
+    columns of the table; tracking would find out only after every fit), ``[exafs]
+    kmin`` must lie inside the scans' k reach."""
+    if plan.track is not None:
+        check_baseline(series.conditions, condition_columns=plan.track.get("condition_columns"),
+                       settings=plan.track["settings"])
+    if plan.exafs and series.element and series.edge:
+        # the fit window must start inside the scans' k reach (clip_kmax's rule, which
+        # otherwise fails every step only after all of them were read and normalised)
+        above = float(series.energy[-1]) - edge_energy(series.element, series.edge)
+        kend = math.sqrt(max(above, 0.0) * ETOK)
+        kmin = plan.window["kmin"]
+        if kmin >= kend - 1.0:
+            raise ConfigError(f"[exafs] kmin = {kmin:g} 1/A: the scans reach k = {kend:.1f} 1/A "
+                              f"({above:.0f} eV above the {series.element} {series.edge} edge); "
+                              "kmin must be at least 1 1/A below that")
 
 
 def _athena_limit(config: Config) -> int | None:

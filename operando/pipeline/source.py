@@ -47,6 +47,8 @@ def read_source(read: dict, calibrate_kwargs: dict | None):
 def _open_streamed(read: dict):
     """A lazy view when the source is one operando-layout HDF5 file, else None."""
     source = read["source"]
+    if read.get("logs") is not None:  # conditions aligned from logs: read in memory
+        return None
     if isinstance(source, list) or read.get("format") not in ("auto", "hdf5") or read.get("pattern"):
         return None
     path = Path(source)

@@ -20,18 +20,16 @@ from ..errors import ConfigError
 from ..exafs import fit_shells, remove_background
 from ..exafs.systematics import systematics_columns
 from ..io import RowSlice
+from ..schema import WHITE_LINE_COLUMNS
 from ..xanes import normalize, white_line
 from .components import fit_columns
 from .settings import StepSettings
 from .source import calibrate_onto
 from .store import arrays_to_table, table_to_arrays
+from .two_phase import two_phase_columns
 
 log = logging.getLogger(__name__)
 
-#: The XANES columns of steps.csv, after ``step, file, <conditions>``.
-STEP_COLUMNS = ("ok", "reason", "energy_shift", "e0", "edge_step", "wl_height", "wl_position",
-                "wl_area", "edge_position")
-_WL_COLUMNS = ("wl_height", "wl_position", "wl_area", "edge_position")
 
 
 @dataclass
@@ -96,12 +94,12 @@ def analyse(series, settings: StepSettings, shifts, shift_notes) -> dict:
         "edge_step": np.asarray(norm.edge_step, dtype=float).reshape(n),
     })
     wl = wl.set_index("step").reindex(table["step"])
-    for col in _WL_COLUMNS:
+    for col in WHITE_LINE_COLUMNS:
         table[col] = wl[col].to_numpy(dtype=float) if col in wl else np.nan
     arrays = {"norm": np.asarray(norm.norm, dtype=float), "flat": np.asarray(norm.flat, dtype=float)}
     meta = {"normalize_settings": dict(norm.settings or {})}
     if settings.lcf is not None:
-        fractions = fit_columns(norm, settings.lcf["references"], settings.lcf["kwargs"])
+        fractions = fit_columns(norm, settings.lcf["standards"], settings.lcf["kwargs"])
         for col in fractions.columns:
             table[col] = fractions[col].to_numpy()
     if settings.background is not None:
@@ -135,6 +133,11 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
         band = band.set_index("step").reindex(table["step"])
         for col in band.columns:
             table[col] = band[col].to_numpy()
+    if settings.two_phase is not None:   # [exafs] two_phase: x and N_c apart
+        columns, used = two_phase_columns(table, norm, chi, settings)
+        meta["two_phase_settings"] = to_json_ready(used)
+        for col in columns.columns:
+            table[col] = columns[col].to_numpy()
     arrays["k"] = np.asarray(chi.k, dtype=float)
     arrays["chi"] = np.asarray(chi.chi, dtype=float)
     meta["background_settings"] = dict(chi.settings or {})
@@ -144,7 +147,7 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
 def _failed_part(one, reason: str) -> dict:
     table = pd.DataFrame({"step": one.steps.astype(np.int64), "ok": [False], "reason": [reason],
                           "energy_shift": [np.nan], "e0": [np.nan], "edge_step": [np.nan]})
-    for col in _WL_COLUMNS:
+    for col in WHITE_LINE_COLUMNS:
         table[col] = np.nan
     nan = np.full((1, one.energy.size), np.nan)
     return {"table": table, "arrays": {"norm": nan, "flat": nan}, "meta": {}, "n_e": one.energy.size}

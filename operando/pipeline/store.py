@@ -68,7 +68,7 @@ CHECKPOINTS = "checkpoints"
 RUN_FORMAT = "operando-run"
 RUN_FORMAT_VERSION = 1
 #: The inputs whose hashes a resumed run compares, in the order a message names them.
-INPUT_ORDER = ("spectra", "conditions", "reference foil")
+INPUT_ORDER = ("spectra", "conditions", "foil")
 
 
 # ------------------------------------------------------------------- RunStore
@@ -217,7 +217,7 @@ class RunStore:
         info, config : mapping, optional
             Recorded in the manifest.
         inputs : mapping, optional
-            Input name (``"spectra"``, ``"conditions"``, ``"reference foil"``)
+            Input name (``"spectra"``, ``"conditions"``, ``"foil"``)
             -> hash; a resumed run must find every one unchanged.
         input_files : mapping, optional
             Input name -> the file it came from, named when it changed.

@@ -195,6 +195,8 @@ class _Watch:
         folders = [self.source.folder]
         if self.source.conditions is not None:
             folders.append(self.source.conditions.parent)
+        if self.read.get("logs") is not None:
+            folders += sorted({p.parent for p in self.read["logs"].files()} - set(folders))
         waker = Waker(folders, poll=self.poll)
         log.info("watching %s (%s, every %.1f s)", self.source.source, waker.mode, self.interval)
         started = False
@@ -237,6 +239,18 @@ class _Watch:
                 if meta.get("input_hash"):
                     self.hashes[int(name[6:])] = meta["input_hash"]
 
+    def _log_stamps(self) -> list:
+        """Size and mtime of every [conditions] log: a growing log re-aligns the scans."""
+        logs = self.read.get("logs")
+        out = []
+        for path in (logs.files() if logs is not None else []):
+            try:
+                st = path.stat()
+                out.append([str(path), st.st_size, st.st_mtime_ns])
+            except OSError:
+                out.append([str(path), None, None])
+        return out
+
     def _step(self, store: RunStore, on_update) -> bool:
         """One poll: an update if the ready scans or the conditions changed."""
         table = self.source.conditions_table()
@@ -245,7 +259,7 @@ class _Watch:
             return False
         stamps = {p.name: self.source.stamp(p) for p in ready}
         key = (json.dumps(stamps, sort_keys=True),
-               None if table is None else table.to_csv(index=False))
+               None if table is None else table.to_csv(index=False), self._log_stamps())
         if key == self.last_key:
             return False
         t0 = time.perf_counter()
@@ -297,8 +311,8 @@ class _Watch:
         chunks = chunk_bounds(n, plan.chunk_size)
         inputs = {k: v for k, v in hashes.items() if k != "data"}
         foil = None
-        if plan.exafs and plan.reference.s02 is None and plan.reference.file:
-            foil = inputs["reference foil"] = file_hash(plan.reference.file)
+        if plan.exafs and plan.foil.s02 is None and plan.foil.file:
+            foil = inputs["foil"] = file_hash(plan.foil.file)
         info = {"n_steps": n, "chunk_size": plan.chunk_size, "n_chunks": len(chunks),
                 "version": package_version("operando"), "mode": "watch"}
         if store.manifest.get("status") != "running":
@@ -392,7 +406,7 @@ def _prepare_key(series, plan, shared, foil) -> str:
     foil, and the scans E0 came from (``"first"``: up to that scan; ``"median"``: all)."""
     h = hashlib.sha256(repr((series.element, series.edge, foil)).encode())
     h.update(np.ascontiguousarray(series.energy).tobytes())
-    policy = plan.normalize.get("e0")
+    policy = plan.normalize.e0
     if policy == "median":
         h.update(np.ascontiguousarray(series.mu).tobytes())
     elif shared.get("e0_from_step") is not None:

@@ -15,7 +15,7 @@ from its white line, edge and fractions; with EXAFS the shells join in.
    segment an estimate and an uncertainty that includes the scatter of repeat
    scans as a systematic floor.
 3. **States** (:mod:`.states`): ``isolated`` / ``cluster`` / ``particle`` judged
-   against the reference (first) state and the detection limits, so a bias common
+   against the baseline (first) state and the detection limits, so a bias common
    to all steps (an oxide's own Cu...Cu leaking into the metal path) does not make
    clusters; ``xanes_state`` oxidised / mixed / reduced.
 4. **Events** (:mod:`.events`): a condition change (or a trend within one) is an
@@ -31,23 +31,26 @@ from its white line, edge and fractions; with EXAFS the shells join in.
 :mod:`.channels`       the evidence channels of a steps table
 :mod:`.segments`       change points, per-segment estimates, trends, outliers
 :mod:`.evidence`       combining channels (strongest after Bonferroni)
-:mod:`.states`         states relative to the reference and detection limits
+:mod:`.states`         states relative to the baseline and detection limits
 :mod:`.events`         events, reversibility
 :mod:`.changepoints`   :func:`find_change_points` (binary segmentation, CUSUM)
-:mod:`.cluster`        :func:`cluster_size_from_cn`
+:mod:`.cluster`        :func:`cluster_size_from_cn`; :func:`two_phase_table` (sizes
+                       from the two-phase ``cluster_cn``)
 =====================  ==========================================================
 """
 
 from .changepoints import find_change_points
 from .channels import detect_shells
-from .cluster import ClusterSize, cluster_size_from_cn, cuboctahedron_atoms, cuboctahedron_cn, sphere_cn
+from .cluster import (ClusterSize, cluster_size_from_cn, cuboctahedron_atoms, cuboctahedron_cn,
+                      size_columns, size_determinable, sphere_cn, two_phase_table)
 from .conditions import default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS
-from .settings import TrackSettings
+from ..options import TrackSettings
 from .states import STATES, XANES_STATES
-from .track import Tracking, track
+from .track import Tracking, check_baseline, track
 
 __all__ = ["track", "Tracking", "TrackSettings", "detect_shells", "find_change_points",
-           "cluster_size_from_cn", "ClusterSize", "cuboctahedron_atoms", "cuboctahedron_cn",
+           "cluster_size_from_cn", "two_phase_table", "size_columns", "size_determinable",
+           "ClusterSize", "cuboctahedron_atoms", "cuboctahedron_cn",
            "sphere_cn", "STATES", "XANES_STATES", "EVENT_COLUMNS", "REVERSIBILITY_COLUMNS",
-           "default_condition_columns"]
+           "default_condition_columns", "check_baseline"]

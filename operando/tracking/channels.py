@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: Scatterers accepted as the ligand shell, in order of preference.
 _LIGANDS = ("O", "N", "C", "S", "Cl", "P", "F", "Br", "I")
@@ -54,7 +54,7 @@ class Channel:
     label : str
         Human name (``"CN(Cu-Cu)"``, ``"white line"``).
     kind : {"exafs", "xanes"}
-    role : {"metal", "ligand", "fraction", "white_line", "edge"}
+    role : {"metal", "ligand", "size", "fraction", "white_line", "edge"}
         ``metal``: the channel measures metal directly (CN(M-M), metallic fraction).
     sign : int
         +1 / -1: how the value moves as metal appears (the metal is reduced);
@@ -163,7 +163,8 @@ def fraction_columns(df: pd.DataFrame) -> list[str]:
 def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSettings,
           edge: str | None = None) -> list[Channel]:
     """Every channel the table holds (see the module docstring)."""
-    ok = flags(df, "ok")
+    # a scan during which a setpoint changed belongs to neither condition: no evidence
+    ok = flags(df, "ok") & ~flags(df, "conditions_mixed", default=False)
     if "fit_quality" in df.columns:
         quality = df["fit_quality"].astype(str).to_numpy()
         fitted = ok & np.isin(quality, ("good", "poor"))
@@ -187,6 +188,13 @@ def build(df: pd.DataFrame, metal: str | None, ligand: str | None, s: TrackSetti
         channels.append(Channel(f"cn_{shell}", f"CN({shell})", "exafs", role, sign,
                                 np.where(use, value, np.nan), np.where(use, err, np.nan),
                                 s.cn_floor, None if limit is None else np.where(use, limit, np.nan)))
+    if "cluster_cn" in df.columns:
+        # the clusters' own CN (two-phase fit): the size channel, apart from the fraction
+        value, err = numeric(df, "cluster_cn"), numeric(df, "cluster_cn_err")
+        use = ok & flags(df, "two_phase_ok", default=False) & np.isfinite(value) & np.isfinite(err)
+        channels.append(Channel("cluster_cn", "cluster CN", "exafs", "size", 1,
+                                np.where(use, value, np.nan), np.where(use, err, np.nan),
+                                s.cn_floor))
     element = split_shell(metal)[0] if metal else None
     metal_frac = metal_fraction_column(df, element, s)
     lcf_ok = ok & flags(df, "lcf_ok")

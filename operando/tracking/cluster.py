@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..feffpaths import DEFAULT_DISTANCES
+from ..schema import SIZE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -203,3 +204,138 @@ def cluster_size_from_cn(cn, cn_err=0.0, *, bulk_cn: float = 12.0, bond_length: 
         n_atoms=pick(out["n"]), n_atoms_lo=pick(out["n_lo"]), n_atoms_hi=pick(out["n_hi"]),
         diameter_nm=pick(out["d"]), diameter_nm_lo=pick(out["d_lo"]), diameter_nm_hi=pick(out["d_hi"]),
         magic_n_atoms=pick(out["magic"]), model=model, bond_length=bond_length)
+
+
+
+
+def size_determinable(cn, cn_err, fraction, bulk_cn: float = 12.0, fraction_err=None):
+    """Whether the clusters' own CN pins a size.
+
+    ``N_c = A / x`` (``A`` the metal amplitude ``x N_c``), so ``err(N_c)`` grows as
+    ``1 / x`` and the propagation holds only while ``x`` is clearly above zero.  The size
+    is determinable when (1) there are clusters: ``x - 2 err(x) > 0`` (without an error
+    of x, ``x > 0``), and (2) the two-sigma (95 %) interval of ``N_c`` maps to a
+    *bounded* size: above a lone atom (``N_c - 2 err > 0``) and below the bulk
+    (``N_c + 2 err < bulk_cn``, where the CN-size relation runs off to infinity: a
+    bulk-like CN is only a lower bound on the size; the tracker's bulk-like rule).  No
+    cut on ``x`` itself."""
+    cn, err, x = (np.asarray(v, dtype=float) for v in (cn, cn_err, fraction))
+    x_err = np.zeros_like(x) if fraction_err is None else np.nan_to_num(
+        np.asarray(fraction_err, dtype=float))
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(cn) & np.isfinite(err) & (x - 2 * x_err > 0) & (cn - 2 * err > 0)
+                & (cn + 2 * err < bulk_cn))
+
+
+def size_columns(cn, cn_err, fraction, *, fraction_err=None, bond_length=None,
+                 element: str | None = None, bulk_cn: float = 12.0,
+                 model: str = "cuboctahedron"):
+    """Per row the clusters' size from their own CN (two-phase ``cluster_cn``).
+
+    Parameters
+    ----------
+    cn, cn_err : array
+        ``N_c`` and its error (the two-phase fit's ``cluster_cn, cluster_cn_err``).
+    fraction, fraction_err : array
+        The metal fraction x and its error: where ``x <= 0`` or unknown there are no
+        clusters and every size column is NaN.
+    bond_length : array, optional
+        Per row M-M distance, Angstrom (the fitted ``cluster_r``); NaN rows fall back
+        to ``element``'s bulk distance.
+    element, bulk_cn, model
+        As :func:`cluster_size_from_cn` (cuboctahedra by default: Benfield 1992;
+        Jentys 1999).
+
+    Returns
+    -------
+    DataFrame
+        :data:`SIZE_COLUMNS`; ``n_atoms_lo/hi`` at ``N_c -/+ err``;
+        ``size_determinable`` from :func:`size_determinable`; where it is False (no
+        clusters, or x and its error leave N_c meaningless) the sizes are NaN.
+    """
+    import pandas as pd
+
+    cn, err, x = (np.asarray(v, dtype=float).reshape(-1) for v in (cn, cn_err, fraction))
+    bonds = (np.full(cn.size, np.nan) if bond_length is None
+             else np.asarray(bond_length, dtype=float).reshape(-1))
+    out = {k: np.full(cn.size, math.nan) for k in SIZE_COLUMNS[:4]}
+    for i in range(cn.size):
+        if not (np.isfinite(x[i]) and x[i] > 0 and np.isfinite(cn[i])):
+            continue
+        bond = float(bonds[i]) if np.isfinite(bonds[i]) else None
+        cs = cluster_size_from_cn(cn[i], err[i] if np.isfinite(err[i]) else 0.0, bulk_cn=bulk_cn,
+                                  bond_length=bond, element=element if bond is None else None,
+                                  model=model)
+        out["n_atoms"][i], out["n_atoms_lo"][i] = cs.n_atoms, cs.n_atoms_lo
+        out["n_atoms_hi"][i], out["diameter_nm"][i] = cs.n_atoms_hi, cs.diameter_nm
+    determinable = size_determinable(cn, err, x, bulk_cn, fraction_err)
+    frame = pd.DataFrame({k: np.where(determinable, v, math.nan) for k, v in out.items()})
+    frame["size_determinable"] = determinable
+    return frame
+
+
+def segment_two_phase(df, segment, n_seg: int, size_stats, fraction_stats, metal_state, *,
+                      element, bulk_cn: float, model: str, fraction_floor: float = 0.0):
+    """Per segment the two-phase columns: ``cluster_fraction`` (x: the XANES metal
+    fraction's segment estimate when there is one, else the mean fitted x) with its
+    error, ``cluster_cn`` (the size channel's estimate; NaN where ``metal_state`` says
+    the segment holds no metal), the sizes (:func:`size_columns`),
+    and the consistency of the XANES and EXAFS fractions: ``cluster_fraction_exafs`` (its
+    inverse-variance mean), ``fraction_z`` and ``fraction_consistent`` (|z| <= 2: within
+    their combined errors at 95 %; each error at least ``fraction_floor``, the tracker's
+    floor of a fraction, since repeats shrink the statistical errors below the
+    systematic ones of either method)."""
+    import pandas as pd
+
+    def weighted(name):
+        v = np.asarray(pd.to_numeric(df.get(name), errors="coerce"), dtype=float)
+        e = np.asarray(pd.to_numeric(df.get(f"{name}_err"), errors="coerce"), dtype=float)
+        mean, err = np.full(n_seg, math.nan), np.full(n_seg, math.nan)
+        for g in range(n_seg):
+            use = (segment == g) & np.isfinite(v) & np.isfinite(e) & (e > 0)
+            if use.any():
+                w = 1.0 / e[use] ** 2
+                mean[g], err[g] = float(np.sum(w * v[use]) / w.sum()), float(w.sum() ** -0.5)
+        return mean, err
+
+    if fraction_stats is not None:
+        x, x_err = np.asarray(fraction_stats.mean, float), np.asarray(fraction_stats.err, float)
+    else:
+        x, x_err = weighted("cluster_fraction")
+    cn, cn_err = np.asarray(size_stats.mean, float), np.asarray(size_stats.err, float)
+    r = np.asarray(pd.to_numeric(df.get("cluster_r"), errors="coerce"), dtype=float)
+    bond = np.array([np.nanmean(r[segment == g]) if np.isfinite(r[segment == g]).any()
+                     else math.nan for g in range(n_seg)])
+    # a segment the tracker found without metal (``metal_state`` False) has no clusters
+    has = np.asarray(metal_state, dtype=bool) & (x > 0)
+    out = pd.DataFrame({"cluster_fraction": x, "cluster_fraction_err": x_err,
+                        "cluster_cn": np.where(has, cn, math.nan),
+                        "cluster_cn_err": np.where(has, cn_err, math.nan)})
+    sizes = size_columns(out["cluster_cn"], out["cluster_cn_err"], x, fraction_err=x_err,
+                         bond_length=bond, element=element, bulk_cn=bulk_cn, model=model)
+    x_ex, x_ex_err = weighted("cluster_fraction_exafs")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (x_ex - x) / np.hypot(np.fmax(x_ex_err, fraction_floor),
+                                  np.fmax(np.nan_to_num(x_err), fraction_floor))
+    out = pd.concat([out, sizes], axis=1)
+    out["cluster_fraction_exafs"], out["cluster_fraction_exafs_err"] = x_ex, x_ex_err
+    out["fraction_z"] = z
+    out["fraction_consistent"] = np.where(np.isfinite(z), np.abs(z) <= 2.0, True)
+    return out
+
+
+def two_phase_table(fits, *, element: str | None = None, bulk_cn: float = 12.0,
+                    model: str = "cuboctahedron"):
+    """The two-phase columns of steps.csv: a :class:`~operando.exafs.TwoPhaseResult` (or
+    its table) with the sizes (:func:`size_columns`) from each step's ``cluster_cn``,
+    ``cluster_fraction`` and ``cluster_r``; ``element`` gives the bond length where the
+    fit has none.  The notebook gets the table a run writes."""
+    import pandas as pd
+
+    table = fits.to_dataframe() if hasattr(fits, "to_dataframe") else pd.DataFrame(fits).copy()
+    table = table.reset_index(drop=True)
+    sizes = size_columns(table["cluster_cn"], table["cluster_cn_err"], table["cluster_fraction"],
+                         fraction_err=table["cluster_fraction_err"],
+                         bond_length=table.get("cluster_r"), element=element, bulk_cn=bulk_cn,
+                         model=model)
+    return pd.concat([table.drop(columns=[c for c in SIZE_COLUMNS if c in table]), sizes], axis=1)

@@ -3,6 +3,7 @@
 Every user column of the conditions table defines the condition (a potential, a
 gas, a temperature, a loading, a sample name), unless the caller says otherwise.
 Not conditions: the step number, the file, time columns (they change every step),
+what instrument logs measure beside the conditions (``MEASURED_COLUMNS``, ``*_spread``),
 scan identifiers (``label``: an Athena group name; ``scan``, ``name``, ``id``), and the
 analysis results of a ``steps.csv`` table.
 """
@@ -17,18 +18,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..schema import is_result_column
 
 #: Columns that hold time; a condition never changes with every step.
 TIME_COLUMNS = ("time_s", "time", "timestamp", "elapsed_s", "datetime", "date", "start_time")
 #: Columns that name a scan (an Athena group label, a scan name), not a condition.
 IDENTIFIER_COLUMNS = ("label", "group", "scan", "scan_name", "name", "filename", "id")
-#: Columns of steps.csv that are results, not conditions.
-RESULT_COLUMNS = ("step", "file", "ok", "reason", "energy_shift", "e0", "edge_step", "wl_height",
-                  "wl_position", "wl_area", "edge_position", "s02", "s02_err", "r_factor",
-                  "redchi", "chi_square", "n_idp", "n_varys", "fit_ok", "fit_quality",
-                  "fit_message", "segment", "state", "xanes_state", "outlier")
-RESULT_PREFIXES = ("cn_", "r_", "sigma2_", "de0_", "frac_", "lcf_", "shift_", "p_", "sig_",
-                   "mcr_", "pca_")
+#: What instrument logs measure or flag beside the conditions (``io.conditions_from_logs``):
+#: the control mode (its open circuit is already ``potential_V = "OCP"``), measured
+#: potentials and currents, the spread of a signal, a scan whose setpoint changed.
+MEASURED_COLUMNS = ("control", "current_mA", "ewe_V", "ocv_V", "conditions_mixed")
 #: Units appended to condition values in labels.
 _UNITS = {"potential_V": "V", "temperature_K": "K"}
 
@@ -38,9 +37,11 @@ def default_condition_columns(table: pd.DataFrame) -> list[str]:
     out = []
     for column in table.columns:
         name = str(column)
-        if name in RESULT_COLUMNS or is_time(name) or name.startswith(RESULT_PREFIXES):
+        if is_result_column(name) or is_time(name):
             continue
         if name.lower() in IDENTIFIER_COLUMNS:
+            continue
+        if name in MEASURED_COLUMNS or name.endswith("_spread"):
             continue
         out.append(name)
     return out

@@ -7,7 +7,10 @@ comparisons at ``family_alpha`` (:func:`event_threshold`); nothing else is ever 
 event, so a constant stretch has none.  Its kind follows the states on
 either side (:mod:`.states`): ``aggregation`` (isolated -> cluster / particle),
 ``growth`` (more metal, or cluster -> particle), ``redispersion`` (cluster /
-particle -> isolated), ``partial_redispersion`` (less metal, still metal);
+particle -> isolated), ``partial_redispersion`` (less metal, still metal); with the
+two-phase size channel (``cluster_cn``) between two metal states: ``growth`` (the
+clusters' own CN up at constant or rising fraction), ``aggregation`` (fraction up at
+constant size: more clusters), ``partial_redispersion`` (fraction down);
 without a change of metal state it is named by the XANES direction, ``reduction``
 or ``oxidation``, or ``change`` when no channel has a known direction.  A segment of
 ``min_trend_steps`` or more is also tested for a trend in time (``origin`` "trend").
@@ -18,7 +21,7 @@ when one of the two holds; else ``low``.  A significant channel pointing the oth
 way is named in the evidence (``contradicted``) and caps the confidence at low.
 
 **Reversibility** compares a block that returns to an earlier condition (or to a
-rest label such as OCP, compared with the reference state) with the state reached
+rest label such as OCP, compared with the baseline state) with the state reached
 there: like with like.
 """
 
@@ -32,7 +35,7 @@ import pandas as pd
 from .channels import Channel
 from .evidence import Difference, combine, two_sided_p
 from .segments import ChannelStats, difference, trend
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: Columns of :attr:`Tracking.events`.
 EVENT_COLUMNS = [
@@ -43,7 +46,7 @@ EVENT_COLUMNS = [
 ]
 #: Columns of :attr:`Tracking.reversibility`.
 REVERSIBILITY_COLUMNS = [
-    "segment", "condition", "reference_segment", "reference_condition", "state_before",
+    "segment", "condition", "baseline_segment", "baseline_condition", "state_before",
     "state_after", "z", "p_value", "strongest", "changed_between", "returned", "verdict",
 ]
 _METAL_STATES = ("cluster", "particle")
@@ -68,6 +71,10 @@ def _kind(before: str, after: str, diffs: list[Difference], strongest: Differenc
         return "growth"
     if before == "particle" and after == "cluster":
         return "partial_redispersion"
+    if before in _METAL_STATES and after in _METAL_STATES:
+        split = _nucleation_or_growth(diffs)
+        if split:
+            return split
     if before in _METAL_STATES and after in _METAL_STATES and metal_dir != 0:
         return "growth" if metal_dir > 0 else "partial_redispersion"
     direction = _direction([d for d in diffs if d.sign != 0], strongest)
@@ -76,6 +83,30 @@ def _kind(before: str, after: str, diffs: list[Difference], strongest: Differenc
     if direction < 0:
         return "oxidation"
     return "change"
+
+
+#: |z| a two-phase channel (cluster size, metal fraction) must reach to name the event.
+_SPLIT_Z = 2.0
+
+
+def _nucleation_or_growth(diffs: list[Difference]) -> str | None:
+    """With the two-phase size channel (``cluster_cn``) the size and the fraction are
+    separate: the clusters grew (``growth``: sintering, their own CN up, the fraction
+    constant or rising), more atoms aggregated into clusters like those there were
+    (``aggregation``: fraction up, size not), or clusters redispersed (fraction down).
+    None without the size channel (the mixture CN cannot tell them apart)."""
+    size = next((d for d in diffs if d.channel == "cluster_cn" and np.isfinite(d.z)), None)
+    if size is None:
+        return None
+    frac = [d for d in diffs if d.sign > 0 and np.isfinite(d.z) and d.channel.startswith("frac_")]
+    frac_z = frac[0].z if frac else 0.0
+    if size.z >= _SPLIT_Z and frac_z > -_SPLIT_Z:
+        return "growth"
+    if frac_z >= _SPLIT_Z:
+        return "aggregation"
+    if frac_z <= -_SPLIT_Z:
+        return "partial_redispersion"
+    return None
 
 
 def _direction(diffs: list[Difference], strongest: Difference | None) -> int:
@@ -207,8 +238,8 @@ def reversibility(seg: pd.DataFrame, keys: list, block: np.ndarray, channels: li
     """Blocks that return to an earlier condition, compared with the state reached there.
 
     Each block is represented by its last segment (the state reached under that
-    condition).  The reference is the most recent earlier block with the same
-    condition; a rest label (OCP) with no earlier match refers to the reference state.
+    condition).  The baseline is the most recent earlier block with the same
+    condition; a rest label (OCP) with no earlier match refers to the baseline state.
     """
     rest = {label.casefold() for label in s.rest_labels}
     # an index of conditions instead of a search over all blocks and segments: each
@@ -256,8 +287,8 @@ def reversibility(seg: pd.DataFrame, keys: list, block: np.ndarray, channels: li
                        f"{strongest.delta:+.3g} (z = {strongest.z:+.1f})")
         else:
             verdict = f"not returned: {before['state']} before, {after['state']} now"
-        out.append({"segment": j, "condition": after["condition"], "reference_segment": i,
-                    "reference_condition": before["condition"], "state_before": before["state"],
+        out.append({"segment": j, "condition": after["condition"], "baseline_segment": i,
+                    "baseline_condition": before["condition"], "state_before": before["state"],
                     "state_after": after["state"], "z": z, "p_value": p,
                     "strongest": strongest.label if strongest else "", "changed_between": changed,
                     "returned": bool(same and not differs), "verdict": verdict})

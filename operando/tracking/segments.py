@@ -15,7 +15,7 @@ repeats) or a quantity with no error of its own (white line, edge) gets the meas
 one.  A series without repeats uses the channel's documented floor for one step
 instead (:class:`~.settings.TrackSettings`).  What moves a whole condition and not
 its repeats (a bias common to a phase, such as an oxide's own M...M leaking into the
-metal path) is not a scatter: the states handle it by judging against the reference
+metal path) is not a scatter: the states handle it by judging against the baseline
 state and the detection limit (:mod:`.states`), and every verdict is a difference
 between segments, where a common bias cancels.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from .changepoints import _robust_noise, find_change_points
 from .channels import Channel
 from .evidence import Difference, two_sided_p, z_of_p
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 
 def split(block: np.ndarray, signal: np.ndarray, s: TrackSettings) -> tuple[np.ndarray, list[str]]:

@@ -1,26 +1,27 @@
-"""The state of every segment, judged against the reference state and detection limits.
+"""The state of every segment, judged against the baseline state and detection limits.
 
 ``state`` (metal aggregation), from the metal channels (CN(M-M) from EXAFS, the
 metallic fraction from a linear-combination fit):
 
 ``isolated``
-    no metal beyond the reference state: no metal channel shows more metal than the
-    reference (first) segment at ``z_state``, or none shows metal at all.
+    no metal beyond the baseline state: no metal channel shows more metal than the
+    baseline (first) segment at ``z_state``, or none shows metal at all.
 ``cluster``
     metal present: a metal channel is above its detection limit (CN(M-M) above the
     steps' 95 % detection limit; a fraction of at least ``min_metal_fraction``),
-    significantly above zero, and -- unless the reference itself holds metal --
-    significantly above the reference.  Each test uses the Bonferroni-corrected
+    significantly above zero, and -- unless the baseline itself holds metal --
+    significantly above the baseline.  Each test uses the Bonferroni-corrected
     strongest channel (:mod:`.evidence`).
 ``particle``
-    a cluster whose CN(M-M) (or, without EXAFS, 12 x the metallic fraction) is at
-    least ``particle_cn``: bulk-like metal.
+    a cluster whose own CN (the two-phase ``cluster_cn`` when the table has it, else
+    CN(M-M), or without EXAFS 12 x the metallic fraction) is at least ``particle_cn``:
+    bulk-like metal.
 ``unknown``
     the segment has no usable metal-channel value (every fit failed).
 
-A series with no metal channel (XANES without a metallic reference) gets the
+A series with no metal channel (XANES without a metallic standard) gets the
 XANES state as its state.  ``xanes_state``: with a metallic fraction
-``oxidised`` / ``mixed`` / ``reduced``; without, relative to the reference from the
+``oxidised`` / ``mixed`` / ``reduced``; without, relative to the baseline from the
 white line and edge: ``as_start`` / ``reduced`` / ``oxidised``.
 
 Steps take their segment's state; a step that disagrees with its repeats is an
@@ -33,10 +34,11 @@ import math
 
 import numpy as np
 
+from ..errors import ConfigError
 from .channels import Channel
 from .evidence import combine, two_sided_p
 from .segments import ChannelStats, difference
-from .settings import TrackSettings
+from ..options import TrackSettings
 
 #: States of a segment (``unknown``: nothing usable to judge).
 STATES = ("isolated", "cluster", "particle", "unknown")
@@ -44,16 +46,16 @@ STATES = ("isolated", "cluster", "particle", "unknown")
 XANES_STATES = ("oxidised", "mixed", "reduced", "as_start", "unknown")
 
 
-def reference_segment(labels: list[str], s: TrackSettings) -> int:
-    """The segment the others are compared with (``reference``: "first" or a label)."""
-    if s.reference == "first":
+def baseline_segment(labels: list[str], s: TrackSettings) -> int:
+    """The segment the others are compared with (``baseline``: "first" or a label)."""
+    if s.baseline == "first":
         return 0
-    wanted = s.reference.strip().casefold()
+    wanted = s.baseline.strip().casefold()
     for g, label in enumerate(labels):
         if str(label).strip().casefold() == wanted:
             return g
-    raise ValueError(f"track setting reference = {s.reference!r} matches no condition; "
-                     f"conditions are {sorted(set(labels))}")
+    raise ConfigError(f"[track] baseline = {s.baseline!r} matches no condition; "
+                      f"conditions are {sorted(set(map(str, labels)))}")
 
 
 def _absolute(ch: Channel, st: ChannelStats, g: int, s: TrackSettings) -> tuple[float, bool]:
@@ -118,6 +120,7 @@ def segment_states(channels: list[Channel], all_stats: dict, n_seg: int, ref: in
     metal = [c for c in channels if c.role == "metal"]
     cn = next((c for c in metal if c.kind == "exafs"), None)
     frac = next((c for c in metal if c.kind == "xanes"), None)
+    size_ch = next((c for c in channels if c.role == "size"), None)
     xanes = xanes_states(channels, all_stats, n_seg, ref, s, frac)
     if not metal:
         return xanes.copy(), xanes, evidence
@@ -128,7 +131,9 @@ def segment_states(channels: list[Channel], all_stats: dict, n_seg: int, ref: in
         if not present[g]:
             state[g] = "isolated"
             continue
-        if cn is not None and np.isfinite(all_stats[cn.name].mean[g]):
+        if size_ch is not None and np.isfinite(all_stats[size_ch.name].mean[g]):
+            size = all_stats[size_ch.name].mean[g]      # the clusters' own CN (two-phase)
+        elif cn is not None and np.isfinite(all_stats[cn.name].mean[g]):
             size = all_stats[cn.name].mean[g]
         else:
             size = s.bulk_cn * all_stats[frac.name].mean[g]
@@ -168,4 +173,4 @@ def xanes_states(channels, all_stats, n_seg, ref, s: TrackSettings, frac) -> np.
     return out
 
 
-__all__ = ["STATES", "XANES_STATES", "segment_states", "reference_segment"]
+__all__ = ["STATES", "XANES_STATES", "segment_states", "baseline_segment"]

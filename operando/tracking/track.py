@@ -10,21 +10,22 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import DataError
 from ..feffpaths import DEFAULT_DISTANCES
 from . import channels as channels_mod
-from .cluster import cluster_size_from_cn
+from .cluster import cluster_size_from_cn, segment_two_phase
 from .conditions import blocks, check_columns, default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS, find_events, reversibility
 from .segments import outliers, segment_bounds, split, stats
-from .settings import TrackSettings
-from .states import reference_segment, segment_states
+from ..options import TrackSettings
+from .states import baseline_segment, segment_states
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class Tracking:
+class Tracking(Result):
     """Segments, states, events and reversibility of one series.
 
     Attributes
@@ -47,7 +48,7 @@ class Tracking:
     channels : list of str
         The evidence channels used (columns of the steps table).
     condition_columns : list of str
-    reference_segment : int
+    baseline_segment : int
         The segment the states are judged against.
     settings : TrackSettings
     """
@@ -60,15 +61,20 @@ class Tracking:
     ligand_shell: str | None
     channels: list = field(default_factory=list)
     condition_columns: list = field(default_factory=list)
-    reference_segment: int = 0
+    baseline_segment: int = 0
     settings: TrackSettings = field(default_factory=TrackSettings)
 
-    def summary(self) -> str:
+    def to_dataframe(self) -> pd.DataFrame:
+        """The steps table with ``segment, state, xanes_state, outlier, outlier_reason``
+        (a copy); ``segments``, ``events`` and ``reversibility`` are tables too."""
+        return self.steps.copy()
+
+    def report(self) -> str:
         """Plain-text account: segments with their evidence, events, reversibility."""
         lines = [f"Tracking of {len(self.steps)} steps in {len(self.segments)} segments "
                  f"(evidence: {', '.join(self.channels) or 'none'}; conditions: "
-                 f"{', '.join(self.condition_columns) or 'none'}; reference: segment "
-                 f"{self.reference_segment})", "", "Segments:"]
+                 f"{', '.join(self.condition_columns) or 'none'}; baseline: segment "
+                 f"{self.baseline_segment})", "", "Segments:"]
         for r in self.segments.to_dict("records"):
             size = f", {r['size_note']}" if r.get("size_note") else ""
             lines.append(f"  {r['segment']:>3}  steps {r['first_step']}-{r['last_step']} "
@@ -79,11 +85,20 @@ class Tracking:
             lines.append(f"  step {ev['step']} (segment {ev['segment']}): {ev['event']} "
                          f"[{ev['confidence']}, z = {ev['z']:.1f}] {ev['condition_before']} -> "
                          f"{ev['condition_after']}; {ev['evidence']}")
+        if "cluster_cn" in self.channels:      # two-phase: fraction and size apart
+            kinds = self.events["event"].tolist()
+            counts = {k: kinds.count(k) for k in ("aggregation", "growth", "partial_redispersion",
+                                                  "redispersion")}
+            told = [f"{name} {n}" for name, n in zip(
+                ("aggregation (more atoms into clusters)", "growth/sintering (larger clusters)",
+                 "partial redispersion", "redispersion"), counts.values()) if n]
+            lines += ["", "Clusters (fraction and size apart): "
+                      + (", ".join(told) if told else "no change")]
         if len(self.reversibility):
             lines += ["", "Reversibility:"]
             for rv in self.reversibility.to_dict("records"):
                 lines.append(f"  segment {rv['segment']} ({rv['condition']}) vs segment "
-                             f"{rv['reference_segment']} ({rv['reference_condition']}): "
+                             f"{rv['baseline_segment']} ({rv['baseline_condition']}): "
                              f"{rv['verdict']}")
         n_out = int(self.steps["outlier"].sum())
         if n_out:
@@ -98,6 +113,30 @@ class Tracking:
         from .._util.reprs import tracking_html
 
         return tracking_html(self)
+
+
+def check_baseline(conditions: pd.DataFrame, *, condition_columns: Sequence[str] | None = None,
+                   settings: TrackSettings | Mapping[str, Any] | None = None) -> None:
+    """Refuse, before any analysis, a ``baseline`` that names no condition of the
+    conditions table (or condition columns it lacks): :func:`track` would find out
+    only at the end.  The labels are :func:`track`'s own (same columns, same rounding).
+
+    Raises
+    ------
+    ConfigError
+        ``baseline`` matches no condition label.
+    DataError
+        A ``condition_columns`` entry is not a column of ``conditions``.
+    """
+    if isinstance(settings, Mapping):
+        settings = TrackSettings.from_config(settings)
+    s = settings or TrackSettings()
+    columns = (default_condition_columns(conditions) if condition_columns is None
+               else check_columns(conditions, condition_columns))
+    if s.baseline == "first":
+        return
+    _, labels, _ = blocks(conditions, columns, s.potential_decimals)
+    baseline_segment(labels, s)
 
 
 def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: str | None = None,
@@ -165,7 +204,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
         use = cn.usable if cn is not None else np.zeros(len(df), bool)
         parts = [r[a:b][use[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
         seg[f"r_{metal}"] = [float(np.mean(x)) if x.size else math.nan for x in parts]
-    ref = reference_segment(seg["condition"].tolist(), s)
+    ref = baseline_segment(seg["condition"].tolist(), s)
     state, xanes_state, evidence = segment_states(chans, all_stats, n_seg, ref, s)
     seg["state"], seg["xanes_state"], seg["metal_evidence"] = state, xanes_state, evidence
     _add_sizes(seg, metal, df, segment, all_stats, s)
@@ -198,7 +237,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     log.info("tracked %d steps: %d segments, %d events", len(df), len(seg), len(events))
     return Tracking(steps=out, segments=seg, events=events, reversibility=rev, metal_shell=metal,
                     ligand_shell=ligand, channels=[c.name for c in chans],
-                    condition_columns=list(columns), reference_segment=ref, settings=s)
+                    condition_columns=list(columns), baseline_segment=ref, settings=s)
 
 
 def _change_signal(chans) -> np.ndarray:
@@ -240,6 +279,11 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
                                                       "diameter_nm")}
     notes = [""] * len(seg)
     name = f"cn_{metal}" if metal else None
+    frac = channels_mod.metal_fraction_column(df, channels_mod.split_shell(metal)[0]
+                                              if metal else None, s)
+    if "cluster_cn" in all_stats:     # the clusters' own CN: the size, apart from x
+        _two_phase_sizes(seg, metal, df, segment, all_stats, all_stats.get(frac), s)
+        return
     if name in all_stats:
         element = channels_mod.split_shell(metal)[0]
         known = (element.capitalize(), element.capitalize()) in DEFAULT_DISTANCES
@@ -254,6 +298,10 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
             # not: S0^2 is common to all of them and cancels)
             cn, err = st.mean[g], math.hypot(st.err[g], st.mean[g] * s02_rel)
             if not np.isfinite(cn):
+                continue
+            if frac in all_stats and all_stats[frac].mean[g] + 2 * all_stats[frac].err[g] < 1:
+                # CN(M-M) of a mixture is x N_c: a size read from it is x times too small
+                notes[g] = "metal fraction below 1: size needs [exafs] two_phase"
                 continue
             bond = seg[f"r_{metal}"].iloc[g] if f"r_{metal}" in seg else math.nan
             bond = float(bond) if np.isfinite(bond) else None
@@ -274,4 +322,35 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
                                                      if np.isfinite(cs.diameter_nm) else "")
     for k, v in cols.items():
         seg[k] = v
+    seg["size_note"] = notes
+
+
+def _two_phase_sizes(seg, metal, df, segment, all_stats, fraction_stats, s: TrackSettings) -> None:
+    """Sizes from the two-phase ``cluster_cn`` (never from the mixture CN)."""
+    element = channels_mod.split_shell(metal)[0] if metal else None
+    if element is not None and (element.capitalize(), element.capitalize()) not in DEFAULT_DISTANCES:
+        element = None
+    metal_state = seg["state"].isin(("cluster", "particle")).to_numpy()
+    cols = segment_two_phase(df, segment, len(seg), all_stats["cluster_cn"], fraction_stats,
+                             metal_state, element=element, bulk_cn=s.bulk_cn,
+                             model=s.cluster_model, fraction_floor=s.frac_floor)
+    for c in cols.columns:
+        seg[c] = cols[c].to_numpy()
+    notes = []
+    for r in cols.to_dict("records"):
+        if not np.isfinite(r["cluster_cn"]):
+            notes.append("")
+        elif not r["size_determinable"]:
+            bulk = r["cluster_cn"] + r["cluster_cn_err"] >= s.bulk_cn
+            notes.append(f"x = {r['cluster_fraction']:.2f}, N_c = {r['cluster_cn']:.1f}: "
+                         + ("bulk-like (size a lower bound)" if bulk else
+                            "cluster size not determinable"))
+        else:
+            notes.append(f"x = {r['cluster_fraction']:.2f}, N_c = {r['cluster_cn']:.1f}: "
+                         f"~{r['n_atoms']:.0f} atoms ({r['n_atoms_lo']:.0f}-{r['n_atoms_hi']:.0f})"
+                         + (f", {r['diameter_nm']:.1f} nm" if np.isfinite(r["diameter_nm"]) else ""))
+        if not r["fraction_consistent"]:
+            notes[-1] = "; ".join(n for n in (notes[-1], (
+                f"XANES and EXAFS fractions disagree (z = {r['fraction_z']:.1f}): check the "
+                "isolated reference, self-absorption or disorder")) if n)
     seg["size_note"] = notes

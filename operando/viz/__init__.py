@@ -1,6 +1,7 @@
 """Figures, the HTML report and the Athena export of a processed series.
 
 =====================  ==========================================================
+:mod:`.two_phase`      :func:`plot_two_phase`: cluster fraction, own CN and size
 :mod:`.trends`         :func:`plot_cn`, :func:`plot_white_line`,
                        :func:`plot_fit_parameters`: a tracked series versus
                        condition, with its events; every step drawn (poor and
@@ -41,14 +42,16 @@ from ._layout import EVENT_MARKERS, STATE_COLORS
 from .athena import athena_group_names, write_athena
 from .components import plot_fractions, plot_lcf_fit, plot_mcr, plot_pca
 from .explorer import step_explorer
+from .logs import plot_condition_logs
 from .report import write_report
 from .save import save_figure
 from .spectra import EDGE_WINDOW, plot_chir_waterfall, plot_fit, plot_xanes_difference, plot_xanes_map
 from .summary import plot_summary
 from .trends import plot_cn, plot_fit_parameters, plot_white_line
+from .two_phase import plot_two_phase
 from .wavelet import plot_wavelet
 
-__all__ = ["plot_cn", "plot_white_line", "plot_fit_parameters", "plot_fractions", "plot_lcf_fit",
+__all__ = ["plot_condition_logs", "plot_cn", "plot_two_phase", "plot_white_line", "plot_fit_parameters", "plot_fractions", "plot_lcf_fit",
            "plot_pca", "plot_mcr", "plot_xanes_map", "plot_xanes_difference", "plot_chir_waterfall",
            "plot_fit", "plot_wavelet", "plot_summary", "step_explorer", "save_figure",
            "write_report", "write_athena", "athena_group_names", "STATE_COLORS", "EVENT_MARKERS",

@@ -118,7 +118,7 @@ def plot_lcf_fit(result, step, *, title: str | None = None) -> Figure:
         top.plot(x, fit[name], "-", lw=0.9, color=COMPONENT_COLORS[(j + 2) % len(COMPONENT_COLORS)],
                  alpha=0.85, label=f"{w:.3f} ± {e:.3f} × {name}")
     top.legend(fontsize=7, framealpha=0.8)
-    space = result.settings.get("space", "norm")
+    space = result.settings["space"]
     top.set_ylabel({"norm": "Normalised μ", "flat": "Flattened μ",
                     "deriv": "dμ/dE (1/eV)"}.get(space, space))
     bottom.plot(x, fit["residual"], "-", color="0.3", lw=0.9)

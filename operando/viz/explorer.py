@@ -12,17 +12,18 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from ..exafs.batch import batch_xftf
+from ..options import FTOptions
 from .spectra import EDGE_WINDOW
 
 
 def _ft(fits, chi) -> dict:
     """The transform of the panels: the fit's k window when there is a fit."""
     if fits is not None:
-        m = fits.settings.get("model", {})
-        return dict(kmin=m.get("kmin", 3.0), kmax=m.get("kmax", 12.0), dk=m.get("dk", 1.0),
-                    window=m.get("window", "hanning"), kweight=m.get("kweight", 2))
-    kmax = float(chi.k[-1]) if chi is not None else 12.0
-    return dict(kmin=3.0, kmax=min(12.0, kmax), dk=1.0, window="hanning", kweight=2)
+        m = fits.settings["model"]
+        return {key: m[key] for key in FTOptions().keys()}
+    ft = FTOptions()
+    kmax = ft.kmax if chi is None else min(ft.kmax, float(chi.k[-1]))
+    return dict(ft.replace(kmax=kmax))
 
 
 def explorer_figure(normalized, chi=None, fits=None, index: int = 0, *, window=EDGE_WINDOW,

@@ -282,7 +282,7 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
         The HTML file, or a run folder (then ``<folder>/report.html``).
     title : str
     summary_text : str
-        Plain text (e.g. ``Tracking.summary()``), shown preformatted.
+        Plain text (e.g. ``Tracking.report()``), shown preformatted.
     steps, segments, events, reversibility : DataFrame, optional
         Tables shown as HTML (``steps`` truncated to ``max_rows`` rows).
     figures : dict name -> Figure or image path

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import DataError
+from ..options import FTOptions
 from ._conditions import KEY_ENTRIES, condition_colors, condition_key
 from ._layout import (_MARGIN, _add_rects, _extra_margins, _fit_single, _GAP, _hlines, _new_axes,
                       _place_axes, _renderer)
@@ -163,36 +164,36 @@ def _condition_strip(ax, seg, steps) -> None:
     condition_key(ax, colors)
 
 
-def _reference_row(norm, steps, reference, tracking):
+def _baseline_row(norm, steps, baseline, tracking):
     """The spectrum every step is compared with, and how it was chosen."""
     finite = np.isfinite(norm).all(axis=1)
-    if isinstance(reference, str) and reference == "first":
+    if isinstance(baseline, str) and baseline == "first":
         if tracking is not None:
-            g = int(getattr(tracking, "reference_segment", 0))
+            g = int(getattr(tracking, "baseline_segment", 0))
             seg_of = dict(zip(tracking.steps["step"], tracking.steps["segment"]))
             rows = [i for i, s in enumerate(steps) if seg_of.get(s) == g and finite[i]]
-            # The mean of the reference state's repeats; not when that "state" is most of the
+            # The mean of the baseline state's repeats; not when that "state" is most of the
             # series (one long segment, a trend): its mean would hide the change.
             if rows and len(rows) <= finite.sum() / 2:
-                return norm[rows].mean(axis=0), f"mean of segment {g} (reference state)"
+                return norm[rows].mean(axis=0), f"mean of segment {g} (baseline state)"
         rows = np.flatnonzero(finite)
         if not rows.size:
             raise DataError("no finite spectrum to take differences from")
         return norm[rows[0]], f"step {steps[rows[0]]}"
-    if np.ndim(reference) == 0:
-        hits = np.flatnonzero(np.asarray(steps) == reference)
+    if np.ndim(baseline) == 0:
+        hits = np.flatnonzero(np.asarray(steps) == baseline)
         if not hits.size or not finite[hits[0]]:
-            raise DataError(f"reference step {reference!r} is not among the finite rows drawn")
-        return norm[hits[0]], f"step {reference}"
-    ref = np.asarray(reference, dtype=float)
+            raise DataError(f"baseline step {baseline!r} is not among the finite rows drawn")
+        return norm[hits[0]], f"step {baseline}"
+    ref = np.asarray(baseline, dtype=float)
     if ref.shape != norm.shape[1:]:
-        raise DataError(f"reference spectrum has {ref.size} points, the rows {norm.shape[1]}")
+        raise DataError(f"baseline spectrum has {ref.size} points, the rows {norm.shape[1]}")
     return ref, "given spectrum"
 
 
-def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, reference="first",
+def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="first",
                           e0=None, window=EDGE_WINDOW, erange=None, max_traces: int = 12) -> Figure:
-    """Difference XANES: every step minus the reference (starting) state.
+    """Difference XANES: every step minus the baseline (starting) state.
 
     Left, the differences as an image (step x energy, diverging colours, condition
     boundaries marked); right, the mean difference of each segment (with a tracking)
@@ -206,9 +207,9 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, reference=
         Normalised mu per step (NaN rows are left blank).
     steps : (n,) array, optional
     tracking : Tracking, optional
-        Condition boundaries, segment means, and the reference segment.
-    reference : "first", a step label, or (n_e,) array
-        ``"first"``: the mean of the tracking's reference segment, else the first
+        Condition boundaries, segment means, and the baseline segment.
+    baseline : "first", a step label, or (n_e,) array
+        ``"first"``: the mean of the tracking's baseline segment, else the first
         finite step.
     e0, window, erange
         The energy range, as :func:`plot_xanes_map` (default -30..+70 eV around E0).
@@ -226,7 +227,7 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, reference=
     if norm.shape[1] != energy.size:
         raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
     steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
-    ref, how = _reference_row(norm, steps, reference, tracking)
+    ref, how = _baseline_row(norm, steps, baseline, tracking)
     diff = norm - ref[None, :]
     rng = edge_range(energy, e0, window, erange)
     if rng is not None:
@@ -341,8 +342,8 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     return fig
 
 
-def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = 2, title: str | None = None,
-             rmax: float = 6.0) -> Figure:
+def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = FTOptions.kweight,
+             title: str | None = None, rmax: float = 6.0) -> Figure:
     """Data and fit of one step in k and R space (two panels).
 
     Parameters

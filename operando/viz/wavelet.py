@@ -90,7 +90,7 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("R (Å, not phase corrected)")
     w = wt.settings
-    fig.colorbar(mesh, ax=axes[:len(rows)].tolist(), label=f"|WT| (k^{w.get('kweight', 0):g})",
+    fig.colorbar(mesh, ax=axes[:len(rows)].tolist(), label=f"|WT| (k^{w['kweight']:g})",
                  shrink=0.9)
     fig.suptitle(f"{w.get('method', '').capitalize()} wavelet transform", fontsize=9)
     return fig

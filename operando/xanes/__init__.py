@@ -16,7 +16,7 @@ a new one (nothing is changed in place):
   report of what it merged or replaced.
 
 Two engines compute the normalisation.  ``engine="larch"`` loops over the
-spectra calling :func:`larch.xafs.pre_edge` and is the reference.
+spectra calling :func:`larch.xafs.pre_edge` and is the oracle.
 ``engine="fast"`` exploits that, once E0 and the fit ranges are fixed, the
 pre-edge line and the post-edge polynomial are linear least-squares fits:
 every spectrum sharing the same index ranges is solved with one precomputed

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import ConfigError
 from ..series import Series
 
@@ -49,7 +50,7 @@ CHANNELS = ("mu", "reference")
 
 
 @dataclass(frozen=True, eq=False)
-class DeglitchReport:
+class DeglitchReport(Result):
     """What :func:`deglitch` found and replaced.
 
     Attributes
@@ -63,7 +64,14 @@ class DeglitchReport:
     glitches: pd.DataFrame
     settings: dict = field(default_factory=dict)
 
-    def summary(self) -> str:
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per replaced point (``glitches``, a copy)."""
+        return self.glitches.copy()
+
+    def title(self) -> str:
+        return self.report()
+
+    def report(self) -> str:
         if self.glitches.empty:
             return "deglitch: no glitch found"
         per = self.glitches.groupby(["step", "channel"]).size()
@@ -124,7 +132,7 @@ def deglitch(series: Series, *, channels=("mu", "reference"), window: int = 9,
                                         "before", "after"])
     report = DeglitchReport(glitches=table, settings=settings)
     if rows:
-        log.info("%s", report.summary())
+        log.info("%s", report.report())
     metadata = dict(series.metadata)
     metadata["deglitch"] = {**settings, "glitches": rows}
     cleaned = series.replace(mu=arrays["mu"], reference=arrays["reference"],

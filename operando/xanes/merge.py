@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..errors import ConfigError, DataError
 from ..series import Series
 from .e0 import _find_e0_rows, _refine_on_raw_derivative, check_rows, dedup_energy
@@ -55,7 +56,7 @@ _NOT_CONDITIONS = ("label", "time_s")
 
 
 @dataclass(frozen=True, eq=False)
-class MergeReport:
+class MergeReport(Result):
     """What :func:`merge_repeats` did.
 
     Attributes
@@ -83,7 +84,14 @@ class MergeReport:
     def rejected(self) -> pd.DataFrame:
         return self.scans[~self.scans["kept"]]
 
-    def summary(self) -> str:
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per input scan (``scans``, a copy)."""
+        return self.scans.copy()
+
+    def title(self) -> str:
+        return self.report().splitlines()[0]
+
+    def report(self) -> str:
         lines = [f"merged {len(self.scans)} scans into {len(self.groups)} step(s); "
                  f"{int((~self.scans['kept']).sum())} rejected"]
         for row in self.rejected.itertuples():

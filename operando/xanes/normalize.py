@@ -1,7 +1,7 @@
 """Normalisation of every spectrum of a series: Larch's ``pre_edge``, batched.
 
 ``engine="larch"`` loops over the spectra calling :func:`larch.xafs.pre_edge` and
-is the reference; ``engine="fast"`` (default) solves the same least-squares fits
+is the oracle; ``engine="fast"`` (default) solves the same least-squares fits
 for all spectra sharing index ranges at once (:mod:`.prepost`) and finds E0 with
 the batched ``find_e0`` (:mod:`.e0`).  The fast engine agrees with Larch to
 rounding error (the tests hold it to 1e-3 on real spectra; in practice ~1e-12).
@@ -16,6 +16,7 @@ import numpy as np
 
 from .._util.blas import single_threaded_blas
 from ..errors import ConfigError, DataError
+from ..options import NormalizeOptions
 from ..series import Series
 from .e0 import _find_e0_rows, check_rows, dedup_energy
 from .prepost import MAX_NNORM, _collapse, _empty_out, _normalize_fast, _normalize_larch, _Plan, _resolve
@@ -24,10 +25,10 @@ from .result import NormalizedSeries
 log = logging.getLogger(__name__)
 
 _E0_POLICIES = ("median", "first", "each", "reference")
-#: Smallest edge step, in units of the point-to-point noise, that is an edge.  A dilute
-#: single-atom sample in fluorescence is still 20-100 x its noise per point; a scan with
-#: no absorber (foil-only, empty cell) fits an "edge step" of a few noise units.
-MIN_EDGE_SNR = 10.0
+# The smallest edge step that is an edge (NormalizeOptions.min_edge_snr, 10 x the
+# point-to-point noise): a dilute single-atom sample in fluorescence is still 20-100 x its
+# noise per point; a scan with no absorber (foil-only, empty cell) fits an "edge step" of a
+# few noise units.
 
 
 def _point_noise(row: np.ndarray) -> float:
@@ -43,15 +44,15 @@ _ENGINES = ("fast", "larch")
 def normalize(
     series: Series,
     *,
-    e0: str | float = "first",
-    pre1: float | None = None,
-    pre2: float | None = None,
-    norm1: float | None = None,
-    norm2: float | None = None,
-    nnorm: int | None = None,
-    nvict: int = 0,
-    engine: str = "fast",
-    min_edge_snr: float = MIN_EDGE_SNR,
+    e0: str | float = NormalizeOptions.e0,
+    pre1: float | None = NormalizeOptions.pre1,
+    pre2: float | None = NormalizeOptions.pre2,
+    norm1: float | None = NormalizeOptions.norm1,
+    norm2: float | None = NormalizeOptions.norm2,
+    nnorm: int | None = NormalizeOptions.nnorm,
+    nvict: int = NormalizeOptions.nvict,
+    engine: str = NormalizeOptions.engine,
+    min_edge_snr: float = NormalizeOptions.min_edge_snr,
 ) -> NormalizedSeries:
     """Pre-edge subtraction and normalisation of every spectrum (Larch ``pre_edge``).
 
@@ -60,7 +61,7 @@ def normalize(
     series : Series
         Spectra on one energy grid (eV).
     e0 : {"median", "first", "each", "reference"} or float
-        Edge energy policy.  ``"median"``: the median of Larch's ``find_e0`` over every
+        Edge energy policy (default ``"median"``).  ``"median"``: the median of Larch's ``find_e0`` over every
         spectrum, used for every step (one odd spectrum cannot move it).
         ``"first"``: Larch's ``find_e0`` on the first good
         spectrum (finite, not constant, positive edge step), used for every
@@ -83,7 +84,7 @@ def normalize(
         Victoreen exponent: the pre-edge line is fitted to ``mu * E**nvict``.
     engine : {"fast", "larch"}
         ``"fast"``: batched linear algebra (same maths); ``"larch"``: loop over
-        ``larch.xafs.pre_edge`` (the reference).
+        ``larch.xafs.pre_edge`` (the oracle the fast engine is tested against).
     min_edge_snr : float
         A spectrum whose edge step is less than this many times its point-to-point
         noise has no edge to speak of (a foil-only or empty-cell scan read as the
@@ -101,13 +102,36 @@ def normalize(
     Raises
     ------
     ConfigError
-        Unknown ``e0`` policy or engine, or a numeric ``e0`` outside the grid.
+        Unknown ``e0`` policy or engine, a numeric ``e0`` outside the grid, or a pre-edge
+        (``pre2``) or post-edge (``norm1``) window outside the data.
     DataError
         ``e0="reference"`` for a series without a reference channel.
     """
     with single_threaded_blas():
         return _normalize(series, e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
                           nnorm=nnorm, nvict=nvict, engine=engine, min_edge_snr=min_edge_snr)
+
+
+def check_windows(energy, e0_values, *, pre2=None, norm1=None) -> None:
+    """Refuse a pre- or post-edge window that lies outside the data (ConfigError naming
+    the setting), before any spectrum is normalised.
+
+    Larch moves ``pre1`` and ``norm2`` inside the data silently, but a pre-edge window
+    that ends before the first point (``pre2``) or a post-edge window that starts after
+    the last (``norm1``) holds no point at all: the fit would be of nothing.  Judged at
+    the median E0 of the scans (eV); windows are relative to E0.
+    """
+    e0_values = np.asarray(e0_values, float)
+    if e0_values.size == 0:
+        return
+    e0 = float(np.median(e0_values))
+    below, above = float(energy[0]) - e0, float(energy[-1]) - e0
+    if pre2 is not None and not float(pre2) > below:
+        raise ConfigError(f"[normalize] pre2 = {pre2:g} eV: the pre-edge window ends before the "
+                          f"data, which start {below:.0f} eV from E0 ({e0:.1f} eV)")
+    if norm1 is not None and not float(norm1) < above:
+        raise ConfigError(f"[normalize] norm1 = {norm1:g} eV: the post-edge window starts beyond "
+                          f"the data, which end {above:.0f} eV above E0 ({e0:.1f} eV)")
 
 
 def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, min_edge_snr):
@@ -216,6 +240,7 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
     for i in np.flatnonzero(ok & ~np.isfinite(e0_arr)):
         ok[i] = False
         problems[i] = "find_e0 failed (no edge found)"
+    check_windows(energy, e0_arr[ok & np.isfinite(e0_arr)], pre2=pre2, norm1=norm1)
 
     out = _empty_out(n, n_e)
     per_step: dict[str, np.ndarray] = {k: np.full(n, np.nan) for k in

@@ -4,7 +4,7 @@ Once E0 and the fit ranges are fixed, the pre-edge line and the post-edge
 polynomial are linear least-squares fits: every spectrum sharing the same index
 ranges is solved with one precomputed pseudo-inverse (a matrix product).
 :func:`_resolve` reproduces how ``larch.xafs.pre_edge`` fills its defaults and
-index ranges; :func:`_normalize_larch` is the reference engine's call.
+index ranges; :func:`_normalize_larch` is the oracle engine's call.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def _normalize_chunk(mu, r, contiguous, plan, out, p_pre, p_post, v_post, pre_on
 
 
 def _normalize_larch(energy: np.ndarray, row: np.ndarray, e0, plan_kw: dict) -> dict:
-    """One spectrum through ``larch.xafs.pre_edge`` (the reference engine)."""
+    """One spectrum through ``larch.xafs.pre_edge`` (the oracle engine)."""
     from larch import Group
     from larch.xafs import pre_edge
 

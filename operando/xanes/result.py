@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._util.result import Result
 from ..series import Series
 
 
 # --------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
-class NormalizedSeries:
+class NormalizedSeries(Result):
     """Normalised spectra of a series, with everything needed to reproduce them.
 
     Attributes
@@ -70,6 +71,9 @@ class NormalizedSeries:
     def __len__(self) -> int:
         return self.norm.shape[0]
 
+    def title(self) -> str:
+        return f"NormalizedSeries: {len(self)} steps, {int(np.sum(self.ok))} ok"
+
     def _repr_html_(self) -> str:
         from .._util.reprs import normalized_html
 
@@ -83,7 +87,7 @@ class NormalizedSeries:
 
         return normalized_dataset(self)
 
-    def table(self) -> pd.DataFrame:
+    def to_dataframe(self) -> pd.DataFrame:
         """One row per step: ``step, e0, edge_step, ok, reason``."""
         return pd.DataFrame(
             {

@@ -7,12 +7,14 @@ import pandas as pd
 
 from .._util.blas import single_threaded_blas
 from ..errors import ConfigError
+from ..options import WhiteLineOptions
+from ..schema import WHITE_LINE_COLUMNS
 from .e0 import _vertex
 from .result import NormalizedSeries
 
 
 # ----------------------------------------------------------------------- white line
-def white_line(normalized: NormalizedSeries, *, window: tuple[float, float] = (-10.0, 30.0)
+def white_line(normalized: NormalizedSeries, *, window: tuple[float, float] = WhiteLineOptions.window
                ) -> pd.DataFrame:
     """White-line descriptors of every step, computed on ``norm`` in one batch.
 
@@ -55,8 +57,7 @@ def white_line(normalized: NormalizedSeries, *, window: tuple[float, float] = (-
     energy = normalized.series.energy
     norm = normalized.norm
     n = norm.shape[0]
-    res = {k: np.full(n, np.nan) for k in ("wl_height", "wl_position", "wl_area",
-                                           "edge_position")}
+    res = {k: np.full(n, np.nan) for k in WHITE_LINE_COLUMNS}
     ok = np.asarray(normalized.ok, dtype=bool) & np.isfinite(normalized.e0)
     e0 = normalized.e0
     # rows sharing E0 share the window: one slice per distinct E0

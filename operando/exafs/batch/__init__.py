@@ -16,7 +16,7 @@ None of them imports larch: importing ``larch.xafs`` pulls in lmfit, scipy.stats
 scikit-learn, xraydb and SQLAlchemy in every worker process.  The few Larch
 definitions they use are copied in :mod:`operando._util.larch_compat` and tested
 equal to Larch's.  Every function is tested against xraylarch on the same input
-(tests/test_batch.py); the implementation notes (why the results are identical)
+(tests/exafs/test_batch.py); the implementation notes (why the results are identical)
 live in the modules: :mod:`.autobk`, :mod:`.ft`, :mod:`.paths` / :mod:`.stack`,
 :mod:`.fit` / :mod:`.problem`.
 """

@@ -35,6 +35,7 @@ from ..._util.blas import single_threaded_blas
 from ..._util.larch_compat import ETOK, TINY_ENERGY, ftwindow, index_nearest, index_of, remove_dups
 from .ft import ft_matrix
 from .splines import bspline_basis, cubic_interp_matrix, not_a_knot_knots
+from ...options import BackgroundOptions
 
 
 class _AutobkOperator:
@@ -170,16 +171,16 @@ def batch_autobk(
     e0,
     edge_step,
     *,
-    rbkg: float = 1.0,
-    kweight: float = 2,
-    kmin: float = 0.0,
-    kmax: float | None = None,
-    dk: float = 0.1,
-    window: str = "hanning",
+    rbkg: float = BackgroundOptions.rbkg,
+    kweight: float = BackgroundOptions.kweight,
+    kmin: float = BackgroundOptions.kmin,
+    kmax: float | None = BackgroundOptions.kmax,
+    dk: float = BackgroundOptions.dk,
+    window: str = BackgroundOptions.window,
     nknots: int | None = None,
-    nclamp: int = 3,
-    clamp_lo: float = 0.0,
-    clamp_hi: float = 1.0,
+    nclamp: int = BackgroundOptions.nclamp,
+    clamp_lo: float = BackgroundOptions.clamp_lo,
+    clamp_hi: float = BackgroundOptions.clamp_hi,
     nfft: int = 2048,
     kstep: float = 0.05,
 ) -> AutobkResult:

@@ -45,6 +45,7 @@ from ..._util.blas import single_threaded_blas
 from .evaluate import BatchModel
 from .paths import PathTable
 from .result import BatchFitResult
+from ...options import FitOptions
 
 
 def batch_fit(
@@ -54,18 +55,18 @@ def batch_fit(
     *,
     kmin: float,
     kmax: float,
-    kweight: float = 2,
-    dk: float = 4.0,
+    kweight: float = FitOptions.kweight,
+    dk: float = FitOptions.dk,
     dk2: float | None = None,
-    window: str = "kaiser",
+    window: str = FitOptions.window,
     rmin: float,
     rmax: float,
-    fit_space: str = "r",
+    fit_space: str = FitOptions.fit_space,
     s02=1.0,
     init: dict | None = None,
     vary: dict | None = None,
     bounds: dict | None = None,
-    share_e0: bool = True,
+    share_e0: bool = FitOptions.share_e0,
     ties: dict | None = None,
     epsilon_k=None,
     max_nfev: int = 200,

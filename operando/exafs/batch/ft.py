@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._util.larch_compat import ftwindow
+from ...options import FTOptions
 
 SQRT_PI = float(np.sqrt(np.pi))
 #: Rows per FFT block in batch_xftf.
@@ -59,12 +60,12 @@ def batch_xftf(
     k: np.ndarray,
     chi: np.ndarray,
     *,
-    kmin: float = 0.0,
-    kmax: float = 20.0,
-    dk: float = 1.0,
+    kmin: float = FTOptions.kmin,
+    kmax: float = FTOptions.kmax,
+    dk: float = FTOptions.dk,
     dk2: float | None = None,
-    window: str = "kaiser",
-    kweight: float = 2,
+    window: str = FTOptions.window,
+    kweight: float = FTOptions.kweight,
     rmax_out: float = 10.0,
     nfft: int = 2048,
     kstep: float | None = None,

@@ -32,13 +32,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..._util.blas import single_threaded_blas
+from ...options import FitOptions
 from .evaluate import BatchModel
 from .result import BatchFitResult
 
 
-def batch_fit_global(k, chi, paths, *, shared, kmin, kmax, kweight=2, dk=4.0, dk2=None,
-                     window="kaiser", rmin, rmax, fit_space="r", s02=1.0, init=None, vary=None,
-                     bounds=None, share_e0=True, ties=None, epsilon_k=None, max_nfev=500,
+def batch_fit_global(k, chi, paths, *, shared, kmin, kmax, kweight=FitOptions.kweight,
+                     dk=FitOptions.dk, dk2=None, window=FitOptions.window, rmin, rmax,
+                     fit_space=FitOptions.fit_space, s02=1.0, init=None, vary=None,
+                     bounds=None, share_e0=FitOptions.share_e0, ties=None, epsilon_k=None, max_nfev=500,
                      ftol=1e-8, xtol=1e-8, nfft=2048, kstep=0.05) -> BatchFitResult:
     """Fit all spectra (rows of ``chi``) at once, the parameters ``shared`` common to all.
 

@@ -151,7 +151,7 @@ def _feff_data(path):
     if not fname.is_file():
         raise FileNotFoundError(f"FEFF path file not found: {fname}")
     # NotAKnotSpline is UnivariateSpline(s=0) (FITPACK's interpolating cubic) without
-    # importing scipy.interpolate in every worker; tests/test_batch.py checks it
+    # importing scipy.interpolate in every worker; tests/exafs/test_batch.py checks it
 
     fdat = read_feffdat(str(fname))
     splines = {f: NotAKnotSpline(fdat.k, getattr(fdat, f)) for f in _FUNCS}

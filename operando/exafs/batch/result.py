@@ -12,8 +12,6 @@ DEFAULT_VARY = {"cn": True, "deltar": True, "sigma2": True, "c3": False, "de0": 
 DEFAULT_INIT = {"deltar": 0.0, "sigma2": 0.005, "c3": 0.0, "de0": 0.0}  # cn: path degeneracy
 DEFAULT_BOUNDS = {"cn": (0.0, np.inf), "deltar": (-0.5, 0.5), "sigma2": (-0.01, 0.05),
                   "c3": (-0.01, 0.01), "de0": (-20.0, 20.0)}
-UNITS = {"cn": "", "deltar": "Angstrom", "sigma2": "Angstrom^2", "c3": "Angstrom^3",
-         "de0": "eV"}
 
 
 @dataclass

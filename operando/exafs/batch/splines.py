@@ -4,7 +4,7 @@ scipy.interpolate), shared by the batched AUTOBK and the FEFF path tables.
 
 Small numpy versions of the scipy.interpolate calls the engine needs: importing
 scipy.interpolate in every worker costs more than building an operator.
-tests/test_batch.py checks them against scipy (agreement ~1e-15).
+tests/exafs/test_batch.py checks them against scipy (agreement ~1e-15).
 """
 
 from __future__ import annotations

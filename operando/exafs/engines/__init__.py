@@ -4,7 +4,7 @@
 ``"fast"``  :class:`~.fast.FastEngine`: every step at once with the batched
             primitives of :mod:`operando.exafs.batch` (default)
 ``"larch"`` :class:`~.larch.LarchEngine`: ``larch.xafs.autobk`` and
-            ``larch.xafs.feffit`` per step, the reference
+            ``larch.xafs.feffit`` per step, the oracle
 ==========  ================================================================
 
 :func:`get_engine` checks a request against what the engine declares and refuses

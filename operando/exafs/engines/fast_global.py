@@ -5,7 +5,7 @@ shared block solved through its Schur complement).
 Start: one batched per-step pass from the default start; the per-step values
 start the per-step parameters and their median over the converged steps the
 shared ones, so the joint fit starts near its optimum (the larch engine's joint fit
-starts from the defaults and reaches the same optimum, tests/test_exafs_global.py).
+starts from the defaults and reaches the same optimum, tests/exafs/test_exafs_global.py).
 """
 
 from __future__ import annotations

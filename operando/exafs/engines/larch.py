@@ -23,7 +23,8 @@ import numpy as np
 
 from ...errors import DataError
 from ...feffpaths import FeffPath
-from ..model import PAR_KINDS, ShellModel
+from ...schema import SHELL_KINDS
+from ..model import ShellModel
 from ..plan import allow_negative_cn, build_plan, param_names
 from ..policy import (absent_note, at_bound, constraint_acceptable, fit_problems, fit_quality,
                       n_pinned, removed_parameters, start_from, starts, zero_shells)
@@ -39,7 +40,7 @@ def _empty_row(k, model: ShellModel, s02: float) -> dict:
     nan = float("nan")
     out: dict[str, Any] = {}
     for spec in model.shells:
-        for kind in PAR_KINDS:
+        for kind in SHELL_KINDS:
             out[f"{kind}_{spec.label}"] = nan
             out[f"{kind}_{spec.label}_err"] = nan
     for lab in model.tested_shells():
@@ -336,7 +337,7 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None)
         params = result.params
         for spec in model.shells:
             use = plan.of_shell[spec.label]
-            for kind in PAR_KINDS:
+            for kind in SHELL_KINDS:
                 pname = use[_KIND_OF[kind]]
                 par = params[names[pname] + ("" if plan.pars[pname].kind in shared_kinds else f"_{j}")]
                 varied = par.vary or par.expr is not None

@@ -1,0 +1,169 @@
+"""The thresholds of the state and event classification, validated once."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from .._util.validate import suggest
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """Thresholds of the tracker: when a change is an event, when metal is present.
+
+    Every decision compares a combined z (the strongest evidence channel after a
+    Bonferroni correction over the channels compared, see
+    :func:`operando.tracking.evidence.combine`) with a threshold given as a
+    two-sided Gaussian z.
+
+    Parameters
+    ----------
+    z_event : float
+        Two-sided z a condition change needs to be an event (3 -> p = 0.0027 per
+        change, after the correction over channels).  A series has tens of
+        condition changes; at 3 sigma a noise-only series of 30 changes shows a
+        false event about once in 12 series, at 2 sigma nearly every time.
+    family_alpha : float
+        The chance of any false event in a whole series: with ``n`` comparisons
+        (condition changes and trend tests) an event also needs a combined p below
+        ``family_alpha / n``.  0.05: a 30-change series keeps ``z_event``'s 3 sigma, a
+        360-change cycling series needs about 3.8 sigma, so a fluke of one channel
+        in one of hundreds of changes is not an event.
+    z_state : float
+        Two-sided z that makes metal "present beyond the baseline state" (the
+        same correction over the metal channels).  3 for the same reason: a
+        false "cluster" is the error this tracker must not make.
+    z_high : float
+        An event is ``high`` confidence when its strongest channel reaches this z
+        and a second, independent kind of evidence (EXAFS vs XANES) agrees.
+    particle_cn : float
+        Average CN(M-M) at or above which the metal is a bulk-like particle
+        (fcc metals, bulk 12: CN 10 is a ~900-atom, ~3 nm cuboctahedron; beyond
+        it EXAFS no longer resolves the size).
+    bulk_cn : float
+        First-shell CN of the bulk metal (12 for fcc).
+    cn_floor, wl_floor, edge_floor, frac_floor : float
+        Uncertainty of one step's CN, white-line height (edge-step units), edge
+        position (eV) and component fraction when the series has no repeats to
+        measure it (a condition with a single scan): CN 0.1 (below any published
+        EXAFS CN error; a guard against zero errors), white line 0.01 (~1 % of the
+        step: how well a post-edge normalisation reproduces), edge 0.1 eV (how well
+        a reference-foil calibration reproduces), fraction 0.02 (linear-combination
+        fits of repeat scans scatter 3-5 x their own error bars).  With repeats,
+        the scatter of the repeats replaces them.
+    min_metal_fraction : float
+        A metallic fraction from a linear-combination fit counts as metal only from
+        this value up (0.05: components below ~5 % are not reliably identified by
+        XANES LCF; a reference that matches the sample imperfectly leaves a small,
+        significant, spurious weight).
+    min_trend_steps : int
+        A segment of at least this many usable steps is tested for a trend in time
+        (a change within a condition, e.g. a slow reduction in one gas or a time
+        series without repeats); fewer cannot show one.
+    outlier_z : float
+        A step whose value lies more than this many repeat scatters from the
+        median of its condition is an ``outlier`` (reported, kept).
+    baseline : str
+        The state the others are compared with: ``"first"`` (the first segment)
+        or the label of a condition (as in the ``condition`` column).
+    metal_fraction : str or None
+        Column of the metallic fraction (e.g. ``"frac_cu_foil"``); ``None``: a
+        ``frac_*`` column whose name says foil/metal/the element, if any.
+    changepoint_min_steps, changepoint_min_size, changepoint_z
+        Change points inside a constant condition: blocks of at least
+        ``changepoint_min_steps`` usable steps are searched (binary segmentation of
+        the standardised CUSUM; under Gaussian noise its maximum over 1,000 steps
+        stays below ~3.5, so 5 keeps false change points negligible), with at
+        least ``changepoint_min_size`` steps on each side.
+    potential_decimals : int
+        Potentials are compared after rounding to this many decimals of a volt.
+    rest_labels : tuple of str
+        Labels of a potential column meaning "back to rest" (open circuit): a
+        return to one of them is compared with the baseline state.
+    cluster_model : str
+        ``"cuboctahedron"`` or ``"sphere"`` (:func:`cluster_size_from_cn`).
+    """
+
+    z_event: float = 3.0
+    family_alpha: float = 0.05
+    z_state: float = 3.0
+    z_high: float = 5.0
+    particle_cn: float = 10.0
+    bulk_cn: float = 12.0
+    cn_floor: float = 0.1
+    wl_floor: float = 0.01
+    edge_floor: float = 0.1
+    frac_floor: float = 0.02
+    min_metal_fraction: float = 0.05
+    min_trend_steps: int = 4
+    outlier_z: float = 5.0
+    baseline: str = "first"
+    metal_fraction: str | None = None
+    changepoint_min_steps: int = 20
+    changepoint_min_size: int = 5
+    changepoint_z: float = 5.0
+    potential_decimals: int = 4
+    rest_labels: tuple = ("OCP",)
+    cluster_model: str = "cuboctahedron"
+
+    def __post_init__(self):
+        if not 0 < self.family_alpha < 1:
+            raise ConfigError(f"track setting 'family_alpha' must be in (0, 1), got "
+                              f"{self.family_alpha!r}")
+        positive = ("z_event", "z_state", "z_high", "particle_cn", "bulk_cn", "cn_floor",
+                    "wl_floor", "edge_floor", "frac_floor", "min_metal_fraction", "outlier_z",
+                    "changepoint_z")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"track setting '{name}' must be a positive number, got {value!r}")
+        for name in ("changepoint_min_steps", "changepoint_min_size", "potential_decimals",
+                     "min_trend_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"track setting '{name}' must be a non-negative integer, got {value!r}")
+        if self.changepoint_min_size < 1:
+            raise ConfigError("track setting 'changepoint_min_size' must be at least 1")
+        if self.particle_cn > self.bulk_cn:
+            raise ConfigError(f"track setting 'particle_cn' ({self.particle_cn}) must not exceed "
+                              f"'bulk_cn' ({self.bulk_cn})")
+        if self.z_high < self.z_event:
+            raise ConfigError(f"track setting 'z_high' ({self.z_high}) must be >= 'z_event' "
+                              f"({self.z_event})")
+        if not isinstance(self.baseline, str) or not self.baseline.strip():
+            raise ConfigError(f"track setting 'baseline' must be \"first\" or a condition label, "
+                              f"got {self.baseline!r}")
+        if self.metal_fraction is not None and not isinstance(self.metal_fraction, str):
+            raise ConfigError(f"track setting 'metal_fraction' must be a column name, got "
+                              f"{self.metal_fraction!r}")
+        labels = self.rest_labels
+        if isinstance(labels, str):
+            labels = (labels,)
+        object.__setattr__(self, "rest_labels", tuple(str(x) for x in labels))
+        if self.cluster_model not in ("cuboctahedron", "sphere"):
+            raise ConfigError("track setting 'cluster_model' must be 'cuboctahedron' or 'sphere', "
+                              f"got {self.cluster_model!r}")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> "TrackSettings":
+        """Settings from a ``[track]`` config section.
+
+        Unknown keys raise :class:`~operando.errors.ConfigError` naming the key
+        and the closest valid one.
+        """
+        config = dict(config or {})
+        known = [f.name for f in fields(cls)]
+        for key in config:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown [track] setting '{key}'{suggest(key, known)} (valid: {', '.join(known)})")
+        return cls(**config)
+
+    def to_dict(self) -> dict:
+        """Every setting, JSON-serialisable (for settings.json)."""
+        out = asdict(self)
+        out["rest_labels"] = list(self.rest_labels)
+        return out
