@@ -293,9 +293,12 @@ def segment_two_phase(df, segment, n_seg: int, size_stats, fraction_stats, metal
     bounds = segment_bounds(segment, n_seg)
     parts = list(zip(bounds[:-1], bounds[1:]))
 
+    def column(name):  # a missing column is NaN at every step
+        values = np.asarray(pd.to_numeric(df.get(name), errors="coerce"), dtype=float)
+        return np.broadcast_to(values, np.shape(segment))
+
     def weighted(name):
-        v = np.asarray(pd.to_numeric(df.get(name), errors="coerce"), dtype=float)
-        e = np.asarray(pd.to_numeric(df.get(f"{name}_err"), errors="coerce"), dtype=float)
+        v, e = column(name), column(f"{name}_err")
         mean, err = np.full(n_seg, math.nan), np.full(n_seg, math.nan)
         usable = np.isfinite(v) & np.isfinite(e) & (e > 0)
         for g, (a, b) in enumerate(parts):
@@ -310,7 +313,7 @@ def segment_two_phase(df, segment, n_seg: int, size_stats, fraction_stats, metal
     else:
         x, x_err = weighted("cluster_fraction")
     cn, cn_err = np.asarray(size_stats.mean, float), np.asarray(size_stats.err, float)
-    r = np.asarray(pd.to_numeric(df.get("cluster_r"), errors="coerce"), dtype=float)
+    r = column("cluster_r")
     bond = np.array([np.nanmean(r[a:b]) if np.isfinite(r[a:b]).any() else math.nan
                      for a, b in parts])
     # a segment the tracker found without metal (``metal_state`` False) has no clusters
