@@ -47,7 +47,7 @@ e0 = "first"
 norm1 = 150.0
 norm2 = 600.0
 
-[reference]
+[foil]
 file = "{refs}/cu_foil_rt.xdi"
 shell = "Cu-Cu"
 cn = 12
@@ -60,7 +60,7 @@ rmin = 1.0
 rmax = 3.0
 
 [components]
-references = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
+standards = {{ cu_foil = "{refs}/cu_foil_rt.xdi", cuo = "{refs}/cuo_tenorite_13K.xdi" }}
 
 [output]
 dir = "{out}"
