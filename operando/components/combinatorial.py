@@ -39,7 +39,7 @@ from operando.errors import ConfigError, DataError
 from ._linear import fit_linear, nvarys
 from ._space import check_space
 from ..options import ComponentOptions
-from .lcf import LCFResult, _check_common, _empty, prepare
+from .lcf import LCFResult, check_common, empty_fits, prepare
 
 __all__ = ["CombinationResult", "lcf_combinations"]
 
@@ -274,12 +274,12 @@ def lcf_combinations(normalized, standards, *, max_components: int = 3,
     if not 1 <= max_components <= k:
         raise ConfigError(f"max_components must be between 1 and the {k} standards, "
                           f"got {max_components}")
-    lower, upper = _check_common(sum_to_one, bounds, max_components)
+    lower, upper = check_common(sum_to_one, bounds, max_components)
     combos = [c for s in range(1, max_components + 1)
               for c in itertools.combinations(range(k), s)
               if not (sum_to_one and upper is not None and upper * s < 1)]
     n = len(normalized)
-    fits = [_empty(n, len(c), False) for c in combos]
+    fits = [empty_fits(n, len(c), False) for c in combos]
     n_points = np.zeros(n, int)
     for group, i0, i1, A, Y in prep.blocks():
         m = i1 - i0
@@ -299,7 +299,7 @@ def lcf_combinations(normalized, standards, *, max_components: int = 3,
                               f"parameters ({nvarys(max_components, sum_to_one)})")
         idp = np.full(n, float(n_idp))
         rule = f"given: {float(n_idp):g}"
-    base = _empty(n, k, False)
+    base = empty_fits(n, k, False)
     ok = np.all([f["ok"] for f in fits], axis=0)
     base["ok"][:] = ok
     prep.fill_reasons(base)

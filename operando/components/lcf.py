@@ -196,7 +196,7 @@ def _check_bounds(bounds):
     return lo, hi
 
 
-def _check_common(sum_to_one, bounds, k):
+def check_common(sum_to_one, bounds, k):
     lower, upper = _check_bounds(bounds)
     if sum_to_one and upper is not None and upper * k < 1:
         raise ConfigError(f"with sum_to_one, {k} weights bounded above by {upper} cannot sum to 1")
@@ -282,10 +282,10 @@ def lcf(normalized: NormalizedSeries, standards, *, erange=ComponentOptions.eran
                    standard_e0=standard_e0, steps=steps, margin=max_shift if shifts else 0.0)
     k = len(prep.refs)
     _check_two_or_more(prep.names)
-    lower, upper = _check_common(sum_to_one, bounds, k)
+    lower, upper = check_common(sum_to_one, bounds, k)
     nv = nvarys(k, sum_to_one, shifts)
     n = len(normalized)
-    res = _empty(n, k, shifts)
+    res = empty_fits(n, k, shifts)
     for group, i0, i1, A, Y in prep.blocks():
         if i1 - i0 <= nv + 1:
             raise DataError(f"fit range {prep.energy[i0]:.1f}-{prep.energy[i1 - 1]:.1f} eV "
@@ -451,7 +451,7 @@ def lcf_arrays(x, spectra, standards, *, names=None, xrange=None,
     if len(names) != k or len(set(names)) != k:
         raise ConfigError(f"names must be {k} unique labels, got {names}")
     _check_two_or_more(names)
-    lower, upper = _check_common(sum_to_one, bounds, k)
+    lower, upper = check_common(sum_to_one, bounds, k)
     lo, hi = (x[0], x[-1]) if xrange is None else check_erange(xrange)
     i0, i1 = window(x, lo, hi)
     nv = nvarys(k, sum_to_one)
@@ -463,7 +463,7 @@ def lcf_arrays(x, spectra, standards, *, names=None, xrange=None,
         raise DataError(f"reference(s) {bad} are not finite over the fit range {lo}-{hi}")
     _references.check_basis(A, names)
     n = Y.shape[0]
-    res = _empty(n, k, False)
+    res = empty_fits(n, k, False)
     out = fit_linear(Y[:, i0:i1], A, lower=lower, upper=upper, sum_to_one=sum_to_one)
     _store(res, np.arange(n), out)
     res["xmin"][:], res["xmax"][:] = x[i0], x[i1 - 1]
@@ -479,7 +479,7 @@ def lcf_arrays(x, spectra, standards, *, names=None, xrange=None,
                      **res)
 
 
-def _empty(n, k, shifts):
+def empty_fits(n, k, shifts):
     res = {"weights": np.full((n, k), np.nan), "errors": np.full((n, k), np.nan),
            "chi_square": np.full(n, np.nan), "redchi": np.full(n, np.nan),
            "rfactor": np.full(n, np.nan), "n_points": np.zeros(n, int), "nvarys": np.zeros(n, int),

@@ -13,7 +13,7 @@ from typing import Mapping
 from .._util.validate import check_keys
 from ..errors import ConfigError
 from .sections import ConditionsConfig
-from .values import _resolve
+from .values import resolve_path
 
 #: Keys of one ``[conditions] logs`` entry (see :class:`operando.io.LogSpec`).
 LOG_KEYS = ("file", "time", "start", "columns", "timezone", "offset_s", "delay_s", "kind",
@@ -34,7 +34,7 @@ def build_conditions(value: Mapping, base: Path) -> ConditionsConfig:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("file"), str):
             raise ConfigError(f"[conditions] logs entry {i} needs file = \"...\" (got {entry!r})")
         check_keys(f"[conditions] logs entry {i}", entry, LOG_KEYS)
-        entry = dict(entry, file=_resolve(base, entry["file"]))
+        entry = dict(entry, file=resolve_path(base, entry["file"]))
         for key in _NUMBERS:
             if key in entry and (isinstance(entry[key], bool)
                                  or not isinstance(entry[key], (int, float))):

@@ -17,8 +17,8 @@ from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsCon
                        ConditionsConfig, ExafsConfig, NormalizeConfig, OutputConfig, FoilConfig,
                        RunConfig,
                        SeriesConfig, TrackConfig, build_run)
-from .values import (_boolean, _choice, _element, _fail, _integer, _number, _resolve,
-                     _resolve_glob, _shell, _shells, _string)
+from .values import (check_shells, get_boolean, get_choice, get_element, get_integer, get_number,
+                     get_string, reject, resolve_glob, resolve_path, shell_label)
 from .two_phase import two_phase_config
 
 
@@ -163,12 +163,12 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
         raise ConfigError("[series] source is missing: give a folder, a glob, a file or a list of files")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
-        _fail(s, "source", raw, "a folder, glob or file path, or a non-empty list of them")
-    source = tuple(_resolve_glob(base, i.strip()) for i in items)
-    conditions = _string(s, "conditions", value)
+        reject(s, "source", raw, "a folder, glob or file path, or a non-empty list of them")
+    source = tuple(resolve_glob(base, i.strip()) for i in items)
+    conditions = get_string(s, "conditions", value)
     if conditions is not None:
-        conditions = _resolve(base, conditions)
-    edge = _string(s, "edge", value)
+        conditions = resolve_path(base, conditions)
+    edge = get_string(s, "edge", value)
     if edge is not None:
         if edge.upper() not in EDGES:
             raise ConfigError(
@@ -187,39 +187,39 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
             candidate = base / candidate
         if ("/" in text or "\\" in text or candidate.is_file()
                 or Path(text).suffix.lower() in (".dat", ".txt", ".xdi", ".xmu", ".csv", ".tsv", ".asc")):
-            reference = _resolve(base, text)
+            reference = resolve_path(base, text)
         else:
             reference = text
     else:
-        _fail(s, "reference", ref, '"auto", true, false, the name of the reference (iref) column, '
+        reject(s, "reference", ref, '"auto", true, false, the name of the reference (iref) column, '
                                    'or a reference file (matrix series; relative to the config file)')
     energy_column = value.get("energy_column")
     if energy_column is not None and (isinstance(energy_column, bool) or not (
             (isinstance(energy_column, str) and energy_column.strip())
             or (isinstance(energy_column, int) and energy_column >= 0))):
-        _fail(s, "energy_column", energy_column, "a column label or a 0-based column index")
+        reject(s, "energy_column", energy_column, "a column label or a 0-based column index")
     columns = value.get("columns")
     if columns is not None:
         if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
-            _fail(s, "columns", columns, "a non-empty list of column names (matrix files)")
+            reject(s, "columns", columns, "a non-empty list of column names (matrix files)")
         columns = tuple(columns)
     return SeriesConfig(
         source=source,
         conditions=conditions,
-        element=_element(s, "element", value),
+        element=get_element(s, "element", value),
         edge=edge,
         mu=_mu(value),
         reference=reference,
-        format=_string(s, "format", value, default=SeriesConfig.format),
-        pattern=_string(s, "pattern", value),
+        format=get_string(s, "format", value, default=SeriesConfig.format),
+        pattern=get_string(s, "pattern", value),
         energy_column=energy_column,
         columns=columns,
-        on_error=_choice(s, "on_error", value, ("skip", "raise"), default=SeriesConfig.on_error),
-        order=_choice(s, "order", value, ("auto", "name", "time"), default=SeriesConfig.order),
+        on_error=get_choice(s, "on_error", value, ("skip", "raise"), default=SeriesConfig.on_error),
+        order=get_choice(s, "order", value, ("auto", "name", "time"), default=SeriesConfig.order),
         channels=_channels(value),
         dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
                                 'has the ICR/OCR columns)'),
-        use_project_settings=_boolean(s, "use_project_settings", value, default=SeriesConfig.use_project_settings),
+        use_project_settings=get_boolean(s, "use_project_settings", value, default=SeriesConfig.use_project_settings),
     )
 
 
@@ -231,9 +231,9 @@ def _mu(value: Mapping):
     v = value.get("mu", "auto")
     if isinstance(v, list):
         if not v or not all(isinstance(c, str) and c.strip() for c in v):
-            _fail("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
+            reject("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
         return tuple(c.strip() for c in v)
-    return _string("series", "mu", value, default=SeriesConfig.mu)
+    return get_string("series", "mu", value, default=SeriesConfig.mu)
 
 
 def _channels(value: Mapping):
@@ -241,7 +241,7 @@ def _channels(value: Mapping):
     if v is None:
         return None
     if not isinstance(v, Mapping) or not all(isinstance(c, str) for c in v.values()):
-        _fail("series", "channels", v, "a table role = column, roles " + ", ".join(_CHANNEL_ROLES))
+        reject("series", "channels", v, "a table role = column, roles " + ", ".join(_CHANNEL_ROLES))
     for role in v:
         if role not in _CHANNEL_ROLES:
             raise ConfigError(f"[series] channels: unknown role '{role}'{_suggest(role, _CHANNEL_ROLES)}"
@@ -253,41 +253,41 @@ def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
     e0 = value.get("e0", NormalizeConfig.e0)
     if isinstance(e0, str):
-        e0 = _choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
+        e0 = get_choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
     else:
-        e0 = _number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
-                     accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
-    pre1 = _number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
-    pre2 = _number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
+        e0 = get_number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
+                        accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
+    pre1 = get_number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
+    pre2 = get_number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
     if pre1 is not None and pre2 is not None and not pre1 < pre2:
-        _fail(s, "pre1", pre1, f"< pre2 ({pre2:g})")
-    norm1 = _number(s, "norm1", value, low=0, accepted="a number >= 0 (eV relative to e0)")
-    norm2 = _number(s, "norm2", value, low=0, low_open=True, accepted="a number > 0 (eV relative to e0)")
+        reject(s, "pre1", pre1, f"< pre2 ({pre2:g})")
+    norm1 = get_number(s, "norm1", value, low=0, accepted="a number >= 0 (eV relative to e0)")
+    norm2 = get_number(s, "norm2", value, low=0, low_open=True, accepted="a number > 0 (eV relative to e0)")
     if norm1 is not None and norm2 is not None and not norm1 < norm2:
-        _fail(s, "norm1", norm1, f"< norm2 ({norm2:g})")
+        reject(s, "norm1", norm1, f"< norm2 ({norm2:g})")
     window = value.get("wl_window")
     if window is not None:
         if (not isinstance(window, list) or len(window) != 2 or not all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and abs(w) < 1e4 for w in window)
                 or not window[0] < window[1]):
-            _fail(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
+            reject(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
         window = (float(window[0]), float(window[1]))
     return NormalizeConfig(
         e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
-        nnorm=_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
-        nvict=_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
-        calibrate=_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
-        edge_energy=_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
-                            accepted="eV in (0, 200000], or unset for the tabulated edge"),
+        nnorm=get_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
+        nvict=get_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
+        calibrate=get_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
+        edge_energy=get_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
+                               accepted="eV in (0, 200000], or unset for the tabulated edge"),
         wl_window=window,
-        engine=_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
+        engine=get_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
     )
 
 
 def _build_foil(value: Mapping, base: Path) -> FoilConfig:
     s = "foil"
-    file = _string(s, "file", value)
-    s02 = _number(s, "s02", value, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5")
+    file = get_string(s, "file", value)
+    s02 = get_number(s, "s02", value, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5")
     if file is not None and s02 is not None:
         raise ConfigError(
             "[foil] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
@@ -296,9 +296,9 @@ def _build_foil(value: Mapping, base: Path) -> FoilConfig:
     sigma2 = value.get("sigma2", FoilConfig.sigma2)
     if isinstance(sigma2, bool) or not (sigma2 in ("fix", "bound", "free") or (
             isinstance(sigma2, (int, float)) and 0 < sigma2 < 0.05)):
-        _fail(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')
-    temps = {key: _number(s, key, value, low=0, low_open=True, high=5000,
-                          accepted="a temperature in K (> 0)")
+        reject(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')
+    temps = {key: get_number(s, key, value, low=0, low_open=True, high=5000,
+                             accepted="a temperature in K (> 0)")
              for key in ("temperature_K", "sample_temperature_K", "debye_temperature_K")}
     if (temps["temperature_K"] is not None and temps["sample_temperature_K"] is not None
             and temps["temperature_K"] != temps["sample_temperature_K"]
@@ -306,31 +306,31 @@ def _build_foil(value: Mapping, base: Path) -> FoilConfig:
         raise ConfigError("[foil] a sigma2 temperature correction (temperature_K != "
                           "sample_temperature_K) needs debye_temperature_K")
     return FoilConfig(
-        file=None if file is None else _resolve(base, file),
-        shell=None if shell is None else _shell(s, "shell", shell),
-        cn=_number(s, "cn", value, default=FoilConfig.cn, low=0, high=24, low_open=True,
-                   accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
-                   allow_none=False),
+        file=None if file is None else resolve_path(base, file),
+        shell=None if shell is None else shell_label(s, "shell", shell),
+        cn=get_number(s, "cn", value, default=FoilConfig.cn, low=0, high=24, low_open=True,
+                      accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
+                      allow_none=False),
         s02=s02,
         sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
-        deltar=_choice(s, "deltar", value, ("fix", "free"), default=FoilConfig.deltar),
-        de0=_choice(s, "de0", value, ("fix", "free"), default=FoilConfig.de0),
-        disorder_model=_choice(s, "disorder_model", value, ("debye", "einstein"), default=FoilConfig.disorder_model),
+        deltar=get_choice(s, "deltar", value, ("fix", "free"), default=FoilConfig.deltar),
+        de0=get_choice(s, "de0", value, ("fix", "free"), default=FoilConfig.de0),
+        disorder_model=get_choice(s, "disorder_model", value, ("debye", "einstein"), default=FoilConfig.disorder_model),
         **temps,
-        mu=_string(s, "mu", value),
+        mu=get_string(s, "mu", value),
     )
 
 
 def _interval(section, value, keys, defaults, ceiling, unit):
     """``(lo, hi)`` of a window such as kmin/kmax: hi in (0, ceiling], 0 <= lo < hi."""
     lo_key, hi_key = keys
-    hi = _number(section, hi_key, value, default=defaults[1], low=0, low_open=True, high=ceiling,
-                 allow_none=False, accepted=f"a number > 0 and <= {ceiling} ({unit})")
+    hi = get_number(section, hi_key, value, default=defaults[1], low=0, low_open=True, high=ceiling,
+                    allow_none=False, accepted=f"a number > 0 and <= {ceiling} ({unit})")
     lo_text = f"a number >= 0 and < {hi_key} ({hi:g}) ({unit})"
-    lo = _number(section, lo_key, value, default=defaults[0], low=0, allow_none=False,
-                 accepted=lo_text)
+    lo = get_number(section, lo_key, value, default=defaults[0], low=0, allow_none=False,
+                    accepted=lo_text)
     if not lo < hi:
-        _fail(section, lo_key, value.get(lo_key, lo), lo_text)
+        reject(section, lo_key, value.get(lo_key, lo), lo_text)
     return lo, hi
 
 
@@ -340,33 +340,33 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
         return ExafsConfig(enabled=False)
     shells = value.get("shells")
     if shells is not None:
-        shells = _shells(shells, element, base)
+        shells = check_shells(shells, element, base)
     kmin, kmax = _interval(s, value, ("kmin", "kmax"), (ExafsConfig.kmin, ExafsConfig.kmax), 25,
                            "1/Angstrom")
     rmin, rmax = _interval(s, value, ("rmin", "rmax"), (ExafsConfig.rmin, ExafsConfig.rmax), 15,
                            "Angstrom")
     share_e0 = value.get("share_e0", ExafsConfig.share_e0)
     if share_e0 not in (True, False, "phase") or not isinstance(share_e0, (bool, str)):
-        _fail(s, "share_e0", share_e0, 'true (one dE0), false (one per shell) or "phase"')
+        reject(s, "share_e0", share_e0, 'true (one dE0), false (one per shell) or "phase"')
     return ExafsConfig(
-        enabled=_boolean(s, "enabled", value, default=True),
+        enabled=get_boolean(s, "enabled", value, default=True),
         shells=shells,
         share_e0=share_e0,
         kmin=kmin, kmax=kmax,
-        kweight=_integer(s, "kweight", value, default=ExafsConfig.kweight, low=0, high=3),
-        dk=_number(s, "dk", value, default=ExafsConfig.dk, low=0, high=10, allow_none=False),
-        window=_choice(s, "window", value, WINDOWS, default=ExafsConfig.window),
+        kweight=get_integer(s, "kweight", value, default=ExafsConfig.kweight, low=0, high=3),
+        dk=get_number(s, "dk", value, default=ExafsConfig.dk, low=0, high=10, allow_none=False),
+        window=get_choice(s, "window", value, WINDOWS, default=ExafsConfig.window),
         rmin=rmin, rmax=rmax,
-        fit_space=_choice(s, "fit_space", value, ("r", "k", "q"), default=ExafsConfig.fit_space),
-        rbkg=_number(s, "rbkg", value, default=ExafsConfig.rbkg, low=0, high=3, low_open=True,
-                     allow_none=False),
-        bkg_kmin=_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
-                         allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
-        engine=_choice(s, "engine", value, ("fast", "larch"), default=ExafsConfig.engine),
+        fit_space=get_choice(s, "fit_space", value, ("r", "k", "q"), default=ExafsConfig.fit_space),
+        rbkg=get_number(s, "rbkg", value, default=ExafsConfig.rbkg, low=0, high=3, low_open=True,
+                        allow_none=False),
+        bkg_kmin=get_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
+                            allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
+        engine=get_choice(s, "engine", value, ("fast", "larch"), default=ExafsConfig.engine),
         merge_repeats=_merge_repeats(value),
-        significance=_choice(s, "significance", value, ("metal", "all", "none"),
-                             default=ExafsConfig.significance),
-        systematics=_boolean(s, "systematics", value, default=ExafsConfig.systematics),
+        significance=get_choice(s, "significance", value, ("metal", "all", "none"),
+                                default=ExafsConfig.significance),
+        systematics=get_boolean(s, "systematics", value, default=ExafsConfig.systematics),
     )
 
 
@@ -386,39 +386,39 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     elif isinstance(raw, Mapping):
         pairs = list(raw.items())
     else:
-        _fail(s, "standards", raw, "a list of standard files (or \"first\", \"last\", "
-              "\"step:N\", \"steps:A-B\", \"reference_channel\"), or a table name = source")
+        reject(s, "standards", raw, "a list of standard files (or \"first\", \"last\", "
+               "\"step:N\", \"steps:A-B\", \"reference_channel\"), or a table name = source")
     refs = []
     for name, source in pairs:
         if not isinstance(source, str) or not source.strip():
-            _fail(s, "standards", raw, "standard sources as text")
+            reject(s, "standards", raw, "standard sources as text")
         text = source.strip()
         if text not in _SERIES_STANDARDS and not text.startswith(("step:", "steps:")):
             path, _, group = text.partition("#")
-            text = _resolve(base, path) + (f"#{group}" if group else "")
+            text = resolve_path(base, path) + (f"#{group}" if group else "")
         refs.append((str(name) if name is not None else None, text))
-    method = _choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
+    method = get_choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
     if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
-        _fail(s, "standards", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
+        reject(s, "standards", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
     erange = value.get("erange", list(ComponentsConfig.erange))
     if (not isinstance(erange, list) or len(erange) != 2 or not all(   # finite, near the edge
             isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e4 for e in erange)
             or not erange[0] < erange[1]):
-        _fail(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
+        reject(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
     n_comp = value.get("n_components", "auto")
     if n_comp == "auto":
         n_comp = None
     elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
-        _fail(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
+        reject(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
     return ComponentsConfig(
         enabled=True, standards=tuple(refs), method=method,
         erange=(float(erange[0]), float(erange[1])),
-        space=_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
-        sum_to_one=_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),
-        shifts=_boolean(s, "shifts", value, default=ComponentsConfig.shifts),
-        max_shift=_number(s, "max_shift", value, default=ComponentsConfig.max_shift, low=0, high=50, low_open=True, allow_none=False),
+        space=get_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
+        sum_to_one=get_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),
+        shifts=get_boolean(s, "shifts", value, default=ComponentsConfig.shifts),
+        max_shift=get_number(s, "max_shift", value, default=ComponentsConfig.max_shift, low=0, high=50, low_open=True, allow_none=False),
         n_components=n_comp,
-        metal=_string(s, "metal", value),
+        metal=get_string(s, "metal", value),
     )
 
 
@@ -427,8 +427,8 @@ def _merge_repeats(value: Mapping) -> str | None:
     if v is False or v is None:
         return None
     if not isinstance(v, str) or not v.strip():
-        _fail("exafs", "merge_repeats", v,
-              "false or the name of a condition column whose repeated values are averaged")
+        reject("exafs", "merge_repeats", v,
+               "false or the name of a condition column whose repeated values are averaged")
     return v.strip()
 
 
@@ -439,14 +439,14 @@ def _build_track(value: Mapping) -> TrackConfig:
         if isinstance(cols, str):
             cols = [cols]
         if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-            _fail(s, "condition_columns", cols, "a list of condition column names")
+            reject(s, "condition_columns", cols, "a list of condition column names")
         cols = tuple(cols)
     settings = {k: v for k, v in value.items() if k not in _TRACK_OWN_KEYS}
     settings = _validate_track_settings(settings)
     return TrackConfig(
-        enabled=_boolean(s, "enabled", value, default=True),
-        metal_shell=None if value.get("metal_shell") is None else _shell(s, "metal_shell", value["metal_shell"]),
-        ligand_shell=None if value.get("ligand_shell") is None else _shell(s, "ligand_shell", value["ligand_shell"]),
+        enabled=get_boolean(s, "enabled", value, default=True),
+        metal_shell=None if value.get("metal_shell") is None else shell_label(s, "metal_shell", value["metal_shell"]),
+        ligand_shell=None if value.get("ligand_shell") is None else shell_label(s, "ligand_shell", value["ligand_shell"]),
         condition_columns=cols,
         settings=settings,
     )
@@ -465,7 +465,7 @@ def _validate_track_settings(settings: dict) -> dict:
 
 def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig:
     s = "output"
-    directory = _string(s, "dir", value)
+    directory = get_string(s, "dir", value)
     if directory is None:
         directory = f"{path.stem}-output" if path is not None else "operando-output"
     plots = value.get("plots", ["png"])
@@ -474,12 +474,12 @@ def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig
     if plots is False:
         plots = []
     if not isinstance(plots, list) or not all(isinstance(p, str) and p.lower() in PLOT_FORMATS for p in plots):
-        _fail(s, "plots", plots, f"a list of formats from {list(PLOT_FORMATS)} ([] for no plots)")
+        reject(s, "plots", plots, f"a list of formats from {list(PLOT_FORMATS)} ([] for no plots)")
     return OutputConfig(
-        dir=_resolve(base, directory),
+        dir=resolve_path(base, directory),
         plots=tuple(dict.fromkeys(p.lower() for p in plots)),
-        overwrite=_boolean(s, "overwrite", value, default=OutputConfig.overwrite),
-        report=_boolean(s, "report", value, default=OutputConfig.report),
+        overwrite=get_boolean(s, "overwrite", value, default=OutputConfig.overwrite),
+        report=get_boolean(s, "report", value, default=OutputConfig.report),
         athena=_bool_or_auto(s, "athena", value,
                              f'"auto" (series up to {ATHENA_AUTO_MAX_STEPS} steps), true or false'),
     )
@@ -490,5 +490,5 @@ def _bool_or_auto(section, key, value, accepted):
     if isinstance(v, str) and v.strip().lower() == "auto":
         return "auto"
     if not isinstance(v, bool):
-        _fail(section, key, v, accepted)
+        reject(section, key, v, accepted)
     return v

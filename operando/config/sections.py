@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
 from ..options import BackgroundOptions, ComponentOptions, FitOptions, FoilOptions, NormalizeOptions
-from .values import _fail, _integer
+from .values import get_integer, reject
 
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -316,10 +316,10 @@ def build_run(value: Mapping) -> RunConfig:
     if isinstance(size, str) and size.strip().lower() == "auto":
         chunk_size = "auto"
     elif isinstance(size, str):
-        _fail(s, "chunk_size", size, '"auto" or an integer >= 1')
+        reject(s, "chunk_size", size, '"auto" or an integer >= 1')
     else:
-        chunk_size = _integer(s, "chunk_size", value, default="auto", low=1)
+        chunk_size = get_integer(s, "chunk_size", value, default="auto", low=1)
     return RunConfig(
         chunk_size=chunk_size,
-        workers=_integer(s, "workers", value, default=0, low=0),
+        workers=get_integer(s, "workers", value, default=0, low=0),
     )

@@ -16,12 +16,15 @@ _UNSET = object()
 
 
 # ------------------------------------------------------------ value validators
-def _fail(section: str, key: str, value: Any, accepted: str):
+def reject(section: str, key: str, value: Any, accepted: str):
+    """Raise the configuration's one message: ``[section] key = value: must be accepted``."""
     raise ConfigError(f"[{section}] {key} = {value!r}: must be {accepted}")
 
 
-def _number(section, key, value, *, default=_UNSET, low=None, high=None, low_open=False,
-            accepted=None, allow_none=True):
+def get_number(section, key, value, *, default=_UNSET, low=None, high=None, low_open=False,
+               accepted=None, allow_none=True):
+    """``value[key]`` (``value`` is the section's table) as a finite float within
+    ``[low, high]`` (``(low, high]`` with ``low_open``); ``default`` when the key is absent."""
     if key not in value:
         return None if default is _UNSET else default
     v = value[key]
@@ -29,11 +32,11 @@ def _number(section, key, value, *, default=_UNSET, low=None, high=None, low_ope
     if v is None and allow_none:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(section, key, v, desc)
+        reject(section, key, v, desc)
     if low is not None and (v < low or (low_open and v == low)):
-        _fail(section, key, v, desc)
+        reject(section, key, v, desc)
     if high is not None and v > high:
-        _fail(section, key, v, desc)
+        reject(section, key, v, desc)
     return float(v)
 
 
@@ -46,7 +49,9 @@ def _range_text(low, high, low_open):
     return text
 
 
-def _integer(section, key, value, *, default, low=None, high=None, allow_none=False):
+def get_integer(section, key, value, *, default, low=None, high=None, allow_none=False):
+    """``value[key]`` as an integer within ``[low, high]`` (``2.0`` reads as 2);
+    ``default`` when the key is absent."""
     if key not in value:
         return default
     v = value[key]
@@ -58,22 +63,25 @@ def _integer(section, key, value, *, default, low=None, high=None, allow_none=Fa
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         else:
-            _fail(section, key, v, desc)
+            reject(section, key, v, desc)
     if (low is not None and v < low) or (high is not None and v > high):
-        _fail(section, key, v, desc)
+        reject(section, key, v, desc)
     return int(v)
 
 
-def _boolean(section, key, value, *, default):
+def get_boolean(section, key, value, *, default):
+    """``value[key]`` as true or false; ``default`` when the key is absent."""
     if key not in value:
         return default
     v = value[key]
     if not isinstance(v, bool):
-        _fail(section, key, v, "true or false")
+        reject(section, key, v, "true or false")
     return v
 
 
-def _choice(section, key, value, options, *, default):
+def get_choice(section, key, value, options, *, default):
+    """``value[key]`` lower-cased, one of ``options`` (a near miss is suggested);
+    ``default`` when the key is absent."""
     if key not in value:
         return default
     v = value[key]
@@ -85,18 +93,21 @@ def _choice(section, key, value, options, *, default):
     return v.lower()
 
 
-def _string(section, key, value, *, default=None):
+def get_string(section, key, value, *, default=None):
+    """``value[key]`` as a stripped non-empty string; ``default`` when the key is absent."""
     if key not in value:
         return default
     v = value[key]
     if v is None:
         return None
     if not isinstance(v, str) or not v.strip():
-        _fail(section, key, v, "a non-empty text string")
+        reject(section, key, v, "a non-empty text string")
     return v.strip()
 
 
-def _resolve(base: Path, text: str) -> str:
+def resolve_path(base: Path, text: str) -> str:
+    """``text`` as an absolute path, a relative one anchored on ``base`` (the configuration
+    file's folder); refuses a FIFO, device or socket (:func:`check_not_special`)."""
     p = Path(text).expanduser()
     p = p if p.is_absolute() else (base / p).resolve()
     check_not_special(p)
@@ -115,37 +126,40 @@ def check_not_special(path: Path) -> None:
                           "socket): give the data file itself")
 
 
-def _resolve_glob(base: Path, text: str) -> str:
+def resolve_glob(base: Path, text: str) -> str:
+    """Like :func:`resolve_path`, for a source that may be a wildcard pattern."""
     # Keep the wildcard part intact; only anchor it on the config folder.
     if _glob.has_magic(text):
         p = Path(text).expanduser()
         return str(p if p.is_absolute() else base.resolve() / p)
-    return _resolve(base, text)
+    return resolve_path(base, text)
 
 
-def _element(section, key, value, *, default=None):
-    v = _string(section, key, value, default=default)
+def get_element(section, key, value, *, default=None):
+    """``value[key]`` as an element symbol ('Pt', 'Cu'); ``default`` when the key is absent."""
+    v = get_string(section, key, value, default=default)
     if v is None:
         return None
     if not (1 <= len(v) <= 2 and v[0].isupper() and v.isalpha() and (len(v) == 1 or v[1].islower())):
-        _fail(section, key, v, "an element symbol such as 'Pt' or 'Cu'")
+        reject(section, key, v, "an element symbol such as 'Pt' or 'Cu'")
     return v
 
 
-def _shell(section, key, v):
+def shell_label(section, key, v):
+    """``v`` as a shell label 'Absorber-Scatterer' (``" Pt - O "`` reads as ``"Pt-O"``)."""
     if not isinstance(v, str):
-        _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
+        reject(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
     parts = [p.strip() for p in v.split("-")]
     ok = len(parts) == 2 and all(
         1 <= len(p) <= 2 and p.isalpha() and p[0].isupper() and (len(p) == 1 or p[1].islower())
         for p in parts
     )
     if not ok:
-        _fail(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
+        reject(section, key, v, "a shell label 'Absorber-Scatterer' such as 'Pt-O'")
     return f"{parts[0]}-{parts[1]}"
 
 
-def _shells(shells, element: str | None, base: Path) -> tuple:
+def check_shells(shells, element: str | None, base: Path) -> tuple:
     """``[exafs] shells``: labels or tables (ShellSpec settings; ``file`` relative to the
     configuration file), validated by :class:`operando.exafs.ShellSpec`."""
     from ..exafs import ShellModel, ShellSpec
@@ -154,26 +168,26 @@ def _shells(shells, element: str | None, base: Path) -> tuple:
     if isinstance(shells, (str, Mapping)):
         shells = [shells]
     if not isinstance(shells, list) or not shells:
-        _fail(s, "shells", shells, 'a non-empty list of shell labels such as ["Pt-O", "Pt-Pt"] '
-                                   'or tables such as {label = "Cu-Cu_ox1", file = "feff0004.dat"}')
+        reject(s, "shells", shells, 'a non-empty list of shell labels such as ["Pt-O", "Pt-Pt"] '
+                                    'or tables such as {label = "Cu-Cu_ox1", file = "feff0004.dat"}')
     out = []
     for v in shells:
         if isinstance(v, str):
-            out.append(_shell(s, "shells", v) if "_" not in v else ShellSpec.from_value(v).label)
+            out.append(shell_label(s, "shells", v) if "_" not in v else ShellSpec.from_value(v).label)
         elif isinstance(v, Mapping):
             item = dict(v)
             if isinstance(item.get("file"), str):
-                item["file"] = _resolve(base, item["file"])
+                item["file"] = resolve_path(base, item["file"])
             ShellSpec.from_value(item)         # ConfigError names the shell and the key
             out.append(item)
         else:
-            _fail(s, "shells", v, "a shell label such as 'Pt-O' or a table with a label")
+            reject(s, "shells", v, "a shell label such as 'Pt-O' or a table with a label")
     labels = [v if isinstance(v, str) else v["label"] for v in out]
     if len(set(labels)) != len(labels):
-        _fail(s, "shells", labels, "a list without repeated shells")
+        reject(s, "shells", labels, "a list without repeated shells")
     absorbers = {lab.split("-")[0] for lab in labels}
     if len(absorbers) > 1 or (element and absorbers != {element}):
         want = element or sorted(absorbers)[0]
-        _fail(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
+        reject(s, "shells", labels, f"shells that all start with the absorber ('{want}-...')")
     ShellModel(shells=out)                     # ties point at shells of the list, ...
     return tuple(out)

@@ -104,7 +104,7 @@ from pathlib import Path
 from ..errors import ConfigError, OperandoError, ReadError
 from ..series import Series
 from ._align import LogConditions, conditions_from_logs
-from ._conditions import load_conditions, read_growing_conditions
+from ._conditions import load_conditions, natural_key, order_files, read_growing_conditions
 from ._logs import LogSpec, read_log
 from ._lazy import LazySeries, RowSlice, is_operando_hdf5, open_hdf5
 from ._hdf5 import write_hdf5

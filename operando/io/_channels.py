@@ -215,7 +215,7 @@ def plan_mu(path, labels: list[str], mu, reference, channels=None, dead_time="au
                               "mu='<column>'")
         return MuPlan("mu", column=mus[0], reference=ref)
     j = column_index(path, labels, mu, "mu")
-    if _is_roi(labels[j]):
+    if is_roi(labels[j]):
         return _fluorescence(path, labels, [j], i0, roles, dead_time, ref)
     return MuPlan("mu", column=j, reference=ref)
 
@@ -258,7 +258,9 @@ def _reference(path, labels, reference, it, iref):
     return None
 
 
-def _is_roi(label) -> bool:
+def is_roi(label) -> bool:
+    """True for a column label naming a detector region of interest (``roi``, an MCA
+    channel suffix): a fluorescence channel, not a counter."""
     k = key(label)
     return "roi" in k or bool(_MCA_SUFFIX.match(k))
 

@@ -117,7 +117,7 @@ def read_hdf5(path: Path, content: bytes | None = None):
     try:
         with h5:
             if h5.attrs.get("format") == LAYOUT_NAME:
-                return "hdf5", _read_layout(path, h5)
+                return "hdf5", read_layout(path, h5)
             entries = _nxxas_entries(h5)
             if entries:
                 return "nexus", [scan for name in entries for scan in _read_nxxas(path, h5[name])]
@@ -165,7 +165,11 @@ def check_numeric_dtype(path, name: str, dtype) -> None:
         raise ReadError(path, f"/{name} holds {what} ({dtype}), not numbers", accepted)
 
 
-def _read_layout(path, h5) -> dict:
+def read_layout(path, h5) -> dict:
+    """The fields of a file in the operando HDF5 layout (energy in eV, mu, reference,
+    conditions, element, edge, metadata) from an open ``h5`` (or a stand-in holding its
+    small datasets, as :class:`~operando.io._lazy.LazySeries` passes); ``path`` names the
+    file in messages."""
     energy = numeric_dataset(path, "energy", h5["energy"])
     units = _text_attr(h5["energy"].attrs.get("units", "eV")) if hasattr(h5["energy"], "attrs") \
         else "eV"

@@ -75,7 +75,7 @@ def open_hdf5(path, *, conditions=None, element=None, edge=None) -> "LazySeries"
 
 
 class _Headers:
-    """The HDF5 file as ``_read_layout`` sees it, minus the large datasets.
+    """The HDF5 file as ``read_layout`` sees it, minus the large datasets.
 
     Lets the layout reader decode energy, conditions and metadata (one place
     for that logic) while ``/mu`` and ``/reference`` stay on disk.
@@ -129,7 +129,7 @@ class LazySeries:
         import h5py
 
         from ._conditions import attach, load_conditions
-        from ._hdf5 import LAYOUT_NAME, _read_layout, check_numeric_dtype
+        from ._hdf5 import LAYOUT_NAME, check_numeric_dtype, read_layout
 
         self.path = Path(path)
         try:
@@ -137,7 +137,7 @@ class LazySeries:
                 if h5.attrs.get("format") != LAYOUT_NAME:
                     raise ReadError(self.path, "not the operando HDF5 layout",
                                     "HDF5 written by operando.io.write_hdf5")
-                fields = _read_layout(self.path, _Headers(h5))
+                fields = read_layout(self.path, _Headers(h5))
                 check_numeric_dtype(self.path, "mu", h5["mu"].dtype)
                 if "reference" in h5:
                     check_numeric_dtype(self.path, "reference", h5["reference"].dtype)

@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 
 def is_matrix(table: TextTable, energy_column=None) -> bool:
     """A matrix file: an energy column and only mu-like columns (no i0/it/if/iref)."""
-    from ._channels import I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, _is_roi, find_column
+    from ._channels import I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, find_column, is_roi
 
     labels = table.labels
     counters = find_column(labels, I0_NAMES + IT_NAMES + IF_NAMES + IREF_NAMES)
-    return not counters and not any(_is_roi(label) for label in labels) and len(labels) >= 3
+    return not counters and not any(is_roi(label) for label in labels) and len(labels) >= 3
 
 
 def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"):

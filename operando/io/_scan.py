@@ -287,7 +287,9 @@ def common_grid(scans: list[Scan], source) -> tuple[np.ndarray, np.ndarray, np.n
     return grid, mu, ref, interpolated
 
 
-def _edge_estimate(energy: np.ndarray, mu: np.ndarray) -> float:
+def estimate_edge_energy(energy: np.ndarray, mu: np.ndarray) -> float:
+    """A rough edge energy (eV): the steepest point of the mean of the finite rows of
+    ``mu``; the median energy when there is too little to differentiate."""
     rows = mu[np.all(np.isfinite(mu), axis=1)] if mu.ndim == 2 else mu[None, :]
     if rows.size == 0 or energy.size < 3:
         return float(np.median(energy))
@@ -325,7 +327,7 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
     final_element = head_element or user_element
     final_edge = head_edge or user_edge
     emin, emax = float(energy[0]), float(energy[-1])
-    hint = scan.edge_energy if scan and scan.edge_energy else _edge_estimate(energy, mu)
+    hint = scan.edge_energy if scan and scan.edge_energy else estimate_edge_energy(energy, mu)
     if final_element and not final_edge:
         edges = edge_energies(final_element)
         inside = {k: e for k, e in edges.items() if emin <= e <= emax}

@@ -115,12 +115,12 @@ def describe_edges(scans, guess: bool = False) -> str:
 
 
 def _guess(scan) -> tuple[str | None, str | None]:
-    from ._scan import _edge_estimate
+    from ._scan import estimate_edge_energy
 
     try:
         import xraydb
 
-        return xraydb.guess_edge(_edge_estimate(scan.energy, scan.mu))
+        return xraydb.guess_edge(estimate_edge_energy(scan.energy, scan.mu))
     except Exception:  # xraydb raises various types for energies it cannot place
         return None, None
 

@@ -15,7 +15,7 @@ import pandas as pd
 from .._util.files import write_bytes_atomic
 from .._util.jsonsafe import to_json_ready
 
-def _save_npz(path: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+def save_npz(path: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     payload = {f"a_{k}": np.asarray(v) for k, v in arrays.items()}
     payload["__meta__"] = np.array(json.dumps(to_json_ready(meta)))
     buffer = io.BytesIO()
@@ -23,7 +23,7 @@ def _save_npz(path: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) ->
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+def load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     with np.load(path, allow_pickle=False) as data:
         arrays = {k[2:]: data[k] for k in data.files if k.startswith("a_")}
         meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else {}

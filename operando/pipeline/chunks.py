@@ -45,12 +45,13 @@ def chunk_name(i: int) -> str:
 
 
 def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, workers: int,
-               executor: Executor | None, progress, redo=(), meta: dict | None = None) -> dict:
+               executor: Executor | None, progress, hashes: dict | None = None) -> dict:
     """Compute (or load) every chunk; keep per chunk only its table and the plot rows.
 
-    ``redo`` lists chunks to compute again although checkpointed (the watch's growing
-    last chunk; its checkpoint is replaced atomically); ``meta`` maps a chunk to
-    fields added to its checkpoint's metadata (the watch's input hash).
+    ``hashes`` maps a chunk to the hash of its inputs (recorded in its checkpoint as
+    ``input_hash``): a checkpointed chunk whose recorded hash differs (a watch's
+    growing last chunk, a changed input) is computed again, its checkpoint replaced
+    atomically.  Without ``hashes`` every checkpointed chunk is loaded.
 
     Each chunk's full arrays (norm, flat, chi) go to its checkpoint and are then
     dropped: what stays in memory is the per-step table and at most
@@ -62,11 +63,12 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
     plot_rows = sample_rows(len(series))
     results: dict[int, tuple[dict, dict]] = {}
     loaded = 0
-    redo = set(redo)
     notes: list[str] = []
     for i, (a, b) in enumerate(chunks):
-        if chunk_name(i) in done and i not in redo:
+        if chunk_name(i) in done:
             arrays, stored = store.load_checkpoint(chunk_name(i))
+            if hashes is not None and stored.get("input_hash") != hashes[i]:
+                continue
             table, _ = unpack_chunk(arrays)
             if table["step"].tolist() != [int(s) for s in series.steps[a:b]]:
                 raise ConfigError(f"checkpoint {chunk_name(i)} in {store.dir} does not match the "
@@ -93,8 +95,8 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
         nonlocal computed
         a, b = chunks[i]
         arrays, chunk_meta = result
-        if meta and i in meta:
-            chunk_meta = {**chunk_meta, **meta[i]}
+        if hashes is not None:
+            chunk_meta = {**chunk_meta, "input_hash": hashes[i]}
         store.save_checkpoint(chunk_name(i), arrays, chunk_meta)
         log.info("chunk %d checkpointed", i)
         results[i] = (_keep_for_outputs(arrays, a, b, plot_rows), chunk_meta)
@@ -117,7 +119,8 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
             own_executor.shutdown(wait=True)
         bar.close()
     return {"results": [results[i] for i in range(len(chunks))], "loaded": loaded,
-            "computed": computed, "plot_rows": plot_rows, "notes": notes}
+            "computed": computed, "computed_chunks": todo, "plot_rows": plot_rows,
+            "notes": notes}
 
 
 def _submit_all(executor, todo, series, chunks, settings, finished) -> None:

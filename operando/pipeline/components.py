@@ -5,8 +5,8 @@ With standards (``method = "lcf"``) the standards are read and normalised once, 
 the series' own settings about the series' E0 (:mod:`operando.components`), stored in the
 ``prepare`` checkpoint, and every chunk fits its steps against the same arrays, so the
 fractions do not depend on the chunking.  Without standards (``method = "mcr"``) the
-component spectra come from PCA and MCR-ALS of the sampled steps (the figure rows, at
-most :data:`~.chunks.PLOT_ROWS`), and every step's concentrations from a fit of its
+component spectra come from PCA and MCR-ALS of the analysed steps (at most
+:data:`~.analyses.COMPONENT_ROWS`, evenly spaced), and every step's concentrations from a fit of its
 spectrum against those spectra (closure on, non-negative).  Either way the columns are
 ``frac_<name>, frac_<name>_err, lcf_rfactor, lcf_redchi, lcf_ok`` and ``summary.json``
 gets a ``components`` object.
@@ -42,13 +42,7 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     (other edge, not covering the range, two identical standards) before the run.
     """
     c = plan.components
-    rows = {0, len(series) - 1}
-    for _, source in c["standards"]:
-        if source.startswith("step:"):
-            rows.add(_step_row(series, source))
-        elif source.startswith("steps:"):
-            rows.update(_steps_rows(series, source))
-    rows = sorted(rows)
+    rows = reference_rows(plan, series)
     sub = rows_of(series, rows)
     norm = normalize(sub, **normalize_kwargs)
     if not np.asarray(norm.ok).any():
@@ -69,6 +63,18 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     arrays = {r.name: (np.asarray(r.energy, float), np.asarray(r.values(space), float)) for r in refs}
     lcf(norm, arrays, **c["kwargs"])  # trial fit: every standard problem stops the run here
     return arrays, [r.info() for r in refs]
+
+
+def reference_rows(plan, series) -> list[int]:
+    """The rows of the series the standards are resolved from: the first, the last and
+    those named (``step:N``, ``steps:A-B``)."""
+    rows = {0, len(series) - 1}
+    for _, source in plan.components["standards"]:
+        if source.startswith("step:"):
+            rows.add(_step_row(series, source))
+        elif source.startswith("steps:"):
+            rows.update(_steps_rows(series, source))
+    return sorted(rows)
 
 
 def _step_row(series, source: str) -> int:
@@ -173,9 +179,10 @@ def load(store: RunStore, name: str) -> tuple[dict, dict]:
     return arrays, meta
 
 
-def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, plot_rows,
+def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, rows,
                     settings: dict) -> tuple[dict | None, dict, dict]:
-    """PCA of the sampled steps, and with ``method = "mcr"`` MCR-ALS of them.
+    """PCA of the steps at positions ``rows`` (their spectra ``norm_rows``), and with
+    ``method = "mcr"`` MCR-ALS of them.
 
     Returns ``(spectra, record, results)``: with MCR the component spectra as ``name ->
     (energy, values)`` (every step is then fitted against them), else None; the summary
@@ -184,7 +191,7 @@ def series_analysis(plan, energy, steps: pd.DataFrame, norm_rows: np.ndarray, pl
     as ``{"pca": ..., "mcr": ...}`` (None where not made) for the figures.
     """
     c = plan.components
-    sampled = steps.iloc[plot_rows].reset_index(drop=True)
+    sampled = steps.iloc[rows].reset_index(drop=True)
     ok = sampled["ok"].astype(bool).to_numpy() & np.isfinite(norm_rows).all(axis=1)
     normalized = as_normalized(energy, sampled, norm_rows, ok, settings)
     record = {"method": c["method"], "erange_eV": list(c["kwargs"]["erange"]),

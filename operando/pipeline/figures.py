@@ -5,14 +5,16 @@ Always ``xanes_map`` (the edge region, -30..+70 eV around E0), ``xanes_differenc
 ``cn`` and ``fit_parameters`` when there is a metal shell (EXAFS), ``two_phase`` with
 ``[exafs] two_phase`` (fraction, cluster CN and size per segment), ``fractions``
 when the steps have ``frac_*`` columns (``[components]``), ``summary`` with EXAFS.
-With ``[components]``: ``lcf_fit`` (one step's fit, see :func:`overlay_fit`),
+With ``[components]``: ``lcf_fit`` (one step's fit, :func:`.analyses.lcf_overlay`),
 ``pca`` (scree and components), ``mcr`` (with ``method = "mcr"``).  With EXAFS:
-``wavelet`` (per-segment wavelet maps and their lobes, :func:`wavelet_analysis`).
+``wavelet`` (per-segment wavelet maps and their lobes, :func:`.analyses.wavelet_analysis`).
+The figures draw what the analyses (:mod:`.analyses`) computed; they compute nothing
+a table holds.
 
 ``norm`` and ``chi`` hold only the sampled rows (all steps up to
 :data:`~.chunks.PLOT_ROWS`, else that many evenly spaced): the XANES map, the
-differences, the chi(R) panel and the wavelet maps show those; the trends show every
-step.  A figure that fails is noted in the summary; the run goes on.
+differences and the chi(R) panel show those; the trends show every step.  A figure
+that fails is noted in the summary; the run goes on.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ import pandas as pd
 
 from ..errors import OperandoError
 from ..exafs.batch import batch_xftf
-from ..tracking.channels import flags
-from ..exafs.wavelet import lobe_positions, shell_windows, wavelet_transform
-from .chunks import chunk_name
+from .analyses import WAVELET_MAPS
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,6 @@ log = logging.getLogger(__name__)
 #: already 1320 x 960 pixels at 120 dpi).
 PLOT_DPI = {"summary": 120, "wavelet": 110}
 DEFAULT_DPI = 150
-#: Wavelet maps drawn (segments, evenly spaced over the run).
-WAVELET_MAPS = 6
-#: Segments transformed at once (each map is ~1 MB).
-_WAVELET_BLOCK = 16
-
 
 def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
                 analysis: dict | None = None) -> list:
@@ -133,102 +128,6 @@ def chir_magnitude(ft: dict, k, chi):
     mag = np.abs(chir)
     mag[~np.isfinite(chi).all(axis=1)] = np.nan
     return r, mag
-
-
-def wavelet_analysis(ft: dict, chi, steps: pd.DataFrame, plot_rows, tracking, shells):
-    """Cauchy wavelet maps of the mean chi(k) of each segment's sampled steps (k^w and
-    k window of the figures' transform), and the (k, R) of each shell's lobe.
-
-    Returns ``(WaveletTransform, lobes)``: the maps of up to :data:`WAVELET_MAPS`
-    segments evenly spaced over the run (the figure), and ``lobes`` for every segment
-    and shell (``segment, condition, state, shell, k, r, modulus, r_low, r_high``);
-    None without chi(k), tracking or shells.  Segments are transformed a few at a time,
-    so a run of many segments never holds all their maps.
-    """
-    if chi is None or tracking is None or not shells:
-        return None
-    k, rows = chi
-    seg_of = dict(zip(tracking.steps["step"], tracking.steps["segment"]))
-    groups = np.array([seg_of.get(s, -1) for s in steps["step"].to_numpy()[plot_rows]])
-    labels = list(dict.fromkeys(groups.tolist()))
-    shown = {labels[i] for i in np.unique(np.linspace(0, len(labels) - 1, min(len(labels),
-                                                       WAVELET_MAPS)).round().astype(int))}
-    # shells are labels or tables (resolved [exafs] shells); a tagged further shell of a
-    # pair (an oxide's "Cu-Cu_ox1") has no window of its own
-    tables = [{"label": sh} if isinstance(sh, str) else sh for sh in shells]
-    main = [t for t in tables if "_" not in t["label"]]
-    windows = shell_windows([t["label"] for t in main],
-                            {t["label"]: t["distance"] for t in main if t.get("distance")})
-    kwargs = dict(ft, rmax_out=6.0)
-    # the lobes need only the R points of the shells' windows; whole maps only those shown
-    rrange = ((min(w[0] for w in windows.values()), max(w[1] for w in windows.values()))
-              if windows else None)
-    lobes, maps = [], []
-    for a in range(0, len(labels), _WAVELET_BLOCK):
-        block = np.isin(groups, labels[a:a + _WAVELET_BLOCK])
-        wt = wavelet_transform(k, rows[block], groups=groups[block], rrange=rrange, **kwargs)
-        lobes.append(lobe_positions(wt, windows))
-        drawn = block & np.isin(groups, [g for g in wt.labels if g in shown])
-        if drawn.any():
-            maps.append(wavelet_transform(k, rows[drawn], groups=groups[drawn], **kwargs))
-    wt = replace(maps[0], wt=np.concatenate([m.wt for m in maps]),
-                    labels=[g for m in maps for g in m.labels],
-                    n_steps=np.concatenate([m.n_steps for m in maps]))
-    lobes = pd.concat(lobes, ignore_index=True)
-    seg = tracking.segments.set_index("segment")
-    lobes.insert(0, "segment", lobes.pop("label"))
-    lobes.insert(1, "condition", [seg["condition"].get(g, "") for g in lobes["segment"]])
-    lobes.insert(2, "state", [seg["state"].get(g, "") for g in lobes["segment"]])
-    return wt, lobes
-
-
-def overlay_fit(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: dict):
-    """The LCF fit drawn in the run: ``(LCFResult, step, why)`` or None.
-
-    The step is the one with the largest metallic fraction (a reference named foil or
-    metal, or the ``[components] metal`` one): it shows how well the standards
-    describe the state furthest from the oxidised start, where an error in the metal
-    reference matters most.  Without a metallic component, the last fitted step (the
-    end of the run).  Its spectrum is read back from its chunk's checkpoint, so any
-    step can be drawn, not only the sampled rows.
-    """
-    from ..components import lcf, lcf_arrays
-
-    c = plan.components
-    ok = np.array(flags(steps, "lcf_ok", default=False)) & np.array(flags(steps, "ok"))
-    if c is None or not ok.any():
-        return None
-    fracs = [col for col in steps.columns if col.startswith("frac_") and not col.endswith("_err")]
-    wanted = f"frac_{c['metal']}" if c.get("metal") else None
-    metal = wanted if wanted in fracs else next(
-        (col for col in fracs if any(w in col.lower() for w in ("foil", "metal"))), None)
-    if metal is not None:
-        values = np.where(ok, pd.to_numeric(steps[metal], errors="coerce"), -np.inf)
-        row = int(np.nanargmax(values))
-        why = (f"the step with the largest {metal[5:]} fraction ({values[row]:.3f}), the state "
-               "furthest from the start, where the metallic reference is tested hardest")
-    else:
-        row = int(np.flatnonzero(ok)[-1])
-        why = "the last fitted step (no metallic component to choose by)"
-    step = int(steps["step"].iloc[row])
-    arrays, _ = store.load_checkpoint(chunk_name(row // plan.chunk_size))
-    j = row - (row // plan.chunk_size) * plan.chunk_size
-    norm, flat = arrays["norm"][j:j + 1], arrays.get("flat", arrays["norm"])[j:j + 1]
-    if c["method"] == "mcr":
-        mcr = analysis.get("mcr")
-        if mcr is None or len(mcr.names) < 2:     # one component: no fit to draw
-            return None
-        x = np.asarray(mcr.x, float)
-        result = lcf_arrays(x, np.interp(x, energy, norm[0])[None, :], np.asarray(mcr.spectra),
-                            names=list(mcr.names), steps=[step])
-        return result, step, why
-    from .components import as_normalized, load as load_standards
-    from .prepare import COMPONENTS
-
-    standards, _ = load_standards(store, COMPONENTS)
-    one = as_normalized(energy, steps.iloc[[row]].reset_index(drop=True), norm, np.ones(1, bool),
-                        {}, flat=flat)
-    return lcf(one, standards, **c["kwargs"]), step, why
 
 
 def _plot_white_line_plain(steps):

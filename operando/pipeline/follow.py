@@ -6,7 +6,9 @@ A scan is *ready* when
   whose size changes between two polls is still being written);
 * it ends the way a complete file of its format ends: a text scan (XDI, column
   file) with a newline after a data row (a scan cut inside a row, or with its
-  header only, is not complete); an HDF5 file with its signature in place;
+  header only, is not complete), checked on the decompressed content of a gzip,
+  bzip2 or xz scan whose stream has ended; an HDF5 file with its signature in
+  place;
 * with a conditions table (``[series] conditions``), the table lists it (by name
   or stem): the batch reader skips unlisted files, so the watch waits for their
   row instead.
@@ -21,10 +23,13 @@ decided by the checks above, so the polling fallback gives the same results.
 
 from __future__ import annotations
 
+import bz2
 import io
 import logging
+import lzma
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +38,7 @@ import pandas as pd
 from ..errors import ConfigError, ReadError
 # The batch reader's own listing and ordering rules (one copy: a watch must see the
 # folder exactly as operando run does).
-from ..io._conditions import load_conditions, natural_key, order_files
-from ..io._sources import expand
+from ..io import expand, load_conditions, natural_key, order_files
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +161,7 @@ class ScanSource:
             if old is not None and old == stamp:
                 stamp.since = old.since
             current[path] = stamp
-            if listed is not None and path.name not in listed and path.stem not in listed:
+            if listed is not None and not listed.intersection(_names(path)):
                 continue
             if known is not None and known.get(path.name) == stamp.key():
                 out.append(path)
@@ -179,10 +183,17 @@ class ScanSource:
             head = fh.read(8)
             if head.startswith(_HDF5_SIGNATURE):
                 return True
-            fh.seek(0, io.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - _TAIL))
-            tail = fh.read()
+            kind = next((k for magic, k in _COMPRESSED if head.startswith(magic)), None)
+            if kind is not None:
+                fh.seek(0)
+                tail = _decompressed_tail(fh, kind)
+                if tail is None:
+                    return False
+            else:
+                fh.seek(0, io.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - _TAIL))
+                tail = fh.read()
         if not tail.endswith(b"\n"):
             return False
         lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
@@ -197,6 +208,50 @@ class ScanSource:
         return True
 
 
+#: Magic bytes of the compressed formats the reader accepts (gzip, bzip2, xz).
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+def _decompressed_tail(fh, kind: str) -> bytes | None:
+    """The last bytes of a compressed file's content, or None while its stream is
+    incomplete (still being written) or corrupt.  Streamed: memory stays at one block
+    and the tail whatever the content's size (the reader applies its own limits)."""
+    engine = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
+              "xz": lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ)}[kind]()
+    tail = b""
+    zlib_like = kind == "gzip"
+    pending = b""
+    try:
+        while not engine.eof:
+            if zlib_like:
+                if not pending:
+                    pending = fh.read(1 << 16)
+                    if not pending:
+                        return None  # the stream has not ended: still being written
+                out = engine.decompress(pending, 1 << 20)
+                pending = engine.unconsumed_tail
+            else:
+                block = b""
+                if engine.needs_input:
+                    block = fh.read(1 << 16)
+                    if not block:
+                        return None
+                out = engine.decompress(block, max_length=1 << 20)
+            tail = (tail + out)[-_TAIL:]
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+        return None
+    return tail
+
+
+def _names(path: Path) -> set[str]:
+    """The names a conditions table may list a scan by: its name or stem, also without
+    a compression suffix (``a.xdi.gz``: ``a.xdi.gz``, ``a.xdi``, ``a``)."""
+    names = {path.name, path.stem}
+    if path.suffix.lower() in (".gz", ".gzip", ".bz2", ".xz"):
+        names.add(Path(path.stem).stem)
+    return names
+
+
 def _listed(table: pd.DataFrame | None) -> set[str] | None:
     if table is None:
         return None
@@ -205,6 +260,10 @@ def _listed(table: pd.DataFrame | None) -> set[str] | None:
         raise ConfigError("the conditions table of a watched folder needs a 'file' column "
                           f"(file basenames); columns are {list(cols)}")
     return {str(v).strip() for v in table[cols["file"]].dropna()}
+
+
+#: watchdog event types that wake the loop (not "opened", "closed_no_write").
+WAKING_EVENTS = ("created", "modified", "moved", "deleted", "closed")
 
 
 class Waker:
@@ -234,7 +293,11 @@ class Waker:
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event):
-                waker.event.set()
+                # Only a change wakes the loop: opening, reading and closing a file
+                # unchanged (the watch's own reads of the conditions CSV and of scan
+                # tails) would wake it forever.
+                if event.event_type in WAKING_EVENTS:
+                    waker.event.set()
 
         try:
             observer = Observer()

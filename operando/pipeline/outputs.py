@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, OperandoError
-from ..components import lcf_arrays
-from ..schema import TRACKING_COLUMNS, is_lcf_column
-from .components import series_analysis
-from .chunks import PLOT_ROWS, chunk_name
-from .figures import draw_figures, figure_captions, figure_list, overlay_fit, wavelet_analysis
+from ..schema import TRACKING_COLUMNS
+from .analyses import component_analysis, lcf_overlay, wavelet_analysis
+from .chunks import PLOT_ROWS
+from .figures import draw_figures, figure_captions, figure_list
 from .settings import RunPlan
 from .source import is_streamed
 from .steps import unpack_chunk
@@ -58,8 +57,8 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     done("tables")
     components_record, analysis = None, {}
     if plan.components is not None:
-        components_record, analysis = _components(store, plan, series, shared, steps, norm,
-                                                  plot_rows, meta0, len(parts))
+        components_record, analysis = component_analysis(store, plan, series, shared, steps,
+                                                         meta0, len(parts))
         done("components")
     tracking = None
     if plan.track is not None:
@@ -71,9 +70,12 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
             steps[col] = found[col].to_numpy()
     done("tracking")
     chi = _chi_rows(parts) if plan.exafs else None
-    analysis["wavelet"] = _figure_input("wavelet", notes, wavelet_analysis, plan.ft, chi, steps,
-                                        plot_rows, tracking, shared.get("shells"))
+    analysis["wavelet"] = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps,
+                                 tracking, shared.get("shells"))
     done("wavelet")
+    if plan.components is not None:
+        analysis["overlay"] = _noted("lcf_fit", notes, lcf_overlay, store, plan, series.energy,
+                                     steps, analysis)
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
@@ -90,9 +92,6 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     outputs["settings"] = store.write_json("settings.json", settings)
     done("outputs")
     if plan.plots:
-        if plan.components is not None:
-            analysis["overlay"] = _figure_input("lcf_fit", notes, overlay_fit, store, plan,
-                                                series.energy, steps, analysis)
         analysis["logs"] = series.metadata.get("condition_logs")
         figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                               analysis=analysis)
@@ -122,7 +121,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "seconds": round(time.perf_counter() - record["t_start"], 3),
         "notes": notes,
     }
-    outputs.update(_athena(store, plan, series, steps, notes))
+    outputs.update(athena_project(store, plan, series, steps, notes))
     done("athena")
     if plan.report:
         outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings,
@@ -134,36 +133,8 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     return steps, summary, settings, outputs, tracking
 
 
-def _components(store, plan, series, shared, steps, norm, plot_rows, meta0, n_chunks) -> tuple:
-    """PCA (and MCR) of the sampled steps; with MCR every step's concentrations join
-    ``steps`` as ``frac_<component>`` columns.  Returns the summary record and the
-    PCA / MCR results (for the figures)."""
-    spectra, record, results = series_analysis(plan, series.energy, steps, norm, plot_rows,
-                                               meta0.get("normalize_settings", {}))
-    if "components" in shared:
-        record["standards"] = shared["components"].get("standards")
-    if spectra is None:
-        return record, results
-    names = list(spectra)
-    x = next(iter(spectra.values()))[0]
-    basis = np.array([spectra[n][1] for n in names])
-    cols = {}
-    for i in range(n_chunks):
-        arrays, _ = store.load_checkpoint(chunk_name(i))
-        table, rest = unpack_chunk(arrays)
-        rows = np.array([np.interp(x, series.energy, r) for r in rest["norm"]])
-        fit = lcf_arrays(x, rows, basis, names=names, steps=table["step"].to_numpy())
-        part = fit.to_dataframe()
-        for c in part.columns:
-            if is_lcf_column(c):
-                cols.setdefault(c, []).append(part[c].to_numpy())
-    for c, values in cols.items():
-        steps[c] = np.concatenate(values)
-    return record, results
-
-
-def _figure_input(name: str, notes: list, make, *args):
-    """What a figure needs beyond the steps; a failure is noted (the run goes on)."""
+def _noted(name: str, notes: list, make, *args):
+    """A series-wide analysis; a failure is noted (the run goes on)."""
     try:
         return make(*args)
     except (OperandoError, ValueError, KeyError, IndexError) as exc:
@@ -262,7 +233,7 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def _athena(store, plan: RunPlan, series, steps, notes) -> dict:
+def athena_project(store, plan: RunPlan, series, steps, notes) -> dict:
     """``athena.prj``: the calibrated raw mu of every step, with its E0."""
     n = len(series)
     if not plan.athena:
@@ -292,6 +263,22 @@ def _athena(store, plan: RunPlan, series, steps, notes) -> dict:
             notes.append(f"Athena export not written: {exc}")
     notes += [f"Athena export: {w.message}" for w in caught]
     return out
+
+
+def add_athena_project(store: RunStore, plan: RunPlan, series, steps) -> None:
+    """``athena.prj`` written after the other outputs (a watch writes it when it stops);
+    ``summary.json`` names it."""
+    import json
+
+    notes: list[str] = []
+    written = athena_project(store, plan, series, steps, notes)
+    path = store.dir / "summary.json"
+    if not (written or notes) or not path.is_file():
+        return
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["outputs"] = {**summary.get("outputs", {}), **{k: str(v) for k, v in written.items()}}
+    summary["notes"] = summary.get("notes", []) + notes
+    store.write_json("summary.json", summary)
 
 
 def _report(store, series, steps, outputs, summary, tracking, settings, analysis) -> Path:
@@ -325,4 +312,4 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["finish", "summary_text", "package_version", "PLOT_ROWS"]
+__all__ = ["finish", "summary_text", "package_version", "add_athena_project", "PLOT_ROWS"]

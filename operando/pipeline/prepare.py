@@ -7,11 +7,13 @@
   the shells with what the foil gives the metal shell applied (sigma2, dR, dE0:
   :func:`operando.exafs.apply_foil`), stored resolved.
 
-The result is stored as the ``prepare`` checkpoint, so a resumed run uses the
-same values.
+The result is stored as the ``prepare`` checkpoint (the LCF standards as the
+``components`` one), each with the hash of what it depends on.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -22,7 +24,8 @@ from ..exafs.systematics import foil_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
 from ..xanes import calibrate, normalize
-from .components import load as load_standards, resolve as resolve_standards
+from .components import load as load_standards, reference_rows
+from .components import resolve as resolve_standards
 from .components import save as save_standards
 from .settings import RunPlan, StepSettings
 from .source import rows_of
@@ -36,30 +39,76 @@ S02_MAX_RELATIVE_ERROR = 0.2
 COMPONENTS = "components"
 
 
-def prepare(store: RunStore, plan: RunPlan, series) -> tuple[dict, StepSettings]:
+def prepare(store: RunStore, plan: RunPlan, series, inputs: dict) -> tuple[dict, StepSettings]:
     """``(record, step_settings)``: the series-wide values (for settings.json) and the
-    settings every chunk uses."""
+    settings every chunk uses.
+
+    Each part is loaded from its checkpoint when the hash of what it depends on
+    (:func:`shared_key`, :func:`standards_key`; ``inputs`` maps every input to its
+    hash) is the one recorded with it, and computed (and checkpointed) otherwise: a
+    resumed run uses the same values, a watch recomputes them only when their own
+    inputs changed.
+    """
+    shared = None
     if store.has_checkpoint(PREPARE):
         _, shared = store.load_checkpoint(PREPARE)
-    else:
+        if shared.get("key") != shared_key(series, plan, shared, inputs):
+            shared = None
+    if shared is None:
         shared = _resolve_shared(plan, series)
+        shared["key"] = shared_key(series, plan, shared, inputs)
         store.save_checkpoint(PREPARE, meta=shared)
     standards = None
     if plan.components is not None and plan.components["method"] == "lcf":
+        key = standards_key(series, plan, shared, inputs)
+        meta = None
         if store.has_checkpoint(COMPONENTS):
             standards, meta = load_standards(store, COMPONENTS)
-        else:
+            if meta.get("key") != key:
+                meta = None
+        if meta is None:
             standards, info = resolve_standards(plan, series,
                                                 {**plan.normalize, "e0": shared["e0"]})
-            meta = {"method": "lcf", "standards": info}
+            meta = {"method": "lcf", "standards": info, "key": key}
             save_standards(store, COMPONENTS, standards, meta)
         shared = {**shared, "components": {k: v for k, v in meta.items()
-                                           if k != "standard_names"}}
+                                           if k not in ("standard_names", "key")}}
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
                                   shells=shared.get("shells"), standards=standards,
                                   s02_err=shared.get("s02_err"),
                                   systematics=shared.get("systematics"))
     return shared, settings
+
+
+def shared_key(series, plan: RunPlan, shared: dict, inputs: dict) -> str:
+    """Hash of what the series-wide values depend on: the settings, the input files
+    (foil, FEFF files, standards), the grid, element and edge, and the scans E0 came
+    from (``"first"``: up to that scan; ``"median"``: all)."""
+    h = hashlib.sha256(repr((series.element, series.edge, plan.normalize, plan.background,
+                             plan.window, plan.shells, plan.foil, plan.calibrate,
+                             plan.read_options, plan.systematics, plan.fit_engine,
+                             sorted((k, v) for k, v in inputs.items()
+                                    if k not in ("spectra", "conditions")))).encode())
+    h.update(np.ascontiguousarray(series.energy).tobytes())
+    policy = plan.normalize.e0
+    if policy == "median":
+        h.update(str(inputs.get("spectra")).encode())
+    elif shared.get("e0_from_step") is not None:
+        upto = int(np.searchsorted(series.steps, int(shared["e0_from_step"]))) + 1
+        h.update(np.ascontiguousarray(rows_of(series, np.arange(upto)).mu).tobytes())
+    return h.hexdigest()[:16]
+
+
+def standards_key(series, plan: RunPlan, shared: dict, inputs: dict) -> str:
+    """Hash of what the LCF standards depend on: the series-wide values, the
+    ``[components]`` settings and files, and the steps they read (first, last, named)."""
+    h = hashlib.sha256(repr((shared.get("key"), shared.get("e0"), plan.components)).encode())
+    sub = rows_of(series, reference_rows(plan, series))
+    for array in (sub.mu, sub.reference):
+        if array is not None:
+            h.update(np.ascontiguousarray(array).tobytes())
+    h.update(sub.conditions.to_csv(index=False).encode())
+    return h.hexdigest()[:16]
 
 
 def _resolve_shared(plan: RunPlan, series) -> dict:

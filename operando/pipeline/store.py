@@ -52,7 +52,7 @@ from .._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_cs
                           write_json_atomic, write_text_atomic)
 from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError, RunFolderError
-from .checkpoint import _load_npz, _save_npz, arrays_to_table, table_to_arrays
+from .checkpoint import load_npz, save_npz, arrays_to_table, table_to_arrays
 from .lock import LOCK_NAME, RunLock
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ class RunStore:
         """Store one finished piece of work (numpy arrays + JSON metadata) atomically."""
         path = self._checkpoint_path(name)
         try:
-            _save_npz(path, arrays or {}, meta or {})
+            save_npz(path, arrays or {}, meta or {})
         except OSError as exc:
             raise _folder_error(exc, path) from None
         return path
@@ -370,7 +370,7 @@ class RunStore:
         """
         path = self._checkpoint_path(name)
         try:
-            return _load_npz(path)
+            return load_npz(path)
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             # Atomic writes never leave a partial checkpoint: this is damage from outside.
             raise RunFolderError(path, f"checkpoint {name} is corrupt or unreadable "

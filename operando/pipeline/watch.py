@@ -22,10 +22,13 @@ everything already computed kept.
   (or a value in eV) a full chunk is final; with ``e0 = "median"`` (the median of
   all scans' E0) E0 moves as scans land and every chunk is computed again at each
   update, as equality with the batch run requires.
-* Equality with a batch run follows: every chunk is :func:`.steps.process_chunk`
-  of the same task a batch run on the same files builds, and the outputs are
-  :func:`.outputs.finish` of the same tables.  A batch ``operando run --resume``
-  on a watched folder loads every chunk (same config and data hashes).
+* Equality with a batch run follows: each update hands the files read to the same
+  :class:`~.session.Session` a batch run uses (project settings, S0^2 with its
+  error, LCF references, systematics, outputs), with the same chunk boundaries.
+  A batch ``operando run --resume`` on a watched folder loads every chunk (same
+  config and input hashes).  The foil, the ``[components]`` reference files and
+  the shells' FEFF files are hashed at every update: a change recomputes the
+  series-wide values and every chunk they feed.
 * Output: after each update every output but ``athena.prj`` (written when the
   watch stops: Larch's writer takes seconds) is rewritten atomically; ``report.html``
   carries ``<meta http-equiv="refresh">`` and a "live" line while the watch
@@ -33,40 +36,39 @@ everything already computed kept.
   the files read, the chunks computed and the files that changed after reading.
 * Stop and restart: Ctrl-C (SIGINT) or SIGTERM ends the update in progress at
   once (finished chunks are checkpointed), marks the manifest ``interrupted``,
-  strips the refresh and raises :class:`WatchStopped`.  ``operando watch`` again
+  strips the refresh and raises :class:`WatchStopped`; a signal whose exception
+  was swallowed on its way is raised again at the next pass of the loop.  Any
+  other end (``idle_timeout``: ``complete``; an error: ``failed``) leaves the
+  manifest and report final the same way.  ``operando watch`` again
   continues: files read before, unchanged, need no settling, and no chunk whose
   inputs are unchanged is computed again.
 
 Cost per update: reading every ready file (a few ms each) and hashing the
-series; fits only for the changed chunks; all figures and the report.
+series; fits only for the changed chunks; all figures and the report.  Idle: a
+listing and a stat per file each ``interval``; file-system events that only read
+(the watch's own reads of the conditions CSV and scan tails) do not wake it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import math
 import os
 import re
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from ..config import load_config
 from ..errors import ConfigError, OperandoError, ReadError
-from ..io import read_series
-from .chunks import chunk_bounds, chunk_name, run_chunks
 from .follow import ScanSource, Waker
-from .outputs import _athena as athena_output
-from .outputs import finish, package_version
-from .prepare import PREPARE, _resolve_shared
-from .run import RunInterrupted, RunResult, _signal_guard, _Terminated
-from .settings import calibrate_kwargs, read_kwargs, resolve
-from .source import calibrated, file_hash, input_hashes
+from .outputs import add_athena_project
+from .session import (RunInterrupted, RunResult, Session, SignalGuard, Terminated, mark,
+                      signal_name)
+from .settings import read_kwargs
 from .store import RunStore, folder_error
 
 log = logging.getLogger(__name__)
@@ -75,20 +77,22 @@ log = logging.getLogger(__name__)
 JOURNAL = "watch.jsonl"
 #: Seconds between two reloads of report.html in the browser while watching.
 REFRESH_S = 5
-_LIVE = re.compile(r'<meta http-equiv="refresh"[^>]*>|<p class="operando-live">.*?</p>', re.S)
+_LIVE = re.compile(r'<meta http-equiv="refresh"[^>]*>|<p class="operando-live"[^>]*>.*?</p>', re.S)
 
 
 class WatchStopped(RunInterrupted):
     """The watch was stopped (Ctrl-C / SIGTERM); everything read so far is kept."""
 
-    def __init__(self, run_dir, n_steps: int, updates: int, signal_name: str):
+    def __init__(self, run_dir, n_steps: int, updates: int, signal_name: str,
+                 written: bool = True):
         self.run_dir = Path(run_dir)
         self.chunks_done = self.chunks_total = 0
         self.signal_name = signal_name
         self.n_steps, self.updates = n_steps, updates
+        where = (f"results are in {self.run_dir}; run operando watch again to continue"
+                 if written else "no scan was ready, nothing was written")
         OperandoError.__init__(
-            self, f"watch stopped ({signal_name}) with {n_steps} scans analysed; results are in "
-                  f"{self.run_dir}; run operando watch again to continue")
+            self, f"watch stopped ({signal_name}) with {n_steps} scans analysed; {where}")
 
 
 @dataclass
@@ -153,6 +157,7 @@ def watch(config, *, poll: bool = False, interval: float = 0.5, settle: float = 
         As a batch run.
     """
     config = load_config(config)
+    _check_timing(interval, settle, idle_timeout)
     # chunk_size "auto" resolves from the series length; a growing series needs a fixed
     # size: the batch's own value for short series (see the module docstring).
     config = config.with_run(chunk_size=config.chunk_size_for(1))
@@ -161,6 +166,22 @@ def watch(config, *, poll: bool = False, interval: float = 0.5, settle: float = 
             idle_timeout, on_update)
     except OSError as exc:
         raise folder_error(exc, config.output.dir) from None
+
+
+def _check_timing(interval, settle, idle_timeout) -> None:
+    """Refuse timings the loop cannot keep (NaN, infinite, negative) in one line."""
+    checks = (("--interval", interval, "a number of seconds above 0 and finite", False),
+              ("--settle", settle, "a number of seconds, 0 or more, finite", True),
+              ("--idle-exit", idle_timeout, "a number of seconds, 0 or more, finite", True))
+    for name, value, accepted, zero in checks:
+        if value is None and name == "--idle-exit":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+            raise ConfigError(f"{name} {value}: give {accepted}")
 
 
 class _Watch:
@@ -173,57 +194,66 @@ class _Watch:
         self.interval = float(interval)
         self.source = ScanSource(s.source[0], pattern=s.pattern, conditions=s.conditions,
                                  settle=settle)
-        self.read = {k: v for k, v in read_kwargs(config).items()
-                     if k not in ("source", "pattern", "conditions")}
-        self.calibrate = calibrate_kwargs(config)
+        if Path(s.source[0]).is_file() and not self.source.single:
+            raise ConfigError(f"[series] source {s.source[0]}: operando watch follows a folder, a "
+                              "glob or a growing HDF5 / NeXus file, not one file written at once "
+                              "(an Athena project, a matrix or SPEC file): use operando run")
+        self.order = s.order
+        self.logs = read_kwargs(config).get("logs")
         self.poll = poll
         if config.normalize.e0 == "median":
             log.warning('[normalize] e0 = "median" moves as scans land, so every update '
                         'computes every chunk again; e0 = "first" or a value in eV keeps '
                         'finished chunks final')
         self.files: dict[str, list] = {}  # file read -> [size, mtime_ns] when read
-        self.hashes: dict[int, str] = {}  # chunk -> input hash of its checkpoint
         self.updates = 0
-        self.n_steps = 0
         self.last_key = None
         self.result = None
-        self.last = None
+        self.session: Session | None = None
+
+    @property
+    def n_steps(self) -> int:
+        return 0 if self.session is None else self.session.n_steps
 
     # ------------------------------------------------------------------ loop
     def loop(self, idle_timeout, on_update):
         store = RunStore(self.config.output.dir, resume=True)
+        self.session = Session(self.config, store, progress=False, live=True)
         folders = [self.source.folder]
         if self.source.conditions is not None:
             folders.append(self.source.conditions.parent)
-        if self.read.get("logs") is not None:
-            folders += sorted({p.parent for p in self.read["logs"].files()} - set(folders))
+        if self.logs is not None:
+            folders += sorted({p.parent for p in self.logs.files()} - set(folders))
         waker = Waker(folders, poll=self.poll)
         log.info("watching %s (%s, every %.1f s)", self.source.source, waker.mode, self.interval)
-        started = False
-        with store, _signal_guard():
+        with store, SignalGuard() as guard:
             try:
                 self._restore(store)
                 idle_since = time.monotonic()
                 while True:
+                    guard.check()
                     if self._step(store, on_update):
-                        started = True
                         idle_since = time.monotonic()
                     elif idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
                         break
+                    guard.check()
                     waker.wait(self.interval)
-                if started:
-                    self._final(store, "complete")
-            except (KeyboardInterrupt, _Terminated) as exc:
-                name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
-                if store.manifest:
-                    self._final(store, "interrupted", signal=name)
-                raise WatchStopped(store.dir, self.n_steps, self.updates, name) from None
+                self._final(store, "complete")
+            except (KeyboardInterrupt, Terminated) as exc:
+                name = signal_name(exc)
+                self._final(store, "interrupted", signal=name)
+                raise WatchStopped(store.dir, self.n_steps, self.updates, name,
+                                   written=bool(store.manifest)) from None
+            except BaseException as exc:
+                error = folder_error(exc, store.dir) if isinstance(exc, OSError) else exc
+                self._final(store, "failed", error=f"{type(error).__name__}: {error}")
+                raise
             finally:
                 waker.close()
         return self.result
 
     def _restore(self, store: RunStore) -> None:
-        """What an earlier watch in this folder read and computed."""
+        """What an earlier watch in this folder read."""
         path = store.dir / JOURNAL
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -233,17 +263,11 @@ class _Watch:
                     continue  # a line cut short by a kill
                 self.files.update(entry.get("stamps", {}))
                 self.updates = max(self.updates, int(entry.get("update", 0)))
-        for name in store.completed_steps():
-            if name.startswith("chunk_"):
-                _, meta = store.load_checkpoint(name)
-                if meta.get("input_hash"):
-                    self.hashes[int(name[6:])] = meta["input_hash"]
 
     def _log_stamps(self) -> list:
         """Size and mtime of every [conditions] log: a growing log re-aligns the scans."""
-        logs = self.read.get("logs")
         out = []
-        for path in (logs.files() if logs is not None else []):
+        for path in (self.logs.files() if self.logs is not None else []):
             try:
                 st = path.stat()
                 out.append([str(path), st.st_size, st.st_mtime_ns])
@@ -295,64 +319,15 @@ class _Watch:
         t_start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # rows of scans still to come, skipped files
-            source = ready[0] if self.source.single else self.source.in_batch_order(
-                ready, table, self.read.get("order", "auto"))
-            series = read_series(source, conditions=table, **self.read)
+            files = ready[0] if self.source.single else self.source.in_batch_order(
+                ready, table, self.order)
+            series, hashes = self.session.read(files, table)
         for w in caught:
             log.debug("reading: %s", w.message)
-        hashes = input_hashes(series)
-        if self.calibrate is not None:
-            series = calibrated(series, self.calibrate)
-        config = self.config
-        n = len(series)
-        # athena.prj (all spectra, Larch's writer: seconds) is written once, when the watch stops.
-        full_plan = resolve(config, n)
-        plan = replace(full_plan, athena=False, athena_limit=None)
-        chunks = chunk_bounds(n, plan.chunk_size)
-        inputs = {k: v for k, v in hashes.items() if k != "data"}
-        foil = None
-        if plan.exafs and plan.foil.s02 is None and plan.foil.file:
-            foil = inputs["foil"] = file_hash(plan.foil.file)
-        info = {"n_steps": n, "chunk_size": plan.chunk_size, "n_chunks": len(chunks),
-                "version": package_version("operando"), "mode": "watch"}
-        if store.manifest.get("status") != "running":
-            # A watch's inputs grow by design: only the settings must match an earlier run.
-            store.begin(config.config_hash(n), config=config.analysis_dict(n), info=info)
-        store.update(data_hash=hashes["data"], inputs=inputs, **info)
-        shared, settings = self._prepare(store, plan, series, foil)
-        wanted = {i: _chunk_hash(series, a, b, settings) for i, (a, b) in enumerate(chunks)}
-        done = set(store.completed_steps())
-        redo = [i for i, h in wanted.items() if chunk_name(i) in done and self.hashes.get(i) != h]
-        computed = sorted(set(redo) | {i for i in wanted if chunk_name(i) not in done})
-        state = run_chunks(store, series, chunks, settings, workers=plan.workers, executor=None,
-                           progress=False, redo=redo,
-                           meta={i: {"input_hash": wanted[i]} for i in computed})
-        self.hashes.update({i: wanted[i] for i in computed})
-        self.n_steps = n
-        record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                  "t_start": t_start}
-        steps, summary, settings_record, outputs, tracking = finish(store, plan, series, shared,
-                                                                    state, record)
-        if "report" in outputs:
-            _live_report(store, n, self.source.source)
-        self.last = (full_plan, series, steps)
-        store.update(n_ok=summary["n_ok"], n_failed=summary["n_failed"])
-        return RunResult(dir=store.dir, steps=steps, summary=summary, settings=settings_record,
-                         outputs=outputs, tracking=tracking), computed
-
-    def _prepare(self, store: RunStore, plan, series, foil):
-        """The series-wide settings, recomputed only when their own inputs changed."""
-        shared = None
-        if store.has_checkpoint(PREPARE):
-            _, shared = store.load_checkpoint(PREPARE)
-            if shared.get("watch_key") != _prepare_key(series, plan, shared, foil):
-                shared = None
-        if shared is None:
-            shared = _resolve_shared(plan, series)
-            shared["watch_key"] = _prepare_key(series, plan, shared, foil)
-            store.save_checkpoint(PREPARE, meta=shared)
-        return shared, plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
-                                          shells=shared.get("shells"))
+        result, computed = self.session.update(series, hashes, t_start=t_start)
+        if "report" in result.outputs:
+            _live_report(store, self.n_steps, self.source.source)
+        return result, computed
 
     def _journal(self, store: RunStore, entry: dict) -> None:
         path = store.path(JOURNAL)
@@ -362,57 +337,17 @@ class _Watch:
             os.fsync(fh.fileno())
 
     def _final(self, store: RunStore, status: str, **fields) -> None:
-        """athena.prj, the report without its refresh; the manifest says how the watch ended."""
+        """athena.prj, the report without its refresh; the manifest says how the watch
+        ended.  Nothing when no update ever began (no folder made for nothing)."""
+        if not store.manifest:
+            return
         try:
             _live_report(store, None, None)
-            if self.last is not None:
-                _write_athena(store, *self.last)
-            store.finish(status, **fields)
+            if status != "failed" and self.session.last is not None:
+                add_athena_project(store, *self.session.last)
         except (OSError, OperandoError) as exc:
             log.warning("could not close the watch cleanly: %s", exc)
-
-
-# ------------------------------------------------------------------ helpers
-def _write_athena(store: RunStore, plan, series, steps) -> None:
-    """athena.prj of the series as a batch run writes it; summary.json names it."""
-    notes: list[str] = []
-    written = athena_output(store, plan, series, steps, notes)
-    path = store.dir / "summary.json"
-    if not (written or notes) or not path.is_file():
-        return
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    summary["outputs"] = {**summary.get("outputs", {}), **{k: str(v) for k, v in written.items()}}
-    summary["notes"] = summary.get("notes", []) + notes
-    store.write_json("summary.json", summary)
-
-
-def _chunk_hash(series, a: int, b: int, settings) -> str:
-    """Hash of everything a chunk's result depends on."""
-    h = hashlib.sha256(repr(settings).encode())
-    h.update(np.ascontiguousarray(series.energy).tobytes())
-    h.update(np.ascontiguousarray(series.mu[a:b]).tobytes())
-    if series.reference is not None:
-        h.update(np.ascontiguousarray(series.reference[a:b]).tobytes())
-    h.update(series.conditions.iloc[a:b].to_csv(index=False).encode())
-    meta = series.metadata
-    for key in ("energy_shifts", "energy_shift_reason"):
-        if meta.get(key) is not None:
-            h.update(repr(list(meta[key])[a:b]).encode())
-    return h.hexdigest()[:16]
-
-
-def _prepare_key(series, plan, shared, foil) -> str:
-    """Hash of what the series-wide settings depend on: the grid, element and edge, the
-    foil, and the scans E0 came from (``"first"``: up to that scan; ``"median"``: all)."""
-    h = hashlib.sha256(repr((series.element, series.edge, foil)).encode())
-    h.update(np.ascontiguousarray(series.energy).tobytes())
-    policy = plan.normalize.e0
-    if policy == "median":
-        h.update(np.ascontiguousarray(series.mu).tobytes())
-    elif shared.get("e0_from_step") is not None:
-        upto = int(np.searchsorted(series.steps, int(shared["e0_from_step"]))) + 1
-        h.update(np.ascontiguousarray(series.mu[:upto]).tobytes())
-    return h.hexdigest()[:16]
+        mark(store, status, **fields)
 
 
 def _live_report(store: RunStore, n_steps, source) -> None:

@@ -55,12 +55,8 @@ def energy_grid(e0: float, *, pre_start: float = -200.0, pre_stop: float = -30.0
     return e0 + np.concatenate([pre, xanes, k * k / ETOK])
 
 
-def _grid(spec: SeriesSpec) -> np.ndarray:
-    return energy_grid(spec.e0_tabulated, kmax=spec.kmax)
-
-
 # ------------------------------------------------------------ model parts
-class _State:
+class StateModel:
     """Per-state (segment or foil) constants: edge position, white line, chi table."""
 
     def __init__(self, spec: SeriesSpec, shells: Sequence[Shell], kmax: float):
@@ -70,7 +66,7 @@ class _State:
         n_lig = sum(s.cn for s in shells if s.label in spec.ligand_shells)
         oxidation = min(n_lig / model.ligand_cn_max, 1.0) if model.ligand_cn_max > 0 else 0.0
         self.chem_shift = model.edge_shift_oxidised * oxidation
-        # provisional; _states() puts the unligated edge where the foil's inflection
+        # provisional; the series module puts the unligated edge where the foil's inflection
         # point lands on the tabulated energy
         self.e0 = spec.e0_tabulated + self.chem_shift
         self.wl_amplitude = model.wl_base + model.wl_per_ligand * n_lig
@@ -94,7 +90,8 @@ class _State:
         return c[3, i] + t * (c[2, i] + t * (c[1, i] + t * c[0, i]))
 
 
-def _k_of(x: np.ndarray) -> np.ndarray:
+def wavenumber(x: np.ndarray) -> np.ndarray:
+    """Photoelectron wavenumber k (A^-1) at x eV above the edge; 0 at and below it."""
     return np.sqrt(np.maximum(x, 0.0) * ETOK)
 
 
@@ -109,8 +106,8 @@ def _columns(xlo: np.ndarray, xhi: np.ndarray, lo: float, hi: float) -> slice:
     return slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
 
 
-def _parts(spec: SeriesSpec, energy: np.ndarray, states: Sequence[_State], state_idx: np.ndarray,
-           shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def model_parts(spec: SeriesSpec, energy: np.ndarray, states: Sequence[StateModel],
+                state_idx: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Noise-free model parts for m rows on the recorded energies (n,).
 
     Returns ``mu0`` (edge + white line + post-edge decay, edge-step units),
@@ -163,7 +160,7 @@ def _parts(spec: SeriesSpec, energy: np.ndarray, states: Sequence[_State], state
     chi_raw = np.zeros_like(x)
     above = _columns(xlo, xhi, 1e-12, np.inf)
     if above.stop > above.start:
-        k = _k_of(x[:, above])
+        k = wavenumber(x[:, above])
         for s in np.unique(state_idx):
             if states[s].has_chi:
                 rows = state_idx == s
@@ -174,12 +171,12 @@ def _parts(spec: SeriesSpec, energy: np.ndarray, states: Sequence[_State], state
     ramp = _columns(xlo, xhi, lo * lo / ETOK, hi * hi / ETOK)
     chi[:, below] = 0.0
     if ramp.stop > ramp.start:
-        chi[:, ramp] = chi_raw[:, ramp] * chi_taper(_k_of(x[:, ramp]))
+        chi[:, ramp] = chi_raw[:, ramp] * chi_taper(wavenumber(x[:, ramp]))
     return mu0, chi, chi_raw
 
 
-def _model_rows(spec, energy, states, state_idx, shift, step, offset, slope):
+def model_rows(spec, energy, states, state_idx, shift, step, offset, slope):
     """Noise-free mu for rows (each row: a state index, shift, edge step, pre-edge)."""
-    mu0, chi, _ = _parts(spec, energy, states, state_idx, shift)
+    mu0, chi, _ = model_parts(spec, energy, states, state_idx, shift)
     pre = offset[:, None] + slope * (energy[None, :] - shift[:, None] - spec.e0_tabulated)
     return pre + step[:, None] * mu0 * (1.0 + chi)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..series import Series
-from .edge import _grid, _k_of, _model_rows, _parts, _State
-from .spec import SeriesSpec, _as_spec
+from .edge import StateModel, energy_grid, model_parts, model_rows, wavenumber
+from .spec import SeriesSpec, as_spec
 
 #: Rows simulated at a time (bounds temporary memory; results do not depend on it).
 _CHUNK = 2048
@@ -35,6 +35,10 @@ def _experiment(spec: SeriesSpec, n: int):
     return shift, 1.0 + jitter[0], 1.0 + jitter[1]
 
 
+def _grid(spec: SeriesSpec) -> np.ndarray:
+    return energy_grid(spec.e0_tabulated, kmax=spec.kmax)
+
+
 def _times(spec: SeriesSpec) -> np.ndarray:
     times, t = [], 0.0
     for i, segment in enumerate(spec.segments):
@@ -46,7 +50,7 @@ def _times(spec: SeriesSpec) -> np.ndarray:
     return np.array(times)
 
 
-def _states(spec: SeriesSpec) -> tuple[list[_State], _State]:
+def _states(spec: SeriesSpec) -> tuple[list[StateModel], StateModel]:
     kmax = spec.kmax + 1.0
     key = (spec.name, spec.element, spec.edge, spec.s02, spec.edge_model, spec.foil,
            spec.ligand_shells, spec.e0, kmax, spec.reference_edge_step,
@@ -62,7 +66,7 @@ def _states(spec: SeriesSpec) -> tuple[list[_State], _State]:
 _ORIGIN_CACHE: dict = {}
 
 
-def _edge_origin(key, spec: SeriesSpec, foil: _State) -> float:
+def _edge_origin(key, spec: SeriesSpec, foil: StateModel) -> float:
     """Arctangent centre (eV) of an unligated site such that the noise-free foil's
     maximum-derivative point sits exactly at the tabulated edge energy."""
     if key in _ORIGIN_CACHE:
@@ -72,9 +76,9 @@ def _edge_origin(key, spec: SeriesSpec, foil: _State) -> float:
     for _ in range(3):
         foil.e0 = base + foil.chem_shift
         e = target + np.arange(-10.0, 10.0, 0.002)
-        mu = _model_rows(spec, e, [foil], np.zeros(1, dtype=int), np.zeros(1),
-                         np.array([spec.reference_edge_step]), np.array([spec.reference_pre_offset]),
-                         spec.reference_pre_slope)[0]
+        mu = model_rows(spec, e, [foil], np.zeros(1, dtype=int), np.zeros(1),
+                        np.array([spec.reference_edge_step]), np.array([spec.reference_pre_offset]),
+                        spec.reference_pre_slope)[0]
         deriv = np.gradient(mu, e)
         i = int(np.argmax(deriv))
         # parabola through the three points around the maximum
@@ -88,20 +92,20 @@ def _edge_origin(key, spec: SeriesSpec, foil: _State) -> float:
 _STATE_CACHE: dict = {}
 
 
-def _cached_state(key, spec, shells) -> _State:
+def _cached_state(key, spec, shells) -> StateModel:
     full = (key, tuple(shells))
     if full not in _STATE_CACHE:
         if len(_STATE_CACHE) > 256:
             _STATE_CACHE.clear()
-        _STATE_CACHE[full] = _State(spec, shells, spec.kmax + 1.0)
+        _STATE_CACHE[full] = StateModel(spec, shells, spec.kmax + 1.0)
     return _STATE_CACHE[full]
 
 
-def _white_line_truth(spec: SeriesSpec, state: _State) -> tuple[float, float, float]:
+def _white_line_truth(spec: SeriesSpec, state: StateModel) -> tuple[float, float, float]:
     """From the noise-free normalised spectrum: white-line peak height, its
     position (eV) and the edge position (maximum derivative, eV), true scale."""
     e = state.e0 + np.arange(-15.0, 30.0, 0.005)
-    mu0, chi, _ = _parts(spec, e, [state], np.zeros(1, dtype=int), np.zeros(1))
+    mu0, chi, _ = model_parts(spec, e, [state], np.zeros(1, dtype=int), np.zeros(1))
     norm = (mu0 * (1.0 + chi))[0]
     i = int(np.argmax(norm))
     j = int(np.argmax(np.gradient(norm, e)))
@@ -124,7 +128,7 @@ def truth_table(spec: SeriesSpec | Mapping, *, seed: int = 0) -> pd.DataFrame:
     ``noise`` (fraction of the edge step), ``noise_sigma`` (absolute, mu
     units), ``seed`` (noise seed), ``drift_seed``.
     """
-    spec = _as_spec(spec)
+    spec = as_spec(spec)
     n = spec.n_steps
     states, _ = _states(spec)
     shift, step_factor, _ = _experiment(spec, n)
@@ -199,7 +203,7 @@ def simulate_series(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = 
     truth : DataFrame
         See :func:`truth_table`.
     """
-    spec = _as_spec(spec)
+    spec = as_spec(spec)
     energy = _grid(spec)
     truth = truth_table(spec, seed=seed)
     n = len(truth)
@@ -228,13 +232,13 @@ def simulate_series(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = 
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
         sl = slice(lo, hi)
-        mu[sl] = _model_rows(spec, energy, states, state_idx[sl], shift[sl], step[sl], offset[sl],
-                             spec.pre_slope)
+        mu[sl] = model_rows(spec, energy, states, state_idx[sl], shift[sl], step[sl], offset[sl],
+                            spec.pre_slope)
         if noise and spec.noise > 0:
             mu[sl] += rng_mu.standard_normal((hi - lo, energy.size)) * (spec.noise * step[sl])[:, None]
         if reference:
-            ref[sl] = _model_rows(spec, energy, [foil], foil_idx[sl], shift[sl], ref_step[sl],
-                                  ref_offset[sl], spec.reference_pre_slope)
+            ref[sl] = model_rows(spec, energy, [foil], foil_idx[sl], shift[sl], ref_step[sl],
+                                 ref_offset[sl], spec.reference_pre_slope)
             if noise and spec.reference_noise > 0:
                 ref[sl] += (rng_ref.standard_normal((hi - lo, energy.size))
                             * spec.reference_noise * spec.reference_edge_step)
@@ -268,13 +272,13 @@ def simulate_foil(spec: SeriesSpec | Mapping, *, seed: int = 0, noise: bool = Tr
         One row: ``file, cn_S, r_S, sigma2_S, de0_S, s02, e0_true, edge_step,
         energy_shift (0), noise, noise_sigma, seed``.
     """
-    spec = _as_spec(spec)
+    spec = as_spec(spec)
     energy = _grid(spec)
     _, foil = _states(spec)
     one = np.ones(1)
-    mu = _model_rows(spec, energy, [foil], np.zeros(1, dtype=int), np.zeros(1),
-                     spec.reference_edge_step * one, spec.reference_pre_offset * one,
-                     spec.reference_pre_slope)
+    mu = model_rows(spec, energy, [foil], np.zeros(1, dtype=int), np.zeros(1),
+                    spec.reference_edge_step * one, spec.reference_pre_offset * one,
+                    spec.reference_pre_slope)
     rng = np.random.default_rng(seed).spawn(3)[2]
     sigma = spec.reference_noise * spec.reference_edge_step if noise else 0.0
     if sigma:
@@ -316,7 +320,7 @@ def model_spectrum(spec: SeriesSpec | Mapping, segment: int | None, *, energy: n
         + post-edge decay, edge-step units), ``chi`` (tapered, as applied),
         ``chi_untapered`` and ``mu``.
     """
-    spec = _as_spec(spec)
+    spec = as_spec(spec)
     energy = _grid(spec) if energy is None else np.asarray(energy, dtype=float)
     states, foil = _states(spec)
     if segment is None:
@@ -324,10 +328,11 @@ def model_spectrum(spec: SeriesSpec | Mapping, segment: int | None, *, energy: n
             spec.reference_pre_slope
     else:
         state, step, offset, slope = states[segment], spec.edge_step, spec.pre_offset, spec.pre_slope
-    mu0, chi, raw = _parts(spec, energy, [state], np.zeros(1, dtype=int), np.array([float(energy_shift)]))
+    mu0, chi, raw = model_parts(spec, energy, [state], np.zeros(1, dtype=int),
+                                np.array([float(energy_shift)]))
     mu0, chi, raw = mu0[0], chi[0], raw[0]
     e_true = energy - energy_shift
-    k = _k_of(e_true - state.e0)
+    k = wavenumber(e_true - state.e0)
     pre = offset + slope * (e_true - spec.e0_tabulated)
     return {"energy": energy, "k": k, "pre_edge": pre, "mu0": mu0, "chi": chi,
             "chi_untapered": raw, "mu": pre + step * mu0 * (1.0 + chi)}

@@ -326,7 +326,8 @@ def _tabulated_e0(element: str, edge: str) -> float:
     return edge_energy(element, edge)
 
 
-def _as_spec(spec) -> SeriesSpec:
+def as_spec(spec) -> SeriesSpec:
+    """``spec`` as a :class:`SeriesSpec` (a dict goes through :meth:`SeriesSpec.from_dict`)."""
     if isinstance(spec, SeriesSpec):
         return spec
     if isinstance(spec, Mapping):

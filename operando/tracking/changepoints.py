@@ -7,11 +7,12 @@ import math
 import numpy as np
 
 
-def _robust_noise(x: np.ndarray) -> float:
+def robust_noise(x: np.ndarray) -> float:
     """Gaussian sigma of ``x`` from the median absolute first difference.
 
     Differences cancel a step change except at one point, so the estimate is
-    insensitive to the very changes we look for.
+    insensitive to the very changes we look for: the noise scale both the change-point
+    search and the segment statistics (:mod:`.segments`) measure steps against.
     """
     if x.size < 3:
         return math.nan
@@ -53,7 +54,7 @@ def find_change_points(values, *, min_size: int = 5, threshold: float = 5.0,
     x = x_all[finite]
     if x.size < 2 * min_size:
         return []
-    sigma = _robust_noise(x) if noise is None else float(noise)
+    sigma = robust_noise(x) if noise is None else float(noise)
     if not np.isfinite(sigma) or sigma <= 0:
         # A noiseless sequence: any difference is a change, scale by the data span instead.
         sigma = max(float(np.ptp(x)) * 1e-9, 1e-300)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .changepoints import _robust_noise, find_change_points
+from .changepoints import find_change_points, robust_noise
 from .channels import Channel
 from .evidence import Difference, two_sided_p, z_of_p
 from ..options import TrackSettings
@@ -144,7 +144,7 @@ def trend(channel: Channel, idx: np.ndarray, order: np.ndarray, st: ChannelStats
     e = channel.error[use]
     means, errs = [], []
     # the scatter of one step from successive differences: a smooth change cancels in them
-    noise = _robust_noise(x)
+    noise = robust_noise(x)
     spread = max(noise, channel.floor) if np.isfinite(noise) else channel.floor
     for part, pe in ((x[:k], e[:k]), (x[-k:], e[-k:])):
         stat = math.sqrt(float(np.sum(pe ** 2))) / k if np.isfinite(pe).all() else 0.0

@@ -11,7 +11,7 @@ from .._util.blas import single_threaded_blas
 from .._util.elements import edge_energy
 from ..errors import ConfigError, DataError
 from ..series import Series
-from .e0 import _find_e0_rows, _refine_on_raw_derivative, check_rows, dedup_energy
+from .e0 import find_e0_rows, refine_on_raw_derivative, check_rows, dedup_energy
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ def calibrate(
     rows = np.flatnonzero(ref_ok)
     if rows.size:
         with single_threaded_blas():
-            grid_e0, refined_e0 = _find_e0_rows(energy, ref[rows])
+            grid_e0, refined_e0 = find_e0_rows(energy, ref[rows])
             if e0_method == "refined":
-                refined_e0 = _refine_on_raw_derivative(energy, ref[rows], refined_e0)
+                refined_e0 = refine_on_raw_derivative(energy, ref[rows], refined_e0)
         measured[rows] = edge_energy - (refined_e0 if e0_method == "refined" else grid_e0)
     applied = np.where(np.isfinite(measured), measured, 0.0)
     shift_ok = np.isfinite(measured)

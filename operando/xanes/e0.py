@@ -113,7 +113,7 @@ def _select_peak(dmu: np.ndarray, nmin: int) -> np.ndarray:
     return imax
 
 
-def _refine_on_raw_derivative(energy: np.ndarray, mu: np.ndarray, guess: np.ndarray,
+def refine_on_raw_derivative(energy: np.ndarray, mu: np.ndarray, guess: np.ndarray,
                               half_width: float = 1.0) -> np.ndarray:
     """Edge (eV) as the vertex of a least-squares parabola through the *unsmoothed*
     derivative within ``guess +/- half_width``.
@@ -146,7 +146,7 @@ def _refine_on_raw_derivative(energy: np.ndarray, mu: np.ndarray, guess: np.ndar
     return out
 
 
-def _vertex(x: np.ndarray, y: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def parabola_vertex(x: np.ndarray, y: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Parabola through points i-1, i, i+1 of rows ``y`` (grid ``x``): vertex (x, y).
 
     Falls back to the grid point where i is at an end, the parabola is not a
@@ -174,7 +174,7 @@ def _vertex(x: np.ndarray, y: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np
     return xv, yv
 
 
-def _find_e0_rows(energy: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def find_e0_rows(energy: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Larch ``find_e0`` on every (finite) row of ``mu``, batched.
 
     Parameters
@@ -224,7 +224,7 @@ def _find_e0_rows(energy: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.nd
         nmin_w = max(3, int(len(enw) * 0.02))
         ix = _select_peak(smoothed, nmin_w)
         e0[rows] = enw[ix]
-        refined, _ = _vertex(enw, smoothed, ix)
+        refined, _ = parabola_vertex(enw, smoothed, ix)
         e0_ref[rows] = refined
         early = ix < 1
         e0[rows[early]] = energy[istart + 2]

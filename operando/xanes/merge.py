@@ -45,7 +45,7 @@ import pandas as pd
 from .._util.result import Result
 from ..errors import ConfigError, DataError
 from ..series import Series
-from .e0 import _find_e0_rows, _refine_on_raw_derivative, check_rows, dedup_energy
+from .e0 import find_e0_rows, refine_on_raw_derivative, check_rows, dedup_energy
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,8 @@ def _alignment(series, groups, usable, reason, max_shift):
     edges = np.full(n, np.nan)
     rows = np.flatnonzero(ref_ok & usable)
     if rows.size:
-        _, guess = _find_e0_rows(energy, series.reference[rows])
-        edges[rows] = _refine_on_raw_derivative(energy, series.reference[rows], guess)
+        _, guess = find_e0_rows(energy, series.reference[rows])
+        edges[rows] = refine_on_raw_derivative(energy, series.reference[rows], guess)
     shifts = np.zeros(n)
     usable = usable.copy()
     for members in groups:

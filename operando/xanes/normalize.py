@@ -18,8 +18,8 @@ from .._util.blas import single_threaded_blas
 from ..errors import ConfigError, DataError
 from ..options import NormalizeOptions
 from ..series import Series
-from .e0 import _find_e0_rows, check_rows, dedup_energy
-from .prepost import MAX_NNORM, _collapse, _empty_out, _normalize_fast, _normalize_larch, _Plan, _resolve
+from .e0 import find_e0_rows, check_rows, dedup_energy
+from .prepost import MAX_NNORM, collapse_setting, empty_out, normalize_rows_fast, normalize_row_larch, PrePostPlan, resolve_plan
 from .result import NormalizedSeries
 
 log = logging.getLogger(__name__)
@@ -165,12 +165,12 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
         vals = np.full(rows.size, np.nan)
         if rows.size:
             try:
-                vals, _ = _find_e0_rows(energy, mu[rows])
+                vals, _ = find_e0_rows(energy, mu[rows])
             except Exception as exc:  # noqa: BLE001 - recorded per step below
                 log.debug("batched find_e0 failed (%s); per-row fallback", exc)
                 for j, r in enumerate(rows):
                     try:
-                        vals[j] = _find_e0_rows(energy, mu[r : r + 1])[0][0]
+                        vals[j] = find_e0_rows(energy, mu[r : r + 1])[0][0]
                     except Exception:  # noqa: BLE001
                         vals[j] = np.nan
         return vals
@@ -206,14 +206,14 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
             source = mu
         for r in candidates:
             try:
-                val = float(_find_e0_rows(energy, source[r : r + 1])[0][0])
+                val = float(find_e0_rows(energy, source[r : r + 1])[0][0])
             except Exception:  # noqa: BLE001 - try the next spectrum
                 continue
             if e0 == "first":
                 # the first *good* spectrum: it must also normalise to a positive step
-                plan = _resolve(energy, val, pre1, pre2, norm1, norm2, nnorm, nvict)
-                probe = _empty_out(1, n_e)
-                _normalize_fast(energy, mu[r : r + 1], plan, probe, np.array([0]))
+                plan = resolve_plan(energy, val, pre1, pre2, norm1, norm2, nnorm, nvict)
+                probe = empty_out(1, n_e)
+                normalize_rows_fast(energy, mu[r : r + 1], plan, probe, np.array([0]))
                 if not probe["fit_ok"][0]:
                     continue
             e0_value, e0_source = val, int(series.steps[r])
@@ -242,27 +242,27 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
         problems[i] = "find_e0 failed (no edge found)"
     check_windows(energy, e0_arr[ok & np.isfinite(e0_arr)], pre2=pre2, norm1=norm1)
 
-    out = _empty_out(n, n_e)
+    out = empty_out(n, n_e)
     per_step: dict[str, np.ndarray] = {k: np.full(n, np.nan) for k in
                                        ("pre1", "pre2", "norm1", "norm2", "nnorm", "nvict", "npre")}
     plan_kw = dict(pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2, nnorm=nnorm, nvict=nvict)
 
     if engine == "fast":
-        plans: dict[tuple, tuple[_Plan, list[np.ndarray]]] = {}
+        plans: dict[tuple, tuple[PrePostPlan, list[np.ndarray]]] = {}
         good_rows = np.flatnonzero(ok)
         values, inverse = np.unique(e0_arr[good_rows], return_inverse=True)
         for j, val in enumerate(values):
-            plan = _resolve(energy, float(val), pre1, pre2, norm1, norm2, nnorm, nvict)
+            plan = resolve_plan(energy, float(val), pre1, pre2, norm1, norm2, nnorm, nvict)
             idx = good_rows[inverse.ravel() == j] if values.size > 1 else good_rows
             plans.setdefault(plan.key(), (plan, []))[1].append(idx)
             for k in per_step:
                 per_step[k][idx] = getattr(plan, k)
         for plan, parts in plans.values():
-            _normalize_fast(energy, mu, plan, out, np.sort(np.concatenate(parts)))
+            normalize_rows_fast(energy, mu, plan, out, np.sort(np.concatenate(parts)))
     else:
         for i in np.flatnonzero(ok):
             try:
-                res = _normalize_larch(energy, mu[i], None if e0 == "each" else e0_arr[i],
+                res = normalize_row_larch(energy, mu[i], None if e0 == "each" else e0_arr[i],
                                        plan_kw)
             except Exception as exc:  # noqa: BLE001 - recorded as the step's reason
                 problems[i] = f"larch pre_edge failed: {exc}"
@@ -316,7 +316,7 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
         "min_edge_snr": float(min_edge_snr),
     }
     for k, values in per_step.items():
-        settings[k] = _collapse(values[ok], values, integer=k in ("nnorm", "nvict", "npre"))
+        settings[k] = collapse_setting(values[ok], values, integer=k in ("nnorm", "nvict", "npre"))
     settings["requested"] = dict(plan_kw)
 
     ncoef = out["norm_coefs"].shape[1]

@@ -3,8 +3,8 @@
 Once E0 and the fit ranges are fixed, the pre-edge line and the post-edge
 polynomial are linear least-squares fits: every spectrum sharing the same index
 ranges is solved with one precomputed pseudo-inverse (a matrix product).
-:func:`_resolve` reproduces how ``larch.xafs.pre_edge`` fills its defaults and
-index ranges; :func:`_normalize_larch` is the oracle engine's call.
+:func:`resolve_plan` reproduces how ``larch.xafs.pre_edge`` fills its defaults and
+index ranges; :func:`normalize_row_larch` is the oracle engine's call.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _CHUNK = 256
 
 # ------------------------------------------------------------ pre-edge parameters
 @dataclass(frozen=True)
-class _Plan:
+class PrePostPlan:
     """Resolved pre_edge settings and index ranges for one E0 (Larch's rules)."""
 
     e0: float
@@ -47,7 +47,7 @@ class _Plan:
                 self.nvict, self.npre)
 
 
-def _resolve(energy, e0, pre1, pre2, norm1, norm2, nnorm, nvict) -> _Plan:
+def resolve_plan(energy, e0, pre1, pre2, norm1, norm2, nnorm, nvict) -> PrePostPlan:
     """Resolve ``None`` defaults and fit ranges exactly as ``larch.xafs.preedge``."""
     n = energy.size
     emin, emax = float(energy[0]), float(energy[-1])
@@ -104,7 +104,7 @@ def _resolve(energy, e0, pre1, pre2, norm1, norm2, nnorm, nvict) -> _Plan:
         nnorm = 0
     elif q2 - q1 < 5:
         nnorm = min(1, nnorm)
-    return _Plan(float(e0), ie0, float(pre1), float(pre2), float(norm1), float(norm2), nnorm,
+    return PrePostPlan(float(e0), ie0, float(pre1), float(pre2), float(norm1), float(norm2), nnorm,
                  int(nvict), npre, p1, p2, q1, q2)
 
 
@@ -144,7 +144,7 @@ def _poly_operators_uncached(x_fit: np.ndarray, x_eval: np.ndarray, deg: int):
     return pinv, v_eval, to_power
 
 
-def _normalize_fast(energy: np.ndarray, mu: np.ndarray, plan: _Plan, out: dict, rows: np.ndarray):
+def normalize_rows_fast(energy: np.ndarray, mu: np.ndarray, plan: PrePostPlan, out: dict, rows: np.ndarray):
     """Batched pre_edge for rows sharing one plan; writes into ``out`` arrays.
 
     Only the fit windows are touched before the edge step is known; the two
@@ -189,7 +189,7 @@ def _normalize_fast(energy: np.ndarray, mu: np.ndarray, plan: _Plan, out: dict, 
 
 def _normalize_chunk(mu, r, contiguous, plan, out, p_pre, p_post, v_post, pre_on_post, vpre_t,
                      vpost_flat_t, one_above, pre_pow, post_pow):
-    """One block of rows (``r``) of :func:`_normalize_fast`."""
+    """One block of rows (``r``) of :func:`normalize_rows_fast`."""
     ie0 = plan.ie0
     sel = slice(int(r[0]), int(r[-1]) + 1) if contiguous else r
     y = mu[sel]
@@ -221,7 +221,7 @@ def _normalize_chunk(mu, r, contiguous, plan, out, p_pre, p_post, v_post, pre_on
     out["fit_ok"][sel] = good
 
 
-def _normalize_larch(energy: np.ndarray, row: np.ndarray, e0, plan_kw: dict) -> dict:
+def normalize_row_larch(energy: np.ndarray, row: np.ndarray, e0, plan_kw: dict) -> dict:
     """One spectrum through ``larch.xafs.pre_edge`` (the oracle engine)."""
     from larch import Group
     from larch.xafs import pre_edge
@@ -245,14 +245,14 @@ def _normalize_larch(energy: np.ndarray, row: np.ndarray, e0, plan_kw: dict) -> 
             **{k: getattr(details, k) for k in ("pre1", "pre2", "norm1", "norm2", "nnorm",
                                                  "nvict")},
             # larch does not report the pre-edge order it fell back to; same rule here
-            "npre": _resolve(energy, float(group.e0), plan_kw["pre1"], plan_kw["pre2"],
+            "npre": resolve_plan(energy, float(group.e0), plan_kw["pre1"], plan_kw["pre2"],
                              plan_kw["norm1"], plan_kw["norm2"], plan_kw["nnorm"],
                              plan_kw["nvict"]).npre,
         },
     }
 
 
-def _collapse(used: np.ndarray, values: np.ndarray, integer: bool) -> Any:
+def collapse_setting(used: np.ndarray, values: np.ndarray, integer: bool) -> Any:
     """A scalar if every ok step used the same value, else the per-step list (None: not ok)."""
     cast = int if integer else float
     finite = used[np.isfinite(used)]
@@ -263,7 +263,7 @@ def _collapse(used: np.ndarray, values: np.ndarray, integer: bool) -> Any:
     return [cast(v) if np.isfinite(v) else None for v in values]
 
 
-def _empty_out(n: int, n_e: int) -> dict:
+def empty_out(n: int, n_e: int) -> dict:
     return {
         # filled row by row; rows never written are set to NaN by normalize
         "norm": np.empty((n, n_e)),

@@ -9,7 +9,7 @@ from .._util.blas import single_threaded_blas
 from ..errors import ConfigError
 from ..options import WhiteLineOptions
 from ..schema import WHITE_LINE_COLUMNS
-from .e0 import _vertex
+from .e0 import parabola_vertex
 from .result import NormalizedSeries
 
 
@@ -77,7 +77,7 @@ def _white_line_block(energy, y, lo, hi, rows, res):
     yw = y[:, lo:hi]
     imax = np.argmax(yw, axis=1)
     at_edge = (imax == 0) | (imax == ew.size - 1)
-    xv, yv = _vertex(ew, yw, imax)
+    xv, yv = parabola_vertex(ew, yw, imax)
     xv[at_edge] = ew[imax[at_edge]]
     yv[at_edge] = yw[at_edge, imax[at_edge]]
     res["wl_height"][rows] = yv

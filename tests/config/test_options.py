@@ -115,7 +115,7 @@ def _restatements(path: Path) -> list[str]:
                     and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
                     and isinstance(node.args[0].value, str) and _literal(node.args[1])):
                 flag(node, node.args[0].value, "a fallback of .get")
-            # The configuration's validators: _number(section, "key", value, default=...)
+            # The configuration's validators: get_number(section, "key", value, default=...)
             named = [a.value for a in node.args[:2]
                      if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             for kw in node.keywords:

@@ -17,7 +17,7 @@ from larch.xafs import find_e0, pre_edge
 from operando.errors import ConfigError, DataError
 from operando.series import Series, default_conditions
 from operando.xanes import NormalizedSeries, calibrate, normalize, white_line
-from operando.xanes.e0 import _find_e0_rows, _smooth_matrix
+from operando.xanes.e0 import find_e0_rows, _smooth_matrix
 
 # The spec asks for agreement with larch within 1e-3 in norm and flat.  The fast
 # engine is the same linear algebra, so in practice it agrees to ~1e-13; 1e-3 is
@@ -109,12 +109,12 @@ def test_pt_series_fast_matches_larch_every_group(pt_series, policy, kw):
 def test_batched_find_e0_is_larch_find_e0(real_spectra, pt_series):
     # exact equality: find_e0 returns a grid point, so any difference is a bug
     for energy, mu in real_spectra.values():
-        e0, refined = _find_e0_rows(energy, mu[None, :])
+        e0, refined = find_e0_rows(energy, mu[None, :])
         assert e0[0] == find_e0(energy, mu)
         # the refined (sub-grid) value stays within one grid step of it
         i = np.searchsorted(energy, e0[0])
         assert abs(refined[0] - e0[0]) <= max(energy[i + 1] - energy[i], energy[i] - energy[i - 1])
-    e0, _ = _find_e0_rows(pt_series.energy, pt_series.mu)
+    e0, _ = find_e0_rows(pt_series.energy, pt_series.mu)
     assert list(e0) == [find_e0(pt_series.energy, m) for m in pt_series.mu]
 
 
@@ -222,11 +222,11 @@ def test_calibrate_cuo_puts_foil_edge_at_8979(cuo_series, offset):
     # offset fakes a miscalibrated monochromator
     s = cuo_series.replace(energy=cuo_series.energy + offset)
     cal, shifts = calibrate(s)
-    _, edge_after = _find_e0_rows(cal.energy, cal.reference)
+    _, edge_after = find_e0_rows(cal.energy, cal.reference)
     # spec: foil edge at the tabulated 8979.0 eV within 0.1 eV after calibration
     assert edge_after[0] == pytest.approx(8979.0, abs=0.1)
     # the found shift undoes the fake offset; 0.1 eV as above (the grid is 0.76 eV)
-    _, before = _find_e0_rows(cuo_series.energy, cuo_series.reference)
+    _, before = find_e0_rows(cuo_series.energy, cuo_series.reference)
     assert shifts[0] == pytest.approx(8979.0 - before[0] - offset, abs=0.1)
     assert np.array_equal(cal.metadata["energy_shifts"], shifts)
     assert cal.metadata["energy_shift_ok"][0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ft import resample_rows
-from .problem import EVAL_CHUNK, _noise, _problem
+from .problem import EVAL_CHUNK, estimate_noise_rows, cached_problem
 from .result import DEFAULT_BOUNDS, DEFAULT_INIT, DEFAULT_VARY, SHELL_PARAMS
 from .stack import PathStack
 
@@ -74,14 +74,14 @@ class BatchModel:
             raise ValueError(f"path labels must be unique; got {labels}")
         self.paths, self.labels, self.share_e0 = paths, labels, share_e0
         n = self.n = len(chi)
-        prob = self.prob = _problem(k, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
+        prob = self.prob = cached_problem(k, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                                     dk2=dk2, window=window, rmin=rmin, rmax=rmax,
                                     fit_space=fit_space, nfft=nfft, kstep=kstep)
         data = resample_rows(k, chi, prob.model_k)
         ok = np.isfinite(data).all(axis=1)
         data[~ok] = 0.0
         if epsilon_k is None:
-            eps_k, eps_r = _noise(data, prob, kmin, kmax, kweight)
+            eps_k, eps_r = estimate_noise_rows(data, prob, kmin, kmax, kweight)
         else:
             eps_k = per_spectrum(epsilon_k, n, "epsilon_k")
             w = 2 * int(kweight) + 1

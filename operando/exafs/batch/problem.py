@@ -71,7 +71,7 @@ _PROBLEMS: dict = {}
 EVAL_CHUNK = 64
 
 
-def _problem(k, paths, **kw) -> _Problem:
+def cached_problem(k, paths, **kw) -> _Problem:
     """A cached :class:`_Problem` (the FT matrix depends only on the grid and settings;
     a pipeline fits chunk after chunk with the same ones)."""
     key = (float(max(k)), tuple(sorted(kw.items())))
@@ -89,7 +89,7 @@ def _problem(k, paths, **kw) -> _Problem:
     return prob
 
 
-def _noise(chi_model_grid, prob: _Problem, kmin, kmax, kweight):
+def estimate_noise_rows(chi_model_grid, prob: _Problem, kmin, kmax, kweight):
     """Larch's ``FeffitDataSet.estimate_noise`` for every row: (eps_k, eps_r)."""
     nfft, kstep = prob.nfft, prob.kstep
     x = chi_model_grid * prob.fft_weight

@@ -47,7 +47,7 @@ from ..significance import significant
 from .base import Engine
 from .fast_global import fit_joint
 from .fast_passes import BatchedPasses, path_tables, trailing_median
-from .larch import _empty_row as larch_empty_row
+from .larch import empty_row as larch_empty_row
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
             np.copyto(model_chi[sl], chi_p[0])
             for p in range(1, len(labs)):
                 model_chi[sl] += chi_p[p]
-    empty = _empty_row(k, model, s02)
+    empty = empty_row(k, model, s02)
     out = []
     pos_of = {int(r): j for j, r in enumerate(rows)}
     for i in range(n):
@@ -215,7 +215,7 @@ def _structure(model, absent):
     return plan, param_names(model, plan)
 
 
-def _empty_row(k, model, s02) -> dict:
+def empty_row(k, model, s02) -> dict:
     """The larch engine's row for a step that cannot be fitted."""
     msg = "chi(k) is not finite or all zero in the k range"
     out = larch_empty_row(k, model, s02)
@@ -255,7 +255,7 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
         raise ValueError("calibrate_row: every shell needs the same fixed CN")
     cn_fixed = cns.pop()
     nan = float("nan")
-    out = _empty_row(k, model, 1.0)
+    out = empty_row(k, model, 1.0)
     out["fit_message"] = out["_bad"] = ""
     kk = (k >= model.kmin) & (k <= model.kmax)
     if not np.all(np.isfinite(chi)) or not np.any(chi[kk]):

@@ -16,7 +16,7 @@ from ..batch import batch_fit_global
 from ..plan import allow_negative_cn, build_plan, param_names
 from ..policy import at_bound, fit_problems, fit_quality
 from .fast_passes import FIT_TOL, BatchedPasses, batch_arguments
-from .larch import _empty_row
+from .larch import empty_row
 
 _KIND = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
 
@@ -54,7 +54,7 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
     nan = float("nan")
     ties = set(args["ties"])
     for j, step in enumerate(steps):
-        row = _empty_row(k, model, s02)
+        row = empty_row(k, model, s02)
         row["step"] = int(step)
         if not res.success[j] and not np.isfinite(res.chi_square[j]):
             row["fit_message"] = f"not fitted: {res.message[j]}"

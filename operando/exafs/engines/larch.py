@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 _KIND_OF = {"cn": "cn", "r": "deltar", "sigma2": "sigma2", "de0": "de0"}
 
 
-def _empty_row(k, model: ShellModel, s02: float) -> dict:
+def empty_row(k, model: ShellModel, s02: float) -> dict:
     nan = float("nan")
     out: dict[str, Any] = {}
     for spec in model.shells:
@@ -94,7 +94,7 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
         feff_paths.append(feffpath(str(paths[spec.label].file), label=spec.name, degen=1.0,
                                    s02=f"s02*{names[use['cn']]}", e0=names[use["de0"]],
                                    deltar=names[use["deltar"]], sigma2=names[use["sigma2"]]))
-    out = _empty_row(k, model, s02)
+    out = empty_row(k, model, s02)
     nan = float("nan")
     if not np.all(np.isfinite(chi)) or not np.any(chi[(k >= model.kmin) & (k <= model.kmax)]):
         out["fit_message"] = out["_bad"] = "chi(k) is not finite or all zero in the k range"
@@ -263,7 +263,7 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> 
     start = None
     for i in range(len(steps)):
         if not ok[i]:
-            row = _empty_row(k, model, s02)
+            row = empty_row(k, model, s02)
             row["fit_message"] = f"not fitted: {reasons[i] or 'step not ok'}"
         else:
             e0_i = None if e0 is None else float(e0[i])
@@ -328,7 +328,7 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None)
     rows = []
     nan = float("nan")
     for j, step in enumerate(steps):
-        row = _empty_row(k, model, s02)
+        row = empty_row(k, model, s02)
         row["step"] = int(step)
         if result is None:
             row["fit_message"] = failure
