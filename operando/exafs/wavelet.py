@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -144,29 +145,74 @@ def _grid(k, n_k: int, nfft: int) -> tuple[float, int]:
     return kstep, n_k
 
 
-def _padded_fft(chi: np.ndarray, kweight: float, k: np.ndarray, nfft: int) -> np.ndarray:
-    """FFT (length 2 nfft) of k^w chi placed on 0..nfft/2 points, as Larch pads it."""
-    half = nfft // 2
-    x = chi * k ** kweight if kweight != 0 else chi
-    pad = np.zeros((x.shape[0], half))
-    n = min(x.shape[1], half)
-    pad[:, :n] = x[:, :n]
-    return np.fft.fft(pad, n=2 * nfft, axis=1)
+def _filtered(x: np.ndarray, kweight: float, k: np.ndarray, nfft: int, n_out: int,
+              kernels: tuple) -> np.ndarray:
+    """Larch's transform ``ifft(filter * fft(k^w chi padded to nfft/2 points, 2 nfft))``,
+    its first ``n_out`` points, for every row and every R: (n, n_r, n_out) complex.
 
+    Larch's FFT has 2 ``nfft`` points (4096) for a chi(k) of a few hundred.  The same
+    numbers come from a convolution: each R's filter is turned once into its kernel in
+    k (:func:`_kernels`, cached: the same for every row and every call on one grid),
+    and each row is convolved with the kernels by FFTs that fit the k grid (``n_in +
+    n_out - 1`` points, rounded up to a fast length); rows are batched in
+    memory-bounded blocks.  Equal to Larch's to floating-point rounding (tested).
+    """
+    from scipy.fft import fft, ifft
 
-def _apply(tff: np.ndarray, filters: np.ndarray, n_out: int, scale=None) -> np.ndarray:
-    """``ifft(filter * tff)[:n_out]`` for every row and every R, in memory-bounded chunks."""
-    n, n_fft = tff.shape
-    n_r, n_f = filters.shape
-    out = np.empty((n, n_r, n_out), dtype=complex)
-    per_row = n_r * n_fft
-    rows = max(1, _CHUNK_VALUES // per_row)
-    for a in range(0, n, rows):
-        b = min(a + rows, n)
-        tmp = filters[None, :, :] * tff[a:b, None, :n_f]
-        res = np.fft.ifft(tmp, n_fft, axis=2)[:, :, :n_out]
-        out[a:b] = res if scale is None else res * scale[None, :, None]
+    kernel_ft, n_in = kernels
+    x = (x * k ** kweight if kweight != 0 else x)[:, :n_in]
+    n_r, size = kernel_ft.shape
+    out = np.empty((x.shape[0], n_r, n_out), dtype=complex)
+    rows = max(1, _CHUNK_VALUES // (n_r * size))
+    buffer = np.empty((min(rows, x.shape[0]), n_r, size), dtype=complex)
+    for a in range(0, x.shape[0], rows):
+        b = min(a + rows, x.shape[0])
+        product = np.multiply(kernel_ft[None, :, :], fft(x[a:b], size, axis=1)[:, None, :],
+                              out=buffer[:b - a])
+        # every 1-D transform is computed alike on any number of threads: same numbers
+        full = ifft(product, axis=2, overwrite_x=True, workers=-1)
+        out[a:b] = full[:, :, n_in - 1:n_in - 1 + n_out]
     return out
+
+
+@lru_cache(maxsize=8)
+def _kernels(method: str, kstep: float, rmax_out: float, nfft: int, n_k: int, n_out: int,
+             eta: float = 0.0, sigma: float = 0.0, rows: tuple[int, int] | None = None
+             ) -> tuple[np.ndarray, int]:
+    """``(FFT of every R's kernel at the lags -(n_in - 1) .. n_out - 1, n_in)`` of a
+    wavelet on Larch's grid: the filter in Fourier space (2 ``nfft`` points, as Larch),
+    its inverse FFT (circular, as Larch's), the lags a row of ``n_in`` points meets.
+    ``rows``: the R grid points ``start:stop`` only (the grid and the filters are
+    those of the whole grid)."""
+    from scipy.fft import fft, ifft, next_fast_len
+
+    n_fft = 2 * nfft
+    n_in = min(n_k, nfft // 2)
+    full = _r_axis(kstep, rmax_out)
+    r = full[slice(*rows)] if rows is not None else full
+    spectrum = np.zeros((r.size, n_fft), dtype=complex)
+    if method == "cauchy":
+        nrpts = full.size
+        omega = 2 * np.pi * (1.0 / kstep) * np.arange(nfft) / (2 * nfft)
+        a = nrpts / (2 * r)
+        cauchy_sum = np.log(2 * np.pi) - np.log(1.0 + np.arange(nrpts)).sum()
+        aom = a[:, None] * omega[None, :]
+        aom[aom == 0] = 1.0e-19
+        # The Cauchy wavelet of order n in Fourier space, (a w)^n exp(-a w) 2 pi / n!, on
+        # positive frequencies only (an analytic wavelet); n = nrpts as in Larch.
+        spectrum[:, :nfft] = np.exp(cauchy_sum + nrpts * np.log(aom) - aom)
+        scale = None
+    else:
+        omega = 2 * np.pi * np.fft.fftfreq(n_fft, d=kstep)
+        a = 2 * r / eta
+        spectrum[:] = np.exp(-0.5 * sigma ** 2 * (omega[None, :] / a[:, None] - eta) ** 2)
+        scale = 1.0 / np.sqrt(a)
+    lags = np.arange(-(n_in - 1), n_out) % n_fft
+    kernel_ft = fft(ifft(spectrum, axis=1)[:, lags], next_fast_len(n_in + n_out - 1), axis=1)
+    if scale is not None:
+        kernel_ft *= scale[:, None]
+    kernel_ft.setflags(write=False)
+    return kernel_ft, n_in
 
 
 def _r_axis(kstep: float, rmax_out: float) -> np.ndarray:
@@ -178,8 +224,21 @@ def _r_axis(kstep: float, rmax_out: float) -> np.ndarray:
     return r
 
 
-def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: int = 2048
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _r_rows(kstep: float, rmax_out: float, rrange) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The R grid (Larch's, up to ``rmax_out``) and, with ``rrange`` (lo, hi) in Angstrom,
+    only its points in that range, with their positions."""
+    r = _r_axis(kstep, rmax_out)
+    if rrange is None:
+        return r, None
+    inside = np.flatnonzero((r >= rrange[0]) & (r <= rrange[1]))
+    if inside.size == 0:
+        raise DataError(f"R range {rrange} holds no point of the R grid up to {rmax_out} A")
+    rows = (int(inside[0]), int(inside[-1]) + 1)
+    return r[rows[0]:rows[1]], rows
+
+
+def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: int = 2048,
+                   rrange: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cauchy wavelet transform, ``larch.xafs.cauchy_wavelet`` for one or many spectra.
 
     Parameters
@@ -194,6 +253,9 @@ def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: 
         Largest R, Angstrom.
     nfft : int
         FFT length parameter (Larch's ``nfft``).
+    rrange : (float, float), optional
+        Only the points of the R grid in this range, Angstrom (the grid is the same:
+        what is computed is a part of the whole transform, at a part of its cost).
 
     Returns
     -------
@@ -205,23 +267,15 @@ def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: 
     x, single = _rows(chi)
     kstep, n_out = _grid(k, x.shape[1], nfft)
     k = np.asarray(k, dtype=float)
-    tff = _padded_fft(x, kweight, k, nfft)
-    r = _r_axis(kstep, rmax_out)
-    nrpts = r.size
-    omega = 2 * np.pi * (1.0 / kstep) * np.arange(nfft) / (2 * nfft)
-    a = nrpts / (2 * r)
-    cauchy_sum = np.log(2 * np.pi) - np.log(1.0 + np.arange(nrpts)).sum()
-    aom = a[:, None] * omega[None, :]
-    aom[aom == 0] = 1.0e-19
-    # The Cauchy wavelet of order n in Fourier space, (a w)^n exp(-a w) 2 pi / n!, on
-    # positive frequencies only (an analytic wavelet); n = nrpts as in Larch.
-    filters = np.exp(cauchy_sum + nrpts * np.log(aom) - aom)
-    wt = _apply(tff, filters, n_out)
+    r, rows = _r_rows(kstep, rmax_out, rrange)
+    wt = _filtered(x, kweight, k, nfft, n_out,
+                   _kernels("cauchy", kstep, rmax_out, nfft, x.shape[1], n_out, rows=rows))
     return r, (wt[0] if single else wt)
 
 
 def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: float = 1.0,
-                   rmax_out: float = 10.0, nfft: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+                   rmax_out: float = 10.0, nfft: int = 2048,
+                   rrange: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Morlet wavelet transform (Funke et al. 2005) on the grid of :func:`cauchy_wavelet`.
 
     ``W(k, r) = sqrt(a) * integral chi(k') conj(psi(a (k' - k))) dk'`` with
@@ -234,7 +288,7 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
 
     Parameters
     ----------
-    k, chi, kweight, rmax_out, nfft
+    k, chi, kweight, rmax_out, nfft, rrange
         As :func:`cauchy_wavelet`.
     eta : float
         Frequency of the wavelet (dimensionless).
@@ -252,12 +306,9 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
     x, single = _rows(chi)
     kstep, n_out = _grid(k, x.shape[1], nfft)
     k = np.asarray(k, dtype=float)
-    tff = _padded_fft(x, kweight, k, nfft)
-    r = _r_axis(kstep, rmax_out)
-    omega = 2 * np.pi * np.fft.fftfreq(2 * nfft, d=kstep)
-    a = 2 * r / eta
-    filters = np.exp(-0.5 * sigma ** 2 * (omega[None, :] / a[:, None] - eta) ** 2)
-    wt = _apply(tff, filters, n_out, scale=1.0 / np.sqrt(a))
+    r, rows = _r_rows(kstep, rmax_out, rrange)
+    wt = _filtered(x, kweight, k, nfft, n_out, _kernels("morlet", kstep, rmax_out, nfft,
+                                                        x.shape[1], n_out, eta, sigma, rows))
     return r, (wt[0] if single else wt)
 
 
@@ -265,7 +316,8 @@ def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = F
                       kmin: float | None = None, kmax: float | None = None, dk: float = FTOptions.dk,
                       window: str = FTOptions.window, rmax_out: float = 6.0, groups=None,
                       steps=None, eta: float = 10.0, sigma: float = 1.0,
-                      nfft: int = 2048) -> WaveletTransform:
+                      nfft: int = 2048, rrange: tuple[float, float] | None = None
+                      ) -> WaveletTransform:
     """Wavelet transforms of a series, per step or averaged per group (segment).
 
     Parameters
@@ -292,6 +344,9 @@ def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = F
     eta, sigma : float
         Morlet parameters (:func:`morlet_wavelet`).
     nfft : int
+    rrange : (float, float), optional
+        Only the R points in this range (e.g. the shells' lobe windows), Angstrom:
+        the same numbers there as the whole map, at a part of its cost.
 
     Returns
     -------
@@ -330,16 +385,17 @@ def wavelet_transform(k, chi=None, *, method: str = "cauchy", kweight: float = F
     if kmin is not None:
         rows = rows * ftwindow(k, xmin=kmin, xmax=kmax, dx=dk, window=window)[None, :]
     if method == "cauchy":
-        r, wt = cauchy_wavelet(k, rows, kweight=kweight, rmax_out=rmax_out, nfft=nfft)
+        r, wt = cauchy_wavelet(k, rows, kweight=kweight, rmax_out=rmax_out, nfft=nfft,
+                               rrange=rrange)
         params = {}
     else:
         r, wt = morlet_wavelet(k, rows, kweight=kweight, eta=eta, sigma=sigma, rmax_out=rmax_out,
-                               nfft=nfft)
+                               nfft=nfft, rrange=rrange)
         params = {"eta": eta, "sigma": sigma}
     wt[counts == 0] = np.nan
     settings = {"method": method, "kweight": kweight, "kmin": kmin, "kmax": kmax, "dk": dk,
                 "window": window if kmin is not None else None, "rmax_out": rmax_out,
-                "nfft": nfft, "averaged": groups is not None, **params}
+                "nfft": nfft, "averaged": groups is not None, "rrange": rrange, **params}
     return WaveletTransform(k=k, r=r, wt=wt, labels=labels, n_steps=counts, settings=settings)
 
 
@@ -408,25 +464,29 @@ def lobe_positions(wt: WaveletTransform, windows: Mapping[str, tuple[float, floa
         kmask &= wt.k >= kmin
     if kmax is not None:
         kmask &= wt.k <= kmax
-    rows = []
-    mod = wt.modulus
+    parts = []
+    ki = np.flatnonzero(kmask)
+    n = len(wt.labels)
     for name, (lo, hi) in windows.items():
         rmask = (wt.r >= lo) & (wt.r <= hi)
         if not rmask.any() or not kmask.any():
             raise DataError(f"lobe window {name!r} R {lo}-{hi} A holds no point of the map "
                             f"(R {wt.r[0]:.2f}-{wt.r[-1]:.2f} A, k {wt.k[0]:.2f}-{wt.k[-1]:.2f})")
-        ri, ki = np.flatnonzero(rmask), np.flatnonzero(kmask)
-        for i, label in enumerate(wt.labels):
-            sub = mod[i][np.ix_(ri, ki)]
-            if not np.isfinite(sub).any():
-                rows.append({"label": label, "shell": name, "k": math.nan, "r": math.nan,
-                             "modulus": math.nan, "lobe": False, "r_low": lo, "r_high": hi})
-                continue
-            j = int(np.nanargmax(sub))
-            a, b = divmod(j, ki.size)
-            inside = 0 < a < ri.size - 1 and 0 < b < ki.size - 1
-            rows.append({"label": label, "shell": name, "k": float(wt.k[ki[b]]),
-                         "r": float(wt.r[ri[a]]), "modulus": float(sub[a, b]), "lobe": inside,
-                         "r_low": lo, "r_high": hi})
-    return pd.DataFrame(rows, columns=["label", "shell", "k", "r", "modulus", "lobe", "r_low",
-                                       "r_high"])
+        ri = np.flatnonzero(rmask)
+        # every map at once: the window's moduli, flattened R by k
+        sub = np.abs(wt.wt[:, ri[0]:ri[-1] + 1][:, :, ki]).reshape(n, ri.size * ki.size)
+        empty = ~np.isfinite(sub).any(axis=1)
+        j = np.argmax(np.where(np.isfinite(sub), sub, -np.inf), axis=1)
+        a, b = np.divmod(j, ki.size)
+        inside = (0 < a) & (a < ri.size - 1) & (0 < b) & (b < ki.size - 1) & ~empty
+        nan = np.full(n, math.nan)
+        parts.append(pd.DataFrame({
+            "label": list(wt.labels), "shell": name,
+            "k": np.where(empty, nan, wt.k[ki[b]]), "r": np.where(empty, nan, wt.r[ri[a]]),
+            "modulus": np.where(empty, nan, sub[np.arange(n), j]), "lobe": inside,
+            "r_low": lo, "r_high": hi}))
+    # one row per map and window, maps within a window in order (as the loop over windows
+    # then maps wrote them)
+    rows = pd.concat(parts, ignore_index=True) if parts else None
+    columns = ["label", "shell", "k", "r", "modulus", "lobe", "r_low", "r_high"]
+    return pd.DataFrame(columns=columns) if rows is None else rows[columns]

@@ -15,10 +15,14 @@ to use from worker processes and threads.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..errors import OperandoError, ReadError
 from ..series import Series
@@ -200,6 +204,14 @@ class LazySeries:
                       conditions=self.conditions.iloc[start:stop].reset_index(drop=True),
                       element=self.element, edge=self.edge, metadata=dict(self.metadata))
 
+    def rows(self, start: int, stop: int) -> "RowSlice":
+        """Rows ``start:stop`` as a :class:`RowSlice`: read where it is loaded."""
+        start, stop, _ = slice(start, stop).indices(len(self))
+        return RowSlice(path=self.path, start=start, stop=max(start, stop), energy=self.energy,
+                        conditions=self.conditions.iloc[start:max(start, stop)].reset_index(drop=True),
+                        element=self.element, edge=self.edge, metadata=dict(self.metadata),
+                        has_reference=self.has_reference)
+
     def __getitem__(self, i) -> Series:
         i = int(i)
         if i < 0:
@@ -228,3 +240,46 @@ class LazySeries:
     def __repr__(self) -> str:
         return (f"<LazySeries {self.path.name}: {self.shape[0]} spectra x {self.shape[1]} points, "
                 f"{self.element} {self.edge}, reference={'yes' if self.has_reference else 'no'}>")
+
+
+@dataclass(frozen=True, eq=False)
+class RowSlice:
+    """Rows ``start:stop`` of an operando HDF5 file, read by :meth:`load` wherever it runs.
+
+    What a chunk task carries to a worker instead of the spectra: the path, the bounds,
+    the rows' conditions, the energy grid and metadata.  A worker (a process, a dask
+    worker on another machine with the file at the same path) reads its own slice, so
+    no spectra pass through the scheduler.
+    """
+
+    path: Path
+    start: int
+    stop: int
+    energy: np.ndarray
+    conditions: pd.DataFrame
+    element: str | None
+    edge: str | None
+    metadata: dict
+    has_reference: bool
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def replace(self, **changes) -> "RowSlice":
+        return dataclasses.replace(self, **changes)
+
+    def load(self) -> Series:
+        """The rows as an in-memory :class:`~operando.series.Series`."""
+        import h5py
+
+        try:
+            with h5py.File(self.path, "r") as h5:
+                mu = np.asarray(h5["mu"][self.start:self.stop], dtype=float)
+                ref = (np.asarray(h5["reference"][self.start:self.stop], dtype=float)
+                       if self.has_reference else None)
+        except OSError as exc:
+            raise ReadError(self.path, f"rows {self.start}-{self.stop} cannot be read here "
+                                       f"({exc})", "the file at the same path on every worker"
+                            ) from None
+        return Series(energy=self.energy, mu=mu, reference=ref, conditions=self.conditions,
+                      element=self.element, edge=self.edge, metadata=dict(self.metadata))

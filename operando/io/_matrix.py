@@ -48,8 +48,9 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
     else:
         picked = [column_index(path, table.labels, c, "spectrum") for c in columns]
     data, lines = table.data, np.asarray(table.lines)
-    values = data[:, picked]
-    dead = ~np.isfinite(data[:, j_energy]) | (np.nan_to_num(values) == 0).all(axis=1)
+    if picked and picked == list(range(picked[0], picked[-1] + 1)):
+        picked = slice(picked[0], picked[-1] + 1)  # a view of the table, not a copy
+    dead = ~np.isfinite(data[:, j_energy]) | _all_zero(data, picked)
     lead = int(np.argmin(dead)) if not dead.all() else dead.size
     trail = int(np.argmin(dead[::-1])) if not dead.all() else 0
     trimmed = None
@@ -74,15 +75,35 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
         energy = to_ev(path, energy)
     energy, rows = clean_energy(path, energy, data, lines)
     mu_values = rows[:, picked].T.copy()
-    labels = [table.labels[j] for j in picked]
+    labels = (table.labels[picked] if isinstance(picked, slice)
+              else [table.labels[j] for j in picked])
     # Dead frame: no finite value, or all zero once NaN counts as zero (one pass, not per column).
-    dead_rows = ~np.isfinite(mu_values).any(axis=1) | (np.nan_to_num(mu_values) == 0).all(axis=1)
+    dead_rows = ~_any_finite(mu_values) | _all_zero(mu_values, slice(None))
     dead_frames = [labels[i] for i in np.flatnonzero(dead_rows)]
     if dead_frames:
         log.info("%s: dead frame(s) kept for downstream flagging: %s", path.name,
                  short_list(dead_frames))
     files = [f"{path.name}#{label}" for label in labels]
     return energy, mu_values, files, labels, trimmed
+
+
+def _all_zero(data: np.ndarray, columns) -> np.ndarray:
+    """Per row: every value of ``columns`` zero once NaN counts as zero, by blocks of rows
+    (no copy of the table)."""
+    out = np.empty(data.shape[0], dtype=bool)
+    step = max(1, (1 << 22) // max(data.shape[1], 1))
+    for a in range(0, data.shape[0], step):
+        out[a:a + step] = (np.nan_to_num(data[a:a + step, columns]) == 0).all(axis=1)
+    return out
+
+
+def _any_finite(data: np.ndarray) -> np.ndarray:
+    """Per row: any finite value, by blocks of rows."""
+    out = np.empty(data.shape[0], dtype=bool)
+    step = max(1, (1 << 22) // max(data.shape[1], 1))
+    for a in range(0, data.shape[0], step):
+        out[a:a + step] = np.isfinite(data[a:a + step]).any(axis=1)
+    return out
 
 
 # ------------------------------------------------------------ reference file

@@ -46,7 +46,37 @@ def is_number(token: str) -> bool:
     return True
 
 
+#: Text of the data rows converted at once by the C readers: a large table is read in
+#: blocks of rows of about this many characters into one array, so the readers'
+#: own copies (joined text, bytes, parsed columns) are of one block, not of the file.
+_BLOCK_CHARS = 1 << 25
+
+
 def rows_fast(row_text: list[str]) -> np.ndarray | None:
+    """The data table via a C reader (:func:`block_fast`), block by block of rows for a
+    large table (:data:`_BLOCK_CHARS`), or None when only the careful reader can tell.
+
+    Blocks give the numbers of the whole table read at once (each value is converted
+    on its own); a table whose blocks differ in width is ragged, so None.
+    """
+    sizes = np.fromiter(map(len, row_text), dtype=np.int64, count=len(row_text))
+    ends = np.searchsorted(np.cumsum(sizes), np.arange(1, 1 + sizes.sum() // _BLOCK_CHARS)
+                           * _BLOCK_CHARS) + 1
+    bounds = sorted({0, len(row_text), *[int(e) for e in ends if 0 < e < len(row_text)]})
+    if len(bounds) == 2:
+        return block_fast(row_text)
+    data = None
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        part = block_fast(row_text[a:b])
+        if part is None or (data is not None and part.shape[1] != data.shape[1]):
+            return None
+        if data is None:
+            data = np.empty((len(row_text), part.shape[1]))
+        data[a:b] = part
+    return data
+
+
+def block_fast(row_text: list[str]) -> np.ndarray | None:
     """The data table via a C reader, or None when only the careful reader can tell.
 
     Gives exactly the numbers of :func:`rows_line_by_line` or None.  numpy's
@@ -117,10 +147,10 @@ def _rows_pandas_flat(row_text: list[str]) -> np.ndarray | None:
     readers raise (or give NaN, refused), so the row length is exact.
     """
     n_sep = row_text[0].count(" ")
-    flat = " ".join(row_text)
-    if not flat.isascii():
+    try:
+        raw = " ".join(row_text).encode("ascii")  # the joined text is freed at once
+    except UnicodeEncodeError:
         return None
-    raw = flat.encode("ascii")
     if raw.translate(None, _FLAT_BYTES) or not all(r.count(" ") == n_sep for r in row_text):
         return None
     data = _read_arrow_column(raw) if "pyarrow" in sys.modules else None

@@ -132,7 +132,9 @@ def parse_text(path, raw: bytes) -> TextTable:
     if not row_text:
         raise ReadError(path, "no rows of numbers found", ACCEPTED_TEXT)
 
+    del text, lines  # the rows' text is all the readers need: one copy of the file less
     data, row_lines = read_rows(path, row_text, row_lines)
+    del row_text
     ncols = data.shape[1]
     if ncols < 2:
         raise ReadError(path, "the data table has a single column; need energy and at least "

@@ -126,17 +126,22 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     windows = shell_windows([t["label"] for t in main],
                             {t["label"]: t["distance"] for t in main if t.get("distance")})
     kwargs = dict(ft, rmax_out=6.0)
+    # the lobes need only the R points of the shells' windows (the same numbers there as
+    # the whole map, a third of its cost); whole maps only for the segments drawn
+    rrange = ((min(w[0] for w in windows.values()), max(w[1] for w in windows.values()))
+              if windows else None)
     lobes, maps = [], []
     labels_array = np.array(labels, dtype=object)
     for a in range(0, len(labels), _WAVELET_BLOCK):
         block = slice(a, a + _WAVELET_BLOCK)
-        wt = wavelet_transform(k, means[block], groups=labels_array[block], **kwargs)
+        wt = wavelet_transform(k, means[block], groups=labels_array[block], rrange=rrange,
+                               **kwargs)
         wt = replace(wt, n_steps=counts[block].copy())
         lobes.append(lobe_positions(wt, windows))
-        keep = [i for i, g in enumerate(wt.labels) if g in shown]
-        if keep:
-            maps.append(replace(wt, wt=wt.wt[keep], labels=[wt.labels[i] for i in keep],
-                                n_steps=wt.n_steps[keep]))
+        keep = a + np.array([i for i, g in enumerate(wt.labels) if g in shown], dtype=int)
+        if keep.size:
+            drawn = wavelet_transform(k, means[keep], groups=labels_array[keep], **kwargs)
+            maps.append(replace(drawn, n_steps=counts[keep].copy()))
     wt = replace(maps[0], wt=np.concatenate([m.wt for m in maps]),
                  labels=[g for m in maps for g in m.labels],
                  n_steps=np.concatenate([m.n_steps for m in maps]))

@@ -6,7 +6,9 @@ there is more than one chunk to do, and inline otherwise (a small series pays no
 process start-up).  ``workers = 1`` runs every chunk inline; any other executor
 (threads, dask's ``client.get_executor()``) can be passed in.  At most two chunks
 per worker are submitted at a time, each carrying its rows and settings (no
-closures, no shared file system needed).  Results do not depend on the executor:
+closures); a chunk of an operando HDF5 file carries its bounds instead and the worker
+reads its own rows (:class:`~operando.io.RowSlice`: the file at the same path on
+every worker).  Results do not depend on the executor:
 chunk boundaries come from ``chunk_size`` only, and fits warm-start within a chunk.
 """
 
@@ -20,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 import numpy as np
 
 from ..errors import ConfigError
+from ..io import LazySeries
 from .progress import progress_bar
 from .settings import StepSettings
 from .source import StreamedCalibration
@@ -179,8 +182,12 @@ def _task(i, series, bounds, settings) -> ChunkTask:
     shifts = meta.get("energy_shifts")
     notes = meta.get("energy_shift_reason")
     onto = None
+    # A streamed HDF5 series: the task carries the bounds, the worker reads its own rows
+    # (no spectra through the scheduler or the pool's pipe).
     if isinstance(series, StreamedCalibration):
-        sub, onto = series.source.take(slice(a, b)), series.onto  # calibrated by the worker
+        sub, onto = series.source.rows(a, b), series.onto  # calibrated by the worker
+    elif isinstance(series, LazySeries):
+        sub = series.rows(a, b)
     else:
         sub = series.take(slice(a, b))
     # Per-step metadata arrays do not follow take(); the chunk carries its slice.

@@ -38,6 +38,14 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
 
     Returns ``(steps, summary, settings, outputs, tracking)``.
     """
+    timings = dict(record.get("timings", {}))
+    lap = [time.perf_counter()]
+
+    def done(stage: str) -> None:  # seconds of each stage, in summary.json "timings"
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - lap[0]
+        lap[0] = now
+
     parts = state["results"]
     steps = _steps_table(store, series, parts)
     plot_rows = state["plot_rows"]
@@ -46,10 +54,12 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     outputs: dict[str, Path] = {}
     notes: list[str] = list(record.get("notes", [])) + list(state.get("notes", []))
 
+    done("tables")
     components_record, analysis = None, {}
     if plan.components is not None:
         components_record, analysis = component_analysis(store, plan, series, shared, steps,
                                                          meta0, len(parts))
+        done("components")
     tracking = None
     if plan.track is not None:
         from ..tracking import track
@@ -58,9 +68,11 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         found = tracking.steps.set_index("step").reindex(steps["step"])
         for col in TRACKING_COLUMNS:
             steps[col] = found[col].to_numpy()
+    done("tracking")
     chi = _chi_rows(parts) if plan.exafs else None
     analysis["wavelet"] = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps,
                                  tracking, shared.get("shells"))
+    done("wavelet")
     if plan.components is not None:
         analysis["overlay"] = _noted("lcf_fit", notes, lcf_overlay, store, plan, series.energy,
                                      steps, analysis)
@@ -78,11 +90,13 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         outputs["wavelet_lobes"] = store.write_csv("wavelet_lobes.csv", analysis["wavelet"][1])
     settings = _settings_record(record, store, plan, series, shared, meta0)
     outputs["settings"] = store.write_json("settings.json", settings)
+    done("outputs")
     if plan.plots:
         analysis["logs"] = series.metadata.get("condition_logs")
         figures = figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                               analysis=analysis)
         outputs.update(draw_figures(store, figures, plan.plots, notes))
+        done("figures")
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
     skipped = list(series.metadata.get("skipped", []) or [])
@@ -108,9 +122,12 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "notes": notes,
     }
     outputs.update(athena_project(store, plan, series, steps, notes))
+    done("athena")
     if plan.report:
         outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings,
                                     analysis)
+        done("report")
+    summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     outputs["summary"] = store.write_json("summary.json", summary)
     return steps, summary, settings, outputs, tracking

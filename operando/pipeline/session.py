@@ -365,7 +365,12 @@ class Session:
                 store.begin(config.config_hash(n), config=config.analysis_dict(n), info=info)
             store.update(data_hash=hashes["data"], inputs=inputs, **info)
         self.started = True
+        # seconds of each stage (summary.json "timings"; finish adds its own)
+        timings = {"read": time.perf_counter() - t_start}
+        lap = time.perf_counter()
         shared, step_settings = prepare(store, plan, series, inputs)
+        timings["prepare"] = time.perf_counter() - lap
+        lap = time.perf_counter()
         wanted = None
         if not is_streamed(series):
             settings_digest = digest((step_settings, {k: v for k, v in inputs.items()
@@ -374,9 +379,10 @@ class Session:
                       for i, (a, b) in enumerate(chunks)}
         state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
                            executor=self.executor, progress=self.progress, hashes=wanted)
+        timings["chunks"] = time.perf_counter() - lap
         self.n_steps = n
         record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                  "t_start": t_start, "project_settings": project,
+                  "t_start": t_start, "timings": timings, "project_settings": project,
                   "project_settings_used": use_project,
                   "notes": (project_notes if config.series.use_project_settings else [])
                   + ([waiting] if waiting else [])}

@@ -19,6 +19,7 @@ from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError
 from ..exafs import fit_shells, remove_background
 from ..exafs.systematics import systematics_columns
+from ..io import RowSlice
 from ..schema import WHITE_LINE_COLUMNS
 from ..xanes import normalize, white_line
 from .components import fit_columns
@@ -49,6 +50,8 @@ def process_chunk(task: ChunkTask) -> tuple[dict, dict]:
     Runs in a worker process or thread (or a dask worker).
     """
     series = task.series
+    if isinstance(series, RowSlice):
+        series = series.load()  # the worker reads its own rows of the HDF5 file
     if task.onto is not None:
         series = calibrate_onto(series, task.onto["energy"], task.onto["kwargs"])
     n = len(series)

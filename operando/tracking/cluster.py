@@ -287,15 +287,25 @@ def segment_two_phase(df, segment, n_seg: int, size_stats, fraction_stats, metal
     systematic ones of either method)."""
     import pandas as pd
 
+    from .segments import segment_bounds
+
+    # segments are runs of consecutive steps: slices, not a search of the series each
+    bounds = segment_bounds(segment, n_seg)
+    parts = list(zip(bounds[:-1], bounds[1:]))
+
+    def column(name):  # a missing column is NaN at every step
+        values = np.asarray(pd.to_numeric(df.get(name), errors="coerce"), dtype=float)
+        return np.broadcast_to(values, np.shape(segment))
+
     def weighted(name):
-        v = np.asarray(pd.to_numeric(df.get(name), errors="coerce"), dtype=float)
-        e = np.asarray(pd.to_numeric(df.get(f"{name}_err"), errors="coerce"), dtype=float)
+        v, e = column(name), column(f"{name}_err")
         mean, err = np.full(n_seg, math.nan), np.full(n_seg, math.nan)
-        for g in range(n_seg):
-            use = (segment == g) & np.isfinite(v) & np.isfinite(e) & (e > 0)
+        usable = np.isfinite(v) & np.isfinite(e) & (e > 0)
+        for g, (a, b) in enumerate(parts):
+            use = usable[a:b]
             if use.any():
-                w = 1.0 / e[use] ** 2
-                mean[g], err[g] = float(np.sum(w * v[use]) / w.sum()), float(w.sum() ** -0.5)
+                vv, w = v[a:b][use], 1.0 / e[a:b][use] ** 2
+                mean[g], err[g] = float(np.sum(w * vv) / w.sum()), float(w.sum() ** -0.5)
         return mean, err
 
     if fraction_stats is not None:
@@ -303,9 +313,9 @@ def segment_two_phase(df, segment, n_seg: int, size_stats, fraction_stats, metal
     else:
         x, x_err = weighted("cluster_fraction")
     cn, cn_err = np.asarray(size_stats.mean, float), np.asarray(size_stats.err, float)
-    r = np.asarray(pd.to_numeric(df.get("cluster_r"), errors="coerce"), dtype=float)
-    bond = np.array([np.nanmean(r[segment == g]) if np.isfinite(r[segment == g]).any()
-                     else math.nan for g in range(n_seg)])
+    r = column("cluster_r")
+    bond = np.array([np.nanmean(r[a:b]) if np.isfinite(r[a:b]).any() else math.nan
+                     for a, b in parts])
     # a segment the tracker found without metal (``metal_state`` False) has no clusters
     has = np.asarray(metal_state, dtype=bool) & (x > 0)
     out = pd.DataFrame({"cluster_fraction": x, "cluster_fraction_err": x_err,

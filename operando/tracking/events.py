@@ -210,17 +210,19 @@ def find_events(seg: pd.DataFrame, channels: list[Channel], all_stats: dict[str,
     states = seg["state"].tolist()
     trended = [g for g in range(len(seg)) if segment_steps(g).size >= s.min_trend_steps]
     p_max = event_threshold(len(seg) - 1 + len(trended), s)
+    # plain records: a pandas row per comparison would cost more than the comparison
+    rows = seg[["segment", "condition", "origin", "first_step", "last_step"]].to_dict("records")
     for b in range(1, len(seg)):
         a = b - 1
         diffs = [difference(c, all_stats[c.name], a, b) for c in channels]
-        ev = event_row(states[a], states[b], diffs, seg.iloc[a], seg.iloc[b], first_ok_step(b),
-                       seg["origin"].iloc[b], s, p_max, cn_stats)
+        ev = event_row(states[a], states[b], diffs, rows[a], rows[b], first_ok_step(b),
+                       rows[b]["origin"], s, p_max, cn_stats)
         if ev is not None:
             events.append(ev)
     for g in trended:
         idx = segment_steps(g)
         diffs = [d for c in channels if (d := trend(c, idx, order, all_stats[c.name])) is not None]
-        row = seg.iloc[g]
+        row = rows[g]
         ev = event_row("trend", "trend", diffs, row, row, first_ok_step(g), "trend", s, p_max)
         if ev is not None:
             ev["state_before"] = ev["state_after"] = states[g]
@@ -240,24 +242,37 @@ def reversibility(seg: pd.DataFrame, keys: list, block: np.ndarray, channels: li
     condition; a rest label (OCP) with no earlier match refers to the baseline state.
     """
     rest = {label.casefold() for label in s.rest_labels}
-    first_pos = {}
-    for i, b in enumerate(block):
-        first_pos.setdefault(int(b), i)
-    block_key = {b: keys[i] for b, i in first_pos.items()}
-    last_seg = {b: int(seg.loc[seg["block"] == b, "segment"].max()) for b in block_key}
-    ref_block = int(seg["block"].iloc[ref])
+    # an index of conditions instead of a search over all blocks and segments: each
+    # block's key and last segment, and for every condition the latest block under it
+    blocks_of_seg = seg["block"].to_numpy()
+    last_seg = {int(b): g for g, b in enumerate(blocks_of_seg)}  # segments run in order
+    first_seg = {int(b): g for g, b in reversed(list(enumerate(blocks_of_seg)))}
+    starts = np.flatnonzero(np.r_[True, np.diff(block) != 0])
+    block_key = {int(block[i]): keys[i] for i in starts}
+    states = seg["state"].tolist()
+    conditions = seg["condition"].tolist()
+    # run_end[g]: the last segment of the run of equal states that holds segment g
+    run_end = np.arange(len(states))
+    for g in range(len(states) - 2, -1, -1):
+        if states[g] == states[g + 1]:
+            run_end[g] = run_end[g + 1]
+    ref_block = int(blocks_of_seg[ref])
     threshold = two_sided_p(s.z_event)
+    latest: dict = {}
     out = []
     for b in sorted(block_key):
-        earlier = next((e for e in range(b - 1, -1, -1) if block_key[e] == block_key[b]), None)
+        earlier = latest.get(block_key[b])
+        latest[block_key[b]] = b
         if earlier is None and b > ref_block and any(k == ("s", r) for k in block_key[b] for r in rest):
             earlier = ref_block
         if earlier is None or earlier == b - 1:
             continue
         i, j = last_seg[earlier], last_seg[b]
-        before, after = seg.iloc[i], seg.iloc[j]
-        between = seg[(seg["block"] > earlier) & (seg["block"] < b)]["state"]
-        changed = bool((between != before["state"]).any())
+        before = {"state": states[i], "condition": conditions[i]}
+        after = {"state": states[j], "condition": conditions[j]}
+        # did any segment of the blocks in between hold another state than ``before``?
+        lo, hi = last_seg[earlier] + 1, first_seg[b] - 1
+        changed = bool(lo <= hi and (states[lo] != before["state"] or run_end[lo] < hi))
         diffs = [difference(c, all_stats[c.name], i, j) for c in channels]
         z, p, strongest = combine(diffs)
         same = before["state"] == after["state"] and "unknown" not in (before["state"], after["state"])

@@ -39,8 +39,9 @@ def split(block: np.ndarray, signal: np.ndarray, s: TrackSettings) -> tuple[np.n
     segment = np.zeros(block.size, dtype=int)
     origin: list[str] = []
     seg_id = -1
+    starts = segment_bounds(block, int(block[-1]) + 1)
     for b in range(int(block[-1]) + 1):
-        idx = np.flatnonzero(block == b)
+        idx = np.arange(starts[b], starts[b + 1])
         cuts: list[int] = []
         if np.isfinite(signal[idx]).sum() >= max(s.changepoint_min_steps, 2 * s.changepoint_min_size):
             finite = np.isfinite(signal[idx])
@@ -54,6 +55,14 @@ def split(block: np.ndarray, signal: np.ndarray, s: TrackSettings) -> tuple[np.n
             segment[idx[bounds[j]:bounds[j + 1]]] = seg_id
             origin.append("condition" if j == 0 else "change point")
     return segment, origin
+
+
+def segment_bounds(segment: np.ndarray, n_seg: int) -> np.ndarray:
+    """Where each segment starts, and the end of the last: ``bounds[g]:bounds[g + 1]``
+    are the steps of segment ``g``.  Blocks and segments are runs of consecutive steps
+    numbered in order, so this index replaces a search of the whole series per segment
+    (tracking stays linear in the series)."""
+    return np.searchsorted(np.asarray(segment), np.arange(n_seg + 1), side="left")
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,8 +81,9 @@ def repeat_scatter(channel: Channel, segment: np.ndarray) -> float:
     """Standard deviation of one step about its segment mean, pooled over the segments
     with at least two usable steps (NaN with fewer than 2 degrees of freedom)."""
     ss, dof = 0.0, 0
-    for g in np.unique(segment):
-        x = channel.value[segment == g]
+    bounds = segment_bounds(segment, int(segment.max()) + 1 if segment.size else 0)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        x = channel.value[a:b]
         x = x[np.isfinite(x)]
         if x.size >= 2:
             ss += float(np.sum((x - x.mean()) ** 2))
@@ -86,8 +96,10 @@ def stats(channel: Channel, segment: np.ndarray, n_seg: int) -> ChannelStats:
     s = repeat_scatter(channel, segment)
     mean, err, n = (np.full(n_seg, np.nan) for _ in range(3))
     limit = None if channel.limit is None else np.full(n_seg, np.nan)
+    bounds = segment_bounds(segment, n_seg)
+    usable = channel.usable
     for g in range(n_seg):
-        idx = np.flatnonzero((segment == g) & channel.usable)
+        idx = bounds[g] + np.flatnonzero(usable[bounds[g]:bounds[g + 1]])
         n[g] = idx.size
         if idx.size == 0:
             continue
@@ -158,22 +170,28 @@ def kendall_p(x: np.ndarray) -> float:
 
 def outliers(channels: list[Channel], all_stats: dict, segment: np.ndarray, s: TrackSettings
              ) -> tuple[np.ndarray, list[str]]:
-    """Steps far from the median of their own condition's repeats (reported, kept)."""
+    """Steps far from the median of their own condition's repeats (reported, kept).
+
+    The segments with the same number of usable steps are taken together (a median per
+    row of one array: the numbers of one median per segment, in a few calls)."""
     n = segment.size
     flag = np.zeros(n, dtype=bool)
     why = [""] * n
+    bounds = segment_bounds(segment, int(segment.max()) + 1 if n else 0)
     for ch in channels:
         scatter = all_stats[ch.name].scatter
         if not np.isfinite(scatter) or scatter <= 0:
             continue
-        for g in np.unique(segment):
-            idx = np.flatnonzero((segment == g) & ch.usable)
-            if idx.size < 3:
-                continue
-            dev = np.abs(ch.value[idx] - np.median(ch.value[idx])) / scatter
-            for i, d in zip(idx, dev):
-                if d > s.outlier_z:
-                    flag[i] = True
-                    why[i] = "; ".join(x for x in (why[i], f"{ch.label} {d:.1f} repeat scatters "
-                                                   "from its condition's median") if x)
+        usable = np.flatnonzero(ch.usable)           # positions of the usable steps
+        first = np.searchsorted(usable, bounds)      # their range in each segment
+        count = np.diff(first)
+        for size in np.unique(count[count >= 3]):
+            rows = np.flatnonzero(count == size)
+            idx = usable[first[rows][:, None] + np.arange(size)]
+            values = ch.value[idx]
+            dev = np.abs(values - np.median(values, axis=1)[:, None]) / scatter
+            for i, d in zip(idx[dev > s.outlier_z], dev[dev > s.outlier_z]):
+                flag[i] = True
+                why[i] = "; ".join(x for x in (why[i], f"{ch.label} {d:.1f} repeat scatters "
+                                               "from its condition's median") if x)
     return flag, why

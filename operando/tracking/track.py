@@ -17,7 +17,7 @@ from . import channels as channels_mod
 from .cluster import cluster_size_from_cn, segment_two_phase
 from .conditions import blocks, check_columns, default_condition_columns
 from .events import EVENT_COLUMNS, REVERSIBILITY_COLUMNS, find_events, reversibility
-from .segments import outliers, split, stats
+from .segments import outliers, segment_bounds, split, stats
 from ..options import TrackSettings
 from .states import baseline_segment, segment_states
 
@@ -196,13 +196,14 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     segment, origin = split(block, signal, s)
     n_seg = int(segment.max()) + 1
     all_stats = {c.name: stats(c, segment, n_seg) for c in chans}
-    seg = _segment_table(df, segment, block, origin, labels, columns, chans, all_stats)
+    bounds = segment_bounds(segment, n_seg)
+    seg = _segment_table(df, bounds, block, origin, labels, columns, chans, all_stats)
     if metal and f"r_{metal}" in df.columns:  # the fitted bond length of good fits (sizes)
         cn = next(c for c in chans if c.name == f"cn_{metal}") if f"cn_{metal}" in all_stats else None
         r = channels_mod.numeric(df, f"r_{metal}")
         use = cn.usable if cn is not None else np.zeros(len(df), bool)
-        seg[f"r_{metal}"] = [float(np.mean(r[(segment == g) & use])) if ((segment == g) & use).any()
-                             else math.nan for g in range(n_seg)]
+        parts = [r[a:b][use[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+        seg[f"r_{metal}"] = [float(np.mean(x)) if x.size else math.nan for x in parts]
     ref = baseline_segment(seg["condition"].tolist(), s)
     state, xanes_state, evidence = segment_states(chans, all_stats, n_seg, ref, s)
     seg["state"], seg["xanes_state"], seg["metal_evidence"] = state, xanes_state, evidence
@@ -216,11 +217,13 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     order = np.arange(len(df), dtype=float)
 
     def segment_steps(g):
-        return np.flatnonzero(segment == g)
+        return np.arange(bounds[g], bounds[g + 1])
+
+    step_of_row = df["step"].to_numpy()
 
     def first_ok_step(g):
-        idx = np.flatnonzero((segment == g) & usable)
-        return df["step"].iloc[(idx if idx.size else segment_steps(g))[0]]
+        idx = bounds[g] + np.flatnonzero(usable[bounds[g]:bounds[g + 1]])
+        return step_of_row[(idx if idx.size else segment_steps(g))[0]]
 
     events = pd.DataFrame(find_events(seg, chans, all_stats, first_ok_step, segment_steps, order, s),
                           columns=EVENT_COLUMNS)
@@ -247,19 +250,21 @@ def _change_signal(chans) -> np.ndarray:
     return preferred[0].value
 
 
-def _segment_table(df, segment, block, origin, labels, columns, chans, all_stats) -> pd.DataFrame:
+def _segment_table(df, bounds, block, origin, labels, columns, chans, all_stats) -> pd.DataFrame:
     rows = []
     any_use = np.zeros(len(df), dtype=bool)
     for c in chans:
         any_use |= c.usable
-    for g in range(int(segment.max()) + 1):
-        idx = np.flatnonzero(segment == g)
-        first = idx[0]
+    step = df["step"].to_numpy()
+    condition_values = {c: df[c].to_numpy() for c in columns}
+    for g in range(len(bounds) - 1):
+        first, stop = int(bounds[g]), int(bounds[g + 1])
         row = {"segment": g, "block": int(block[first]), "origin": origin[g],
-               "first_step": df["step"].iloc[idx[0]], "last_step": df["step"].iloc[idx[-1]],
-               "n_steps": int(idx.size), "n_ok": int(any_use[idx].sum()), "condition": labels[first]}
+               "first_step": step[first], "last_step": step[stop - 1],
+               "n_steps": stop - first, "n_ok": int(any_use[first:stop].sum()),
+               "condition": labels[first]}
         for c in columns:
-            row[c] = df[c].iloc[first]
+            row[c] = condition_values[c][first]
         for c in chans:
             st = all_stats[c.name]
             row[c.name], row[f"{c.name}_err"] = st.mean[g], st.err[g]

@@ -2,11 +2,71 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
+from matplotlib.font_manager import FontProperties
+from matplotlib.patches import Patch
+from matplotlib.textpath import TextToPath
 from matplotlib.ticker import MaxNLocator
 
 from ._layout import _BAND_COLORS, _add_rects, _InViewLocator, _renderer
+
+#: Conditions named in a condition key; more are summed up in its last entry.
+KEY_ENTRIES = 12
+#: Event names written at most in this many rows; more events are counted by kind instead.
+EVENT_ROWS = 3
+#: Event names measured and placed at most (each is a text artist).
+EVENT_NAMES = 40
+#: Events marked one by one (a line, a marker) at most; more are only counted.
+MARKED_EVENTS = 200
+#: Share of the axes' current width the labels are fitted into: the final layout (a
+#: legend or colour bar beside the axes) takes up to a quarter of it.
+_WIDTH_SHARE = 0.75
+
+
+@lru_cache(maxsize=4096)
+def text_width_pt(text: str, size: float) -> float:
+    """Width of ``text`` at ``size`` points, in points (the font's metrics, no renderer)."""
+    width, _, _ = TextToPath().get_text_width_height_descent(text, FontProperties(size=size),
+                                                             ismath=False)
+    return float(width)
+
+
+def axes_width_pt(ax) -> float:
+    """The axes' width in points at its current position, times :data:`_WIDTH_SHARE`."""
+    return ax.get_position().width * ax.figure.get_figwidth() * 72 * _WIDTH_SHARE
+
+
+def condition_colors(labels) -> dict:
+    """Band colour of each condition, in order of first appearance (a condition that
+    returns keeps its colour)."""
+    colors: dict = {}
+    for label in labels:
+        colors.setdefault(str(label), _BAND_COLORS[len(colors) % len(_BAND_COLORS)])
+    return colors
+
+
+def condition_key(ax, colors: dict, *, fontsize: float = 7):
+    """A key of the condition classes (colour -> condition) in a strip just above the axes:
+    one entry per condition, however many blocks, so it never crowds.  Up to
+    :data:`KEY_ENTRIES` conditions are named, the rest counted in a last entry."""
+    names = list(colors)
+    shown = names if len(names) <= KEY_ENTRIES else names[:KEY_ENTRIES - 1]
+    handles = [Patch(facecolor=colors[n], edgecolor="0.6", lw=0.4, label=n) for n in shown]
+    if len(shown) < len(names):
+        handles.append(Patch(facecolor="none", edgecolor="none",
+                             label=f"+ {len(names) - len(shown)} more conditions"))
+    widest = max(text_width_pt(h.get_label(), fontsize) for h in handles) + 2.6 * fontsize
+    ncol = int(max(1, min(len(handles), axes_width_pt(ax) // widest)))
+    key = ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=ncol,
+                    fontsize=fontsize, frameon=False, borderaxespad=0.15, handlelength=1.2,
+                    handletextpad=0.4, columnspacing=1.0)
+    key.set_gid("condition-label")
+    ax.add_artist(key)  # a later ax.legend() (states, shells) must not replace it
+    ax.legend_ = None
+    return key
 
 
 def _varying_conditions(tracking) -> list[str]:
@@ -63,8 +123,9 @@ class _ConditionAxis:
         """Shaded condition bands (steps mode) or extra potential ticks.
 
         Band labels go in a strip just above the axes (not inside, where they
-        would sit on the data and on the event labels); they are rotated when
-        the bands are too narrow for them side by side.
+        would sit on the data and on the event labels), one per band when every
+        name fits its band; otherwise the strip is a key with one entry per
+        condition (:func:`condition_key`), so names never overlap at any length.
         """
         if self.mode == "potential":
             if self.extra_ticks:
@@ -78,30 +139,32 @@ class _ConditionAxis:
             ax.set_xlabel(self.xlabel)
             return
         ax.xaxis.set_major_locator(_InViewLocator(integer=True))  # steps are whole numbers
-        colors = {}
         extent = self.seg.groupby("block", sort=False).agg(first=("first_step", "min"),
-                                                           last=("last_step", "max"))
-        bands, faces = [], []
-        for row in self.seg.drop_duplicates("block").itertuples(index=False):
-            first, last = extent.loc[row.block, "first"], extent.loc[row.block, "last"]
-            faces.append(colors.setdefault(row.condition, _BAND_COLORS[len(colors) % len(_BAND_COLORS)]))
-            bands.append((first, last, str(row.condition)))
+                                                           last=("last_step", "max"),
+                                                           condition=("condition", "first"))
+        firsts, lasts = extent["first"].to_numpy(), extent["last"].to_numpy()
+        texts = extent["condition"].astype(str).tolist()
+        colors = condition_colors(texts)
+        faces = [colors[t] for t in texts]
         # One collection for all bands (full height, like axvspan), not one patch each.
-        _add_rects(ax, [(first - 0.5, last + 0.5, 0.0, 1.0) for first, last, _ in bands], faces,
-                   alpha=0.8, transform=ax.get_xaxis_transform(), zorder=0, autolim=False)
-        if label_bands and bands:
-            # Rough fit test (label ~0.6 em per character at 8 pt against the band width on
-            # a ~5 inch axis): rotate all labels when any would spill into its neighbour.
+        _add_rects(ax, list(zip(firsts - 0.5, lasts + 0.5, np.zeros(len(texts)), np.ones(len(texts)))),
+                   faces, alpha=0.8, transform=ax.get_xaxis_transform(), zorder=0, autolim=False)
+        if label_bands and texts:
+            # Each band's name above it when every name fits its band; else one key entry
+            # per condition (thousands of blocks, or narrow ones): labels never overlap.
             n_steps = max(float(self.seg["last_step"].max() - self.seg["first_step"].min() + 1), 1.0)
-            tight = any(len(text) * 8 * 0.6 > (last - first + 1) / n_steps * 5 * 72
-                        for first, last, text in bands)
-            for first, last, text in bands:
-                label = ax.annotate(
-                    text, ((first + last) / 2, 1.0), xycoords=ax.get_xaxis_transform(),
-                    xytext=(0, 3), textcoords="offset points", fontsize=8, annotation_clip=False,
-                    ha="left" if tight else "center", va="bottom", rotation=35 if tight else 0,
-                    rotation_mode="anchor")
-                label.set_gid("condition-label")
+            room = (lasts - firsts + 1) / n_steps * axes_width_pt(ax)
+            fits = len(texts) <= 2 * KEY_ENTRIES and all(
+                text_width_pt(t, 8) + 6 <= w for t, w in zip(texts, room))
+            if not fits:
+                condition_key(ax, colors)
+            else:
+                for first, last, text in zip(firsts, lasts, texts):
+                    label = ax.annotate(
+                        text, ((first + last) / 2, 1.0), xycoords=ax.get_xaxis_transform(),
+                        xytext=(0, 3), textcoords="offset points", fontsize=8,
+                        annotation_clip=False, ha="center", va="bottom")
+                    label.set_gid("condition-label")
         ax.set_xlabel(self.xlabel)
 
 
@@ -114,6 +177,37 @@ def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") ->
     """
     if not events:
         return
+    if len(events) > EVENT_NAMES or not _place_event_names(ax, events, fontsize, color):
+        _count_events(ax, events, fontsize, color)
+
+
+def _count_events(ax, events, fontsize: float, color: str) -> None:
+    """One line for many events: how many of each kind (the lines and markers show where)."""
+    counts: dict = {}
+    for _, name in events:
+        counts[name] = counts.get(name, 0) + 1
+    parts = [f"{len(events)} events:"] + [f"{n} {name}," for name, n in counts.items()]
+    parts[-1] = parts[-1].rstrip(",")
+    lines, width = [""], axes_width_pt(ax)
+    for part in parts:  # wrapped to the axes' width
+        wide = f"{lines[-1]} {part}".strip()
+        if lines[-1] and text_width_pt(wide, fontsize) > width:
+            lines.append(part)
+        else:
+            lines[-1] = wide
+    text = "\n".join(lines)
+    ax.annotate(text, (0.0, 1.0), xycoords="axes fraction", xytext=(3, -3),
+                textcoords="offset points", ha="left", va="top", fontsize=fontsize, color=color,
+                zorder=7, bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
+    height_pt = ax.get_window_extent(_renderer(ax.figure)).height * 72 / ax.figure.dpi
+    frac = min((len(lines) * fontsize * 1.35 + 6) / max(height_pt, 1.0), 0.5)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
+
+
+def _place_event_names(ax, events, fontsize: float, color: str) -> bool:
+    """Each event's name at its line, in rows; False (nothing drawn) when they would need
+    more than :data:`EVENT_ROWS` rows."""
     fig = ax.figure
     if fig.get_layout_engine() is not None:
         fig.draw_without_rendering()  # a caller's layout engine sets the axes size on draw
@@ -145,9 +239,14 @@ def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") ->
             rows.append([span])
         text.xyann = (text.xyann[0], -2 - level * line)
         texts.append(text)
+    if len(rows) > EVENT_ROWS:
+        for text in texts:
+            text.remove()
+        return False
     # Headroom: the label rows take this fraction of the axes height (plus a margin for
     # marker size); stretch the y range so the data stay below them.
     height_pt = frame.height * 72 / fig.dpi
     frac = min((len(rows) * line + 6) / max(height_pt, 1.0), 0.5)
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
+    return True

@@ -25,7 +25,8 @@ POOR_STYLE = dict(mfc="none", mec="0.45", mew=0.9)
 #: Outliers (a step unlike its repeats, kept) get a red ring.
 OUTLIER_STYLE = dict(mfc="none", mec="#d62728", mew=1.2, ms=9)
 #: Fill colours of the condition bands (a condition that returns keeps its colour).
-_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9"]
+_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9",
+                "#f3e1c1", "#e3f2c4", "#f6d5ec", "#cfd8f2"]
 
 
 # --------------------------------------------------------------------------- margins
@@ -96,7 +97,8 @@ def _extra_margins(ax, renderer) -> tuple[float, float]:
     fig = ax.figure
     frame = ax.get_window_extent(renderer)
     top = right = 0.0
-    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_gid() == "condition-label"]
+    boxes = [t.get_window_extent(renderer) for t in [*ax.texts, *ax.artists]
+             if t.get_gid() == "condition-label"]
     legend = ax.get_legend()
     if legend is not None:
         boxes.append(legend.get_window_extent(renderer))
@@ -108,7 +110,7 @@ def _extra_margins(ax, renderer) -> tuple[float, float]:
 
 def _fit_single(fig, ax) -> None:
     """Margins of a one-panel figure: the fixed ones plus what the condition strip and a
-    legend on the right take.  Measured twice: a rotated label of the last band hangs
+    legend on the right take.  Measured twice: a label of the last band hangs
     further past the frame once the axes are narrower."""
     m = _MARGIN
     right, top = m["right"], m["top"]
@@ -131,6 +133,22 @@ def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
     if autolim:
         ax.autoscale_view()
     return coll
+
+
+def _error_bars(ax, x, y, err, *, color, alpha=1.0, lw=None, zorder=1):
+    """Vertical error bars ``y +/- err`` at ``x`` as one Line2D (NaN-separated pieces):
+    what ``errorbar(fmt="none")`` draws without caps, for one artist whatever their number."""
+    x, y, err = (np.asarray(v, dtype=float) for v in (x, y, err))
+    xs = np.repeat(x, 3)
+    ys = np.column_stack([y - err, y + err, np.full(y.size, np.nan)]).ravel()
+    xs[2::3] = np.nan
+    line = Line2D(xs, ys, color=color, alpha=alpha, zorder=zorder, gid="error-bars",
+                  **({} if lw is None else {"lw": lw}))
+    ax.add_line(line)
+    ax.update_datalim(np.column_stack([x, y - err])[np.isfinite(y - err)])
+    ax.update_datalim(np.column_stack([x, y + err])[np.isfinite(y + err)])
+    ax.autoscale_view()
+    return line
 
 
 def _hlines(ax, ys, **kwargs):

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import _ConditionAxis, _label_events
-from ._layout import _fit_single, _new_axes
+from ._layout import _error_bars, _fit_single, _new_axes
 from .trends import _draw_segment_means, _draw_steps, _outliers, _quality_legend, draw_events
 
 #: Colours of the components (references, MCR components), in order.
@@ -66,8 +66,7 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
         err = (pd.to_numeric(st[f"{column}_err"], errors="coerce").to_numpy(dtype=float)
                if f"{column}_err" in st.columns else np.full(len(st), np.nan))
         keep = ok & np.isfinite(y) & np.isfinite(err)
-        ax.errorbar(cx.step_x[keep], y[keep], yerr=err[keep], fmt="none", ecolor=color, alpha=0.3,
-                    lw=0.7, zorder=1)
+        _error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.3, lw=0.7)
         drawn |= _draw_steps(ax, cx.step_x, y, quality, _outliers(st), "o", color)
         mean = seg[column].to_numpy(dtype=float) if column in seg.columns else np.full(len(seg), np.nan)
         serr = (seg[f"{column}_err"].to_numpy(dtype=float) if f"{column}_err" in seg.columns

@@ -9,7 +9,9 @@ from matplotlib.ticker import MaxNLocator
 
 from ..errors import DataError
 from ..options import FTOptions
-from ._layout import _MARGIN, _fit_single, _hlines, _new_axes, _place_axes
+from ._conditions import KEY_ENTRIES, condition_colors, condition_key
+from ._layout import (_MARGIN, _add_rects, _extra_margins, _fit_single, _GAP, _hlines, _new_axes,
+                      _place_axes, _renderer)
 
 
 #: Energy window of the XANES figures around E0 (eV): the edge, where the change is.
@@ -97,6 +99,11 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
         ax.set_yticks(np.arange(norm.shape[0]), [str(s) for s in steps])
     if tracking is not None:
         _mark_conditions(ax, tracking, steps)
+        if own:
+            top, _ = _extra_margins(ax, _renderer(fig))
+            if top > 0:
+                _place_axes(fig, ax, _MARGIN["left"], _MARGIN["bottom"],
+                            0.75 if colorbar else _MARGIN["right"], _MARGIN["top"] + top + _GAP)
     if colorbar:
         # use_gridspec=False: take the bar's room from the axes where they are now (a
         # gridspec bar would move them back to the default subplot margins).  A plain-text
@@ -116,23 +123,45 @@ def _cell_edges(x):
 
 def _mark_conditions(ax, tracking, steps, color: str = "w") -> None:
     """Block (solid) and change-point (dashed) boundaries across a step-by-energy image,
-    and each block's condition written at its left."""
+    and each block's condition written at its left -- when every name has the height of
+    its rows.  Otherwise (many or thin blocks) a strip at the left edge gives each row
+    its condition's colour, with a key of the conditions above the axes."""
     seg = tracking.segments
     pos = {s: i for i, s in enumerate(steps)}
+    blocks = seg.groupby("block", sort=False).agg(first=("first_step", "min"),
+                                                  last=("last_step", "max"),
+                                                  condition=("condition", "first"))
+    shown = [(pos[f], pos[l], str(c)) for f, l, c in blocks.itertuples(index=False)
+             if f in pos and l in pos]
+    row_pt = ax.get_position().height * ax.figure.get_figheight() * 72 / max(len(steps), 1)
+    if len(blocks) > 2 * KEY_ENTRIES or any((b - a + 1) * row_pt < 9 for a, b, _ in shown):
+        _condition_strip(ax, seg, steps)
+        return
     changes = [pos[s] - 0.5 for s in seg.loc[seg["origin"] == "change point", "first_step"]
                if s in pos]
-    last_of = seg.groupby("block", sort=False)["last_step"].max()
-    blocks = []
-    for row in seg.drop_duplicates("block").itertuples(index=False):
-        last = last_of[row.block]
-        if row.first_step in pos and pos[row.first_step] > 0:
-            blocks.append(pos[row.first_step] - 0.5)
-        if row.first_step in pos and last in pos:
-            ax.text(0.01, (pos[row.first_step] + pos[last]) / 2, row.condition, color=color,
-                    transform=ax.get_yaxis_transform(), fontsize=7, va="center", ha="left")
+    starts = [pos[f] - 0.5 for f in blocks["first"] if f in pos and pos[f] > 0]
+    for a, b, text in shown:
+        ax.text(0.01, (a + b) / 2, text, color=color, transform=ax.get_yaxis_transform(),
+                fontsize=7, va="center", ha="left", gid="condition-label")
     # Segment (dashed) and block boundaries across the map: one line each kind.
     _hlines(ax, changes, color=color, lw=0.8, ls="--")
-    _hlines(ax, blocks, color=color, lw=0.8)
+    _hlines(ax, starts, color=color, lw=0.8)
+
+
+def _condition_strip(ax, seg, steps) -> None:
+    """Each row's condition as a colour at the left edge of the map, and the key."""
+    first = seg["first_step"].to_numpy()
+    conditions = seg["condition"].astype(str).to_numpy()
+    colors = condition_colors(conditions)
+    # the condition of each row: that of the last segment starting at or before its step
+    at = np.clip(np.searchsorted(first, np.asarray(steps), side="right") - 1, 0, len(seg) - 1)
+    row_condition = conditions[at]
+    change = np.flatnonzero(np.r_[True, row_condition[1:] != row_condition[:-1]])
+    ends = np.r_[change[1:], len(steps)]
+    _add_rects(ax, [(0.0, 0.03, a - 0.5, b - 0.5) for a, b in zip(change, ends)],
+               [colors[row_condition[a]] for a in change], transform=ax.get_yaxis_transform(),
+               autolim=False, zorder=3)
+    condition_key(ax, colors)
 
 
 def _baseline_row(norm, steps, baseline, tracking):
@@ -225,13 +254,14 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
     if tracking is not None and len(tracking.segments) >= 3:
         seg_of = dict(zip(tracking.steps["step"], tracking.steps["segment"]))
         groups = np.array([seg_of.get(s, -1) for s in steps])
-        curves = []
-        for row in tracking.segments.itertuples(index=False):
-            use = (groups == row.segment) & np.isfinite(diff).all(axis=1)
-            if use.any():
-                curves.append((diff[use].mean(axis=0), f"{row.segment}: {row.condition}"))
-        curves = [curves[i] for i in np.unique(np.linspace(0, len(curves) - 1, min(len(curves),
-                  max_traces)).round().astype(int))] if curves else []
+        finite = np.isfinite(diff).all(axis=1)
+        # the segments with a finite row, evenly picked; only those are averaged
+        have = set(groups[finite].tolist())
+        rows = [row for row in tracking.segments.itertuples(index=False) if row.segment in have]
+        rows = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, min(len(rows),
+                max_traces)).round().astype(int))] if rows else []
+        curves = [(diff[(groups == row.segment) & finite].mean(axis=0),
+                   f"{row.segment}: {row.condition}") for row in rows]
     else:
         rows = [i for i in range(diff.shape[0]) if np.isfinite(diff[i]).all()]
         pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), max_traces)).round().astype(int)) \

@@ -64,7 +64,7 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
 
     def above(row, col):
         # Panels of a row align (same top, letters level) over a one-line strip; a taller
-        # (rotated) strip takes room from its own panel only.
+        # (multi-row key) strip takes room from its own panel only.
         tallest = max(v for (r_, _), v in strip.items() if r_ == row)
         return tallest if tallest <= 0.35 else strip[row, col]
 
@@ -79,6 +79,14 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
         place(axes[row, col], row, col, letter + above(row, col) + 0.05, r_in)
     # The map's colour bar takes its room from (a) where it now sits.
     plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange, e0=e0)
+    top, _ = _extra_margins(axes[0, 0], renderer)
+    if top > 0:  # the map's condition key: its room comes from the top of (a) and its bar
+        before = above(0, 0)
+        strip[0, 0] = top + _GAP
+        lower = max(above(0, 0) - before, 0.0) / height
+        for ax in (axes[0, 0], fig.axes[-1]):
+            x0, y0, w, h = ax.get_position().bounds
+            ax.set_position([x0, y0, w, h - lower])
     _label_events(axes[1, 0], events)
     for (row, col), letter_text in zip(((0, 0), (0, 1), (1, 0), (1, 1)), "abcd"):
         # Above the strip of condition labels, if its row has one; letters of a row align.

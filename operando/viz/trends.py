@@ -8,9 +8,9 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from ..tracking.channels import flags
-from ._conditions import _ConditionAxis, _label_events
+from ._conditions import MARKED_EVENTS, _ConditionAxis, _label_events
 from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, _add_rects, _fit_single,
-                      _new_axes, _vlines)
+                      _error_bars, _new_axes, _vlines)
 
 
 def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
@@ -151,7 +151,11 @@ def _draw_segment_means(ax, cx, seg, mean, err, color) -> None:
     """Segment estimates: error bars on a potential axis, bands across the steps otherwise."""
     if cx.mode == "potential":
         ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
-        ax.errorbar(cx.seg_x, mean, yerr=err, fmt="none", ecolor=color, capsize=3, zorder=4)
+        # error bars with caps, as errorbar(capsize=3) draws them, in two artists
+        ok = np.isfinite(mean) & np.isfinite(err)
+        _error_bars(ax, cx.seg_x[ok], mean[ok], err[ok], color=color, zorder=4)
+        ax.plot(np.r_[cx.seg_x[ok], cx.seg_x[ok]], np.r_[(mean - err)[ok], (mean + err)[ok]], "_",
+                ms=6, color=color, ls="none", zorder=4)
         return
     x0 = seg["first_step"].to_numpy(dtype=float) - 0.4
     x1 = seg["last_step"].to_numpy(dtype=float) + 0.4
@@ -184,6 +188,8 @@ def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
         if np.isfinite(y):
             markers.setdefault(EVENT_MARKERS.get(ev.event, "*"), []).append((x, y))
         labels.append((x, ev.event.replace("_", " ")))
+    if len(labels) > MARKED_EVENTS:
+        return labels  # too many to mark one by one: they are counted by kind
     # One artist per kind (event lines, each marker shape), not one per event.
     if cx.mode == "steps":
         _vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
@@ -194,6 +200,17 @@ def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
         ax.plot(*np.array(xy, dtype=float).T, marker, ms=11, mfc="none", mec="#9467bd", mew=1.5,
                 zorder=6, ls="none")
     return labels
+
+
+def segment_means(y, seg_of_step, segments) -> np.ndarray:
+    """Mean of the finite ``y`` of each segment (NaN where none), in one pass."""
+    seg_of_step, segments = np.asarray(seg_of_step, int), np.asarray(segments, int)
+    finite = np.isfinite(y)
+    size = int(max(np.max(seg_of_step, initial=-1), np.max(segments, initial=-1))) + 1
+    total = np.bincount(seg_of_step[finite], weights=y[finite], minlength=size)
+    count = np.bincount(seg_of_step[finite], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)[segments]
 
 
 def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
@@ -226,8 +243,7 @@ def _draw_white_line(ax, tracking, column: str = "wl_height") -> None:
     y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
     ax.plot(cx.step_x, y, "o", ms=3, color="#1f77b4", alpha=0.3, zorder=2)
     seg_of_step = st["segment"].to_numpy()
-    means = np.array([np.nanmean(y[seg_of_step == g]) if np.isfinite(y[seg_of_step == g]).any() else np.nan
-                      for g in seg["segment"]])
+    means = segment_means(y, seg_of_step, seg["segment"])
     if cx.mode == "potential":
         ax.plot(cx.seg_x, cx.path(means), "-", color="#1f77b4", lw=0.8, alpha=0.6)
     else:
@@ -286,11 +302,9 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
                 continue
             err = _step_values(st, f"{column}_err")
             keep = good & np.isfinite(y) & np.isfinite(err)
-            ax.errorbar(cx.step_x[keep], y[keep], yerr=err[keep], fmt="none", ecolor=color,
-                        alpha=0.25, lw=0.6, zorder=1)
+            _error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.25, lw=0.6)
             drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
-            mean = np.array([np.nanmean(y[(seg_of_step == g) & good]) if ((seg_of_step == g) & good
-                             & np.isfinite(y)).any() else np.nan for g in seg["segment"]])
+            mean = segment_means(np.where(good, y, np.nan), seg_of_step, seg["segment"])
             _draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
             ax.plot([], [], marker, color=color, ms=4, ls="-", lw=1, label=name)
         _quality_legend(ax, drawn)

@@ -263,19 +263,6 @@ def test_path_stack_equals_single_paths(shared_data):
     assert np.abs(ref - p.chi).max() < 1e-6 * np.abs(p.chi).max()
 
 
-def test_sincos_matches_numpy():
-    from operando.exafs.batch.stack import _sincos
-
-    rng = np.random.default_rng(0)
-    for phi in (rng.uniform(-200, 200, (3, 50, 400)), np.linspace(-7, 7, 20001)[None],
-                np.array([[np.pi / 4, -np.pi / 4, 3 * np.pi / 4, 0.0, 1e5, np.nan]])):
-        work = [np.empty_like(phi) for _ in range(5)]
-        s, c = _sincos(phi, *work, np.empty(phi.shape, dtype=np.intp))
-        with np.errstate(invalid="ignore"):
-            np.testing.assert_allclose(s, np.sin(phi), rtol=0, atol=2.5e-16)
-            np.testing.assert_allclose(c, np.cos(phi), rtol=0, atol=2.5e-16)
-
-
 def test_tables_without_scipy_match_larch_splines():
     """tabulate_path on a file (numpy not-a-knot spline) == on Larch's FeffPathGroup
     (its scipy UnivariateSpline coefficients)."""

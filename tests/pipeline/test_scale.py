@@ -204,3 +204,42 @@ def test_cli_scheduler_unreachable_is_one_line_error(h5_series, tmp_path, capsys
     code = main(["run", str(toml), "--scheduler", "tcp://127.0.0.1:9", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "--scheduler tcp://127.0.0.1:9" in err and "Traceback" not in err
+
+
+def test_chunks_of_an_hdf5_file_carry_bounds_not_spectra(h5_series, tmp_path, monkeypatch):
+    """A chunk task of a streamed HDF5 series carries the file path and its row bounds
+    (a worker reads its own rows); what it carries pickled is a small part of its rows."""
+    import pickle
+
+    from operando.io import RowSlice
+    seen = []
+    real = chunks_module.process_chunk
+
+    def spy(task):
+        seen.append((len(pickle.dumps(task)), task.series))
+        return real(task)
+
+    monkeypatch.setattr(chunks_module, "process_chunk", spy)
+    pipeline.run(_config(h5_series, tmp_path / "run").with_run(workers=1), progress=False)
+    whole = open_hdf5(h5_series)
+    assert len(seen) == -(-N_STEPS // CHUNK)
+    for size, rows in seen:
+        assert isinstance(rows, RowSlice) and rows.path == whole.path
+        mu, ref = whole.read_rows(rows.start, rows.stop)
+        assert size < (mu.nbytes + ref.nbytes) / 4
+        loaded = rows.load()
+        np.testing.assert_array_equal(loaded.mu, mu)
+        np.testing.assert_array_equal(loaded.reference, ref)
+
+
+def test_summary_records_seconds_per_stage(in_memory_run):
+    """summary.json ``timings``: the seconds of every stage the run went through (what the
+    benchmarks print); stages add up to no more than the whole run."""
+    import json
+
+    summary = json.loads((in_memory_run / "summary.json").read_text())
+    timings = summary["timings"]
+    assert {"read", "prepare", "chunks", "tables", "tracking", "wavelet", "outputs",
+            "athena"} <= set(timings)  # no figures nor report in this configuration
+    assert all(v >= 0 for v in timings.values())
+    assert sum(timings.values()) <= summary["seconds"] + 0.01

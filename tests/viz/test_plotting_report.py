@@ -277,3 +277,46 @@ def test_report_cells_per_column_equal_per_value():
     })
     for name in table.columns:
         assert _column_cells(table[name]) == [_cell(v) for v in table[name].tolist()], name
+
+
+def _gas_cycles(cycles: int, repeats: int = 2):
+    """A gas/temperature program of 6 conditions with long names, ``cycles`` times."""
+    from _tracking_data import make_steps
+
+    gases = [("O2", 673.0), ("CO+O2", 473.0), ("H2", 573.0), ("CO+O2", 523.0), ("He", 298.0),
+             ("H2+H2O", 623.0)]
+    truth = [dict(cn_m=m, cn_l=4.0 - 0.4 * m, wl=1.9 - 0.05 * m, edge=11566.0 - 0.2 * m)
+             for m in (0.0, 3.0, 6.0, 4.0, 0.0, 5.0)]
+    conditions = [{"gas": g, "temperature_K": t} for g, t in gases] * cycles
+    return track(make_steps(conditions, truth * cycles, metal="Pt-Pt", ligand="Pt-O",
+                            repeats=repeats, seed=2))
+
+
+def _condition_boxes(fig):
+    fig.draw_without_rendering()
+    out = []
+    for ax in fig.axes:
+        artists = [a for a in [*ax.texts, *ax.artists] if a.get_gid() == "condition-label"]
+        out += [a.get_window_extent() for a in artists]
+    return out
+
+
+@pytest.mark.parametrize("cycles", [1, 500])
+def test_condition_labels_never_overlap_at_any_length(cycles):
+    """Six narrow blocks with long names (the case that overlapped) and 3,000 blocks:
+    names above their bands only where every name fits its band, else one key entry per
+    condition; no two condition labels overlap, and a long series draws a bounded number
+    of texts (one key, the event counts), not one per segment or event."""
+    tr = _gas_cycles(cycles)
+    e, norm, r, chir = spectra(tr, 11566.0)
+    for fig in (plot_cn(tr), plot_white_line(tr), plot_xanes_map(e, norm, tracking=tr),
+                plot_summary(tr, e, norm, r, chir)):
+        boxes = _condition_boxes(fig)
+        assert boxes
+        for i, a in enumerate(boxes):
+            assert not any(a.overlaps(b) for b in boxes[i + 1:])
+        for ax in fig.axes:
+            assert len(ax.texts) <= 30  # 24 band names at most, the event count
+            for key in [a for a in ax.artists if a.get_gid() == "condition-label"]:
+                # one entry per condition class (6), however many blocks
+                assert len(key.get_texts()) == 6

@@ -1,8 +1,7 @@
 """Several tabulated FEFF paths evaluated for many parameter sets in one pass.
 
 :class:`PathStack` precomputes per-set factors, uses one ``q`` and one spline
-cell per set when the paths share e0, works in place on reused buffers, and
-takes sin and cos from one range reduction (:func:`_sincos`).
+cell per set when the paths share e0, and works in place on reused buffers.
 """
 
 from __future__ import annotations
@@ -11,64 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..._util.larch_compat import ETOK, SMALL_ENERGY
-
-
-# sin and cos together (fdlibm's kernels, Cody-Waite reduction by pi/2): ~3x faster than
-# np.sin + np.cos on float64 without AVX-512, within 1 ulp of them
-_S = (-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
-      2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10)
-_C = (4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
-      -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11)
-_PIO2_1, _PIO2_1T = 1.57079632673412561417e+00, 6.07710050650619224932e-11
-_INVPIO2 = 6.36619772367581382433e-01
-_QS = np.array([0.0, 1.0, 0.0, -1.0])     # sin(j pi / 2)
-_QC = np.array([1.0, 0.0, -1.0, 0.0])     # cos(j pi / 2)
-
-
-def _sincos(phi, s, c, w1, w2, w3, qi):
-    """``s, c = sin(phi), cos(phi)``; ``w1..w3`` float and ``qi`` intp work arrays
-    shaped like ``phi``.  Falls back to NumPy for |phi| >= 1e5 or non-finite values
-    (the two-part reduction is exact only for moderate arguments)."""
-    lo, hi = float(phi.min()), float(phi.max())
-    if not (lo > -1e5 and hi < 1e5):
-        np.sin(phi, out=s)
-        np.cos(phi, out=c)
-        return s, c
-    n = np.multiply(phi, _INVPIO2, out=w1)
-    np.rint(n, out=n)
-    r = np.multiply(n, _PIO2_1, out=w2)        # exact: n < 2^17, _PIO2_1 has 33 bits
-    np.subtract(phi, r, out=r)
-    z = np.multiply(n, _PIO2_1T, out=w3)
-    r -= z                                     # phi - n pi/2, |r| <= pi/4
-    np.copyto(qi, n, casting="unsafe")
-    qi &= 3
-    np.multiply(r, r, out=z)
-    # sin(r) = r + r z (S1 + z (S2 + ... + z S6))
-    np.multiply(z, _S[5], out=s)
-    for coef in _S[4::-1]:
-        s += coef
-        s *= z
-    s *= r
-    s += r
-    # cos(r) = 1 - z/2 + z^2 (C1 + z (C2 + ... + z C6))
-    np.multiply(z, _C[5], out=c)
-    for coef in _C[4::-1]:
-        c += coef
-        c *= z
-    c *= z
-    np.multiply(z, 0.5, out=r)
-    c -= r
-    c += 1.0
-    # rotate by n pi/2
-    cq = np.take(_QC, qi, out=w1, mode="clip")
-    sq = np.take(_QS, qi, out=w3, mode="clip")
-    np.multiply(s, sq, out=r)
-    np.multiply(c, sq, out=sq)
-    s *= cq
-    s += sq
-    c *= cq
-    c -= r
-    return s, c
 
 
 class _Columns:
@@ -313,8 +254,8 @@ class PathStack:
         env *= iq
         env *= c.irr2                          # exp(D) / (q rr^2)
         unit = np.multiply(famp, env, out=famp)  # magnitude per unit amp
-        sin_phi, cos_phi = _sincos(phi, pha, F("cos"), F("w1"), F("w2"), F("w3"),
-                                   ws.i("qi"))  # pha is in phi
+        sin_phi = np.sin(phi, out=pha)         # pha is in phi: its buffer takes sin
+        cos_phi = np.cos(phi, out=F("cos"))
         jamp = np.multiply(unit, sin_phi, out=F("jamp"))   # d chi / d amp
         chi = np.multiply(jamp, c.amp, out=F("chi"))
         if not jacobian:
