@@ -388,8 +388,11 @@ def test_cluster_models():
     assert [(s.cn_ratio, round(s.r_ratio, 4)) for s in wide.shells] == [(1.0, 1.0), (0.5, 1.4142)]
     assert round(wide.shells[1].path.reff, 3) == round(2.556 * 2**0.5, 3)
     fe = op.ShellModel(shells=["Fe-Fe"], kmin=3, kmax=11, rmin=1.0, rmax=2.2)
-    assert cluster_model(fe, "Fe-Fe").structure == "bcc"
-    assert len(cluster_model(fe, "Fe-Fe").shells) == 2
+    bcc = cluster_model(fe, "Fe-Fe")
+    assert bcc.structure == "bcc" and len(bcc.shells) == 2
+    # FEFF on the bcc lattice: its second path is the 6 neighbours at 2 r1 / sqrt(3)
+    assert bcc.shells[1].path.degeneracy == 6.0
+    assert abs(bcc.shells[1].path.reff - 2.482 * 2 / 3**0.5) < 1e-3
 
 
 def test_two_shell_cluster_needs_its_own_calibration(fe_foil):
@@ -437,6 +440,25 @@ def test_run_fe_two_shell_cluster(shared_data, tmp_path):
     used = json.loads((tmp_path / "out" / "settings.json").read_text())["resolved"]["two_phase"]
     assert [s["cn_ratio"] for s in used["cluster_model"]["shells"]] == [1.0, 0.75]
     assert used["cluster_calibration"]["rfactor"] <= RFACTOR_MAX
+
+
+def test_cluster_calibration_shifts_each_shell_for_temperature(fe_foil):
+    """A run's cluster calibration: the foil's values, and each shell's sigma2 shifted on
+    its own path for the [foil] temperatures (correlated Debye, Fe 470 K)."""
+    from types import SimpleNamespace
+
+    from operando.pipeline.two_phase import cluster_calibration
+
+    model = op.ShellModel(shells=["Fe-O", "Fe-Fe"], **dict(FE_WINDOW, rmax=3.0))
+    foil = SimpleNamespace(cn=8.0, temperature_K=295.0, sample_temperature_K=573.0,
+                           debye_temperature_K=470.0, disorder_model="debye")
+    cal, record = cluster_calibration(fe_foil, model, "Fe-Fe", 0.2, foil)
+    shifts = record["sigma2_temperature_shift"]
+    assert len(shifts) == 2 and all(0.001 < d < 0.01 for d in shifts), shifts
+    assert np.allclose(record["sigma2"], np.add(cal.sigma2, shifts))
+    assert record["s02"] == cal.s02
+    one = op.ShellModel(shells=["Cu-Cu"], kmin=3, kmax=12, rmin=1.0, rmax=3.2)
+    assert cluster_calibration(fe_foil, one, "Cu-Cu", 0.2, foil) is None     # one shell
 
 
 @pytest.mark.parametrize("mode", ["xanes_prior", "fit"])
