@@ -4,11 +4,13 @@ Paths are computed by the FEFF6 (``feff6l``) that ships inside xraylarch, on a
 small model cluster:
 
 * metal-metal (``"Pt-Pt"``, ``"Cu-Cu"``): an fcc cluster of three shells
-  (12 + 6 + 24 neighbours) with the given nearest-neighbour distance;
+  (12 + 6 + 24 neighbours) with the given nearest-neighbour distance, or a bcc one
+  (``geometry="bcc"``: 8 + 6 + 12 neighbours, Fe, Cr, Mo, W ...);
 * metal-light atom (``"Cu-N"``, ``"Pt-O"``, ``"Cu-C"``): a square-planar (4)
   or octahedral (6) cluster of the ligand at the given distance.
 
-Only the first single-scattering path is kept.  Results are cached on disk
+Only one single-scattering path is kept: the first shell's, or with ``shell=2`` the
+second shell's (a metal cluster model of two shells, :mod:`operando.exafs.cluster_shells`).  Results are cached on disk
 under a key made of every FEFF input, so the same request never runs FEFF
 twice.  Paths for the common pairs at their usual distances ship with the
 package (``operando/data/paths``) so those run without FEFF at all.
@@ -60,6 +62,11 @@ SHIPPED_PAIRS = [
     ("Pt", "Pt"), ("Pt", "O"), ("Pt", "N"), ("Pt", "C"),
     ("Cu", "Cu"), ("Cu", "N"), ("Cu", "O"), ("Cu", "C"),
 ]
+
+#: Cluster geometries FEFF paths are computed on.
+GEOMETRIES = ("fcc", "bcc", "square_planar", "octahedral")
+#: Second-shell over first-shell distance of the metal lattices.
+LATTICE_RATIOS = {"fcc": float(np.sqrt(2.0)), "bcc": float(2.0 / np.sqrt(3.0))}
 
 _HOLES = {"K": 1, "L1": 2, "L2": 3, "L3": 4}
 _LIGHT = {"H", "B", "C", "N", "O", "F", "P", "S", "Cl", "Se", "Br", "I"}
@@ -140,6 +147,7 @@ def feff_path(
     edge: str | None = None,
     geometry: str | None = None,
     cache_dir: str | Path | None = None,
+    shell: int = 1,
 ) -> FeffPath:
     """The first-shell FEFF path of an absorber-scatterer pair.
 
@@ -152,11 +160,15 @@ def feff_path(
     edge : str, optional
         ``"K"``, ``"L1"``, ``"L2"`` or ``"L3"``; default :func:`default_edge`.
     geometry : str, optional
-        ``"fcc"`` (default when absorber == scatterer), ``"square_planar"``
+        ``"fcc"`` (default when absorber == scatterer), ``"bcc"``, ``"square_planar"``
         (default for a ligand) or ``"octahedral"``.
     cache_dir : path, optional
         Where computed paths are kept; default ``$OPERANDO_CACHE`` or
         ``~/.cache/operando``.
+    shell : {1, 2}
+        The path of the first shell (at ``distance``) or, for ``"fcc"`` / ``"bcc"``, of
+        the second shell of the same lattice (at ``sqrt(2)`` resp. ``2/sqrt(3)`` times
+        ``distance``).
 
     Returns
     -------
@@ -169,16 +181,19 @@ def feff_path(
         raise ConfigError(f"edge {edge!r} is not one of {sorted(_HOLES)}")
     if geometry is None:
         geometry = "fcc" if absorber == scatterer else "square_planar"
-    if geometry not in ("fcc", "square_planar", "octahedral"):
-        raise ConfigError(f"geometry {geometry!r} is not one of fcc, square_planar, octahedral")
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"geometry {geometry!r} is not one of {', '.join(GEOMETRIES)}")
+    if shell not in (1, 2) or (shell == 2 and geometry not in LATTICE_RATIOS):
+        raise ConfigError(f"shell {shell}: only shell 1, or shell 2 of an fcc or bcc lattice")
     if distance is None:
         distance = default_distance(absorber, scatterer)
     distance = float(distance)
     if not 1.0 <= distance <= 5.0:
         raise ConfigError(f"distance {distance} A for {absorber}-{scatterer} is outside 1.0-5.0 A")
 
-    key = _cache_key(absorber, scatterer, distance, edge, geometry)
-    shipped = SHIPPED_DIR / f"{absorber}-{scatterer}_{edge}_{geometry}_{distance:.4f}.dat"
+    key = _cache_key(absorber, scatterer, distance, edge, geometry, shell)
+    suffix = "" if shell == 1 else f"_shell{shell}"
+    shipped = SHIPPED_DIR / f"{absorber}-{scatterer}_{edge}_{geometry}_{distance:.4f}{suffix}.dat"
     if shipped.exists():
         return load_path(shipped, absorber=absorber, scatterer=scatterer, edge=edge)
 
@@ -187,7 +202,7 @@ def feff_path(
     if target.exists():
         return load_path(target, absorber=absorber, scatterer=scatterer, edge=edge)
     target.parent.mkdir(parents=True, exist_ok=True)
-    produced = _run_feff(absorber, scatterer, distance, edge, geometry)
+    produced = _run_feff(absorber, scatterer, distance, edge, geometry, shell)
     # Write to a temporary name and rename, so a parallel run never reads half a file.
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(fd)
@@ -263,8 +278,9 @@ def build_shipped_paths() -> list[Path]:
 
 
 # ----------------------------------------------------------------- internals
-def _cache_key(absorber, scatterer, distance, edge, geometry) -> str:
-    payload = json.dumps([absorber, scatterer, round(distance, 4), edge, geometry, "feff6l", 1])
+def _cache_key(absorber, scatterer, distance, edge, geometry, shell=1) -> str:
+    parts = [absorber, scatterer, round(distance, 4), edge, geometry, "feff6l", 1]
+    payload = json.dumps(parts if shell == 1 else parts + [shell])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -283,6 +299,14 @@ def _cluster(absorber: str, scatterer: str, distance: float, geometry: str) -> n
         radius = np.linalg.norm(sites, axis=1)
         # three shells: 12 at d, 6 at sqrt(2) d, 24 at sqrt(3) d
         return sites[radius < distance * np.sqrt(3.0) * 1.01]
+    if geometry == "bcc":
+        half = distance / np.sqrt(3.0)                          # a / 2, a = 2 d / sqrt(3)
+        sites = [(i * half, j * half, k * half) for i in range(-2, 3) for j in range(-2, 3)
+                 for k in range(-2, 3) if (i % 2 == j % 2 == k % 2) and (i, j, k) != (0, 0, 0)]
+        sites = np.array(sites)
+        radius = np.linalg.norm(sites, axis=1)
+        # three shells: 8 at d, 6 at a = 2 d / sqrt(3), 12 at sqrt(2) a
+        return sites[radius < 2.0 * half * np.sqrt(2.0) * 1.01]
     if geometry == "square_planar":
         return distance * np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]], dtype=float)
     return distance * np.array(
@@ -290,8 +314,8 @@ def _cluster(absorber: str, scatterer: str, distance: float, geometry: str) -> n
     )
 
 
-def _run_feff(absorber, scatterer, distance, edge, geometry) -> Path:
-    """Run feff6l in a fresh folder; return the first-shell path file."""
+def _run_feff(absorber, scatterer, distance, edge, geometry, shell=1) -> Path:
+    """Run feff6l in a fresh folder; return the path file of shell ``shell``."""
     from larch.xafs import feff6l
 
     z_abs, z_sc = atomic_number(absorber), atomic_number(scatterer)
@@ -301,7 +325,7 @@ def _run_feff(absorber, scatterer, distance, edge, geometry) -> Path:
         f"HOLE {_HOLES[edge]} 1.0",
         "CONTROL 1 1 1 1",
         "PRINT 0 0 0 0",
-        f"RMAX {distance * 1.10:.4f}",
+        f"RMAX {distance * (1.10 if shell == 1 else LATTICE_RATIOS[geometry] * 1.05):.4f}",
         "NLEG 2",
         "POTENTIALS",
         f" 0 {z_abs} {absorber}",
@@ -317,7 +341,7 @@ def _run_feff(absorber, scatterer, distance, edge, geometry) -> Path:
         feff6l(folder=str(folder), feffinp="feff.inp", verbose=False)
     except Exception as exc:  # larch raises plain Exceptions for FEFF failures
         raise DataError(f"FEFF6 failed for {absorber}-{scatterer} at {distance} A: {exc}") from exc
-    produced = folder / "feff0001.dat"
+    produced = folder / f"feff{shell:04d}.dat"
     if not produced.exists():
         raise DataError(
             f"FEFF6 produced no path for {absorber}-{scatterer} at {distance} A "

@@ -16,7 +16,9 @@
                        ligand CN; FEFF on a crystal cluster; fit of a phase reference)
 :mod:`.systematics`    :func:`cn_systematics`: the CN band over processing choices
 :mod:`.two_phase`      :func:`fit_two_phase`: (1 - x) measured chi_iso + x FEFF metal
-                       shell, the clusters' own CN apart from the fraction x
+                       shell(s), the clusters' own CN apart from the fraction x
+:mod:`.cluster_shells` the clusters' metal shells (bcc: two, tied by the lattice) and
+                       :func:`calibrate_cluster`, the foil fitted on the same shells
 :mod:`.results`        :class:`ShellFitResult`, :class:`S02Calibration`
 :mod:`.wavelet`        :func:`wavelet_transform` (Cauchy as Larch's, Morlet) ->
                        :class:`WaveletTransform`; :func:`lobe_positions`
@@ -73,11 +75,14 @@ _WHERE = {
     **dict.fromkeys(("S02Calibration", "ShellFitResult"), "results"),
     **dict.fromkeys(("Rule", "ShellSpec"), "shells"),
     **dict.fromkeys(("Systematics", "cn_systematics", "processing_variants"), "systematics"),
-    **dict.fromkeys(("TwoPhaseResult", "fit_two_phase", "MetalPath"), "two_phase"),
+    **dict.fromkeys(("TwoPhaseResult", "fit_two_phase"), "two_phase"),
+    **dict.fromkeys(("ClusterCalibration", "ClusterModel", "MetalPath", "calibrate_cluster",
+                     "cluster_model"), "cluster_shells"),
     **dict.fromkeys(("WaveletTransform", "lobe_positions", "shell_windows", "wavelet_transform"), "wavelet"),
 }
 
-__all__ = ["fit_two_phase", "TwoPhaseResult", "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
+__all__ = ["fit_two_phase", "TwoPhaseResult", "calibrate_cluster", "cluster_model",
+           "ClusterCalibration", "ClusterModel", "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
            "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
            "fit_shells_global", "calibrate_s02", "apply_foil", "shell_path",
            "FoilValues", "cn_systematics", "processing_variants", "Systematics",

@@ -7,8 +7,10 @@ isolated (ionic, single-atom) state has
 
 with ``chi_iso`` the *measured* chi(k) of the isolated state (a reference spectrum, the
 first step or a stretch of steps, processed exactly as the series) and ``chi_cluster``
-the FEFF metal shell with the clusters' own coordination number ``N_c``, distance and
-disorder.  The classic per-step shell fit reads the mixture's CN(M-M) = ``x N_c``; the
+the FEFF metal shell(s) with the clusters' own (first-shell) coordination number
+``N_c``, distance and disorder: :mod:`~operando.exafs.cluster_shells` (bcc metals two
+shells tied by the lattice, fcc one unless the second is inside ``rmax``; a model of two
+shells takes the foil calibrated on the same shells, ``cluster``).  The classic per-step shell fit reads the mixture's CN(M-M) = ``x N_c``; the
 two-phase fit keeps ``x`` (how many atoms aggregated) and ``N_c`` (how big the clusters
 are) apart, and the isolated state's own shells (M-O, an oxide's M...M at 2.9-3.1 A,
 M-Cl) are modelled by data, not by the user's shell list.
@@ -43,15 +45,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .._util.larch_compat import ETOK, ftwindow
 from .._util.validate import check_choice
 from .._util.result import Result
 from ..errors import ConfigError, DataError
 from ..schema import TWO_PHASE_COLUMNS
 from .background import ChiSeries
-from .batch import tabulate_path
-from .batch.ft import ft_matrix
-from .model import ShellModel, n_independent, resolve_paths
+from .cluster_shells import ClusterCalibration, ClusterChi, FitWindow, MetalPath, cluster_model, on_bound
+from .model import ShellModel
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ RFACTOR_MAX = 0.05
 #: ``x`` a little outside [0, 1] for the same reason.
 CN_BOUNDS = (-2.0, 24.0)
 X_BOUNDS = (-0.1, 1.1)
-KSTEP, NFFT = 0.05, 2048
 
 
 @dataclass(frozen=True)
@@ -103,43 +102,11 @@ class TwoPhaseResult(Result):
                 + self.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
-class _Window:
-    """The fixed part: grid, windowed FT matrix in the R window, n_idp."""
-
-    def __init__(self, k, model: ShellModel):
-        if abs(float(k[1] - k[0]) - KSTEP) > 1e-9 or abs(float(k[0])) > 1e-9:
-            raise DataError("two-phase fit: chi(k) must be on the 0.05 1/A grid from k = 0 "
-                            "(as remove_background gives it)")
-        kmax = min(model.kmax, float(k[-1]))
-        win = ftwindow(k, xmin=model.kmin, xmax=kmax, dx=model.dk, dx2=model.dk,
-                       window=model.window)
-        weight = win * k ** int(model.kweight)
-        self.cols = np.flatnonzero(weight != 0)
-        rstep = np.pi / (KSTEP * NFFT)
-        rows = np.arange(int(max(0, 0.01 + model.rmin / rstep)),
-                         int(min(NFFT / 2, 0.01 + model.rmax / rstep)))
-        self.M = ft_matrix(self.cols, rows, NFFT, KSTEP) * weight[self.cols]
-        self.k = k[self.cols]
-        self.weight = weight
-        self.kwin_ave = win.sum() * KSTEP / (kmax - model.kmin)
-        self.n_idp = n_independent(model)
-        self.npts = self.M.shape[0]
-
-    def noise(self, chi_row) -> float:
-        """Larch's ``estimate_noise``: eps_r from chi(R) at 15-30 A."""
-        x = np.zeros(NFFT)
-        n = min(len(chi_row), NFFT)
-        x[:n] = np.nan_to_num(chi_row[:n] * self.weight[:n])
-        chir = np.fft.rfft(x) * (KSTEP / math.sqrt(math.pi))
-        rstep = np.pi / (KSTEP * NFFT)
-        high = chir[int(0.01 + 15.0 / rstep):int(min(NFFT / 2, 1.01 + 30.0 / rstep))]
-        eps = math.sqrt(float((high.real**2 + high.imag**2).sum()) / (2 * high.size))
-        return eps / self.kwin_ave if eps > 0 else 1.0
-
-
-def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: str, s02: float,
-                  fraction=None, fraction_err=None, fraction_mode: str = "xanes",
-                  disorder: str = "foil", s02_err: float | None = None) -> TwoPhaseResult:
+def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: str,
+                  s02: float | None = None, fraction=None, fraction_err=None,
+                  fraction_mode: str = "xanes", disorder: str = "foil",
+                  s02_err: float | None = None,
+                  cluster: ClusterCalibration | None = None) -> TwoPhaseResult:
     """Fit every step as ``(1 - x) chi_iso + x chi_cluster``.
 
     Parameters
@@ -157,11 +124,21 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
         The metal shell, e.g. ``"Cu-Cu"``.
     s02 : float
         Amplitude reduction factor (from the foil); ``s02_err`` is added to N_c's error.
+        Not given with ``cluster`` (whose S0^2 is used).
     fraction, fraction_err : array (n,), optional
         The XANES metal fraction per step and its error (needed unless
         ``fraction_mode = "fit"``).
     fraction_mode : {"xanes", "xanes_prior", "fit"}
     disorder : {"foil", "free"}
+    cluster : ClusterCalibration, optional
+        The foil fitted with the cluster model
+        (:func:`~operando.exafs.cluster_shells.calibrate_cluster`); needed when the
+        model has more than one shell (bcc metals; fcc with the second shell inside
+        ``rmax``): its S0^2, per-shell sigma2 (``disorder = "foil"``; with ``"free"``
+        the first shell's sigma2 varies and the others keep their offsets from it), dR
+        (when the shell's dR is fixed) and energy origin (when its dE0 is held at the
+        foil's) are used.  Without it the one-shell model takes ``shell``'s values in
+        ``model`` (as :func:`~operando.exafs.apply_foil` resolved them) and ``s02``.
 
     Returns
     -------
@@ -173,7 +150,19 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
         raise ConfigError(f"two-phase fit: metal shell {shell!r} is not among the shells "
                           f"{model.labels}")
     spec = model.spec(shell)
-    if disorder == "foil" and spec.sigma2.mode != "fixed":
+    shells = cluster.cluster if cluster is not None else cluster_model(model, shell)
+    if cluster is None and len(shells.shells) > 1:
+        raise ConfigError(f"two-phase fit: the {shells.structure} cluster model of {shell} has "
+                          f"{len(shells.shells)} shells; it needs the foil calibrated on them "
+                          "(cluster = calibrate_cluster(...))")
+    if cluster is not None:
+        if s02 is not None:
+            raise ConfigError("two-phase fit: give s02 or cluster, not both (the cluster "
+                              "calibration's S0^2 belongs to its shells)")
+        s02, s02_err = cluster.s02, cluster.s02_err
+    elif s02 is None:
+        raise ConfigError("two-phase fit: needs s02 (the foil's) or cluster")
+    if cluster is None and disorder == "foil" and spec.sigma2.mode != "fixed":
         raise ConfigError(f"two-phase disorder = \"foil\" needs the foil's sigma2 for {shell} "
                           "([foil] file, sigma2 = \"fix\"); or use disorder = \"free\"")
     n = len(chi_series)
@@ -192,13 +181,12 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
     iso = np.asarray(chi_iso, dtype=float).reshape(-1)
     if iso.size < k.size:
         iso = np.concatenate([iso, np.full(k.size - iso.size, np.nan)])
-    win = _Window(k, model)
+    win = FitWindow(k, model)
     if not np.all(np.isfinite(iso[win.cols])):
         raise DataError("two-phase fit: the isolated state's chi(k) does not cover the fit "
                         f"window k {model.kmin:g}-{model.kmax:g} 1/A")
-    table = resolve_paths(model)[shell]
-    path = MetalPath(tabulate_path(table, label=shell), win.k)
-    fixed = _fixed_values(model, spec, disorder)
+    fixed = _fixed_values(model, spec, disorder, cluster)
+    path = ClusterChi(shells, win.k, fixed.pop("sigma2_offsets"))
     rows = []
     for i in range(n):
         step = int(chi_series.steps[i])
@@ -220,25 +208,34 @@ def fit_two_phase(chi_series: ChiSeries, chi_iso, model: ShellModel, *, shell: s
     settings = {"shell": shell, "fraction": fraction_mode, "disorder": disorder, "s02": s02,
                 "s02_err": s02_err, "kmin": model.kmin, "kmax": model.kmax,
                 "kweight": model.kweight, "dk": model.dk, "window": model.window,
-                "rmin": model.rmin, "rmax": model.rmax, "path": str(table.file),
+                "rmin": model.rmin, "rmax": model.rmax,
+                "path": str(shells.shells[0].path.file), "cluster_model": shells.to_dict(),
+                "cluster_calibration": None if cluster is None else cluster.to_dict(),
                 "fixed": {k_: v for k_, v in fixed.items() if k_ != "de0_edge"},
                 "de0_edge": fixed.get("de0_edge"), "engine": "lmfit leastsq (feffit statistics)"}
     return TwoPhaseResult(table=out, settings=settings)
 
 
-def _fixed_values(model: ShellModel, spec, disorder: str) -> dict:
+def _fixed_values(model: ShellModel, spec, disorder: str, cluster) -> dict:
     out = {}
-    if disorder == "foil":
-        out["sigma2"] = float(spec.sigma2.value)
+    if cluster is not None:
+        s2 = np.asarray(cluster.sigma2, dtype=float)
+        out["sigma2_offsets"] = s2 - s2[0]
+        first = float(s2[0])
     else:
-        start = spec.sigma2.value if spec.sigma2.mode == "fixed" else spec.absent_sigma2
+        out["sigma2_offsets"] = None
+        first = spec.sigma2.value if spec.sigma2.mode == "fixed" else None
+    if disorder == "foil":
+        out["sigma2"] = float(first)
+    else:
+        start = first if first is not None else spec.absent_sigma2
         out["sigma2_start"] = float(start) if start is not None else float(model.absent_sigma2)
         out["sigma2_bounds"] = (model.sigma2_min, model.sigma2_max)
     if spec.deltar.mode == "fixed":
-        out["deltar"] = float(spec.deltar.value)
+        out["deltar"] = float(spec.deltar.value if cluster is None else cluster.deltar)
     out["deltar_max"] = float(model.dr_max)
     if spec.de0.mode == "edge":
-        out["de0_edge"] = float(spec.de0.value)
+        out["de0_edge"] = float(spec.de0.value if cluster is None else cluster.edge_energy)
     elif spec.de0.mode == "fixed":
         out["de0"] = float(spec.de0.value)
     out["de0_max"] = float(model.de0_max)
@@ -255,44 +252,10 @@ def _empty(step: int, message: str) -> list:
     return row
 
 
-class MetalPath:
-    """The metal path on the fit's k points: Larch's EXAFS equation for one parameter set
-    (the equation of :meth:`~operando.exafs.batch.PathTable.chi`, ``c3 = 0``), with the
-    table functions looked up once per dE0 -- held fixed at the foil's origin, they are
-    looked up once per step.  Tested equal to ``PathTable.chi``."""
-
-    def __init__(self, table, k):
-        self.reff = float(table.reff)
-        self.k2 = np.asarray(k, dtype=float) ** 2
-        self.q0, self.h, self.coefs = float(table.q0), float(table.h), table.coefs
-        self._e0 = None
-        self._funcs = None
-
-    def _lookup(self, e0: float):
-        if e0 != self._e0:
-            en = self.k2 - e0 * ETOK
-            q = np.copysign(np.sqrt(np.abs(en)), en)
-            u = (q - self.q0) / self.h
-            i = np.clip(np.floor(u), 0, self.coefs.shape[1] - 1).astype(np.intp)
-            t = u - i
-            c = self.coefs[:, i, :]                                  # (4, n_k, 4)
-            pha, famp, a, lam = c[..., 0] + t * (c[..., 1] + t * (c[..., 2] + t * c[..., 3]))
-            self._e0, self._funcs = e0, (q, pha, famp, a, 1.0 / lam)
-        return self._funcs
-
-    def chi(self, amp, e0, deltar, sigma2) -> np.ndarray:
-        q, pha, famp, a, b = self._lookup(float(e0))
-        reff = self.reff
-        x = deltar - 2.0 * sigma2 / reff
-        dexp = -2.0 * reff * b - 2.0 * sigma2 * (a * a - b * b) - 2.0 * b * x
-        phi = 2.0 * reff * q + pha + 2.0 * a * x - 4.0 * sigma2 * a * b
-        return amp * famp * np.exp(dexp) * np.sin(phi) / (q * (reff + deltar) ** 2)
-
-
 class _Step:
     """One step's fits (x fixed, prior or free)."""
 
-    def __init__(self, win: _Window, path, chi, iso, s02, fixed, e0, model):
+    def __init__(self, win: FitWindow, path, chi, iso, s02, fixed, e0, model):
         self.win, self.path, self.s02, self.fixed = win, path, float(s02), fixed
         self.data = chi[win.cols]
         self.iso = iso[win.cols]
@@ -355,7 +318,7 @@ class _Step:
         if cov is not None and "sigma2" in names:
             a, b = names.index("cn"), names.index("sigma2")
             corr = float(cov[a, b] / math.sqrt(cov[a, a] * cov[b, b]))
-        at_bound = [n for n in names if _on_bound(res.params[n])]
+        at_bound = [n for n in names if on_bound(res.params[n])]
         return res, errs, corr, redchi, rfactor, at_bound
 
     def run(self, step, x0, x0_err, mode, s02, s02_err) -> list:
@@ -413,8 +376,3 @@ class _Step:
         ok = not messages or messages == ["x = 0: no clusters, no cluster CN"]
         return [step, x, x_err, source, cn, cn_err, r, r_err, s2, s2_err, corr, de0, x_ex,
                 x_ex_err, z, rfactor, redchi, n_varys, bool(ok), "; ".join(messages)]
-
-
-def _on_bound(p) -> bool:
-    span = (p.max - p.min) if np.isfinite(p.max) and np.isfinite(p.min) else 1.0
-    return bool(abs(p.value - p.min) < 1e-4 * span or abs(p.max - p.value) < 1e-4 * span)

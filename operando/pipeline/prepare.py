@@ -5,7 +5,9 @@
 * with EXAFS: the engine (checked against the model before any work), S0^2 from the
   ``[foil]`` foil (or the given value) fitted in the sample's own k/R window, and
   the shells with what the foil gives the metal shell applied (sigma2, dR, dE0:
-  :func:`operando.exafs.apply_foil`), stored resolved.
+  :func:`operando.exafs.apply_foil`), stored resolved; with ``[exafs] two_phase`` and a
+  cluster model of more than one shell (bcc metals), the foil calibrated on those shells
+  (:func:`operando.pipeline.two_phase.cluster_calibration`).
 
 The result is stored as the ``prepare`` checkpoint (the LCF standards as the
 ``components`` one), each with the hash of what it depends on.
@@ -18,8 +20,8 @@ import hashlib
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..exafs import (FoilValues, apply_foil, calibrate_s02, processing_variants, remove_background,
-                     shell_path)
+from ..exafs import (FoilValues, apply_foil, calibrate_s02, cluster_model, processing_variants,
+                     remove_background, shell_path)
 from ..exafs.systematics import foil_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
@@ -30,6 +32,7 @@ from .components import save as save_standards
 from .settings import RunPlan, StepSettings
 from .source import rows_of
 from .store import RunStore
+from .two_phase import cluster_calibration
 
 PREPARE = "prepare"
 #: Largest relative error of a calibrated S0^2 a run accepts: S0^2 scales every CN, and
@@ -76,7 +79,8 @@ def prepare(store: RunStore, plan: RunPlan, series, inputs: dict) -> tuple[dict,
     settings = plan.step_settings(e0=shared["e0"], s02=shared.get("s02"),
                                   shells=shared.get("shells"), standards=standards,
                                   s02_err=shared.get("s02_err"),
-                                  systematics=shared.get("systematics"))
+                                  systematics=shared.get("systematics"),
+                                  two_phase_cluster=shared.get("two_phase_cluster"))
     return shared, settings
 
 
@@ -87,7 +91,7 @@ def shared_key(series, plan: RunPlan, shared: dict, inputs: dict) -> str:
     h = hashlib.sha256(repr((series.element, series.edge, plan.normalize, plan.background,
                              plan.window, plan.shells, plan.foil, plan.calibrate,
                              plan.read_options, plan.systematics, plan.fit_engine,
-                             sorted((k, v) for k, v in inputs.items()
+                             plan.two_phase, sorted((k, v) for k, v in inputs.items()
                                     if k not in ("spectra", "conditions")))).encode())
     h.update(np.ascontiguousarray(series.energy).tobytes())
     policy = plan.normalize.e0
@@ -134,6 +138,12 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
         shared["shells"] = [spec.to_dict() for spec in model.shells]
         if values is not None:
             shared["foil_values"] = values.to_dict()
+        if plan.two_phase is not None and shared.get("two_phase_cluster") is None:
+            shell = plan.two_phase["shell"] or f"{series.element}-{series.element}"
+            if len(cluster_model(model, shell).shells) > 1:
+                raise ConfigError(f"[exafs] two_phase: the cluster model of {shell} has more "
+                                  "than one shell; it needs [foil] file (calibrated on them), "
+                                  "not [foil] s02")
     return shared
 
 
@@ -207,6 +217,21 @@ def _s02(plan: RunPlan, series, model) -> dict:
     norm = normalize(foil, **{**plan.normalize, "e0": "each"})
     chi = remove_background(norm, **plan.background)
     w = plan.window
+    # a metal whose cluster model has two shells (bcc): the foil fitted on both, its
+    # first shell's values for the metal shell (one shell cannot describe the foil)
+    metal = plan.model([{"label": shell, **shell_path(model, shell)}])
+    cluster = cluster_calibration(chi, metal, shell, S02_MAX_RELATIVE_ERROR, ref)
+    if cluster is not None:
+        cal, record = cluster
+        n = len(cal.cluster.shells)
+        return {"s02": cal.s02, "s02_err": cal.s02_err,
+                "s02_source": f"calibrated on {ref.file} ({shell}, CN {ref.cn:g}; "
+                              f"{cal.cluster.structure} cluster model of {n} shells) in the fit window",
+                "s02_path": record["model"]["shells"][0]["path"], "s02_fit": record,
+                "two_phase_cluster": record,
+                "_foil_values": FoilValues(shell=shell, sigma2=cal.sigma2[0],
+                                           sigma2_err=cal.sigma2_err[0], deltar=cal.deltar,
+                                           edge_energy=cal.edge_energy), "_foil": norm}
     # the sample's own k and R window: the foil's sigma2 (given to the sample's metal
     # shell) and S0^2 both depend on it
     # on the path of the shell it calibrates (its own file, distance, geometry)

@@ -146,10 +146,11 @@ class RunPlan:
         return {name: None if opts is None else opts.to_dict() for name, opts in stages.items()}
 
     def step_settings(self, *, e0, s02=None, shells=None, standards=None, s02_err=None,
-                      systematics=None) -> StepSettings:
+                      systematics=None, two_phase_cluster=None) -> StepSettings:
         """The settings of every chunk, once E0 (with EXAFS S0^2, its error, the shells with
         the reference values applied and, with ``[exafs] systematics``, the per-variant
-        foil fits; with LCF the standards' arrays) are known for the series."""
+        foil fits; with ``[exafs] two_phase`` the foil's calibration on a cluster model of
+        several shells; with LCF the standards' arrays) are known for the series."""
         normalize = self.normalize.replace(e0=e0)
         lcf = None
         if standards is not None:
@@ -161,7 +162,9 @@ class RunPlan:
             fit["merge_repeats"] = self.merge_repeats
         return StepSettings(normalize=normalize, white_line=self.white_line,
                             background=self.background, model=self.model(shells), fit=fit,
-                            lcf=lcf, systematics=systematics, two_phase=self.two_phase)
+                            lcf=lcf, systematics=systematics,
+                            two_phase=None if self.two_phase is None else
+                            {**self.two_phase, "cluster": two_phase_cluster})
 
 
 def read_kwargs(config: Config) -> dict:
