@@ -11,7 +11,7 @@ from matplotlib.patches import Patch
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import MaxNLocator
 
-from ._layout import _BAND_COLORS, _add_rects, _InViewLocator, _renderer
+from ._layout import BAND_COLORS, InViewLocator, add_rects, agg_renderer
 
 #: Conditions named in a condition key; more are summed up in its last entry.
 KEY_ENTRIES = 12
@@ -44,7 +44,7 @@ def condition_colors(labels) -> dict:
     returns keeps its colour)."""
     colors: dict = {}
     for label in labels:
-        colors.setdefault(str(label), _BAND_COLORS[len(colors) % len(_BAND_COLORS)])
+        colors.setdefault(str(label), BAND_COLORS[len(colors) % len(BAND_COLORS)])
     return colors
 
 
@@ -138,7 +138,7 @@ class _ConditionAxis:
                 ax.set_xlim(lo - pad, max(self.extra_ticks.values()) + pad)
             ax.set_xlabel(self.xlabel)
             return
-        ax.xaxis.set_major_locator(_InViewLocator(integer=True))  # steps are whole numbers
+        ax.xaxis.set_major_locator(InViewLocator(integer=True))  # steps are whole numbers
         extent = self.seg.groupby("block", sort=False).agg(first=("first_step", "min"),
                                                            last=("last_step", "max"),
                                                            condition=("condition", "first"))
@@ -147,8 +147,8 @@ class _ConditionAxis:
         colors = condition_colors(texts)
         faces = [colors[t] for t in texts]
         # One collection for all bands (full height, like axvspan), not one patch each.
-        _add_rects(ax, list(zip(firsts - 0.5, lasts + 0.5, np.zeros(len(texts)), np.ones(len(texts)))),
-                   faces, alpha=0.8, transform=ax.get_xaxis_transform(), zorder=0, autolim=False)
+        add_rects(ax, list(zip(firsts - 0.5, lasts + 0.5, np.zeros(len(texts)), np.ones(len(texts)))),
+                  faces, alpha=0.8, transform=ax.get_xaxis_transform(), zorder=0, autolim=False)
         if label_bands and texts:
             # Each band's name above it when every name fits its band; else one key entry
             # per condition (thousands of blocks, or narrow ones): labels never overlap.
@@ -199,7 +199,7 @@ def _count_events(ax, events, fontsize: float, color: str) -> None:
     ax.annotate(text, (0.0, 1.0), xycoords="axes fraction", xytext=(3, -3),
                 textcoords="offset points", ha="left", va="top", fontsize=fontsize, color=color,
                 zorder=7, bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
-    height_pt = ax.get_window_extent(_renderer(ax.figure)).height * 72 / ax.figure.dpi
+    height_pt = ax.get_window_extent(agg_renderer(ax.figure)).height * 72 / ax.figure.dpi
     frac = min((len(lines) * fontsize * 1.35 + 6) / max(height_pt, 1.0), 0.5)
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
@@ -211,7 +211,7 @@ def _place_event_names(ax, events, fontsize: float, color: str) -> bool:
     fig = ax.figure
     if fig.get_layout_engine() is not None:
         fig.draw_without_rendering()  # a caller's layout engine sets the axes size on draw
-    renderer = _renderer(fig)
+    renderer = agg_renderer(fig)
     ax.get_xlim()  # settle autoscaling so the names' x positions are final
     frame = ax.get_window_extent(renderer)
     rows: list[list[tuple[float, float]]] = []

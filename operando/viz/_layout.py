@@ -25,7 +25,7 @@ POOR_STYLE = dict(mfc="none", mec="0.45", mew=0.9)
 #: Outliers (a step unlike its repeats, kept) get a red ring.
 OUTLIER_STYLE = dict(mfc="none", mec="#d62728", mew=1.2, ms=9)
 #: Fill colours of the condition bands (a condition that returns keeps its colour).
-_BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9",
+BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf", "#d7f2f0", "#e9e9e9",
                 "#f3e1c1", "#e3f2c4", "#f6d5ec", "#cfd8f2"]
 
 
@@ -34,11 +34,13 @@ _BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf"
 # of every axes on each draw.  The margins hold tick labels plus axis label at 10 pt (left:
 # up to 6 characters such as "8984.5"); the parts that vary (legend, condition strip,
 # colour bar) are measured or added where they are made.
-_MARGIN = {"left": 0.85, "right": 0.2, "bottom": 0.55, "top": 0.15}
-_GAP = 0.08  # inches between the axes and a legend beside it
+#: Fixed margins (inches) of one panel: tick labels plus axis label, before strip and legend.
+MARGIN = {"left": 0.85, "right": 0.2, "bottom": 0.55, "top": 0.15}
+#: Inches between the axes and a legend or condition strip beside it.
+GAP = 0.08
 
 
-class _InViewLocator(MaxNLocator):
+class InViewLocator(MaxNLocator):
     """:class:`MaxNLocator` without the ticks outside the view limits.
 
     Matplotlib makes a tick object (three lines, two texts) for every location
@@ -55,12 +57,12 @@ class _InViewLocator(MaxNLocator):
         return inside if inside.size >= 2 else locs
 
 
-def _auto_locator(**kwargs) -> _InViewLocator:
+def _auto_locator(**kwargs) -> InViewLocator:
     """The locator of matplotlib's default (AutoLocator), in-view ticks only."""
-    return _InViewLocator(**({"nbins": "auto", "steps": [1, 2, 2.5, 5, 10]} | kwargs))
+    return InViewLocator(**({"nbins": "auto", "steps": [1, 2, 2.5, 5, 10]} | kwargs))
 
 
-def _add_axes(fig, rect=None):
+def add_axes(fig, rect=None):
     """A new axes (``rect`` in figure fractions, or one subplot filling the figure)
     with in-view tick locators."""
     ax = fig.add_subplot(1, 1, 1) if rect is None else fig.add_axes(rect)
@@ -69,14 +71,15 @@ def _add_axes(fig, rect=None):
     return ax
 
 
-def _new_axes(ax, figsize=(6.4, 4.2)):
+def new_axes(ax, figsize=(6.4, 4.2)):
+    """``ax`` and its figure, or a new one-panel figure (``figsize`` inches) and its axes."""
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=figsize)
-    return fig, _add_axes(fig)
+    return fig, add_axes(fig)
 
 
-def _renderer(fig):
+def agg_renderer(fig):
     """The Agg renderer text is measured with (made once per figure and size)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -85,13 +88,13 @@ def _renderer(fig):
     return fig.canvas.get_renderer()
 
 
-def _place_axes(fig, ax, left, bottom, right, top) -> None:
+def place_axes(fig, ax, left, bottom, right, top) -> None:
     """Put ``ax`` at fixed margins (inches) from the figure edges."""
     w, h = fig.get_size_inches()
     ax.set_position([left / w, bottom / h, max(w - left - right, 0.5) / w, max(h - bottom - top, 0.5) / h])
 
 
-def _extra_margins(ax, renderer) -> tuple[float, float]:
+def extra_margins(ax, renderer) -> tuple[float, float]:
     """Room (inches) the condition strip and a legend outside the axes need above and to
     the right of ``ax`` at its current position: only these artists are measured."""
     fig = ax.figure
@@ -108,22 +111,22 @@ def _extra_margins(ax, renderer) -> tuple[float, float]:
     return top / fig.dpi, right / fig.dpi
 
 
-def _fit_single(fig, ax) -> None:
+def fit_single(fig, ax) -> None:
     """Margins of a one-panel figure: the fixed ones plus what the condition strip and a
     legend on the right take.  Measured twice: a label of the last band hangs
     further past the frame once the axes are narrower."""
-    m = _MARGIN
+    m = MARGIN
     right, top = m["right"], m["top"]
-    renderer = _renderer(fig)
+    renderer = agg_renderer(fig)
     for _ in range(2):
-        _place_axes(fig, ax, m["left"], m["bottom"], right, top)
-        strip, extra = _extra_margins(ax, renderer)
-        right, top = max(right, extra + _GAP), max(top, strip + _GAP)
-    _place_axes(fig, ax, m["left"], m["bottom"], right, top)
+        place_axes(fig, ax, m["left"], m["bottom"], right, top)
+        strip, extra = extra_margins(ax, renderer)
+        right, top = max(right, extra + GAP), max(top, strip + GAP)
+    place_axes(fig, ax, m["left"], m["bottom"], right, top)
 
 
 # --------------------------------------------------------------------------- one artist for many
-def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
+def add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
     """Rectangles ``(x0, x1, y0, y1)`` as one PolyCollection (one artist, however many)."""
     verts = [[(x0, y0), (x0, y1), (x1, y1), (x1, y0)] for x0, x1, y0, y1 in rects]
     coll = PolyCollection(verts, facecolors=colors, linewidths=0, **kwargs)
@@ -135,7 +138,7 @@ def _add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
     return coll
 
 
-def _error_bars(ax, x, y, err, *, color, alpha=1.0, lw=None, zorder=1):
+def error_bars(ax, x, y, err, *, color, alpha=1.0, lw=None, zorder=1):
     """Vertical error bars ``y +/- err`` at ``x`` as one Line2D (NaN-separated pieces):
     what ``errorbar(fmt="none")`` draws without caps, for one artist whatever their number."""
     x, y, err = (np.asarray(v, dtype=float) for v in (x, y, err))
@@ -151,14 +154,14 @@ def _error_bars(ax, x, y, err, *, color, alpha=1.0, lw=None, zorder=1):
     return line
 
 
-def _hlines(ax, ys, **kwargs):
+def hlines(ax, ys, **kwargs):
     """Full-width horizontal lines at data ``ys`` as one Line2D (NaN-separated pieces):
     what one ``axhline`` each draws, for one artist."""
     _axlines(ax, ys, ax.get_yaxis_transform(), horizontal=True, **kwargs)
 
 
-def _vlines(ax, xs, **kwargs):
-    """Full-height vertical lines at data ``xs`` as one Line2D, as :func:`_hlines`."""
+def vlines(ax, xs, **kwargs):
+    """Full-height vertical lines at data ``xs`` as one Line2D, as :func:`hlines`."""
     _axlines(ax, xs, ax.get_xaxis_transform(), horizontal=False, **kwargs)
 
 

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import _ConditionAxis, _label_events
-from ._layout import _error_bars, _fit_single, _new_axes
+from ._layout import error_bars, fit_single, new_axes
 from .trends import _draw_segment_means, _draw_steps, _outliers, _quality_legend, draw_events
 
 #: Colours of the components (references, MCR components), in order.
@@ -49,7 +49,7 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
         raise DataError("no fractions to plot: the steps table has no frac_<name> columns "
                         "(add a [components] section, or run operando.components.lcf)")
     own = ax is None
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     cx = _ConditionAxis(tracking)
     ok = np.array(flags(st, "lcf_ok")) & np.array(flags(st, "ok"))
     quality = np.where(ok, "good", "poor")
@@ -66,7 +66,7 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
         err = (pd.to_numeric(st[f"{column}_err"], errors="coerce").to_numpy(dtype=float)
                if f"{column}_err" in st.columns else np.full(len(st), np.nan))
         keep = ok & np.isfinite(y) & np.isfinite(err)
-        _error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.3, lw=0.7)
+        error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.3, lw=0.7)
         drawn |= _draw_steps(ax, cx.step_x, y, quality, _outliers(st), "o", color)
         mean = seg[column].to_numpy(dtype=float) if column in seg.columns else np.full(len(seg), np.nan)
         serr = (seg[f"{column}_err"].to_numpy(dtype=float) if f"{column}_err" in seg.columns
@@ -85,7 +85,7 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
               framealpha=0.8)
     if own:
-        _fit_single(fig, ax)
+        fit_single(fig, ax)
     _label_events(ax, labels)
     return fig
 

@@ -10,8 +10,8 @@ from matplotlib.ticker import MaxNLocator
 from ..errors import DataError
 from ..options import FTOptions
 from ._conditions import KEY_ENTRIES, condition_colors, condition_key
-from ._layout import (_MARGIN, _add_rects, _extra_margins, _fit_single, _GAP, _hlines, _new_axes,
-                      _place_axes, _renderer)
+from ._layout import (GAP, MARGIN, add_rects, agg_renderer, extra_margins, fit_single, hlines,
+                      new_axes, place_axes)
 
 
 #: Energy window of the XANES figures around E0 (eV): the edge, where the change is.
@@ -79,11 +79,11 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
         keep = (energy >= erange[0]) & (energy <= erange[1])
         energy, norm = energy[keep], norm[:, keep]
     own = ax is None
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     if own:
         # Right margin: tick labels and label of the colour bar.
-        _place_axes(fig, ax, _MARGIN["left"], _MARGIN["bottom"], 0.75 if colorbar else _MARGIN["right"],
-                    _MARGIN["top"])
+        place_axes(fig, ax, MARGIN["left"], MARGIN["bottom"], 0.75 if colorbar else MARGIN["right"],
+                   MARGIN["top"])
     finite_all = bool(np.isfinite(norm).all())
     finite = norm if finite_all else norm[np.isfinite(norm)]
     vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
@@ -100,10 +100,10 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     if tracking is not None:
         _mark_conditions(ax, tracking, steps)
         if own:
-            top, _ = _extra_margins(ax, _renderer(fig))
+            top, _ = extra_margins(ax, agg_renderer(fig))
             if top > 0:
-                _place_axes(fig, ax, _MARGIN["left"], _MARGIN["bottom"],
-                            0.75 if colorbar else _MARGIN["right"], _MARGIN["top"] + top + _GAP)
+                place_axes(fig, ax, MARGIN["left"], MARGIN["bottom"],
+                           0.75 if colorbar else MARGIN["right"], MARGIN["top"] + top + GAP)
     if colorbar:
         # use_gridspec=False: take the bar's room from the axes where they are now (a
         # gridspec bar would move them back to the default subplot margins).  A plain-text
@@ -144,8 +144,8 @@ def _mark_conditions(ax, tracking, steps, color: str = "w") -> None:
         ax.text(0.01, (a + b) / 2, text, color=color, transform=ax.get_yaxis_transform(),
                 fontsize=7, va="center", ha="left", gid="condition-label")
     # Segment (dashed) and block boundaries across the map: one line each kind.
-    _hlines(ax, changes, color=color, lw=0.8, ls="--")
-    _hlines(ax, starts, color=color, lw=0.8)
+    hlines(ax, changes, color=color, lw=0.8, ls="--")
+    hlines(ax, starts, color=color, lw=0.8)
 
 
 def _condition_strip(ax, seg, steps) -> None:
@@ -158,9 +158,9 @@ def _condition_strip(ax, seg, steps) -> None:
     row_condition = conditions[at]
     change = np.flatnonzero(np.r_[True, row_condition[1:] != row_condition[:-1]])
     ends = np.r_[change[1:], len(steps)]
-    _add_rects(ax, [(0.0, 0.03, a - 0.5, b - 0.5) for a, b in zip(change, ends)],
-               [colors[row_condition[a]] for a in change], transform=ax.get_yaxis_transform(),
-               autolim=False, zorder=3)
+    add_rects(ax, [(0.0, 0.03, a - 0.5, b - 0.5) for a, b in zip(change, ends)],
+              [colors[row_condition[a]] for a in change], transform=ax.get_yaxis_transform(),
+              autolim=False, zorder=3)
     condition_key(ax, colors)
 
 
@@ -313,7 +313,7 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     n = mag.shape[0]
     rows = np.unique(np.linspace(0, n - 1, min(n, max_traces)).round().astype(int)) if n else np.array([], int)
     own = ax is None
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     keep = r <= rmax
     peak = np.nanmax(mag[:, keep]) if np.isfinite(mag[:, keep]).any() else 1.0
     offset = 0.6 * peak if offset is None else offset
@@ -338,7 +338,7 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     ax.set_xlabel("R (Å, not phase corrected)")
     ax.set_ylabel("|χ(R)| + offset")
     if own:
-        _fit_single(fig, ax)
+        fit_single(fig, ax)
     return fig
 
 

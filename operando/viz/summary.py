@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._conditions import _label_events
-from ._layout import _GAP, _MARGIN, STATE_COLORS, _add_axes, _extra_margins, _renderer
+from ._layout import GAP, MARGIN, STATE_COLORS, add_axes, agg_renderer, extra_margins
 from .spectra import plot_chir_waterfall, plot_xanes_map
 from .trends import _draw_cn, _draw_white_line
 
@@ -41,10 +41,10 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
     cell_w, cell_h = width / 2, (height - head) / 2
     # Fixed geometry in inches (no layout engine): each panel sits in its quarter with
     # the single-panel margins, plus room measured for condition strips and the legend.
-    axes = np.array([[_add_axes(fig, [0.5 * c, 0.5 - 0.5 * r, 0.4, 0.4]) for c in range(2)]
+    axes = np.array([[add_axes(fig, [0.5 * c, 0.5 - 0.5 * r, 0.4, 0.4]) for c in range(2)]
                      for r in range(2)])  # created in reading order: (a), (b), (c), (d)
 
-    def place(ax, row, col, top, right, left=_MARGIN["left"], bottom=_MARGIN["bottom"]):
+    def place(ax, row, col, top, right, left=MARGIN["left"], bottom=MARGIN["bottom"]):
         x0 = col * cell_w + left
         y0 = height - head - (row + 1) * cell_h + bottom
         ax.set_position([x0 / width, y0 / height, (cell_w - left - right) / width,
@@ -58,8 +58,8 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
                         colors=[STATE_COLORS.get(s, "#7f7f7f") for s in states],
                         labels=[f"{s}" for s in steps])
     letter = 16.0 / 72  # the bold 10 pt panel letter and its 6 pt pad, inches
-    renderer = _renderer(fig)
-    right = {(0, 0): 0.75, (0, 1): _MARGIN["right"], (1, 0): _MARGIN["right"], (1, 1): _MARGIN["right"]}
+    renderer = agg_renderer(fig)
+    right = {(0, 0): 0.75, (0, 1): MARGIN["right"], (1, 0): MARGIN["right"], (1, 1): MARGIN["right"]}
     strip = dict.fromkeys(right, 0.0)
 
     def above(row, col):
@@ -68,21 +68,21 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
         tallest = max(v for (r_, _), v in strip.items() if r_ == row)
         return tallest if tallest <= 0.35 else strip[row, col]
 
-    for _ in range(2):  # measured twice, as in _fit_single
+    for _ in range(2):  # measured twice, as in fit_single
         for (row, col), r_in in right.items():
             place(axes[row, col], row, col, letter + above(row, col) + 0.05, r_in)
         for row, col in ((0, 1), (1, 0)):
-            top, extra = _extra_margins(axes[row, col], renderer)
-            strip[row, col] = max(strip[row, col], top + (_GAP if top > 0 else 0.0))
-            right[row, col] = max(right[row, col], extra + _GAP)
+            top, extra = extra_margins(axes[row, col], renderer)
+            strip[row, col] = max(strip[row, col], top + (GAP if top > 0 else 0.0))
+            right[row, col] = max(right[row, col], extra + GAP)
     for (row, col), r_in in right.items():
         place(axes[row, col], row, col, letter + above(row, col) + 0.05, r_in)
     # The map's colour bar takes its room from (a) where it now sits.
     plot_xanes_map(energy, norm, steps=steps, tracking=tracking, ax=axes[0, 0], erange=erange, e0=e0)
-    top, _ = _extra_margins(axes[0, 0], renderer)
+    top, _ = extra_margins(axes[0, 0], renderer)
     if top > 0:  # the map's condition key: its room comes from the top of (a) and its bar
         before = above(0, 0)
-        strip[0, 0] = top + _GAP
+        strip[0, 0] = top + GAP
         lower = max(above(0, 0) - before, 0.0) / height
         for ax in (axes[0, 0], fig.axes[-1]):
             x0, y0, w, h = ax.get_position().bounds

@@ -9,8 +9,8 @@ from matplotlib.figure import Figure
 from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import MARKED_EVENTS, _ConditionAxis, _label_events
-from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, _add_rects, _fit_single,
-                      _error_bars, _new_axes, _vlines)
+from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, add_rects, error_bars,
+                      fit_single, new_axes, vlines)
 
 
 def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
@@ -43,10 +43,10 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
         raise DataError("no CN to plot: the tracking has no metal shell (a XANES-only series); "
                         "plot_fractions or plot_white_line show its evidence")
     own = ax is None
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     labels = _draw_cn(ax, tracking, show_steps=show_steps, show_events=show_events)
     if own:
-        _fit_single(fig, ax)
+        fit_single(fig, ax)
     _label_events(ax, labels)
     return fig
 
@@ -153,7 +153,7 @@ def _draw_segment_means(ax, cx, seg, mean, err, color) -> None:
         ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
         # error bars with caps, as errorbar(capsize=3) draws them, in two artists
         ok = np.isfinite(mean) & np.isfinite(err)
-        _error_bars(ax, cx.seg_x[ok], mean[ok], err[ok], color=color, zorder=4)
+        error_bars(ax, cx.seg_x[ok], mean[ok], err[ok], color=color, zorder=4)
         ax.plot(np.r_[cx.seg_x[ok], cx.seg_x[ok]], np.r_[(mean - err)[ok], (mean + err)[ok]], "_",
                 ms=6, color=color, ls="none", zorder=4)
         return
@@ -161,8 +161,8 @@ def _draw_segment_means(ax, cx, seg, mean, err, color) -> None:
     x1 = seg["last_step"].to_numpy(dtype=float) + 0.4
     ax.hlines(mean, x0, x1, color=color, lw=1.5, zorder=4)
     ok_err = np.isfinite(mean) & np.isfinite(err)
-    _add_rects(ax, list(zip(x0[ok_err], x1[ok_err], (mean - err)[ok_err], (mean + err)[ok_err])),
-               color, alpha=0.15, zorder=3)
+    add_rects(ax, list(zip(x0[ok_err], x1[ok_err], (mean - err)[ok_err], (mean + err)[ok_err])),
+              color, alpha=0.15, zorder=3)
 
 
 def _state_legend(ax, seg) -> None:
@@ -192,10 +192,10 @@ def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
         return labels  # too many to mark one by one: they are counted by kind
     # One artist per kind (event lines, each marker shape), not one per event.
     if cx.mode == "steps":
-        _vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
+        vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
     else:
         # Ties the name at the top to its marker on the data.
-        _vlines(ax, xs, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
+        vlines(ax, xs, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
     for marker, xy in markers.items():
         ax.plot(*np.array(xy, dtype=float).T, marker, ms=11, mfc="none", mec="#9467bd", mew=1.5,
                 zorder=6, ls="none")
@@ -228,10 +228,10 @@ def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
     Figure
     """
     own = ax is None
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     _draw_white_line(ax, tracking, column)
     if own:
-        _fit_single(fig, ax)
+        fit_single(fig, ax)
     return fig
 
 
@@ -302,7 +302,7 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
                 continue
             err = _step_values(st, f"{column}_err")
             keep = good & np.isfinite(y) & np.isfinite(err)
-            _error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.25, lw=0.6)
+            error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.25, lw=0.6)
             drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
             mean = segment_means(np.where(good, y, np.nan), seg_of_step, seg["segment"])
             _draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
