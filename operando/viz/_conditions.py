@@ -78,7 +78,7 @@ def _varying_conditions(tracking) -> list[str]:
     return out
 
 
-class _ConditionAxis:
+class ConditionAxis:
     """Where each step and segment sits on the x axis, and how to label it."""
 
     def __init__(self, tracking):
@@ -168,7 +168,7 @@ class _ConditionAxis:
         ax.set_xlabel(self.xlabel)
 
 
-def _label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") -> None:
+def label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") -> None:
     """Event names in rows just inside the top of the axes, with headroom for them.
 
     ``events``: (x in data units, name).  Names are placed left-aligned at their x

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from ..tracking.channels import flags
-from ._conditions import _ConditionAxis, _label_events
+from ._conditions import ConditionAxis, label_events
 from ._layout import error_bars, fit_single, new_axes
 from .trends import _draw_segment_means, _draw_steps, _outliers, _quality_legend, draw_events
 
@@ -50,7 +50,7 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
                         "(add a [components] section, or run operando.components.lcf)")
     own = ax is None
     fig, ax = new_axes(ax)
-    cx = _ConditionAxis(tracking)
+    cx = ConditionAxis(tracking)
     ok = np.array(flags(st, "lcf_ok")) & np.array(flags(st, "ok"))
     quality = np.where(ok, "good", "poor")
     drawn: set = set()
@@ -86,7 +86,7 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
               framealpha=0.8)
     if own:
         fit_single(fig, ax)
-    _label_events(ax, labels)
+    label_events(ax, labels)
     return fig
 
 

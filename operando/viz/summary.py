@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._conditions import _label_events
+from ._conditions import label_events
 from ._layout import GAP, MARGIN, STATE_COLORS, add_axes, agg_renderer, extra_margins
 from .spectra import plot_chir_waterfall, plot_xanes_map
 from .trends import _draw_cn, _draw_white_line
@@ -87,7 +87,7 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
         for ax in (axes[0, 0], fig.axes[-1]):
             x0, y0, w, h = ax.get_position().bounds
             ax.set_position([x0, y0, w, h - lower])
-    _label_events(axes[1, 0], events)
+    label_events(axes[1, 0], events)
     for (row, col), letter_text in zip(((0, 0), (0, 1), (1, 0), (1, 1)), "abcd"):
         # Above the strip of condition labels, if its row has one; letters of a row align.
         # An explicit y: matplotlib would otherwise measure every tick label on each draw

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from ..tracking.channels import flags
-from ._conditions import MARKED_EVENTS, _ConditionAxis, _label_events
+from ._conditions import MARKED_EVENTS, ConditionAxis, label_events
 from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, add_rects, error_bars,
                       fit_single, new_axes, vlines)
 
@@ -47,7 +47,7 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
     labels = _draw_cn(ax, tracking, show_steps=show_steps, show_events=show_events)
     if own:
         fit_single(fig, ax)
-    _label_events(ax, labels)
+    label_events(ax, labels)
     return fig
 
 
@@ -114,7 +114,7 @@ def _seg_values(seg: pd.DataFrame, column: str) -> np.ndarray:
 def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) -> list:
     """The CN panel without its event names; returns the names, (x, text), to place
     once the axes have their final size."""
-    cx = _ConditionAxis(tracking)
+    cx = ConditionAxis(tracking)
     seg, st = tracking.segments, tracking.steps
     shells = [(tracking.metal_shell, "o", "k")]
     if tracking.ligand_shell:
@@ -173,7 +173,7 @@ def _state_legend(ax, seg) -> None:
 
 def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
     """Event lines and markers (at ``y_of_segment[segment]`` where finite); returns the
-    names, ``(x, text)``, for :func:`._conditions._label_events` once the axes are placed."""
+    names, ``(x, text)``, for :func:`._conditions.label_events` once the axes are placed."""
     labels: list = []
     if not len(tracking.events):
         return labels
@@ -239,7 +239,7 @@ def _draw_white_line(ax, tracking, column: str = "wl_height") -> None:
     st, seg = tracking.steps, tracking.segments
     if column not in st.columns:
         raise DataError(f"steps table has no '{column}' column to plot")
-    cx = _ConditionAxis(tracking)
+    cx = ConditionAxis(tracking)
     y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
     ax.plot(cx.step_x, y, "o", ms=3, color="#1f77b4", alpha=0.3, zorder=2)
     seg_of_step = st["segment"].to_numpy()
@@ -285,7 +285,7 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
     if not shells or not any(f"r_{s}" in st.columns for s in shells):
         raise DataError("no shell-fit parameters to plot: the steps table has no r_<shell> columns "
                         "(a XANES-only series)")
-    cx = _ConditionAxis(tracking)
+    cx = ConditionAxis(tracking)
     quality, outlier = fit_quality(st), _outliers(st)
     good = quality == "good"
     seg_of_step = st["segment"].to_numpy()
