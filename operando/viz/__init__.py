@@ -19,6 +19,8 @@
 :mod:`.athena`         :func:`write_athena`, :func:`athena_group_names`: an Athena
                        project (.prj) by Larch's own writer
 :mod:`._conditions`    the condition axis (potential or step bands) and event names
+:mod:`._marks`         steps, segment estimates and events on the condition axis
+                       (shared by the trend and fraction figures)
 :mod:`._layout`        colours, fixed margins, tick locators, one-artist helpers
 =====================  ==========================================================
 

@@ -11,7 +11,7 @@ from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import ConditionAxis, label_events
 from ._layout import error_bars, fit_single, new_axes
-from .trends import _draw_segment_means, _draw_steps, _outliers, _quality_legend, draw_events
+from ._marks import draw_events, draw_segment_means, draw_steps, outlier_flags, quality_legend
 
 #: Colours of the components (references, MCR components), in order.
 COMPONENT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
@@ -67,17 +67,17 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
                if f"{column}_err" in st.columns else np.full(len(st), np.nan))
         keep = ok & np.isfinite(y) & np.isfinite(err)
         error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.3, lw=0.7)
-        drawn |= _draw_steps(ax, cx.step_x, y, quality, _outliers(st), "o", color)
+        drawn |= draw_steps(ax, cx.step_x, y, quality, outlier_flags(st), "o", color)
         mean = seg[column].to_numpy(dtype=float) if column in seg.columns else np.full(len(seg), np.nan)
         serr = (seg[f"{column}_err"].to_numpy(dtype=float) if f"{column}_err" in seg.columns
                 else np.full(len(seg), np.nan))
-        _draw_segment_means(ax, cx, seg, mean, serr, color)
+        draw_segment_means(ax, cx, seg, mean, serr, color)
         ax.scatter(cx.seg_x, mean, s=36, color=color, edgecolors="k", linewidths=0.5, zorder=5,
                    label=column[5:])
         if column == marked:
             marked_y = dict(zip(seg["segment"], mean))
     labels = draw_events(ax, tracking, cx, marked_y) if show_events else []
-    _quality_legend(ax, drawn, poor_label="LCF not ok")
+    quality_legend(ax, drawn, poor_label="LCF not ok")
     cx.decorate(ax)
     ax.set_ylabel("Fraction")
     ax.axhline(0, color="0.6", lw=0.6, zorder=1)

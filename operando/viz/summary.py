@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from ._conditions import label_events
 from ._layout import GAP, MARGIN, STATE_COLORS, add_axes, agg_renderer, extra_margins
 from .spectra import plot_chir_waterfall, plot_xanes_map
-from .trends import _draw_cn, _draw_white_line
+from .trends import draw_cn, draw_white_line
 
 
 def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = None,
@@ -51,8 +51,8 @@ def plot_summary(tracking, energy, norm, r, chir_mag, *, title: str | None = Non
                          (cell_h - bottom - top) / height])
 
     steps = tracking.steps["step"].to_numpy()
-    _draw_white_line(axes[0, 1], tracking)
-    events = _draw_cn(axes[1, 0], tracking)
+    draw_white_line(axes[0, 1], tracking)
+    events = draw_cn(axes[1, 0], tracking)
     states = tracking.steps["state"].to_numpy()
     plot_chir_waterfall(r, chir_mag, ax=axes[1, 1], rmax=rmax, max_traces=max_traces,
                         colors=[STATE_COLORS.get(s, "#7f7f7f") for s in states],

@@ -8,9 +8,9 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from ..tracking.channels import flags
-from ._conditions import MARKED_EVENTS, ConditionAxis, label_events
-from ._layout import (EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, STATE_COLORS, add_rects, error_bars,
-                      fit_single, new_axes, vlines)
+from ._conditions import ConditionAxis, label_events
+from ._layout import STATE_COLORS, error_bars, fit_single, new_axes
+from ._marks import draw_events, draw_segment_means, draw_steps, outlier_flags, quality_legend
 
 
 def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
@@ -44,7 +44,7 @@ def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = T
                         "plot_fractions or plot_white_line show its evidence")
     own = ax is None
     fig, ax = new_axes(ax)
-    labels = _draw_cn(ax, tracking, show_steps=show_steps, show_events=show_events)
+    labels = draw_cn(ax, tracking, show_steps=show_steps, show_events=show_events)
     if own:
         fit_single(fig, ax)
     label_events(ax, labels)
@@ -60,45 +60,6 @@ def fit_quality(steps: pd.DataFrame) -> np.ndarray:
     return np.where(flags(steps, "ok") & flags(steps, "fit_ok"), "good", "failed")
 
 
-def _draw_steps(ax, x, y, quality, outlier, marker, color, *, show_failed: bool = True) -> set:
-    """Step points by fit quality, outliers ringed; returns the kinds drawn (for a legend)."""
-    drawn = set()
-    good = quality == "good"
-    finite = np.isfinite(y)
-    ax.plot(x[good & finite], y[good & finite], marker, ms=3, color=color, alpha=0.35, ls="none",
-            zorder=2)
-    other = ~good & finite
-    if other.any():
-        ax.plot(x[other], y[other], marker, ms=4.5, ls="none", zorder=2, **POOR_STYLE)
-        drawn.add("poor")
-    missing = ~good & ~finite
-    if show_failed and missing.any():
-        # No value to place: a cross on the bottom edge says "a step was here, its fit failed".
-        ax.plot(x[missing], np.full(missing.sum(), 0.02), "x", ms=5, color="0.45", ls="none",
-                transform=ax.get_xaxis_transform(), clip_on=False, zorder=2)
-        drawn.add("failed")
-    ring = outlier & finite
-    if ring.any():
-        ax.plot(x[ring], y[ring], "o", ls="none", zorder=6, **OUTLIER_STYLE)
-        drawn.add("outlier")
-    return drawn
-
-
-def _quality_legend(ax, drawn: set, poor_label: str = "poor/failed fit") -> None:
-    if "poor" in drawn:
-        ax.plot([], [], "o", ms=4.5, ls="none", label=poor_label, **POOR_STYLE)
-    if "failed" in drawn:
-        ax.plot([], [], "x", ms=5, color="0.45", ls="none", label="no fit (failed)")
-    if "outlier" in drawn:
-        ax.plot([], [], "o", ls="none", label="outlier (kept)", **OUTLIER_STYLE)
-
-
-def _outliers(steps: pd.DataFrame) -> np.ndarray:
-    if "outlier" not in steps.columns:
-        return np.zeros(len(steps), bool)
-    return np.array(flags(steps, "outlier"))
-
-
 def _step_values(st: pd.DataFrame, column: str) -> np.ndarray:
     if column not in st.columns:
         return np.full(len(st), np.nan)
@@ -111,7 +72,7 @@ def _seg_values(seg: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(seg[column], errors="coerce").to_numpy(dtype=float)
 
 
-def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) -> list:
+def draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) -> list:
     """The CN panel without its event names; returns the names, (x, text), to place
     once the axes have their final size."""
     cx = ConditionAxis(tracking)
@@ -119,15 +80,15 @@ def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True)
     shells = [(tracking.metal_shell, "o", "k")]
     if tracking.ligand_shell:
         shells.append((tracking.ligand_shell, "s", "#2ca02c"))
-    quality, outlier = fit_quality(st), _outliers(st)
+    quality, outlier = fit_quality(st), outlier_flags(st)
     drawn: set = set()
     for shell, marker, color in shells:
         y = _step_values(st, f"cn_{shell}")
         if show_steps:
-            drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color,
-                                 show_failed=shell == tracking.metal_shell)
+            drawn |= draw_steps(ax, cx.step_x, y, quality, outlier, marker, color,
+                                show_failed=shell == tracking.metal_shell)
         mean, err = _seg_values(seg, f"cn_{shell}"), _seg_values(seg, f"cn_{shell}_err")
-        _draw_segment_means(ax, cx, seg, mean, err, color)
+        draw_segment_means(ax, cx, seg, mean, err, color)
         faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]] if shell == tracking.metal_shell
                  else color)
         ax.scatter(cx.seg_x, mean, marker=marker, s=45, c=faces, edgecolors=color, zorder=5,
@@ -136,7 +97,7 @@ def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True)
     if show_events:
         metal = dict(zip(seg["segment"], _seg_values(seg, f"cn_{tracking.metal_shell}")))
         labels = draw_events(ax, tracking, cx, metal)
-    _quality_legend(ax, drawn)
+    quality_legend(ax, drawn)
     _state_legend(ax, seg)
     cx.decorate(ax)
     ax.set_ylabel("Coordination number")
@@ -147,59 +108,10 @@ def _draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True)
     return labels
 
 
-def _draw_segment_means(ax, cx, seg, mean, err, color) -> None:
-    """Segment estimates: error bars on a potential axis, bands across the steps otherwise."""
-    if cx.mode == "potential":
-        ax.plot(cx.seg_x, cx.path(mean), "-", color=color, lw=0.8, alpha=0.5, zorder=3)
-        # error bars with caps, as errorbar(capsize=3) draws them, in two artists
-        ok = np.isfinite(mean) & np.isfinite(err)
-        error_bars(ax, cx.seg_x[ok], mean[ok], err[ok], color=color, zorder=4)
-        ax.plot(np.r_[cx.seg_x[ok], cx.seg_x[ok]], np.r_[(mean - err)[ok], (mean + err)[ok]], "_",
-                ms=6, color=color, ls="none", zorder=4)
-        return
-    x0 = seg["first_step"].to_numpy(dtype=float) - 0.4
-    x1 = seg["last_step"].to_numpy(dtype=float) + 0.4
-    ax.hlines(mean, x0, x1, color=color, lw=1.5, zorder=4)
-    ok_err = np.isfinite(mean) & np.isfinite(err)
-    add_rects(ax, list(zip(x0[ok_err], x1[ok_err], (mean - err)[ok_err], (mean + err)[ok_err])),
-              color, alpha=0.15, zorder=3)
-
-
 def _state_legend(ax, seg) -> None:
     for state, color in STATE_COLORS.items():
         if state in set(seg["state"]):
             ax.scatter([], [], s=30, c=color, label=state)
-
-
-def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
-    """Event lines and markers (at ``y_of_segment[segment]`` where finite); returns the
-    names, ``(x, text)``, for :func:`._conditions.label_events` once the axes are placed."""
-    labels: list = []
-    if not len(tracking.events):
-        return labels
-    pos = dict(zip(tracking.segments["segment"], cx.seg_x))
-    xs, markers = [], {}
-    for ev in tracking.events.itertuples(index=False):
-        x = float(ev.step) - 0.5 if cx.mode == "steps" else pos[ev.segment]
-        if getattr(ev, "origin", "") == "trend" and cx.mode == "steps":
-            x = float(ev.step)  # a trend starts at the segment's first step
-        xs.append(x)
-        y = y_of_segment.get(ev.segment, np.nan)
-        if np.isfinite(y):
-            markers.setdefault(EVENT_MARKERS.get(ev.event, "*"), []).append((x, y))
-        labels.append((x, ev.event.replace("_", " ")))
-    if len(labels) > MARKED_EVENTS:
-        return labels  # too many to mark one by one: they are counted by kind
-    # One artist per kind (event lines, each marker shape), not one per event.
-    if cx.mode == "steps":
-        vlines(ax, xs, color="0.3", ls="--", lw=0.8, zorder=1)
-    else:
-        # Ties the name at the top to its marker on the data.
-        vlines(ax, xs, color="#9467bd", ls=":", lw=0.7, alpha=0.6, zorder=1)
-    for marker, xy in markers.items():
-        ax.plot(*np.array(xy, dtype=float).T, marker, ms=11, mfc="none", mec="#9467bd", mew=1.5,
-                zorder=6, ls="none")
-    return labels
 
 
 def segment_means(y, seg_of_step, segments) -> np.ndarray:
@@ -229,13 +141,14 @@ def plot_white_line(tracking, *, ax=None, column: str = "wl_height") -> Figure:
     """
     own = ax is None
     fig, ax = new_axes(ax)
-    _draw_white_line(ax, tracking, column)
+    draw_white_line(ax, tracking, column)
     if own:
         fit_single(fig, ax)
     return fig
 
 
-def _draw_white_line(ax, tracking, column: str = "wl_height") -> None:
+def draw_white_line(ax, tracking, column: str = "wl_height") -> None:
+    """The white-line panel of :func:`plot_white_line`, drawn into ``ax`` (also for the summary)."""
     st, seg = tracking.steps, tracking.segments
     if column not in st.columns:
         raise DataError(f"steps table has no '{column}' column to plot")
@@ -286,7 +199,7 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
         raise DataError("no shell-fit parameters to plot: the steps table has no r_<shell> columns "
                         "(a XANES-only series)")
     cx = ConditionAxis(tracking)
-    quality, outlier = fit_quality(st), _outliers(st)
+    quality, outlier = fit_quality(st), outlier_flags(st)
     good = quality == "good"
     seg_of_step = st["segment"].to_numpy()
     fig = Figure(figsize=(9.0, 5.6), layout="constrained")
@@ -303,11 +216,11 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
             err = _step_values(st, f"{column}_err")
             keep = good & np.isfinite(y) & np.isfinite(err)
             error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.25, lw=0.6)
-            drawn |= _draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
+            drawn |= draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)
             mean = segment_means(np.where(good, y, np.nan), seg_of_step, seg["segment"])
-            _draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
+            draw_segment_means(ax, cx, seg, mean, np.full(len(seg), np.nan), color)
             ax.plot([], [], marker, color=color, ms=4, ls="-", lw=1, label=name)
-        _quality_legend(ax, drawn)
+        quality_legend(ax, drawn)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, framealpha=0.8)
         cx.decorate(ax, label_bands=ax in axes[:2])
