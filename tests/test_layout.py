@@ -21,13 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "operando"
 #: One job per module: a module past this many lines is doing several.
 MAX_LINES = 500
-#: Packages whose modules still import other modules' private names (issue #19), each
-#: being fixed on its own branch: the integrator removes a package once its fix is merged,
-#: and empties the set at the end.  Everything else is checked now; a listed package whose
-#: offenders are gone fails the test too, so the set only shrinks.
-PRIVATE_IMPORTS_TO_FIX = {
-    "operando.viz",
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -126,17 +119,9 @@ def _private_imports(name: str, path: Path, mods: dict[str, Path]) -> list[str]:
     return out
 
 
-def _in(name: str, packages) -> str | None:
-    return next((p for p in packages if name == p or name.startswith(p + ".")), None)
-
-
 def test_no_module_imports_private_names():
     mods = _modules()
-    offenders = {name: _private_imports(name, path, mods) for name, path in sorted(mods.items())}
-    new = [line for name, lines in offenders.items() if not _in(name, PRIVATE_IMPORTS_TO_FIX)
-           for line in lines]
-    assert not new, "private names imported from another module (make the helper public " \
-        "in the module that owns it, or move it where it belongs):\n" + "\n".join(new)
-    still = {_in(name, PRIVATE_IMPORTS_TO_FIX) for name, lines in offenders.items() if lines}
-    fixed = sorted(PRIVATE_IMPORTS_TO_FIX - still)
-    assert not fixed, f"no private imports left in {fixed}: remove them from PRIVATE_IMPORTS_TO_FIX"
+    offenders = [line for name, path in sorted(mods.items())
+                 for line in _private_imports(name, path, mods)]
+    assert not offenders, "private names imported from another module (make the helper public " \
+        "in the module that owns it, or move it where it belongs):\n" + "\n".join(offenders)
