@@ -22,7 +22,7 @@ from ._messages import short_list, warn
 from ._scan import (ANGLE_NAMES, ENERGY_NAMES, Scan, common_grid, find_column, resolve_edge,
                     scan_from_columns)
 from ._select import explain_no_overlap, order_by_time, select_scans
-from ._sources import ACCEPTED_SOURCE, name_problem, printable_name
+from ._sources import ACCEPTED_SOURCE, entry_problem, name_problem, printable_name
 from ._spec import read_spec_scans
 from ._text import ACCEPTED_TEXT, decode_text, parse_text
 
@@ -64,7 +64,7 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
                      f"{short_list(printable_name(p) for p in unlisted)}")
     bad = []
     for path in files:
-        if (problem := name_problem(path)) is not None:
+        if (problem := name_problem(path) or entry_problem(path)) is not None:
             if on_error == "raise":
                 raise ReadError(printable_name(path), problem, ACCEPTED_TEXT)
             bad.append({"file": printable_name(path), "reason": problem})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import stat
 from pathlib import Path
 
 from ..errors import ConfigError, ReadError
@@ -40,16 +41,18 @@ def expand(source, pattern, conditions) -> tuple[list[Path], str] | None:
     path = Path(source)
     if path.is_dir():
         skip = Path(conditions).resolve() if isinstance(conditions, (str, Path)) else None
+        # not p.is_file(): a FIFO, socket, device or broken link is listed too, so the
+        # reader names it as skipped (entry_problem) instead of dropping it silently
         found = [p for p in (path.glob(pattern) if pattern else path.iterdir())
-                 if p.is_file() and not p.name.startswith(".")
+                 if not p.is_dir() and not p.name.startswith(".")
                  and (pattern or Path(inner_name(p)).suffix.lower() not in NOT_DATA)
-                 and p.resolve() != skip]
+                 and Path(os.path.realpath(p)) != skip]  # realpath: a link loop too
         if not found:
             raise ReadError(path, "folder holds no data files"
                             + (f" matching {pattern!r}" if pattern else ""), ACCEPTED_SOURCE)
         return sorted(found, key=lambda p: natural_key(p.name)), "folder"
     if not path.exists() and any(ch in text for ch in "*?["):
-        found = [Path(p) for p in _glob.glob(text) if Path(p).is_file()]
+        found = [Path(p) for p in _glob.glob(text) if not Path(p).is_dir()]
         if not found:
             raise ReadError(text, "glob matches no files", ACCEPTED_SOURCE)
         return sorted(found, key=lambda p: natural_key(p.name)), "glob"
@@ -69,6 +72,30 @@ def name_problem(path) -> str | None:
     if printable_name(path) != name:
         return "file name is not valid UTF-8 (rename it)"
     return None
+
+
+#: What a folder entry that is no regular file is, by its stat mode.
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a device file"), (stat.S_ISBLK, "a device file"))
+
+
+def entry_problem(path) -> str | None:
+    """Why a folder entry is no file to read (None for a regular file), from its metadata
+    only: it is never opened (opening a FIFO blocks until a writer comes; a device may
+    never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = os.fsencode(os.readlink(path)).decode("utf-8", "backslashreplace")
+            return f"broken symbolic link (its target {target} does not exist)"
+        return "no longer exists"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _SPECIAL if test(mode)), "not a file")
+    return f"{kind}, not a regular file"
 
 
 def detect(path: Path, raw: bytes) -> str:

@@ -14,7 +14,11 @@ A scan is *ready* when
   row instead.
 
 The conditions CSV may grow while it is read: only its complete lines (up to the
-last newline) are used.  A file that was ready once and is then changed (size or
+last newline) are used, and a complete row the batch reader would refuse (more
+fields than the header, text in a number column, a repeated file, an unclosed
+quote, bytes that are not UTF-8) is left out and warned once: its scan waits until
+the row is fixed.  A FIFO, socket, device file or broken link in the folder is never
+opened: it is ready at once (with the first scan), and the reader skips and names it.  A file that was ready once and is then changed (size or
 time) is reported as changed; the run recomputes the chunk it belongs to.
 
 File-system events (:mod:`watchdog`) only wake the loop early; readiness is always
@@ -27,6 +31,7 @@ import bz2
 import io
 import logging
 import lzma
+import stat
 import threading
 import time
 import zlib
@@ -38,7 +43,8 @@ import pandas as pd
 from ..errors import ConfigError, ReadError
 # The batch reader's own listing and ordering rules (one copy: a watch must see the
 # folder exactly as operando run does).
-from ..io import expand, load_conditions, natural_key, order_files
+from ..io import (expand, load_conditions, natural_key, order_files,
+                  read_growing_conditions)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,7 @@ class ScanSource:
         self.settle = float(settle)
         self.single = self.source.suffix.lower() in (".h5", ".hdf5", ".nxs", ".nx5", ".hdf")
         self._stamps: dict[Path, Stamp] = {}
+        self._warned: set[str] = set()  # the conditions rows' problems warned about
 
     @property
     def folder(self) -> Path:
@@ -113,15 +120,16 @@ class ScanSource:
         return files
 
     def conditions_table(self) -> pd.DataFrame | None:
-        """The conditions CSV's complete lines as a table (None: no table configured).
+        """The conditions CSV's complete, good lines as a table (None: no table configured).
 
         A missing file, or one without a complete header line yet, lists no scan:
-        the watch waits for it.
+        the watch waits for it.  A bad row is left out (its scan waits) with one
+        warning the first time it is seen (:func:`operando.io.read_growing_conditions`).
 
         Raises
         ------
         ReadError
-            Its complete lines cannot be parsed as CSV.
+            Its good lines still cannot be parsed as CSV (a broken header).
         """
         if self.conditions is None:
             return None
@@ -129,16 +137,18 @@ class ScanSource:
             raw = self.conditions.read_bytes()
         except FileNotFoundError:
             raw = b""
-        complete = raw[:raw.rfind(b"\n") + 1]
-        if not complete.strip():
-            return pd.DataFrame({"file": pd.Series([], dtype=object)})
         try:
-            # The same call as operando.io's loader, on the complete lines only.
-            return pd.read_csv(io.BytesIO(complete), skipinitialspace=True, comment=None)
+            table, problems = read_growing_conditions(raw)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
                 ValueError) as exc:
             raise ReadError(self.conditions, f"could not read the conditions CSV: {exc}",
                             "a CSV file with a header row") from None
+        for problem in problems:
+            if problem not in self._warned:
+                log.warning("%s %s; its scan waits until the row is fixed",
+                            self.conditions.name, problem)
+        self._warned = set(problems)  # a row fixed, then broken again, is warned again
+        return table
 
     def ready(self, table: pd.DataFrame | None, known: dict[str, list] | None = None,
               now: float | None = None) -> list[Path]:
@@ -149,13 +159,16 @@ class ScanSource:
         """
         now = time.monotonic() if now is None else now
         listed = _listed(table)
-        out = []
+        out, special = [], []
         current = {}
         for path in self.candidates():
             try:
                 st = path.stat()
-            except FileNotFoundError:
-                continue
+            except OSError:
+                try:
+                    st = path.lstat()  # a broken link or a link loop: the reader names it
+                except OSError:
+                    continue
             stamp = Stamp(st.st_size, st.st_mtime_ns, now)
             old = self._stamps.get(path)
             if old is not None and old == stamp:
@@ -163,13 +176,18 @@ class ScanSource:
             current[path] = stamp
             if listed is not None and not listed.intersection(_names(path)):
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                # never opened (a FIFO blocks): nothing to settle, the reader skips it
+                special.append(path)
+                continue
             if known is not None and known.get(path.name) == stamp.key():
                 out.append(path)
                 continue
             if now - stamp.since >= self.settle and stamp.size > 0 and self._complete(path):
                 out.append(path)
         self._stamps = current
-        return out
+        # special entries alone are no series to read: they come with the first scan
+        return out + special if out else []
 
     def stamp(self, path: Path) -> list:
         s = self._stamps.get(path)

@@ -206,6 +206,7 @@ class _Watch:
                         'computes every chunk again; e0 = "first" or a value in eV keeps '
                         'finished chunks final')
         self.files: dict[str, list] = {}  # file read -> [size, mtime_ns] when read
+        self.named: set[str] = set()  # skipped files already warned about
         self.updates = 0
         self.last_key = None
         self.result = None
@@ -304,13 +305,14 @@ class _Watch:
         self.last_key = key
         self.files.update(stamps)
         self.updates += 1
+        scans = [n for n in new if n not in self.named]  # a file skipped is no scan read
         self._journal(store, {"update": self.updates, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                              "n_steps": self.n_steps, "new": new, "changed": changed,
+                              "n_steps": self.n_steps, "new": scans, "changed": changed,
                               "computed": computed,
                               "stamps": {n: stamps[n] for n in new + changed}})
         self.result = result
         if on_update is not None:
-            on_update(Update(self.n_steps, new, changed, computed, result,
+            on_update(Update(self.n_steps, scans, changed, computed, result,
                              time.perf_counter() - t0))
         return bool(new or changed or computed)
 
@@ -324,6 +326,11 @@ class _Watch:
             series, hashes = self.session.read(files, table)
         for w in caught:
             log.debug("reading: %s", w.message)
+        for item in series.metadata.get("skipped", []) or []:
+            # each skipped file named once (summary.json lists them all at every update)
+            if item.get("file") not in self.named:
+                self.named.add(item.get("file"))
+                log.warning("skipped %s: %s", item.get("file"), item.get("reason"))
         result, computed = self.session.update(series, hashes, t_start=t_start)
         if "report" in result.outputs:
             _live_report(store, self.n_steps, self.source.source)

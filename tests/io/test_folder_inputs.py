@@ -143,3 +143,159 @@ def test_a_plain_two_column_file_is_a_reference(shared_data, tmp_path):
     # the same spectra (written to 1e-8): the same fractions to well below their errors
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.abs(got - truth["frac_cu_foil"].to_numpy()).max() < 0.05
+
+
+# ------------------------------------------- a bad row appended while the watch runs
+XANES = """[series]
+source = "scans"
+conditions = "scans/conditions.csv"
+element = "Cu"
+edge = "K"
+[normalize]
+e0 = "first"
+calibrate = true
+norm1 = 150.0
+norm2 = 600.0
+[output]
+dir = "{out}"
+plots = []
+report = false
+athena = false
+[run]
+chunk_size = 4
+workers = 1
+"""
+
+
+@pytest.mark.slow
+def test_watch_waits_on_a_bad_conditions_row_warns_once_and_reads_it_fixed(
+        shared_data, tmp_path, caplog):
+    """Cu foil + CuO along the potential program (real spectra) land one by one; the row
+    of one scan is appended with a stray field. The watch goes on with the later scans,
+    warns once naming the line, reads the scan once the row is fixed, and ends with the
+    batch run's steps.csv."""
+    import logging
+    import threading
+    import time
+
+    from operando.pipeline import watch
+
+    series, truth = mixtures.cu_potential_series(repeats=1, seed=5, data_dir=shared_data)
+    mixtures.write_folder(series, truth, tmp_path / "stage")
+    for out in ("batch", "live"):
+        (tmp_path / f"{out}.toml").write_text(XANES.format(out=out))
+    rows = (tmp_path / "stage" / "conditions.csv").read_text().splitlines(keepends=True)
+    n = len(rows) - 1
+    bad = 4                                   # rows[4]: the 4th scan, line 5 of the file
+    bad_name = rows[bad].split(",")[0]
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    table = scans / "conditions.csv"
+    seen_without_it = threading.Event()
+
+    def on_update(update):
+        if update.n_steps == n - 1:
+            seen_without_it.set()
+
+    def beamline():
+        table.write_text(rows[0])
+        for i, row in enumerate(rows[1:], start=1):
+            name = row.split(",")[0]
+            (scans / name).write_bytes((tmp_path / "stage" / name).read_bytes())
+            with open(table, "a") as fh:
+                fh.write(row.rstrip("\n") + ",oops\n" if i == bad else row)
+            time.sleep(0.05)
+        # the row is fixed only after the watch has analysed every other scan without it
+        seen_without_it.wait(120)
+        fixed = tmp_path / "fixed.csv"
+        fixed.write_text("".join(rows))
+        os.replace(fixed, table)
+
+    writer = threading.Thread(target=beamline)
+    caplog.set_level(logging.WARNING, logger="operando")
+    writer.start()
+    updates = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            watch(load_config(tmp_path / "live.toml"), poll=True, interval=0.05, settle=0.1,
+                  idle_timeout=2.0, on_update=lambda u: (updates.append(u), on_update(u)))
+    finally:
+        writer.join()
+    assert seen_without_it.is_set()
+    # while the row was bad its scan waited: the series had every scan but that one
+    waiting = [u for u in updates if u.n_steps == n - 1]
+    assert waiting and bad_name not in waiting[-1].result.steps["file"].tolist()
+    assert updates[-1].n_steps == n
+    warned = [r.getMessage() for r in caplog.records if "conditions.csv line" in r.getMessage()]
+    # one line, once, though the watch polled the bad row many times
+    assert warned == [f"conditions.csv line {bad + 1}: 5 fields, the header has 4; its scan "
+                      "waits until the row is fixed"], warned
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(load_config(tmp_path / "batch.toml"), progress=False)
+    live = pd.read_csv(tmp_path / "live" / "steps.csv")
+    batch = pd.read_csv(tmp_path / "batch" / "steps.csv")
+    pd.testing.assert_frame_equal(live, batch, check_exact=False, rtol=1e-6)
+
+
+# ------------------------------------------- FIFOs, sockets, devices, broken links
+SPECIAL = {"pipe.dat", "gone.xdi", "loop.xdi"}
+
+
+def _special_folder(tmp_path) -> Path:
+    """3 real-spectrum mixtures, a FIFO, a symbolic link to a scan that is gone and one to
+    itself."""
+    series, truth = mixtures.cu_fraction_series(n_steps=3, seed=7)
+    folder = tmp_path / "data"
+    mixtures.write_folder(series, truth, folder)
+    (folder / "conditions.csv").unlink()
+    (folder / "truth.csv").unlink()
+    os.mkfifo(folder / "pipe.dat")
+    os.symlink(tmp_path / "nowhere" / "scan_9.xdi", folder / "gone.xdi")
+    os.symlink("loop.xdi", folder / "loop.xdi")  # a link to itself
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("command", ["run", "watch"])
+def test_a_fifo_and_a_broken_link_are_skipped_and_named_never_opened(tmp_path, command):
+    folder = _special_folder(tmp_path)
+    out = tmp_path / "out"
+    extra = (["--poll", "--interval", "0.1", "--settle", "0.2", "--idle-exit", "2"]
+             if command == "watch" else ["--no-progress"])
+    # a timeout: opening the FIFO would block forever
+    done = subprocess.run(
+        [sys.executable, "-m", "operando.cli", command, str(_toml(tmp_path, folder, out)),
+         *extra], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert all(name in done.stderr for name in SPECIAL), done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    skipped = {s["file"]: s["reason"] for s in summary["skipped_files"]}
+    assert set(skipped) == SPECIAL, skipped
+    assert skipped["pipe.dat"] == "a FIFO (named pipe), not a regular file"
+    assert skipped["gone.xdi"].startswith("broken symbolic link")
+    assert "symbolic links" in skipped["loop.xdi"]
+    steps = pd.read_csv(out / "steps.csv")
+    assert list(steps["file"]) == [f"cu_fraction_{i:05d}.xdi" for i in range(3)]
+    assert steps["ok"].all()
+    if command == "watch":  # the journal counts scans read, not the entries skipped
+        journal = [json.loads(line) for line in (out / "watch.jsonl").read_text().splitlines()]
+        assert sorted(n for entry in journal for n in entry["new"]) == list(steps["file"])
+
+
+def test_the_reader_names_special_entries_and_raises_on_them_when_asked(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    folder = _special_folder(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        series = read_series(folder, element="Cu", edge="K")
+    assert len(series) == 3
+    assert {s["file"] for s in series.metadata["skipped"]} == SPECIAL
+    assert any(all(name in str(w.message) for name in SPECIAL) for w in caught)
+    with pytest.raises(ReadError, match="gone.xdi: broken symbolic link"):
+        read_series(folder, element="Cu", edge="K", on_error="raise")
