@@ -61,7 +61,8 @@ def results(samples, tmp_path_factory):
     chi = op.remove_background(norm)
     model = op.ShellModel(shells=["Pt-O", "Pt-Pt"], kmin=3, kmax=12, rmin=1.2, rmax=3.2)
     fits = op.fit_shells(chi, model, s02=0.85)
-    s02 = op.calibrate_s02(op.remove_background(op.normalize(foil)), shell="Pt-Pt", cn=12)
+    foil_chi = op.remove_background(op.normalize(foil))
+    s02 = op.calibrate_s02(foil_chi, shell="Pt-Pt", cn=12)
     refs = {"start": "first", "end": "last"}
     fractions = op.lcf(norm, refs)
     steps = (series.conditions.merge(norm.to_dataframe(), on="step")
@@ -85,6 +86,9 @@ def results(samples, tmp_path_factory):
         "WaveletTransform": op.exafs.wavelet_transform(small_chi),
         "Tracking": op.track(steps), "RunResult": op.run(cfg, progress=False),
         "MergeReport": merge_report, "DeglitchReport": deglitch_report,
+        "ClusterCalibration": op.exafs.calibrate_cluster(
+            foil_chi.chi[0], float(foil_chi.e0[0]), model,
+            op.exafs.cluster_model(model, "Pt-Pt")),
         "TwoPhaseResult": op.fit_two_phase(small_chi, small_chi.chi[0], model, shell="Pt-Pt",
                                            s02=0.85, fraction_mode="fit", disorder="free"),
     }
@@ -103,7 +107,7 @@ def test_every_result_type_is_enumerated_here(results):
                                   "ShellFitResult", "S02Calibration", "LCFResult", "PCAResult",
                                   "MCRResult", "CombinationResult", "Systematics",
                                   "WaveletTransform", "Tracking", "RunResult", "MergeReport",
-                                  "DeglitchReport", "TwoPhaseResult"])
+                                  "DeglitchReport", "TwoPhaseResult", "ClusterCalibration"])
 def test_result_protocol(results, kind):
     obj = results[kind]
     assert type(obj).__name__ == kind

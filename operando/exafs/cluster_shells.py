@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._util.larch_compat import ETOK, ftwindow
+from .._util.result import Result
 from ..errors import DataError
 from ..feffpaths import LATTICE_RATIOS, FeffPath, feff_path
 from .batch import tabulate_path
@@ -184,7 +185,7 @@ class ClusterChi:
 
 
 @dataclass(frozen=True)
-class ClusterCalibration:
+class ClusterCalibration(Result):
     """The foil fitted with the cluster model (CNs fixed at the bulk values).
 
     Attributes
@@ -216,6 +217,25 @@ class ClusterCalibration:
     redchi: float
     n_idp: float
     at_bound: tuple = ()
+
+    def to_dataframe(self):
+        """One row per cluster shell (its CN and distance ratios to the first shell, its
+        sigma2 with error), with the fit's S0^2, dR, dE0 and R-factor on every row."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "shell": [sh.label for sh in self.cluster.shells],
+            "reff": [sh.path.reff for sh in self.cluster.shells],
+            "cn_ratio": [sh.cn_ratio for sh in self.cluster.shells],
+            "r_ratio": [sh.r_ratio for sh in self.cluster.shells],
+            "sigma2": list(self.sigma2), "sigma2_err": list(self.sigma2_err),
+            "s02": self.s02, "s02_err": self.s02_err, "deltar": self.deltar,
+            "deltar_err": self.deltar_err, "de0": self.de0, "rfactor": self.rfactor})
+
+    def title(self) -> str:
+        return (f"ClusterCalibration ({self.cluster.structure}, {len(self.cluster.shells)} "
+                f"shell(s)): S0^2 = {self.s02:.3f} +/- {self.s02_err:.3f}, "
+                f"R-factor {self.rfactor:.4f}")
 
     def to_dict(self) -> dict:
         return {"model": self.cluster.to_dict(), "s02": self.s02, "s02_err": self.s02_err,
