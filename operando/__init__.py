@@ -9,7 +9,7 @@ same way.
 
 from importlib import import_module
 
-from .errors import (ConfigError, DataError, OperandoError, OperandoWarning, ReadError,
+from .errors import (ConfigError, DataError, NoSpectraError, OperandoError, OperandoWarning, ReadError,
                      RunFolderError)
 
 __version__ = "0.1.0"
@@ -36,7 +36,7 @@ _SUBMODULES = {"io", "xanes", "components", "mixtures", "exafs", "feffpaths", "t
                "simulate", "config", "pipeline", "viz", "series", "cli", "options"}
 
 __all__ = sorted(_WHERE) + [
-    "OperandoError", "ReadError", "ConfigError", "DataError", "OperandoWarning",
+    "OperandoError", "ReadError", "NoSpectraError", "ConfigError", "DataError", "OperandoWarning",
     "RunFolderError",
 ]
 

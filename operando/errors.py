@@ -27,6 +27,16 @@ class ReadError(OperandoError):
         super().__init__(msg)
 
 
+class NoSpectraError(ReadError):
+    """None of the files of a folder, glob or list is a spectrum; ``skipped`` lists each
+    with its reason (``{"file", "reason"}``).  A batch run stops on it; a watch waits for
+    scans to land."""
+
+    def __init__(self, path, problem: str, accepted: str | None = None, *, skipped=()):
+        super().__init__(path, problem, accepted)
+        self.skipped = list(skipped)
+
+
 class ConfigError(OperandoError, ValueError):
     """A setting is unknown, of the wrong type or out of range (a ``ValueError``)."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, OperandoError, ReadError
+from ..errors import ConfigError, DataError, NoSpectraError, OperandoError, ReadError
 from ..series import Series, default_conditions
 from ._align import header_columns, header_times
 from ._athena import read_athena_scans
@@ -91,8 +91,9 @@ def read_files(source, files, how, table, opts: Options, element, edge, on_error
     skipped += bad
     if not scans:
         reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
-        raise ReadError(source, f"none of the {len(files)} files could be read ({reasons}"
-                                f"{' ...' if len(skipped) > 3 else ''})", ACCEPTED_TEXT)
+        raise NoSpectraError(source, f"none of the {len(files)} files could be read ({reasons}"
+                                     f"{' ...' if len(skipped) > 3 else ''})", ACCEPTED_TEXT,
+                             skipped=skipped)
     scans, off_edge = select_scans(source, scans, element, edge)
     skipped += off_edge
     if order == "time":

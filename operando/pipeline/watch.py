@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import load_config
-from ..errors import ConfigError, OperandoError, ReadError
+from ..errors import ConfigError, NoSpectraError, OperandoError, ReadError
 from .follow import ScanSource, Waker
 from .outputs import add_athena_project
 from .session import (RunInterrupted, RunResult, Session, SignalGuard, Terminated, mark,
@@ -295,6 +295,14 @@ class _Watch:
                 "%s changed after it was read; the chunks it feeds are checked again", name)
         try:
             result, computed = self._update(store, ready, table)
+        except NoSpectraError as exc:
+            if self.source.single:
+                raise
+            # Only files that are no spectra (a note, a FIFO) have landed: each is named
+            # once, and the watch waits for scans (a batch run stops here).
+            self._name_skipped(exc.skipped)
+            self.last_key = key
+            return False
         except ReadError as exc:
             if not self.source.single:
                 raise
@@ -326,15 +334,18 @@ class _Watch:
             series, hashes = self.session.read(files, table)
         for w in caught:
             log.debug("reading: %s", w.message)
-        for item in series.metadata.get("skipped", []) or []:
-            # each skipped file named once (summary.json lists them all at every update)
-            if item.get("file") not in self.named:
-                self.named.add(item.get("file"))
-                log.warning("skipped %s: %s", item.get("file"), item.get("reason"))
+        self._name_skipped(series.metadata.get("skipped", []) or [])
         result, computed = self.session.update(series, hashes, t_start=t_start)
         if "report" in result.outputs:
             _live_report(store, self.n_steps, self.source.source)
         return result, computed
+
+    def _name_skipped(self, skipped) -> None:
+        """Each skipped file named once (summary.json lists them all at every update)."""
+        for item in skipped:
+            if item.get("file") not in self.named:
+                self.named.add(item.get("file"))
+                log.warning("skipped %s: %s", item.get("file"), item.get("reason"))
 
     def _journal(self, store: RunStore, entry: dict) -> None:
         path = store.path(JOURNAL)

@@ -299,3 +299,71 @@ def test_the_reader_names_special_entries_and_raises_on_them_when_asked(tmp_path
     assert any(all(name in str(w.message) for name in SPECIAL) for w in caught)
     with pytest.raises(ReadError, match="gone.xdi: broken symbolic link"):
         read_series(folder, element="Cu", edge="K", on_error="raise")
+
+
+@pytest.mark.slow
+def test_a_watch_that_sees_only_notes_waits_for_scans(shared_data, tmp_path, caplog):
+    """A watch started on a folder holding only files that are no spectra (a note with two
+    number columns, a table of other columns) names each once and waits; the real Cu foil + CuO scans
+    that land later are read, and steps.csv equals a batch run on the same folder (which
+    skips the notes too). Before, the watch stopped at once: none of the files could be
+    read."""
+    import logging
+    import threading
+    import time
+
+    from operando.pipeline import watch
+
+    series, truth = mixtures.cu_fraction_series(n_steps=4, seed=5, data_dir=shared_data)
+    mixtures.write_folder(series, truth, tmp_path / "stage")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("notes.txt", "table.dat"):  # both end with a row of numbers: they settle
+        (scans / name).write_text(STRAYS[name])
+    for out in ("batch", "live"):
+        (tmp_path / f"{out}.toml").write_text(
+            f'[series]\nsource = "scans"\nelement = "Cu"\nedge = "K"\n'
+            f'[output]\ndir = "{out}"\nplots = []\nreport = false\n')
+    waited = threading.Event()
+
+    def beamline():
+        waited.wait(60)                       # the watch has polled the notes alone
+        for name in sorted(p.name for p in (tmp_path / "stage").glob("*.xdi")):
+            (scans / name).write_bytes((tmp_path / "stage" / name).read_bytes())
+            time.sleep(0.05)
+
+    def named_both():
+        text = " ".join(r.getMessage() for r in caplog.records)
+        return "skipped notes.txt" in text and "skipped table.dat" in text
+
+    caplog.set_level(logging.WARNING, logger="operando")
+    writer = threading.Thread(target=beamline)
+    writer.start()
+    updates = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            watcher = threading.Thread(target=lambda: watch(
+                load_config(tmp_path / "live.toml"), poll=True, interval=0.05, settle=0.1,
+                idle_timeout=3.0, on_update=updates.append))
+            watcher.start()
+            deadline = time.monotonic() + 60
+            while not named_both() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert named_both(), [r.getMessage() for r in caplog.records]
+            assert not updates                # nothing to analyse yet, and no stop
+            waited.set()
+            watcher.join(120)
+    finally:
+        waited.set()
+        writer.join()
+    assert not watcher.is_alive()
+    assert updates and updates[-1].n_steps == 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("skipped notes.txt" in m for m in messages) == 1   # named once
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(load_config(tmp_path / "batch.toml"), progress=False)
+    live = pd.read_csv(tmp_path / "live" / "steps.csv")
+    batch = pd.read_csv(tmp_path / "batch" / "steps.csv")
+    pd.testing.assert_frame_equal(live, batch, check_exact=False, rtol=1e-6)
