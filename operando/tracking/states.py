@@ -31,6 +31,7 @@ Steps take their segment's state; a step that disagrees with its repeats is an
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -46,13 +47,23 @@ STATES = ("isolated", "cluster", "particle", "unknown")
 XANES_STATES = ("oxidised", "mixed", "reduced", "as_start", "unknown")
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _label_key(label) -> str:
+    """A condition label compared as a user writes it: case and white space aside, numbers by
+    value ("-0.2 V" is the tracker's "-0.20 V")."""
+    text = "".join(str(label).split()).casefold()
+    return _NUMBER.sub(lambda m: f"{float(m.group()):g}", text)
+
+
 def baseline_segment(labels: list[str], s: TrackSettings) -> int:
     """The segment the others are compared with (``baseline``: "first" or a label)."""
     if s.baseline == "first":
         return 0
-    wanted = s.baseline.strip().casefold()
+    wanted = _label_key(s.baseline)
     for g, label in enumerate(labels):
-        if str(label).strip().casefold() == wanted:
+        if _label_key(label) == wanted:
             return g
     raise ConfigError(f"[track] baseline = {s.baseline!r} matches no condition; "
                       f"conditions are {sorted(set(map(str, labels)))}")

@@ -74,7 +74,7 @@ def test_a_track_baseline_naming_no_condition_stops_before_any_fit(cu_potential,
     # the labels the check accepts are the tracker's own
     conditions = read_series(cu_potential, pattern="*.xdi",
                              conditions=cu_potential / "conditions.csv").conditions
-    for label in ("-0.20 V", "ocp", "first"):
+    for label in ("-0.20 V", "-0.2 V", " -0.200v", "ocp", "first"):  # numbers by value
         tracking.check_baseline(conditions, settings={"baseline": label})
     with pytest.raises(ConfigError, match="matches no condition"):
         tracking.check_baseline(conditions, settings={"baseline": "-0.3 V"})
