@@ -464,9 +464,10 @@ def lobe_positions(wt: WaveletTransform, windows: Mapping[str, tuple[float, floa
         kmask &= wt.k >= kmin
     if kmax is not None:
         kmask &= wt.k <= kmax
-    parts = []
     ki = np.flatnonzero(kmask)
     n = len(wt.labels)
+    columns = ["label", "shell", "k", "r", "modulus", "lobe", "r_low", "r_high"]
+    parts: dict[str, list] = {c: [] for c in columns}
     for name, (lo, hi) in windows.items():
         rmask = (wt.r >= lo) & (wt.r <= hi)
         if not rmask.any() or not kmask.any():
@@ -480,13 +481,16 @@ def lobe_positions(wt: WaveletTransform, windows: Mapping[str, tuple[float, floa
         a, b = np.divmod(j, ki.size)
         inside = (0 < a) & (a < ri.size - 1) & (0 < b) & (b < ki.size - 1) & ~empty
         nan = np.full(n, math.nan)
-        parts.append(pd.DataFrame({
-            "label": list(wt.labels), "shell": name,
-            "k": np.where(empty, nan, wt.k[ki[b]]), "r": np.where(empty, nan, wt.r[ri[a]]),
-            "modulus": np.where(empty, nan, sub[np.arange(n), j]), "lobe": inside,
-            "r_low": lo, "r_high": hi}))
+        for c, v in (("label", list(wt.labels)), ("shell", [name] * n),
+                     ("k", np.where(empty, nan, wt.k[ki[b]])),
+                     ("r", np.where(empty, nan, wt.r[ri[a]])),
+                     ("modulus", np.where(empty, nan, sub[np.arange(n), j])), ("lobe", inside),
+                     ("r_low", np.full(n, lo)), ("r_high", np.full(n, hi))):
+            parts[c].append(v)
     # one row per map and window, maps within a window in order (as the loop over windows
-    # then maps wrote them)
-    rows = pd.concat(parts, ignore_index=True) if parts else None
-    columns = ["label", "shell", "k", "r", "modulus", "lobe", "r_low", "r_high"]
-    return pd.DataFrame(columns=columns) if rows is None else rows[columns]
+    # then maps wrote them); one table built at the end (a table per window costs more
+    # than the search when the maps are few)
+    if not windows:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({c: (sum(v, []) if c in ("label", "shell") else np.concatenate(v))
+                         for c, v in parts.items()})

@@ -148,8 +148,9 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     lobes = pd.concat(lobes, ignore_index=True)
     seg = tracking.segments.set_index("segment")
     lobes.insert(0, "segment", lobes.pop("label"))
-    lobes.insert(1, "condition", [seg["condition"].get(g, "") for g in lobes["segment"]])
-    lobes.insert(2, "state", [seg["state"].get(g, "") for g in lobes["segment"]])
+    condition, state = seg["condition"].to_dict(), seg["state"].to_dict()
+    lobes.insert(1, "condition", [condition.get(g, "") for g in lobes["segment"]])
+    lobes.insert(2, "state", [state.get(g, "") for g in lobes["segment"]])
     return wt, lobes
 
 
