@@ -195,15 +195,13 @@ def malinowski(eigenvalues: np.ndarray, n_rows: int, n_cols: int) -> dict:
     ind = re / (c - n) ** 2
     j = np.arange(1, c + 1)
     weight = (r - j + 1.0) * (c - j + 1.0)
-    pvals = np.full(n.size, np.nan)
-    for i, k in enumerate(n):
-        pool_w = weight[k:].sum()
-        pool = lam[k:].sum()
-        if pool <= 0:
-            pvals[i] = 0.0
-            continue
-        F = pool_w * lam[k - 1] / (weight[k - 1] * pool)
-        pvals[i] = float(fdist.sf(F, 1, c - k))
+    pool = np.array([lam[k:].sum() for k in n])
+    pool_w = np.array([weight[k:].sum() for k in n])
+    positive = pool > 0
+    # one call for every n (a call per n costs ~1 ms of scipy overhead: 0.5 s at c = 433)
+    F = pool_w[positive] * lam[n[positive] - 1] / (weight[n[positive] - 1] * pool[positive])
+    pvals = np.zeros(n.size)
+    pvals[positive] = fdist.sf(F, 1, c - n[positive])
     return {"ind": ind, "real_error": re, "f_pvalue": pvals}
 
 
