@@ -111,7 +111,7 @@ class RunLock:
             except OSError as exc:
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise FolderInUse(self.folder, read_holder(self.path)) from None
+                    raise FolderInUse(self.folder, _written_holder(self.path)) from None
                 raise
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -153,6 +153,19 @@ class RunLock:
 
     def __repr__(self) -> str:
         return f"<RunLock {self.path} {'held' if self.held else 'free'}>"
+
+
+#: Seconds a refused run waits for the holder's details: the holder writes them right
+#: after taking the lock, but on a loaded machine the two may be a few ms apart.
+HOLDER_WAIT_S = 2.0
+
+
+def _written_holder(path) -> dict:
+    """The holder's details, waited for briefly when it has just taken the lock."""
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while not (holder := read_holder(path)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return holder
 
 
 def read_holder(path) -> dict:
