@@ -1,10 +1,9 @@
 """The chunk loop: every chunk computed (or loaded from its checkpoint) on an executor.
 
-By default (``[run] workers = 0``) chunks run on a
-:class:`~concurrent.futures.ProcessPoolExecutor` with one process per core when
-there is more than one chunk to do, and inline otherwise (a small series pays no
-process start-up).  ``workers = 1`` runs every chunk inline; any other executor
-(threads, dask's ``client.get_executor()``) can be passed in.  At most two chunks
+By default (``[run] workers = 0``) chunks run on the run's own
+:class:`~concurrent.futures.ProcessPoolExecutor` (:func:`worker_pool`, one process per
+core), which then draws the figures; ``workers = 1`` runs every chunk inline; any other
+executor (threads, dask's ``client.get_executor()``) can be passed in.  At most two chunks
 per worker are submitted at a time, each carrying its rows and settings (no
 closures); a chunk of an operando HDF5 file carries its bounds instead and the worker
 reads its own rows (:class:`~operando.io.RowSlice`: the file at the same path on
@@ -17,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 
 import numpy as np
@@ -44,7 +44,7 @@ def chunk_name(i: int) -> str:
     return f"chunk_{i:05d}"
 
 
-def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, workers: int,
+def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *,
                executor: Executor | None, progress, hashes: dict | None = None) -> dict:
     """Compute (or load) every chunk; keep per chunk only its table and the plot rows.
 
@@ -63,7 +63,6 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
     plot_rows = sample_rows(len(series))
     results: dict[int, tuple[dict, dict]] = {}
     loaded = 0
-    notes: list[str] = []
     for i, (a, b) in enumerate(chunks):
         if chunk_name(i) in done:
             arrays, stored = store.load_checkpoint(chunk_name(i))
@@ -78,17 +77,6 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
     todo = [i for i in range(len(chunks)) if i not in results]
     bar = progress_bar(progress, len(series))
     bar.update(sum(chunks[i][1] - chunks[i][0] for i in results))
-    own_executor = None
-    if executor is None and workers != 1 and len(todo) > 1:
-        with warnings.catch_warnings(record=True) as capped:
-            warnings.simplefilter("always")
-            n_workers = worker_count(workers)
-        for w in capped:
-            log.warning("%s", w.message)
-            notes.append(str(w.message))
-        own_executor = executor = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)),
-                                                      initializer=init_worker,
-                                                      initargs=(os.getpid(),))
     computed = 0
 
     def finished(i, result):
@@ -109,18 +97,35 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *, worke
                 finished(i, process_chunk(_task(i, series, chunks[i], settings)))
         else:
             _submit_all(executor, todo, series, chunks, settings, finished)
-    except BaseException:
-        if own_executor is not None:
-            _stop_pool(own_executor)
-            own_executor = None
-        raise
     finally:
-        if own_executor is not None:
-            own_executor.shutdown(wait=True)
         bar.close()
     return {"results": [results[i] for i in range(len(chunks))], "loaded": loaded,
-            "computed": computed, "computed_chunks": todo, "plot_rows": plot_rows,
-            "notes": notes}
+            "computed": computed, "computed_chunks": todo, "plot_rows": plot_rows}
+
+
+@contextmanager
+def worker_pool(executor: Executor | None, workers: int, notes: list[str]):
+    """The executor of one update: ``executor`` when given; else, unless ``workers = 1``,
+    the run's own process pool (its processes start at the first task, so an update
+    that submits nothing starts none), stopped at once if the update is interrupted;
+    else None (everything inline).  A capped worker count is logged and noted."""
+    if executor is not None or workers == 1:
+        yield executor
+        return
+    with warnings.catch_warnings(record=True) as capped:
+        warnings.simplefilter("always")
+        n_workers = worker_count(workers)
+    for w in capped:
+        log.warning("%s", w.message)
+        notes.append(str(w.message))
+    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=init_worker,
+                               initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _submit_all(executor, todo, series, chunks, settings, finished) -> None:

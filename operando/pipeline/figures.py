@@ -19,8 +19,11 @@ that fails is noted in the summary; the run goes on.
 
 from __future__ import annotations
 
+import io
 import logging
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import replace
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -56,40 +59,40 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
         # plot_summary takes its rows in the order of tracking.steps: give it the plot rows.
         sampled = replace(tracking, steps=tracking.steps.iloc[plot_rows].reset_index(drop=True))
     figures: list[tuple[str, Callable[[], Any]]] = [
-        ("xanes_map", lambda: viz.plot_xanes_map(energy, norm, steps=row_steps, tracking=tracking,
-                                                 e0=e0)),
+        ("xanes_map", partial(viz.plot_xanes_map, energy, norm, steps=row_steps, tracking=tracking,
+                              e0=e0)),
     ]
     if np.isfinite(norm).all(axis=1).sum() >= 2:
-        figures.append(("xanes_difference", lambda: viz.plot_xanes_difference(
-            energy, norm, steps=row_steps, tracking=tracking, e0=e0)))
+        figures.append(("xanes_difference", partial(viz.plot_xanes_difference, energy, norm,
+                                                    steps=row_steps, tracking=tracking, e0=e0)))
     if tracking is None:
-        figures.append(("white_line", lambda: _plot_white_line_plain(steps)))
+        figures.append(("white_line", partial(_plot_white_line_plain, steps)))
     else:
-        figures.append(("white_line", lambda: viz.plot_white_line(tracking)))
+        figures.append(("white_line", partial(viz.plot_white_line, tracking)))
         if tracking.metal_shell:
-            figures.append(("cn", lambda: viz.plot_cn(tracking)))
+            figures.append(("cn", partial(viz.plot_cn, tracking)))
             if "cluster_cn" in tracking.segments.columns:   # [exafs] two_phase
-                figures.append(("two_phase", lambda: viz.plot_two_phase(tracking)))
+                figures.append(("two_phase", partial(viz.plot_two_phase, tracking)))
             if any(c.startswith("r_") and c != "r_factor" for c in tracking.steps.columns):
-                figures.append(("fit_parameters", lambda: viz.plot_fit_parameters(tracking)))
+                figures.append(("fit_parameters", partial(viz.plot_fit_parameters, tracking)))
         if any(c.startswith("frac_") for c in tracking.steps.columns):
-            figures.append(("fractions", lambda: viz.plot_fractions(tracking)))
+            figures.append(("fractions", partial(viz.plot_fractions, tracking)))
     if analysis.get("overlay") is not None:
         result, step, _ = analysis["overlay"]
-        figures.append(("lcf_fit", lambda: viz.plot_lcf_fit(result, step)))
+        figures.append(("lcf_fit", partial(viz.plot_lcf_fit, result, step)))
     if analysis.get("pca") is not None:
-        figures.append(("pca", lambda: viz.plot_pca(analysis["pca"])))
+        figures.append(("pca", partial(viz.plot_pca, analysis["pca"])))
     if analysis.get("mcr") is not None:
-        figures.append(("mcr", lambda: viz.plot_mcr(analysis["mcr"])))
+        figures.append(("mcr", partial(viz.plot_mcr, analysis["mcr"])))
     if analysis.get("wavelet") is not None:
         wt, lobes = analysis["wavelet"]
-        figures.append(("wavelet", lambda: viz.plot_wavelet(wt, lobes=lobes, max_maps=WAVELET_MAPS)))
+        figures.append(("wavelet", partial(viz.plot_wavelet, wt, lobes=lobes,
+                                           max_maps=WAVELET_MAPS)))
     if analysis.get("logs") is not None and "time_start" in steps:
-        figures.append(("condition_logs", lambda: viz.plot_condition_logs(steps,
-                                                                          analysis["logs"])))
+        figures.append(("condition_logs", partial(viz.plot_condition_logs, steps,
+                                                  analysis["logs"])))
     if chi is not None and tracking is not None and tracking.metal_shell:
-        figures.append(("summary", lambda: viz.plot_summary(sampled, energy, norm,
-                                                            *chir_magnitude(ft, *chi), e0=e0)))
+        figures.append(("summary", partial(_plot_summary, sampled, energy, norm, ft, chi, e0)))
     return figures
 
 
@@ -104,22 +107,52 @@ def figure_captions(analysis: dict | None) -> dict:
     return out
 
 
-def draw_figures(store: RunStore, figures, formats, notes: list[str]) -> dict:
-    """Make and save each figure in every format; a figure that fails is noted, not raised."""
-    out = {}
+def submit_figures(figures, formats, executor=None) -> list:
+    """Start drawing ``figures`` (``(name, make)`` pairs, ``make`` picklable) in every
+    format: on ``executor`` when given (the run's worker processes, so the figures are
+    drawn while the run goes on), else when :func:`save_figures` asks.  Returns what
+    :func:`save_figures` takes."""
+    pending = []
     for name, make in figures:
+        args = (make, tuple(formats), PLOT_DPI.get(name, DEFAULT_DPI))
+        pending.append((name, executor.submit(render, *args) if executor is not None
+                        else partial(render, *args)))
+    return pending
+
+
+def save_figures(store: RunStore, pending, notes: list[str]) -> dict:
+    """Wait for the figures :func:`submit_figures` started and write each file atomically
+    (in the run's process, as every output); a figure that fails is noted, not raised."""
+    out = {}
+    for name, job in pending:
         try:
-            fig = make()
-        except (OperandoError, ValueError, KeyError, IndexError) as exc:
+            files = job.result() if isinstance(job, Future) else job()
+        except (OperandoError, ValueError, KeyError, IndexError, BrokenExecutor) as exc:
             # A figure is a by-product: record why it is missing, keep the run.
             notes.append(f"plot {name} not made: {type(exc).__name__}: {exc}")
             log.warning("plot %s not made: %s", name, exc)
             continue
-        dpi = PLOT_DPI.get(name, DEFAULT_DPI)
-        for fmt in formats:
-            out[f"{name}.{fmt}"] = store.write_with(
-                f"{name}.{fmt}", lambda tmp, fig=fig, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi))
+        for fmt, data in files.items():
+            out[f"{name}.{fmt}"] = store.write_with(f"{name}.{fmt}",
+                                                    lambda tmp, data=data: tmp.write_bytes(data))
     return out
+
+
+def render(make, formats, dpi: int) -> dict[str, bytes]:
+    """``make()``'s figure saved in each format: ``{format: bytes}``."""
+    fig = make()
+    out = {}
+    for fmt in formats:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=dpi)
+        out[fmt] = buffer.getvalue()
+    return out
+
+
+def _plot_summary(tracking, energy, norm, ft: dict, chi, e0):
+    from .. import viz
+
+    return viz.plot_summary(tracking, energy, norm, *chir_magnitude(ft, *chi), e0=e0)
 
 
 def chir_magnitude(ft: dict, k, chi):

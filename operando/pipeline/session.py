@@ -16,7 +16,8 @@ at once (one :meth:`Session.update`); ``watch`` feeds it the files as they land
 5. the chunks (:func:`.chunks.run_chunks`): each checkpoint records the hash of its
    inputs (rows, grid, conditions, shifts, step settings, input files), so a chunk
    is computed when it is new or its inputs changed, and loaded otherwise;
-6. tracking, the series-wide analyses and every output (:func:`.outputs.finish`).
+6. tracking, the series-wide analyses and every output (:func:`.outputs.finish`), the
+   figures drawn in the chunks' worker processes meanwhile.
 
 The same update on the same files gives the same tables, whichever command fed it.
 """
@@ -42,7 +43,7 @@ import pandas as pd
 from .._util.result import Result
 from ..errors import ConfigError, DataError, OperandoError
 from ..io import read_series
-from .chunks import chunk_bounds, run_chunks
+from .chunks import chunk_bounds, run_chunks, worker_pool
 from .outputs import finish, package_version, summary_text
 from .prepare import prepare
 from .settings import (calibrate_kwargs, check_against_series, project_settings, read_kwargs,
@@ -377,17 +378,19 @@ class Session:
                                                       if k not in ("spectra", "conditions")}))
             wanted = {i: chunk_hash(series, a, b, settings_digest)
                       for i, (a, b) in enumerate(chunks)}
-        state = run_chunks(store, series, chunks, step_settings, workers=plan.workers,
-                           executor=self.executor, progress=self.progress, hashes=wanted)
-        timings["chunks"] = time.perf_counter() - lap
-        self.n_steps = n
-        record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
-                  "t_start": t_start, "timings": timings, "project_settings": project,
-                  "project_settings_used": use_project,
-                  "notes": (project_notes if config.series.use_project_settings else [])
-                  + ([waiting] if waiting else [])}
-        steps, summary, settings, outputs, tracking = finish(store, plan, series, shared, state,
-                                                             record)
+        pool_notes: list[str] = []
+        with worker_pool(self.executor, plan.workers, pool_notes) as pool:
+            state = run_chunks(store, series, chunks, step_settings, executor=pool,
+                               progress=self.progress, hashes=wanted)
+            timings["chunks"] = time.perf_counter() - lap
+            self.n_steps = n
+            record = {"config": config.to_dict(), "config_hash": config.config_hash(n),
+                      "t_start": t_start, "timings": timings, "project_settings": project,
+                      "project_settings_used": use_project,
+                      "notes": (project_notes if config.series.use_project_settings else [])
+                      + ([waiting] if waiting else []) + pool_notes}
+            steps, summary, settings, outputs, tracking = finish(store, plan, series, shared,
+                                                                 state, record, executor=pool)
         self.last, self.summary = (full_plan, series, steps), summary
         if self.live:
             store.update(n_ok=summary["n_ok"], n_failed=summary["n_failed"])
