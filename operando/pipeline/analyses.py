@@ -84,7 +84,7 @@ def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.Da
 
 
 def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame, tracking,
-                     shells):
+                     shells, executor=None):
     """Cauchy wavelet maps of the mean chi(k) of each segment's steps (k^w and k window of
     the run's transform), and the (k, R) of each shell's lobe.
 
@@ -92,7 +92,8 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     segments evenly spaced over the run (the figure), and ``lobes`` for every segment
     and shell (``segment, condition, state, shell, k, r, modulus, r_low, r_high``);
     None without chi(k), tracking or shells.  A step whose chi(k) is not finite on the
-    run's k grid is left out of its segment's mean.
+    run's k grid is left out of its segment's mean.  The transforms run on ``executor``
+    (the run's workers) when given, a few parts per worker.
     """
     widths = [arrays["k"].size for arrays, _ in parts if "k" in arrays]
     if not widths or tracking is None or not shells:
@@ -130,28 +131,46 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     # the whole map, a third of its cost); whole maps only for the segments drawn
     rrange = ((min(w[0] for w in windows.values()), max(w[1] for w in windows.values()))
               if windows else None)
-    lobes, maps = [], []
     labels_array = np.array(labels, dtype=object)
-    for a in range(0, len(labels), _WAVELET_BLOCK):
-        block = slice(a, a + _WAVELET_BLOCK)
-        wt = wavelet_transform(k, means[block], groups=labels_array[block], rrange=rrange,
-                               **kwargs)
-        wt = replace(wt, n_steps=counts[block].copy())
-        lobes.append(lobe_positions(wt, windows))
-        keep = a + np.array([i for i, g in enumerate(wt.labels) if g in shown], dtype=int)
-        if keep.size:
-            drawn = wavelet_transform(k, means[keep], groups=labels_array[keep], **kwargs)
-            maps.append(replace(drawn, n_steps=counts[keep].copy()))
-    wt = replace(maps[0], wt=np.concatenate([m.wt for m in maps]),
-                 labels=[g for m in maps for g in m.labels],
-                 n_steps=np.concatenate([m.n_steps for m in maps]))
-    lobes = pd.concat(lobes, ignore_index=True)
+    drawn = np.array([g in shown for g in labels])
+    # a few parts per worker, each of whole blocks (the same numbers however it is split)
+    size = _WAVELET_BLOCK * max(1, -(-len(labels) // (8 * _WAVELET_BLOCK)))
+    jobs = [(k, means[a:a + size], labels_array[a:a + size], counts[a:a + size],
+             drawn[a:a + size], rrange, windows, kwargs) for a in range(0, len(labels), size)]
+    if executor is None:
+        done = [_wavelet_part(*job) for job in jobs]
+    else:
+        done = [f.result() for f in [executor.submit(_wavelet_part, *job) for job in jobs]]
+    lobes = pd.concat([part for part, _ in done], ignore_index=True)
+    wt = _joined([m for _, m in done if m is not None])
     seg = tracking.segments.set_index("segment")
     lobes.insert(0, "segment", lobes.pop("label"))
     condition, state = seg["condition"].to_dict(), seg["state"].to_dict()
     lobes.insert(1, "condition", [condition.get(g, "") for g in lobes["segment"]])
     lobes.insert(2, "state", [state.get(g, "") for g in lobes["segment"]])
     return wt, lobes
+
+
+def _wavelet_part(k, means, labels, counts, drawn, rrange, windows: dict, kwargs: dict):
+    """``(lobes, map)`` of some segments, block by block: the lobes of all of them, the
+    whole maps of the ``drawn`` ones in one transform (None if none is)."""
+    lobes, maps = [], []
+    for a in range(0, len(labels), _WAVELET_BLOCK):
+        block = slice(a, a + _WAVELET_BLOCK)
+        wt = wavelet_transform(k, means[block], groups=labels[block], rrange=rrange, **kwargs)
+        lobes.append(lobe_positions(replace(wt, n_steps=counts[block].copy()), windows))
+        keep = a + np.flatnonzero(drawn[block])
+        if keep.size:
+            whole = wavelet_transform(k, means[keep], groups=labels[keep], **kwargs)
+            maps.append(replace(whole, n_steps=counts[keep].copy()))
+    return pd.concat(lobes, ignore_index=True), _joined(maps) if maps else None
+
+
+def _joined(maps: list):
+    """One WaveletTransform of the segments of ``maps`` (transforms on one grid)."""
+    return replace(maps[0], wt=np.concatenate([m.wt for m in maps]),
+                   labels=[g for m in maps for g in m.labels],
+                   n_steps=np.concatenate([m.n_steps for m in maps]))
 
 
 def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: dict):

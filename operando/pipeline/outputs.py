@@ -36,10 +36,9 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
            record: dict, *, executor=None) -> tuple:
     """Assemble the steps table, track, write the outputs.
 
-    The figures are drawn on ``executor`` (the run's worker processes) while this
-    process computes the series-wide analyses and writes the tables: those that need
-    neither the wavelet nor the LCF overlay as soon as tracking is done, the others
-    after them; ``timings["figures"]`` is the wait for them after the tables.
+    The wavelet maps and the figures are computed on ``executor`` (the run's worker
+    processes), the figures while this process writes the tables;
+    ``timings["figures"]`` is the wait for them after the tables.
 
     Returns ``(steps, summary, settings, outputs, tracking)``.
     """
@@ -75,26 +74,20 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
             steps[col] = found[col].to_numpy()
     done("tracking")
     chi = _chi_rows(parts) if plan.exafs else None
-
-    def figures(submitted=()):  # those not submitted yet, on what is computed so far
-        if not plan.plots:
-            return []
-        return [f for f in figure_list(plan.ft, series.energy, steps, norm, chi, tracking,
-                                       plot_rows, analysis=analysis) if f[0] not in submitted]
-
-    analysis["logs"] = series.metadata.get("condition_logs")
-    early = figures()
-    pending = submit_figures(early, plan.plots, executor)
     analysis["wavelet"] = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps,
-                                 tracking, shared.get("shells"))
+                                 tracking, shared.get("shells"), executor)
     done("wavelet")
     if plan.components is not None:
         analysis["overlay"] = _noted("lcf_fit", notes, lcf_overlay, store, plan, series.energy,
                                      steps, analysis)
-    pending += submit_figures(figures({name for name, _ in early}), plan.plots, executor)
     if len(plot_rows) < len(steps):
         notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
                      "evenly spaced")
+    pending = []
+    if plan.plots:
+        analysis["logs"] = series.metadata.get("condition_logs")
+        pending = submit_figures(figure_list(plan.ft, series.energy, steps, norm, chi, tracking,
+                                             plot_rows, analysis=analysis), plan.plots, executor)
 
     outputs["steps"] = _write_steps(store, steps)
     if tracking is not None:
@@ -107,9 +100,8 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     settings = _settings_record(record, store, plan, series, shared, meta0)
     outputs["settings"] = store.write_json("settings.json", settings)
     done("outputs")
-    order = [name for name, _ in figures()]  # the figures in their usual order
-    outputs.update(save_figures(store, sorted(pending, key=lambda p: order.index(p[0])), notes))
     if plan.plots:
+        outputs.update(save_figures(store, pending, notes))
         done("figures")
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
