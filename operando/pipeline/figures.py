@@ -13,7 +13,8 @@ a table holds.
 
 ``norm`` and ``chi`` hold only the sampled rows (all steps up to
 :data:`~.chunks.PLOT_ROWS`, else that many evenly spaced): the XANES map, the
-differences and the chi(R) panel show those; the trends show every step.  A figure
+differences and the chi(R) panel show those, and the trend figures those steps' points
+plus every outlier (their segment means, bands and events use every step).  A figure
 that fails is noted in the summary; the run goes on.
 """
 
@@ -54,10 +55,16 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
     analysis = analysis or {}
     row_steps = steps["step"].to_numpy()[plot_rows]
     e0 = pd.to_numeric(steps["e0"], errors="coerce").to_numpy(dtype=float) if "e0" in steps else None
-    sampled = tracking
+    sampled = trends = tracking
     if tracking is not None and len(plot_rows) < len(tracking.steps):
         # plot_summary takes its rows in the order of tracking.steps: give it the plot rows.
         sampled = replace(tracking, steps=tracking.steps.iloc[plot_rows].reset_index(drop=True))
+        # the trend figures' step points: the plot rows and every outlier (their segment
+        # means, bands and events are drawn from all segments and events); more points
+        # than the axes have pixels only add drawing time
+        outlier = tracking.steps.get("outlier", pd.Series(False, index=tracking.steps.index))
+        rows = np.union1d(plot_rows, np.flatnonzero(outlier.fillna(False).to_numpy(dtype=bool)))
+        trends = replace(tracking, steps=tracking.steps.iloc[rows].reset_index(drop=True))
     figures: list[tuple[str, Callable[[], Any]]] = [
         ("xanes_map", partial(viz.plot_xanes_map, energy, norm, steps=row_steps, tracking=tracking,
                               e0=e0)),
@@ -68,15 +75,15 @@ def figure_list(ft: dict, energy, steps, norm, chi, tracking, plot_rows, *,
     if tracking is None:
         figures.append(("white_line", partial(_plot_white_line_plain, steps)))
     else:
-        figures.append(("white_line", partial(viz.plot_white_line, tracking)))
+        figures.append(("white_line", partial(viz.plot_white_line, trends)))
         if tracking.metal_shell:
-            figures.append(("cn", partial(viz.plot_cn, tracking)))
+            figures.append(("cn", partial(viz.plot_cn, trends)))
             if "cluster_cn" in tracking.segments.columns:   # [exafs] two_phase
-                figures.append(("two_phase", partial(viz.plot_two_phase, tracking)))
+                figures.append(("two_phase", partial(viz.plot_two_phase, trends)))
             if any(c.startswith("r_") and c != "r_factor" for c in tracking.steps.columns):
-                figures.append(("fit_parameters", partial(viz.plot_fit_parameters, tracking)))
+                figures.append(("fit_parameters", partial(viz.plot_fit_parameters, trends)))
         if any(c.startswith("frac_") for c in tracking.steps.columns):
-            figures.append(("fractions", partial(viz.plot_fractions, tracking)))
+            figures.append(("fractions", partial(viz.plot_fractions, trends)))
     if analysis.get("overlay") is not None:
         result, step, _ = analysis["overlay"]
         figures.append(("lcf_fit", partial(viz.plot_lcf_fit, result, step)))

@@ -81,8 +81,9 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         analysis["overlay"] = _noted("lcf_fit", notes, lcf_overlay, store, plan, series.energy,
                                      steps, analysis)
     if len(plot_rows) < len(steps):
-        notes.append(f"XANES map and chi(R) figures show {len(plot_rows)} of {len(steps)} steps, "
-                     "evenly spaced")
+        notes.append(f"XANES map, chi(R) and the step points of the trend figures show "
+                     f"{len(plot_rows)} of {len(steps)} steps, evenly spaced (the trend figures "
+                     "also every outlier; segment means use every step)")
     pending = []
     if plan.plots:
         analysis["logs"] = series.metadata.get("condition_logs")

@@ -157,12 +157,19 @@ def test_figures_get_at_most_plot_rows(h5_series, tmp_path, monkeypatch):
 
     def spy(ft, energy, steps, norm, chi, tracking, plot_rows, **kwargs):
         seen.update(norm=norm.shape, rows=len(plot_rows))
-        return real(ft, energy, steps, norm, chi, tracking, plot_rows, **kwargs)
+        figures = real(ft, energy, steps, norm, chi, tracking, plot_rows, **kwargs)
+        drawn = dict(figures)["white_line"].args[0]   # the TrackingResult the figure gets
+        outliers = set(tracking.steps["step"][tracking.steps["outlier"].astype(bool)])
+        seen.update(trend=set(drawn.steps["step"]), wanted=set(steps["step"].iloc[plot_rows])
+                    | outliers, segments=len(drawn.segments) == len(tracking.segments))
+        return figures
 
     monkeypatch.setattr(outputs_module, "figure_list", spy)
     config = _config(h5_series, tmp_path / "run", exafs=False).with_output(plots=["png"])
     result = pipeline.run(config, progress=False)
     assert seen["rows"] == 50 and seen["norm"][0] == 50
+    # the trend figures: the plot rows' steps and every outlier, all segments
+    assert seen["trend"] == seen["wanted"] and seen["segments"]
     assert any("show 50 of 200 steps" in n for n in result.summary["notes"])
     assert len(result.steps) == N_STEPS
 
