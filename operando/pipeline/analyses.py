@@ -17,7 +17,9 @@ None of them reads what the figures sample (:data:`~.chunks.PLOT_ROWS`).
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -88,12 +90,13 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     """Cauchy wavelet maps of the mean chi(k) of each segment's steps (k^w and k window of
     the run's transform), and the (k, R) of each shell's lobe.
 
-    Returns ``(WaveletTransform, lobes)``: the maps of up to :data:`WAVELET_MAPS`
-    segments evenly spaced over the run (the figure), and ``lobes`` for every segment
-    and shell (``segment, condition, state, shell, k, r, modulus, r_low, r_high``);
-    None without chi(k), tracking or shells.  A step whose chi(k) is not finite on the
-    run's k grid is left out of its segment's mean.  The transforms run on ``executor``
-    (the run's workers) when given, a few parts per worker.
+    Returns a callable (None without chi(k), tracking or shells) that returns
+    ``(WaveletTransform, lobes)``: the maps of up to :data:`WAVELET_MAPS` segments
+    evenly spaced over the run (the figure), and ``lobes`` for every segment and shell
+    (``segment, condition, state, shell, k, r, modulus, r_low, r_high``).  The
+    transforms run on ``executor`` (the run's workers, a few parts per worker) until it
+    is called, so the run writes its tables meanwhile; without one, here.  A step whose
+    chi(k) is not finite on the run's k grid is left out of its segment's mean.
     """
     widths = [arrays["k"].size for arrays, _ in parts if "k" in arrays]
     if not widths or tracking is None or not shells:
@@ -138,12 +141,18 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     jobs = [(k, means[a:a + size], labels_array[a:a + size], counts[a:a + size],
              drawn[a:a + size], rrange, windows, kwargs) for a in range(0, len(labels), size)]
     if executor is None:
-        done = [_wavelet_part(*job) for job in jobs]
-    else:
-        done = [f.result() for f in [executor.submit(_wavelet_part, *job) for job in jobs]]
+        return partial(_wavelet_result, [_wavelet_part(*job) for job in jobs], tracking.segments)
+    return partial(_wavelet_result, [executor.submit(_wavelet_part, *job) for job in jobs],
+                   tracking.segments)
+
+
+def _wavelet_result(parts: list, segments: pd.DataFrame):
+    """``(WaveletTransform, lobes)`` of the parts (futures or results) of
+    :func:`wavelet_analysis`."""
+    done = [part.result() if isinstance(part, Future) else part for part in parts]
     lobes = pd.concat([part for part, _ in done], ignore_index=True)
     wt = _joined([m for _, m in done if m is not None])
-    seg = tracking.segments.set_index("segment")
+    seg = segments.set_index("segment")
     lobes.insert(0, "segment", lobes.pop("label"))
     condition, state = seg["condition"].to_dict(), seg["state"].to_dict()
     lobes.insert(1, "condition", [condition.get(g, "") for g in lobes["segment"]])

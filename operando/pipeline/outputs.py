@@ -37,8 +37,8 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     """Assemble the steps table, track, write the outputs.
 
     The wavelet maps and the figures are computed on ``executor`` (the run's worker
-    processes), the figures while this process writes the tables;
-    ``timings["figures"]`` is the wait for them after the tables.
+    processes) while this process writes the tables; ``timings["figures"]`` is the
+    wait for the figures after the tables.
 
     Returns ``(steps, summary, settings, outputs, tracking)``.
     """
@@ -74,8 +74,10 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
             steps[col] = found[col].to_numpy()
     done("tracking")
     chi = _chi_rows(parts) if plan.exafs else None
-    analysis["wavelet"] = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps,
-                                 tracking, shared.get("shells"), executor)
+    # the wavelet maps and the figures are computed on the executor while this process
+    # writes the tables
+    wavelet = _noted("wavelet", notes, wavelet_analysis, store, plan.ft, parts, steps, tracking,
+                     shared.get("shells"), executor)
     done("wavelet")
     if plan.components is not None:
         analysis["overlay"] = _noted("lcf_fit", notes, lcf_overlay, store, plan, series.energy,
@@ -84,25 +86,36 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         notes.append(f"XANES map, chi(R) and the step points of the trend figures show "
                      f"{len(plot_rows)} of {len(steps)} steps, evenly spaced (the trend figures "
                      "also every outlier; segment means use every step)")
-    pending = []
-    if plan.plots:
-        analysis["logs"] = series.metadata.get("condition_logs")
-        pending = submit_figures(figure_list(plan.ft, series.energy, steps, norm, chi, tracking,
-                                             plot_rows, analysis=analysis), plan.plots, executor)
+    analysis["logs"] = series.metadata.get("condition_logs")
 
+    def figures():
+        if not plan.plots:
+            return []
+        return figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
+                           analysis=analysis)
+
+    pending = submit_figures(figures(), plan.plots, executor)  # all but the wavelet's
     outputs["steps"] = _write_steps(store, steps)
     if tracking is not None:
         outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
         outputs["events"] = store.write_csv("events.csv", tracking.events)
         if isinstance(getattr(tracking, "reversibility", None), pd.DataFrame):
             outputs["reversibility"] = store.write_csv("reversibility.csv", tracking.reversibility)
-    if analysis.get("wavelet") is not None:
-        outputs["wavelet_lobes"] = store.write_csv("wavelet_lobes.csv", analysis["wavelet"][1])
     settings = _settings_record(record, store, plan, series, shared, meta0)
     outputs["settings"] = store.write_json("settings.json", settings)
     done("outputs")
+    if wavelet is not None:
+        analysis["wavelet"] = _noted("wavelet", notes, wavelet)
+        done("wavelet")
+        if analysis["wavelet"] is not None:
+            outputs["wavelet_lobes"] = store.write_csv("wavelet_lobes.csv", analysis["wavelet"][1])
+            pending += submit_figures([f for f in figures() if f[0] == "wavelet"], plan.plots,
+                                      executor)
+            done("outputs")
     if plan.plots:
-        outputs.update(save_figures(store, pending, notes))
+        order = [name for name, _ in figures()]
+        outputs.update(save_figures(store, sorted(pending, key=lambda p: order.index(p[0])),
+                                    notes))
         done("figures")
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
