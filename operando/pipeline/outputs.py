@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from concurrent.futures import BrokenExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -154,10 +155,10 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
 
 
 def _noted(name: str, notes: list, make, *args):
-    """A series-wide analysis; a failure is noted (the run goes on)."""
+    """A series-wide analysis; a failure (or a worker process lost) is noted (the run goes on)."""
     try:
         return make(*args)
-    except (OperandoError, ValueError, KeyError, IndexError) as exc:
+    except (OperandoError, ValueError, KeyError, IndexError, BrokenExecutor) as exc:
         notes.append(f"{name} not computed: {type(exc).__name__}: {exc}")
         return None
 
