@@ -339,3 +339,23 @@ def test_workers_above_the_core_count_are_capped_with_a_warning(project, monkeyp
     result = run(_config(project, workers=64), progress=False)
     assert result.summary["chunks_computed"] == 4
     assert any("2 cores" in n for n in result.summary["notes"])
+
+
+# ---------------------------------------------------------------- a lost worker
+def _die(*args, **kwargs):
+    os._exit(1)  # the worker drawing this figure is killed (out of memory, say)
+
+
+def test_a_worker_lost_while_drawing_is_noted_and_the_run_completes(project, capsys,
+                                                                   monkeypatch):
+    from operando import viz
+
+    monkeypatch.setattr(viz, "plot_white_line", _die)
+    code, err = _main(project, "--out", str(project / "out"), "--workers", "2", capsys=capsys)
+    assert code == 0, err
+    assert "Traceback" not in err
+    summary = json.loads((project / "out" / "summary.json").read_text())
+    assert summary["status"] == "complete"
+    assert any(n.startswith("plot white_line not made: BrokenProcessPool") for n in summary["notes"])
+    assert len(pd.read_csv(project / "out" / "steps.csv")) == summary["n_steps"]
+    assert (project / "out" / "report.html").is_file()
