@@ -368,7 +368,12 @@ def test_auto_chunk_size_and_athena(project, monkeypatch):
     long series with a note."""
     cfg = _config(project, out="auto", chunk_size="auto").with_output(plots=[], report=False)
     assert cfg.chunk_size_for(N_GOOD + 1) == 256  # fast engines: at least 256 steps
-    assert cfg.chunk_size_for(10_000) == 2000 and cfg.chunk_size_for(1000) == 500
+    assert cfg.chunk_size_for(10_000) == 1667 and cfg.chunk_size_for(1000) == 500
+    # an even number of equal chunks, each at most AUTO_CHUNK_MAX steps
+    for n in (4001, 9900, 100_000, 123_457):
+        size = cfg.chunk_size_for(n)
+        count = -(-n // size)
+        assert count % 2 == 0 and size <= 2000 and n - (count - 1) * size > size - count, n
     monkeypatch.setattr("operando.config.sections.ATHENA_AUTO_MAX_STEPS", 5)
     result = run(cfg)
     assert result.settings["resolved"]["chunk_size"] == 256
