@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Mapping
 
@@ -15,10 +16,9 @@ from ..options import TrackSettings
 from .conditions import build_conditions
 from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
                        ConditionsConfig, ExafsConfig, NormalizeConfig, OutputConfig, FoilConfig,
-                       RunConfig,
-                       SeriesConfig, TrackConfig, build_run)
+                       RunConfig, SeriesConfig, TrackConfig, build_run)
 from .values import (check_shells, get_boolean, get_choice, get_element, get_integer, get_number,
-                     get_string, reject, resolve_glob, resolve_path, shell_label)
+                     get_pair, get_string, read, reject, resolve_glob, resolve_path, shell_label)
 from .two_phase import two_phase_config
 
 
@@ -156,6 +156,70 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
 
 
 # ------------------------------------------------------------------- sections
+# Each section's keys and the check of each (``rule(section, key, table)``, from
+# :mod:`.values`); a key left out of a table is read by its section's builder, an absent
+# key takes its section dataclass's default (the options' for stage options).
+_STRING, _BOOLEAN = get_string, get_boolean
+_ENGINE = partial(get_choice, options=("fast", "larch"))
+_SERIES_RULES = {
+    "element": get_element, "format": _STRING, "pattern": _STRING,
+    "on_error": partial(get_choice, options=("skip", "raise")),
+    "order": partial(get_choice, options=("auto", "name", "time")),
+    "use_project_settings": _BOOLEAN,
+}
+_NORMALIZE_RULES = {
+    "pre1": partial(get_number, high=0, accepted="a number <= 0 (eV relative to e0)"),
+    "pre2": partial(get_number, high=0, accepted="a number <= 0 (eV relative to e0)"),
+    "norm1": partial(get_number, low=0, accepted="a number >= 0 (eV relative to e0)"),
+    "norm2": partial(get_number, low=0, low_open=True, accepted="a number > 0 (eV relative to e0)"),
+    "nnorm": partial(get_integer, low=0, high=3, allow_none=True),
+    "nvict": partial(get_integer, low=0, high=4),
+    "engine": _ENGINE,
+    "min_edge_snr": partial(get_number, low=0, high=1e3, allow_none=False),
+    "calibrate": _BOOLEAN,
+    "edge_energy": partial(get_number, low=0, low_open=True, high=2e5,
+                           accepted="eV in (0, 200000], or unset for the tabulated edge"),
+    "wl_window": partial(get_pair, accepted="a pair [low, high] of numbers (eV relative to e0) "
+                                            "with low < high"),
+}
+_TEMPERATURE = partial(get_number, low=0, low_open=True, high=5000,
+                       accepted="a temperature in K (> 0)")
+_FOIL_RULES = {
+    "cn": partial(get_number, low=0, high=24, low_open=True, allow_none=False,
+                  accepted="a number > 0 and <= 24 (coordination number of the reference shell)"),
+    "deltar": partial(get_choice, options=("fix", "free")),
+    "de0": partial(get_choice, options=("fix", "free")),
+    "sigma2_margin": partial(get_number, low=0, low_open=True, high=0.05, allow_none=False),
+    "disorder_model": partial(get_choice, options=("debye", "einstein")),
+    "s02": partial(get_number, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5"),
+    "temperature_K": _TEMPERATURE, "sample_temperature_K": _TEMPERATURE,
+    "debye_temperature_K": _TEMPERATURE,
+    "mu": _STRING,
+}
+_EXAFS_RULES = {
+    "kweight": partial(get_integer, low=0, high=3),
+    "dk": partial(get_number, low=0, high=10, allow_none=False),
+    "window": partial(get_choice, options=WINDOWS),
+    "fit_space": partial(get_choice, options=("r", "k", "q")),
+    "significance": partial(get_choice, options=("metal", "all", "none")),
+    "enabled": _BOOLEAN,
+    "rbkg": partial(get_number, low=0, high=3, low_open=True, allow_none=False),
+    "bkg_kmin": partial(get_number, low=0, high=5, allow_none=False,
+                        accepted="a number >= 0 and <= 5 (1/Angstrom)"),
+    "engine": _ENGINE,
+    "systematics": _BOOLEAN,
+}
+_COMPONENTS_RULES = {
+    "erange": partial(get_pair, accepted="[low, high] in eV from e0 (|value| < 10000), low < high"),
+    "space": partial(get_choice, options=("norm", "flat", "dnormde")),
+    "sum_to_one": _BOOLEAN,
+    "shifts": _BOOLEAN,
+    "max_shift": partial(get_number, low=0, high=50, low_open=True, allow_none=False),
+    "metal": _STRING,
+}
+_OUTPUT_RULES = {"overwrite": _BOOLEAN, "report": _BOOLEAN}
+
+
 def _build_series(value: Mapping, base: Path) -> SeriesConfig:
     s = "series"
     raw = value.get("source")
@@ -164,20 +228,21 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
         reject(s, "source", raw, "a folder, glob or file path, or a non-empty list of them")
-    source = tuple(resolve_glob(base, i.strip()) for i in items)
+    out = read(s, value, _SERIES_RULES)
+    out["source"] = tuple(resolve_glob(base, i.strip()) for i in items)
     conditions = get_string(s, "conditions", value)
     if conditions is not None:
-        conditions = resolve_path(base, conditions)
+        out["conditions"] = resolve_path(base, conditions)
     edge = get_string(s, "edge", value)
     if edge is not None:
         if edge.upper() not in EDGES:
             raise ConfigError(
                 f"[series] edge = {edge!r}: must be one of {', '.join(EDGES)}{_suggest(edge.upper(), EDGES)}"
             )
-        edge = edge.upper()
+        out["edge"] = edge.upper()
     ref = value.get("reference", "auto")
     if isinstance(ref, bool) or ref == "auto":
-        reference = ref
+        out["reference"] = ref
     elif isinstance(ref, str) and ref.strip():
         text = ref.strip()
         # A reference file (matrix series) vs the name of the iref column: a path separator,
@@ -187,9 +252,9 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
             candidate = base / candidate
         if ("/" in text or "\\" in text or candidate.is_file()
                 or Path(text).suffix.lower() in (".dat", ".txt", ".xdi", ".xmu", ".csv", ".tsv", ".asc")):
-            reference = resolve_path(base, text)
+            out["reference"] = resolve_path(base, text)
         else:
-            reference = text
+            out["reference"] = text
     else:
         reject(s, "reference", ref, '"auto", true, false, the name of the reference (iref) column, '
                                    'or a reference file (matrix series; relative to the config file)')
@@ -198,29 +263,15 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
             (isinstance(energy_column, str) and energy_column.strip())
             or (isinstance(energy_column, int) and energy_column >= 0))):
         reject(s, "energy_column", energy_column, "a column label or a 0-based column index")
+    out["energy_column"] = energy_column
     columns = value.get("columns")
     if columns is not None:
         if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
             reject(s, "columns", columns, "a non-empty list of column names (matrix files)")
-        columns = tuple(columns)
-    return SeriesConfig(
-        source=source,
-        conditions=conditions,
-        element=get_element(s, "element", value),
-        edge=edge,
-        mu=_mu(value),
-        reference=reference,
-        format=get_string(s, "format", value, default=SeriesConfig.format),
-        pattern=get_string(s, "pattern", value),
-        energy_column=energy_column,
-        columns=columns,
-        on_error=get_choice(s, "on_error", value, ("skip", "raise"), default=SeriesConfig.on_error),
-        order=get_choice(s, "order", value, ("auto", "name", "time"), default=SeriesConfig.order),
-        channels=_channels(value),
-        dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
-                                'has the ICR/OCR columns)'),
-        use_project_settings=get_boolean(s, "use_project_settings", value, default=SeriesConfig.use_project_settings),
-    )
+        out["columns"] = tuple(columns)
+    return SeriesConfig(**out, mu=_mu(value), channels=_channels(value),
+                        dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where '
+                                                'the file has the ICR/OCR columns)'))
 
 
 #: Roles of [series] channels (see operando.io.read_series).
@@ -228,7 +279,7 @@ _CHANNEL_ROLES = ("i0", "it", "iref", "fluorescence", "icr", "ocr")
 
 
 def _mu(value: Mapping):
-    v = value.get("mu", "auto")
+    v = value.get("mu", SeriesConfig.mu)
     if isinstance(v, list):
         if not v or not all(isinstance(c, str) and c.strip() for c in v):
             reject("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
@@ -251,74 +302,40 @@ def _channels(value: Mapping):
 
 def _build_normalize(value: Mapping) -> NormalizeConfig:
     s = "normalize"
-    e0 = value.get("e0", NormalizeConfig.e0)
-    if isinstance(e0, str):
-        e0 = get_choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
-    else:
-        e0 = get_number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
-                        accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
-    pre1 = get_number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
-    pre2 = get_number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
-    if pre1 is not None and pre2 is not None and not pre1 < pre2:
-        reject(s, "pre1", pre1, f"< pre2 ({pre2:g})")
-    norm1 = get_number(s, "norm1", value, low=0, accepted="a number >= 0 (eV relative to e0)")
-    norm2 = get_number(s, "norm2", value, low=0, low_open=True, accepted="a number > 0 (eV relative to e0)")
-    if norm1 is not None and norm2 is not None and not norm1 < norm2:
-        reject(s, "norm1", norm1, f"< norm2 ({norm2:g})")
-    window = value.get("wl_window")
-    if window is not None:
-        if (not isinstance(window, list) or len(window) != 2 or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and abs(w) < 1e4 for w in window)
-                or not window[0] < window[1]):
-            reject(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
-        window = (float(window[0]), float(window[1]))
-    return NormalizeConfig(
-        e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
-        nnorm=get_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
-        nvict=get_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
-        calibrate=get_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
-        edge_energy=get_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
-                               accepted="eV in (0, 200000], or unset for the tabulated edge"),
-        wl_window=window,
-        engine=get_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
-    )
+    out = read(s, value, _NORMALIZE_RULES)
+    if isinstance(value.get("e0"), str):
+        out["e0"] = get_choice(s, "e0", value, ("median", "first", "each", "reference"))
+    elif "e0" in value:
+        out["e0"] = get_number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
+                               accepted='"median", "first", "each", "reference" or a number (eV) '
+                                        '> 0 (<= 2e5)')
+    for lo, hi in (("pre1", "pre2"), ("norm1", "norm2")):
+        if out.get(lo) is not None and out.get(hi) is not None and not out[lo] < out[hi]:
+            reject(s, lo, out[lo], f"< {hi} ({out[hi]:g})")
+    return NormalizeConfig(**out)
 
 
 def _build_foil(value: Mapping, base: Path) -> FoilConfig:
     s = "foil"
+    out = read(s, value, _FOIL_RULES)
     file = get_string(s, "file", value)
-    s02 = get_number(s, "s02", value, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5")
-    if file is not None and s02 is not None:
+    if file is not None and out.get("s02") is not None:
         raise ConfigError(
             "[foil] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
         )
-    shell = value.get("shell")
     sigma2 = value.get("sigma2", FoilConfig.sigma2)
     if isinstance(sigma2, bool) or not (sigma2 in ("fix", "bound", "free") or (
             isinstance(sigma2, (int, float)) and 0 < sigma2 < 0.05)):
         reject(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')
-    temps = {key: get_number(s, key, value, low=0, low_open=True, high=5000,
-                             accepted="a temperature in K (> 0)")
-             for key in ("temperature_K", "sample_temperature_K", "debye_temperature_K")}
-    if (temps["temperature_K"] is not None and temps["sample_temperature_K"] is not None
-            and temps["temperature_K"] != temps["sample_temperature_K"]
-            and temps["debye_temperature_K"] is None):
+    if (out.get("temperature_K") is not None and out.get("sample_temperature_K") is not None
+            and out["temperature_K"] != out["sample_temperature_K"]
+            and out.get("debye_temperature_K") is None):
         raise ConfigError("[foil] a sigma2 temperature correction (temperature_K != "
                           "sample_temperature_K) needs debye_temperature_K")
-    return FoilConfig(
-        file=None if file is None else resolve_path(base, file),
-        shell=None if shell is None else shell_label(s, "shell", shell),
-        cn=get_number(s, "cn", value, default=FoilConfig.cn, low=0, high=24, low_open=True,
-                      accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
-                      allow_none=False),
-        s02=s02,
-        sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
-        deltar=get_choice(s, "deltar", value, ("fix", "free"), default=FoilConfig.deltar),
-        de0=get_choice(s, "de0", value, ("fix", "free"), default=FoilConfig.de0),
-        disorder_model=get_choice(s, "disorder_model", value, ("debye", "einstein"), default=FoilConfig.disorder_model),
-        **temps,
-        mu=get_string(s, "mu", value),
-    )
+    if value.get("shell") is not None:
+        out["shell"] = shell_label(s, "shell", value["shell"])
+    return FoilConfig(**out, file=None if file is None else resolve_path(base, file),
+                      sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2)
 
 
 def _interval(section, value, keys, defaults, ceiling, unit):
@@ -338,36 +355,17 @@ def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> Exaf
     s = "exafs"
     if value is None:
         return ExafsConfig(enabled=False)
-    shells = value.get("shells")
-    if shells is not None:
-        shells = check_shells(shells, element, base)
-    kmin, kmax = _interval(s, value, ("kmin", "kmax"), (ExafsConfig.kmin, ExafsConfig.kmax), 25,
-                           "1/Angstrom")
-    rmin, rmax = _interval(s, value, ("rmin", "rmax"), (ExafsConfig.rmin, ExafsConfig.rmax), 15,
-                           "Angstrom")
+    out = {"enabled": True, **read(s, value, _EXAFS_RULES)}
+    if value.get("shells") is not None:
+        out["shells"] = check_shells(value["shells"], element, base)
+    out["kmin"], out["kmax"] = _interval(s, value, ("kmin", "kmax"),
+                                         (ExafsConfig.kmin, ExafsConfig.kmax), 25, "1/Angstrom")
+    out["rmin"], out["rmax"] = _interval(s, value, ("rmin", "rmax"),
+                                         (ExafsConfig.rmin, ExafsConfig.rmax), 15, "Angstrom")
     share_e0 = value.get("share_e0", ExafsConfig.share_e0)
     if share_e0 not in (True, False, "phase") or not isinstance(share_e0, (bool, str)):
         reject(s, "share_e0", share_e0, 'true (one dE0), false (one per shell) or "phase"')
-    return ExafsConfig(
-        enabled=get_boolean(s, "enabled", value, default=True),
-        shells=shells,
-        share_e0=share_e0,
-        kmin=kmin, kmax=kmax,
-        kweight=get_integer(s, "kweight", value, default=ExafsConfig.kweight, low=0, high=3),
-        dk=get_number(s, "dk", value, default=ExafsConfig.dk, low=0, high=10, allow_none=False),
-        window=get_choice(s, "window", value, WINDOWS, default=ExafsConfig.window),
-        rmin=rmin, rmax=rmax,
-        fit_space=get_choice(s, "fit_space", value, ("r", "k", "q"), default=ExafsConfig.fit_space),
-        rbkg=get_number(s, "rbkg", value, default=ExafsConfig.rbkg, low=0, high=3, low_open=True,
-                        allow_none=False),
-        bkg_kmin=get_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
-                            allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
-        engine=get_choice(s, "engine", value, ("fast", "larch"), default=ExafsConfig.engine),
-        merge_repeats=_merge_repeats(value),
-        significance=get_choice(s, "significance", value, ("metal", "all", "none"),
-                                default=ExafsConfig.significance),
-        systematics=get_boolean(s, "systematics", value, default=ExafsConfig.systematics),
-    )
+    return ExafsConfig(**out, share_e0=share_e0, merge_repeats=_merge_repeats(value))
 
 
 #: Standards that name part of the series rather than a file.
@@ -400,26 +398,13 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     method = get_choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
     if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
         reject(s, "standards", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
-    erange = value.get("erange", list(ComponentsConfig.erange))
-    if (not isinstance(erange, list) or len(erange) != 2 or not all(   # finite, near the edge
-            isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e4 for e in erange)
-            or not erange[0] < erange[1]):
-        reject(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
     n_comp = value.get("n_components", "auto")
     if n_comp == "auto":
         n_comp = None
     elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
         reject(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
-    return ComponentsConfig(
-        enabled=True, standards=tuple(refs), method=method,
-        erange=(float(erange[0]), float(erange[1])),
-        space=get_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
-        sum_to_one=get_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),
-        shifts=get_boolean(s, "shifts", value, default=ComponentsConfig.shifts),
-        max_shift=get_number(s, "max_shift", value, default=ComponentsConfig.max_shift, low=0, high=50, low_open=True, allow_none=False),
-        n_components=n_comp,
-        metal=get_string(s, "metal", value),
-    )
+    return ComponentsConfig(**read(s, value, _COMPONENTS_RULES), enabled=True,
+                            standards=tuple(refs), method=method, n_components=n_comp)
 
 
 def _merge_repeats(value: Mapping) -> str | None:
@@ -442,7 +427,12 @@ def _build_track(value: Mapping) -> TrackConfig:
             reject(s, "condition_columns", cols, "a list of condition column names")
         cols = tuple(cols)
     settings = {k: v for k, v in value.items() if k not in _TRACK_OWN_KEYS}
-    settings = _validate_track_settings(settings)
+    try:  # the thresholds, judged by TrackSettings
+        TrackSettings.from_config(settings)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[track] {exc}") from None
     return TrackConfig(
         enabled=get_boolean(s, "enabled", value, default=True),
         metal_shell=None if value.get("metal_shell") is None else shell_label(s, "metal_shell", value["metal_shell"]),
@@ -452,23 +442,12 @@ def _build_track(value: Mapping) -> TrackConfig:
     )
 
 
-def _validate_track_settings(settings: dict) -> dict:
-    """The thresholds, judged by :meth:`operando.tracking.TrackSettings.from_config`."""
-    try:
-        TrackSettings.from_config(dict(settings))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ConfigError(f"[track] {exc}") from None
-    return dict(settings)
-
-
 def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig:
     s = "output"
     directory = get_string(s, "dir", value)
     if directory is None:
-        directory = f"{path.stem}-output" if path is not None else "operando-output"
-    plots = value.get("plots", ["png"])
+        directory = f"{path.stem}-output" if path is not None else OutputConfig.dir
+    plots = value.get("plots", list(OutputConfig.plots))
     if isinstance(plots, str):
         plots = [plots]
     if plots is False:
@@ -476,10 +455,9 @@ def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig
     if not isinstance(plots, list) or not all(isinstance(p, str) and p.lower() in PLOT_FORMATS for p in plots):
         reject(s, "plots", plots, f"a list of formats from {list(PLOT_FORMATS)} ([] for no plots)")
     return OutputConfig(
+        **read(s, value, _OUTPUT_RULES),
         dir=resolve_path(base, directory),
         plots=tuple(dict.fromkeys(p.lower() for p in plots)),
-        overwrite=get_boolean(s, "overwrite", value, default=OutputConfig.overwrite),
-        report=get_boolean(s, "report", value, default=OutputConfig.report),
         athena=_bool_or_auto(s, "athena", value,
                              f'"auto" (series up to {ATHENA_AUTO_MAX_STEPS} steps), true or false'),
     )

@@ -7,12 +7,13 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
 from ..options import BackgroundOptions, ComponentOptions, FitOptions, FoilOptions, NormalizeOptions
-from .values import get_integer, reject
+from .values import get_integer, read, reject
 
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -57,43 +58,40 @@ class ConditionsConfig:
 
 
 @dataclass(frozen=True)
-class NormalizeConfig:
-    """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
+class NormalizeConfig(NormalizeOptions):
+    """``[normalize]``: the normalisation's options (:class:`NormalizeOptions`), the
+    calibration and the white-line window (eV; None: :class:`WhiteLineOptions`')."""
 
-    e0: str | float = NormalizeOptions.e0
-    pre1: float | None = NormalizeOptions.pre1
-    pre2: float | None = NormalizeOptions.pre2
-    norm1: float | None = NormalizeOptions.norm1
-    norm2: float | None = NormalizeOptions.norm2
-    nnorm: int | None = NormalizeOptions.nnorm
-    nvict: int = NormalizeOptions.nvict
     calibrate: bool = False
     edge_energy: float | None = None
-    wl_window: tuple[float, float] | None = None     # None: WhiteLineOptions.window
-    engine: str = NormalizeOptions.engine
+    wl_window: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
-class FoilConfig:
+class FoilConfig(FoilOptions):
     """``[foil]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
-    and what the sample's metal shell takes from the foil fit (``sigma2``, ``deltar``,
-    ``de0``: :func:`operando.exafs.apply_foil`), with an optional temperature
-    correction of sigma2 (K)."""
+    and what the sample's metal shell takes from the foil fit (:class:`FoilOptions`),
+    with an optional temperature correction of sigma2 (K)."""
 
     file: str | None = None
     shell: str | None = None
-    cn: float = FoilOptions.cn
     s02: float | None = None
-    sigma2: str | float = FoilOptions.sigma2
-    deltar: str = FoilOptions.deltar
-    de0: str = FoilOptions.de0
     temperature_K: float | None = None
     sample_temperature_K: float | None = None
     debye_temperature_K: float | None = None
-    disorder_model: str = FoilOptions.disorder_model
     #: How mu is made from the foil file; None: as for the series ([series] mu).  A foil
     #: measured in transmission beside a fluorescence series says "transmission".
     mu: str | None = None
+
+    def shell_options(self) -> dict:
+        """:func:`operando.exafs.apply_foil` keyword arguments (a ``sigma2`` in A^2 is
+        ``"fix"`` at that value, which replaces the foil's)."""
+        return dict(sigma2=self.sigma2 if isinstance(self.sigma2, str) else "fix",
+                    deltar=self.deltar, de0=self.de0, sigma2_margin=self.sigma2_margin,
+                    temperature_K=self.temperature_K,
+                    sample_temperature_K=self.sample_temperature_K,
+                    debye_temperature_K=self.debye_temperature_K,
+                    disorder_model=self.disorder_model)
 
 
 @dataclass(frozen=True)
@@ -114,34 +112,32 @@ class TwoPhaseConfig:
 
 
 @dataclass(frozen=True)
-class ExafsConfig:
-    """``[exafs]``: background removal and shell fits (k in 1/Angstrom, R in Angstrom)."""
+class ExafsConfig(FitOptions):
+    """``[exafs]``: the shell fits' options (:class:`FitOptions`, k in 1/Angstrom, R in
+    Angstrom), the background removal's and the run's EXAFS choices."""
 
     enabled: bool = False
     shells: tuple | None = None          # labels, or tables (dicts) of ShellSpec settings
-    share_e0: bool | str = FitOptions.share_e0
-    kmin: float = FitOptions.kmin
-    kmax: float = FitOptions.kmax
-    kweight: int = FitOptions.kweight
-    dk: float = FitOptions.dk
-    window: str = FitOptions.window
-    rmin: float = FitOptions.rmin
-    rmax: float = FitOptions.rmax
-    fit_space: str = FitOptions.fit_space
     rbkg: float = BackgroundOptions.rbkg
     # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
     # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
     bkg_kmin: float = BackgroundOptions.kmin
     engine: str = BackgroundOptions.engine
     merge_repeats: str | None = None
-    significance: str = FitOptions.significance
     systematics: bool = False
     two_phase: TwoPhaseConfig | None = None
 
+    def background(self) -> BackgroundOptions:
+        """The background removal's options (the fits' ``kweight``; the spline from
+        ``bkg_kmin``; AUTOBK's own ``dk`` and window)."""
+        return BackgroundOptions(rbkg=self.rbkg, kmin=self.bkg_kmin, kweight=self.kweight,
+                                 engine=self.engine)
+
 
 @dataclass(frozen=True)
-class ComponentsConfig:
-    """``[components]``: XANES component analysis (section present = enabled).
+class ComponentsConfig(ComponentOptions):
+    """``[components]``: XANES component analysis (section present = enabled) with the
+    options of :class:`ComponentOptions`.
 
     ``standards``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
     ``"last"``, ``"step:N"``, ``"steps:A-B"`` (their mean) or ``"reference_channel"``); with
@@ -153,11 +149,6 @@ class ComponentsConfig:
     enabled: bool = False
     standards: tuple = ()
     method: str = "lcf"
-    erange: tuple[float, float] = ComponentOptions.erange
-    space: str = ComponentOptions.space
-    sum_to_one: bool = ComponentOptions.sum_to_one
-    shifts: bool = ComponentOptions.shifts
-    max_shift: float = ComponentOptions.max_shift
     n_components: int | None = None
     metal: str | None = None
 
@@ -312,14 +303,11 @@ class Config:
 
 def build_run(value: Mapping) -> RunConfig:
     s = "run"
-    size = value.get("chunk_size", "auto")
+    size = value.get("chunk_size", RunConfig.chunk_size)
     if isinstance(size, str) and size.strip().lower() == "auto":
-        chunk_size = "auto"
+        size = "auto"
     elif isinstance(size, str):
         reject(s, "chunk_size", size, '"auto" or an integer >= 1')
     else:
-        chunk_size = get_integer(s, "chunk_size", value, default="auto", low=1)
-    return RunConfig(
-        chunk_size=chunk_size,
-        workers=get_integer(s, "workers", value, default=0, low=0),
-    )
+        size = get_integer(s, "chunk_size", value, low=1)
+    return RunConfig(chunk_size=size, **read(s, value, {"workers": partial(get_integer, low=0)}))

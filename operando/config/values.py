@@ -49,7 +49,7 @@ def _range_text(low, high, low_open):
     return text
 
 
-def get_integer(section, key, value, *, default, low=None, high=None, allow_none=False):
+def get_integer(section, key, value, *, default=None, low=None, high=None, allow_none=False):
     """``value[key]`` as an integer within ``[low, high]`` (``2.0`` reads as 2);
     ``default`` when the key is absent."""
     if key not in value:
@@ -69,7 +69,7 @@ def get_integer(section, key, value, *, default, low=None, high=None, allow_none
     return int(v)
 
 
-def get_boolean(section, key, value, *, default):
+def get_boolean(section, key, value, *, default=None):
     """``value[key]`` as true or false; ``default`` when the key is absent."""
     if key not in value:
         return default
@@ -79,7 +79,7 @@ def get_boolean(section, key, value, *, default):
     return v
 
 
-def get_choice(section, key, value, options, *, default):
+def get_choice(section, key, value, options, *, default=None):
     """``value[key]`` lower-cased, one of ``options`` (a near miss is suggested);
     ``default`` when the key is absent."""
     if key not in value:
@@ -91,6 +91,26 @@ def get_choice(section, key, value, options, *, default):
             f"[{section}] {key} = {v!r}: must be one of {', '.join(repr(o) for o in options)}{hint}"
         )
     return v.lower()
+
+
+def get_pair(section, key, value, *, accepted):
+    """``value[key]`` as ``(low, high)``: two finite numbers (|x| < 1e4: near an edge, in
+    eV) with low < high; None when the key is absent."""
+    if key not in value:
+        return None
+    v = value[key]
+    if (not isinstance(v, list) or len(v) != 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < 1e4 for x in v)
+            or not v[0] < v[1]):
+        reject(section, key, v, accepted)
+    return float(v[0]), float(v[1])
+
+
+def read(section: str, value: Mapping, rules: Mapping) -> dict:
+    """The keys of the section's table ``value`` that ``rules`` checks, each as its rule
+    (``rule(section, key, value)``, one of the ``get_*`` above) reads it; an absent key
+    is left out, so it takes its section's default."""
+    return {key: rule(section, key, value) for key, rule in rules.items() if key in value}
 
 
 def get_string(section, key, value, *, default=None):

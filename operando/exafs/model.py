@@ -30,8 +30,9 @@ SIGNIFICANCE = ("metal", "all", "none")
 
 
 @dataclass(frozen=True)
-class ShellModel:
-    """What to fit: shells, k/R ranges, physical bounds, dE0 sharing and shell tests.
+class ShellModel(FitOptions):
+    """What to fit: shells, the fit's options (:class:`~operando.options.FitOptions`: k/R
+    window, fit space, dE0 sharing, which shells are tested) and physical bounds.
 
     Parameters
     ----------
@@ -46,14 +47,13 @@ class ShellModel:
         Shells without an ``e0_group`` share one dE0 (True, the default), have one
         each (False), or share one per phase (``"phase"``: the metal shell(s) one,
         every other shell another).
-    kmin, kmax, dk : float
-        k window in 1/Angstrom.
-    kweight : float
-    window : str
-        Larch k-window name.
-    rmin, rmax : float
-        Fit range in R (Angstrom).
-    fit_space : {"r", "k", "q"}
+    kmin, kmax, dk, kweight, window, rmin, rmax, fit_space
+        The k window (1/Angstrom, Larch window name) and the fit range in R (Angstrom)
+        and space (``"r"``, ``"k"``, ``"q"``).
+    significance : {"metal", "all", "none"}
+        Which shells with a varied CN get the F-test and the detection limit
+        (:mod:`operando.exafs.significance`): the metal shell(s) (default), every
+        shell with a varied CN, or none.
     cn_max : float
         Upper CN bound (default 16, above any close-packed first shell).
     de0_max : float
@@ -69,22 +69,9 @@ class ShellModel:
     absent_cn_min : float
         Lower CN bound in that refit; negative so the CN error bar of an absent
         shell is not truncated at 0.
-    significance : {"metal", "all", "none"}
-        Which shells with a varied CN get the F-test and the detection limit
-        (:mod:`operando.exafs.significance`): the metal shell(s) (default), every
-        shell with a varied CN, or none.
     """
 
     shells: tuple = ("Pt-O", "Pt-Pt")
-    share_e0: bool | str = FitOptions.share_e0
-    kmin: float = FitOptions.kmin
-    kmax: float = FitOptions.kmax
-    kweight: float = FitOptions.kweight
-    dk: float = FitOptions.dk
-    window: str = FitOptions.window
-    rmin: float = FitOptions.rmin      # above rbkg: see FitOptions
-    rmax: float = FitOptions.rmax
-    fit_space: str = FitOptions.fit_space
     cn_max: float = 16.0
     de0_max: float = 10.0
     sigma2_min: float = 0.001
@@ -92,7 +79,6 @@ class ShellModel:
     dr_max: float = 0.25
     absent_sigma2: float = 0.006
     absent_cn_min: float = -2.0
-    significance: str = FitOptions.significance
 
     def __post_init__(self):
         shells = self.shells

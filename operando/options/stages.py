@@ -31,6 +31,12 @@ class Options:
         """A copy with ``changes`` applied."""
         return replace(self, **changes)
 
+    @classmethod
+    def of(cls, source: Any):
+        """This stage's options read from ``source``, an object holding (at least) the
+        same fields: a configuration section is built on its stage's options."""
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -118,11 +124,12 @@ class FoilOptions(Options):
     """The foil: its CN in the S0^2 calibration (:func:`operando.exafs.calibrate_s02`, 12
     for fcc/hcp metals) and what the sample's metal shell takes from its fit
     (:func:`operando.exafs.apply_foil`): sigma2 ``"fix"``/``"bound"``/``"free"`` (a bound
-    reaches ``sigma2_margin`` A^2 above the foil's), dR ``"free"``/``"fix"``, dE0
+    reaches ``sigma2_margin`` A^2 above the foil's; a run also takes a value in A^2, which
+    replaces the foil's), dR ``"free"``/``"fix"``, dE0
     ``"fix"``/``"free"``, and the disorder model of a temperature correction."""
 
     cn: float = 12.0
-    sigma2: str = "fix"
+    sigma2: str | float = "fix"
     deltar: str = "free"
     de0: str = "fix"
     # Static disorder of small particles adds ~0.001-0.003 A^2 over the bulk foil's.

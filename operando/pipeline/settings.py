@@ -209,9 +209,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
     if c.enabled:
         components = {"standards": tuple(c.standards), "method": c.method, "space": c.space,
                       "n_components": c.n_components, "metal": c.metal,
-                      "kwargs": ComponentOptions(erange=tuple(c.erange), space=c.space,
-                                                 sum_to_one=c.sum_to_one, shifts=c.shifts,
-                                                 max_shift=c.max_shift)}
+                      "kwargs": ComponentOptions.of(c)}
     track = None
     if t.enabled:
         settings = dict(t.settings)
@@ -222,15 +220,11 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
             track["condition_columns"] = list(t.condition_columns)
     return RunPlan(
         calibrate=calibrate_kwargs(config),
-        normalize=NormalizeOptions(e0=n.e0, pre1=n.pre1, pre2=n.pre2, norm1=n.norm1,
-                                   norm2=n.norm2, nnorm=n.nnorm, nvict=n.nvict, engine=n.engine),
+        normalize=NormalizeOptions.of(n),
         white_line=(WhiteLineOptions() if n.wl_window is None
-                    else WhiteLineOptions(window=tuple(n.wl_window))),
-        background=(BackgroundOptions(rbkg=x.rbkg, kmin=x.bkg_kmin, kweight=x.kweight,
-                                      engine=x.engine) if x.enabled else None),
-        window=FitOptions(share_e0=x.share_e0, kmin=x.kmin, kmax=x.kmax, kweight=x.kweight,
-                          dk=x.dk, window=x.window, rmin=x.rmin, rmax=x.rmax,
-                          fit_space=x.fit_space, significance=x.significance),
+                    else WhiteLineOptions(window=n.wl_window)),
+        background=x.background() if x.enabled else None,
+        window=FitOptions.of(x),
         shells=None if x.shells is None else tuple(x.shells),
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
@@ -239,7 +233,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         components=components,
         track=track,
         plots=tuple(out.plots),
-        ft=FTOptions(kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window, kweight=x.kweight),
+        ft=FTOptions.of(x),
         report=out.report,
         athena=out.athena_for(n_steps),
         athena_limit=_athena_limit(config),
