@@ -28,6 +28,8 @@ _TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns"
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
+    if name == "track":       # its own keys and the tracker's thresholds
+        return _TRACK_OWN_KEYS + tuple(f.name for f in fields(TrackSettings))
     cls = {
         "series": SeriesConfig, "conditions": ConditionsConfig, "normalize": NormalizeConfig, "foil": FoilConfig,
         "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
@@ -111,7 +113,7 @@ def _check_keys(section: str, values: Mapping, allowed) -> None:
         hint = _suggest(key, allowed)
         if not hint:
             for other in SECTIONS:
-                if other not in (section, "track") and key in _section_keys(other):
+                if other != section and key in _section_keys(other):
                     hint = f"; '{key}' belongs in [{other}]"
                     break
         raise ConfigError(
@@ -130,7 +132,7 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if "series" not in data:
         raise ConfigError("the configuration needs a [series] section with source = the files to read")
     for name in SECTIONS:
-        if name not in ("track", "conditions"):
+        if name != "conditions":      # (its log entries have keys of their own)
             _check_keys(name, data.get(name, {}), _section_keys(name))
     series = _build_series(data["series"], base)
     conditions = build_conditions(data.get("conditions", {}), base)
@@ -428,7 +430,7 @@ def _build_track(value: Mapping) -> TrackConfig:
         cols = tuple(cols)
     settings = {k: v for k, v in value.items() if k not in _TRACK_OWN_KEYS}
     try:  # the thresholds, judged by TrackSettings
-        TrackSettings.from_config(settings)
+        TrackSettings(**settings)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

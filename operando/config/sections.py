@@ -157,8 +157,8 @@ class ComponentsConfig(ComponentOptions):
 class TrackConfig:
     """``[track]``: shells to compare and thresholds for :mod:`operando.tracking`.
 
-    ``settings`` holds every other key unchanged; it is handed to
-    ``tracking.TrackSettings.from_config`` (validated there).
+    ``settings`` holds every other key unchanged: the thresholds of
+    :class:`~operando.options.TrackSettings` (checked on loading).
     """
 
     enabled: bool = True

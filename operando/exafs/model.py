@@ -134,18 +134,6 @@ class ShellModel(FitOptions):
                     raise ConfigError(f"shells of e0_group {group!r} give different de0 rules")
                 groups[group] = spec.de0
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "ShellModel":
-        """Build from a config dict (e.g. the ``[exafs]`` section).
-
-        Unknown keys raise :class:`ConfigError` naming the key and the closest
-        valid one.
-        """
-        valid = [f.name for f in fields(cls)]
-        for key in config:
-            check_keys("shell model", [key], valid)
-        return cls(**dict(config))
-
     @property
     def labels(self) -> list[str]:
         return [s.label for s in self.shells]

@@ -12,7 +12,9 @@ configuration stays cheap.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Mapping
+
+from .._util.validate import check_keys
 
 
 class Options:
@@ -32,13 +34,22 @@ class Options:
         return replace(self, **changes)
 
     @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None):
+        """Options from a mapping (a config table); an unknown key raises
+        :class:`~operando.errors.ConfigError` naming it and the closest valid one."""
+        config = dict(config or {})
+        check_keys(cls.__name__, config, [f.name for f in fields(cls)])
+        return cls(**config)
+
+    @classmethod
     def of(cls, source: Any):
         """This stage's options read from ``source``, an object holding (at least) the
         same fields: a configuration section is built on its stage's options."""
         return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field, tuples as lists (as in settings.json)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)

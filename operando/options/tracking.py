@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
-from .._util.validate import suggest
 from ..errors import ConfigError
+from .stages import Options
 
 
 @dataclass(frozen=True)
-class TrackSettings:
+class TrackSettings(Options):
     """Thresholds of the tracker: when a change is an event, when metal is present.
 
     Every decision compares a combined z (the strongest evidence channel after a
@@ -146,24 +145,3 @@ class TrackSettings:
         if self.cluster_model not in ("cuboctahedron", "sphere"):
             raise ConfigError("track setting 'cluster_model' must be 'cuboctahedron' or 'sphere', "
                               f"got {self.cluster_model!r}")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> "TrackSettings":
-        """Settings from a ``[track]`` config section.
-
-        Unknown keys raise :class:`~operando.errors.ConfigError` naming the key
-        and the closest valid one.
-        """
-        config = dict(config or {})
-        known = [f.name for f in fields(cls)]
-        for key in config:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown [track] setting '{key}'{suggest(key, known)} (valid: {', '.join(known)})")
-        return cls(**config)
-
-    def to_dict(self) -> dict:
-        """Every setting, JSON-serialisable (for settings.json)."""
-        out = asdict(self)
-        out["rest_labels"] = list(self.rest_labels)
-        return out
