@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Mapping
 
 import numpy as np
 
-from .._util.larch_compat import FT_WINDOWS
-from .._util.validate import check_choice, check_keys
 from ..errors import ConfigError, DataError
 from ..feffpaths import FeffPath, path_for_shell
 from ..options import FitOptions
@@ -20,13 +18,6 @@ from ..schema import shell_columns
 from .shells import KINDS, Rule, ShellSpec
 
 log = logging.getLogger(__name__)
-
-FIT_SPACES = ("r", "k", "q")
-#: ``share_e0`` values: one dE0 for all shells, one per shell, or one per phase (the
-#: metal shell vs everything else).
-E0_SHARING = (True, False, "phase")
-#: ``significance`` values: which shells get the F-test and detection limit.
-SIGNIFICANCE = ("metal", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -81,6 +72,7 @@ class ShellModel(FitOptions):
     absent_cn_min: float = -2.0
 
     def __post_init__(self):
+        super().__post_init__()            # the window's and choices' rules (FitOptions)
         shells = self.shells
         if isinstance(shells, (str, Mapping, ShellSpec)):
             shells = [shells]
@@ -94,16 +86,6 @@ class ShellModel(FitOptions):
         if len(absorbers) > 1:
             raise ConfigError(f"shells {labels} must all start with one absorber")
         object.__setattr__(self, "shells", tuple(specs))
-        check_choice("window", self.window, FT_WINDOWS)
-        check_choice("fit_space", self.fit_space, FIT_SPACES)
-        check_choice("significance", self.significance, SIGNIFICANCE)
-        if self.share_e0 not in E0_SHARING or isinstance(self.share_e0, int) and not isinstance(
-                self.share_e0, bool):
-            raise ConfigError(f"share_e0 {self.share_e0!r} is not one of true, false, \"phase\"")
-        if not 0 <= self.kmin < self.kmax:
-            raise ConfigError(f"kmin {self.kmin} must be >= 0 and below kmax {self.kmax} (1/A)")
-        if not 0 <= self.rmin < self.rmax:
-            raise ConfigError(f"rmin {self.rmin} must be >= 0 and below rmax {self.rmax} (A)")
         if not 0 < self.sigma2_min < self.sigma2_max:
             raise ConfigError("need 0 < sigma2_min < sigma2_max (A^2)")
         if not self.absent_cn_min <= 0:
