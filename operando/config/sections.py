@@ -204,8 +204,14 @@ class FoilConfig(FoilOptions):
                     disorder_model=self.disorder_model)
 
 
+def _isolated(v):
+    if not isinstance(v, str) or not v:
+        raise Rejected("the name of a [components] standard (the isolated state's spectrum)")
+    return v
+
+
 @dataclass(frozen=True)
-class TwoPhaseConfig:
+class TwoPhaseConfig(Section):
     """``[exafs] two_phase``: the isolated state measured, the clusters modelled
     (:mod:`operando.exafs.two_phase`).
 
@@ -216,9 +222,9 @@ class TwoPhaseConfig:
     sigma2, ``"foil"`` (the metal shell's, as [foil] gives it) or ``"free"`` (bounded).
     """
 
-    isolated: str
-    fraction: str = "xanes"
-    disorder: str = "foil"
+    isolated: str | None = setting(None, _isolated)
+    fraction: str = setting("xanes", choice("xanes", "xanes_prior", "fit"))
+    disorder: str = setting("foil", choice("foil", "free"))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ An options object unpacks into its stage's keyword arguments (``normalize(series
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._util.elements import edge_energy
@@ -282,13 +282,10 @@ def _athena_limit(config: Config) -> int | None:
     return sections.ATHENA_AUTO_MAX_STEPS if config.output.athena == "auto" else None
 
 
-#: Athena project parameters a run honours with [series] use_project_settings = true,
-#: and the sections and keys they set.
-PROJECT_KEYS = {"e0": ("normalize", "e0"), "pre1": ("normalize", "pre1"),
-                "pre2": ("normalize", "pre2"), "norm1": ("normalize", "norm1"),
-                "norm2": ("normalize", "norm2"), "nnorm": ("normalize", "nnorm"),
-                "rbkg": ("exafs", "rbkg"), "kmin": ("exafs", "kmin"), "kmax": ("exafs", "kmax"),
-                "dk": ("exafs", "dk")}
+#: Athena project parameters a run honours with [series] use_project_settings = true, by
+#: the section whose key of the same name they set.
+PROJECT_KEYS = {"normalize": ("e0", "pre1", "pre2", "norm1", "norm2", "nnorm"),
+                "exafs": ("rbkg", "kmin", "kmax", "dk")}
 
 
 def project_settings(series) -> tuple[dict, list[str]]:
@@ -298,7 +295,8 @@ def project_settings(series) -> tuple[dict, list[str]]:
     if not groups:
         return {}, []
     first_name, first = next(iter(groups.items()))
-    chosen = {k: first[k] for k in PROJECT_KEYS if first.get(k) is not None}
+    chosen = {k: first[k] for keys in PROJECT_KEYS.values() for k in keys
+              if first.get(k) is not None}
     differ = sorted({k for g in groups.values() for k in chosen if g.get(k) != chosen[k]})
     notes = []
     if differ:
@@ -309,13 +307,9 @@ def project_settings(series) -> tuple[dict, list[str]]:
 
 def with_project_settings(config: Config, chosen: dict) -> Config:
     """``config`` with the project's parameters in place of the configured ones."""
-    from dataclasses import replace
+    def taken(section: str) -> dict:
+        return {k: int(v) if k == "nnorm" else float(v) for k, v in chosen.items()
+                if k in PROJECT_KEYS[section]}
 
-    sections = {"normalize": {}, "exafs": {}}
-    for key, value in chosen.items():
-        section, name = PROJECT_KEYS[key]
-        if section == "exafs" and not config.exafs.enabled:
-            continue
-        sections[section][name] = int(value) if name == "nnorm" else float(value)
-    return replace(config, normalize=replace(config.normalize, **sections["normalize"]),
-                   exafs=replace(config.exafs, **sections["exafs"]))
+    exafs = replace(config.exafs, **taken("exafs")) if config.exafs.enabled else config.exafs
+    return replace(config, normalize=replace(config.normalize, **taken("normalize")), exafs=exafs)
