@@ -56,11 +56,12 @@ def _energy_column(v):
     raise Rejected("a column label or a 0-based column index")
 
 
-def _names(accepted: str, *, empty: bool = True):
-    """A rule: a list of names (a single name reads as one) kept as a tuple; None too."""
+def _names(accepted: str, *, strict: bool = False):
+    """A rule: a list of names kept as a tuple, or None; a single name reads as a list of
+    one, and a list may be empty, unless ``strict``."""
     def rule(v):
-        v = [v] if isinstance(v, str) and empty else v
-        if v is not None and (not isinstance(v, (list, tuple)) or (not v and not empty)
+        v = [v] if isinstance(v, str) and not strict else v
+        if v is not None and (not isinstance(v, (list, tuple)) or (not v and strict)
                               or not all(isinstance(c, str) for c in v)):
             raise Rejected(accepted)
         return None if v is None else tuple(v)
@@ -128,7 +129,7 @@ class SeriesConfig(Section):
     pattern: str | None = setting(None, text)
     energy_column: str | int | None = setting(None, _energy_column)
     columns: tuple[str, ...] | None = setting(None, _names(
-        "a non-empty list of column names (matrix files)", empty=False))
+        "a non-empty list of column names (matrix files)", strict=True))
     on_error: str = setting("skip", choice("skip", "raise"))
     order: str = setting("auto", choice("auto", "name", "time"))
     channels: tuple[tuple[str, str], ...] | None = setting(None, _channels)
