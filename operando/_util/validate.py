@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from dataclasses import field, fields
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import ConfigError
 
 __all__ = ["suggest", "check_choice", "check_keys", "positive", "short_list", "Rejected", "setting",
-           "check_fields", "number", "choice", "boolean", "text", "pair", "auto_or"]
+           "check_fields", "is_number", "number", "choice", "boolean", "text", "pair", "auto_or"]
 
 #: How close a misspelling must be to a valid name to be suggested (difflib ratio).
 SUGGEST_CUTOFF = 0.6
@@ -90,8 +91,9 @@ def check_fields(obj) -> None:
                 raise ConfigError(f"{f.name} = {value!r}: must be {exc}") from None
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def is_number(v) -> bool:
+    """A finite real number (numpy's too), not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def number(low=None, high=None, *, low_open=False, high_open=False, integer=False, none=False,
@@ -112,11 +114,11 @@ def number(low=None, high=None, *, low_open=False, high_open=False, integer=Fals
             return None
         if integer and isinstance(v, float) and v.is_integer():
             v = int(v)
-        if (not _is_number(v) or (integer and not isinstance(v, int))
+        if (not is_number(v) or (integer and not isinstance(v, numbers.Integral))
                 or (low is not None and (v < low or (low_open and v == low)))
                 or (high is not None and (v > high or (high_open and v == high)))):
             raise Rejected(accepted)
-        return v if integer else float(v)
+        return int(v) if integer else float(v)
     return rule
 
 
@@ -153,7 +155,7 @@ def pair(accepted: str, *, none: bool = False):
         if v is None and none:
             return None
         if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
-                _is_number(x) and abs(x) < 1e4 for x in v) or not v[0] < v[1]):
+                is_number(x) and abs(x) < 1e4 for x in v) or not v[0] < v[1]):
             raise Rejected(accepted)
         return float(v[0]), float(v[1])
     return rule

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from .._util.larch_compat import FT_WINDOWS
-from .._util.validate import (Rejected, boolean, check_fields, check_keys, choice, number, pair,
-                              setting)
+from .._util.validate import (Rejected, boolean, check_fields, check_keys, choice, is_number,
+                              number, pair, setting)
 from ..errors import ConfigError
 
 ENGINES = choice("fast", "larch")
@@ -132,7 +132,7 @@ class FTOptions(Options):
 def _check_start(options, lo: str, hi: str, unit: str) -> None:
     """The start ``lo`` of a window (kmin, rmin): a number from 0 to below its end ``hi``."""
     value, end = getattr(options, lo), getattr(options, hi)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < end:
+    if not is_number(value) or not 0 <= value < end:
         raise ConfigError(f"{lo} = {value!r}: must be a number >= 0 and < {hi} ({end:g}) ({unit})")
     object.__setattr__(options, lo, float(value))
 
