@@ -20,7 +20,8 @@ from .two_phase import two_phase_config
 
 # ----------------------------------------------------------------------- loading
 SECTIONS = ("series", "conditions", "normalize", "foil", "exafs", "components", "track", "output", "run")
-_TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
+#: [track]'s own keys; the others are the tracker's thresholds (TrackConfig.settings).
+_TRACK_OWN_KEYS = tuple(f.name for f in fields(TrackConfig) if f.name != "settings")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
