@@ -8,7 +8,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Mapping
 
-from .._util.validate import suggest as _suggest, text
+from .._util.rules import text
+from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..options import TrackSettings
 from .conditions import build_conditions

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
-from .._util.validate import (Rejected, auto_or, boolean, check_fields, choice, number, pair,
-                              setting, suggest, text)
+from .._util.rules import (Rejected, auto_or, boolean, check_fields, choice, number, pair,
+                           setting, text)
+from .._util.validate import suggest
 from ..errors import ConfigError
 from ..options import (ENGINES, BackgroundOptions, ComponentOptions, FitOptions, FoilOptions,
                        NormalizeOptions)

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any, Mapping
 
-from .._util.validate import Rejected
+from .._util.rules import Rejected
 from ..errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def reject(section: str, key: str, value: Any, accepted: str):
 
 def get(section: str, key: str, value: Mapping, rule):
     """``value[key]`` (``value`` is the section's table) as ``rule`` reads it (a rule of
-    :mod:`operando._util.validate`); None when the key is absent."""
+    :mod:`operando._util.rules`); None when the key is absent."""
     if key not in value:
         return None
     try:

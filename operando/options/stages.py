@@ -5,7 +5,7 @@ The library functions take keyword arguments whose defaults are read from these
 fields (``normalize(series, e0=NormalizeOptions.e0, ...)``); the configuration
 sections take their defaults from them too, and a run hands each stage its options
 object, which unpacks into that stage's keyword arguments (``normalize(series,
-**options)``).  Each field's rule (:func:`operando._util.validate.setting`) says what it
+**options)``).  Each field's rule (:func:`operando._util.rules.setting`) says what it
 accepts; an options object checks its fields on construction, and a configuration
 section, built on its stage's options, is checked by the same rules.  Nothing here
 imports an analysis stage, so reading a configuration stays cheap.
@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
 from .._util.larch_compat import FT_WINDOWS
-from .._util.validate import (Rejected, boolean, check_fields, check_keys, choice, is_number,
-                              number, pair, setting)
+from .._util.rules import (Rejected, boolean, check_fields, choice, is_number, number, pair,
+                           setting)
+from .._util.validate import check_keys
 from ..errors import ConfigError
 
 ENGINES = choice("fast", "larch")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._util.validate import Rejected, choice, number, setting, text
+from .._util.rules import Rejected, choice, number, setting, text
 from ..errors import ConfigError
 from .stages import Options
 
