@@ -45,7 +45,7 @@ A configuration has these sections (all optional except ``[series]``)::
     rbkg = 1.0
     engine = "fast"
 
-    [track]                       # operando.tracking thresholds (passed through)
+    [track]                       # operando.tracking thresholds (TrackSettings' keys)
 
     [output]
     dir = "results/run1"

@@ -8,26 +8,26 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Mapping
 
-from .._util.larch_compat import FT_WINDOWS as WINDOWS
+from .._util.rules import text
 from .._util.validate import suggest as _suggest
 from ..errors import ConfigError
 from ..options import TrackSettings
 from .conditions import build_conditions
-from .sections import (ATHENA_AUTO_MAX_STEPS, EDGES, PLOT_FORMATS, ComponentsConfig, Config,
-                       ConditionsConfig, ExafsConfig, NormalizeConfig, OutputConfig, FoilConfig,
-                       RunConfig,
-                       SeriesConfig, TrackConfig, build_run)
-from .values import (check_shells, get_boolean, get_choice, get_element, get_integer, get_number,
-                     get_string, reject, resolve_glob, resolve_path, shell_label)
+from .sections import (ComponentsConfig, Config, ConditionsConfig, ExafsConfig, FoilConfig,
+                       NormalizeConfig, OutputConfig, RunConfig, SeriesConfig, TrackConfig)
+from .values import check_shells, get, reject, resolve_glob, resolve_path, shell_label
 from .two_phase import two_phase_config
 
 
 # ----------------------------------------------------------------------- loading
 SECTIONS = ("series", "conditions", "normalize", "foil", "exafs", "components", "track", "output", "run")
-_TRACK_OWN_KEYS = ("enabled", "metal_shell", "ligand_shell", "condition_columns")
+#: [track]'s own keys; the others are the tracker's thresholds (TrackConfig.settings).
+_TRACK_OWN_KEYS = tuple(f.name for f in fields(TrackConfig) if f.name != "settings")
 
 
 def _section_keys(name: str) -> tuple[str, ...]:
+    if name == "track":       # its own keys and the tracker's thresholds
+        return _TRACK_OWN_KEYS + tuple(f.name for f in fields(TrackSettings))
     cls = {
         "series": SeriesConfig, "conditions": ConditionsConfig, "normalize": NormalizeConfig, "foil": FoilConfig,
         "exafs": ExafsConfig, "components": ComponentsConfig, "output": OutputConfig,
@@ -111,7 +111,7 @@ def _check_keys(section: str, values: Mapping, allowed) -> None:
         hint = _suggest(key, allowed)
         if not hint:
             for other in SECTIONS:
-                if other not in (section, "track") and key in _section_keys(other):
+                if other != section and key in _section_keys(other):
                     hint = f"; '{key}' belongs in [{other}]"
                     break
         raise ConfigError(
@@ -130,17 +130,17 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
     if "series" not in data:
         raise ConfigError("the configuration needs a [series] section with source = the files to read")
     for name in SECTIONS:
-        if name not in ("track", "conditions"):
+        if name != "conditions":      # (its log entries have keys of their own)
             _check_keys(name, data.get(name, {}), _section_keys(name))
     series = _build_series(data["series"], base)
     conditions = build_conditions(data.get("conditions", {}), base)
-    normalize = _build_normalize(data.get("normalize", {}))
+    normalize = _section(NormalizeConfig, "normalize", data.get("normalize", {}))
     foil = _build_foil(data.get("foil", {}), base)
-    exafs = replace(_build_exafs(data.get("exafs"), series.element, base), two_phase=two_phase_config(data))
+    exafs = _build_exafs(data, series.element, base)
     components = _build_components(data.get("components"), base)
     track = _build_track(data.get("track", {}))
     output = _build_output(data.get("output", {}), base, path)
-    run = build_run(data.get("run", {}))
+    run = _section(RunConfig, "run", data.get("run", {}))
     if exafs.enabled and foil.file is None and foil.s02 is None:
         raise ConfigError(
             "[foil] needs file (a metal foil to calibrate S0^2 on) or s02 (a fixed value, "
@@ -156,6 +156,15 @@ def _build(data: Mapping, base: Path, path: Path | None) -> Config:
 
 
 # ------------------------------------------------------------------- sections
+def _section(cls, name: str, table: Mapping, **given):
+    """``[name]`` as ``cls``: every key checked by its field's rule (``given``: what the
+    builder resolved, such as paths); a refused value is named with its section."""
+    try:
+        return cls(**{**table, **given})
+    except ConfigError as exc:
+        raise ConfigError(f"[{name}] {exc}") from None
+
+
 def _build_series(value: Mapping, base: Path) -> SeriesConfig:
     s = "series"
     raw = value.get("source")
@@ -164,210 +173,45 @@ def _build_series(value: Mapping, base: Path) -> SeriesConfig:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
         reject(s, "source", raw, "a folder, glob or file path, or a non-empty list of them")
-    source = tuple(resolve_glob(base, i.strip()) for i in items)
-    conditions = get_string(s, "conditions", value)
-    if conditions is not None:
-        conditions = resolve_path(base, conditions)
-    edge = get_string(s, "edge", value)
-    if edge is not None:
-        if edge.upper() not in EDGES:
-            raise ConfigError(
-                f"[series] edge = {edge!r}: must be one of {', '.join(EDGES)}{_suggest(edge.upper(), EDGES)}"
-            )
-        edge = edge.upper()
+    conditions = get(s, "conditions", value, text)
     ref = value.get("reference", "auto")
     if isinstance(ref, bool) or ref == "auto":
         reference = ref
     elif isinstance(ref, str) and ref.strip():
-        text = ref.strip()
+        label = ref.strip()
         # A reference file (matrix series) vs the name of the iref column: a path separator,
         # a data-file suffix or an existing file next to the config makes it a file.
-        candidate = Path(text).expanduser()
+        candidate = Path(label).expanduser()
         if not candidate.is_absolute():
             candidate = base / candidate
-        if ("/" in text or "\\" in text or candidate.is_file()
-                or Path(text).suffix.lower() in (".dat", ".txt", ".xdi", ".xmu", ".csv", ".tsv", ".asc")):
-            reference = resolve_path(base, text)
+        if ("/" in label or "\\" in label or candidate.is_file()
+                or Path(label).suffix.lower() in (".dat", ".txt", ".xdi", ".xmu", ".csv", ".tsv", ".asc")):
+            reference = resolve_path(base, label)
         else:
-            reference = text
+            reference = label
     else:
         reject(s, "reference", ref, '"auto", true, false, the name of the reference (iref) column, '
                                    'or a reference file (matrix series; relative to the config file)')
-    energy_column = value.get("energy_column")
-    if energy_column is not None and (isinstance(energy_column, bool) or not (
-            (isinstance(energy_column, str) and energy_column.strip())
-            or (isinstance(energy_column, int) and energy_column >= 0))):
-        reject(s, "energy_column", energy_column, "a column label or a 0-based column index")
-    columns = value.get("columns")
-    if columns is not None:
-        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
-            reject(s, "columns", columns, "a non-empty list of column names (matrix files)")
-        columns = tuple(columns)
-    return SeriesConfig(
-        source=source,
-        conditions=conditions,
-        element=get_element(s, "element", value),
-        edge=edge,
-        mu=_mu(value),
-        reference=reference,
-        format=get_string(s, "format", value, default=SeriesConfig.format),
-        pattern=get_string(s, "pattern", value),
-        energy_column=energy_column,
-        columns=columns,
-        on_error=get_choice(s, "on_error", value, ("skip", "raise"), default=SeriesConfig.on_error),
-        order=get_choice(s, "order", value, ("auto", "name", "time"), default=SeriesConfig.order),
-        channels=_channels(value),
-        dead_time=_bool_or_auto(s, "dead_time", value, 'true, false or "auto" (where the file '
-                                'has the ICR/OCR columns)'),
-        use_project_settings=get_boolean(s, "use_project_settings", value, default=SeriesConfig.use_project_settings),
-    )
-
-
-#: Roles of [series] channels (see operando.io.read_series).
-_CHANNEL_ROLES = ("i0", "it", "iref", "fluorescence", "icr", "ocr")
-
-
-def _mu(value: Mapping):
-    v = value.get("mu", "auto")
-    if isinstance(v, list):
-        if not v or not all(isinstance(c, str) and c.strip() for c in v):
-            reject("series", "mu", v, "a list of fluorescence channel names (summed, over i0)")
-        return tuple(c.strip() for c in v)
-    return get_string("series", "mu", value, default=SeriesConfig.mu)
-
-
-def _channels(value: Mapping):
-    v = value.get("channels")
-    if v is None:
-        return None
-    if not isinstance(v, Mapping) or not all(isinstance(c, str) for c in v.values()):
-        reject("series", "channels", v, "a table role = column, roles " + ", ".join(_CHANNEL_ROLES))
-    for role in v:
-        if role not in _CHANNEL_ROLES:
-            raise ConfigError(f"[series] channels: unknown role '{role}'{_suggest(role, _CHANNEL_ROLES)}"
-                              f" (accepted: {', '.join(_CHANNEL_ROLES)})")
-    return tuple(sorted(v.items()))
-
-
-def _build_normalize(value: Mapping) -> NormalizeConfig:
-    s = "normalize"
-    e0 = value.get("e0", NormalizeConfig.e0)
-    if isinstance(e0, str):
-        e0 = get_choice(s, "e0", value, ("median", "first", "each", "reference"), default=NormalizeConfig.e0)
-    else:
-        e0 = get_number(s, "e0", value, low=0, low_open=True, high=2e5, allow_none=False,
-                        accepted='"median", "first", "each", "reference" or a number (eV) > 0 (<= 2e5)')
-    pre1 = get_number(s, "pre1", value, high=0, accepted="a number <= 0 (eV relative to e0)")
-    pre2 = get_number(s, "pre2", value, high=0, accepted="a number <= 0 (eV relative to e0)")
-    if pre1 is not None and pre2 is not None and not pre1 < pre2:
-        reject(s, "pre1", pre1, f"< pre2 ({pre2:g})")
-    norm1 = get_number(s, "norm1", value, low=0, accepted="a number >= 0 (eV relative to e0)")
-    norm2 = get_number(s, "norm2", value, low=0, low_open=True, accepted="a number > 0 (eV relative to e0)")
-    if norm1 is not None and norm2 is not None and not norm1 < norm2:
-        reject(s, "norm1", norm1, f"< norm2 ({norm2:g})")
-    window = value.get("wl_window")
-    if window is not None:
-        if (not isinstance(window, list) or len(window) != 2 or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and abs(w) < 1e4 for w in window)
-                or not window[0] < window[1]):
-            reject(s, "wl_window", window, "a pair [low, high] of numbers (eV relative to e0) with low < high")
-        window = (float(window[0]), float(window[1]))
-    return NormalizeConfig(
-        e0=e0, pre1=pre1, pre2=pre2, norm1=norm1, norm2=norm2,
-        nnorm=get_integer(s, "nnorm", value, default=NormalizeConfig.nnorm, low=0, high=3, allow_none=True),
-        nvict=get_integer(s, "nvict", value, default=NormalizeConfig.nvict, low=0, high=4),
-        calibrate=get_boolean(s, "calibrate", value, default=NormalizeConfig.calibrate),
-        edge_energy=get_number(s, "edge_energy", value, low=0, low_open=True, high=2e5,
-                               accepted="eV in (0, 200000], or unset for the tabulated edge"),
-        wl_window=window,
-        engine=get_choice(s, "engine", value, ("fast", "larch"), default=NormalizeConfig.engine),
-    )
+    return _section(SeriesConfig, s, value, source=tuple(resolve_glob(base, i.strip()) for i in items),
+                    conditions=None if conditions is None else resolve_path(base, conditions),
+                    reference=reference)
 
 
 def _build_foil(value: Mapping, base: Path) -> FoilConfig:
-    s = "foil"
-    file = get_string(s, "file", value)
-    s02 = get_number(s, "s02", value, low=0, high=1.5, low_open=True, accepted="a number > 0 and <= 1.5")
-    if file is not None and s02 is not None:
-        raise ConfigError(
-            "[foil] give either file (a foil to calibrate S0^2 on) or s02 (a fixed value), not both"
-        )
+    file = get("foil", "file", value, text)
     shell = value.get("shell")
-    sigma2 = value.get("sigma2", FoilConfig.sigma2)
-    if isinstance(sigma2, bool) or not (sigma2 in ("fix", "bound", "free") or (
-            isinstance(sigma2, (int, float)) and 0 < sigma2 < 0.05)):
-        reject(s, "sigma2", sigma2, '"fix", "bound", "free", or a value in A^2 (0 < sigma2 < 0.05)')
-    temps = {key: get_number(s, key, value, low=0, low_open=True, high=5000,
-                             accepted="a temperature in K (> 0)")
-             for key in ("temperature_K", "sample_temperature_K", "debye_temperature_K")}
-    if (temps["temperature_K"] is not None and temps["sample_temperature_K"] is not None
-            and temps["temperature_K"] != temps["sample_temperature_K"]
-            and temps["debye_temperature_K"] is None):
-        raise ConfigError("[foil] a sigma2 temperature correction (temperature_K != "
-                          "sample_temperature_K) needs debye_temperature_K")
-    return FoilConfig(
-        file=None if file is None else resolve_path(base, file),
-        shell=None if shell is None else shell_label(s, "shell", shell),
-        cn=get_number(s, "cn", value, default=FoilConfig.cn, low=0, high=24, low_open=True,
-                      accepted="a number > 0 and <= 24 (coordination number of the reference shell)",
-                      allow_none=False),
-        s02=s02,
-        sigma2=float(sigma2) if isinstance(sigma2, (int, float)) else sigma2,
-        deltar=get_choice(s, "deltar", value, ("fix", "free"), default=FoilConfig.deltar),
-        de0=get_choice(s, "de0", value, ("fix", "free"), default=FoilConfig.de0),
-        disorder_model=get_choice(s, "disorder_model", value, ("debye", "einstein"), default=FoilConfig.disorder_model),
-        **temps,
-        mu=get_string(s, "mu", value),
-    )
+    return _section(FoilConfig, "foil", value, file=None if file is None else resolve_path(base, file),
+                    shell=None if shell is None else shell_label("foil", "shell", shell))
 
 
-def _interval(section, value, keys, defaults, ceiling, unit):
-    """``(lo, hi)`` of a window such as kmin/kmax: hi in (0, ceiling], 0 <= lo < hi."""
-    lo_key, hi_key = keys
-    hi = get_number(section, hi_key, value, default=defaults[1], low=0, low_open=True, high=ceiling,
-                    allow_none=False, accepted=f"a number > 0 and <= {ceiling} ({unit})")
-    lo_text = f"a number >= 0 and < {hi_key} ({hi:g}) ({unit})"
-    lo = get_number(section, lo_key, value, default=defaults[0], low=0, allow_none=False,
-                    accepted=lo_text)
-    if not lo < hi:
-        reject(section, lo_key, value.get(lo_key, lo), lo_text)
-    return lo, hi
-
-
-def _build_exafs(value: Mapping | None, element: str | None, base: Path) -> ExafsConfig:
-    s = "exafs"
+def _build_exafs(data: Mapping, element: str | None, base: Path) -> ExafsConfig:
+    value = data.get("exafs")
     if value is None:
-        return ExafsConfig(enabled=False)
+        return ExafsConfig()
     shells = value.get("shells")
-    if shells is not None:
-        shells = check_shells(shells, element, base)
-    kmin, kmax = _interval(s, value, ("kmin", "kmax"), (ExafsConfig.kmin, ExafsConfig.kmax), 25,
-                           "1/Angstrom")
-    rmin, rmax = _interval(s, value, ("rmin", "rmax"), (ExafsConfig.rmin, ExafsConfig.rmax), 15,
-                           "Angstrom")
-    share_e0 = value.get("share_e0", ExafsConfig.share_e0)
-    if share_e0 not in (True, False, "phase") or not isinstance(share_e0, (bool, str)):
-        reject(s, "share_e0", share_e0, 'true (one dE0), false (one per shell) or "phase"')
-    return ExafsConfig(
-        enabled=get_boolean(s, "enabled", value, default=True),
-        shells=shells,
-        share_e0=share_e0,
-        kmin=kmin, kmax=kmax,
-        kweight=get_integer(s, "kweight", value, default=ExafsConfig.kweight, low=0, high=3),
-        dk=get_number(s, "dk", value, default=ExafsConfig.dk, low=0, high=10, allow_none=False),
-        window=get_choice(s, "window", value, WINDOWS, default=ExafsConfig.window),
-        rmin=rmin, rmax=rmax,
-        fit_space=get_choice(s, "fit_space", value, ("r", "k", "q"), default=ExafsConfig.fit_space),
-        rbkg=get_number(s, "rbkg", value, default=ExafsConfig.rbkg, low=0, high=3, low_open=True,
-                        allow_none=False),
-        bkg_kmin=get_number(s, "bkg_kmin", value, default=ExafsConfig.bkg_kmin, low=0, high=5,
-                            allow_none=False, accepted="a number >= 0 and <= 5 (1/Angstrom)"),
-        engine=get_choice(s, "engine", value, ("fast", "larch"), default=ExafsConfig.engine),
-        merge_repeats=_merge_repeats(value),
-        significance=get_choice(s, "significance", value, ("metal", "all", "none"),
-                                default=ExafsConfig.significance),
-        systematics=get_boolean(s, "systematics", value, default=ExafsConfig.systematics),
-    )
+    return _section(ExafsConfig, "exafs", value, enabled=value.get("enabled", True),
+                    shells=None if shells is None else check_shells(shells, element, base),
+                    two_phase=two_phase_config(data))
 
 
 #: Standards that name part of the series rather than a file.
@@ -377,7 +221,7 @@ _SERIES_STANDARDS = ("first", "last", "reference_channel")
 def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     s = "components"
     if value is None:
-        return ComponentsConfig(enabled=False)
+        return ComponentsConfig()
     raw = value.get("standards", [])
     if isinstance(raw, str):
         raw = [raw]
@@ -392,103 +236,29 @@ def _build_components(value: Mapping | None, base: Path) -> ComponentsConfig:
     for name, source in pairs:
         if not isinstance(source, str) or not source.strip():
             reject(s, "standards", raw, "standard sources as text")
-        text = source.strip()
-        if text not in _SERIES_STANDARDS and not text.startswith(("step:", "steps:")):
-            path, _, group = text.partition("#")
-            text = resolve_path(base, path) + (f"#{group}" if group else "")
-        refs.append((str(name) if name is not None else None, text))
-    method = get_choice(s, "method", value, ("lcf", "mcr"), default="lcf" if refs else "mcr")
-    if method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
+        source = source.strip()
+        if source not in _SERIES_STANDARDS and not source.startswith(("step:", "steps:")):
+            path, _, group = source.partition("#")
+            source = resolve_path(base, path) + (f"#{group}" if group else "")
+        refs.append((str(name) if name is not None else None, source))
+    out = _section(ComponentsConfig, s, value, enabled=True, standards=tuple(refs),
+                   method=value.get("method", "lcf" if refs else "mcr"))
+    if out.method == "lcf" and len(refs) < 2:   # one weight is the sum_to_one constraint or a scale
         reject(s, "standards", raw, "two or more for method = \"lcf\" (one weight is no fraction)")
-    erange = value.get("erange", list(ComponentsConfig.erange))
-    if (not isinstance(erange, list) or len(erange) != 2 or not all(   # finite, near the edge
-            isinstance(e, (int, float)) and not isinstance(e, bool) and abs(e) < 1e4 for e in erange)
-            or not erange[0] < erange[1]):
-        reject(s, "erange", erange, "[low, high] in eV from e0 (|value| < 10000), low < high")
-    n_comp = value.get("n_components", "auto")
-    if n_comp == "auto":
-        n_comp = None
-    elif isinstance(n_comp, bool) or not isinstance(n_comp, int) or not 1 <= n_comp <= 10:
-        reject(s, "n_components", n_comp, '"auto" or an integer from 1 to 10')
-    return ComponentsConfig(
-        enabled=True, standards=tuple(refs), method=method,
-        erange=(float(erange[0]), float(erange[1])),
-        space=get_choice(s, "space", value, ("norm", "flat", "dnormde"), default=ComponentsConfig.space),
-        sum_to_one=get_boolean(s, "sum_to_one", value, default=ComponentsConfig.sum_to_one),
-        shifts=get_boolean(s, "shifts", value, default=ComponentsConfig.shifts),
-        max_shift=get_number(s, "max_shift", value, default=ComponentsConfig.max_shift, low=0, high=50, low_open=True, allow_none=False),
-        n_components=n_comp,
-        metal=get_string(s, "metal", value),
-    )
-
-
-def _merge_repeats(value: Mapping) -> str | None:
-    v = value.get("merge_repeats", False)
-    if v is False or v is None:
-        return None
-    if not isinstance(v, str) or not v.strip():
-        reject("exafs", "merge_repeats", v,
-               "false or the name of a condition column whose repeated values are averaged")
-    return v.strip()
+    return out
 
 
 def _build_track(value: Mapping) -> TrackConfig:
-    s = "track"
-    cols = value.get("condition_columns")
-    if cols is not None:
-        if isinstance(cols, str):
-            cols = [cols]
-        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-            reject(s, "condition_columns", cols, "a list of condition column names")
-        cols = tuple(cols)
+    own = {k: v for k, v in value.items() if k in _TRACK_OWN_KEYS}
     settings = {k: v for k, v in value.items() if k not in _TRACK_OWN_KEYS}
-    settings = _validate_track_settings(settings)
-    return TrackConfig(
-        enabled=get_boolean(s, "enabled", value, default=True),
-        metal_shell=None if value.get("metal_shell") is None else shell_label(s, "metal_shell", value["metal_shell"]),
-        ligand_shell=None if value.get("ligand_shell") is None else shell_label(s, "ligand_shell", value["ligand_shell"]),
-        condition_columns=cols,
-        settings=settings,
-    )
-
-
-def _validate_track_settings(settings: dict) -> dict:
-    """The thresholds, judged by :meth:`operando.tracking.TrackSettings.from_config`."""
-    try:
-        TrackSettings.from_config(dict(settings))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ConfigError(f"[track] {exc}") from None
-    return dict(settings)
+    _section(TrackSettings, "track", settings)          # the thresholds, checked here
+    shells = {key: shell_label("track", key, own[key]) for key in ("metal_shell", "ligand_shell")
+              if own.get(key) is not None}
+    return _section(TrackConfig, "track", own, **shells, settings=settings)
 
 
 def _build_output(value: Mapping, base: Path, path: Path | None) -> OutputConfig:
-    s = "output"
-    directory = get_string(s, "dir", value)
+    directory = get("output", "dir", value, text)
     if directory is None:
-        directory = f"{path.stem}-output" if path is not None else "operando-output"
-    plots = value.get("plots", ["png"])
-    if isinstance(plots, str):
-        plots = [plots]
-    if plots is False:
-        plots = []
-    if not isinstance(plots, list) or not all(isinstance(p, str) and p.lower() in PLOT_FORMATS for p in plots):
-        reject(s, "plots", plots, f"a list of formats from {list(PLOT_FORMATS)} ([] for no plots)")
-    return OutputConfig(
-        dir=resolve_path(base, directory),
-        plots=tuple(dict.fromkeys(p.lower() for p in plots)),
-        overwrite=get_boolean(s, "overwrite", value, default=OutputConfig.overwrite),
-        report=get_boolean(s, "report", value, default=OutputConfig.report),
-        athena=_bool_or_auto(s, "athena", value,
-                             f'"auto" (series up to {ATHENA_AUTO_MAX_STEPS} steps), true or false'),
-    )
-
-
-def _bool_or_auto(section, key, value, accepted):
-    v = value.get(key, "auto")
-    if isinstance(v, str) and v.strip().lower() == "auto":
-        return "auto"
-    if not isinstance(v, bool):
-        reject(section, key, v, accepted)
-    return v
+        directory = f"{path.stem}-output" if path is not None else OutputConfig.dir
+    return _section(OutputConfig, "output", value, dir=resolve_path(base, directory))

@@ -11,34 +11,132 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._util.jsonsafe import to_json_ready
-from ..options import BackgroundOptions, ComponentOptions, FitOptions, FoilOptions, NormalizeOptions
-from .values import get_integer, reject
+from .._util.rules import (Rejected, auto_or, boolean, check_fields, choice, number, pair,
+                           setting, text)
+from .._util.validate import suggest
+from ..errors import ConfigError
+from ..options import (ENGINES, BackgroundOptions, ComponentOptions, FitOptions, FoilOptions,
+                       NormalizeOptions)
 
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
 PLOT_FORMATS = ("png", "svg", "pdf")
+#: ``[output] athena = "auto"`` writes the project for series up to this many steps.
+ATHENA_AUTO_MAX_STEPS = 500
+#: Roles of [series] channels (see operando.io.read_series).
+CHANNEL_ROLES = ("i0", "it", "iref", "fluorescence", "icr", "ocr")
 
+
+# ------------------------------------------------------------ rules of section keys
+def _element(v):
+    v = text(v)
+    if v is not None and not (1 <= len(v) <= 2 and v[0].isupper() and v.isalpha()
+                              and (len(v) == 1 or v[1].islower())):
+        raise Rejected("an element symbol such as 'Pt' or 'Cu'")
+    return v
+
+
+def _edge(v):
+    v = text(v)
+    if v is not None and v.upper() not in EDGES:
+        raise Rejected(f"one of {', '.join(EDGES)}{suggest(v.upper(), EDGES)}")
+    return None if v is None else v.upper()
+
+
+def _mu(v):
+    if isinstance(v, (list, tuple)):
+        if not v or not all(isinstance(c, str) and c.strip() for c in v):
+            raise Rejected("a list of fluorescence channel names (summed, over i0)")
+        return tuple(c.strip() for c in v)
+    return text(v)
+
+
+def _energy_column(v):
+    if v is None or (not isinstance(v, bool) and ((isinstance(v, str) and v.strip())
+                                                   or (isinstance(v, int) and v >= 0))):
+        return v
+    raise Rejected("a column label or a 0-based column index")
+
+
+def _names(accepted: str, *, strict: bool = False):
+    """A rule: a list of names kept as a tuple, or None; a single name reads as a list of
+    one, and a list may be empty, unless ``strict``."""
+    def rule(v):
+        v = [v] if isinstance(v, str) and not strict else v
+        if v is not None and (not isinstance(v, (list, tuple)) or (not v and strict)
+                              or not all(isinstance(c, str) for c in v)):
+            raise Rejected(accepted)
+        return None if v is None else tuple(v)
+    return rule
+
+
+def _channels(v):
+    if v is None or isinstance(v, tuple):
+        return v
+    roles = ", ".join(CHANNEL_ROLES)
+    if not isinstance(v, Mapping) or not all(isinstance(c, str) for c in v.values()):
+        raise Rejected(f"a table role = column, roles {roles}")
+    for role in v:
+        if role not in CHANNEL_ROLES:
+            raise Rejected(f"a table role = column with roles {roles} (not '{role}'"
+                           f"{suggest(role, CHANNEL_ROLES)})")
+    return tuple(sorted(v.items()))
+
+
+def _merge_repeats(v):
+    if v is False or v is None:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise Rejected("false or the name of a condition column whose repeated values are "
+                       "averaged")
+    return v.strip()
+
+
+def _n_components(v):
+    if v is None or v == "auto":
+        return None
+    return number(1, 10, integer=True, accepted='"auto" or an integer from 1 to 10')(v)
+
+
+def _plots(v):
+    v = [] if v is False else [v] if isinstance(v, str) else v
+    if not isinstance(v, (list, tuple)) or not all(isinstance(p, str) and p.lower() in PLOT_FORMATS
+                                                   for p in v):
+        raise Rejected(f"a list of formats from {list(PLOT_FORMATS)} ([] for no plots)")
+    return tuple(dict.fromkeys(p.lower() for p in v))
+
+
+_TEMPERATURE = number(0, 5000, low_open=True, none=True, accepted="a temperature in K (> 0)")
+
+
+class Section:
+    """A section checks its keys' rules on construction (as the stages' options do)."""
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 # --------------------------------------------------------------------- sections
 @dataclass(frozen=True)
-class SeriesConfig:
+class SeriesConfig(Section):
     """``[series]``: what to read and how (see :func:`operando.io.read_series`)."""
 
     source: tuple[str, ...] = ()
     conditions: str | None = None
-    element: str | None = None
-    edge: str | None = None
-    mu: str | tuple[str, ...] = "auto"
+    element: str | None = setting(None, _element)
+    edge: str | None = setting(None, _edge)
+    mu: str | tuple[str, ...] = setting("auto", _mu)
     reference: bool | str = "auto"
-    format: str = "auto"
-    pattern: str | None = None
-    energy_column: str | int | None = None
-    columns: tuple[str, ...] | None = None
-    on_error: str = "skip"
-    order: str = "auto"
-    channels: tuple[tuple[str, str], ...] | None = None
-    dead_time: bool | str = "auto"
-    use_project_settings: bool = False
+    format: str = setting("auto", text)
+    pattern: str | None = setting(None, text)
+    energy_column: str | int | None = setting(None, _energy_column)
+    columns: tuple[str, ...] | None = setting(None, _names(
+        "a non-empty list of column names (matrix files)", strict=True))
+    on_error: str = setting("skip", choice("skip", "raise"))
+    order: str = setting("auto", choice("auto", "name", "time"))
+    channels: tuple[tuple[str, str], ...] | None = setting(None, _channels)
+    dead_time: bool | str = setting("auto", auto_or(
+        boolean, 'true, false or "auto" (where the file has the ICR/OCR columns)'))
+    use_project_settings: bool = setting(False, boolean)
 
 
 @dataclass(frozen=True)
@@ -57,47 +155,65 @@ class ConditionsConfig:
 
 
 @dataclass(frozen=True)
-class NormalizeConfig:
-    """``[normalize]``: edge step normalisation, calibration and white line (eV)."""
+class NormalizeConfig(NormalizeOptions):
+    """``[normalize]``: the normalisation's options (:class:`NormalizeOptions`), the
+    calibration and the white-line window (eV; None: :class:`WhiteLineOptions`')."""
 
-    e0: str | float = NormalizeOptions.e0
-    pre1: float | None = NormalizeOptions.pre1
-    pre2: float | None = NormalizeOptions.pre2
-    norm1: float | None = NormalizeOptions.norm1
-    norm2: float | None = NormalizeOptions.norm2
-    nnorm: int | None = NormalizeOptions.nnorm
-    nvict: int = NormalizeOptions.nvict
-    calibrate: bool = False
-    edge_energy: float | None = None
-    wl_window: tuple[float, float] | None = None     # None: WhiteLineOptions.window
-    engine: str = NormalizeOptions.engine
+    calibrate: bool = setting(False, boolean)
+    edge_energy: float | None = setting(None, number(
+        0, 2e5, low_open=True, none=True, accepted="eV in (0, 200000], or unset for the "
+                                                   "tabulated edge"))
+    wl_window: tuple[float, float] | None = setting(None, pair(
+        "a pair [low, high] of numbers (eV relative to e0) with low < high", none=True))
 
 
 @dataclass(frozen=True)
-class FoilConfig:
+class FoilConfig(FoilOptions):
     """``[foil]``: S0^2 from a foil (``file``, ``shell``, ``cn``) or fixed (``s02``),
-    and what the sample's metal shell takes from the foil fit (``sigma2``, ``deltar``,
-    ``de0``: :func:`operando.exafs.apply_foil`), with an optional temperature
-    correction of sigma2 (K)."""
+    and what the sample's metal shell takes from the foil fit (:class:`FoilOptions`),
+    with an optional temperature correction of sigma2 (K)."""
 
     file: str | None = None
     shell: str | None = None
-    cn: float = FoilOptions.cn
-    s02: float | None = None
-    sigma2: str | float = FoilOptions.sigma2
-    deltar: str = FoilOptions.deltar
-    de0: str = FoilOptions.de0
-    temperature_K: float | None = None
-    sample_temperature_K: float | None = None
-    debye_temperature_K: float | None = None
-    disorder_model: str = FoilOptions.disorder_model
+    s02: float | None = setting(None, number(0, 1.5, low_open=True, none=True,
+                                             accepted="a number > 0 and <= 1.5"))
+    temperature_K: float | None = setting(None, _TEMPERATURE)
+    sample_temperature_K: float | None = setting(None, _TEMPERATURE)
+    debye_temperature_K: float | None = setting(None, _TEMPERATURE)
     #: How mu is made from the foil file; None: as for the series ([series] mu).  A foil
     #: measured in transmission beside a fluorescence series says "transmission".
-    mu: str | None = None
+    mu: str | None = setting(None, text)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.file is not None and self.s02 is not None:
+            raise ConfigError("give either file (a foil to calibrate S0^2 on) or s02 (a fixed "
+                              "value), not both")
+        if (None not in (self.temperature_K, self.sample_temperature_K)
+                and self.temperature_K != self.sample_temperature_K
+                and self.debye_temperature_K is None):
+            raise ConfigError("a sigma2 temperature correction (temperature_K != "
+                              "sample_temperature_K) needs debye_temperature_K")
+
+    def shell_options(self) -> dict:
+        """:func:`operando.exafs.apply_foil` keyword arguments (a ``sigma2`` in A^2 is
+        ``"fix"`` at that value, which replaces the foil's)."""
+        return dict(sigma2=self.sigma2 if isinstance(self.sigma2, str) else "fix",
+                    deltar=self.deltar, de0=self.de0, sigma2_margin=self.sigma2_margin,
+                    temperature_K=self.temperature_K,
+                    sample_temperature_K=self.sample_temperature_K,
+                    debye_temperature_K=self.debye_temperature_K,
+                    disorder_model=self.disorder_model)
+
+
+def _isolated(v):
+    if not isinstance(v, str) or not v:
+        raise Rejected("the name of a [components] standard (the isolated state's spectrum)")
+    return v
 
 
 @dataclass(frozen=True)
-class TwoPhaseConfig:
+class TwoPhaseConfig(Section):
     """``[exafs] two_phase``: the isolated state measured, the clusters modelled
     (:mod:`operando.exafs.two_phase`).
 
@@ -108,40 +224,39 @@ class TwoPhaseConfig:
     sigma2, ``"foil"`` (the metal shell's, as [foil] gives it) or ``"free"`` (bounded).
     """
 
-    isolated: str
-    fraction: str = "xanes"
-    disorder: str = "foil"
+    isolated: str | None = setting(None, _isolated)
+    fraction: str = setting("xanes", choice("xanes", "xanes_prior", "fit"))
+    disorder: str = setting("foil", choice("foil", "free"))
 
 
 @dataclass(frozen=True)
-class ExafsConfig:
-    """``[exafs]``: background removal and shell fits (k in 1/Angstrom, R in Angstrom)."""
+class ExafsConfig(FitOptions):
+    """``[exafs]``: the shell fits' options (:class:`FitOptions`, k in 1/Angstrom, R in
+    Angstrom), the background removal's and the run's EXAFS choices."""
 
-    enabled: bool = False
+    enabled: bool = setting(False, boolean)
     shells: tuple | None = None          # labels, or tables (dicts) of ShellSpec settings
-    share_e0: bool | str = FitOptions.share_e0
-    kmin: float = FitOptions.kmin
-    kmax: float = FitOptions.kmax
-    kweight: int = FitOptions.kweight
-    dk: float = FitOptions.dk
-    window: str = FitOptions.window
-    rmin: float = FitOptions.rmin
-    rmax: float = FitOptions.rmax
-    fit_space: str = FitOptions.fit_space
-    rbkg: float = BackgroundOptions.rbkg
+    rbkg: float = setting(BackgroundOptions.rbkg, number(0, 3, low_open=True))
     # Start of the background spline (Larch autobk kmin).  0 is Larch's default; raising it
     # above a strong white line helps L3 edges of oxidised 5d metals (README, physics).
-    bkg_kmin: float = BackgroundOptions.kmin
-    engine: str = BackgroundOptions.engine
-    merge_repeats: str | None = None
-    significance: str = FitOptions.significance
-    systematics: bool = False
+    bkg_kmin: float = setting(BackgroundOptions.kmin, number(
+        0, 5, accepted="a number >= 0 and <= 5 (1/Angstrom)"))
+    engine: str = setting(BackgroundOptions.engine, ENGINES)
+    merge_repeats: str | None = setting(None, _merge_repeats)
+    systematics: bool = setting(False, boolean)
     two_phase: TwoPhaseConfig | None = None
+
+    def background(self) -> BackgroundOptions:
+        """The background removal's options (the fits' ``kweight``; the spline from
+        ``bkg_kmin``; AUTOBK's own ``dk`` and window)."""
+        return BackgroundOptions(rbkg=self.rbkg, kmin=self.bkg_kmin, kweight=self.kweight,
+                                 engine=self.engine)
 
 
 @dataclass(frozen=True)
-class ComponentsConfig:
-    """``[components]``: XANES component analysis (section present = enabled).
+class ComponentsConfig(ComponentOptions):
+    """``[components]``: XANES component analysis (section present = enabled) with the
+    options of :class:`ComponentOptions`.
 
     ``standards``: name -> source (a file, ``"file.prj#group"``, ``"first"``,
     ``"last"``, ``"step:N"``, ``"steps:A-B"`` (their mean) or ``"reference_channel"``); with
@@ -152,40 +267,37 @@ class ComponentsConfig:
 
     enabled: bool = False
     standards: tuple = ()
-    method: str = "lcf"
-    erange: tuple[float, float] = ComponentOptions.erange
-    space: str = ComponentOptions.space
-    sum_to_one: bool = ComponentOptions.sum_to_one
-    shifts: bool = ComponentOptions.shifts
-    max_shift: float = ComponentOptions.max_shift
-    n_components: int | None = None
-    metal: str | None = None
+    method: str = setting("lcf", choice("lcf", "mcr"))
+    n_components: int | None = setting(None, _n_components)
+    metal: str | None = setting(None, text)
 
 
 @dataclass(frozen=True)
-class TrackConfig:
+class TrackConfig(Section):
     """``[track]``: shells to compare and thresholds for :mod:`operando.tracking`.
 
-    ``settings`` holds every other key unchanged; it is handed to
-    ``tracking.TrackSettings.from_config`` (validated there).
+    ``settings`` holds every other key unchanged: the thresholds of
+    :class:`~operando.options.TrackSettings` (checked on loading).
     """
 
-    enabled: bool = True
+    enabled: bool = setting(True, boolean)
     metal_shell: str | None = None
     ligand_shell: str | None = None
-    condition_columns: tuple[str, ...] | None = None
+    condition_columns: tuple[str, ...] | None = setting(None, _names(
+        "a list of condition column names"))
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(Section):
     """``[output]``: the run folder and what goes in it."""
 
     dir: str = "operando-output"
-    plots: tuple[str, ...] = ("png",)
-    overwrite: bool = False
-    report: bool = True
-    athena: bool | str = "auto"
+    plots: tuple[str, ...] = setting(("png",), _plots)
+    overwrite: bool = setting(False, boolean)
+    report: bool = setting(True, boolean)
+    athena: bool | str = setting("auto", auto_or(boolean, '"auto" (series up to '
+                                                 f'{ATHENA_AUTO_MAX_STEPS} steps), true or false'))
 
     def athena_for(self, n_steps: int) -> bool:
         """Whether ``athena.prj`` is written for a series of ``n_steps``.
@@ -198,8 +310,6 @@ class OutputConfig:
         return bool(self.athena)
 
 
-#: ``[output] athena = "auto"`` writes the project for series up to this many steps.
-ATHENA_AUTO_MAX_STEPS = 500
 #: ``[run] chunk_size = "auto"``: bounds of the chunk size of the fast engines.
 AUTO_CHUNK_MIN, AUTO_CHUNK_MAX = 256, 2000
 #: ``[run] chunk_size = "auto"`` with a larch engine (about 0.2 s per step): a checkpoint
@@ -208,7 +318,7 @@ AUTO_CHUNK_LARCH = 16
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Section):
     """``[run]``: how the work is split (``chunk_size`` steps per checkpoint) and run.
 
     ``chunk_size = "auto"`` (default) is resolved from the number of steps only
@@ -216,10 +326,11 @@ class RunConfig:
     see :meth:`Config.chunk_size_for`.
     """
 
-    chunk_size: int | str = "auto"
+    chunk_size: int | str = setting("auto", auto_or(number(1, integer=True),
+                                                     '"auto" or an integer >= 1'))
     # 0: one process per core.  A series of one chunk (anything up to 2 x 256 steps with the
     # fast engine) still runs inline, so small runs pay no process start-up.
-    workers: int = 0
+    workers: int = setting(0, number(0, integer=True))
 
 
 @dataclass(frozen=True)
@@ -308,21 +419,6 @@ class Config:
         return replace(self, output=replace(self.output, **changes))
 
     def with_run(self, **changes: Any) -> "Config":
-        """A copy with ``[run]`` fields replaced (validated as in a file)."""
-        merged = {**asdict(self.run), **changes}
-        return replace(self, run=build_run(merged))
+        """A copy with ``[run]`` fields replaced (checked as in a file)."""
+        return replace(self, run=replace(self.run, **changes))
 
-
-def build_run(value: Mapping) -> RunConfig:
-    s = "run"
-    size = value.get("chunk_size", "auto")
-    if isinstance(size, str) and size.strip().lower() == "auto":
-        chunk_size = "auto"
-    elif isinstance(size, str):
-        reject(s, "chunk_size", size, '"auto" or an integer >= 1')
-    else:
-        chunk_size = get_integer(s, "chunk_size", value, default="auto", low=1)
-    return RunConfig(
-        chunk_size=chunk_size,
-        workers=get_integer(s, "workers", value, default=0, low=0),
-    )

@@ -3,16 +3,12 @@ it needs."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Mapping
 
-from .._util.validate import suggest as _suggest
+from .._util.validate import check_keys
 from ..errors import ConfigError
 from .sections import TwoPhaseConfig
-
-
-#: ``[exafs] two_phase`` keys and choices (:class:`~.sections.TwoPhaseConfig`).
-TWO_PHASE_FRACTIONS = ("xanes", "xanes_prior", "fit")
-TWO_PHASE_DISORDER = ("foil", "free")
 
 
 def two_phase_config(data: Mapping):
@@ -26,22 +22,13 @@ def two_phase_config(data: Mapping):
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where} must be a table such as {{ isolated = \"cuo\", fraction = "
                           f"\"xanes\", disorder = \"foil\" }}, got {value!r}")
-    unknown = sorted(set(value) - {"isolated", "fraction", "disorder"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'{_suggest(unknown[0], ('isolated', 'fraction', 'disorder'))} "
-                          "(accepted: isolated, fraction, disorder)")
-    isolated = value.get("isolated")
-    if not isinstance(isolated, str) or not isolated:
-        raise ConfigError(f"{where} isolated = {isolated!r}: must be the name of a [components] "
-                          "standard (the isolated state's spectrum)")
-    out = TwoPhaseConfig(isolated=isolated,
-                         **{k: value[k] for k in ("fraction", "disorder") if k in value})
-    for key, choices in (("fraction", TWO_PHASE_FRACTIONS), ("disorder", TWO_PHASE_DISORDER)):
-        if getattr(out, key) not in choices:
-            raise ConfigError(f"{where} {key} = {getattr(out, key)!r}: must be "
-                              + " or ".join(f'"{c}"' for c in choices))
+    check_keys(where, value, [f.name for f in fields(TwoPhaseConfig)])
+    try:
+        out = TwoPhaseConfig(**value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {exc}") from None
     if "components" not in data:
-        raise ConfigError(f"{where} needs [components] with the isolated state ('{isolated}') "
+        raise ConfigError(f"{where} needs [components] with the isolated state ('{out.isolated}') "
                           "as a standard")
     if out.disorder == "foil" and not (data.get("foil") or {}).get("file"):
         raise ConfigError(f'{where} disorder = "foil" needs [foil] file (the foil\'s '

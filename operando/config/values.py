@@ -4,15 +4,12 @@ what is accepted (:class:`~operando.errors.ConfigError`)."""
 from __future__ import annotations
 
 import glob as _glob
-import math
 import stat
 from pathlib import Path
 from typing import Any, Mapping
 
-from .._util.validate import suggest as _suggest
+from .._util.rules import Rejected
 from ..errors import ConfigError
-
-_UNSET = object()
 
 
 # ------------------------------------------------------------ value validators
@@ -21,88 +18,15 @@ def reject(section: str, key: str, value: Any, accepted: str):
     raise ConfigError(f"[{section}] {key} = {value!r}: must be {accepted}")
 
 
-def get_number(section, key, value, *, default=_UNSET, low=None, high=None, low_open=False,
-               accepted=None, allow_none=True):
-    """``value[key]`` (``value`` is the section's table) as a finite float within
-    ``[low, high]`` (``(low, high]`` with ``low_open``); ``default`` when the key is absent."""
+def get(section: str, key: str, value: Mapping, rule):
+    """``value[key]`` (``value`` is the section's table) as ``rule`` reads it (a rule of
+    :mod:`operando._util.rules`); None when the key is absent."""
     if key not in value:
-        return None if default is _UNSET else default
-    v = value[key]
-    desc = accepted or _range_text(low, high, low_open)
-    if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        reject(section, key, v, desc)
-    if low is not None and (v < low or (low_open and v == low)):
-        reject(section, key, v, desc)
-    if high is not None and v > high:
-        reject(section, key, v, desc)
-    return float(v)
-
-
-def _range_text(low, high, low_open):
-    text = "a number"
-    if low is not None:
-        text += f" {'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        text += f"{' and' if low is not None else ''} <= {high:g}"
-    return text
-
-
-def get_integer(section, key, value, *, default, low=None, high=None, allow_none=False):
-    """``value[key]`` as an integer within ``[low, high]`` (``2.0`` reads as 2);
-    ``default`` when the key is absent."""
-    if key not in value:
-        return default
-    v = value[key]
-    if v is None and allow_none:
-        return None
-    desc = "an integer" + (f" from {low} to {high}" if low is not None and high is not None
-                           else f" >= {low}" if low is not None else "")
-    if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        else:
-            reject(section, key, v, desc)
-    if (low is not None and v < low) or (high is not None and v > high):
-        reject(section, key, v, desc)
-    return int(v)
-
-
-def get_boolean(section, key, value, *, default):
-    """``value[key]`` as true or false; ``default`` when the key is absent."""
-    if key not in value:
-        return default
-    v = value[key]
-    if not isinstance(v, bool):
-        reject(section, key, v, "true or false")
-    return v
-
-
-def get_choice(section, key, value, options, *, default):
-    """``value[key]`` lower-cased, one of ``options`` (a near miss is suggested);
-    ``default`` when the key is absent."""
-    if key not in value:
-        return default
-    v = value[key]
-    if not isinstance(v, str) or v.lower() not in options:
-        hint = _suggest(str(v).lower(), options) if isinstance(v, str) else ""
-        raise ConfigError(
-            f"[{section}] {key} = {v!r}: must be one of {', '.join(repr(o) for o in options)}{hint}"
-        )
-    return v.lower()
-
-
-def get_string(section, key, value, *, default=None):
-    """``value[key]`` as a stripped non-empty string; ``default`` when the key is absent."""
-    if key not in value:
-        return default
-    v = value[key]
-    if v is None:
-        return None
-    if not isinstance(v, str) or not v.strip():
-        reject(section, key, v, "a non-empty text string")
-    return v.strip()
+    try:
+        return rule(value[key])
+    except Rejected as exc:
+        reject(section, key, value[key], str(exc))
 
 
 def resolve_path(base: Path, text: str) -> str:
@@ -133,16 +57,6 @@ def resolve_glob(base: Path, text: str) -> str:
         p = Path(text).expanduser()
         return str(p if p.is_absolute() else base.resolve() / p)
     return resolve_path(base, text)
-
-
-def get_element(section, key, value, *, default=None):
-    """``value[key]`` as an element symbol ('Pt', 'Cu'); ``default`` when the key is absent."""
-    v = get_string(section, key, value, default=default)
-    if v is None:
-        return None
-    if not (1 <= len(v) <= 2 and v[0].isupper() and v.isalpha() and (len(v) == 1 or v[1].islower())):
-        reject(section, key, v, "an element symbol such as 'Pt' or 'Cu'")
-    return v
 
 
 def shell_label(section, key, v):

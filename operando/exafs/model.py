@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Mapping
 
 import numpy as np
 
-from .._util.larch_compat import FT_WINDOWS
-from .._util.validate import check_choice, check_keys
 from ..errors import ConfigError, DataError
 from ..feffpaths import FeffPath, path_for_shell
 from ..options import FitOptions
@@ -21,17 +19,11 @@ from .shells import KINDS, Rule, ShellSpec
 
 log = logging.getLogger(__name__)
 
-FIT_SPACES = ("r", "k", "q")
-#: ``share_e0`` values: one dE0 for all shells, one per shell, or one per phase (the
-#: metal shell vs everything else).
-E0_SHARING = (True, False, "phase")
-#: ``significance`` values: which shells get the F-test and detection limit.
-SIGNIFICANCE = ("metal", "all", "none")
-
 
 @dataclass(frozen=True)
-class ShellModel:
-    """What to fit: shells, k/R ranges, physical bounds, dE0 sharing and shell tests.
+class ShellModel(FitOptions):
+    """What to fit: shells, the fit's options (:class:`~operando.options.FitOptions`: k/R
+    window, fit space, dE0 sharing, which shells are tested) and physical bounds.
 
     Parameters
     ----------
@@ -46,14 +38,13 @@ class ShellModel:
         Shells without an ``e0_group`` share one dE0 (True, the default), have one
         each (False), or share one per phase (``"phase"``: the metal shell(s) one,
         every other shell another).
-    kmin, kmax, dk : float
-        k window in 1/Angstrom.
-    kweight : float
-    window : str
-        Larch k-window name.
-    rmin, rmax : float
-        Fit range in R (Angstrom).
-    fit_space : {"r", "k", "q"}
+    kmin, kmax, dk, kweight, window, rmin, rmax, fit_space
+        The k window (1/Angstrom, Larch window name) and the fit range in R (Angstrom)
+        and space (``"r"``, ``"k"``, ``"q"``).
+    significance : {"metal", "all", "none"}
+        Which shells with a varied CN get the F-test and the detection limit
+        (:mod:`operando.exafs.significance`): the metal shell(s) (default), every
+        shell with a varied CN, or none.
     cn_max : float
         Upper CN bound (default 16, above any close-packed first shell).
     de0_max : float
@@ -69,22 +60,9 @@ class ShellModel:
     absent_cn_min : float
         Lower CN bound in that refit; negative so the CN error bar of an absent
         shell is not truncated at 0.
-    significance : {"metal", "all", "none"}
-        Which shells with a varied CN get the F-test and the detection limit
-        (:mod:`operando.exafs.significance`): the metal shell(s) (default), every
-        shell with a varied CN, or none.
     """
 
     shells: tuple = ("Pt-O", "Pt-Pt")
-    share_e0: bool | str = FitOptions.share_e0
-    kmin: float = FitOptions.kmin
-    kmax: float = FitOptions.kmax
-    kweight: float = FitOptions.kweight
-    dk: float = FitOptions.dk
-    window: str = FitOptions.window
-    rmin: float = FitOptions.rmin      # above rbkg: see FitOptions
-    rmax: float = FitOptions.rmax
-    fit_space: str = FitOptions.fit_space
     cn_max: float = 16.0
     de0_max: float = 10.0
     sigma2_min: float = 0.001
@@ -92,9 +70,9 @@ class ShellModel:
     dr_max: float = 0.25
     absent_sigma2: float = 0.006
     absent_cn_min: float = -2.0
-    significance: str = FitOptions.significance
 
     def __post_init__(self):
+        super().__post_init__()            # the window's and choices' rules (FitOptions)
         shells = self.shells
         if isinstance(shells, (str, Mapping, ShellSpec)):
             shells = [shells]
@@ -108,16 +86,6 @@ class ShellModel:
         if len(absorbers) > 1:
             raise ConfigError(f"shells {labels} must all start with one absorber")
         object.__setattr__(self, "shells", tuple(specs))
-        check_choice("window", self.window, FT_WINDOWS)
-        check_choice("fit_space", self.fit_space, FIT_SPACES)
-        check_choice("significance", self.significance, SIGNIFICANCE)
-        if self.share_e0 not in E0_SHARING or isinstance(self.share_e0, int) and not isinstance(
-                self.share_e0, bool):
-            raise ConfigError(f"share_e0 {self.share_e0!r} is not one of true, false, \"phase\"")
-        if not 0 <= self.kmin < self.kmax:
-            raise ConfigError(f"kmin {self.kmin} must be >= 0 and below kmax {self.kmax} (1/A)")
-        if not 0 <= self.rmin < self.rmax:
-            raise ConfigError(f"rmin {self.rmin} must be >= 0 and below rmax {self.rmax} (A)")
         if not 0 < self.sigma2_min < self.sigma2_max:
             raise ConfigError("need 0 < sigma2_min < sigma2_max (A^2)")
         if not self.absent_cn_min <= 0:
@@ -147,18 +115,6 @@ class ShellModel:
                 if group in groups and groups[group] != spec.de0:
                     raise ConfigError(f"shells of e0_group {group!r} give different de0 rules")
                 groups[group] = spec.de0
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "ShellModel":
-        """Build from a config dict (e.g. the ``[exafs]`` section).
-
-        Unknown keys raise :class:`ConfigError` naming the key and the closest
-        valid one.
-        """
-        valid = [f.name for f in fields(cls)]
-        for key in config:
-            check_keys("shell model", [key], valid)
-        return cls(**dict(config))
 
     @property
     def labels(self) -> list[str]:

@@ -1,9 +1,9 @@
 """Options of every analysis stage, each default stated once (:mod:`.stages`), and the
-tracker's thresholds (:mod:`.tracking`).  Light: no numpy, no analysis stage."""
+tracker's thresholds (:mod:`.tracking`).  Light: no analysis stage."""
 
-from .stages import (BackgroundOptions, ComponentOptions, FitOptions, FoilOptions, FTOptions,
-                     NormalizeOptions, Options, WhiteLineOptions)
+from .stages import (ENGINES, BackgroundOptions, ComponentOptions, FitOptions, FoilOptions,
+                     FTOptions, NormalizeOptions, Options, WhiteLineOptions)
 from .tracking import TrackSettings
 
-__all__ = ["Options", "NormalizeOptions", "WhiteLineOptions", "FTOptions", "FitOptions",
+__all__ = ["Options", "ENGINES", "NormalizeOptions", "WhiteLineOptions", "FTOptions", "FitOptions",
            "BackgroundOptions", "FoilOptions", "ComponentOptions", "TrackSettings"]

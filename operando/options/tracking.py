@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
-from .._util.validate import suggest
+from .._util.rules import Rejected, choice, number, setting, text
 from ..errors import ConfigError
+from .stages import Options
+
+_POSITIVE = number(0, low_open=True, accepted="a positive number")
+
+
+def _baseline(v):
+    if not isinstance(v, str) or not v.strip():
+        raise Rejected('"first" or a condition label')
+    return v
+
+
+def _labels(v):
+    return tuple(str(x) for x in ((v,) if isinstance(v, str) else v))
 
 
 @dataclass(frozen=True)
-class TrackSettings:
+class TrackSettings(Options):
     """Thresholds of the tracker: when a change is an event, when metal is present.
 
     Every decision compares a combined z (the strongest evidence channel after a
@@ -87,83 +98,32 @@ class TrackSettings:
         ``"cuboctahedron"`` or ``"sphere"`` (:func:`cluster_size_from_cn`).
     """
 
-    z_event: float = 3.0
-    family_alpha: float = 0.05
-    z_state: float = 3.0
-    z_high: float = 5.0
-    particle_cn: float = 10.0
-    bulk_cn: float = 12.0
-    cn_floor: float = 0.1
-    wl_floor: float = 0.01
-    edge_floor: float = 0.1
-    frac_floor: float = 0.02
-    min_metal_fraction: float = 0.05
-    min_trend_steps: int = 4
-    outlier_z: float = 5.0
-    baseline: str = "first"
-    metal_fraction: str | None = None
-    changepoint_min_steps: int = 20
-    changepoint_min_size: int = 5
-    changepoint_z: float = 5.0
-    potential_decimals: int = 4
-    rest_labels: tuple = ("OCP",)
-    cluster_model: str = "cuboctahedron"
+    z_event: float = setting(3.0, _POSITIVE)
+    family_alpha: float = setting(0.05, number(0, 1, low_open=True, high_open=True))
+    z_state: float = setting(3.0, _POSITIVE)
+    z_high: float = setting(5.0, _POSITIVE)
+    particle_cn: float = setting(10.0, _POSITIVE)
+    bulk_cn: float = setting(12.0, _POSITIVE)
+    cn_floor: float = setting(0.1, _POSITIVE)
+    wl_floor: float = setting(0.01, _POSITIVE)
+    edge_floor: float = setting(0.1, _POSITIVE)
+    frac_floor: float = setting(0.02, _POSITIVE)
+    min_metal_fraction: float = setting(0.05, _POSITIVE)
+    min_trend_steps: int = setting(4, number(0, integer=True))
+    outlier_z: float = setting(5.0, _POSITIVE)
+    baseline: str = setting("first", _baseline)
+    metal_fraction: str | None = setting(None, text)
+    changepoint_min_steps: int = setting(20, number(0, integer=True))
+    changepoint_min_size: int = setting(5, number(1, integer=True))
+    changepoint_z: float = setting(5.0, _POSITIVE)
+    potential_decimals: int = setting(4, number(0, integer=True))
+    rest_labels: tuple = setting(("OCP",), _labels)
+    cluster_model: str = setting("cuboctahedron", choice("cuboctahedron", "sphere"))
 
     def __post_init__(self):
-        if not 0 < self.family_alpha < 1:
-            raise ConfigError(f"track setting 'family_alpha' must be in (0, 1), got "
-                              f"{self.family_alpha!r}")
-        positive = ("z_event", "z_state", "z_high", "particle_cn", "bulk_cn", "cn_floor",
-                    "wl_floor", "edge_floor", "frac_floor", "min_metal_fraction", "outlier_z",
-                    "changepoint_z")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
-                raise ConfigError(f"track setting '{name}' must be a positive number, got {value!r}")
-        for name in ("changepoint_min_steps", "changepoint_min_size", "potential_decimals",
-                     "min_trend_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"track setting '{name}' must be a non-negative integer, got {value!r}")
-        if self.changepoint_min_size < 1:
-            raise ConfigError("track setting 'changepoint_min_size' must be at least 1")
+        super().__post_init__()
         if self.particle_cn > self.bulk_cn:
-            raise ConfigError(f"track setting 'particle_cn' ({self.particle_cn}) must not exceed "
-                              f"'bulk_cn' ({self.bulk_cn})")
+            raise ConfigError(f"particle_cn = {self.particle_cn!r}: must not exceed bulk_cn "
+                              f"({self.bulk_cn:g})")
         if self.z_high < self.z_event:
-            raise ConfigError(f"track setting 'z_high' ({self.z_high}) must be >= 'z_event' "
-                              f"({self.z_event})")
-        if not isinstance(self.baseline, str) or not self.baseline.strip():
-            raise ConfigError(f"track setting 'baseline' must be \"first\" or a condition label, "
-                              f"got {self.baseline!r}")
-        if self.metal_fraction is not None and not isinstance(self.metal_fraction, str):
-            raise ConfigError(f"track setting 'metal_fraction' must be a column name, got "
-                              f"{self.metal_fraction!r}")
-        labels = self.rest_labels
-        if isinstance(labels, str):
-            labels = (labels,)
-        object.__setattr__(self, "rest_labels", tuple(str(x) for x in labels))
-        if self.cluster_model not in ("cuboctahedron", "sphere"):
-            raise ConfigError("track setting 'cluster_model' must be 'cuboctahedron' or 'sphere', "
-                              f"got {self.cluster_model!r}")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> "TrackSettings":
-        """Settings from a ``[track]`` config section.
-
-        Unknown keys raise :class:`~operando.errors.ConfigError` naming the key
-        and the closest valid one.
-        """
-        config = dict(config or {})
-        known = [f.name for f in fields(cls)]
-        for key in config:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown [track] setting '{key}'{suggest(key, known)} (valid: {', '.join(known)})")
-        return cls(**config)
-
-    def to_dict(self) -> dict:
-        """Every setting, JSON-serialisable (for settings.json)."""
-        out = asdict(self)
-        out["rest_labels"] = list(self.rest_labels)
-        return out
+            raise ConfigError(f"z_high = {self.z_high!r}: must be >= z_event ({self.z_event:g})")

@@ -157,16 +157,9 @@ def _with_foil(plan: RunPlan, model, values):
         base = values or FoilValues(shell=shell)
         values = FoilValues(shell=shell, sigma2=ref.sigma2, sigma2_err=0.0,
                                  deltar=base.deltar, edge_energy=base.edge_energy)
-        sigma2 = "fix"
-    else:
-        sigma2 = ref.sigma2
     if values is None:
         return model
-    return apply_foil(model, values, shell=shell, sigma2=sigma2, deltar=ref.deltar,
-                           de0=ref.de0, temperature_K=ref.temperature_K,
-                           sample_temperature_K=ref.sample_temperature_K,
-                           debye_temperature_K=ref.debye_temperature_K,
-                           disorder_model=ref.disorder_model)
+    return apply_foil(model, values, shell=shell, **ref.shell_options())
 
 
 def _first_e0(plan: RunPlan, series) -> tuple[float, int]:
@@ -265,13 +258,9 @@ def _systematics(plan: RunPlan, shells, shared: dict, foil) -> dict:
     ref = plan.foil
     model = plan.model(shells)
     variants = processing_variants(model, rbkg=plan.background["rbkg"], e0=shared["e0"])
-    options = dict(sigma2=ref.sigma2 if isinstance(ref.sigma2, str) else "fix",
-                   deltar=ref.deltar, de0=ref.de0, temperature_K=ref.temperature_K,
-                   sample_temperature_K=ref.sample_temperature_K,
-                   debye_temperature_K=ref.debye_temperature_K, disorder_model=ref.disorder_model)
     out = {"shells": list(shells), "window": dict(plan.window), "variants": variants,
            "rbkg": plan.background["rbkg"], "bkg_kmin": plan.background["kmin"],
-           "engine": plan.fit_engine, "foil_options": options,
+           "engine": plan.fit_engine, "foil_options": ref.shell_options(),
            "s02": shared["s02"], "s02_err": shared.get("s02_err")}
     if foil is not None:
         out["foil_fits_by_variant"] = foil_fits(foil, model, variants, shell=ref.shell, cn=ref.cn,

@@ -13,7 +13,7 @@ An options object unpacks into its stage's keyword arguments (``normalize(series
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._util.elements import edge_energy
@@ -209,9 +209,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
     if c.enabled:
         components = {"standards": tuple(c.standards), "method": c.method, "space": c.space,
                       "n_components": c.n_components, "metal": c.metal,
-                      "kwargs": ComponentOptions(erange=tuple(c.erange), space=c.space,
-                                                 sum_to_one=c.sum_to_one, shifts=c.shifts,
-                                                 max_shift=c.max_shift)}
+                      "kwargs": ComponentOptions.of(c)}
     track = None
     if t.enabled:
         settings = dict(t.settings)
@@ -222,15 +220,11 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
             track["condition_columns"] = list(t.condition_columns)
     return RunPlan(
         calibrate=calibrate_kwargs(config),
-        normalize=NormalizeOptions(e0=n.e0, pre1=n.pre1, pre2=n.pre2, norm1=n.norm1,
-                                   norm2=n.norm2, nnorm=n.nnorm, nvict=n.nvict, engine=n.engine),
+        normalize=NormalizeOptions.of(n),
         white_line=(WhiteLineOptions() if n.wl_window is None
-                    else WhiteLineOptions(window=tuple(n.wl_window))),
-        background=(BackgroundOptions(rbkg=x.rbkg, kmin=x.bkg_kmin, kweight=x.kweight,
-                                      engine=x.engine) if x.enabled else None),
-        window=FitOptions(share_e0=x.share_e0, kmin=x.kmin, kmax=x.kmax, kweight=x.kweight,
-                          dk=x.dk, window=x.window, rmin=x.rmin, rmax=x.rmax,
-                          fit_space=x.fit_space, significance=x.significance),
+                    else WhiteLineOptions(window=n.wl_window)),
+        background=x.background() if x.enabled else None,
+        window=FitOptions.of(x),
         shells=None if x.shells is None else tuple(x.shells),
         fit_engine=x.engine,
         merge_repeats=x.merge_repeats,
@@ -239,7 +233,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         components=components,
         track=track,
         plots=tuple(out.plots),
-        ft=FTOptions(kmin=x.kmin, kmax=x.kmax, dk=x.dk, window=x.window, kweight=x.kweight),
+        ft=FTOptions.of(x),
         report=out.report,
         athena=out.athena_for(n_steps),
         athena_limit=_athena_limit(config),
@@ -288,13 +282,10 @@ def _athena_limit(config: Config) -> int | None:
     return sections.ATHENA_AUTO_MAX_STEPS if config.output.athena == "auto" else None
 
 
-#: Athena project parameters a run honours with [series] use_project_settings = true,
-#: and the sections and keys they set.
-PROJECT_KEYS = {"e0": ("normalize", "e0"), "pre1": ("normalize", "pre1"),
-                "pre2": ("normalize", "pre2"), "norm1": ("normalize", "norm1"),
-                "norm2": ("normalize", "norm2"), "nnorm": ("normalize", "nnorm"),
-                "rbkg": ("exafs", "rbkg"), "kmin": ("exafs", "kmin"), "kmax": ("exafs", "kmax"),
-                "dk": ("exafs", "dk")}
+#: Athena project parameters a run honours with [series] use_project_settings = true, by
+#: the section whose key of the same name they set.
+PROJECT_KEYS = {"normalize": ("e0", "pre1", "pre2", "norm1", "norm2", "nnorm"),
+                "exafs": ("rbkg", "kmin", "kmax", "dk")}
 
 
 def project_settings(series) -> tuple[dict, list[str]]:
@@ -304,7 +295,8 @@ def project_settings(series) -> tuple[dict, list[str]]:
     if not groups:
         return {}, []
     first_name, first = next(iter(groups.items()))
-    chosen = {k: first[k] for k in PROJECT_KEYS if first.get(k) is not None}
+    chosen = {k: first[k] for keys in PROJECT_KEYS.values() for k in keys
+              if first.get(k) is not None}
     differ = sorted({k for g in groups.values() for k in chosen if g.get(k) != chosen[k]})
     notes = []
     if differ:
@@ -315,13 +307,9 @@ def project_settings(series) -> tuple[dict, list[str]]:
 
 def with_project_settings(config: Config, chosen: dict) -> Config:
     """``config`` with the project's parameters in place of the configured ones."""
-    from dataclasses import replace
+    def taken(section: str) -> dict:
+        return {k: int(v) if k == "nnorm" else float(v) for k, v in chosen.items()
+                if k in PROJECT_KEYS[section]}
 
-    sections = {"normalize": {}, "exafs": {}}
-    for key, value in chosen.items():
-        section, name = PROJECT_KEYS[key]
-        if section == "exafs" and not config.exafs.enabled:
-            continue
-        sections[section][name] = int(value) if name == "nnorm" else float(value)
-    return replace(config, normalize=replace(config.normalize, **sections["normalize"]),
-                   exafs=replace(config.exafs, **sections["exafs"]))
+    exafs = replace(config.exafs, **taken("exafs")) if config.exafs.enabled else config.exafs
+    return replace(config, normalize=replace(config.normalize, **taken("normalize")), exafs=exafs)
