@@ -171,6 +171,35 @@ def fit_quality(problems: str, r_factor: float, redchi: float, *, rfactor_max: f
     return ("poor" if reasons else "good"), "; ".join(reasons)
 
 
+def judge(row: dict, converged: bool, message: str, bound_names, errorbars: bool) -> str:
+    """``row``'s ``_bad``, ``fit_quality`` and ``fit_ok`` (:func:`fit_problems`, then
+    :func:`fit_quality` with the default limits); returns the quality's reason."""
+    row["_bad"] = fit_problems(converged, message, bound_names, errorbars)
+    row["fit_quality"], reason = fit_quality(row["_bad"], row["r_factor"], row["redchi"])
+    row["fit_ok"] = row["fit_quality"] == "good"
+    return reason
+
+
+def conclude(row: dict, bad: str, tries: int, first: str, absent, model: ShellModel,
+             opts: Mapping) -> str:
+    """``row``'s ``fit_quality``, ``fit_ok`` and ``fit_message`` once a step's fit is
+    final: ``tries`` retries after the problem ``first``, the ``absent`` shells pinned,
+    the limits of ``opts``.  Returns the final problems (``bad``, "still ..." when the
+    retries did not change them)."""
+    notes = []
+    if tries:
+        notes.append(f"retried from {tries} starts after: {first}")
+        if bad == first:
+            bad = "still " + first
+    notes += [absent_note(model.spec(label), model) for label in absent]
+    row["fit_quality"], reason = fit_quality(bad, row["r_factor"], row["redchi"],
+                                             rfactor_max=opts["rfactor_max"],
+                                             redchi_max=opts["redchi_max"])
+    row["fit_ok"] = row["fit_quality"] == "good"
+    row["fit_message"] = "; ".join(notes + ([reason] if reason else []))
+    return bad
+
+
 def absent_note(spec: ShellSpec, model: ShellModel) -> str:
     """The fit message of a shell refitted as absent."""
     parts = []

@@ -42,7 +42,7 @@ from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
 from ..plan import param_names, plan_structure
-from ..policy import absent_note, at_bound, defaults, fit_problems, fit_quality, starts
+from ..policy import at_bound, conclude, defaults, judge, starts
 from ..significance import significant
 from .base import Engine
 from .fast_global import fit_joint
@@ -186,21 +186,8 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
         for lab in eng.tested:
             row[f"sig_{lab}"] = bool(significant(row[f"p_{lab}"], row[f"free_cn_{lab}"]))
         row["s02"], row["s02_err"] = float(s02), float("nan")
-        notes = []
-        if tries[j]:
-            notes.append(f"retried from {tries[j]} starts after: {first[j]}")
-            if fits.bad[j] == first[j]:
-                fits.bad[j] = "still " + first[j]
-        for lab in fits.absent[j]:
-            notes.append(absent_note(next(s for s in model.shells if s.label == lab), model))
-        quality, reason = fit_quality(fits.bad[j], row["r_factor"], row["redchi"],
-                                      rfactor_max=opts["rfactor_max"],
-                                      redchi_max=opts["redchi_max"])
-        if reason:
-            notes.append(reason)
-        row["fit_quality"] = quality
-        row["fit_ok"] = quality == "good"
-        row["fit_message"] = "; ".join(notes)
+        fits.bad[j] = conclude(row, fits.bad[j], int(tries[j]), first[j], fits.absent[j],
+                               model, opts)
         row["_model_chi"] = model_chi[j]
         row["_params"] = _params(row, model, eng, tuple(fits.absent[j]), s02)
         row["step"] = int(steps[i])
@@ -314,10 +301,8 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
     bound_names = [name for name, (val, _err, varies, lo, hi) in params.items()
                    if varies and at_bound(val, lo, hi)]
     errs = [p[1] for p in params.values() if p[2]]
-    out["_bad"] = fit_problems(res.success[0], res.message[0], bound_names,
+    out["fit_message"] = judge(out, res.success[0], res.message[0], bound_names,
                                all(np.isfinite(e) and e > 0 for e in errs))
-    out["fit_quality"], out["fit_message"] = fit_quality(out["_bad"], out["r_factor"], out["redchi"])
-    out["fit_ok"] = out["fit_quality"] == "good"
     return out
 
 

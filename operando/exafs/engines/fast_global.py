@@ -14,7 +14,7 @@ import numpy as np
 
 from ..batch import batch_fit_global
 from ..plan import allow_negative_cn, build_plan, param_names
-from ..policy import at_bound, fit_problems, fit_quality
+from ..policy import at_bound, judge
 from .fast_passes import FIT_TOL, BatchedPasses, batch_arguments
 from .larch import empty_row
 
@@ -75,10 +75,8 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
         bound = [names[eng._plan_name(nm, plan)] for nm in res.var_names
                  if at_bound(res.value[nm][j], *_bounds(nm, args["bounds"]))]
         errs = [res.stderr[nm][j] for nm in res.var_names]
-        bad = fit_problems(bool(res.success[j]), str(res.message[j]), bound,
-                           all(np.isfinite(e) and e > 0 for e in errs))
-        row["fit_quality"], reason = fit_quality(bad, row["r_factor"], row["redchi"])
-        row["fit_ok"] = row["fit_quality"] == "good"
+        reason = judge(row, bool(res.success[j]), str(res.message[j]), bound,
+                       all(np.isfinite(e) and e > 0 for e in errs))
         row["fit_message"] = "; ".join(x for x in (
             f"global fit of {n} steps sharing {sorted(shared)}; step R-factor "
             f"{res.row_r_factor[j]:.4g}", reason) if x)
