@@ -36,14 +36,9 @@ _NOT_CONVERGED = "did not converge"
 _NO_ERRORBARS = "no error bars (singular covariance)"
 
 
-def defaults(spec: ShellSpec, model: ShellModel) -> dict:
-    """Default start of one shell: CN, dR, sigma2, dE0 (:func:`.plan.default_start`)."""
-    return default_start(spec)
-
-
 def starts(model: ShellModel, retries: int) -> list[dict]:
     """Deterministic starts for retries: the defaults and spread perturbations."""
-    base = {s.label: defaults(s, model) for s in model.shells}
+    base = {s.label: default_start(s) for s in model.shells}
     moves = [(1.0, 0.0, 1.0, 0.0), (1.0, 0.05, 1.6, 4.0), (1.0, -0.05, 0.6, -4.0),
              (0.5, 0.02, 1.0, 7.0), (1.5, -0.02, 2.0, -7.0), (0.7, 0.1, 0.8, 2.0),
              (1.2, -0.1, 1.3, -2.0)]
@@ -61,7 +56,7 @@ def start_from(row: Mapping[str, Any], model: ShellModel, absent=()) -> dict:
     out = {}
     for spec in model.shells:
         label = spec.label
-        d = defaults(spec, model)
+        d = default_start(spec)
         cn = row.get(f"cn_{label}")
         if label in absent or cn is None or not np.isfinite(cn):
             out[label] = {**d, "de0": row.get(f"de0_{label}", 0.0)}

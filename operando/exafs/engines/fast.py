@@ -41,8 +41,8 @@ import numpy as np
 from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
-from ..plan import param_names, plan_structure
-from ..policy import at_bound, conclude, defaults, judge, starts
+from ..plan import default_start, param_names, plan_structure
+from ..policy import at_bound, conclude, judge, starts
 from ..significance import significant
 from .base import Engine
 from .fast_global import fit_joint
@@ -254,7 +254,7 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
         init["de0"] = 0.0
         bounds["de0"] = (-model.de0_max, model.de0_max)
     for spec in model.shells:
-        d = defaults(spec, model)
+        d = default_start(spec)
         init[spec.label] = {"cn": 1.0, "deltar": float(np.clip(d["dr"], -0.8 * model.dr_max,
                                                                0.8 * model.dr_max)),
                             "sigma2": float(np.clip(d["sigma2"], model.sigma2_min * 1.2,

@@ -15,8 +15,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..batch import batch_fit, tabulate_path
-from ..plan import build_plan, param_names
-from ..policy import (at_bound, defaults, fit_problems, hamilton_threshold, n_pinned,
+from ..plan import build_plan, default_start, param_names
+from ..policy import (at_bound, fit_problems, hamilton_threshold, n_pinned,
                       removed_parameters)
 from ..._util.stats import f_sf
 from ..significance import detection_limit, f_test, needs_refit, wald_f
@@ -148,7 +148,7 @@ class BatchedPasses:
         self.labels = [s.label for s in model.shells]
         self.tested = model.tested_shells()
         self.reff = {lab: paths[lab].reff for lab in self.labels}
-        self.defaults = {s.label: defaults(s, model) for s in model.shells}
+        self.defaults = {s.label: default_start(s) for s in model.shells}
         self.nfit = 0  # batched passes (for the log)
 
     def new_fits(self, n) -> Fits:
