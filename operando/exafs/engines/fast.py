@@ -323,11 +323,6 @@ class FastEngine(Engine):
         e0 = np.where(np.isfinite(e0), np.round(e0 / E0_ROUND) * E0_ROUND, e0)
         return done, problems, e0, {"e0_round": E0_ROUND}
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None):
-        return fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
-
-    def calibrate_row(self, k, chi, model, paths, cn):
-        return calibrate_row(k, chi, model, paths, cn)
-
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared, e0=None):
-        return fit_joint(k, chis, steps, model, paths, s02, shared, e0)
+    fit_rows = staticmethod(fit_rows)
+    calibrate_row = staticmethod(calibrate_row)
+    fit_joint = staticmethod(fit_joint)

@@ -289,14 +289,14 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> 
     return rows
 
 
-def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None) -> list[dict]:
+def _fit_segment(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
     """Joint feffit of several steps sharing the ``shared`` parameter kinds
     (of ``"cn", "r", "sigma2", "de0"``); ties and dE0 groups as in a per-step fit."""
     from larch import Group
     from larch.fitting import param, param_group
     from larch.xafs import feffit, feffit_dataset
 
-    plan = allow_negative_cn(build_plan(model, start, e0=None if e0 is None else e0[0]), model)
+    plan = allow_negative_cn(build_plan(model, e0=None if e0 is None else e0[0]), model)
     if e0 is not None and np.ptp(np.asarray(e0, float)) > 1e-9 and any(
             model.spec(lab).de0.mode == "edge" for lab in model.labels):
         raise DataError("a joint fit with dE0 held at the reference edge needs one E0 for all "
@@ -378,11 +378,8 @@ class LarchEngine(Engine):
                 done[i] = np.asarray(chi, dtype=float)
         return done, problems, e0, {}
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None):
-        return _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
+    fit_rows = staticmethod(_fit_chunk)
+    fit_joint = staticmethod(_fit_segment)
 
     def calibrate_row(self, k, chi, model, paths, cn):
         return _fit_step(k, chi, model, paths, s02=1.0, start=None, vary_s02=True, fixed_cn=cn)
-
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared, e0=None):
-        return _fit_segment(k, chis, steps, model, paths, s02, shared, e0=e0)
