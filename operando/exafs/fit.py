@@ -24,7 +24,7 @@ from ..schema import SHELL_KINDS
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import ShellModel, check_information, clip_kmax, resolve_paths
-from .plan import plan_structure
+from .plan import COLUMN_KIND, plan_structure
 from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
 from .results import S02Calibration, ShellFitResult, make_result
@@ -186,7 +186,8 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     if idx.size == 0:
         raise DataError("no usable step to fit")
     model = clip_kmax(model, k)
-    n_local = sum(p.vary for p in plan_structure(model).pars.values() if _kind(p.kind) not in shared)
+    n_local = sum(p.vary for p in plan_structure(model).pars.values()
+                  if COLUMN_KIND[p.kind] not in shared)
     n_shared = plan_structure(model).n_varys - n_local
     if idx.size * model.n_idp() <= idx.size * n_local + n_shared:
         raise ConfigError(f"{idx.size} steps of {model.n_idp():.1f} independent points hold no more "
@@ -202,10 +203,6 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
                                     significance="not computed for joint fits"),
                     seconds=time.perf_counter() - t0)
     return make_result(rows, k, chi[idx], model, settings, None, s02_err)
-
-
-def _kind(plan_kind: str) -> str:
-    return "r" if plan_kind == "deltar" else plan_kind
 
 
 def _with_foil(model, s02, s02_err, foil):

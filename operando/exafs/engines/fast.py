@@ -41,7 +41,7 @@ import numpy as np
 from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
-from ..plan import default_start, param_names, plan_structure
+from ..plan import COLUMN_KIND, default_start, param_names, plan_structure
 from ..policy import at_bound, conclude, judge, starts
 from ..significance import significant
 from .base import Engine
@@ -215,12 +215,11 @@ def _params(row, model, eng: BatchedPasses, absent, s02) -> dict:
     nan = float("nan")
     plan, names = _structure(model, absent)
     out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
-    col = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
     for pname, par in plan.pars.items():
         kind, ref = pname.split(":", 1)
         lab = plan.groups[pname][0] if kind == "de0" else ref
-        value = row[f"{col[kind]}_{lab}"] - (eng.reff[lab] if kind == "deltar" else 0.0)
-        err = row[f"{col[kind]}_{lab}_err"] if (par.vary or par.tie is not None) else nan
+        value = row[f"{COLUMN_KIND[kind]}_{lab}"] - (eng.reff[lab] if kind == "deltar" else 0.0)
+        err = row[f"{COLUMN_KIND[kind]}_{lab}_err"] if (par.vary or par.tie is not None) else nan
         lo, hi = (float(par.lo), float(par.hi)) if par.vary else (-np.inf, np.inf)
         out[names[pname]] = (float(value), float(err), bool(par.vary), lo, hi)
     return out

@@ -13,12 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import batch_fit_global
-from ..plan import allow_negative_cn, build_plan, param_names
+from ..plan import COLUMN_KIND, allow_negative_cn, build_plan, param_names
 from ..policy import at_bound, judge
 from .fast_passes import FIT_TOL, BatchedPasses, batch_arguments
 from .larch import empty_row
-
-_KIND = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
 
 
 def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
@@ -43,7 +41,7 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
     shared_names = []
     for name in _varied_names(args, eng.labels):
         kind = "de0" if name.startswith("de0") else name.split("_", 1)[0]
-        if _KIND[kind] in shared:
+        if COLUMN_KIND[kind] in shared:
             shared_names.append(name)
     res = batch_fit_global(k, chis, eng.tables, shared=shared_names, kmin=model.kmin,
                            kmax=model.kmax, kweight=model.kweight, dk=model.dk,

@@ -25,7 +25,7 @@ from ...errors import DataError
 from ...feffpaths import FeffPath
 from ...schema import SHELL_KINDS
 from ..model import ShellModel
-from ..plan import allow_negative_cn, build_plan, param_names
+from ..plan import PLAN_KIND, allow_negative_cn, build_plan, param_names
 from ..policy import (at_bound, conclude, constraint_acceptable, judge, n_pinned,
                       removed_parameters, start_from, starts, zero_shells)
 from ..._util.stats import f_sf
@@ -33,7 +33,6 @@ from ..significance import detection_limit, f_test, needs_refit, significant, wa
 from .base import Engine
 
 log = logging.getLogger(__name__)
-_KIND_OF = {"cn": "cn", "r": "deltar", "sigma2": "sigma2", "de0": "de0"}
 
 
 def empty_row(k, model: ShellModel, s02: float) -> dict:
@@ -146,7 +145,7 @@ def _shell_values(out, params, model, plan, names, paths, suffix=lambda name: ""
     for spec in model.shells:
         use = plan.of_shell[spec.label]
         for kind in SHELL_KINDS:
-            pname = use[_KIND_OF[kind]]
+            pname = use[PLAN_KIND[kind]]
             par = params[names[pname] + suffix(pname)]
             varied = par.vary or par.expr is not None
             out[f"{kind}_{spec.label}"] = float(par.value) + (
@@ -302,7 +301,7 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dic
         raise DataError("a joint fit with dE0 held at the reference edge needs one E0 for all "
                         "its steps (normalize with e0 = \"first\" or a number)")
     names = param_names(model, plan)
-    shared_kinds = {_KIND_OF[kind] for kind in shared}
+    shared_kinds = {PLAN_KIND[kind] for kind in shared}
     pars: dict = {"s02": param(s02, vary=False)}
     datasets = []
     transform = _transform(model)
