@@ -31,7 +31,6 @@ from ..feffpaths import parse_label
 
 #: The parameter kinds of a shell (Larch's names: ``deltar``; results report ``r``).
 KINDS = ("cn", "deltar", "sigma2", "de0")
-_MODES = ("free", "fixed", "tied", "foil", "edge")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LABEL = r"[A-Z][a-z]?-[A-Z][a-z]?(?:_[A-Za-z0-9]+)?"
 _TIE = re.compile(rf"^\s*(?:(?P<f1>{_NUMBER})\s*\*\s*)?(?P<label>{_LABEL})"
