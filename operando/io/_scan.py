@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
-from ._channels import (I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, MU_CHOICES,  # noqa: F401
-                        MuPlan, column_index, find_column, key as _key, plan_mu)
+from ._channels import MuPlan, column_index, find_column, key as _key, plan_mu
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
