@@ -9,7 +9,6 @@ information content), and returns a :class:`~.results.ShellFitResult`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from concurrent.futures import Executor
 from pathlib import Path
@@ -21,6 +20,7 @@ from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
 from ..options import BackgroundOptions, FitOptions, FoilOptions
 from ..schema import SHELL_KINDS
+from ..xanes.merge import consecutive_groups
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import ShellModel, check_information, clip_kmax, resolve_paths
@@ -332,15 +332,8 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
     if merge_repeats not in cond.columns:
         raise ConfigError(f"merge_repeats column '{merge_repeats}' is not a condition column; "
                           f"columns are {list(cond.columns)}")
-    values = cond[merge_repeats].tolist()
-    groups: list[list[int]] = []
-    for i, value in enumerate(values):
-        if groups and _equal(values[groups[-1][0]], value):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
     m_chi, m_steps, m_ok, m_reason, merged, m_e0 = [], [], [], [], [], []
-    for group in groups:
+    for group in consecutive_groups(cond, [merge_repeats]):
         good = [i for i in group if ok[i]]
         m_e0.append(float(np.mean(e0[good or group])))
         m_steps.append(steps[group[0]])
@@ -354,12 +347,6 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
             m_ok.append(False)
             m_reason.append("; ".join(reasons[i] for i in group))
     return k, np.array(m_chi), np.array(m_steps), np.array(m_ok), m_reason, merged, np.array(m_e0)
-
-
-def _equal(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
 
 
 def _settings(model, paths, s02, engine, s02_err=None, foil=None) -> dict:
