@@ -20,7 +20,7 @@ from ._text import parse_text
 log = logging.getLogger(__name__)
 
 
-def is_matrix(table: TextTable, energy_column=None) -> bool:
+def is_matrix(table: TextTable) -> bool:
     """A matrix file: an energy column and only mu-like columns (no i0/it/if/iref)."""
     from ._channels import I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, find_column, is_roi
 

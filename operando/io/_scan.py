@@ -55,7 +55,7 @@ class Scan:
 PLAIN_LABELS = ["col1", "col2"]
 
 
-def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
+def energy_index(path, labels, energy_column) -> tuple[int, str]:
     """(column index, "energy" | "angle") of the energy axis."""
     if energy_column is not None:
         i = column_index(path, labels, energy_column, "energy")

@@ -60,7 +60,7 @@ _KIND_DIRECTION = {"aggregation": 1, "growth": 1, "reduction": 1, "redispersion"
 
 
 def _kind(before: str, after: str, diffs: list[Difference], strongest: Difference) -> str:
-    direction = _direction(diffs, strongest)
+    direction = _direction(diffs)
     if before == after == "trend":  # a change within one segment: named by its direction
         if strongest.kind == "exafs" and strongest.sign > 0 and direction:
             return "growth" if direction > 0 else "partial_redispersion"
@@ -68,7 +68,7 @@ def _kind(before: str, after: str, diffs: list[Difference], strongest: Differenc
         return _STATE_EVENTS[before, after]
     elif before in _METAL_STATES and after in _METAL_STATES:
         metal_dir = _direction([d for d in diffs if d.channel.startswith(("cn_", "frac_"))
-                                and d.sign > 0], strongest)
+                                and d.sign > 0])
         split = _nucleation_or_growth(diffs)
         if split or metal_dir:
             return split or ("growth" if metal_dir > 0 else "partial_redispersion")
@@ -99,7 +99,7 @@ def _nucleation_or_growth(diffs: list[Difference]) -> str | None:
     return None
 
 
-def _direction(diffs: list[Difference], strongest: Difference | None) -> int:
+def _direction(diffs: list[Difference]) -> int:
     """+1 more metal / reduced, -1 less, 0 unknown: from the strongest signed channel."""
     signed = [d for d in diffs if d.sign != 0 and np.isfinite(d.p)]
     if not signed:
@@ -147,7 +147,7 @@ def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: Tra
     if strongest is None or not p <= p_max:
         return None
     kind = _kind(kind_before, kind_after, diffs, strongest)
-    direction = _KIND_DIRECTION.get(kind) or _direction(diffs, strongest) or 1
+    direction = _KIND_DIRECTION.get(kind) or _direction(diffs) or 1
     confidence, xanes = _confidence(diffs, strongest, direction, s)
     text = "; ".join(f"{d.label} {d.delta:+.3g} +/- {d.err:.2g} (z = {d.z:+.1f})"
                      for d in sorted(diffs, key=lambda d: d.p) if np.isfinite(d.z))
@@ -204,7 +204,7 @@ def find_events(seg: pd.DataFrame, channels: list[Channel], all_stats: dict[str,
             events.append(ev)
     for g in trended:
         idx = segment_steps(g)
-        diffs = [d for c in channels if (d := trend(c, idx, order, all_stats[c.name])) is not None]
+        diffs = [d for c in channels if (d := trend(c, idx, order)) is not None]
         row = rows[g]
         ev = event_row("trend", "trend", diffs, row, row, first_ok_step(g), "trend", s, p_max)
         if ev is not None:

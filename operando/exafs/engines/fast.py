@@ -246,7 +246,7 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
     if not np.all(np.isfinite(chi)) or not np.any(chi[kk]):
         return out
     plan = build_plan(model, fixed_cn=cn)
-    args = batch_arguments(model, plan, labels)
+    args = batch_arguments(plan, labels)
     for lab in labels:
         args["init"][lab]["cn"], args["vary"][lab]["cn"] = 1.0, True
         args["bounds"][lab]["cn"] = (0.2, 2.0)

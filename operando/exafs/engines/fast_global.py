@@ -37,7 +37,7 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
             if use.any():
                 start[lab][key] = np.full(n, np.median(v[use]))
     plan = allow_negative_cn(build_plan(model, start, e0=e0), model)
-    args = batch_arguments(model, plan, eng.labels)
+    args = batch_arguments(plan, eng.labels)
     shared_names = []
     for name in _varied_names(args, eng.labels):
         kind = "de0" if name.startswith("de0") else name.split("_", 1)[0]

@@ -46,7 +46,7 @@ class Fits:
     F-test compares with (:mod:`operando.exafs.significance`).
     """
 
-    def __init__(self, n: int, labels: Sequence[str], n_k: int, tested: Sequence[str] = ()):
+    def __init__(self, n: int, labels: Sequence[str], tested: Sequence[str] = ()):
         nan = np.full(n, np.nan)
         self.cols: dict[str, np.ndarray] = {}
         for lab in labels:
@@ -95,7 +95,7 @@ class Fits:
                 self.cols[name][:] = self.cols["cn_" + name[len("free_cn_"):]]
 
 
-def batch_arguments(model, plan, labels) -> dict:
+def batch_arguments(plan, labels) -> dict:
     """``batch_fit`` keyword arguments (init, vary, bounds, ties, share_e0) of a plan.
 
     dE0: one shared parameter when the plan has a single, untied dE0 for every shell;
@@ -152,7 +152,7 @@ class BatchedPasses:
         self.nfit = 0  # batched passes (for the log)
 
     def new_fits(self, n) -> Fits:
-        return Fits(n, self.labels, self.k.size, self.tested)
+        return Fits(n, self.labels, self.tested)
 
     # ---------------------------------------------------------------- starts
     def default_start(self, n):
@@ -198,7 +198,7 @@ class BatchedPasses:
         self.nfit += 1
         plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn,
                           e0=None if self.e0 is None else self.e0[rows])
-        args = batch_arguments(model, plan, self.labels)
+        args = batch_arguments(plan, self.labels)
         res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
                         kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
                         rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, ftol=FIT_TOL,
