@@ -190,8 +190,7 @@ class ShellSpec:
             item = {"label": item}
         if not isinstance(item, Mapping):
             raise ConfigError(f"a shell must be a label such as 'Pt-O' or a table, got {item!r}")
-        for key in item:
-            check_keys("shell", [key], _SHELL_KEYS)
+        check_keys("shell", item, _SHELL_KEYS)
         if "label" not in item:
             raise ConfigError(f"shell {dict(item)} needs a 'label' such as 'Pt-O'")
         label = str(item["label"]).strip()
