@@ -79,9 +79,6 @@ class Plan:
     def n_varys(self) -> int:
         return sum(p.vary for p in self.pars.values())
 
-    def varied(self) -> list[str]:
-        return [n for n, p in self.pars.items() if p.vary]
-
 
 def default_start(spec: ShellSpec) -> dict:
     """Default start of one shell: ``{"cn", "dr", "sigma2", "de0"}``."""
