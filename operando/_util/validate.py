@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError
 
-__all__ = ["suggest", "check_choice", "check_keys", "positive", "short_list"]
+__all__ = ["suggest", "check_choice", "check_keys", "positive"]
 
 #: How close a misspelling must be to a valid name to be suggested (difflib ratio).
 SUGGEST_CUTOFF = 0.6
@@ -51,11 +51,3 @@ def positive(name: str, value: Any) -> float:
     if not value > 0 or not math.isfinite(value):
         raise ConfigError(f"{name} must be positive and finite, got {value}")
     return value
-
-
-def short_list(items: Iterable[Any], limit: int = 5) -> str:
-    """``"a, b, c and 12 more"``: a list in a message stays one readable line."""
-    items = [str(i) for i in items]
-    if len(items) <= limit:
-        return ", ".join(items)
-    return f"{', '.join(items[:limit])} and {len(items) - limit} more"

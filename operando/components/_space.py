@@ -62,17 +62,6 @@ def in_space(energy: np.ndarray, values: np.ndarray, space: str, i0: int, i1: in
     return grad[..., i0 - a: i0 - a + (i1 - i0)]
 
 
-def select_rows(normalized, steps, what: str) -> tuple[np.ndarray, float]:
-    """``(rows, e0)``: the normalised rows among ``steps`` (all when None) and their median
-    E0; at least 3 of them, else :class:`DataError` naming ``what`` (PCA, MCR)."""
-    sel = np.ones(len(normalized), bool) if steps is None else \
-        np.isin(normalized.series.steps, np.asarray(steps))
-    rows = np.flatnonzero(sel & normalized.ok)
-    if rows.size < 3:
-        raise DataError(f"{what} needs at least 3 normalised steps, {rows.size} selected")
-    return rows, float(np.median(normalized.e0[rows]))
-
-
 class SeriesMatrix(NamedTuple):
     """What PCA and MCR decompose (:func:`series_matrix`)."""
 
@@ -88,14 +77,20 @@ class SeriesMatrix(NamedTuple):
 
 def series_matrix(normalized, steps, space, erange, what: str, *,
                   absolute: bool = False) -> SeriesMatrix:
-    """The normalised rows among ``steps`` (:func:`select_rows`) in the checked ``space``
-    on the grid window of the checked ``erange`` (relative to their median E0 unless
-    ``absolute``; at least 5 points, else :class:`DataError`)."""
+    """The normalised rows among ``steps`` (all when None; at least 3, else
+    :class:`DataError` naming ``what``, PCA or MCR) in the checked ``space`` on the grid
+    window of the checked ``erange`` (relative to their median E0 unless ``absolute``;
+    at least 5 points, else :class:`DataError`)."""
     if not isinstance(normalized, NormalizedSeries):
         raise ConfigError(f"{what.lower()} needs a NormalizedSeries, got {type(normalized).__name__}")
     space = check_space(space)
     lo, hi = check_erange(erange)
-    rows, e0 = select_rows(normalized, steps, what)
+    sel = np.ones(len(normalized), bool) if steps is None else \
+        np.isin(normalized.series.steps, np.asarray(steps))
+    rows = np.flatnonzero(sel & normalized.ok)
+    if rows.size < 3:
+        raise DataError(f"{what} needs at least 3 normalised steps, {rows.size} selected")
+    e0 = float(np.median(normalized.e0[rows]))
     energy = normalized.energy
     emin, emax = (lo, hi) if absolute else (e0 + lo, e0 + hi)
     i0, i1 = window(energy, emin, emax)

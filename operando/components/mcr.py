@@ -153,7 +153,6 @@ class _Rotation:
         self.k = k
         self.free_rows = [j for j in range(k) if j not in set(fixed)]
         self.slots = [(r, c) for r in self.free_rows for c in range(k) if c != r]
-        self.closure = closure
         self.dM = []
         for r, c in self.slots:
             d = np.zeros((k, k))

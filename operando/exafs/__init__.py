@@ -81,13 +81,7 @@ _WHERE = {
     **dict.fromkeys(("WaveletTransform", "lobe_positions", "shell_windows", "wavelet_transform"), "wavelet"),
 }
 
-__all__ = ["fit_two_phase", "TwoPhaseResult", "calibrate_cluster", "cluster_model",
-           "ClusterCalibration", "ClusterModel", "ChiSeries", "RSeries", "ShellModel", "ShellSpec", "Rule", "ShellFitResult",
-           "S02Calibration", "remove_background", "fourier_transform", "fit_shells",
-           "fit_shells_global", "calibrate_s02", "apply_foil", "shell_path",
-           "FoilValues", "cn_systematics", "processing_variants", "Systematics",
-           "result_columns", "n_independent", "KSTEP",
-           "WaveletTransform", "wavelet_transform", "lobe_positions", "shell_windows"]
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str):

@@ -9,7 +9,6 @@ information content), and returns a :class:`~.results.ShellFitResult`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from concurrent.futures import Executor
 from pathlib import Path
@@ -21,10 +20,11 @@ from .._util.validate import check_choice, positive
 from ..errors import ConfigError, DataError
 from ..options import BackgroundOptions, FitOptions, FoilOptions
 from ..schema import SHELL_KINDS
+from ..xanes.merge import consecutive_groups
 from .background import ChiSeries, remove_background
 from .engines import get_engine
 from .model import ShellModel, check_information, clip_kmax, resolve_paths
-from .plan import plan_structure
+from .plan import COLUMN_KIND, plan_structure
 from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
 from .results import S02Calibration, ShellFitResult, make_result
@@ -186,7 +186,8 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     if idx.size == 0:
         raise DataError("no usable step to fit")
     model = clip_kmax(model, k)
-    n_local = sum(p.vary for p in plan_structure(model).pars.values() if _kind(p.kind) not in shared)
+    n_local = sum(p.vary for p in plan_structure(model).pars.values()
+                  if COLUMN_KIND[p.kind] not in shared)
     n_shared = plan_structure(model).n_varys - n_local
     if idx.size * model.n_idp() <= idx.size * n_local + n_shared:
         raise ConfigError(f"{idx.size} steps of {model.n_idp():.1f} independent points hold no more "
@@ -202,10 +203,6 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
                                     significance="not computed for joint fits"),
                     seconds=time.perf_counter() - t0)
     return make_result(rows, k, chi[idx], model, settings, None, s02_err)
-
-
-def _kind(plan_kind: str) -> str:
-    return "r" if plan_kind == "deltar" else plan_kind
 
 
 def _with_foil(model, s02, s02_err, foil):
@@ -335,15 +332,8 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
     if merge_repeats not in cond.columns:
         raise ConfigError(f"merge_repeats column '{merge_repeats}' is not a condition column; "
                           f"columns are {list(cond.columns)}")
-    values = cond[merge_repeats].tolist()
-    groups: list[list[int]] = []
-    for i, value in enumerate(values):
-        if groups and _equal(values[groups[-1][0]], value):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
     m_chi, m_steps, m_ok, m_reason, merged, m_e0 = [], [], [], [], [], []
-    for group in groups:
+    for group in consecutive_groups(cond, [merge_repeats]):
         good = [i for i in group if ok[i]]
         m_e0.append(float(np.mean(e0[good or group])))
         m_steps.append(steps[group[0]])
@@ -357,12 +347,6 @@ def _prepare_data(chi_series: ChiSeries, merge_repeats: str | None):
             m_ok.append(False)
             m_reason.append("; ".join(reasons[i] for i in group))
     return k, np.array(m_chi), np.array(m_steps), np.array(m_ok), m_reason, merged, np.array(m_e0)
-
-
-def _equal(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
 
 
 def _settings(model, paths, s02, engine, s02_err=None, foil=None) -> dict:

@@ -23,6 +23,11 @@ from ..errors import ConfigError
 from .model import ShellModel
 from .shells import ShellSpec
 
+#: Result-column kind (:data:`operando.schema.SHELL_KINDS`) of each parameter kind.
+COLUMN_KIND = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
+#: Parameter kind of each result-column kind.
+PLAN_KIND = {column: kind for kind, column in COLUMN_KIND.items()}
+
 #: Start-value defaults: CN of a metal shell / other shells, sigma2 (A^2) of the same.
 START_CN = {True: 8.0, False: 4.0}
 START_SIGMA2 = {True: 0.007, False: 0.005}
@@ -73,9 +78,6 @@ class Plan:
     @property
     def n_varys(self) -> int:
         return sum(p.vary for p in self.pars.values())
-
-    def varied(self) -> list[str]:
-        return [n for n, p in self.pars.items() if p.vary]
 
 
 def default_start(spec: ShellSpec) -> dict:

@@ -36,14 +36,9 @@ _NOT_CONVERGED = "did not converge"
 _NO_ERRORBARS = "no error bars (singular covariance)"
 
 
-def defaults(spec: ShellSpec, model: ShellModel) -> dict:
-    """Default start of one shell: CN, dR, sigma2, dE0 (:func:`.plan.default_start`)."""
-    return default_start(spec)
-
-
 def starts(model: ShellModel, retries: int) -> list[dict]:
     """Deterministic starts for retries: the defaults and spread perturbations."""
-    base = {s.label: defaults(s, model) for s in model.shells}
+    base = {s.label: default_start(s) for s in model.shells}
     moves = [(1.0, 0.0, 1.0, 0.0), (1.0, 0.05, 1.6, 4.0), (1.0, -0.05, 0.6, -4.0),
              (0.5, 0.02, 1.0, 7.0), (1.5, -0.02, 2.0, -7.0), (0.7, 0.1, 0.8, 2.0),
              (1.2, -0.1, 1.3, -2.0)]
@@ -61,7 +56,7 @@ def start_from(row: Mapping[str, Any], model: ShellModel, absent=()) -> dict:
     out = {}
     for spec in model.shells:
         label = spec.label
-        d = defaults(spec, model)
+        d = default_start(spec)
         cn = row.get(f"cn_{label}")
         if label in absent or cn is None or not np.isfinite(cn):
             out[label] = {**d, "de0": row.get(f"de0_{label}", 0.0)}
@@ -169,6 +164,35 @@ def fit_quality(problems: str, r_factor: float, redchi: float, *, rfactor_max: f
     if np.isfinite(redchi) and redchi > redchi_max:
         reasons.append(f"reduced chi-square {redchi:.3g} > {redchi_max:g}")
     return ("poor" if reasons else "good"), "; ".join(reasons)
+
+
+def judge(row: dict, converged: bool, message: str, bound_names, errorbars: bool) -> str:
+    """``row``'s ``_bad``, ``fit_quality`` and ``fit_ok`` (:func:`fit_problems`, then
+    :func:`fit_quality` with the default limits); returns the quality's reason."""
+    row["_bad"] = fit_problems(converged, message, bound_names, errorbars)
+    row["fit_quality"], reason = fit_quality(row["_bad"], row["r_factor"], row["redchi"])
+    row["fit_ok"] = row["fit_quality"] == "good"
+    return reason
+
+
+def conclude(row: dict, bad: str, tries: int, first: str, absent, model: ShellModel,
+             opts: Mapping) -> str:
+    """``row``'s ``fit_quality``, ``fit_ok`` and ``fit_message`` once a step's fit is
+    final: ``tries`` retries after the problem ``first``, the ``absent`` shells pinned,
+    the limits of ``opts``.  Returns the final problems (``bad``, "still ..." when the
+    retries did not change them)."""
+    notes = []
+    if tries:
+        notes.append(f"retried from {tries} starts after: {first}")
+        if bad == first:
+            bad = "still " + first
+    notes += [absent_note(model.spec(label), model) for label in absent]
+    row["fit_quality"], reason = fit_quality(bad, row["r_factor"], row["redchi"],
+                                             rfactor_max=opts["rfactor_max"],
+                                             redchi_max=opts["redchi_max"])
+    row["fit_ok"] = row["fit_quality"] == "good"
+    row["fit_message"] = "; ".join(notes + ([reason] if reason else []))
+    return bad
 
 
 def absent_note(spec: ShellSpec, model: ShellModel) -> str:

@@ -31,7 +31,6 @@ from ..feffpaths import parse_label
 
 #: The parameter kinds of a shell (Larch's names: ``deltar``; results report ``r``).
 KINDS = ("cn", "deltar", "sigma2", "de0")
-_MODES = ("free", "fixed", "tied", "foil", "edge")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LABEL = r"[A-Z][a-z]?-[A-Z][a-z]?(?:_[A-Za-z0-9]+)?"
 _TIE = re.compile(rf"^\s*(?:(?P<f1>{_NUMBER})\s*\*\s*)?(?P<label>{_LABEL})"
@@ -191,8 +190,7 @@ class ShellSpec:
             item = {"label": item}
         if not isinstance(item, Mapping):
             raise ConfigError(f"a shell must be a label such as 'Pt-O' or a table, got {item!r}")
-        for key in item:
-            check_keys("shell", [key], _SHELL_KEYS)
+        check_keys("shell", item, _SHELL_KEYS)
         if "label" not in item:
             raise ConfigError(f"shell {dict(item)} needs a 'label' such as 'Pt-O'")
         label = str(item["label"]).strip()

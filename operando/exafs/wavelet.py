@@ -130,7 +130,7 @@ def _rows(chi) -> tuple[np.ndarray, bool]:
     return np.atleast_2d(chi), chi.ndim == 1
 
 
-def _grid(k, n_k: int, nfft: int) -> tuple[float, int]:
+def _grid(k, n_k: int) -> tuple[float, int]:
     """Larch's k step (rounded to 0.001) and the points the transform keeps."""
     k = np.asarray(k, dtype=float)
     if k.ndim != 1 or k.size != n_k or k.size < 2:
@@ -145,7 +145,7 @@ def _grid(k, n_k: int, nfft: int) -> tuple[float, int]:
     return kstep, n_k
 
 
-def _filtered(x: np.ndarray, kweight: float, k: np.ndarray, nfft: int, n_out: int,
+def _filtered(x: np.ndarray, kweight: float, k: np.ndarray, n_out: int,
               kernels: tuple) -> np.ndarray:
     """Larch's transform ``ifft(filter * fft(k^w chi padded to nfft/2 points, 2 nfft))``,
     its first ``n_out`` points, for every row and every R: (n, n_r, n_out) complex.
@@ -265,10 +265,10 @@ def cauchy_wavelet(k, chi, *, kweight: float = 0, rmax_out: float = 10.0, nfft: 
         Larch's ``wcauchy`` for each spectrum.
     """
     x, single = _rows(chi)
-    kstep, n_out = _grid(k, x.shape[1], nfft)
+    kstep, n_out = _grid(k, x.shape[1])
     k = np.asarray(k, dtype=float)
     r, rows = _r_rows(kstep, rmax_out, rrange)
-    wt = _filtered(x, kweight, k, nfft, n_out,
+    wt = _filtered(x, kweight, k, n_out,
                    _kernels("cauchy", kstep, rmax_out, nfft, x.shape[1], n_out, rows=rows))
     return r, (wt[0] if single else wt)
 
@@ -304,10 +304,10 @@ def morlet_wavelet(k, chi, *, kweight: float = 0, eta: float = 10.0, sigma: floa
     if not (eta > 0 and sigma > 0):
         raise ConfigError(f"morlet wavelet needs eta > 0 and sigma > 0, got eta={eta}, sigma={sigma}")
     x, single = _rows(chi)
-    kstep, n_out = _grid(k, x.shape[1], nfft)
+    kstep, n_out = _grid(k, x.shape[1])
     k = np.asarray(k, dtype=float)
     r, rows = _r_rows(kstep, rmax_out, rrange)
-    wt = _filtered(x, kweight, k, nfft, n_out, _kernels("morlet", kstep, rmax_out, nfft,
+    wt = _filtered(x, kweight, k, n_out, _kernels("morlet", kstep, rmax_out, nfft,
                                                         x.shape[1], n_out, eta, sigma, rows))
     return r, (wt[0] if single else wt)
 

@@ -117,7 +117,7 @@ def parse_fio(path, text: str) -> TextTable:
         row_text = _numeric_tokens(path, row_text, row_lines, columns, keep)
     data, row_lines = read_rows(path, row_text, row_lines, expect=len(keep),
                                 named_by="the header", accepted=ACCEPTED)
-    labels = _strip_prefix([columns[i][0] for i in keep], parameters, comments, path)
+    labels = _strip_prefix([columns[i][0] for i in keep], comments, path)
     table = TextTable(path=path, labels=unique_labels(labels), data=data,
                       lines=np.array(row_lines), kind="fio")
     table.header = _header(comments, parameters)
@@ -153,7 +153,7 @@ def _numeric_tokens(path, row_text, row_lines, columns, keep) -> list[str]:
     return out
 
 
-def _strip_prefix(labels, parameters, comments, path) -> list[str]:
+def _strip_prefix(labels, comments, path) -> list[str]:
     """Drop the scan-name prefix of the online layout (``SCAN_00012_EXP_C01``)."""
     candidates = [Path(path).stem]
     for line in comments:

@@ -77,19 +77,13 @@ def write_hdf5(series: Series, path) -> Path:
                 kind = "str"
                 ds.attrs["pandas_dtype"] = str(values.dtype)
             else:
-                ds = group.create_dataset(name, data=[json.dumps(_plain(v)) for v in values],
-                                          dtype=text)
+                ds = group.create_dataset(name, data=[json.dumps(v, default=_jsonable)
+                                                      for v in values], dtype=text)
                 kind = "json"
             ds.attrs["name"] = str(column)
             ds.attrs["kind"] = kind
     os.replace(tmp, path)
     return path
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def read_hdf5(path: Path, content: bytes | None = None):

@@ -48,7 +48,6 @@ class TextTable:
     edge: str | None = None
     edge_energy: float | None = None
     d_spacing: float | None = None
-    energy_units: str | None = None
 
 
 
@@ -172,7 +171,6 @@ def parse_xdi_header(table: TextTable, header_lines, ncols: int) -> None:
     path = table.path
     fields: dict[str, str] = {}
     columns: dict[int, str] = {}
-    column_units: dict[int, str] = {}
     state = "fields"
     saw_dashes = False
     after_dashes: list[tuple[int, str]] = []
@@ -219,10 +217,7 @@ def parse_xdi_header(table: TextTable, header_lines, ncols: int) -> None:
                 index = int(parts[1])
             except ValueError:
                 continue
-            words = value.split()
-            columns[index] = words[0]
-            if len(words) > 1:
-                column_units[index] = words[1]
+            columns[index] = value.split()[0]
         else:
             _check_value(table, name, value, number)
     if not saw_dashes:
@@ -251,7 +246,6 @@ def parse_xdi_header(table: TextTable, header_lines, ncols: int) -> None:
     if extra:
         _warn(path, f"'Column.N' field(s) {extra} beyond the {ncols} data columns; ignored")
     table.labels = unique_labels(labels)
-    table.energy_units = column_units.get(1)
 
     lower = {k.lower(): v for k, v in fields.items()}
     symbol, edge = lower.get("element.symbol"), lower.get("element.edge")

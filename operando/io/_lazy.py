@@ -120,8 +120,8 @@ class LazySeries:
 
     Notes
     -----
-    ``read_rows(a, b)`` is the only method that touches ``/mu``; every other
-    accessor (``s[i]``, ``take``) goes through it, so a bound on ``b - a`` is a
+    ``read_rows(a, b)`` and ``rows(a, b).load()`` are the only ways to ``/mu``; every other
+    accessor (``s[i]``, ``take``) goes through them, so a bound on ``b - a`` is a
     bound on the memory a reader of this series uses.
     """
 
@@ -185,24 +185,14 @@ class LazySeries:
 
     def read_rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``(mu, reference)`` rows ``start:stop`` (reference None when absent)."""
-        import h5py
-
-        start, stop = int(start), int(stop)
-        with h5py.File(self.path, "r") as h5:
-            mu = h5["mu"][start:stop]
-            ref = h5["reference"][start:stop] if self.has_reference else None
-        return np.asarray(mu, dtype=float), (None if ref is None else np.asarray(ref, dtype=float))
+        return _read_block(self.path, int(start), int(stop), self.has_reference)
 
     def take(self, index) -> Series:
         """Rows ``index`` (a slice with step 1) as an in-memory :class:`Series`."""
         if not isinstance(index, slice) or index.step not in (None, 1):
             raise TypeError("LazySeries.take accepts a contiguous slice only")
         start, stop, _ = index.indices(len(self))
-        stop = max(start, stop)
-        mu, ref = self.read_rows(start, stop)
-        return Series(energy=self.energy, mu=mu, reference=ref,
-                      conditions=self.conditions.iloc[start:stop].reset_index(drop=True),
-                      element=self.element, edge=self.edge, metadata=dict(self.metadata))
+        return self.rows(start, stop).load()
 
     def rows(self, start: int, stop: int) -> "RowSlice":
         """Rows ``start:stop`` as a :class:`RowSlice`: read where it is loaded."""
@@ -270,16 +260,22 @@ class RowSlice:
 
     def load(self) -> Series:
         """The rows as an in-memory :class:`~operando.series.Series`."""
-        import h5py
-
         try:
-            with h5py.File(self.path, "r") as h5:
-                mu = np.asarray(h5["mu"][self.start:self.stop], dtype=float)
-                ref = (np.asarray(h5["reference"][self.start:self.stop], dtype=float)
-                       if self.has_reference else None)
+            mu, ref = _read_block(self.path, self.start, self.stop, self.has_reference)
         except OSError as exc:
             raise ReadError(self.path, f"rows {self.start}-{self.stop} cannot be read here "
                                        f"({exc})", "the file at the same path on every worker"
                             ) from None
         return Series(energy=self.energy, mu=mu, reference=ref, conditions=self.conditions,
                       element=self.element, edge=self.edge, metadata=dict(self.metadata))
+
+
+def _read_block(path, start: int, stop: int, has_reference: bool):
+    """``(mu, reference)`` rows ``start:stop`` of the file (reference None when absent):
+    the one place that reads ``/mu``."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        mu = np.asarray(h5["mu"][start:stop], dtype=float)
+        ref = np.asarray(h5["reference"][start:stop], dtype=float) if has_reference else None
+    return mu, ref

@@ -12,15 +12,15 @@ from ..errors import ConfigError, ReadError
 from ..series import Series
 from ._compress import inner_name, read_bytes
 from ._headers import TextTable
-from ._messages import short_list, warn
+from ._messages import short_list
 from ._channels import column_index
-from ._scan import angle_to_energy, clean_energy, energy_index, to_ev
+from ._scan import angle_to_energy, clean_energy, energy_index, to_ev, trim_dead_ends
 from ._text import parse_text
 
 log = logging.getLogger(__name__)
 
 
-def is_matrix(table: TextTable, energy_column=None) -> bool:
+def is_matrix(table: TextTable) -> bool:
     """A matrix file: an energy column and only mu-like columns (no i0/it/if/iref)."""
     from ._channels import I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, find_column, is_roi
 
@@ -50,20 +50,10 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
     data, lines = table.data, np.asarray(table.lines)
     if picked and picked == list(range(picked[0], picked[-1] + 1)):
         picked = slice(picked[0], picked[-1] + 1)  # a view of the table, not a copy
-    dead = ~np.isfinite(data[:, j_energy]) | _all_zero(data, picked)
-    lead = int(np.argmin(dead)) if not dead.all() else dead.size
-    trail = int(np.argmin(dead[::-1])) if not dead.all() else 0
-    trimmed = None
-    if lead or trail:
-        stop = dead.size - trail
-        if stop - lead < 2:
-            raise ReadError(path, "no live data: every energy row is empty or non-finite",
-                            "a matrix file with spectra")
-        trimmed = {"start": lead, "end": trail,
-                   "lines": [int(x) for x in lines[:lead]] + [int(x) for x in lines[stop:]]}
-        warn(path, f"dropped {lead + trail} dead energy row(s) at the ends of the table (lines "
-                   f"{short_list(trimmed['lines'])}: every spectrum zero or non-finite)")
-        data, lines = data[lead:stop], lines[lead:stop]
+    data, lines, trimmed = trim_dead_ends(
+        path, ~np.isfinite(data[:, j_energy]) | _all_zero(data, picked), data, lines,
+        "dead energy row(s) at the ends of the table", "every spectrum zero or non-finite",
+        ("no live data: every energy row is empty or non-finite", "a matrix file with spectra"))
     energy = data[:, j_energy]
     bad = np.flatnonzero(~np.isfinite(energy))
     if bad.size:

@@ -54,7 +54,7 @@ def read_eclab(path: Path, spec: LogSpec, text: str) -> Log:
     ewe = next((c for c in ("Ewe/V", "<Ewe>/V", "<Ewe/V>") if c in values.columns), None)
     if ewe is None:
         raise ReadError(path, f"line {n_head}: no Ewe/V column among {labels[:8]}", ACCEPTED_LOGS)
-    return _potentiostat(path, spec, "eclab", start, values["time/s"].to_numpy(float),
+    return _potentiostat(spec, "eclab", start, values["time/s"].to_numpy(float),
                          np.array([n for n, _ in rows]), values[ewe].to_numpy(float),
                          values[current].to_numpy(float) if current else None,
                          open_circuit, galvano,
@@ -138,13 +138,13 @@ def read_gamry(path: Path, spec: LogSpec, text: str) -> Log:
             block["T"] = block["T"] + delay_end  # its clock restarted after the delay
     table = pd.concat([b for _, b in blocks], ignore_index=True)
     open_circuit = table["_ocp"].to_numpy(bool)
-    return _potentiostat(path, spec, "gamry", start, table["T"].to_numpy(float),
+    return _potentiostat(spec, "gamry", start, table["T"].to_numpy(float),
                          table["_line"].to_numpy(int), table["Vf"].to_numpy(float),
                          1000.0 * table["Im"].to_numpy(float), open_circuit,
                          np.zeros(len(table), bool))
 
 
-def _potentiostat(path, spec, fmt, start, seconds, row_lines, ewe, current_mA, open_circuit,
+def _potentiostat(spec, fmt, start, seconds, row_lines, ewe, current_mA, open_circuit,
                   galvano, control_V=None) -> Log:
     """The channels every potentiostat log gives (see the module docstring)."""
     tz = zone(spec.timezone, spec.file) if spec.timezone else None
@@ -214,7 +214,7 @@ def read_chi(path: Path, spec, text: str) -> Log:
     if control == "OCP":
         if "Potential/V" not in values.columns:
             raise ReadError(path, f"line {head}: no Potential/V column", ACCEPTED_LOGS)
-        return _potentiostat(path, spec, "chi", start, seconds, line_numbers,
+        return _potentiostat(spec, "chi", start, seconds, line_numbers,
                              values["Potential/V"].to_numpy(float), None, np.ones(n, bool),
                              np.zeros(n, bool))
     if "Current/A" not in values.columns:
@@ -224,6 +224,6 @@ def read_chi(path: Path, spec, text: str) -> Log:
     except (KeyError, ValueError):
         raise ReadError(path, "no 'Init E (V) = ...' parameter: the potential the i-t curve "
                               "held", ACCEPTED_LOGS) from None
-    return _potentiostat(path, spec, "chi", start, seconds, line_numbers, np.full(n, held),
+    return _potentiostat(spec, "chi", start, seconds, line_numbers, np.full(n, held),
                          1000.0 * values["Current/A"].to_numpy(float), np.zeros(n, bool),
                          np.zeros(n, bool))

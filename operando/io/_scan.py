@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
-from ._channels import (I0_NAMES, IF_NAMES, IREF_NAMES, IT_NAMES, MU_CHOICES,  # noqa: F401
-                        MuPlan, column_index, find_column, key as _key, plan_mu)
+from ._channels import MuPlan, column_index, find_column, key as _key, plan_mu
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class Scan:
 PLAIN_LABELS = ["col1", "col2"]
 
 
-def energy_index(path, labels, energy_column, *, d_spacing=None) -> tuple[int, str]:
+def energy_index(path, labels, energy_column) -> tuple[int, str]:
     """(column index, "energy" | "angle") of the energy axis."""
     if energy_column is not None:
         i = column_index(path, labels, energy_column, "energy")
@@ -164,18 +163,25 @@ def _first_nonfinite(path, data, labels, lines, columns) -> None:
                             "finite numbers only in the data table")
 
 
-def dead_ends(signal: np.ndarray) -> tuple[int, int]:
-    """(leading, trailing) count of dead rows at the ends of a scan.
+def trim_dead_ends(path, dead: np.ndarray, data: np.ndarray, lines: np.ndarray, what: str,
+                   why: str, no_live: tuple[str, str]):
+    """``(data, lines, trimmed)`` without the ``dead`` rows at the ends of the table.
 
-    A row is dead when every counter used for mu reads zero or is not finite
-    (the empty first frame of many QEXAFS scans, a beam dump at the end).  A
-    single bad value among live counters is not a dead row: it is refused
-    with its line, as the XDI project's bad-data set asks.
+    The rows dropped are named in a warning ("dropped N ``what`` (lines ...: ``why``)")
+    and returned as ``trimmed`` (``{"start", "end", "lines"}``, or None); ReadError
+    ``no_live`` (problem, accepted) when at most one row lives.
     """
-    dead = np.all(~np.isfinite(signal) | (signal == 0), axis=1)
-    if dead.all():
-        return dead.size, 0
-    return int(np.argmin(dead)), int(np.argmin(dead[::-1]))
+    lead = int(np.argmin(dead)) if not dead.all() else dead.size
+    trail = int(np.argmin(dead[::-1])) if not dead.all() else 0
+    if lead + trail >= dead.size - 1:
+        raise ReadError(path, *no_live)
+    if not (lead or trail):
+        return data, lines, None
+    stop = dead.size - trail
+    trimmed = {"start": lead, "end": trail,
+               "lines": [int(x) for x in lines[:lead]] + [int(x) for x in lines[stop:]]}
+    warn(path, f"dropped {lead + trail} {what} (lines {short_list(trimmed['lines'])}: {why})")
+    return data[lead:stop], lines[lead:stop], trimmed
 
 
 def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", reference="auto",
@@ -183,7 +189,7 @@ def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", refere
                       header=None, element=None, edge=None, edge_energy=None) -> Scan:
     """One spectrum from a column table (see :mod:`operando.io._channels` for mu).
 
-    Dead rows at the ends (see :func:`dead_ends`) are dropped with a warning
+    Dead rows at the ends (see :func:`trim_dead_ends`) are dropped with a warning
     and noted in the header (``trimmed_rows``); any other non-finite value is
     refused naming its line and column.
     """
@@ -200,20 +206,16 @@ def scan_from_columns(path, file: str, labels, data, lines, *, mu="auto", refere
         j_energy, axis = energy_index(path, labels, energy_column)
         plan = plan_mu(path, labels, mu, reference, channels=channels, dead_time=dead_time)
     used = plan.used()
-    lines = np.asarray(lines)
-    lead, trail = dead_ends(data[:, used])
-    if lead + trail >= data.shape[0] - 1:
-        raise ReadError(path, f"no live data: every row but at most one has only zero or "
-                              f"non-finite counts in {short_list([labels[j] for j in used])}",
-                        "a scan with positive counts")
-    trimmed = None
-    if lead or trail:
-        stop = data.shape[0] - trail
-        trimmed = {"start": lead, "end": trail,
-                   "lines": [int(x) for x in lines[:lead]] + [int(x) for x in lines[stop:]]}
-        warn(path, f"dropped {lead + trail} dead row(s) at the ends of the scan (lines "
-                   f"{short_list(trimmed['lines'])}: zero or non-finite counts)")
-        data, lines = data[lead:stop], lines[lead:stop]
+    # A row is dead when every counter used for mu reads zero or is not finite (the empty
+    # first frame of many QEXAFS scans, a beam dump at the end).  A single bad value among
+    # live counters is not a dead row: it is refused with its line, as the XDI project's
+    # bad-data set asks.
+    signal = data[:, used]
+    data, lines, trimmed = trim_dead_ends(
+        path, np.all(~np.isfinite(signal) | (signal == 0), axis=1), data, np.asarray(lines),
+        "dead row(s) at the ends of the scan", "zero or non-finite counts",
+        (f"no live data: every row but at most one has only zero or non-finite counts in "
+         f"{short_list([labels[j] for j in used])}", "a scan with positive counts"))
     _first_nonfinite(path, data, labels, lines, range(len(labels)))
     energy = data[:, j_energy]
     if axis == "angle":

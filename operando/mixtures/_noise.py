@@ -46,10 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from operando._util.larch_compat import ETOK
 from operando.errors import ConfigError, DataError
-
-#: eV -> k^2 (A^-2) factor, 2 m_e / hbar^2 (xraylarch's value).
-ETOK = 0.26246842396479836
 
 #: Median of a chi-square variable with one degree of freedom (robust variance).
 _CHI2_1_MEDIAN = 0.45493642311957283

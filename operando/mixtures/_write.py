@@ -41,7 +41,7 @@ def _counts(series: Series, rows: pd.DataFrame) -> dict[str, np.ndarray]:
 TIME_FORMATS = {"iso": "%Y-%m-%dT%H:%M:%S", "iss": "%m/%d/%Y  %H:%M:%S.%f"}
 
 
-def _times(series: Series, rows: pd.DataFrame, start, time_format: str) -> list[tuple[str, str]]:
+def _times(series: Series, start, time_format: str) -> list[tuple[str, str]]:
     """``Scan.start_time``/``Scan.end_time`` text per scan: ``start`` + ``time_s``, lasting
     the acquisition's ``scan_time_s``."""
     import datetime as dt
@@ -125,7 +125,7 @@ def write_folder(series: Series, truth: pd.DataFrame, folder, *, overwrite: bool
     folder.mkdir(parents=True, exist_ok=True)
     counts = _counts(series, rows)
     columns = ["energy", *counts]
-    times = _times(series, rows, start, time_format) if start is not None else None
+    times = _times(series, start, time_format) if start is not None else None
     for i, file in enumerate(series.files):
         lines = _header(series, columns, rows.iloc[i], None if times is None else times[i])
         data = np.column_stack([series.energy] + [counts[c][i] for c in counts])

@@ -57,6 +57,18 @@ def _i0(energy: np.ndarray, e0: float, scale: float) -> np.ndarray:
     return 1.8e5 * scale * (1.0 + 0.08 * (energy - e0) / 1000.0)
 
 
+def _write_foil(folder: Path, spec: SeriesSpec, seed: int, sample: str) -> pd.DataFrame:
+    """The spec's foil (``energy i0 itrans``) and ``foil_truth.csv``; returns that truth."""
+    foil, foil_truth = simulate_foil(spec, seed=seed)
+    i0 = _i0(foil.energy, spec.e0_tabulated, 1.0)
+    _write_xdi(folder / spec.foil_file, spec, foil.energy, {"i0": i0, "itrans": i0 * np.exp(-foil.mu[0])},
+               {"Sample.name": sample},
+               [f"simulated by operando.simulate, {spec.name} foil, seed {seed}",
+                "mu = ln(i0/itrans); no energy miscalibration"])
+    foil_truth.to_csv(folder / "foil_truth.csv", index=False, float_format="%.10g")
+    return foil_truth
+
+
 def _summary_table(truth: pd.DataFrame, spec: SeriesSpec) -> str:
     cols = [*spec.condition_columns, "state"]
     head = ["steps", *cols]
@@ -128,13 +140,7 @@ def write_samples(directory: str | Path, *, seed: int = SAMPLE_SEED) -> dict[str
     cond = truth[["file", "gas", "temperature_K", "time_s"]]
     cond.to_csv(folder / "conditions.csv", index=False)
     truth.to_csv(folder / "truth.csv", index=False, float_format="%.10g")
-    foil, foil_truth = simulate_foil(spec, seed=seed)
-    i0 = _i0(foil.energy, e0, 1.0)
-    _write_xdi(folder / spec.foil_file, spec, foil.energy, {"i0": i0, "itrans": i0 * np.exp(-foil.mu[0])},
-               {"Sample.name": "Pt foil (simulated: fcc Pt, CN 12, S0^2 0.85)"},
-               [f"simulated by operando.simulate, {spec.name} foil, seed {seed}",
-                "mu = ln(i0/itrans); no energy miscalibration"])
-    foil_truth.to_csv(folder / "foil_truth.csv", index=False, float_format="%.10g")
+    foil_truth = _write_foil(folder, spec, seed, "Pt foil (simulated: fcc Pt, CN 12, S0^2 0.85)")
     paths += [folder / n for n in ("conditions.csv", "truth.csv", spec.foil_file, "foil_truth.csv")]
     written[spec.name] = paths
     pt_truth, pt_foil_truth = truth, foil_truth
@@ -153,13 +159,7 @@ def write_samples(directory: str | Path, *, seed: int = SAMPLE_SEED) -> dict[str
     cond = truth[["step", "potential_V", "time_s"]]
     cond.to_csv(folder / "conditions.csv", index=False)
     truth.to_csv(folder / "truth.csv", index=False, float_format="%.10g")
-    foil, foil_truth = simulate_foil(spec, seed=seed)
-    i0 = _i0(foil.energy, spec.e0_tabulated, 1.0)
-    _write_xdi(folder / spec.foil_file, spec, foil.energy, {"i0": i0, "itrans": i0 * np.exp(-foil.mu[0])},
-               {"Sample.name": "Cu foil (simulated: fcc Cu, CN 12, S0^2 0.90)"},
-               [f"simulated by operando.simulate, {spec.name} foil, seed {seed}",
-                "mu = ln(i0/itrans); no energy miscalibration"])
-    foil_truth.to_csv(folder / "foil_truth.csv", index=False, float_format="%.10g")
+    foil_truth = _write_foil(folder, spec, seed, "Cu foil (simulated: fcc Cu, CN 12, S0^2 0.90)")
     written[spec.name] = [folder / n for n in ("cu_nc_potential.dat", "cu_nc_reference.dat",
                                                "conditions.csv", "truth.csv", spec.foil_file,
                                                "foil_truth.csv")]

@@ -7,7 +7,6 @@ themselves on construction, so a wrong value is refused where it is written.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -265,7 +264,7 @@ class SeriesSpec:
         """Tabulated edge energy (eV) used for the grid and as the foil edge."""
         if self.e0 is not None:
             return float(self.e0)
-        return _tabulated_e0(self.element, self.edge)
+        return edge_energy(self.element, self.edge)
 
     def scaled(self, n_steps: int) -> "SeriesSpec":
         """The same series with the repeats rescaled to ``n_steps`` scans in total.
@@ -306,24 +305,15 @@ class SeriesSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown series spec keys {unknown}; accepted: {sorted(known)}")
-        segments = []
+        segments = []   # the dataclasses convert nested dicts; shells may be given by label
         for seg in data.get("segments", ()):
-            if isinstance(seg, Segment):
-                segments.append(seg)
-                continue
-            seg = dict(seg)
-            shells = seg.get("shells", ())
-            if isinstance(shells, Mapping):
-                shells = [dict(label=k, **v) for k, v in shells.items()]
-            seg["shells"] = tuple(s if isinstance(s, Shell) else Shell(**s) for s in shells)
-            segments.append(Segment(**seg))
+            if not isinstance(seg, Segment):
+                shells = seg.get("shells", ())
+                seg = {**seg, "shells": [dict(label=k, **v) for k, v in shells.items()]
+                       if isinstance(shells, Mapping) else shells}
+            segments.append(seg)
         data["segments"] = tuple(segments)
         return cls(**data)
-
-
-@lru_cache(maxsize=None)
-def _tabulated_e0(element: str, edge: str) -> float:
-    return edge_energy(element, edge)
 
 
 def as_spec(spec) -> SeriesSpec:

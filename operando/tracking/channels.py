@@ -98,30 +98,21 @@ def detect_shells(columns: Sequence[str], metal: str | None = None) -> tuple[str
     light scatterer, preferring O, then N, C, S, Cl.  ``metal`` fixes the
     metal shell and only the ligand is searched.
     """
-    shells = [c[3:] for c in columns
-              if c.startswith("cn_") and not c.endswith(("_err", "_limit", "_err_s02", "_sys"))]
-    ligand = None
-    for shell in shells if metal is None else []:
-        try:
-            a, s = split_shell(shell)
-        except DataError:
-            continue
-        if a == s:
-            metal = shell
-            break
-    if metal is not None:
-        absorber = split_shell(metal)[0]
-        candidates = []
-        for shell in shells:
+    shells = {}   # shell -> (absorber, scatterer), for the names of that form
+    for c in columns:
+        if c.startswith("cn_") and not c.endswith(("_err", "_limit", "_err_s02", "_sys")):
             try:
-                a, s = split_shell(shell)
+                shells[c[3:]] = split_shell(c[3:])
             except DataError:
                 continue
-            if a == absorber and s in _LIGANDS:
-                candidates.append((_LIGANDS.index(s), shell))
-        if candidates:
-            ligand = sorted(candidates)[0][1]
-    return metal, ligand
+    if metal is None:
+        metal = next((shell for shell, (a, s) in shells.items() if a == s), None)
+    if metal is None:
+        return None, None
+    absorber = split_shell(metal)[0]
+    ligands = sorted((_LIGANDS.index(s), shell) for shell, (a, s) in shells.items()
+                     if a == absorber and s in _LIGANDS)
+    return metal, ligands[0][1] if ligands else None
 
 
 def numeric(df: pd.DataFrame, name: str | None) -> np.ndarray:

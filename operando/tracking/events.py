@@ -50,39 +50,29 @@ REVERSIBILITY_COLUMNS = [
     "state_after", "z", "p_value", "strongest", "changed_between", "returned", "verdict",
 ]
 _METAL_STATES = ("cluster", "particle")
+#: The event a change of metal state is, whatever the channels' directions.
+_STATE_EVENTS = {("isolated", "cluster"): "aggregation", ("isolated", "particle"): "aggregation",
+                 ("cluster", "isolated"): "redispersion", ("particle", "isolated"): "redispersion",
+                 ("cluster", "particle"): "growth", ("particle", "cluster"): "partial_redispersion"}
 #: The direction (+1: more metal / reduced) each kind of event means.
 _KIND_DIRECTION = {"aggregation": 1, "growth": 1, "reduction": 1, "redispersion": -1,
                    "partial_redispersion": -1, "oxidation": -1}
 
 
 def _kind(before: str, after: str, diffs: list[Difference], strongest: Difference) -> str:
+    direction = _direction(diffs)
     if before == after == "trend":  # a change within one segment: named by its direction
-        direction = _direction([d for d in diffs if d.sign != 0], strongest)
         if strongest.kind == "exafs" and strongest.sign > 0 and direction:
             return "growth" if direction > 0 else "partial_redispersion"
-        return {1: "reduction", -1: "oxidation"}.get(direction, "change")
-    metal_dir = _direction([d for d in diffs if d.sign != 0 and d.channel.startswith(("cn_", "frac_"))
-                            and d.sign > 0], strongest)
-    if before == "isolated" and after in _METAL_STATES:
-        return "aggregation"
-    if before in _METAL_STATES and after == "isolated":
-        return "redispersion"
-    if before == "cluster" and after == "particle":
-        return "growth"
-    if before == "particle" and after == "cluster":
-        return "partial_redispersion"
-    if before in _METAL_STATES and after in _METAL_STATES:
+    elif (before, after) in _STATE_EVENTS:
+        return _STATE_EVENTS[before, after]
+    elif before in _METAL_STATES and after in _METAL_STATES:
+        metal_dir = _direction([d for d in diffs if d.channel.startswith(("cn_", "frac_"))
+                                and d.sign > 0])
         split = _nucleation_or_growth(diffs)
-        if split:
-            return split
-    if before in _METAL_STATES and after in _METAL_STATES and metal_dir != 0:
-        return "growth" if metal_dir > 0 else "partial_redispersion"
-    direction = _direction([d for d in diffs if d.sign != 0], strongest)
-    if direction > 0:
-        return "reduction"
-    if direction < 0:
-        return "oxidation"
-    return "change"
+        if split or metal_dir:
+            return split or ("growth" if metal_dir > 0 else "partial_redispersion")
+    return {1: "reduction", -1: "oxidation"}.get(direction, "change")
 
 
 #: |z| a two-phase channel (cluster size, metal fraction) must reach to name the event.
@@ -109,7 +99,7 @@ def _nucleation_or_growth(diffs: list[Difference]) -> str | None:
     return None
 
 
-def _direction(diffs: list[Difference], strongest: Difference | None) -> int:
+def _direction(diffs: list[Difference]) -> int:
     """+1 more metal / reduced, -1 less, 0 unknown: from the strongest signed channel."""
     signed = [d for d in diffs if d.sign != 0 and np.isfinite(d.p)]
     if not signed:
@@ -150,13 +140,6 @@ def _confidence(diffs: list[Difference], strongest: Difference, direction: int,
     return "low", xanes
 
 
-def _channel_values(diffs, prefix_match):
-    for d in diffs:
-        if prefix_match(d):
-            return d
-    return None
-
-
 def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: TrackSettings,
               p_max: float, cn_stats=None) -> dict | None:
     """The event of ``diffs`` (segment a -> b), or None when its combined p exceeds ``p_max``."""
@@ -164,7 +147,7 @@ def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: Tra
     if strongest is None or not p <= p_max:
         return None
     kind = _kind(kind_before, kind_after, diffs, strongest)
-    direction = _KIND_DIRECTION.get(kind) or _direction(diffs, strongest) or 1
+    direction = _KIND_DIRECTION.get(kind) or _direction(diffs) or 1
     confidence, xanes = _confidence(diffs, strongest, direction, s)
     text = "; ".join(f"{d.label} {d.delta:+.3g} +/- {d.err:.2g} (z = {d.z:+.1f})"
                      for d in sorted(diffs, key=lambda d: d.p) if np.isfinite(d.z))
@@ -173,10 +156,10 @@ def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: Tra
               and int(np.sign(d.sign * d.delta)) != direction]
     if contra:
         text += f"; contradicted by {', '.join(contra)}"
-    cn = _channel_values(diffs, lambda d: d.channel.startswith("cn_") and d.sign > 0)
-    fr = _channel_values(diffs, lambda d: d.channel.startswith("frac_") and d.sign > 0)
-    wl = _channel_values(diffs, lambda d: d.channel == "wl_height")
-    ed = _channel_values(diffs, lambda d: d.channel == "edge_position")
+    cn = next((d for d in diffs if d.channel.startswith("cn_") and d.sign > 0), None)
+    fr = next((d for d in diffs if d.channel.startswith("frac_") and d.sign > 0), None)
+    wl = next((d for d in diffs if d.channel == "wl_height"), None)
+    ed = next((d for d in diffs if d.channel == "edge_position"), None)
     nan = math.nan
     before_cn = after_cn = nan
     if cn is not None and cn_stats is not None:
@@ -221,7 +204,7 @@ def find_events(seg: pd.DataFrame, channels: list[Channel], all_stats: dict[str,
             events.append(ev)
     for g in trended:
         idx = segment_steps(g)
-        diffs = [d for c in channels if (d := trend(c, idx, order, all_stats[c.name])) is not None]
+        diffs = [d for c in channels if (d := trend(c, idx, order)) is not None]
         row = rows[g]
         ev = event_row("trend", "trend", diffs, row, row, first_ok_step(g), "trend", s, p_max)
         if ev is not None:

@@ -124,8 +124,7 @@ def difference(channel: Channel, st: ChannelStats, a: int, b: int) -> Difference
                       float(err), float(z), two_sided_p(z))
 
 
-def trend(channel: Channel, idx: np.ndarray, order: np.ndarray, st: ChannelStats
-          ) -> Difference | None:
+def trend(channel: Channel, idx: np.ndarray, order: np.ndarray) -> Difference | None:
     """A monotonic change over a segment's steps in one channel.
 
     Two tests, both of which must pass (the p-value reported is the larger):

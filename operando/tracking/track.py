@@ -197,7 +197,8 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     n_seg = int(segment.max()) + 1
     all_stats = {c.name: stats(c, segment, n_seg) for c in chans}
     bounds = segment_bounds(segment, n_seg)
-    seg = _segment_table(df, bounds, block, origin, labels, columns, chans, all_stats)
+    usable = np.logical_or.reduce([c.usable for c in chans])   # steps with any evidence
+    seg = _segment_table(df, bounds, block, origin, labels, columns, chans, all_stats, usable)
     if metal and f"r_{metal}" in df.columns:  # the fitted bond length of good fits (sizes)
         cn = next(c for c in chans if c.name == f"cn_{metal}") if f"cn_{metal}" in all_stats else None
         r = channels_mod.numeric(df, f"r_{metal}")
@@ -209,9 +210,6 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     seg["state"], seg["xanes_state"], seg["metal_evidence"] = state, xanes_state, evidence
     _add_sizes(seg, metal, df, segment, all_stats, s)
 
-    usable = np.zeros(len(df), dtype=bool)
-    for c in chans:
-        usable |= c.usable
     # trends are taken against the order of the steps (a rank in time): a monotonic change
     # is found however unevenly the scans are spaced, and one late scan has no extra leverage
     order = np.arange(len(df), dtype=float)
@@ -250,18 +248,16 @@ def _change_signal(chans) -> np.ndarray:
     return preferred[0].value
 
 
-def _segment_table(df, bounds, block, origin, labels, columns, chans, all_stats) -> pd.DataFrame:
+def _segment_table(df, bounds, block, origin, labels, columns, chans, all_stats,
+                   usable) -> pd.DataFrame:
     rows = []
-    any_use = np.zeros(len(df), dtype=bool)
-    for c in chans:
-        any_use |= c.usable
     step = df["step"].to_numpy()
     condition_values = {c: df[c].to_numpy() for c in columns}
     for g in range(len(bounds) - 1):
         first, stop = int(bounds[g]), int(bounds[g + 1])
         row = {"segment": g, "block": int(block[first]), "origin": origin[g],
                "first_step": step[first], "last_step": step[stop - 1],
-               "n_steps": stop - first, "n_ok": int(any_use[first:stop].sum()),
+               "n_steps": stop - first, "n_ok": int(usable[first:stop].sum()),
                "condition": labels[first]}
         for c in columns:
             row[c] = condition_values[c][first]

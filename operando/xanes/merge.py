@@ -137,7 +137,7 @@ def merge_repeats(series: Series, *, by=None, align: str = "reference",
         raise DataError("merge_repeats(align='reference') needs a reference channel; this "
                         "series has none (pass align='none' to average unaligned scans)")
     columns = _group_columns(series, by)
-    groups = _groups(series.conditions, columns)
+    groups = consecutive_groups(series.conditions, columns)
     n = len(series)
     usable, reason = check_rows(series.mu)
     reason = [f"dead frame ({r})" if r else "" for r in reason]
@@ -200,8 +200,8 @@ def _group_columns(series: Series, by) -> list[str]:
     return columns
 
 
-def _groups(conditions: pd.DataFrame, columns: list[str]) -> list[list[int]]:
-    """Runs of consecutive rows with equal values in ``columns``."""
+def consecutive_groups(conditions: pd.DataFrame, columns: list[str]) -> list[list[int]]:
+    """Runs of consecutive rows with equal values in ``columns`` (missing values equal)."""
     n = len(conditions)
     if not columns:
         return [list(range(n))]

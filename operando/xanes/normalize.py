@@ -269,11 +269,9 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
                 ok[i] = False
                 continue
             e0_arr[i] = res["e0"]
-            out["norm"][i] = res["norm"]
-            out["flat"][i] = res["flat"]
+            for key in ("norm", "flat", "pre_offset", "pre_slope"):
+                out[key][i] = res[key]
             out["edge_step"][i] = res["raw_step"]
-            out["pre_offset"][i] = res["pre_offset"]
-            out["pre_slope"][i] = res["pre_slope"]
             coefs = res["norm_coefs"]
             out["norm_coefs"][i] = 0.0
             out["norm_coefs"][i, : len(coefs)] = coefs

@@ -118,7 +118,7 @@ def _global(k, chi, paths, *, shared, max_nfev, ftol, xtol, **kw):
         ds = xt - x
         if np.isfinite(cost_t) and cost_t <= cost:
             gj = g_joint(g, sh)
-            pred = -(2.0 * _dot_joint(gj, ds, sh) + _quad(A, ds, sh))
+            pred = -(2.0 * _dot_joint(gj, ds, sh) + _quad(A, ds))
             dcost = cost - cost_t
             sc = np.sqrt(dscale)
             dx_norm = np.sqrt(_sumsq(sc * ds, sh))
@@ -219,7 +219,7 @@ def _dot_joint(gj, d, sh):
     return float((gj[:, lc] * d[:, lc]).sum() + (gj[0, sh] * d[0, sh]).sum())
 
 
-def _quad(A, d, sh):
+def _quad(A, d):
     """d^T A_joint d for the arrow-shaped joint matrix (per-row blocks, shared summed)."""
     return float(np.einsum("ri,rij,rj->", d, A, d))
 

@@ -41,12 +41,12 @@ import numpy as np
 from ..._util.larch_compat import ETOK, TINY_ENERGY, remove_dups
 from ..batch import batch_autobk, batch_fit
 from ..batch.stack import PathStack
-from ..plan import param_names, plan_structure
-from ..policy import absent_note, at_bound, defaults, fit_problems, fit_quality, starts
+from ..plan import COLUMN_KIND, build_plan, param_names, plan_structure
+from ..policy import at_bound, conclude, judge, starts
 from ..significance import significant
 from .base import Engine
 from .fast_global import fit_joint
-from .fast_passes import BatchedPasses, path_tables, trailing_median
+from .fast_passes import BatchedPasses, batch_arguments, path_tables, trailing_median
 from .larch import empty_row as larch_empty_row
 
 log = logging.getLogger(__name__)
@@ -186,23 +186,10 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
         for lab in eng.tested:
             row[f"sig_{lab}"] = bool(significant(row[f"p_{lab}"], row[f"free_cn_{lab}"]))
         row["s02"], row["s02_err"] = float(s02), float("nan")
-        notes = []
-        if tries[j]:
-            notes.append(f"retried from {tries[j]} starts after: {first[j]}")
-            if fits.bad[j] == first[j]:
-                fits.bad[j] = "still " + first[j]
-        for lab in fits.absent[j]:
-            notes.append(absent_note(next(s for s in model.shells if s.label == lab), model))
-        quality, reason = fit_quality(fits.bad[j], row["r_factor"], row["redchi"],
-                                      rfactor_max=opts["rfactor_max"],
-                                      redchi_max=opts["redchi_max"])
-        if reason:
-            notes.append(reason)
-        row["fit_quality"] = quality
-        row["fit_ok"] = quality == "good"
-        row["fit_message"] = "; ".join(notes)
+        fits.bad[j] = conclude(row, fits.bad[j], int(tries[j]), first[j], fits.absent[j],
+                               model, opts)
         row["_model_chi"] = model_chi[j]
-        row["_params"] = _params(row, model, eng, tuple(fits.absent[j]), s02)
+        row["_params"] = _params(row, *_structure(model, tuple(fits.absent[j])), eng.reff, s02)
         row["step"] = int(steps[i])
         out.append(row)
     return out
@@ -223,17 +210,16 @@ def empty_row(k, model, s02) -> dict:
     return out
 
 
-def _params(row, model, eng: BatchedPasses, absent, s02) -> dict:
-    """``{name: (value, stderr, vary, min, max)}`` with the larch engine's names."""
+def _params(row, plan, names, reff, s02) -> dict:
+    """``{name: (value, stderr, vary, min, max)}`` of ``row``, fitted with ``plan``, under
+    the larch engine's ``names`` (:func:`operando.exafs.plan.param_names`)."""
     nan = float("nan")
-    plan, names = _structure(model, absent)
     out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
-    col = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
     for pname, par in plan.pars.items():
         kind, ref = pname.split(":", 1)
         lab = plan.groups[pname][0] if kind == "de0" else ref
-        value = row[f"{col[kind]}_{lab}"] - (eng.reff[lab] if kind == "deltar" else 0.0)
-        err = row[f"{col[kind]}_{lab}_err"] if (par.vary or par.tie is not None) else nan
+        value = row[f"{COLUMN_KIND[kind]}_{lab}"] - (reff[lab] if kind == "deltar" else 0.0)
+        err = row[f"{COLUMN_KIND[kind]}_{lab}_err"] if (par.vary or par.tie is not None) else nan
         lo, hi = (float(par.lo), float(par.hi)) if par.vary else (-np.inf, np.inf)
         out[names[pname]] = (float(value), float(err), bool(par.vary), lo, hi)
     return out
@@ -245,7 +231,8 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
 
     The amplitude of each shell is ``S0^2 * CN`` with CN fixed, so passing the fixed
     CN as batch_fit's (fixed) ``s02`` makes batch_fit's ``cn`` parameter S0^2 itself:
-    same model, same bounds (0.2 .. 2) and start (1.0) as the larch engine, and the
+    same model, same bounds (0.2 .. 2) and start (1.0) as the larch engine, the other
+    parameters from the same plan (:func:`operando.exafs.plan.build_plan`), and the
     error bar of S0^2 is that parameter's (Larch's scaling).  One shell (the usual
     first-shell calibration) or several sharing S0^2 only if they share one fixed CN.
     """
@@ -254,70 +241,43 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
     if len(cns) != 1:
         raise ValueError("calibrate_row: every shell needs the same fixed CN")
     cn_fixed = cns.pop()
-    nan = float("nan")
     out = empty_row(k, model, 1.0)
-    out["fit_message"] = out["_bad"] = ""
     kk = (k >= model.kmin) & (k <= model.kmax)
     if not np.all(np.isfinite(chi)) or not np.any(chi[kk]):
-        out["fit_message"] = out["_bad"] = "chi(k) is not finite or all zero in the k range"
         return out
+    plan = build_plan(model, fixed_cn=cn)
+    args = batch_arguments(plan, labels)
+    for lab in labels:
+        args["init"][lab]["cn"], args["vary"][lab]["cn"] = 1.0, True
+        args["bounds"][lab]["cn"] = (0.2, 2.0)
     tables = path_tables(model, paths)
-    init, vary, bounds = {}, {}, {}
-    if model.share_e0:
-        init["de0"] = 0.0
-        bounds["de0"] = (-model.de0_max, model.de0_max)
-    for spec in model.shells:
-        d = defaults(spec, model)
-        init[spec.label] = {"cn": 1.0, "deltar": float(np.clip(d["dr"], -0.8 * model.dr_max,
-                                                               0.8 * model.dr_max)),
-                            "sigma2": float(np.clip(d["sigma2"], model.sigma2_min * 1.2,
-                                                    model.sigma2_max * 0.9))}
-        vary[spec.label] = {"cn": True, "deltar": True, "sigma2": True, "c3": False}
-        bounds[spec.label] = {"cn": (0.2, 2.0), "deltar": (-model.dr_max, model.dr_max),
-                              "sigma2": (model.sigma2_min, model.sigma2_max)}
-        if not model.share_e0:
-            init[spec.label]["de0"] = 0.0
-            vary[spec.label]["de0"] = True
-            bounds[spec.label]["de0"] = (-model.de0_max, model.de0_max)
     res = batch_fit(k, chi[None, :], tables, kmin=model.kmin, kmax=model.kmax,
                     kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
-                    rmax=model.rmax, fit_space=model.fit_space, s02=cn_fixed, init=init,
-                    vary=vary, bounds=bounds, share_e0=model.share_e0)
-    lab0 = labels[0]
-    s02, s02_err = float(res.value[f"cn_{lab0}"][0]), float(res.stderr[f"cn_{lab0}"][0])
-    reff = {lab: paths[lab].reff for lab in labels}
-    total = np.zeros(k.size)
-    params = {"s02": (s02, s02_err, True, 0.2, 2.0)}
-    if model.share_e0:
-        params["de0"] = (float(res.value["de0"][0]), float(res.stderr["de0"][0]), True,
-                         -model.de0_max, model.de0_max)
-    for table, spec in zip(tables, model.shells):
-        lab, name = spec.label, spec.name
-        e0name = "de0" if model.share_e0 else f"de0_{lab}"
-        dr, ss, de0 = (float(res.value[p][0]) for p in (f"deltar_{lab}", f"sigma2_{lab}", e0name))
-        out[f"cn_{lab}"], out[f"cn_{lab}_err"] = cn_fixed, nan
-        out[f"r_{lab}"], out[f"r_{lab}_err"] = reff[lab] + dr, float(res.stderr[f"deltar_{lab}"][0])
-        out[f"sigma2_{lab}"], out[f"sigma2_{lab}_err"] = ss, float(res.stderr[f"sigma2_{lab}"][0])
-        out[f"de0_{lab}"], out[f"de0_{lab}_err"] = de0, float(res.stderr[e0name][0])
-        total += table.chi(k, amp=s02 * cn_fixed, e0=de0, deltar=dr, sigma2=ss)
-        params[f"cn_{name}"] = (cn_fixed, nan, False, -np.inf, np.inf)
-        params[f"dr_{name}"] = (dr, out[f"r_{lab}_err"], True, -model.dr_max, model.dr_max)
-        params[f"ss_{name}"] = (ss, out[f"sigma2_{lab}_err"], True, model.sigma2_min,
-                                model.sigma2_max)
-        if not model.share_e0:
-            params[f"de0_{name}"] = (de0, out[f"de0_{lab}_err"], True, -model.de0_max,
-                                     model.de0_max)
+                    rmax=model.rmax, fit_space=model.fit_space, s02=cn_fixed, **args)
+    value = {name: float(v[0]) for name, v in res.value.items()}
+    err = {name: float(v[0]) for name, v in res.stderr.items()}
+    s02, s02_err = value[f"cn_{labels[0]}"], err[f"cn_{labels[0]}"]
+    out["_model_chi"] = np.zeros(k.size)
+    for table, lab in zip(tables, labels):
+        e0name = "de0" if args["share_e0"] else f"de0_{lab}"
+        out[f"cn_{lab}"], out[f"cn_{lab}_err"] = cn_fixed, float("nan")
+        out[f"r_{lab}"] = paths[lab].reff + value[f"deltar_{lab}"]
+        for kind, name in (("r", f"deltar_{lab}"), ("sigma2", f"sigma2_{lab}"), ("de0", e0name)):
+            out[f"{kind}_{lab}_err"] = err[name]
+        out[f"sigma2_{lab}"], out[f"de0_{lab}"] = value[f"sigma2_{lab}"], value[e0name]
+        out["_model_chi"] += table.chi(k, amp=s02 * cn_fixed, e0=value[e0name],
+                                       deltar=value[f"deltar_{lab}"], sigma2=value[f"sigma2_{lab}"])
     out.update(s02=s02, s02_err=s02_err, r_factor=float(res.r_factor[0]),
                redchi=float(res.redchi[0]), chi_square=float(res.chi_square[0]),
-               n_idp=float(res.n_idp), n_varys=int(res.n_varys), _model_chi=total,
-               _params=params)
+               n_idp=float(res.n_idp), n_varys=int(res.n_varys))
+    params = _params(out, plan, param_names(model, plan), {lab: paths[lab].reff for lab in labels},
+                     s02)
+    params["s02"] = (s02, s02_err, True, 0.2, 2.0)
+    out["_params"] = params
     bound_names = [name for name, (val, _err, varies, lo, hi) in params.items()
                    if varies and at_bound(val, lo, hi)]
-    errs = [p[1] for p in params.values() if p[2]]
-    out["_bad"] = fit_problems(res.success[0], res.message[0], bound_names,
-                               all(np.isfinite(e) and e > 0 for e in errs))
-    out["fit_quality"], out["fit_message"] = fit_quality(out["_bad"], out["r_factor"], out["redchi"])
-    out["fit_ok"] = out["fit_quality"] == "good"
+    out["fit_message"] = judge(out, res.success[0], res.message[0], bound_names,
+                               all(np.isfinite(p[1]) and p[1] > 0 for p in params.values() if p[2]))
     return out
 
 
@@ -338,11 +298,6 @@ class FastEngine(Engine):
         e0 = np.where(np.isfinite(e0), np.round(e0 / E0_ROUND) * E0_ROUND, e0)
         return done, problems, e0, {"e0_round": E0_ROUND}
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None):
-        return fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
-
-    def calibrate_row(self, k, chi, model, paths, cn):
-        return calibrate_row(k, chi, model, paths, cn)
-
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared, e0=None):
-        return fit_joint(k, chis, steps, model, paths, s02, shared, e0)
+    fit_rows = staticmethod(fit_rows)
+    calibrate_row = staticmethod(calibrate_row)
+    fit_joint = staticmethod(fit_joint)

@@ -13,12 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..batch import batch_fit_global
-from ..plan import allow_negative_cn, build_plan, param_names
-from ..policy import at_bound, fit_problems, fit_quality
+from ..plan import COLUMN_KIND, allow_negative_cn, build_plan, param_names
+from ..policy import at_bound, judge
 from .fast_passes import FIT_TOL, BatchedPasses, batch_arguments
 from .larch import empty_row
-
-_KIND = {"cn": "cn", "deltar": "r", "sigma2": "sigma2", "de0": "de0"}
 
 
 def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
@@ -39,11 +37,11 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
             if use.any():
                 start[lab][key] = np.full(n, np.median(v[use]))
     plan = allow_negative_cn(build_plan(model, start, e0=e0), model)
-    args = batch_arguments(model, plan, eng.labels)
+    args = batch_arguments(plan, eng.labels)
     shared_names = []
     for name in _varied_names(args, eng.labels):
         kind = "de0" if name.startswith("de0") else name.split("_", 1)[0]
-        if _KIND[kind] in shared:
+        if COLUMN_KIND[kind] in shared:
             shared_names.append(name)
     res = batch_fit_global(k, chis, eng.tables, shared=shared_names, kmin=model.kmin,
                            kmax=model.kmax, kweight=model.kweight, dk=model.dk,
@@ -75,10 +73,8 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
         bound = [names[eng._plan_name(nm, plan)] for nm in res.var_names
                  if at_bound(res.value[nm][j], *_bounds(nm, args["bounds"]))]
         errs = [res.stderr[nm][j] for nm in res.var_names]
-        bad = fit_problems(bool(res.success[j]), str(res.message[j]), bound,
-                           all(np.isfinite(e) and e > 0 for e in errs))
-        row["fit_quality"], reason = fit_quality(bad, row["r_factor"], row["redchi"])
-        row["fit_ok"] = row["fit_quality"] == "good"
+        reason = judge(row, bool(res.success[j]), str(res.message[j]), bound,
+                       all(np.isfinite(e) and e > 0 for e in errs))
         row["fit_message"] = "; ".join(x for x in (
             f"global fit of {n} steps sharing {sorted(shared)}; step R-factor "
             f"{res.row_r_factor[j]:.4g}", reason) if x)

@@ -15,8 +15,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..batch import batch_fit, tabulate_path
-from ..plan import build_plan, param_names
-from ..policy import (at_bound, defaults, fit_problems, hamilton_threshold, n_pinned,
+from ..plan import build_plan, default_start, param_names
+from ..policy import (at_bound, fit_problems, hamilton_threshold, n_pinned,
                       removed_parameters)
 from ..._util.stats import f_sf
 from ..significance import detection_limit, f_test, needs_refit, wald_f
@@ -46,7 +46,7 @@ class Fits:
     F-test compares with (:mod:`operando.exafs.significance`).
     """
 
-    def __init__(self, n: int, labels: Sequence[str], n_k: int, tested: Sequence[str] = ()):
+    def __init__(self, n: int, labels: Sequence[str], tested: Sequence[str] = ()):
         nan = np.full(n, np.nan)
         self.cols: dict[str, np.ndarray] = {}
         for lab in labels:
@@ -95,7 +95,7 @@ class Fits:
                 self.cols[name][:] = self.cols["cn_" + name[len("free_cn_"):]]
 
 
-def batch_arguments(model, plan, labels) -> dict:
+def batch_arguments(plan, labels) -> dict:
     """``batch_fit`` keyword arguments (init, vary, bounds, ties, share_e0) of a plan.
 
     dE0: one shared parameter when the plan has a single, untied dE0 for every shell;
@@ -148,11 +148,11 @@ class BatchedPasses:
         self.labels = [s.label for s in model.shells]
         self.tested = model.tested_shells()
         self.reff = {lab: paths[lab].reff for lab in self.labels}
-        self.defaults = {s.label: defaults(s, model) for s in model.shells}
+        self.defaults = {s.label: default_start(s) for s in model.shells}
         self.nfit = 0  # batched passes (for the log)
 
     def new_fits(self, n) -> Fits:
-        return Fits(n, self.labels, self.k.size, self.tested)
+        return Fits(n, self.labels, self.tested)
 
     # ---------------------------------------------------------------- starts
     def default_start(self, n):
@@ -198,7 +198,7 @@ class BatchedPasses:
         self.nfit += 1
         plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn,
                           e0=None if self.e0 is None else self.e0[rows])
-        args = batch_arguments(model, plan, self.labels)
+        args = batch_arguments(plan, self.labels)
         res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
                         kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
                         rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, ftol=FIT_TOL,

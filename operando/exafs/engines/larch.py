@@ -25,15 +25,14 @@ from ...errors import DataError
 from ...feffpaths import FeffPath
 from ...schema import SHELL_KINDS
 from ..model import ShellModel
-from ..plan import allow_negative_cn, build_plan, param_names
-from ..policy import (absent_note, at_bound, constraint_acceptable, fit_problems, fit_quality,
-                      n_pinned, removed_parameters, start_from, starts, zero_shells)
+from ..plan import PLAN_KIND, allow_negative_cn, build_plan, param_names
+from ..policy import (at_bound, conclude, constraint_acceptable, judge, n_pinned,
+                      removed_parameters, start_from, starts, zero_shells)
 from ..._util.stats import f_sf
 from ..significance import detection_limit, f_test, needs_refit, significant, wald_f
 from .base import Engine
 
 log = logging.getLogger(__name__)
-_KIND_OF = {"cn": "cn", "r": "deltar", "sigma2": "sigma2", "de0": "de0"}
 
 
 def empty_row(k, model: ShellModel, s02: float) -> dict:
@@ -81,31 +80,22 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
     """
     from larch import Group
     from larch.fitting import param, param_group
-    from larch.xafs import feffit, feffit_dataset, feffit_transform, feffpath
+    from larch.xafs import feffit, feffit_dataset
 
     plan = build_plan(model, start, absent=absent, fixed_cn=fixed_cn, removed=removed, e0=e0)
     names = param_names(model, plan)
     pars = {"s02": param(s02, vary=vary_s02, min=0.2 if vary_s02 else -np.inf,
                          max=2.0 if vary_s02 else np.inf)}
     pars.update(_lmfit_params(plan, names))
-    feff_paths = []
-    for spec in model.shells:
-        use = plan.of_shell[spec.label]
-        feff_paths.append(feffpath(str(paths[spec.label].file), label=spec.name, degen=1.0,
-                                   s02=f"s02*{names[use['cn']]}", e0=names[use["de0"]],
-                                   deltar=names[use["deltar"]], sigma2=names[use["sigma2"]]))
+    feff_paths = _feff_paths(model, plan, names, paths)
     out = empty_row(k, model, s02)
-    nan = float("nan")
     if not np.all(np.isfinite(chi)) or not np.any(chi[(k >= model.kmin) & (k <= model.kmax)]):
         out["fit_message"] = out["_bad"] = "chi(k) is not finite or all zero in the k range"
         return out
 
-    transform = feffit_transform(kmin=model.kmin, kmax=model.kmax, kweight=model.kweight,
-                                 dk=model.dk, window=model.window, rmin=model.rmin,
-                                 rmax=model.rmax, fitspace=model.fit_space)
     data = Group(k=np.asarray(k, float), chi=np.asarray(chi, float))
     try:
-        dataset = feffit_dataset(data=data, paths=feff_paths, transform=transform)
+        dataset = feffit_dataset(data=data, paths=feff_paths, transform=_transform(model))
         with _quiet_larch():
             result = feffit(param_group(**pars), dataset, path_outputs=False)
     except Exception as exc:  # lmfit/larch raise ValueError etc. on NaN residuals
@@ -113,29 +103,64 @@ def _fit_step(k, chi, model: ShellModel, paths: Mapping[str, FeffPath], *, s02: 
         return out
 
     params = result.params
-    for spec in model.shells:
-        label, use = spec.label, plan.of_shell[spec.label]
-        for kind, pname in (("cn", use["cn"]), ("r", use["deltar"]), ("sigma2", use["sigma2"]),
-                            ("de0", use["de0"])):
-            par = params[names[pname]]
-            varied = par.vary or par.expr is not None
-            out[f"{kind}_{label}"] = float(par.value) + (paths[label].reff if kind == "r" else 0.0)
-            out[f"{kind}_{label}_err"] = (float(par.stderr) if varied and par.stderr is not None
-                                          else nan)
+    _shell_values(out, params, model, plan, names, paths)
     out["s02"] = float(params["s02"].value)
     out["s02_err"] = (float(params["s02"].stderr) if vary_s02 and params["s02"].stderr is not None
-                      else nan)
+                      else float("nan"))
+    _statistics(out, result, k, dataset, pars)
+    bound_names = [n for n, p in params.items()
+                   if n in pars and p.vary and at_bound(p.value, p.min, p.max)]
+    out["fit_message"] = judge(out, result.success, result.message, bound_names,
+                               result.errorbars)
+    return out
+
+
+def _transform(model: ShellModel):
+    """The feffit transform of ``model``'s k and R windows."""
+    from larch.xafs import feffit_transform
+
+    return feffit_transform(kmin=model.kmin, kmax=model.kmax, kweight=model.kweight,
+                            dk=model.dk, window=model.window, rmin=model.rmin, rmax=model.rmax,
+                            fitspace=model.fit_space)
+
+
+def _feff_paths(model, plan, names, paths, suffix=lambda name: "", tag="") -> list:
+    """One Larch FEFF path per shell, its parameters named as :func:`_lmfit_params` names
+    them (``suffix`` and ``tag``: a joint fit's per-dataset names and path labels)."""
+    from larch.xafs import feffpath
+
+    out = []
+    for spec in model.shells:
+        use = plan.of_shell[spec.label]
+        nm = {kind: names[use[kind]] + suffix(use[kind]) for kind in use}
+        out.append(feffpath(str(paths[spec.label].file), label=spec.name + tag, degen=1.0,
+                            s02=f"s02*{nm['cn']}", e0=nm["de0"], deltar=nm["deltar"],
+                            sigma2=nm["sigma2"]))
+    return out
+
+
+def _shell_values(out, params, model, plan, names, paths, suffix=lambda name: "") -> None:
+    """Each shell's CN, R, sigma2 and dE0 with their errors, from the fitted ``params``,
+    into ``out`` (NaN error for a parameter neither varied nor tied)."""
+    for spec in model.shells:
+        use = plan.of_shell[spec.label]
+        for kind in SHELL_KINDS:
+            pname = use[PLAN_KIND[kind]]
+            par = params[names[pname] + suffix(pname)]
+            varied = par.vary or par.expr is not None
+            out[f"{kind}_{spec.label}"] = float(par.value) + (
+                paths[spec.label].reff if kind == "r" else 0.0)
+            out[f"{kind}_{spec.label}_err"] = (float(par.stderr) if varied and par.stderr
+                                               is not None else float("nan"))
+
+
+def _statistics(out, result, k, dataset, pars) -> None:
+    """feffit's statistics, the model chi(k) on ``k`` and the parameter table, into ``out``."""
     out.update(r_factor=float(result.rfactor), redchi=float(result.chi2_reduced),
                chi_square=float(result.chi_square), n_idp=float(result.n_independent),
                n_varys=int(result.nvarys))
     out["_model_chi"] = np.interp(k, dataset.model.k, dataset.model.chi, right=np.nan)
-    out["_params"] = _param_table(params, pars)
-    bound_names = [n for n, p in params.items()
-                   if n in pars and p.vary and at_bound(p.value, p.min, p.max)]
-    out["_bad"] = fit_problems(result.success, result.message, bound_names, result.errorbars)
-    out["fit_quality"], out["fit_message"] = fit_quality(out["_bad"], out["r_factor"], out["redchi"])
-    out["fit_ok"] = out["fit_quality"] == "good"
-    return out
+    out["_params"] = _param_table(result.params, pars)
 
 
 @contextlib.contextmanager
@@ -200,29 +225,14 @@ def _fit_robust(k, chi, model, paths, s02, start, opts, e0=None) -> dict:
         return constrained
 
     row = settle(fit(start))
-    if row["_bad"] and not row["_bad"].startswith("chi(k)"):
-        first = row["_bad"]
-        tries = 1
+    tries, first = 0, row["_bad"]
+    if first and not first.startswith("chi(k)"):
         for s in starts(model, opts["retries"]):
             row = better(row, settle(fit(s)))
             tries += 1
             if not row["_bad"]:
                 break
-        row["_note_retry"] = f"retried from {tries - 1} starts after: {first}"
-        if row["_bad"] == first:
-            row["_bad"] = "still " + first
-    notes = []
-    if row.get("_note_retry"):
-        notes.append(row["_note_retry"])
-    for label in row["_absent"]:
-        notes.append(absent_note(model.spec(label), model))
-    quality, reason = fit_quality(row["_bad"], row["r_factor"], row["redchi"],
-                                  rfactor_max=opts["rfactor_max"], redchi_max=opts["redchi_max"])
-    if reason:
-        notes.append(reason)
-    row["fit_quality"] = quality
-    row["fit_ok"] = quality == "good"
-    row["fit_message"] = "; ".join(notes)
+    row["_bad"] = conclude(row, row["_bad"], tries, first, row["_absent"], model, opts)
     return row
 
 
@@ -278,28 +288,23 @@ def _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> 
     return rows
 
 
-def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None) -> list[dict]:
+def _fit_segment(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
     """Joint feffit of several steps sharing the ``shared`` parameter kinds
     (of ``"cn", "r", "sigma2", "de0"``); ties and dE0 groups as in a per-step fit."""
     from larch import Group
-    from larch.fitting import param_group
-    from larch.xafs import feffit, feffit_dataset, feffit_transform, feffpath
+    from larch.fitting import param, param_group
+    from larch.xafs import feffit, feffit_dataset
 
-    plan = allow_negative_cn(build_plan(model, start, e0=None if e0 is None else e0[0]), model)
+    plan = allow_negative_cn(build_plan(model, e0=None if e0 is None else e0[0]), model)
     if e0 is not None and np.ptp(np.asarray(e0, float)) > 1e-9 and any(
             model.spec(lab).de0.mode == "edge" for lab in model.labels):
         raise DataError("a joint fit with dE0 held at the reference edge needs one E0 for all "
                         "its steps (normalize with e0 = \"first\" or a number)")
     names = param_names(model, plan)
-    shared_kinds = {_KIND_OF[kind] for kind in shared}
-    pars: dict = {}
+    shared_kinds = {PLAN_KIND[kind] for kind in shared}
+    pars: dict = {"s02": param(s02, vary=False)}
     datasets = []
-    from larch.fitting import param
-
-    pars["s02"] = param(s02, vary=False)
-    transform = feffit_transform(kmin=model.kmin, kmax=model.kmax, kweight=model.kweight,
-                                 dk=model.dk, window=model.window, rmin=model.rmin,
-                                 rmax=model.rmax, fitspace=model.fit_space)
+    transform = _transform(model)
     step_names, shared_names = [], set()
     for j in range(len(steps)):
         def suffix(pname, j=j):
@@ -310,15 +315,9 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None)
         shared_names.update(nm for nm in mine if nm not in step_names[-1])
         for name, par in mine.items():
             pars.setdefault(name, par)
-        feff_paths = []
-        for spec in model.shells:
-            use = plan.of_shell[spec.label]
-            nm = {kind: names[use[kind]] + suffix(use[kind]) for kind in use}
-            feff_paths.append(feffpath(str(paths[spec.label].file), label=f"{spec.name}_{j}",
-                                       degen=1.0, s02=f"s02*{nm['cn']}", e0=nm["de0"],
-                                       deltar=nm["deltar"], sigma2=nm["sigma2"]))
-        datasets.append(feffit_dataset(data=Group(k=k, chi=chis[j]), paths=feff_paths,
-                                       transform=transform))
+        datasets.append(feffit_dataset(data=Group(k=k, chi=chis[j]), transform=transform,
+                                       paths=_feff_paths(model, plan, names, paths, suffix,
+                                                         f"_{j}")))
     try:
         with _quiet_larch():
             result = feffit(param_group(**pars), datasets, path_outputs=False)
@@ -326,7 +325,6 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None)
     except Exception as exc:  # lmfit/larch raise ValueError etc. on NaN residuals
         result, failure = None, f"feffit failed: {type(exc).__name__}: {exc}"
     rows = []
-    nan = float("nan")
     for j, step in enumerate(steps):
         row = empty_row(k, model, s02)
         row["step"] = int(step)
@@ -335,28 +333,13 @@ def _fit_segment(k, chis, steps, model, paths, s02, shared, start=None, e0=None)
             rows.append(row)
             continue
         params = result.params
-        for spec in model.shells:
-            use = plan.of_shell[spec.label]
-            for kind in SHELL_KINDS:
-                pname = use[_KIND_OF[kind]]
-                par = params[names[pname] + ("" if plan.pars[pname].kind in shared_kinds else f"_{j}")]
-                varied = par.vary or par.expr is not None
-                row[f"{kind}_{spec.label}"] = float(par.value) + (
-                    paths[spec.label].reff if kind == "r" else 0.0)
-                row[f"{kind}_{spec.label}_err"] = (float(par.stderr) if varied and par.stderr
-                                                   is not None else nan)
-        ds = result.datasets[j]
-        row["_model_chi"] = np.interp(k, ds.model.k, ds.model.chi, right=np.nan)
-        row["_params"] = _param_table(params, pars)
-        row.update(r_factor=float(result.rfactor), redchi=float(result.chi2_reduced),
-                   chi_square=float(result.chi_square), n_idp=float(result.n_independent),
-                   n_varys=int(result.nvarys))
+        _shell_values(row, params, model, plan, names, paths,
+                      lambda pname, j=j: "" if plan.pars[pname].kind in shared_kinds else f"_{j}")
+        _statistics(row, result, k, result.datasets[j], pars)
         own = set(step_names[j]) | shared_names    # this step's parameters and the shared ones
         bound_names = [n for n, p in params.items()
                        if n in own and p.vary and at_bound(p.value, p.min, p.max)]
-        bad = fit_problems(result.success, result.message, bound_names, result.errorbars)
-        row["fit_quality"], reason = fit_quality(bad, row["r_factor"], row["redchi"])
-        row["fit_ok"] = row["fit_quality"] == "good"
+        reason = judge(row, result.success, result.message, bound_names, result.errorbars)
         row["fit_message"] = "; ".join(x for x in (
             f"global fit of {len(steps)} steps sharing {sorted(shared)}", reason) if x)
         rows.append(row)
@@ -394,11 +377,8 @@ class LarchEngine(Engine):
                 done[i] = np.asarray(chi, dtype=float)
         return done, problems, e0, {}
 
-    def fit_rows(self, k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None):
-        return _fit_chunk(k, chi, ok, reasons, steps, model, paths, s02, opts, e0)
+    fit_rows = staticmethod(_fit_chunk)
+    fit_joint = staticmethod(_fit_segment)
 
     def calibrate_row(self, k, chi, model, paths, cn):
         return _fit_step(k, chi, model, paths, s02=1.0, start=None, vary_s02=True, fixed_cn=cn)
-
-    def fit_joint(self, k, chis, steps, model, paths, s02, shared, e0=None):
-        return _fit_segment(k, chis, steps, model, paths, s02, shared, e0=e0)
