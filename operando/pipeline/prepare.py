@@ -209,7 +209,6 @@ def _s02(plan: RunPlan, series, model) -> dict:
         foil, _ = calibrate(foil.replace(reference=foil.mu.copy()), **plan.calibrate)
     norm = normalize(foil, **{**plan.normalize, "e0": "each"})
     chi = remove_background(norm, **plan.background)
-    w = plan.window
     # a metal whose cluster model has two shells (bcc): the foil fitted on both, its
     # first shell's values for the metal shell (one shell cannot describe the foil)
     metal = plan.model([{"label": shell, **shell_path(model, shell)}])
@@ -229,9 +228,7 @@ def _s02(plan: RunPlan, series, model) -> dict:
     # shell) and S0^2 both depend on it
     # on the path of the shell it calibrates (its own file, distance, geometry)
     cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]),
-                        **shell_path(model, shell), kmin=w["kmin"],
-                        kmax=w["kmax"], kweight=w["kweight"], dk=w["dk"], window=w["window"],
-                        rmin=w["rmin"], rmax=w["rmax"], fit_space=w["fit_space"],
+                        **shell_path(model, shell), **plan.window.fit_window(),
                         rbkg=plan.background["rbkg"], engine=plan.background["engine"])
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "

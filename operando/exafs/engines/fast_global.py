@@ -43,10 +43,8 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
         kind = "de0" if name.startswith("de0") else name.split("_", 1)[0]
         if COLUMN_KIND[kind] in shared:
             shared_names.append(name)
-    res = batch_fit_global(k, chis, eng.tables, shared=shared_names, kmin=model.kmin,
-                           kmax=model.kmax, kweight=model.kweight, dk=model.dk,
-                           window=model.window, rmin=model.rmin, rmax=model.rmax,
-                           fit_space=model.fit_space, s02=s02, ftol=FIT_TOL, xtol=FIT_TOL, **args)
+    res = batch_fit_global(k, chis, eng.tables, shared=shared_names, **model.fit_window(),
+                           s02=s02, ftol=FIT_TOL, xtol=FIT_TOL, **args)
     names = param_names(model, plan)
     out = []
     nan = float("nan")

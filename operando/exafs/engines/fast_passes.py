@@ -199,10 +199,8 @@ class BatchedPasses:
         plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn,
                           e0=None if self.e0 is None else self.e0[rows])
         args = batch_arguments(plan, self.labels)
-        res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
-                        kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
-                        rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, ftol=FIT_TOL,
-                        xtol=FIT_TOL, **args)
+        res = batch_fit(self.k, self.chi[rows], self.tables, **model.fit_window(), s02=self.s02,
+                        ftol=FIT_TOL, xtol=FIT_TOL, **args)
         out = self.new_fits(n)
         var_err = []
         errs_of = set(res.var_names) | set(args["ties"])
