@@ -154,9 +154,8 @@ class RunPlan:
             lcf = {"standards": standards, "kwargs": self.components["kwargs"]}
         if not self.exafs:
             return StepSettings(normalize=normalize, white_line=self.white_line, lcf=lcf)
-        fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit.engine}
-        if self.fit.merge_repeats:
-            fit["merge_repeats"] = self.fit.merge_repeats
+        fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit.engine,
+               "merge_repeats": self.fit.merge_repeats}
         return StepSettings(normalize=normalize, white_line=self.white_line,
                             background=self.fit.background(), model=self.model(shells), fit=fit,
                             lcf=lcf, systematics=systematics,
@@ -229,7 +228,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         ft=FTOptions.of(x),
         report=out.report,
         athena=out.athena_for(n_steps),
-        athena_limit=_athena_limit(config),
+        athena_limit=sections.ATHENA_AUTO_MAX_STEPS if out.athena == "auto" else None,
         chunk_size=config.chunk_size_for(n_steps),
         workers=config.run.workers,
         two_phase=(None if not (x.enabled and x.two_phase) else
@@ -268,10 +267,6 @@ def check_against_series(plan: RunPlan, series, *, live: bool = False) -> str | 
                               f"({above:.0f} eV above the {series.element} {series.edge} edge); "
                               "kmin must be at least 1 1/A below that")
     return waiting
-
-
-def _athena_limit(config: Config) -> int | None:
-    return sections.ATHENA_AUTO_MAX_STEPS if config.output.athena == "auto" else None
 
 
 #: Athena project parameters a run honours with [series] use_project_settings = true, by
