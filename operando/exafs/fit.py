@@ -23,7 +23,7 @@ from ..schema import SHELL_KINDS
 from ..xanes.merge import consecutive_groups
 from .background import ChiSeries, remove_background
 from .engines import get_engine
-from .model import ShellModel, check_information, clip_kmax, resolve_paths
+from .model import ShellModel, check_information, clip_kmax, n_independent, resolve_paths
 from .plan import COLUMN_KIND, plan_structure
 from .significance import LIMIT_LEVEL, P_SIGNIFICANT, WALD_Z
 from .policy import REDCHI_MAX, RFACTOR_MAX
@@ -189,8 +189,9 @@ def fit_shells_global(chi_series: ChiSeries, model: ShellModel, *, s02: float | 
     n_local = sum(p.vary for p in plan_structure(model).pars.values()
                   if COLUMN_KIND[p.kind] not in shared)
     n_shared = plan_structure(model).n_varys - n_local
-    if idx.size * model.n_idp() <= idx.size * n_local + n_shared:
-        raise ConfigError(f"{idx.size} steps of {model.n_idp():.1f} independent points hold no more "
+    n_idp = n_independent(model)
+    if idx.size * n_idp <= idx.size * n_local + n_shared:
+        raise ConfigError(f"{idx.size} steps of {n_idp:.1f} independent points hold no more "
                           f"than the {idx.size * n_local + n_shared} parameters of the joint fit; "
                           "widen the fit window or share more parameters")
     paths = resolve_paths(model)

@@ -5,7 +5,6 @@ is fitted (ties, paths, information content)."""
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Mapping
 
@@ -152,10 +151,6 @@ class ShellModel(FitOptions):
         return [s.label for s in self.shells if s.cn.mode == "free"
                 and (self.significance == "all" or s.is_metal)]
 
-    def n_idp(self) -> float:
-        """Nyquist number of independent points ``1 + 2 dR dk / pi``."""
-        return 1 + 2 * (self.rmax - self.rmin) * (self.kmax - self.kmin) / np.pi
-
     def to_dict(self) -> dict:
         out = asdict(self)
         out["shells"] = [s.to_dict() for s in self.shells]
@@ -191,9 +186,10 @@ def clip_kmax(model: ShellModel, k: np.ndarray) -> ShellModel:
 
 
 def n_independent(model: ShellModel) -> float:
-    """Independent points of the fit window, as xraylarch counts them:
-    ``1 + 2 (kmax - kmin)(rmax - rmin) / pi``."""
-    return 1.0 + 2.0 * (model.kmax - model.kmin) * (model.rmax - model.rmin) / math.pi
+    """Independent points of the fit window, as xraylarch counts them (the Nyquist
+    number ``1 + 2 (rmax - rmin)(kmax - kmin) / pi``, in the order
+    :mod:`operando.exafs.batch.evaluate` computes it)."""
+    return 1 + 2 * (model.rmax - model.rmin) * (model.kmax - model.kmin) / np.pi
 
 
 def check_information(model: ShellModel, n_varys: int) -> None:

@@ -163,6 +163,13 @@ class FitOptions(FTOptions):
         super().__post_init__()
         _check_start(self, "rmin", "rmax", "Angstrom")
 
+    def fit_window(self) -> dict:
+        """The k window (:class:`FTOptions`' fields), R range and fit space, as keyword
+        arguments of :func:`operando.exafs.batch.batch_fit` and
+        :func:`operando.exafs.calibrate_s02`."""
+        names = [f.name for f in fields(FTOptions)] + ["rmin", "rmax", "fit_space"]
+        return {name: getattr(self, name) for name in names}
+
 
 @dataclass(frozen=True)
 class BackgroundOptions(Options):

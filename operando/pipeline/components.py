@@ -51,7 +51,8 @@ def resolve(plan, series, normalize_kwargs: dict) -> tuple[dict, list]:
     items = [(name or (source if source in ("first", "last", "reference_channel") else None),
               _spec(source, sub, rows, series, name, plan.calibrate))
              for name, source in c["standards"]]
-    refs = resolve_standards(norm, [spec for _, spec in items], e0=_series_e0(norm))
+    series_e0 = float(np.median(np.asarray(norm.e0, float)[np.asarray(norm.ok)]))
+    refs = resolve_standards(norm, [spec for _, spec in items], e0=series_e0)
     for (name, _), ref in zip(items, refs):
         if name is not None:
             object.__setattr__(ref, "name", name)
@@ -104,10 +105,8 @@ def _steps_rows(series, source: str) -> list[int]:
 
 
 def _spec(source: str, sub: Series, rows: list, series, name, calibrate_kwargs):
-    if source == "first":
-        return "first"
-    if source == "last":
-        return "last"
+    if source in ("first", "last"):
+        return source
     if source.startswith("step:"):
         return int(sub.steps[rows.index(_step_row(series, source))])
     if source.startswith("steps:"):
@@ -151,11 +150,6 @@ def _read_standard(source: str, name, series, calibrate_kwargs) -> Series:
             how = "calibrated on its own edge (a metal foil)"
     log.info("[components] reference %s: %s", source, how)
     return ref.replace(metadata={**ref.metadata, "calibration_note": how})
-
-
-def _series_e0(norm: NormalizedSeries) -> float:
-    e0 = np.asarray(norm.e0, float)[np.asarray(norm.ok)]
-    return float(np.median(e0))
 
 
 def fit_columns(norm: NormalizedSeries, references: dict, kwargs: dict) -> pd.DataFrame:

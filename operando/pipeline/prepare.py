@@ -25,6 +25,7 @@ from ..exafs import (FoilValues, apply_foil, calibrate_s02, cluster_model, proce
 from ..exafs.systematics import foil_fits
 from ..exafs.engines import get_engine
 from ..io import read_series
+from ..options import FitOptions
 from ..xanes import calibrate, normalize
 from .components import load as load_standards, reference_rows
 from .components import resolve as resolve_standards
@@ -88,10 +89,9 @@ def shared_key(series, plan: RunPlan, shared: dict, inputs: dict) -> str:
     """Hash of what the series-wide values depend on: the settings, the input files
     (foil, FEFF files, standards), the grid, element and edge, and the scans E0 came
     from (``"first"``: up to that scan; ``"median"``: all)."""
-    h = hashlib.sha256(repr((series.element, series.edge, plan.normalize, plan.background,
-                             plan.window, plan.shells, plan.foil, plan.calibrate,
-                             plan.read_options, plan.systematics, plan.fit_engine,
-                             plan.two_phase, sorted((k, v) for k, v in inputs.items()
+    h = hashlib.sha256(repr((series.element, series.edge, plan.normalize, plan.fit, plan.foil,
+                             plan.calibrate, plan.read_options, plan.two_phase,
+                             sorted((k, v) for k, v in inputs.items()
                                     if k not in ("spectra", "conditions")))).encode())
     h.update(np.ascontiguousarray(series.energy).tobytes())
     policy = plan.normalize.e0
@@ -124,16 +124,14 @@ def _resolve_shared(plan: RunPlan, series) -> dict:
         shared["e0"], shared["e0_from_steps"] = _median_e0(plan, series)
     if plan.exafs:
         shells = list(plan.shells or _default_shells(series))
-        get_engine(plan.fit_engine, model=plan.model(shells))
-        get_engine(plan.background["engine"])
-        shared["exafs_engine"] = {"background": plan.background["engine"],
-                                  "fit": plan.fit_engine}
+        get_engine(plan.fit.engine, model=plan.model(shells))
+        shared["exafs_engine"] = {"background": plan.fit.engine, "fit": plan.fit.engine}
         found = _s02(plan, series, plan.model(shells))
         values = found.pop("_foil_values", None)
         foil = found.pop("_foil", None)
         shared.update(found)
         model = _with_foil(plan, plan.model(shells), values)
-        if plan.systematics:
+        if plan.fit.systematics:
             shared["systematics"] = _systematics(plan, shells, shared, foil)
         shared["shells"] = [spec.to_dict() for spec in model.shells]
         if values is not None:
@@ -208,8 +206,7 @@ def _s02(plan: RunPlan, series, model) -> dict:
         # as every scan's reference channel (dE0 is taken from the foil)
         foil, _ = calibrate(foil.replace(reference=foil.mu.copy()), **plan.calibrate)
     norm = normalize(foil, **{**plan.normalize, "e0": "each"})
-    chi = remove_background(norm, **plan.background)
-    w = plan.window
+    chi = remove_background(norm, **plan.fit.background())
     # a metal whose cluster model has two shells (bcc): the foil fitted on both, its
     # first shell's values for the metal shell (one shell cannot describe the foil)
     metal = plan.model([{"label": shell, **shell_path(model, shell)}])
@@ -229,10 +226,8 @@ def _s02(plan: RunPlan, series, model) -> dict:
     # shell) and S0^2 both depend on it
     # on the path of the shell it calibrates (its own file, distance, geometry)
     cal = calibrate_s02(chi, shell=shell, cn=ref.cn, step=int(foil.steps[0]),
-                        **shell_path(model, shell), kmin=w["kmin"],
-                        kmax=w["kmax"], kweight=w["kweight"], dk=w["dk"], window=w["window"],
-                        rmin=w["rmin"], rmax=w["rmax"], fit_space=w["fit_space"],
-                        rbkg=plan.background["rbkg"], engine=plan.background["engine"])
+                        **shell_path(model, shell), **plan.fit.fit_window(), rbkg=plan.fit.rbkg,
+                        engine=plan.fit.engine)
     if not (np.isfinite(cal.s02) and cal.s02 > 0):
         raise DataError(f"{ref.file}: S0^2 calibration on {shell} failed (s02 = {cal.s02}); "
                         "check [foil] or give s02 directly")
@@ -257,15 +252,14 @@ def _systematics(plan: RunPlan, shells, shared: dict, foil) -> dict:
     with a foil, its calibration in each variant's window (done once here)."""
     ref = plan.foil
     model = plan.model(shells)
-    variants = processing_variants(model, rbkg=plan.background["rbkg"], e0=shared["e0"])
-    out = {"shells": list(shells), "window": dict(plan.window), "variants": variants,
-           "rbkg": plan.background["rbkg"], "bkg_kmin": plan.background["kmin"],
-           "engine": plan.fit_engine, "foil_options": ref.shell_options(),
+    variants = processing_variants(model, rbkg=plan.fit.rbkg, e0=shared["e0"])
+    out = {"shells": list(shells), "window": dict(FitOptions.of(plan.fit)), "variants": variants,
+           "rbkg": plan.fit.rbkg, "bkg_kmin": plan.fit.bkg_kmin,
+           "engine": plan.fit.engine, "foil_options": ref.shell_options(),
            "s02": shared["s02"], "s02_err": shared.get("s02_err")}
     if foil is not None:
         out["foil_fits_by_variant"] = foil_fits(foil, model, variants, shell=ref.shell, cn=ref.cn,
-                                           bkg_kmin=plan.background["kmin"],
-                                           engine=plan.background["engine"])
+                                           bkg_kmin=plan.fit.bkg_kmin, engine=plan.fit.engine)
         if isinstance(ref.sigma2, float):
             for r in out["foil_fits_by_variant"].values():
                 r["values"]["sigma2"] = ref.sigma2

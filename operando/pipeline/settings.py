@@ -18,7 +18,7 @@ from typing import Any
 
 from .._util.elements import edge_energy
 from .._util.larch_compat import ETOK
-from ..config import Config, FoilConfig, sections
+from ..config import Config, ExafsConfig, FoilConfig, sections
 from ..errors import ConfigError
 from ..exafs import ShellModel
 from ..io import LogConditions
@@ -75,16 +75,11 @@ class RunPlan:
         With the E0 *policy* (``"median"``, ``"first"``, ``"each"``, ``"reference"`` or
         eV), resolved by the run.
     white_line : WhiteLineOptions
-    background : BackgroundOptions or None
+    fit : ExafsConfig or None
+        The ``[exafs]`` section (its fit window and choices are the
+        :class:`~operando.options.FitOptions` of the :class:`~operando.exafs.ShellModel`;
+        its :meth:`~operando.config.ExafsConfig.background` the background removal's);
         None when ``[exafs]`` is off.
-    window : FitOptions
-        :class:`~operando.exafs.ShellModel` arguments other than the shells.
-    shells : tuple or None
-        The configured shells (None: the element's oxide and metal shells).
-    systematics : bool
-        ``[exafs] systematics``: the CN spread over processing choices.
-    fit_engine : str
-    merge_repeats : str or None
     foil : FoilConfig
         Where S0^2 comes from.
     read_options : dict
@@ -106,16 +101,14 @@ class RunPlan:
     athena_limit : int or None
         With ``athena = "auto"``, the step count above which it is skipped.
     chunk_size, workers : int
+    two_phase : dict or None
+        ``[exafs] two_phase`` with the ``[components]`` metal and the ``[foil]`` shell.
     """
 
     calibrate: dict | None
     normalize: NormalizeOptions
     white_line: WhiteLineOptions
-    background: BackgroundOptions | None
-    window: FitOptions
-    shells: tuple | None
-    fit_engine: str
-    merge_repeats: str | None
+    fit: ExafsConfig | None
     foil: FoilConfig
     read_options: dict
     components: dict | None
@@ -127,21 +120,25 @@ class RunPlan:
     athena_limit: int | None
     chunk_size: int
     workers: int
-    systematics: bool = False
     two_phase: dict | None = None
 
     @property
     def exafs(self) -> bool:
-        return self.background is not None
+        return self.fit is not None
+
+    @property
+    def shells(self) -> tuple | None:
+        """The configured shells (None: the element's oxide and metal shells)."""
+        return None if self.fit is None or self.fit.shells is None else tuple(self.fit.shells)
 
     def model(self, shells) -> ShellModel:
-        return ShellModel(shells=list(shells), **self.window)
+        return ShellModel(shells=list(shells), **FitOptions.of(self.fit))
 
     def options_record(self) -> dict:
         """Each stage's options as run (E0 as the policy), for settings.json."""
         stages = {"normalize": self.normalize, "white_line": self.white_line,
-                  "background": self.background, "fit": self.window if self.exafs else None,
-                  "ft": self.ft,
+                  "background": None if self.fit is None else self.fit.background(),
+                  "fit": None if self.fit is None else FitOptions.of(self.fit), "ft": self.ft,
                   "components": None if self.components is None else self.components["kwargs"]}
         return {name: None if opts is None else opts.to_dict() for name, opts in stages.items()}
 
@@ -157,11 +154,10 @@ class RunPlan:
             lcf = {"standards": standards, "kwargs": self.components["kwargs"]}
         if not self.exafs:
             return StepSettings(normalize=normalize, white_line=self.white_line, lcf=lcf)
-        fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit_engine}
-        if self.merge_repeats:
-            fit["merge_repeats"] = self.merge_repeats
+        fit = {"s02": s02, "s02_err": s02_err, "engine": self.fit.engine,
+               "merge_repeats": self.fit.merge_repeats}
         return StepSettings(normalize=normalize, white_line=self.white_line,
-                            background=self.background, model=self.model(shells), fit=fit,
+                            background=self.fit.background(), model=self.model(shells), fit=fit,
                             lcf=lcf, systematics=systematics,
                             two_phase=None if self.two_phase is None else
                             {**self.two_phase, "cluster": two_phase_cluster})
@@ -223,11 +219,7 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         normalize=NormalizeOptions.of(n),
         white_line=(WhiteLineOptions() if n.wl_window is None
                     else WhiteLineOptions(window=n.wl_window)),
-        background=x.background() if x.enabled else None,
-        window=FitOptions.of(x),
-        shells=None if x.shells is None else tuple(x.shells),
-        fit_engine=x.engine,
-        merge_repeats=x.merge_repeats,
+        fit=x if x.enabled else None,
         foil=config.foil,
         read_options=spectrum_kwargs(config),
         components=components,
@@ -236,10 +228,9 @@ def resolve(config: Config, n_steps: int) -> RunPlan:
         ft=FTOptions.of(x),
         report=out.report,
         athena=out.athena_for(n_steps),
-        athena_limit=_athena_limit(config),
+        athena_limit=sections.ATHENA_AUTO_MAX_STEPS if out.athena == "auto" else None,
         chunk_size=config.chunk_size_for(n_steps),
         workers=config.run.workers,
-        systematics=bool(x.enabled and x.systematics),
         two_phase=(None if not (x.enabled and x.two_phase) else
                    dict(isolated=x.two_phase.isolated, fraction=x.two_phase.fraction,
                         disorder=x.two_phase.disorder, metal=c.metal, shell=config.foil.shell)),
@@ -270,16 +261,12 @@ def check_against_series(plan: RunPlan, series, *, live: bool = False) -> str | 
         # otherwise fails every step only after all of them were read and normalised)
         above = float(series.energy[-1]) - edge_energy(series.element, series.edge)
         kend = math.sqrt(max(above, 0.0) * ETOK)
-        kmin = plan.window["kmin"]
+        kmin = plan.fit.kmin
         if kmin >= kend - 1.0:
             raise ConfigError(f"[exafs] kmin = {kmin:g} 1/A: the scans reach k = {kend:.1f} 1/A "
                               f"({above:.0f} eV above the {series.element} {series.edge} edge); "
                               "kmin must be at least 1 1/A below that")
     return waiting
-
-
-def _athena_limit(config: Config) -> int | None:
-    return sections.ATHENA_AUTO_MAX_STEPS if config.output.athena == "auto" else None
 
 
 #: Athena project parameters a run honours with [series] use_project_settings = true, by

@@ -95,8 +95,7 @@ def two_phase_columns(table: pd.DataFrame, norm, chi, settings) -> tuple[pd.Data
                               "metallic [components] standard (set [components] metal)")
         fraction = table[column].to_numpy(dtype=float)
         fraction_err = table[f"{column}_err"].to_numpy(dtype=float)
-    fit = settings.fit
-    amplitude = {"s02": fit["s02"], "s02_err": fit.get("s02_err")}
+    amplitude = {"s02": settings.fit["s02"], "s02_err": settings.fit["s02_err"]}
     if options.get("cluster") is not None:
         amplitude = {"cluster": ClusterCalibration.from_dict(
             options["cluster"], cluster_model(settings.model, shell))}

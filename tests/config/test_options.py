@@ -246,14 +246,16 @@ def test_the_run_plan_holds_the_options_and_settings_json_records_them():
     plan = resolve(cfg, 10)
     assert plan.normalize == options.NormalizeOptions(nnorm=1)
     assert plan.white_line == options.WhiteLineOptions(window=(-5.0, 20.0))
-    assert plan.background == options.BackgroundOptions(rbkg=1.1)
-    assert plan.window == options.FitOptions(kmax=11.0)
+    assert plan.fit.background() == options.BackgroundOptions(rbkg=1.1)
+    assert options.FitOptions.of(plan.fit) == options.FitOptions(kmax=11.0)
     assert plan.ft == options.FTOptions(kmax=11.0)
     record = json.loads(json.dumps(plan.options_record()))      # as written to settings.json
-    for name, cls in (("normalize", options.NormalizeOptions), ("background",
-                      options.BackgroundOptions), ("fit", options.FitOptions),
-                      ("ft", options.FTOptions)):
-        assert cls(**record[name]) == getattr(plan, {"fit": "window"}.get(name, name))
+    for name, cls, expected in (
+            ("normalize", options.NormalizeOptions, plan.normalize),
+            ("background", options.BackgroundOptions, options.BackgroundOptions(rbkg=1.1)),
+            ("fit", options.FitOptions, options.FitOptions(kmax=11.0)),
+            ("ft", options.FTOptions, plan.ft)):
+        assert cls(**record[name]) == expected
     assert record["components"]["erange"] == [-30.0, 60.0]
 
 

@@ -285,7 +285,7 @@ def test_compressed_residual_space_keeps_the_statistics():
         prob = _Problem(k, None, kmin=3.0, kmax=12.0, kweight=2, dk=1.0, dk2=1.0,
                         window="hanning", fit_space=space, nfft=2048, kstep=0.05, **kw)
         v = np.random.default_rng(1).normal(size=(50, len(prob.cols)))
-        full, comp = v @ prob.MT, v @ prob.WT
+        full, comp = v @ prob.M.T, v @ prob.WT
         assert comp.shape[1] <= full.shape[1]
         if space == "r":
             assert comp.shape[1] < full.shape[1] // 2

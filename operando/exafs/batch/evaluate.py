@@ -248,8 +248,22 @@ class BatchModel:
             self._evaluate_chunk(rows[sl], cols.rows(sl), jac, out, i)
         return out
 
-    def tied_stderr(self, stderr):
-        """``stderr`` (dict name -> (n,)) with each tied parameter's |factor| x its source's."""
+    def parameter_table(self, values, stderr_v):
+        """``(value, stderr, at_bound)``, dicts name -> (n,), of the fitted ``values`` (n,
+        n_par; set to NaN in place where a row is not ok) and the errors ``stderr_v`` (n,
+        n_varys) of the varied parameters: a fixed parameter's error is 0, a tied one's
+        |factor| x its source's; ``at_bound`` for the varied ones."""
+        ok, names = self.ok, self.names
+        values[~ok] = np.nan
+        value = {nm: values[:, j] for j, nm in enumerate(names)}
+        stderr = {nm: np.zeros(self.n) for nm in names}
+        at_bound = {}
+        for jj, j in enumerate(self.vidx):
+            stderr[names[j]] = stderr_v[:, jj]
+            at_bound[names[j]] = ok & ((values[:, j] <= self.lo[:, j])
+                                       | (values[:, j] >= self.hi[:, j]))
         for jt, js, f in self.ties:
-            stderr[self.names[jt]] = np.abs(f) * stderr[self.names[js]]
-        return stderr
+            stderr[names[jt]] = np.abs(f) * stderr[names[js]]
+        for nm in names:
+            stderr[nm][~ok] = np.nan
+        return value, stderr, at_bound

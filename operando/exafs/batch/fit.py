@@ -303,16 +303,7 @@ def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rma
         cov = cov * err_scale[:, None, None]
         covar[fit_rows] = cov
         stderr_v[fit_rows] = np.sqrt(np.abs(np.einsum("rii->ri", cov)))
-    values[~ok] = np.nan
-    value = {nm: values[:, j] for j, nm in enumerate(names)}
-    stderr = {nm: np.zeros(n) for nm in names}
-    at_bound = {}
-    for jj, j in enumerate(vidx):
-        stderr[names[j]] = stderr_v[:, jj]
-        at_bound[names[j]] = ok & ((values[:, j] <= lo[:, j]) | (values[:, j] >= hi[:, j]))
-    bm.tied_stderr(stderr)
-    for nm in names:
-        stderr[nm][~ok] = np.nan
+    value, stderr, at_bound = bm.parameter_table(values, stderr_v)
     model_chi = np.zeros((n, len(prob.model_k)))
     model_chi[:, prob.cols] = model_best
     model_chi[~ok] = np.nan

@@ -149,23 +149,11 @@ def _global(k, chi, paths, *, shared, max_nfev, ftol, xtol, **kw):
     r_factor = ssq / float((bm.data_res[rows] ** 2).sum())
     scale = ssq / (n_idp - n_varys)
     err_l, err_s, cov_s = _errors(ev["A"], sh, lc, scale)
-    stderr_v = np.zeros((m, nv))
-    stderr_v[:, lc] = err_l
-    stderr_v[:, sh] = err_s
+    stderr_v = np.full((n, nv), np.nan)
+    stderr_v[np.ix_(rows, lc)] = err_l
+    stderr_v[np.ix_(rows, sh)] = err_s
     values[rows[:, None], vidx[None, :]] = x
-    bm.apply_ties(values)
-    values[~bm.ok] = np.nan
-    value = {nm: values[:, j] for j, nm in enumerate(names)}
-    stderr = {nm: np.zeros(n) for nm in names}
-    at_bound = {}
-    for jj, j in enumerate(vidx):
-        full = np.full(n, np.nan)
-        full[rows] = stderr_v[:, jj]
-        stderr[names[j]] = full
-        at_bound[names[j]] = bm.ok & ((values[:, j] <= bm.lo[:, j]) | (values[:, j] >= bm.hi[:, j]))
-    bm.tied_stderr(stderr)
-    for nm in names:
-        stderr[nm][~bm.ok] = np.nan
+    value, stderr, at_bound = bm.parameter_table(bm.apply_ties(values), stderr_v)
     model_chi = np.full((n, len(prob.model_k)), np.nan)
     model_chi[rows] = 0.0
     model_chi[rows[:, None], prob.cols[None, :]] = ev["model"]

@@ -40,7 +40,6 @@ class _Problem:
             raise ValueError("empty fit range: check kmin/kmax/rmin/rmax against the data k range")
         self.cols = cols
         self.kk = self.model_k[cols]
-        self.MT = np.ascontiguousarray(self.M.T)
         self.npts = self.M.shape[0]
         self.paths = paths
         self.WT = self._compressed(self.M)

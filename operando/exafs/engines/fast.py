@@ -251,9 +251,7 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
         args["init"][lab]["cn"], args["vary"][lab]["cn"] = 1.0, True
         args["bounds"][lab]["cn"] = (0.2, 2.0)
     tables = path_tables(model, paths)
-    res = batch_fit(k, chi[None, :], tables, kmin=model.kmin, kmax=model.kmax,
-                    kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
-                    rmax=model.rmax, fit_space=model.fit_space, s02=cn_fixed, **args)
+    res = batch_fit(k, chi[None, :], tables, **model.fit_window(), s02=cn_fixed, **args)
     value = {name: float(v[0]) for name, v in res.value.items()}
     err = {name: float(v[0]) for name, v in res.stderr.items()}
     s02, s02_err = value[f"cn_{labels[0]}"], err[f"cn_{labels[0]}"]

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..batch import batch_fit_global
 from ..plan import COLUMN_KIND, allow_negative_cn, build_plan, param_names
-from ..policy import at_bound, judge
-from .fast_passes import FIT_TOL, BatchedPasses, batch_arguments
+from ..policy import judge
+from .fast_passes import FIT_TOL, BatchedPasses, batch_arguments, bound_names
 from .larch import empty_row
 
 
@@ -43,11 +43,9 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
         kind = "de0" if name.startswith("de0") else name.split("_", 1)[0]
         if COLUMN_KIND[kind] in shared:
             shared_names.append(name)
-    res = batch_fit_global(k, chis, eng.tables, shared=shared_names, kmin=model.kmin,
-                           kmax=model.kmax, kweight=model.kweight, dk=model.dk,
-                           window=model.window, rmin=model.rmin, rmax=model.rmax,
-                           fit_space=model.fit_space, s02=s02, ftol=FIT_TOL, xtol=FIT_TOL, **args)
-    names = param_names(model, plan)
+    res = batch_fit_global(k, chis, eng.tables, shared=shared_names, **model.fit_window(),
+                           s02=s02, ftol=FIT_TOL, xtol=FIT_TOL, **args)
+    on_bound = bound_names(res, args["bounds"], plan, param_names(model, plan))
     out = []
     nan = float("nan")
     ties = set(args["ties"])
@@ -70,10 +68,8 @@ def fit_joint(k, chis, steps, model, paths, s02, shared, e0=None) -> list[dict]:
                    n_varys=int(res.n_varys))
         model_chi = np.interp(k, res.model_k, res.model_chi[j], right=np.nan)
         row["_model_chi"] = model_chi
-        bound = [names[eng._plan_name(nm, plan)] for nm in res.var_names
-                 if at_bound(res.value[nm][j], *_bounds(nm, args["bounds"]))]
         errs = [res.stderr[nm][j] for nm in res.var_names]
-        reason = judge(row, bool(res.success[j]), str(res.message[j]), bound,
+        reason = judge(row, bool(res.success[j]), str(res.message[j]), on_bound[j],
                        all(np.isfinite(e) and e > 0 for e in errs))
         row["fit_message"] = "; ".join(x for x in (
             f"global fit of {n} steps sharing {sorted(shared)}; step R-factor "
@@ -92,11 +88,4 @@ def _varied_names(args, labels):
     if args["share_e0"] and args["vary"].get("de0"):
         names.append("de0")
     return names
-
-
-def _bounds(name, bounds):
-    if name == "de0":
-        return bounds["de0"]
-    kind, lab = name.split("_", 1)
-    return bounds[lab][kind]
 

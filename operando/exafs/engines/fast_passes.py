@@ -95,6 +95,24 @@ class Fits:
                 self.cols[name][:] = self.cols["cn_" + name[len("free_cn_"):]]
 
 
+def bound_names(res, bounds, plan, names) -> list[list[str]]:
+    """Per spectrum of ``res`` (a batch fit with ``bounds``, its keyword argument), the
+    varied parameters that ended on a bound, by their ``names`` (the larch engine's,
+    :func:`operando.exafs.plan.param_names`)."""
+    out = [[] for _ in range(len(res))]
+    for name in res.var_names:
+        if name == "de0":
+            lo, hi = bounds["de0"]
+            pname = next(iter(plan.groups))
+        else:
+            kind, lab = name.split("_", 1)
+            lo, hi = bounds[lab][kind]
+            pname = plan.of_shell[lab][kind]
+        for i in np.flatnonzero(at_bound(res.value[name], lo, hi)):
+            out[i].append(names[pname])
+    return out
+
+
 def batch_arguments(plan, labels) -> dict:
     """``batch_fit`` keyword arguments (init, vary, bounds, ties, share_e0) of a plan.
 
@@ -199,10 +217,8 @@ class BatchedPasses:
         plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn,
                           e0=None if self.e0 is None else self.e0[rows])
         args = batch_arguments(plan, self.labels)
-        res = batch_fit(self.k, self.chi[rows], self.tables, kmin=model.kmin, kmax=model.kmax,
-                        kweight=model.kweight, dk=model.dk, window=model.window, rmin=model.rmin,
-                        rmax=model.rmax, fit_space=model.fit_space, s02=self.s02, ftol=FIT_TOL,
-                        xtol=FIT_TOL, **args)
+        res = batch_fit(self.k, self.chi[rows], self.tables, **model.fit_window(), s02=self.s02,
+                        ftol=FIT_TOL, xtol=FIT_TOL, **args)
         out = self.new_fits(n)
         var_err = []
         errs_of = set(res.var_names) | set(args["ties"])
@@ -226,32 +242,13 @@ class BatchedPasses:
         if not absent and not removed and not fixed_cn:
             out.mark_free()
         # The acceptance rule of both engines (policy.fit_problems), per fit.
-        names = param_names(model, plan)
-        bound_names = [[] for _ in range(n)]
-        for name in res.var_names:
-            lo, hi = self._bounds_of(name, args["bounds"])
-            for i in np.flatnonzero(at_bound(res.value[name], lo, hi)):
-                bound_names[i].append(names[self._plan_name(name, plan)])
+        on_bound = bound_names(res, args["bounds"], plan, param_names(model, plan))
         errorbars = np.all([np.isfinite(e) & (e > 0) for e in var_err], axis=0)
         finite = np.isfinite(res.chi_square)
         for i in range(n):
             out.bad[i] = fit_problems(finite[i] and res.success[i], res.message[i],
-                                      bound_names[i], errorbars[i] or not finite[i])
+                                      on_bound[i], errorbars[i] or not finite[i])
         return out
-
-    def _bounds_of(self, name, bounds):
-        if name == "de0":
-            return bounds["de0"]
-        kind, lab = name.split("_", 1)
-        return bounds[lab][kind]
-
-    @staticmethod
-    def _plan_name(name, plan):
-        """batch_fit parameter name -> plan parameter name."""
-        if name == "de0":
-            return next(iter(plan.groups))
-        kind, lab = name.split("_", 1)
-        return plan.of_shell[lab][kind]
 
     # ---------------------------------------------------------- significance
     def significance(self, rows, fits: Fits) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from ...errors import DataError
 from ...feffpaths import FeffPath
 from ...schema import SHELL_KINDS
-from ..model import ShellModel
+from ..model import ShellModel, n_independent
 from ..plan import PLAN_KIND, allow_negative_cn, build_plan, param_names
 from ..policy import (at_bound, conclude, constraint_acceptable, judge, n_pinned,
                       removed_parameters, start_from, starts, zero_shells)
@@ -45,7 +45,7 @@ def empty_row(k, model: ShellModel, s02: float) -> dict:
     for lab in model.tested_shells():
         out.update({f"cn_{lab}_limit": nan, f"p_{lab}": nan, f"sig_{lab}": False})
     out.update(s02=float(s02), s02_err=nan, r_factor=nan, redchi=nan, chi_square=nan,
-               n_idp=float(model.n_idp()), n_varys=0, fit_ok=False, fit_quality="failed",
+               n_idp=float(n_independent(model)), n_varys=0, fit_ok=False, fit_quality="failed",
                fit_message="", _model_chi=np.full(k.size, np.nan), _params={}, _bad="")
     return out
 
