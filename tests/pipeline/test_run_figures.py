@@ -95,3 +95,28 @@ def test_exafs_run_draws_cn_trends_and_wavelet_lobes(samples, tmp_path):
             assert not row["lobe"]
     html = (result.dir / "report.html").read_text()
     assert "Wavelet lobes" in html and "Evidence per event" in html and "fit_quality" in html
+
+
+def test_workers_draw_the_same_figures_and_lobes_as_the_run_inline(samples, tmp_path):
+    """The wavelet maps and the figures computed on the run's workers (workers = 2) are
+    the same bytes as computed in the run's process (workers = 1): the lobes and every PNG
+    (an SVG carries its time of writing; both runs write every SVG)."""
+    folder = samples / "cu_nc_potential"
+    outputs = {}
+    for workers in (1, 2):
+        config = load_config({
+            "series": {"source": "cu_nc_potential.dat", "conditions": "conditions.csv",
+                       "element": "Cu", "edge": "K"},
+            "foil": {"s02": 0.9},
+            "exafs": {"shells": ["Cu-N", "Cu-Cu"]},
+            "output": {"dir": str(tmp_path / f"w{workers}"), "plots": ["png", "svg"]},
+            "run": {"workers": workers},
+        }, base_dir=folder)
+        result = run(config, progress=False)
+        outputs[workers] = {name: path.read_bytes() for name, path in result.outputs.items()
+                            if name.endswith(".png") or name == "wavelet_lobes"}
+        assert len([n for n in result.outputs if n.endswith(".svg")]) == len(outputs[workers]) - 1
+    assert "wavelet.png" in outputs[2] and "wavelet_lobes" in outputs[2]
+    assert outputs[1].keys() == outputs[2].keys()
+    different = [name for name in outputs[1] if outputs[1][name] != outputs[2][name]]
+    assert not different
