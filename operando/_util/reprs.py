@@ -138,8 +138,9 @@ def block(title: str, *bodies: str, note: str = "") -> str:
             f"<div class='op-row'>{inner}</div>{extra}</div>")
 
 
-def _rows(n: int, k: int = 6) -> np.ndarray:
-    """Up to ``k`` rows evenly spaced over ``n``."""
+def evenly_spaced(n: int, k: int = 6) -> np.ndarray:
+    """Up to ``k`` row indices evenly spaced over ``n`` rows (first and last included): the
+    rows a repr or a figure shows of a long series."""
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)) if n else np.array([], int)
 
 
@@ -162,7 +163,7 @@ def series_html(s) -> str:
                   ("mu from", meta.get("mu_from", "")),
                   ("reference channel", s.reference is not None),
                   ("skipped files", len(meta.get("skipped") or []))])
-    rows = _rows(n, 4)
+    rows = evenly_spaced(n, 4)
     chart = svg_lines(s.energy, [(s.mu[i], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="mu")
     title = (f"Series {s.element or ''} {s.edge or ''}: {n} spectra x {s.energy.size} points, "
@@ -178,7 +179,7 @@ def normalized_html(nz) -> str:
     info = pairs([(k, settings[k] if not isinstance(settings[k], list) else "per step")
                   for k in keys if k in settings])
     keep = _edge_window(s.energy, nz.e0)
-    rows = [i for i in _rows(len(s), 5) if np.isfinite(nz.norm[i]).all()]
+    rows = [i for i in evenly_spaced(len(s), 5) if np.isfinite(nz.norm[i]).all()]
     chart = svg_lines(s.energy[keep], [(nz.norm[i][keep], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="normalised mu")
     n_ok = int(np.asarray(nz.ok).sum())

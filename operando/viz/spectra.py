@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .._util.reprs import evenly_spaced
 from ..errors import DataError
 from ..options import FTOptions
 from ._conditions import KEY_ENTRIES, condition_colors, condition_key
@@ -220,8 +222,6 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
     Figure
         Two axes (map, curves) and the map's colour bar.
     """
-    from matplotlib import colormaps
-
     energy = np.asarray(energy, dtype=float)
     norm = np.atleast_2d(np.asarray(norm, dtype=float))
     if norm.shape[1] != energy.size:
@@ -258,15 +258,13 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
         # the segments with a finite row, evenly picked; only those are averaged
         have = set(groups[finite].tolist())
         rows = [row for row in tracking.segments.itertuples(index=False) if row.segment in have]
-        rows = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, min(len(rows),
-                max_traces)).round().astype(int))] if rows else []
+        rows = [rows[i] for i in evenly_spaced(len(rows), max_traces)]
         curves = [(diff[(groups == row.segment) & finite].mean(axis=0),
                    f"{row.segment}: {row.condition}") for row in rows]
     else:
         rows = [i for i in range(diff.shape[0]) if np.isfinite(diff[i]).all()]
-        pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), max_traces)).round().astype(int)) \
-            if rows else []
-        curves = [(diff[rows[j]], f"step {steps[rows[j]]}") for j in pick]
+        curves = [(diff[rows[j]], f"step {steps[rows[j]]}")
+                  for j in evenly_spaced(len(rows), max_traces)]
     for j, (y, label) in enumerate(curves):
         right.plot(energy, y, color=cmap(j / max(len(curves) - 1, 1)), lw=1.0, label=label)
     right.axhline(0, color="0.6", lw=0.6)
@@ -310,17 +308,13 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     mag = np.atleast_2d(np.asarray(chir_mag, dtype=float))
     if mag.shape[1] != r.size:
         raise DataError(f"chir_mag has {mag.shape[1]} points per row but r has {r.size}")
-    n = mag.shape[0]
-    rows = np.unique(np.linspace(0, n - 1, min(n, max_traces)).round().astype(int)) if n else np.array([], int)
+    rows = evenly_spaced(mag.shape[0], max_traces)
     own = ax is None
     fig, ax = new_axes(ax)
     keep = r <= rmax
     peak = np.nanmax(mag[:, keep]) if np.isfinite(mag[:, keep]).any() else 1.0
     offset = 0.6 * peak if offset is None else offset
-    cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
-    if cmap is None:
-        from matplotlib import colormaps
-        cmap = colormaps["viridis"]
+    cmap = colormaps["viridis"]
     trace_colors = [colors[i] if colors is not None else cmap(j / max(len(rows) - 1, 1))
                     for j, i in enumerate(rows)]
     # One collection for all traces, not one Line2D each (drawn in order, so with the
