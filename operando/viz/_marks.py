@@ -11,6 +11,13 @@ from ._conditions import MARKED_EVENTS
 from ._layout import EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, add_rects, error_bars, vlines
 
 
+def numbers(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A column of a steps or segments table as floats (text and a missing column: NaN)."""
+    if column not in table.columns:
+        return np.full(len(table), np.nan)
+    return pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+
+
 def draw_steps(ax, x, y, quality, outlier, marker, color, *, show_failed: bool = True) -> set:
     """Step points by fit quality, outliers ringed; returns the kinds drawn (for a legend)."""
     drawn = set()
