@@ -121,17 +121,18 @@ class _CtrlC:
     Python raises KeyboardInterrupt wherever the main thread is; when that is inside
     a callback the interpreter cannot raise from (an import lock's weakref callback
     while modules load), it prints "Exception ignored ... Traceback" and goes on as
-    if nothing happened.  This handler remembers the key press, the unraisable hook
-    stays quiet about it, and :meth:`check` raises it again at the next safe point.
+    if nothing happened.  Here SIGINT raises KeyboardInterrupt (whatever handler was
+    installed before), the unraisable hook remembers a key press it swallowed and stays
+    quiet about it, and :meth:`check` raises it again at the next safe point.
     """
 
     def __init__(self):
-        self.pressed = self.lost = False
+        self.lost = False
 
     def __enter__(self):
         self._hook, self._handler = sys.unraisablehook, None
         if threading.current_thread() is threading.main_thread():
-            self._handler = signal.signal(signal.SIGINT, self._on_sigint)
+            self._handler = signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = self._on_unraisable
         return self
 
@@ -140,10 +141,6 @@ class _CtrlC:
         if self._handler is not None:
             signal.signal(signal.SIGINT, self._handler)
         return False
-
-    def _on_sigint(self, signum, frame):
-        self.pressed = True
-        raise KeyboardInterrupt
 
     def _on_unraisable(self, unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
