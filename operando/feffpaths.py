@@ -25,12 +25,14 @@ import os
 import re
 import shutil
 import tempfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._util.elements import atomic_number
+from ._util.files import write_bytes_atomic
 from .errors import ConfigError, DataError, ReadError
 
 log = logging.getLogger(__name__)
@@ -102,11 +104,7 @@ class FeffPath:
     file: Path
 
     def to_dict(self) -> dict:
-        return {
-            "label": self.label, "absorber": self.absorber, "scatterer": self.scatterer,
-            "edge": self.edge, "reff": self.reff, "degeneracy": self.degeneracy,
-            "file": str(self.file),
-        }
+        return {**dataclasses.asdict(self), "file": str(self.file)}
 
 
 def default_edge(element: str) -> str:
@@ -203,11 +201,7 @@ def feff_path(
         return load_path(target, absorber=absorber, scatterer=scatterer, edge=edge)
     target.parent.mkdir(parents=True, exist_ok=True)
     produced = _run_feff(absorber, scatterer, distance, edge, geometry, shell)
-    # Write to a temporary name and rename, so a parallel run never reads half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    shutil.copyfile(produced, tmp)
-    os.replace(tmp, target)
+    write_bytes_atomic(target, produced.read_bytes())  # a parallel run never reads half a file
     shutil.rmtree(produced.parent, ignore_errors=True)
     return load_path(target, absorber=absorber, scatterer=scatterer, edge=edge)
 
