@@ -33,7 +33,6 @@ were read.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import zipfile
 import logging
@@ -48,8 +47,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_csv_atomic,
-                          write_json_atomic, write_text_atomic)
+from .._util.files import TMP_SUFFIX, atomic_path, write_json_atomic
 from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError, RunFolderError
 from .checkpoint import load_npz, save_npz, arrays_to_table, table_to_arrays
@@ -57,10 +55,7 @@ from .lock import LOCK_NAME, RunLock
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "RunStore", "table_to_arrays", "arrays_to_table", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
-    "write_json_atomic", "atomic_path", "MANIFEST", "CHECKPOINTS", "RUN_FORMAT",
-]
+__all__ = ["RunStore", "table_to_arrays", "arrays_to_table", "MANIFEST", "CHECKPOINTS", "RUN_FORMAT"]
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
@@ -413,9 +408,7 @@ class RunStore:
 
     def write_csv(self, name: str, table: pd.DataFrame, **to_csv: Any) -> Path:
         to_csv.setdefault("index", False)
-        buffer = io.StringIO()
-        table.to_csv(buffer, **to_csv)
-        return self.write_text(name, buffer.getvalue())
+        return self.write_with(name, lambda tmp: table.to_csv(tmp, **to_csv))
 
     def write_json(self, name: str, obj: Any) -> Path:
         text = json.dumps(to_json_ready(obj), indent=2, allow_nan=False, sort_keys=False)
