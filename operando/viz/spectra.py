@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 from .._util.reprs import evenly_spaced
 from ..errors import DataError
 from ..options import FTOptions
-from ._conditions import KEY_ENTRIES, condition_colors, condition_key
+from ._conditions import KEY_ENTRIES, condition_blocks, condition_colors, condition_key
 from ._layout import (GAP, MARGIN, add_rects, agg_renderer, extra_margins, fit_single, hlines,
                       new_axes, place_axes)
 
@@ -130,9 +130,7 @@ def _mark_conditions(ax, tracking, steps, color: str = "w") -> None:
     its condition's colour, with a key of the conditions above the axes."""
     seg = tracking.segments
     pos = {s: i for i, s in enumerate(steps)}
-    blocks = seg.groupby("block", sort=False).agg(first=("first_step", "min"),
-                                                  last=("last_step", "max"),
-                                                  condition=("condition", "first"))
+    blocks = condition_blocks(seg)
     shown = [(pos[f], pos[l], str(c)) for f, l, c in blocks.itertuples(index=False)
              if f in pos and l in pos]
     row_pt = ax.get_position().height * ax.figure.get_figheight() * 72 / max(len(steps), 1)
