@@ -13,6 +13,7 @@ A thin shell over :func:`operando.pipeline.run`.  Exit codes (for pipelines):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -229,16 +230,13 @@ def _cmd_run(args) -> int:
     from .pipeline import run
 
     config = _configured(args)
-    if args.scheduler is not None:
-        if args.workers is not None:
-            raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
-                              "workers run the chunks")
-        with _dask_client(args.scheduler) as client:
-            result = run(config, executor=client.get_executor(), resume=args.resume,
-                         overwrite=args.overwrite, progress=_progress(args))
-    else:
-        result = run(config, resume=args.resume, overwrite=args.overwrite,
-                     progress=_progress(args))
+    if args.scheduler is not None and args.workers is not None:
+        raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
+                          "workers run the chunks")
+    with (contextlib.nullcontext() if args.scheduler is None
+          else _dask_client(args.scheduler)) as client:
+        result = run(config, executor=None if client is None else client.get_executor(),
+                     resume=args.resume, overwrite=args.overwrite, progress=_progress(args))
     _print_summary(result)
     return EXIT_OK
 

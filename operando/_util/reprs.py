@@ -154,6 +154,12 @@ def _edge_window(energy, e0, lo: float = -30.0, hi: float = 70.0) -> np.ndarray:
     return keep if keep.sum() > 3 else np.ones(len(energy), bool)
 
 
+def fit_counts(steps: pd.DataFrame) -> str:
+    """``"12 good, 3 poor, 1 failed"``: the shell fits of a table by ``fit_quality``."""
+    q = steps["fit_quality"].fillna("failed").astype(str)
+    return ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
+
+
 # --------------------------------------------------------------------------- objects
 def series_html(s) -> str:
     """A :class:`~operando.Series`: header, conditions, raw mu of a few steps."""
@@ -194,12 +200,7 @@ def fit_html(fr) -> str:
                        if c in t] + [c for c in ("r_factor", "fit_quality", "fit_ok") if c in t]
     chart = svg_lines(t["step"], [(t[f"cn_{sh}"], f"CN({sh})") for sh in shells if f"cn_{sh}" in t],
                       xlabel="Step", ylabel="CN", markers=True)
-    quality = ""
-    if "fit_quality" in t:
-        q = t["fit_quality"].fillna("failed").astype(str)
-        quality = ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
-    else:
-        quality = f"{int(t['fit_ok'].sum())}/{len(t)} ok"
+    quality = fit_counts(t) if "fit_quality" in t else f"{int(t['fit_ok'].sum())}/{len(t)} ok"
     s02 = fr.settings.get("s02")
     title = (f"ShellFitResult: {len(t)} steps, shells {', '.join(shells)}, "
              f"S0^2 = {_fmt(s02)}, engine {fr.settings.get('engine')}; fits {quality}")

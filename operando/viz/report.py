@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._util.files import write_text_atomic
 from .._util.jsonsafe import to_json_ready
+from .._util.reprs import fit_counts
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -209,9 +210,7 @@ def _pick(df: pd.DataFrame | None, columns) -> pd.DataFrame | None:
 def _fit_counts(steps: pd.DataFrame | None) -> str:
     if steps is None or "fit_quality" not in steps.columns:
         return ""
-    q = steps["fit_quality"].fillna("failed").astype(str)
-    counts = ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
-    return (f"<p>Shell fits: {counts}. Every step is listed, whatever its fit; poor and failed "
+    return (f"<p>Shell fits: {fit_counts(steps)}. Every step is listed, whatever its fit; poor and failed "
             "fits are drawn hollow grey in the figures.</p>")
 
 
