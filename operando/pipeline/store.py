@@ -382,20 +382,17 @@ class RunStore:
         return sorted(p.stem for p in self.checkpoint_dir.glob("*.npz") if not p.name.startswith("."))
 
     # ------------------------------------------------------------ outputs
-    def _own(self, name: str) -> Path:
-        """Record ``name`` as an output of this run (in the manifest, before it is written)."""
+    def path(self, name: str) -> Path:
+        """The path of the output ``name``, recorded as an output of this run (in the
+        manifest, before it is written)."""
         outputs = list(self.manifest.get("outputs", []))
         if self.manifest and name not in outputs:
             self.update(outputs=outputs + [name])
         return self.dir / name
 
-    def path(self, name: str) -> Path:
-        """The path of the output ``name`` (recorded as the run's own)."""
-        return self._own(name)
-
     def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
         """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
-        target = self._own(name)
+        target = self.path(name)
         try:
             with atomic_path(target) as tmp:
                 writer(tmp)

@@ -54,9 +54,7 @@ def quality_legend(ax, drawn: set, poor_label: str = "poor/failed fit") -> None:
 
 def outlier_flags(steps: pd.DataFrame) -> np.ndarray:
     """Whether each step is an outlier (the ``outlier`` column; none without it)."""
-    if "outlier" not in steps.columns:
-        return np.zeros(len(steps), bool)
-    return np.array(flags(steps, "outlier"))
+    return flags(steps, "outlier", default=False)
 
 
 def draw_segment_means(ax, cx, seg, mean, err, color) -> None:
