@@ -194,7 +194,7 @@ class RunStore:
             for item in (value if isinstance(value, (list, tuple)) else [value]):
                 if item is None or isinstance(item, bool):
                     continue
-                path = _fixed_part(str(item))
+                path = glob_root(str(item)).resolve()
                 if path == self.dir or self.dir in path.parents:
                     raise ConfigError(
                         f"refusing to replace the run in {self.dir}: its input ({what}) {item} "
@@ -439,14 +439,14 @@ def _plain_name(name: str) -> bool:
         and name not in (MANIFEST, CHECKPOINTS, "..")
 
 
-def _fixed_part(text: str) -> Path:
+def glob_root(text: str) -> Path:
     """The path of a file or folder, or for a glob the folder before its first wildcard."""
     import glob as _glob
 
     path = Path(text).expanduser()
     while _glob.has_magic(str(path)) and path != path.parent:
         path = path.parent
-    return path.resolve()
+    return path
 
 
 def _now() -> str:
