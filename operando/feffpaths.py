@@ -71,7 +71,6 @@ GEOMETRIES = ("fcc", "bcc", "square_planar", "octahedral")
 LATTICE_RATIOS = {"fcc": float(np.sqrt(2.0)), "bcc": float(2.0 / np.sqrt(3.0))}
 
 _HOLES = {"K": 1, "L1": 2, "L2": 3, "L3": 4}
-_LIGHT = {"H", "B", "C", "N", "O", "F", "P", "S", "Cl", "Se", "Br", "I"}
 
 
 @dataclass(frozen=True)
