@@ -277,7 +277,7 @@ def _cache_key(absorber, scatterer, distance, edge, geometry, shell=1) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _cluster(absorber: str, scatterer: str, distance: float, geometry: str) -> np.ndarray:
+def _cluster(distance: float, geometry: str) -> np.ndarray:
     """Scatterer positions (Angstrom) around an absorber at the origin."""
     if geometry == "fcc":
         a = distance * np.sqrt(2.0)
@@ -312,7 +312,7 @@ def _run_feff(absorber, scatterer, distance, edge, geometry, shell=1) -> Path:
     from larch.xafs import feff6l
 
     z_abs, z_sc = atomic_number(absorber), atomic_number(scatterer)
-    positions = _cluster(absorber, scatterer, distance, geometry)
+    positions = _cluster(distance, geometry)
     lines = [
         f"TITLE operando model: {absorber}-{scatterer} {geometry} {distance:.4f} A",
         f"HOLE {_HOLES[edge]} 1.0",
