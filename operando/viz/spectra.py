@@ -39,6 +39,16 @@ def edge_range(energy, e0=None, window=EDGE_WINDOW, erange=None):
     return lo, hi
 
 
+def _step_rows(energy, norm, steps):
+    """Energy, the rows of ``norm`` (one per step, sizes checked) and their step labels
+    (default 0..n-1) as arrays."""
+    energy = np.asarray(energy, dtype=float)
+    norm = np.atleast_2d(np.asarray(norm, dtype=float))
+    if norm.shape[1] != energy.size:
+        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
+    return energy, norm, np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+
+
 def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=None, e0=None,
                    window=EDGE_WINDOW, cmap: str = "viridis", colorbar: bool = True) -> Figure:
     """Normalised XANES of every step as an image (energy x step).
@@ -71,11 +81,7 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     -------
     Figure
     """
-    energy = np.asarray(energy, dtype=float)
-    norm = np.atleast_2d(np.asarray(norm, dtype=float))
-    if norm.shape[1] != energy.size:
-        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
-    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    energy, norm, steps = _step_rows(energy, norm, steps)
     erange = edge_range(energy, e0, window, erange)
     if erange is not None:
         keep = (energy >= erange[0]) & (energy <= erange[1])
@@ -220,11 +226,7 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
     Figure
         Two axes (map, curves) and the map's colour bar.
     """
-    energy = np.asarray(energy, dtype=float)
-    norm = np.atleast_2d(np.asarray(norm, dtype=float))
-    if norm.shape[1] != energy.size:
-        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
-    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    energy, norm, steps = _step_rows(energy, norm, steps)
     ref, how = _baseline_row(norm, steps, baseline, tracking)
     diff = norm - ref[None, :]
     rng = edge_range(energy, e0, window, erange)
