@@ -4,7 +4,9 @@ Each object's ``_repr_html_`` calls one function here with itself; the functions
 attributes only (no import of the classes, so every stage may use them).  The output
 is a compact header, one or two short tables and, where a picture says more, a small
 inline SVG line chart drawn here from the numbers (no matplotlib: a repr must be
-quick and light, and keeps a stored notebook small).
+quick and light, and keeps a stored notebook small).  What a view shows of a series
+is chosen as in the figures (:mod:`operando.viz`), which take it from here: the
+rows of a long series (:func:`evenly_spaced`) and the edge region (:data:`EDGE_WINDOW`).
 """
 
 from __future__ import annotations
@@ -144,14 +146,27 @@ def evenly_spaced(n: int, k: int = 6) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)) if n else np.array([], int)
 
 
-def _edge_window(energy, e0, lo: float = -30.0, hi: float = 70.0) -> np.ndarray:
+#: Energy window of the XANES figures and views around E0 (eV): the edge, where the change is.
+EDGE_WINDOW = (-30.0, 70.0)
+
+
+def edge_range(energy, e0=None, window=EDGE_WINDOW, erange=None):
+    """The energy range (eV) of a XANES figure or view: ``erange`` if given, else ``window``
+    around ``e0`` (a number, or per-step values: their median), else everything."""
+    if erange is not None:
+        return float(erange[0]), float(erange[1])
+    if e0 is None or window is None:
+        return None
     e0 = np.asarray(e0, dtype=float)
     e0 = e0[np.isfinite(e0)]
     if not e0.size:
-        return np.ones(len(energy), bool)
-    c = float(np.median(e0))
-    keep = (energy >= c + lo) & (energy <= c + hi)
-    return keep if keep.sum() > 3 else np.ones(len(energy), bool)
+        return None
+    centre = float(np.median(e0))
+    lo, hi = centre + float(window[0]), centre + float(window[1])
+    energy = np.asarray(energy, dtype=float)
+    if hi <= energy[0] or lo >= energy[-1]:
+        return None
+    return lo, hi
 
 
 def fit_counts(steps: pd.DataFrame) -> str:
@@ -184,7 +199,9 @@ def normalized_html(nz) -> str:
     keys = ("e0", "e0_value", "pre1", "pre2", "norm1", "norm2", "nnorm", "engine")
     info = pairs([(k, settings[k] if not isinstance(settings[k], list) else "per step")
                   for k in keys if k in settings])
-    keep = _edge_window(s.energy, nz.e0)
+    lo, hi = edge_range(s.energy, nz.e0) or (s.energy[0], s.energy[-1])
+    keep = (s.energy >= lo) & (s.energy <= hi)
+    keep = keep if keep.sum() > 3 else np.ones(s.energy.size, bool)
     rows = [i for i in evenly_spaced(len(s), 5) if np.isfinite(nz.norm[i]).all()]
     chart = svg_lines(s.energy[keep], [(nz.norm[i][keep], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="normalised mu")

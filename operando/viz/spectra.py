@@ -8,35 +8,12 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .._util.reprs import evenly_spaced
+from .._util.reprs import EDGE_WINDOW, edge_range, evenly_spaced
 from ..errors import DataError
 from ..options import FTOptions
 from ._conditions import KEY_ENTRIES, condition_blocks, condition_colors, condition_key
 from ._layout import (GAP, MARGIN, add_rects, agg_renderer, extra_margins, fit_single, hlines,
                       new_axes, place_axes)
-
-
-#: Energy window of the XANES figures around E0 (eV): the edge, where the change is.
-EDGE_WINDOW = (-30.0, 70.0)
-
-
-def edge_range(energy, e0=None, window=EDGE_WINDOW, erange=None):
-    """The energy range (eV) of a XANES figure: ``erange`` if given, else ``window``
-    around ``e0`` (a number, or per-step values: their median), else everything."""
-    if erange is not None:
-        return float(erange[0]), float(erange[1])
-    if e0 is None or window is None:
-        return None
-    e0 = np.asarray(e0, dtype=float)
-    e0 = e0[np.isfinite(e0)]
-    if not e0.size:
-        return None
-    centre = float(np.median(e0))
-    lo, hi = centre + float(window[0]), centre + float(window[1])
-    energy = np.asarray(energy, dtype=float)
-    if hi <= energy[0] or lo >= energy[-1]:
-        return None
-    return lo, hi
 
 
 def _step_rows(energy, norm, steps):
