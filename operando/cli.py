@@ -13,6 +13,7 @@ A thin shell over :func:`operando.pipeline.run`.  Exit codes (for pipelines):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -121,17 +122,18 @@ class _CtrlC:
     Python raises KeyboardInterrupt wherever the main thread is; when that is inside
     a callback the interpreter cannot raise from (an import lock's weakref callback
     while modules load), it prints "Exception ignored ... Traceback" and goes on as
-    if nothing happened.  This handler remembers the key press, the unraisable hook
-    stays quiet about it, and :meth:`check` raises it again at the next safe point.
+    if nothing happened.  Here SIGINT raises KeyboardInterrupt (whatever handler was
+    installed before), the unraisable hook remembers a key press it swallowed and stays
+    quiet about it, and :meth:`check` raises it again at the next safe point.
     """
 
     def __init__(self):
-        self.pressed = self.lost = False
+        self.lost = False
 
     def __enter__(self):
         self._hook, self._handler = sys.unraisablehook, None
         if threading.current_thread() is threading.main_thread():
-            self._handler = signal.signal(signal.SIGINT, self._on_sigint)
+            self._handler = signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = self._on_unraisable
         return self
 
@@ -140,10 +142,6 @@ class _CtrlC:
         if self._handler is not None:
             signal.signal(signal.SIGINT, self._handler)
         return False
-
-    def _on_sigint(self, signum, frame):
-        self.pressed = True
-        raise KeyboardInterrupt
 
     def _on_unraisable(self, unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
@@ -232,16 +230,13 @@ def _cmd_run(args) -> int:
     from .pipeline import run
 
     config = _configured(args)
-    if args.scheduler is not None:
-        if args.workers is not None:
-            raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
-                              "workers run the chunks")
-        with _dask_client(args.scheduler) as client:
-            result = run(config, executor=client.get_executor(), resume=args.resume,
-                         overwrite=args.overwrite, progress=_progress(args))
-    else:
-        result = run(config, resume=args.resume, overwrite=args.overwrite,
-                     progress=_progress(args))
+    if args.scheduler is not None and args.workers is not None:
+        raise ConfigError("--scheduler and --workers exclude each other: the dask cluster's "
+                          "workers run the chunks")
+    with (contextlib.nullcontext() if args.scheduler is None
+          else _dask_client(args.scheduler)) as client:
+        result = run(config, executor=None if client is None else client.get_executor(),
+                     resume=args.resume, overwrite=args.overwrite, progress=_progress(args))
     _print_summary(result)
     return EXIT_OK
 

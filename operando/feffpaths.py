@@ -25,12 +25,14 @@ import os
 import re
 import shutil
 import tempfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._util.elements import atomic_number
+from ._util.files import write_bytes_atomic
 from .errors import ConfigError, DataError, ReadError
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,6 @@ GEOMETRIES = ("fcc", "bcc", "square_planar", "octahedral")
 LATTICE_RATIOS = {"fcc": float(np.sqrt(2.0)), "bcc": float(2.0 / np.sqrt(3.0))}
 
 _HOLES = {"K": 1, "L1": 2, "L2": 3, "L3": 4}
-_LIGHT = {"H", "B", "C", "N", "O", "F", "P", "S", "Cl", "Se", "Br", "I"}
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,7 @@ class FeffPath:
     file: Path
 
     def to_dict(self) -> dict:
-        return {
-            "label": self.label, "absorber": self.absorber, "scatterer": self.scatterer,
-            "edge": self.edge, "reff": self.reff, "degeneracy": self.degeneracy,
-            "file": str(self.file),
-        }
+        return {**dataclasses.asdict(self), "file": str(self.file)}
 
 
 def default_edge(element: str) -> str:
@@ -203,11 +200,7 @@ def feff_path(
         return load_path(target, absorber=absorber, scatterer=scatterer, edge=edge)
     target.parent.mkdir(parents=True, exist_ok=True)
     produced = _run_feff(absorber, scatterer, distance, edge, geometry, shell)
-    # Write to a temporary name and rename, so a parallel run never reads half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    shutil.copyfile(produced, tmp)
-    os.replace(tmp, target)
+    write_bytes_atomic(target, produced.read_bytes())  # a parallel run never reads half a file
     shutil.rmtree(produced.parent, ignore_errors=True)
     return load_path(target, absorber=absorber, scatterer=scatterer, edge=edge)
 
@@ -284,7 +277,7 @@ def _cache_key(absorber, scatterer, distance, edge, geometry, shell=1) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _cluster(absorber: str, scatterer: str, distance: float, geometry: str) -> np.ndarray:
+def _cluster(distance: float, geometry: str) -> np.ndarray:
     """Scatterer positions (Angstrom) around an absorber at the origin."""
     if geometry == "fcc":
         a = distance * np.sqrt(2.0)
@@ -319,7 +312,7 @@ def _run_feff(absorber, scatterer, distance, edge, geometry, shell=1) -> Path:
     from larch.xafs import feff6l
 
     z_abs, z_sc = atomic_number(absorber), atomic_number(scatterer)
-    positions = _cluster(absorber, scatterer, distance, geometry)
+    positions = _cluster(distance, geometry)
     lines = [
         f"TITLE operando model: {absorber}-{scatterer} {geometry} {distance:.4f} A",
         f"HOLE {_HOLES[edge]} 1.0",

@@ -107,7 +107,7 @@ class Series(Result):
 
     def __repr__(self) -> str:
         label = f"{self.element or '?'} {self.edge or '?'}"
-        cols = [c for c in self.conditions.columns if c not in ("step", "file")]
+        cols = self.condition_columns()
         return (
             f"<Series {label}: {self.n_steps} spectra x {self.energy.size} points, "
             f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV, conditions {cols}>"
@@ -199,10 +199,9 @@ class Series(Result):
                 if high is not None:
                     sel &= (numeric <= high).to_numpy()
                 keep &= sel
-            elif isinstance(value, (list, set, frozenset)):
-                keep &= np.array([_same(v, value) for v in col])
-            else:
-                keep &= np.array([_same(v, [value]) for v in col])
+            else:  # one value, or any of a list or set
+                options = value if isinstance(value, (list, set, frozenset)) else [value]
+                keep &= np.array([_same(v, options) for v in col])
         return keep
 
     def where(self, **conditions: Any) -> "Series":

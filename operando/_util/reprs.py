@@ -4,7 +4,9 @@ Each object's ``_repr_html_`` calls one function here with itself; the functions
 attributes only (no import of the classes, so every stage may use them).  The output
 is a compact header, one or two short tables and, where a picture says more, a small
 inline SVG line chart drawn here from the numbers (no matplotlib: a repr must be
-quick and light, and keeps a stored notebook small).
+quick and light, and keeps a stored notebook small).  What a view shows of a series
+is chosen as in the figures (:mod:`operando.viz`), which take it from here: the
+rows of a long series (:func:`evenly_spaced`) and the edge region (:data:`EDGE_WINDOW`).
 """
 
 from __future__ import annotations
@@ -138,19 +140,39 @@ def block(title: str, *bodies: str, note: str = "") -> str:
             f"<div class='op-row'>{inner}</div>{extra}</div>")
 
 
-def _rows(n: int, k: int = 6) -> np.ndarray:
-    """Up to ``k`` rows evenly spaced over ``n``."""
+def evenly_spaced(n: int, k: int = 6) -> np.ndarray:
+    """Up to ``k`` row indices evenly spaced over ``n`` rows (first and last included): the
+    rows a repr or a figure shows of a long series."""
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)) if n else np.array([], int)
 
 
-def _edge_window(energy, e0, lo: float = -30.0, hi: float = 70.0) -> np.ndarray:
+#: Energy window of the XANES figures and views around E0 (eV): the edge, where the change is.
+EDGE_WINDOW = (-30.0, 70.0)
+
+
+def edge_range(energy, e0=None, window=EDGE_WINDOW, erange=None):
+    """The energy range (eV) of a XANES figure or view: ``erange`` if given, else ``window``
+    around ``e0`` (a number, or per-step values: their median), else everything."""
+    if erange is not None:
+        return float(erange[0]), float(erange[1])
+    if e0 is None or window is None:
+        return None
     e0 = np.asarray(e0, dtype=float)
     e0 = e0[np.isfinite(e0)]
     if not e0.size:
-        return np.ones(len(energy), bool)
-    c = float(np.median(e0))
-    keep = (energy >= c + lo) & (energy <= c + hi)
-    return keep if keep.sum() > 3 else np.ones(len(energy), bool)
+        return None
+    centre = float(np.median(e0))
+    lo, hi = centre + float(window[0]), centre + float(window[1])
+    energy = np.asarray(energy, dtype=float)
+    if hi <= energy[0] or lo >= energy[-1]:
+        return None
+    return lo, hi
+
+
+def fit_counts(steps: pd.DataFrame) -> str:
+    """``"12 good, 3 poor, 1 failed"``: the shell fits of a table by ``fit_quality``."""
+    q = steps["fit_quality"].fillna("failed").astype(str)
+    return ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
 
 
 # --------------------------------------------------------------------------- objects
@@ -162,7 +184,7 @@ def series_html(s) -> str:
                   ("mu from", meta.get("mu_from", "")),
                   ("reference channel", s.reference is not None),
                   ("skipped files", len(meta.get("skipped") or []))])
-    rows = _rows(n, 4)
+    rows = evenly_spaced(n, 4)
     chart = svg_lines(s.energy, [(s.mu[i], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="mu")
     title = (f"Series {s.element or ''} {s.edge or ''}: {n} spectra x {s.energy.size} points, "
@@ -177,8 +199,10 @@ def normalized_html(nz) -> str:
     keys = ("e0", "e0_value", "pre1", "pre2", "norm1", "norm2", "nnorm", "engine")
     info = pairs([(k, settings[k] if not isinstance(settings[k], list) else "per step")
                   for k in keys if k in settings])
-    keep = _edge_window(s.energy, nz.e0)
-    rows = [i for i in _rows(len(s), 5) if np.isfinite(nz.norm[i]).all()]
+    lo, hi = edge_range(s.energy, nz.e0) or (s.energy[0], s.energy[-1])
+    keep = (s.energy >= lo) & (s.energy <= hi)
+    keep = keep if keep.sum() > 3 else np.ones(s.energy.size, bool)
+    rows = [i for i in evenly_spaced(len(s), 5) if np.isfinite(nz.norm[i]).all()]
     chart = svg_lines(s.energy[keep], [(nz.norm[i][keep], f"step {s.steps[i]}") for i in rows],
                       xlabel="Energy (eV)", ylabel="normalised mu")
     n_ok = int(np.asarray(nz.ok).sum())
@@ -193,12 +217,7 @@ def fit_html(fr) -> str:
                        if c in t] + [c for c in ("r_factor", "fit_quality", "fit_ok") if c in t]
     chart = svg_lines(t["step"], [(t[f"cn_{sh}"], f"CN({sh})") for sh in shells if f"cn_{sh}" in t],
                       xlabel="Step", ylabel="CN", markers=True)
-    quality = ""
-    if "fit_quality" in t:
-        q = t["fit_quality"].fillna("failed").astype(str)
-        quality = ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
-    else:
-        quality = f"{int(t['fit_ok'].sum())}/{len(t)} ok"
+    quality = fit_counts(t) if "fit_quality" in t else f"{int(t['fit_ok'].sum())}/{len(t)} ok"
     s02 = fr.settings.get("s02")
     title = (f"ShellFitResult: {len(t)} steps, shells {', '.join(shells)}, "
              f"S0^2 = {_fmt(s02)}, engine {fr.settings.get('engine')}; fits {quality}")

@@ -118,17 +118,11 @@ def rseries_dataset(rs, conditions=None):
 def fit_dataset(fr):
     """A ShellFitResult: every column of its table over ``step``; ``data_chi`` and
     ``model_chi`` over ``(step, k)``."""
-    xr = xarray()
-    t = fr.table
-    data = {"data_chi": (("step", "k"), np.asarray(fr.data_chi)),
-            "model_chi": (("step", "k"), np.asarray(fr.model_chi))}
-    for col in t.columns:
-        if col == "step":
-            continue
-        values = t[col]
-        data[col] = ("step", values.to_numpy() if values.dtype != object else values.astype(str).to_numpy())
-    coords = {"step": t["step"].to_numpy(), "k": ("k", np.asarray(fr.k), {"units": "1/Angstrom"})}
-    return xr.Dataset(data, coords=coords, attrs=_attrs("ShellFitResult", fr.settings))
+    ds = table_dataset(fr.table, "ShellFitResult", fr.settings)
+    ds.coords["k"] = ("k", np.asarray(fr.k), {"units": "1/Angstrom"})
+    ds["data_chi"] = (("step", "k"), np.asarray(fr.data_chi))
+    ds["model_chi"] = (("step", "k"), np.asarray(fr.model_chi))
+    return ds
 
 
 def lcf_dataset(r):

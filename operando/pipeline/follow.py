@@ -45,6 +45,7 @@ from ..errors import ConfigError, ReadError
 # folder exactly as operando run does).
 from ..io import (expand, load_conditions, natural_key, order_files,
                   read_growing_conditions)
+from .store import glob_root
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,7 @@ class ScanSource:
     @property
     def folder(self) -> Path:
         """The folder to watch for events."""
-        if self.single:
-            return self.source.parent
-        text = str(self.source)
-        if any(ch in text for ch in "*?["):
-            return Path(text.split("*")[0].split("?")[0].split("[")[0]).parent
-        return self.source
+        return self.source.parent if self.single else glob_root(str(self.source))
 
     def candidates(self) -> list[Path]:
         """Files the batch reader would take from the source now (its listing rules)."""

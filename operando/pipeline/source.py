@@ -62,11 +62,6 @@ def is_streamed(series) -> bool:
     return not hasattr(series, "mu")
 
 
-def data_hash(series) -> str:
-    """SHA-256 (16 hex digits) of the spectra and conditions of an in-memory series."""
-    return input_hashes(series)["data"]
-
-
 def input_hashes(series) -> dict[str, str]:
     """Hashes (SHA-256, 16 hex digits) of an in-memory series' inputs.
 

@@ -33,7 +33,6 @@ were read.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import zipfile
 import logging
@@ -48,8 +47,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._util.files import (TMP_SUFFIX, atomic_path, write_bytes_atomic, write_csv_atomic,
-                          write_json_atomic, write_text_atomic)
+from .._util.files import TMP_SUFFIX, atomic_path, write_json_atomic
 from .._util.jsonsafe import to_json_ready
 from ..errors import ConfigError, RunFolderError
 from .checkpoint import load_npz, save_npz, arrays_to_table, table_to_arrays
@@ -57,10 +55,7 @@ from .lock import LOCK_NAME, RunLock
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "RunStore", "table_to_arrays", "arrays_to_table", "write_text_atomic", "write_bytes_atomic", "write_csv_atomic",
-    "write_json_atomic", "atomic_path", "MANIFEST", "CHECKPOINTS", "RUN_FORMAT",
-]
+__all__ = ["RunStore", "table_to_arrays", "arrays_to_table", "MANIFEST", "CHECKPOINTS", "RUN_FORMAT"]
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
@@ -199,7 +194,7 @@ class RunStore:
             for item in (value if isinstance(value, (list, tuple)) else [value]):
                 if item is None or isinstance(item, bool):
                     continue
-                path = _fixed_part(str(item))
+                path = glob_root(str(item)).resolve()
                 if path == self.dir or self.dir in path.parents:
                     raise ConfigError(
                         f"refusing to replace the run in {self.dir}: its input ({what}) {item} "
@@ -387,20 +382,17 @@ class RunStore:
         return sorted(p.stem for p in self.checkpoint_dir.glob("*.npz") if not p.name.startswith("."))
 
     # ------------------------------------------------------------ outputs
-    def _own(self, name: str) -> Path:
-        """Record ``name`` as an output of this run (in the manifest, before it is written)."""
+    def path(self, name: str) -> Path:
+        """The path of the output ``name``, recorded as an output of this run (in the
+        manifest, before it is written)."""
         outputs = list(self.manifest.get("outputs", []))
         if self.manifest and name not in outputs:
             self.update(outputs=outputs + [name])
         return self.dir / name
 
-    def path(self, name: str) -> Path:
-        """The path of the output ``name`` (recorded as the run's own)."""
-        return self._own(name)
-
     def write_with(self, name: str, writer: Callable[[Path], Any]) -> Path:
         """Call ``writer(temporary_path)`` and move the result to ``name`` atomically."""
-        target = self._own(name)
+        target = self.path(name)
         try:
             with atomic_path(target) as tmp:
                 writer(tmp)
@@ -413,9 +405,7 @@ class RunStore:
 
     def write_csv(self, name: str, table: pd.DataFrame, **to_csv: Any) -> Path:
         to_csv.setdefault("index", False)
-        buffer = io.StringIO()
-        table.to_csv(buffer, **to_csv)
-        return self.write_text(name, buffer.getvalue())
+        return self.write_with(name, lambda tmp: table.to_csv(tmp, **to_csv))
 
     def write_json(self, name: str, obj: Any) -> Path:
         text = json.dumps(to_json_ready(obj), indent=2, allow_nan=False, sort_keys=False)
@@ -449,14 +439,14 @@ def _plain_name(name: str) -> bool:
         and name not in (MANIFEST, CHECKPOINTS, "..")
 
 
-def _fixed_part(text: str) -> Path:
+def glob_root(text: str) -> Path:
     """The path of a file or folder, or for a glob the folder before its first wildcard."""
     import glob as _glob
 
     path = Path(text).expanduser()
     while _glob.has_magic(str(path)) and path != path.parent:
         path = path.parent
-    return path.resolve()
+    return path
 
 
 def _now() -> str:

@@ -64,6 +64,7 @@ from typing import Any, Callable
 
 from ..config import load_config
 from ..errors import ConfigError, NoSpectraError, OperandoError, ReadError
+from ..io import natural_key
 from .follow import ScanSource, Waker
 from .outputs import add_athena_project
 from .session import (RunInterrupted, RunResult, Session, SignalGuard, Terminated, mark,
@@ -288,7 +289,7 @@ class _Watch:
         if key == self.last_key:
             return False
         t0 = time.perf_counter()
-        new = sorted((n for n in stamps if n not in self.files), key=_natural)
+        new = sorted((n for n in stamps if n not in self.files), key=natural_key)
         changed = sorted(n for n in stamps if n in self.files and self.files[n] != stamps[n])
         for name in changed:  # a growing HDF5 file is expected to change
             (log.info if self.source.single else log.warning)(
@@ -386,7 +387,3 @@ def _live_report(store: RunStore, n_steps, source) -> None:
                   f'reloads every {REFRESH_S} s while operando watch runs.</p>')
         text = text.replace("<body>", "<body>" + banner, 1)
     store.write_text("report.html", text)
-
-
-def _natural(name: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
 
 import numpy as np
@@ -71,11 +72,16 @@ def condition_key(ax, colors: dict, *, fontsize: float = 7):
 
 def _varying_conditions(tracking) -> list[str]:
     seg = tracking.segments
-    out = []
-    for c in tracking.condition_columns:
-        if c in seg.columns and seg[c].astype(str).nunique() > 1:
-            out.append(c)
-    return out
+    return [c for c in tracking.condition_columns
+            if c in seg.columns and seg[c].astype(str).nunique() > 1]
+
+
+def condition_blocks(seg: pd.DataFrame) -> pd.DataFrame:
+    """Per block (a run of segments under one condition): its first and last step and its
+    condition, in order."""
+    return seg.groupby("block", sort=False).agg(first=("first_step", "min"),
+                                                last=("last_step", "max"),
+                                                condition=("condition", "first"))
 
 
 class ConditionAxis:
@@ -139,9 +145,7 @@ class ConditionAxis:
             ax.set_xlabel(self.xlabel)
             return
         ax.xaxis.set_major_locator(InViewLocator(integer=True))  # steps are whole numbers
-        extent = self.seg.groupby("block", sort=False).agg(first=("first_step", "min"),
-                                                           last=("last_step", "max"),
-                                                           condition=("condition", "first"))
+        extent = condition_blocks(self.seg)
         firsts, lasts = extent["first"].to_numpy(), extent["last"].to_numpy()
         texts = extent["condition"].astype(str).tolist()
         colors = condition_colors(texts)
@@ -183,9 +187,7 @@ def label_events(ax, events, *, fontsize: float = 7, color: str = "#9467bd") -> 
 
 def _count_events(ax, events, fontsize: float, color: str) -> None:
     """One line for many events: how many of each kind (the lines and markers show where)."""
-    counts: dict = {}
-    for _, name in events:
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(name for _, name in events)
     parts = [f"{len(events)} events:"] + [f"{n} {name}," for name, n in counts.items()]
     parts[-1] = parts[-1].rstrip(",")
     lines, width = [""], axes_width_pt(ax)
@@ -199,10 +201,7 @@ def _count_events(ax, events, fontsize: float, color: str) -> None:
     ax.annotate(text, (0.0, 1.0), xycoords="axes fraction", xytext=(3, -3),
                 textcoords="offset points", ha="left", va="top", fontsize=fontsize, color=color,
                 zorder=7, bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
-    height_pt = ax.get_window_extent(agg_renderer(ax.figure)).height * 72 / ax.figure.dpi
-    frac = min((len(lines) * fontsize * 1.35 + 6) / max(height_pt, 1.0), 0.5)
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
+    _headroom(ax, ax.get_window_extent(agg_renderer(ax.figure)), len(lines) * fontsize * 1.35)
 
 
 def _place_event_names(ax, events, fontsize: float, color: str) -> bool:
@@ -243,10 +242,14 @@ def _place_event_names(ax, events, fontsize: float, color: str) -> bool:
         for text in texts:
             text.remove()
         return False
-    # Headroom: the label rows take this fraction of the axes height (plus a margin for
-    # marker size); stretch the y range so the data stay below them.
-    height_pt = frame.height * 72 / fig.dpi
-    frac = min((len(rows) * line + 6) / max(height_pt, 1.0), 0.5)
+    _headroom(ax, frame, len(rows) * line)
+    return True
+
+
+def _headroom(ax, frame, text_pt: float) -> None:
+    """Stretch the y range so the data stay below ``text_pt`` points of names at the top of
+    the axes (``frame``: their window extent), plus a margin for the marker size."""
+    height_pt = frame.height * 72 / ax.figure.dpi
+    frac = min((text_pt + 6) / max(height_pt, 1.0), 0.5)
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, lo + (hi - lo) / (1 - frac))
-    return True

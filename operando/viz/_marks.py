@@ -11,6 +11,13 @@ from ._conditions import MARKED_EVENTS
 from ._layout import EVENT_MARKERS, OUTLIER_STYLE, POOR_STYLE, add_rects, error_bars, vlines
 
 
+def numbers(table: pd.DataFrame, column: str) -> np.ndarray:
+    """A column of a steps or segments table as floats (text and a missing column: NaN)."""
+    if column not in table.columns:
+        return np.full(len(table), np.nan)
+    return pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+
+
 def draw_steps(ax, x, y, quality, outlier, marker, color, *, show_failed: bool = True) -> set:
     """Step points by fit quality, outliers ringed; returns the kinds drawn (for a legend)."""
     drawn = set()
@@ -47,9 +54,7 @@ def quality_legend(ax, drawn: set, poor_label: str = "poor/failed fit") -> None:
 
 def outlier_flags(steps: pd.DataFrame) -> np.ndarray:
     """Whether each step is an outlier (the ``outlier`` column; none without it)."""
-    if "outlier" not in steps.columns:
-        return np.zeros(len(steps), bool)
-    return np.array(flags(steps, "outlier"))
+    return flags(steps, "outlier", default=False)
 
 
 def draw_segment_means(ax, cx, seg, mean, err, color) -> None:

@@ -11,7 +11,8 @@ from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import ConditionAxis, label_events
 from ._layout import error_bars, fit_single, new_axes
-from ._marks import draw_events, draw_segment_means, draw_steps, outlier_flags, quality_legend
+from ._marks import (draw_events, draw_segment_means, draw_steps, numbers, outlier_flags,
+                     quality_legend)
 
 #: Colours of the components (references, MCR components), in order.
 COMPONENT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
@@ -62,15 +63,11 @@ def plot_fractions(tracking, *, columns=None, ax=None, show_events: bool = True)
             raise DataError(f"no column {column!r} in the steps table; fractions are "
                             f"{fraction_columns(st)}")
         color = COMPONENT_COLORS[j % len(COMPONENT_COLORS)]
-        y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
-        err = (pd.to_numeric(st[f"{column}_err"], errors="coerce").to_numpy(dtype=float)
-               if f"{column}_err" in st.columns else np.full(len(st), np.nan))
+        y, err = numbers(st, column), numbers(st, f"{column}_err")
         keep = ok & np.isfinite(y) & np.isfinite(err)
         error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.3, lw=0.7)
         drawn |= draw_steps(ax, cx.step_x, y, quality, outlier_flags(st), "o", color)
-        mean = seg[column].to_numpy(dtype=float) if column in seg.columns else np.full(len(seg), np.nan)
-        serr = (seg[f"{column}_err"].to_numpy(dtype=float) if f"{column}_err" in seg.columns
-                else np.full(len(seg), np.nan))
+        mean, serr = numbers(seg, column), numbers(seg, f"{column}_err")
         draw_segment_means(ax, cx, seg, mean, serr, color)
         ax.scatter(cx.seg_x, mean, s=36, color=color, edgecolors="k", linewidths=0.5, zorder=5,
                    label=column[5:])

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._util.files import write_text_atomic
 from .._util.jsonsafe import to_json_ready
+from .._util.reprs import fit_counts
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -180,11 +181,12 @@ _EVENT_KEY_COLUMNS = ("event", "step", "condition_before", "condition_after", "c
                       "evidence")
 
 
-def _events_first_columns(events: pd.DataFrame | None) -> pd.DataFrame | None:
-    if events is None:
+def _key_columns_first(df: pd.DataFrame | None, columns) -> pd.DataFrame | None:
+    """``df`` with those of ``columns`` it has first, the rest after in their order."""
+    if df is None:
         return None
-    key = [c for c in _EVENT_KEY_COLUMNS if c in events.columns]
-    return events[key + [c for c in events.columns if c not in key]]
+    key = [c for c in columns if c in df.columns]
+    return df[key + [c for c in df.columns if c not in key]]
 
 
 #: Columns of the per-event evidence table: which channels, their change and z.
@@ -205,19 +207,10 @@ def _pick(df: pd.DataFrame | None, columns) -> pd.DataFrame | None:
     return df[[c for c in columns if c in df.columns]]
 
 
-def _steps_first_columns(steps: pd.DataFrame | None) -> pd.DataFrame | None:
-    if steps is None:
-        return None
-    key = [c for c in _STEP_KEY_COLUMNS if c in steps.columns]
-    return steps[key + [c for c in steps.columns if c not in key]]
-
-
 def _fit_counts(steps: pd.DataFrame | None) -> str:
     if steps is None or "fit_quality" not in steps.columns:
         return ""
-    q = steps["fit_quality"].fillna("failed").astype(str)
-    counts = ", ".join(f"{int((q == k).sum())} {k}" for k in ("good", "poor", "failed"))
-    return (f"<p>Shell fits: {counts}. Every step is listed, whatever its fit; poor and failed "
+    return (f"<p>Shell fits: {fit_counts(steps)}. Every step is listed, whatever its fit; poor and failed "
             "fits are drawn hollow grey in the figures.</p>")
 
 
@@ -318,7 +311,7 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
         "<h2>Summary</h2>",
         f'<pre class="wrap">{html.escape(summary_text or "(none)", quote=False)}</pre>',
         # Events right after the summary: they are the answer most readers open the report for.
-        "<h2>Events</h2>", _table(_events_first_columns(events), "events", max_rows),
+        "<h2>Events</h2>", _table(_key_columns_first(events, _EVENT_KEY_COLUMNS), "events", max_rows),
     ]
     if events is not None and len(events):
         parts += ["<h3>Evidence per event</h3>",
@@ -339,7 +332,7 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
                   _table(table, name.replace(" ", "_"), max_rows)]
     parts += ["<h2>Segments</h2>", _table(segments, "segments", max_rows),
               "<h2>Steps</h2>", _fit_counts(steps),
-              _table(_steps_first_columns(steps), "steps", max_rows),
+              _table(_key_columns_first(steps, _STEP_KEY_COLUMNS), "steps", max_rows),
               "<h2>Settings</h2>",
               "<details><summary>Every setting of the run (JSON)</summary>",
               f"<pre>{html.escape(json.dumps(to_json_ready(dict(settings or {})), indent=2), quote=False)}</pre>",

@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .._util.reprs import EDGE_WINDOW, edge_range, evenly_spaced
 from ..errors import DataError
 from ..options import FTOptions
-from ._conditions import KEY_ENTRIES, condition_colors, condition_key
+from ._conditions import KEY_ENTRIES, condition_blocks, condition_colors, condition_key
 from ._layout import (GAP, MARGIN, add_rects, agg_renderer, extra_margins, fit_single, hlines,
                       new_axes, place_axes)
 
 
-#: Energy window of the XANES figures around E0 (eV): the edge, where the change is.
-EDGE_WINDOW = (-30.0, 70.0)
-
-
-def edge_range(energy, e0=None, window=EDGE_WINDOW, erange=None):
-    """The energy range (eV) of a XANES figure: ``erange`` if given, else ``window``
-    around ``e0`` (a number, or per-step values: their median), else everything."""
-    if erange is not None:
-        return float(erange[0]), float(erange[1])
-    if e0 is None or window is None:
-        return None
-    e0 = np.asarray(e0, dtype=float)
-    e0 = e0[np.isfinite(e0)]
-    if not e0.size:
-        return None
-    centre = float(np.median(e0))
-    lo, hi = centre + float(window[0]), centre + float(window[1])
+def _step_rows(energy, norm, steps):
+    """Energy, the rows of ``norm`` (one per step, sizes checked) and their step labels
+    (default 0..n-1) as arrays."""
     energy = np.asarray(energy, dtype=float)
-    if hi <= energy[0] or lo >= energy[-1]:
-        return None
-    return lo, hi
+    norm = np.atleast_2d(np.asarray(norm, dtype=float))
+    if norm.shape[1] != energy.size:
+        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
+    return energy, norm, np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
 
 
 def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=None, e0=None,
@@ -69,11 +58,7 @@ def plot_xanes_map(energy, norm, *, steps=None, tracking=None, ax=None, erange=N
     -------
     Figure
     """
-    energy = np.asarray(energy, dtype=float)
-    norm = np.atleast_2d(np.asarray(norm, dtype=float))
-    if norm.shape[1] != energy.size:
-        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
-    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    energy, norm, steps = _step_rows(energy, norm, steps)
     erange = edge_range(energy, e0, window, erange)
     if erange is not None:
         keep = (energy >= erange[0]) & (energy <= erange[1])
@@ -128,9 +113,7 @@ def _mark_conditions(ax, tracking, steps, color: str = "w") -> None:
     its condition's colour, with a key of the conditions above the axes."""
     seg = tracking.segments
     pos = {s: i for i, s in enumerate(steps)}
-    blocks = seg.groupby("block", sort=False).agg(first=("first_step", "min"),
-                                                  last=("last_step", "max"),
-                                                  condition=("condition", "first"))
+    blocks = condition_blocks(seg)
     shown = [(pos[f], pos[l], str(c)) for f, l, c in blocks.itertuples(index=False)
              if f in pos and l in pos]
     row_pt = ax.get_position().height * ax.figure.get_figheight() * 72 / max(len(steps), 1)
@@ -220,13 +203,7 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
     Figure
         Two axes (map, curves) and the map's colour bar.
     """
-    from matplotlib import colormaps
-
-    energy = np.asarray(energy, dtype=float)
-    norm = np.atleast_2d(np.asarray(norm, dtype=float))
-    if norm.shape[1] != energy.size:
-        raise DataError(f"norm has {norm.shape[1]} points per row but energy has {energy.size}")
-    steps = np.arange(norm.shape[0]) if steps is None else np.asarray(steps)
+    energy, norm, steps = _step_rows(energy, norm, steps)
     ref, how = _baseline_row(norm, steps, baseline, tracking)
     diff = norm - ref[None, :]
     rng = edge_range(energy, e0, window, erange)
@@ -258,15 +235,13 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
         # the segments with a finite row, evenly picked; only those are averaged
         have = set(groups[finite].tolist())
         rows = [row for row in tracking.segments.itertuples(index=False) if row.segment in have]
-        rows = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, min(len(rows),
-                max_traces)).round().astype(int))] if rows else []
+        rows = [rows[i] for i in evenly_spaced(len(rows), max_traces)]
         curves = [(diff[(groups == row.segment) & finite].mean(axis=0),
                    f"{row.segment}: {row.condition}") for row in rows]
     else:
         rows = [i for i in range(diff.shape[0]) if np.isfinite(diff[i]).all()]
-        pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), max_traces)).round().astype(int)) \
-            if rows else []
-        curves = [(diff[rows[j]], f"step {steps[rows[j]]}") for j in pick]
+        curves = [(diff[rows[j]], f"step {steps[rows[j]]}")
+                  for j in evenly_spaced(len(rows), max_traces)]
     for j, (y, label) in enumerate(curves):
         right.plot(energy, y, color=cmap(j / max(len(curves) - 1, 1)), lw=1.0, label=label)
     right.axhline(0, color="0.6", lw=0.6)
@@ -310,17 +285,13 @@ def plot_chir_waterfall(r, chir_mag, *, labels=None, colors=None, offset: float 
     mag = np.atleast_2d(np.asarray(chir_mag, dtype=float))
     if mag.shape[1] != r.size:
         raise DataError(f"chir_mag has {mag.shape[1]} points per row but r has {r.size}")
-    n = mag.shape[0]
-    rows = np.unique(np.linspace(0, n - 1, min(n, max_traces)).round().astype(int)) if n else np.array([], int)
+    rows = evenly_spaced(mag.shape[0], max_traces)
     own = ax is None
     fig, ax = new_axes(ax)
     keep = r <= rmax
     peak = np.nanmax(mag[:, keep]) if np.isfinite(mag[:, keep]).any() else 1.0
     offset = 0.6 * peak if offset is None else offset
-    cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
-    if cmap is None:
-        from matplotlib import colormaps
-        cmap = colormaps["viridis"]
+    cmap = colormaps["viridis"]
     trace_colors = [colors[i] if colors is not None else cmap(j / max(len(rows) - 1, 1))
                     for j, i in enumerate(rows)]
     # One collection for all traces, not one Line2D each (drawn in order, so with the

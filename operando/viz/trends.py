@@ -10,7 +10,8 @@ from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import ConditionAxis, label_events
 from ._layout import STATE_COLORS, error_bars, fit_single, new_axes
-from ._marks import draw_events, draw_segment_means, draw_steps, outlier_flags, quality_legend
+from ._marks import (draw_events, draw_segment_means, draw_steps, numbers, outlier_flags,
+                     quality_legend)
 
 
 def plot_cn(tracking, *, ax=None, show_steps: bool = True, show_events: bool = True) -> Figure:
@@ -60,18 +61,6 @@ def fit_quality(steps: pd.DataFrame) -> np.ndarray:
     return np.where(flags(steps, "ok") & flags(steps, "fit_ok"), "good", "failed")
 
 
-def _step_values(st: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in st.columns:
-        return np.full(len(st), np.nan)
-    return pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
-
-
-def _seg_values(seg: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in seg.columns:
-        return np.full(len(seg), np.nan)
-    return pd.to_numeric(seg[column], errors="coerce").to_numpy(dtype=float)
-
-
 def draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) -> list:
     """The CN panel without its event names; returns the names, (x, text), to place
     once the axes have their final size."""
@@ -83,11 +72,11 @@ def draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) 
     quality, outlier = fit_quality(st), outlier_flags(st)
     drawn: set = set()
     for shell, marker, color in shells:
-        y = _step_values(st, f"cn_{shell}")
+        y = numbers(st, f"cn_{shell}")
         if show_steps:
             drawn |= draw_steps(ax, cx.step_x, y, quality, outlier, marker, color,
                                 show_failed=shell == tracking.metal_shell)
-        mean, err = _seg_values(seg, f"cn_{shell}"), _seg_values(seg, f"cn_{shell}_err")
+        mean, err = numbers(seg, f"cn_{shell}"), numbers(seg, f"cn_{shell}_err")
         draw_segment_means(ax, cx, seg, mean, err, color)
         faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]] if shell == tracking.metal_shell
                  else color)
@@ -95,7 +84,7 @@ def draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) 
                    label=f"CN({shell})")
     labels = []
     if show_events:
-        metal = dict(zip(seg["segment"], _seg_values(seg, f"cn_{tracking.metal_shell}")))
+        metal = dict(zip(seg["segment"], numbers(seg, f"cn_{tracking.metal_shell}")))
         labels = draw_events(ax, tracking, cx, metal)
     quality_legend(ax, drawn)
     _state_legend(ax, seg)
@@ -153,7 +142,7 @@ def draw_white_line(ax, tracking, column: str = "wl_height") -> None:
     if column not in st.columns:
         raise DataError(f"steps table has no '{column}' column to plot")
     cx = ConditionAxis(tracking)
-    y = pd.to_numeric(st[column], errors="coerce").to_numpy(dtype=float)
+    y = numbers(st, column)
     ax.plot(cx.step_x, y, "o", ms=3, color="#1f77b4", alpha=0.3, zorder=2)
     seg_of_step = st["segment"].to_numpy()
     means = segment_means(y, seg_of_step, seg["segment"])
@@ -210,10 +199,10 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
                    [(f"{prefix}{shell}", shell, m, c) for shell, m, c in styles])
         drawn: set = set()
         for column, name, marker, color in columns:
-            y = _step_values(st, column)
+            y = numbers(st, column)
             if not np.isfinite(y).any():
                 continue
-            err = _step_values(st, f"{column}_err")
+            err = numbers(st, f"{column}_err")
             keep = good & np.isfinite(y) & np.isfinite(err)
             error_bars(ax, cx.step_x[keep], y[keep], err[keep], color=color, alpha=0.25, lw=0.6)
             drawn |= draw_steps(ax, cx.step_x, y, quality, outlier, marker, color, show_failed=False)

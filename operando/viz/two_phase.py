@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import DataError
+from ._marks import numbers
 
 
 def plot_two_phase(tracking) -> Figure:
@@ -38,17 +38,13 @@ def plot_two_phase(tracking) -> Figure:
     step_pos = pos[steps["segment"].to_numpy(dtype=int)]
     jitter = (np.arange(len(steps)) % 5 - 2) * 0.06
 
-    def col(frame, name):
-        return pd.to_numeric(frame.get(name, pd.Series(np.nan, index=frame.index)),
-                             errors="coerce").to_numpy(dtype=float)
-
     ax = axes[0]
-    ax.plot(step_pos + jitter, col(steps, "cluster_fraction"), ".", color="0.6", ms=3)
-    ax.errorbar(pos, col(seg, "cluster_fraction"), yerr=col(seg, "cluster_fraction_err"),
+    ax.plot(step_pos + jitter, numbers(steps, "cluster_fraction"), ".", color="0.6", ms=3)
+    ax.errorbar(pos, numbers(seg, "cluster_fraction"), yerr=numbers(seg, "cluster_fraction_err"),
                 fmt="o", color="C0", capsize=3, label="XANES x")
     if "cluster_fraction_exafs" in seg:
-        ax.errorbar(pos + 0.15, col(seg, "cluster_fraction_exafs"),
-                    yerr=col(seg, "cluster_fraction_exafs_err"), fmt="s", color="C1", ms=4,
+        ax.errorbar(pos + 0.15, numbers(seg, "cluster_fraction_exafs"),
+                    yerr=numbers(seg, "cluster_fraction_exafs_err"), fmt="s", color="C1", ms=4,
                     capsize=2, label="EXAFS x")
         bad = ~seg["fraction_consistent"].astype(bool).to_numpy()
         ax.plot(pos[bad], np.full(bad.sum(), 1.05), "v", color="C3", ls="none",
@@ -58,8 +54,8 @@ def plot_two_phase(tracking) -> Figure:
     ax.legend(fontsize=7, loc="upper left")
 
     ax = axes[1]
-    ax.plot(step_pos + jitter, col(steps, "cluster_cn"), ".", color="0.6", ms=3)
-    ax.errorbar(pos, col(seg, "cluster_cn"), yerr=col(seg, "cluster_cn_err"), fmt="o",
+    ax.plot(step_pos + jitter, numbers(steps, "cluster_cn"), ".", color="0.6", ms=3)
+    ax.errorbar(pos, numbers(seg, "cluster_cn"), yerr=numbers(seg, "cluster_cn_err"), fmt="o",
                 color="C2", capsize=3)
     bulk = tracking.settings.bulk_cn
     ax.axhline(bulk, color="0.5", ls="--", lw=0.8)
@@ -67,11 +63,11 @@ def plot_two_phase(tracking) -> Figure:
     ax.set_ylabel("cluster CN $N_c$")
 
     ax = axes[2]
-    n, lo, hi = col(seg, "n_atoms"), col(seg, "n_atoms_lo"), col(seg, "n_atoms_hi")
+    n, lo, hi = numbers(seg, "n_atoms"), numbers(seg, "n_atoms_lo"), numbers(seg, "n_atoms_hi")
     ok = np.isfinite(n)
     ax.errorbar(pos[ok], n[ok], yerr=[n[ok] - lo[ok], hi[ok] - n[ok]], fmt="o", color="C4",
                 capsize=3, label="atoms per cluster")
-    nd = np.isfinite(col(seg, "cluster_cn")) & ~ok
+    nd = np.isfinite(numbers(seg, "cluster_cn")) & ~ok
     if nd.any():
         ax.plot(pos[nd], np.full(nd.sum(), 13.0), "x", color="0.5", ms=8, ls="none",
                 label="size not determinable (or bulk-like)")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .._util.reprs import evenly_spaced
 from ..errors import DataError
 
 #: Marker and colour of each shell's lobe (in the order the windows are given).
@@ -48,7 +49,7 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
     if n == 0:
         raise DataError("no wavelet map to draw")
     if rows is None:
-        rows = list(np.unique(np.linspace(0, n - 1, min(n, max_maps)).round().astype(int)))
+        rows = evenly_spaced(n, max_maps)
     rows = [int(r) for r in rows]
     kmin = wt.settings.get("kmin")
     kmax = wt.settings.get("kmax")

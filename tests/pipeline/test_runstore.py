@@ -13,8 +13,8 @@ import pytest
 
 from operando._util import files
 from operando.errors import ConfigError
-from operando.pipeline.store import (RunStore, arrays_to_table, table_to_arrays, write_csv_atomic,
-                               write_json_atomic, write_text_atomic)
+from operando._util.files import write_csv_atomic, write_json_atomic, write_text_atomic
+from operando.pipeline.store import RunStore, arrays_to_table, table_to_arrays
 
 
 def _leftovers(folder):
@@ -52,7 +52,7 @@ def test_sigkill_during_writes_never_exposes_partial_file(tmp_path):
     path = tmp_path / "big.csv"
     script = textwrap.dedent(f"""
         import pandas as pd, numpy as np
-        from operando.pipeline.store import write_csv_atomic
+        from operando._util.files import write_csv_atomic
         i = 0
         while True:
             n = 20000 + (i % 7) * 1000
