@@ -50,7 +50,7 @@ from .._util.result import Result
 from ..errors import ConfigError, DataError
 from ..schema import TWO_PHASE_COLUMNS
 from .background import ChiSeries
-from .cluster_shells import ClusterCalibration, ClusterChi, FitWindow, MetalPath, cluster_model, on_bound
+from .cluster_shells import ClusterCalibration, ClusterChi, FitWindow, cluster_model, on_bound
 from .model import ShellModel
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import load_config
-from ..errors import OperandoError
 from .session import (RunInterrupted, RunResult, Session, SignalGuard, Terminated, mark,
                       signal_name)
 from .store import RunStore, folder_error
