@@ -1,15 +1,18 @@
-"""A series whose spectra stay in an operando-layout HDF5 file until asked for.
+"""A series whose spectra stay in an HDF5 file (operando layout or NeXus NXxas) until asked for.
 
 Quick-EXAFS experiments record 10^4-10^6 spectra; 100,000 x 1,000 points of
 mu alone is 0.8 GB, with the reference channel 1.6 GB, and every analysis stage
 makes copies.  :class:`LazySeries` keeps only the small parts in memory (energy
-axis, the per-step conditions table, metadata) and reads rows of ``/mu`` and
-``/reference`` with h5py slicing when a chunk asks for them.  It offers the
+axis, the per-step conditions table, metadata) and reads rows with h5py slicing
+when a chunk asks for them, through a row reader per format: :class:`LayoutRows`
+(``/mu`` and ``/reference`` of the operando layout) or :class:`NexusRows` (the
+frames of NXxas entries sharing one energy axis, mu built as the in-memory reader
+builds it).  It offers the
 parts of the :class:`~operando.series.Series` interface that do not need all
 spectra at once (``len``, ``steps``, ``s[i]``, ``take(slice)``,
 ``condition_columns()``); there is deliberately no ``mu`` attribute.
 
-The file is opened per read, so a LazySeries pickles as its path and is safe
+The file is opened per read, so a LazySeries pickles as its path and reader and is safe
 to use from worker processes and threads.
 """
 
@@ -146,7 +149,7 @@ class _NotRead:
 
 
 class LazySeries:
-    """An operando HDF5 series read row-block by row-block.
+    """An HDF5 series read row-block by row-block.
 
     Attributes
     ----------
@@ -156,15 +159,18 @@ class LazySeries:
         ``step``, ``file`` and the condition columns, one row per spectrum.
     element, edge : str or None
     metadata : dict
-        From the file; ``source`` is the path and ``format`` ``"hdf5"``.
+        As :func:`operando.io.read_series` gives it, with ``streamed`` True; ``source``
+        is the path and ``format`` ``"hdf5"`` or ``"nexus"``.
+    reader : LayoutRows or NexusRows
+        Reads rows ``(mu, reference)`` of the file.
     has_reference : bool
         Whether the file holds a reference channel.
     shape : (int, int)
-        ``(n_steps, n_energy)`` of ``/mu``.
+        ``(n_steps, n_energy)``.
 
     Notes
     -----
-    ``read_rows(a, b)`` and ``rows(a, b).load()`` are the only ways to ``/mu``; every other
+    ``read_rows(a, b)`` and ``rows(a, b).load()`` are the only ways to the spectra; every other
     accessor (``s[i]``, ``take``) goes through them, so a bound on ``b - a`` is a
     bound on the memory a reader of this series uses.
     """
@@ -246,7 +252,7 @@ class LazySeries:
 
 @dataclass(frozen=True, eq=False)
 class RowSlice:
-    """Rows ``start:stop`` of an operando HDF5 file, read by :meth:`load` wherever it runs.
+    """Rows ``start:stop`` of an HDF5 series, read by :meth:`load` wherever it runs.
 
     What a chunk task carries to a worker instead of the spectra: the path, the bounds,
     the rows' conditions, the energy grid and metadata.  A worker (a process, a dask
@@ -357,7 +363,8 @@ def open_nexus(path, *, conditions=None, element=None, edge=None) -> "LazySeries
                             for d in described):
         return None
     raw = described[0]["energy"]
-    if not np.all(np.isfinite(raw)) or np.unique(raw).size != raw.size:  # duplicates: kept or refused by their rows' values
+    # duplicate energies are kept or refused by their rows' values: in memory
+    if not np.all(np.isfinite(raw)) or np.unique(raw).size != raw.size:
         return None
     try:
         energy, order = clean_energy(path.name, raw, np.arange(raw.size)[:, None])

@@ -1,8 +1,9 @@
 """The run's input: the series read (or opened for streaming), hashed and calibrated.
 
-An operando-layout HDF5 source (:func:`operando.io.write_hdf5`) is streamed rather
-than read: :func:`operando.io.open_hdf5` keeps energy, conditions and metadata in
-memory and chunks read their rows with h5py slicing.  A first pass over the file
+An operando-layout HDF5 source (:func:`operando.io.write_hdf5`), or a NeXus NXxas
+file whose frames share one energy axis, is streamed rather than read:
+:func:`operando.io.open_hdf5` / :func:`operando.io.open_nexus` keep energy, conditions
+and metadata in memory and chunks read their rows with h5py slicing.  A first pass over the file
 computes the data hash and, with calibration, every step's shift (calibration of
 one row depends on that row only) and so the common trimmed grid; chunk tasks then
 carry the raw rows and the grid and calibrate in the worker

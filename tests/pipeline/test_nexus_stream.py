@@ -144,7 +144,7 @@ def test_other_nexus_files_keep_the_in_memory_path(project, tmp_path):
     assert read_series(unnamed).edge == "K"
 
 
-@pytest.mark.parametrize("name", ["frames.nxs", "beams.nxs"])
+@pytest.mark.parametrize("name", ["frames.nxs", "beams.nxs", "entries.nxs"])
 def test_streamed_nexus_run_equals_in_memory(project, name, tmp_path, monkeypatch):
     _, folder = project
     memory = _in_memory(_config(folder, name, tmp_path / "mem"))
