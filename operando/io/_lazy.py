@@ -368,6 +368,7 @@ def open_nexus(path, *, conditions=None, element=None, edge=None) -> "LazySeries
         return None
     try:
         energy, order = clean_energy(path.name, raw, np.arange(raw.size)[:, None])
+        # the entries as select_scans sees them (element, edge, energy range; no spectra)
         entry_scans = [Scan(file=d["name"], energy=energy, mu=energy, element=d["element"],
                             edge=d["edge"]) for d in described]
         _, skipped = select_scans(path, entry_scans, element, edge)
