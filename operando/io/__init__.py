@@ -44,7 +44,8 @@
 
     :func:`open_hdf5` opens such a file lazily (:class:`LazySeries`: energy,
     conditions and metadata in memory, rows of ``/mu`` and ``/reference`` read
-    per chunk); :func:`operando.run` streams operando HDF5 sources this way.
+    per chunk); :func:`operando.run` streams operando HDF5 sources this way, and
+    NeXus files whose NXxas entries share one energy axis (:func:`open_nexus`).
 ``"nexus"``
     NeXus files whose top-level ``NXentry`` groups have ``definition`` =
     ``NXxas``.  Supported: energy from ``data/energy`` or
@@ -106,13 +107,14 @@ from ..series import Series
 from ._align import LogConditions, conditions_from_logs
 from ._conditions import load_conditions, natural_key, order_files, read_growing_conditions
 from ._logs import LogSpec, read_log
-from ._lazy import LazySeries, RowSlice, is_operando_hdf5, open_hdf5
+from ._lazy import LazySeries, RowSlice, is_operando_hdf5, open_hdf5, open_nexus
 from ._hdf5 import write_hdf5
 from ._matrix import REFERENCE_FILE_ONLY_MATRIX, reference_file
 from ._read import Options, read_files, read_one, read_single
 from ._sources import ACCEPTED_SOURCE, ORDERS, detect, expand
 
-__all__ = ["read_series", "write_hdf5", "open_hdf5", "LazySeries", "RowSlice", "is_operando_hdf5",
+__all__ = ["read_series", "write_hdf5", "open_hdf5", "open_nexus", "LazySeries", "RowSlice",
+           "is_operando_hdf5",
            "conditions_from_logs", "LogConditions", "LogSpec", "read_log",
            "read_growing_conditions"]
 

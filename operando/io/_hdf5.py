@@ -112,7 +112,7 @@ def read_hdf5(path: Path, content: bytes | None = None):
         with h5:
             if h5.attrs.get("format") == LAYOUT_NAME:
                 return "hdf5", read_layout(path, h5)
-            entries = _nxxas_entries(h5)
+            entries = nxxas_entries(h5)
             if entries:
                 return "nexus", [scan for name in entries for scan in _read_nxxas(path, h5[name])]
             raise ReadError(path, "HDF5 file is neither the operando layout nor NeXus NXxas",
@@ -202,7 +202,7 @@ def read_layout(path, h5) -> dict:
     }
 
 
-def _nxxas_entries(h5) -> list[str]:
+def nxxas_entries(h5) -> list[str]:
     from ._conditions import natural_key
 
     names = []
@@ -220,14 +220,18 @@ def _nxxas_entries(h5) -> list[str]:
 
 
 def _first(entry, *paths):
-    for p in paths:
-        if p in entry:
-            return entry[p][()]
-    return None
+    p = _where(entry, *paths)
+    return None if p is None else entry[p][()]
 
 
-def _read_nxxas(path, entry) -> list[Scan]:
-    """One NXxas entry -> one or more spectra (2-D detector data gives one per row)."""
+def _where(entry, *paths):
+    return next((p for p in paths if p in entry), None)
+
+
+def describe_nxxas(path, entry) -> dict:
+    """What an NXxas entry holds, without reading its spectra: ``name``, ``energy`` (eV,
+    file order), ``mu_from``, ``datasets`` (the paths mu is computed from), ``n`` (rows),
+    ``element``, ``edge``, ``times`` (per row) and ``fields`` (its one-value datasets)."""
     name = entry.name.strip("/")
     energy = _first(entry, "data/energy", "monochromator/energy",
                     "instrument/monochromator/energy")
@@ -237,42 +241,62 @@ def _read_nxxas(path, entry) -> list[Scan]:
     energy = np.asarray(energy, dtype=float).ravel()
     mode = _first(entry, "data/mode", "mode", "instrument/mode")
     mode = (mode.decode() if isinstance(mode, bytes) else str(mode or "")).lower()
-    direct = _first(entry, "data/mu", "data/data", "data/absorbance")
+    direct = _where(entry, "data/mu", "data/data", "data/absorbance")
     if direct is not None:
-        mu, mu_from = np.atleast_2d(np.asarray(direct, dtype=float)), "mu"
+        datasets, mu_from = (direct,), "mu"
     else:
-        incoming = _first(entry, "incoming_beam/data", "instrument/incoming_beam/data",
+        incoming = _where(entry, "incoming_beam/data", "instrument/incoming_beam/data",
                           "data/incoming_beam")
-        absorbed = _first(entry, "absorbed_beam/data", "instrument/absorbed_beam/data",
+        absorbed = _where(entry, "absorbed_beam/data", "instrument/absorbed_beam/data",
                           "data/absorbed_beam")
         if incoming is None or absorbed is None:
             raise ReadError(path, f"NXxas entry {name!r} has neither data/mu nor incoming_beam "
                                   "and absorbed_beam data", "NXxas with mu or detector data")
-        incoming = np.atleast_2d(np.asarray(incoming, dtype=float))
-        absorbed = np.atleast_2d(np.asarray(absorbed, dtype=float))
-        with np.errstate(all="ignore"):
-            if "fluor" in mode:
-                mu, mu_from = absorbed / incoming, "fluorescence"
-            else:
-                mu, mu_from = np.log(incoming / absorbed), "transmission"
-    if mu.shape[-1] != energy.size:
-        raise ReadError(path, f"NXxas entry {name!r}: {mu.shape[-1]} data points but "
+        datasets = (incoming, absorbed)
+        mu_from = "fluorescence" if "fluor" in mode else "transmission"
+    shapes = [entry[p].shape for p in datasets]
+    if any(len(s) > 2 for s in shapes) or shapes[-1][-1:] != (energy.size,):
+        raise ReadError(path, f"NXxas entry {name!r}: data of shape {shapes[-1]} for "
                               f"{energy.size} energies", "matching energy and data lengths")
+    n = max(s[0] if len(s) == 2 else 1 for s in shapes)
     element = _first(entry, "sample/element", "element")
     edge = _first(entry, "edge", "data/edge")
     element = element.decode() if isinstance(element, bytes) else element
     edge = edge.decode() if isinstance(edge, bytes) else edge
-    energy = to_ev(path, energy)
-    times = _frame_times(path, entry, mu.shape[0])
-    fields = _scalar_fields(entry)
+    return {"name": name, "energy": to_ev(path, energy), "mu_from": mu_from,
+            "datasets": datasets, "n": n, "element": str(element) if element else None,
+            "edge": str(edge).upper() if edge else None,
+            "times": _frame_times(path, entry, n), "fields": _scalar_fields(entry)}
+
+
+def nxxas_rows(entry, described: dict, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of an entry's mu (direct, ln(I0/It) or If/I0 by its mode), in
+    file energy order: the one place NXxas data become mu."""
+    parts = []
+    for p in described["datasets"]:
+        ds = entry[p]
+        parts.append(np.atleast_2d(np.asarray(ds[start:stop] if ds.ndim == 2 else ds[()],
+                                              dtype=float)))
+    if described["mu_from"] == "mu":
+        return parts[0]
+    incoming, absorbed = parts
+    with np.errstate(all="ignore"):
+        if described["mu_from"] == "fluorescence":
+            return absorbed / incoming
+        return np.log(incoming / absorbed)
+
+
+def _read_nxxas(path, entry) -> list[Scan]:
+    """One NXxas entry -> one or more spectra (2-D detector data gives one per row)."""
+    d = describe_nxxas(path, entry)
+    mu, name = nxxas_rows(entry, d, 0, d["n"]), d["name"]
     scans = []
     for i, row in enumerate(mu):
         file = f"{Path(path).name}#{name}" + (f"[{i}]" if mu.shape[0] > 1 else "")
-        e, rows = clean_energy(file, energy, row[:, None])
-        scans.append(Scan(file=file, energy=e, mu=rows[:, 0], mu_from=mu_from,
-                          element=str(element) if element else None,
-                          edge=str(edge).upper() if edge else None, label=name,
-                          header=dict(fields), times=times[i]))
+        e, rows = clean_energy(file, d["energy"], row[:, None])
+        scans.append(Scan(file=file, energy=e, mu=rows[:, 0], mu_from=d["mu_from"],
+                          element=d["element"], edge=d["edge"], label=name,
+                          header=dict(d["fields"]), times=d["times"][i]))
     return scans
 
 

@@ -5,7 +5,7 @@ By default (``[run] workers = 0``) chunks run on the run's own
 core), which then draws the figures; ``workers = 1`` runs every chunk inline; any other
 executor (threads, dask's ``client.get_executor()``) can be passed in.  At most two chunks
 per worker are submitted at a time, each carrying its rows and settings (no
-closures); a chunk of an operando HDF5 file carries its bounds instead and the worker
+closures); a chunk of an operando HDF5 or NeXus file carries its bounds instead and the worker
 reads its own rows (:class:`~operando.io.RowSlice`: the file at the same path on
 every worker).  Results do not depend on the executor:
 chunk boundaries come from ``chunk_size`` only, and fits warm-start within a chunk.
@@ -187,7 +187,7 @@ def _task(i, series, bounds, settings) -> ChunkTask:
     shifts = meta.get("energy_shifts")
     notes = meta.get("energy_shift_reason")
     onto = None
-    # A streamed HDF5 series: the task carries the bounds, the worker reads its own rows
+    # A streamed HDF5/NeXus series: the task carries the bounds, the worker reads its own rows
     # (no spectra through the scheduler or the pool's pipe).
     if isinstance(series, StreamedCalibration):
         sub, onto = series.source.rows(a, b), series.onto  # calibrated by the worker

@@ -1,8 +1,9 @@
 """The run's input: the series read (or opened for streaming), hashed and calibrated.
 
-An operando-layout HDF5 source (:func:`operando.io.write_hdf5`) is streamed rather
-than read: :func:`operando.io.open_hdf5` keeps energy, conditions and metadata in
-memory and chunks read their rows with h5py slicing.  A first pass over the file
+An operando-layout HDF5 source (:func:`operando.io.write_hdf5`), or a NeXus NXxas
+file whose frames share one energy axis, is streamed rather than read:
+:func:`operando.io.open_hdf5` / :func:`operando.io.open_nexus` keep energy, conditions
+and metadata in memory and chunks read their rows with h5py slicing.  A first pass over the file
 computes the data hash and, with calibration, every step's shift (calibration of
 one row depends on that row only) and so the common trimmed grid; chunk tasks then
 carry the raw rows and the grid and calibrate in the worker
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ..io import is_operando_hdf5, open_hdf5, read_series
+from ..io import is_operando_hdf5, open_hdf5, open_nexus, read_series
 from ..series import Series
 from ..xanes import calibrate
 from .progress import progress_bar
@@ -26,12 +27,12 @@ from .progress import progress_bar
 
 def read_source(read: dict, calibrate_kwargs: dict | None):
     """The series to analyse: a :class:`~operando.series.Series`, or a lazy view of an
-    operando HDF5 file (:class:`~operando.io.LazySeries`) to be streamed."""
+    operando HDF5 or NeXus file (:class:`~operando.io.LazySeries`) to be streamed."""
     lazy = _open_streamed(read)
     if lazy is not None:
         if calibrate_kwargs is not None and not lazy.has_reference:
             raise ConfigError("[normalize] calibrate = true needs a reference channel, but "
-                              f"{lazy.path} has no /reference dataset")
+                              f"{lazy.path} has none")
         return lazy
     kwargs = {k: v for k, v in read.items() if k != "source"}
     series = read_series(read["source"], **kwargs)
@@ -45,17 +46,25 @@ def read_source(read: dict, calibrate_kwargs: dict | None):
 
 
 def _open_streamed(read: dict):
-    """A lazy view when the source is one operando-layout HDF5 file, else None."""
+    """A lazy view when the source is one operando-layout HDF5 file, or one NeXus NXxas
+    file whose frames share an energy axis (:func:`operando.io.open_nexus`), else None."""
     source = read["source"]
     if read.get("logs") is not None:  # conditions aligned from logs: read in memory
         return None
-    if isinstance(source, list) or read.get("format") not in ("auto", "hdf5") or read.get("pattern"):
+    if isinstance(source, list) or read.get("format") not in ("auto", "hdf5", "nexus") \
+            or read.get("pattern"):
         return None
     path = Path(source)
-    if not path.is_file() or not is_operando_hdf5(path):
+    if not path.is_file():
         return None
-    return open_hdf5(path, conditions=read.get("conditions"), element=read.get("element"),
-                     edge=read.get("edge"))
+    kwargs = dict(conditions=read.get("conditions"), element=read.get("element"),
+                  edge=read.get("edge"))
+    if is_operando_hdf5(path):
+        return open_hdf5(path, **kwargs) if read.get("format") != "nexus" else None
+    if read.get("format") == "hdf5" or read.get("reference", "auto") not in ("auto", None, True,
+                                                                            False):
+        return None  # a reference file is refused for NeXus by read_series: say so there
+    return open_nexus(path, **kwargs)
 
 
 def is_streamed(series) -> bool:
