@@ -110,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             code = _main(argv, ctrl_c)
         except KeyboardInterrupt:  # anywhere outside the run loop: imports, reading, writing
             code = None
+        except RuntimeError as exc:
+            # Ctrl-C while a class is made (a dataclass field's __set_name__ as modules
+            # load): Python wraps the KeyboardInterrupt in a RuntimeError
+            if not isinstance(exc.__cause__, KeyboardInterrupt):
+                raise
+            code = None
         if code is None:
             print("operando: interrupted", file=sys.stderr)
             return EXIT_SIGINT
