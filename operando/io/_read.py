@@ -247,9 +247,7 @@ def _many(path, scans, skipped, table, fmt, key, element, edge, meta, headers=()
 
 
 def _spec_scans(path, raw, compressed, opts, on_error, skipped):
-    kwargs = dict(mu=opts.mu, reference=opts.reference, energy_column=opts.energy_column,
-                  channels=opts.channels, dead_time=opts.dead_time, on_error=on_error,
-                  skipped=skipped)
+    kwargs = dict(opts.scan_kwargs(), on_error=on_error, skipped=skipped)
     if not compressed:
         return read_spec_scans(path, **kwargs)
     # silx's SPEC reader opens files by name: give it the decompressed copy.
