@@ -128,9 +128,7 @@ def check_baseline(conditions: pd.DataFrame, *, condition_columns: Sequence[str]
     DataError
         A ``condition_columns`` entry is not a column of ``conditions``.
     """
-    if isinstance(settings, Mapping):
-        settings = TrackSettings.from_config(settings)
-    s = settings or TrackSettings()
+    s = settings if isinstance(settings, TrackSettings) else TrackSettings.from_config(settings)
     columns = (default_condition_columns(conditions) if condition_columns is None
                else check_columns(conditions, condition_columns))
     if s.baseline == "first":
@@ -168,9 +166,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     -------
     Tracking
     """
-    if isinstance(settings, Mapping):
-        settings = TrackSettings.from_config(settings)
-    s = settings or TrackSettings()
+    s = settings if isinstance(settings, TrackSettings) else TrackSettings.from_config(settings)
     if not isinstance(steps, pd.DataFrame):
         raise DataError(f"track() needs the per-step DataFrame, got {type(steps).__name__}")
     df = steps.reset_index(drop=True).copy()
