@@ -203,9 +203,8 @@ class CombinationResult(Result):
             c = list(self.combinations[i])
             W[j, c] = self.weights[i][j]
             E[j, c] = self.errors[i][j]
-            stats["chi_square"][j] = self.chi_square[i, j]
-            stats["redchi"][j] = self.redchi[i, j]
-            stats["rfactor"][j] = self.rfactor[i, j]
+            for key, values in stats.items():
+                values[j] = getattr(self, key)[i, j]
             nv[j] = self.nvarys[i]
         W[~self.ok] = np.nan
         return LCFResult(names=self.names, steps=self.steps, weights=W, errors=E,
