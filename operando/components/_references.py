@@ -148,10 +148,7 @@ def resolve(normalized: NormalizedSeries, references: Any, *, e0: float | None =
     if not items:
         raise ConfigError("no references given (give at least one file, Series, step or array)")
     norm_kw = series_norm_settings(normalized)
-    out = []
-    for i, (name, spec) in enumerate(items):
-        ref = _one(normalized, spec, name, i, norm_kw, e0)
-        out.append(ref)
+    out = [_one(normalized, spec, name, i, norm_kw, e0) for i, (name, spec) in enumerate(items)]
     names = [r.name for r in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -422,20 +419,18 @@ def check_basis(A: np.ndarray, names: list[str], where: str = "") -> None:
         "remove one of them")
 
 
-def on_grid(refs: list[Reference], energy: np.ndarray, space: str,
-            shifts: np.ndarray | None = None) -> np.ndarray:
-    """References interpolated onto ``energy`` (k, n); reference j at ``energy - shifts[j]``.
+def on_grid(refs: list[Reference], energy: np.ndarray, space: str) -> np.ndarray:
+    """References interpolated onto ``energy`` (k, n) (the fitted shifts of an LCF
+    evaluate their splines themselves, :class:`._linear.ShiftModel`).
 
-    A reference on exactly the target grid and unshifted is copied, not
-    interpolated.  Points outside a reference's own grid are NaN.
+    A reference on exactly the target grid is copied, not interpolated.  Points
+    outside a reference's own grid are NaN.
     """
     out = np.empty((len(refs), energy.size))
     for j, ref in enumerate(refs):
-        d = 0.0 if shifts is None else float(shifts[j])
-        if d == 0.0 and ref.energy.shape == energy.shape and np.array_equal(ref.energy, energy):
+        if ref.energy.shape == energy.shape and np.array_equal(ref.energy, energy):
             out[j] = ref.values(space)
             continue
-        x = energy - d
-        out[j] = ref.spline(space)(x)
-        out[j, (x < ref.energy[0] - 1e-9) | (x > ref.energy[-1] + 1e-9)] = np.nan
+        out[j] = ref.spline(space)(energy)
+        out[j, (energy < ref.energy[0] - 1e-9) | (energy > ref.energy[-1] + 1e-9)] = np.nan
     return out

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from operando._util.result import Result
+from operando._util.stats import f_sf
 from operando.errors import ConfigError, DataError
 
 from ._linear import fit_linear, nvarys
@@ -90,8 +91,6 @@ class CombinationResult(Result):
 
     # ------------------------------------------------------------------ tests
     def _test(self) -> None:
-        from scipy.stats import f as fdist
-
         n_comb, n = self.chi_square.shape
         sizes = np.array([len(c) for c in self.combinations])
         ok = np.all(np.isfinite(self.chi_square), axis=0)
@@ -109,7 +108,7 @@ class CombinationResult(Result):
             dp = self.nvarys[i] - self.nvarys[sub]
             with np.errstate(invalid="ignore", divide="ignore"):
                 F = np.clip(chi_sub - chi2[i], 0.0, None) / dp / (chi2[i] / nu[i])
-            self.p_extra[i] = np.where(nu[i] > 0, fdist.sf(F, dp, np.maximum(nu[i], 1)), np.nan)
+            self.p_extra[i] = np.where(nu[i] > 0, f_sf(F, dp, np.maximum(nu[i], 1)), np.nan)
         redchi_idp = chi2 / nu
         masked = np.where(np.isfinite(self.redchi), self.redchi, np.inf)
         self.best = np.where(ok, np.argmin(masked, axis=0), -1)
@@ -117,7 +116,7 @@ class CombinationResult(Result):
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = redchi_idp / ref[None, :]
         nu_best = nu[self.best, np.arange(n)]
-        self.p_equivalent = fdist.sf(ratio, np.maximum(nu, 1), np.maximum(nu_best, 1)[None, :])
+        self.p_equivalent = f_sf(ratio, np.maximum(nu, 1), np.maximum(nu_best, 1)[None, :])
         self.p_equivalent[:, ~ok] = np.nan
         # step-up selection: best of each size while the extra reference is justified
         self.selected = np.full(n, -1)
@@ -204,9 +203,8 @@ class CombinationResult(Result):
             c = list(self.combinations[i])
             W[j, c] = self.weights[i][j]
             E[j, c] = self.errors[i][j]
-            stats["chi_square"][j] = self.chi_square[i, j]
-            stats["redchi"][j] = self.redchi[i, j]
-            stats["rfactor"][j] = self.rfactor[i, j]
+            for key, values in stats.items():
+                values[j] = getattr(self, key)[i, j]
             nv[j] = self.nvarys[i]
         W[~self.ok] = np.nan
         return LCFResult(names=self.names, steps=self.steps, weights=W, errors=E,

@@ -184,20 +184,15 @@ class LCFResult(Result):
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_bounds(bounds):
-    if bounds is None:
-        return None, None
+def check_common(sum_to_one, bounds, k):
+    """``(lower, upper)`` of every weight (None: unbounded), checked against ``sum_to_one``."""
     try:
-        lo, hi = (None if v is None else float(v) for v in bounds)
+        lower, upper = (None, None) if bounds is None else (
+            None if v is None else float(v) for v in bounds)
     except (TypeError, ValueError):
         raise ConfigError(f"bounds must be (low, high) or None, got {bounds!r}") from None
-    if lo is not None and hi is not None and lo >= hi:
+    if lower is not None and upper is not None and lower >= upper:
         raise ConfigError(f"bounds must have low < high, got {bounds!r}")
-    return lo, hi
-
-
-def check_common(sum_to_one, bounds, k):
-    lower, upper = _check_bounds(bounds)
     if sum_to_one and upper is not None and upper * k < 1:
         raise ConfigError(f"with sum_to_one, {k} weights bounded above by {upper} cannot sum to 1")
     return lower, upper
@@ -301,9 +296,7 @@ def lcf(normalized: NormalizedSeries, standards, *, erange=ComponentOptions.eran
                 continue
             out = fit_shifts(y, model, lower=lower, upper=upper, sum_to_one=sum_to_one,
                              max_shift=max_shift)
-            for key in ("weights", "errors", "shifts", "shift_errors", "chi_square", "redchi",
-                        "rfactor", "n_points", "nvarys"):
-                res[key][row] = out[key]
+            _store(res, row, out)
             res["ok"][row] = True
             if not out["converged"]:
                 log.info("lcf step %s: shift fit did not converge (%s)",

@@ -199,13 +199,13 @@ class _Rotation:
 
 
 def feasible_bands(C: np.ndarray, S: np.ndarray, *, fixed=(), closure: bool = True,
-                   tol_c: float = 0.0, tol_s: float = 0.0) -> dict:
+                   tol_s: float = 0.0) -> dict:
     """Extreme feasible MCR solutions of each component (max and min signal contribution).
 
     Solutions are ``C' = C M^-1``, ``S' = M S`` with M = I at the ALS
     solution; rows of M for fixed spectra stay unit rows; with closure the
     rows of M sum to 1 (then C' rows still sum to 1).  Feasible:
-    ``C' >= -tol_c`` and ``S' >= -tol_s``.  For each component j the signal
+    ``C' >= 0`` and ``S' >= -tol_s``.  For each component j the signal
     contribution ``||c'_j|| ||s'_j|| / ||C S||`` is maximised and minimised
     with scipy SLSQP (analytic gradients) from M = I.
 
@@ -219,7 +219,7 @@ def feasible_bands(C: np.ndarray, S: np.ndarray, *, fixed=(), closure: bool = Tr
     scf = np.zeros((k, 2))
     if not rot.slots:
         return {"conc_min": C.copy(), "conc_max": C.copy(), "scf": scf, "solutions": solutions}
-    constraints = [{"type": "ineq", "fun": lambda p: rot.cons_c(p) + tol_c, "jac": rot.jac_c}]
+    constraints = [{"type": "ineq", "fun": rot.cons_c, "jac": rot.jac_c}]
     if np.isfinite(tol_s):
         constraints.append({"type": "ineq", "fun": lambda p: rot.cons_s(p) + tol_s,
                             "jac": rot.jac_s})
@@ -238,7 +238,7 @@ def feasible_bands(C: np.ndarray, S: np.ndarray, *, fixed=(), closure: bool = Tr
                 _, _, Cp, Sp = rot.solution(res.x)
             except np.linalg.LinAlgError:
                 continue
-            feasible = Cp.min() >= -tol_c - 1e-6 and Sp.min() >= -tol_s - 1e-6
+            feasible = Cp.min() >= -1e-6 and Sp.min() >= -tol_s - 1e-6
             if feasible:
                 solutions.append((Cp, Sp))
                 scf[j, col] = rot.scf(res.x, j)[0]
@@ -379,7 +379,7 @@ def mcr(normalized: NormalizedSeries, n_components: int | None = None, *,
     tol_s = 3.0 * re if tol_spectra is None else float(tol_spectra)
     band_note = "not computed"
     if bands:
-        b = feasible_bands(C, S, fixed=range(nf), closure=closure, tol_c=0.0,
+        b = feasible_bands(C, S, fixed=range(nf), closure=closure,
                            tol_s=tol_s if nonneg_s else np.inf)
         cmin[rows], cmax[rows] = b["conc_min"], b["conc_max"]
         band_note = (f"envelope of the ALS solution and the max/min signal-contribution "

@@ -124,9 +124,7 @@ def _run(engine, data: bytes, out: bytearray, limit: int, path, kind, accepted, 
         _check(out, limit, path, kind, accepted, consumed, total, len(data) - len(pending))
         if engine.eof:
             return engine.unused_data
-        if zlib_like and not pending and not piece:
-            raise EOFError("stream ends before its end marker (truncated file?)")
-        if not zlib_like and engine.needs_input and not piece:
+        if not piece and (not pending if zlib_like else engine.needs_input):
             raise EOFError("stream ends before its end marker (truncated file?)")
 
 

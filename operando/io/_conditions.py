@@ -245,11 +245,7 @@ def match_rows(candidates: list[list[str]], table: pd.DataFrame, key: str,
     matching no item.
     """
     keys = _keys(table, key)
-    seen, dups = set(), []
-    for k in keys:
-        if k in seen and k not in dups:
-            dups.append(k)
-        seen.add(k)
+    dups = list(dict.fromkeys(k for k, again in zip(keys, pd.Series(keys).duplicated()) if again))
     if dups:
         raise ConfigError(f"conditions table: duplicated {key} value(s) {short_list(dups)}; "
                           f"each {key} needs exactly one row")

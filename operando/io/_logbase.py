@@ -1,8 +1,9 @@
 """What every instrument log reader shares: the log as read, its clock, time text.
 
 Time text: ISO 8601; US ``MM/DD/YYYY HH:MM:SS(.ffffff)`` (NSLS-II ISS, EC-Lab,
-Gamry); C's ctime ``Thu Mar 13 10:02:00 2025`` (SPEC ``#D``); CH Instruments'
-``Mar. 12, 2026   15:48:13`` (also ``June 21, 2023 ...``).
+Gamry); C's ctime ``Thu Mar 13 10:02:00 2025`` (SPEC ``#D``, DESY .fio); CH Instruments'
+``Mar. 12, 2026   15:48:13`` (also ``June 21, 2023 ...``); ``12-May-2012 17:22:40``,
+``2012/05/12 17:22:40`` and ``12.05.2012 17:22:40`` (day first).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def zone(name: str, file) -> _dt.tzinfo:
 _CHI = re.compile(r"^([A-Za-z]{3,9})\.? (\d{1,2}), (\d{4}) (\d{1,2}):(\d{2}):(\d{2})$")
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
                                         "sep", "oct", "nov", "dec"), start=1)}
+#: strptime formats: C's ctime (SPEC #D: "Thu Mar 13 10:02:00 2025") and the other headers'.
+_FORMATS = ("%a %b %d %H:%M:%S %Y", "%d-%b-%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%d.%m.%Y %H:%M:%S")
 _ISS = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d+))?$")
 
 
@@ -61,10 +64,11 @@ def parse_datetime(text: str) -> _dt.datetime | None:
         return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         pass
-    try:  # C's ctime, as SPEC writes #D: "Thu Mar 13 10:02:00 2025"
-        return _dt.datetime.strptime(text, "%a %b %d %H:%M:%S %Y")
-    except ValueError:
-        pass
+    for fmt in _FORMATS:
+        try:
+            return _dt.datetime.strptime(text, fmt)
+        except ValueError:
+            pass
     chi = _CHI.match(text)
     if chi:
         month = _MONTHS.get(chi.group(1)[:3].lower())

@@ -138,11 +138,9 @@ def as_spec(entry) -> LogSpec:
     raise ConfigError(f"a log is a file name or a table with file = ..., got {entry!r}")
 
 
-def read_log(spec: LogSpec, base: Path | None = None) -> Log:
+def read_log(spec: LogSpec) -> Log:
     """Read one log (ReadError naming the file and line on bad input)."""
     path = Path(spec.file)
-    if base is not None and not path.is_absolute():
-        path = base / path
     if not path.is_file():
         raise ReadError(path, "log file not found", ACCEPTED_LOGS)
     if path.suffix.lower() == ".mpr":

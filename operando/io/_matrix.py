@@ -68,7 +68,8 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
     labels = (table.labels[picked] if isinstance(picked, slice)
               else [table.labels[j] for j in picked])
     # Dead frame: no finite value, or all zero once NaN counts as zero (one pass, not per column).
-    dead_rows = ~_any_finite(mu_values) | _all_zero(mu_values, slice(None))
+    dead_rows = _by_rows(mu_values, lambda block: ~np.isfinite(block).any(axis=1)
+                         | (np.nan_to_num(block) == 0).all(axis=1))
     dead_frames = [labels[i] for i in np.flatnonzero(dead_rows)]
     if dead_frames:
         log.info("%s: dead frame(s) kept for downstream flagging: %s", path.name,
@@ -78,21 +79,16 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
 
 
 def _all_zero(data: np.ndarray, columns) -> np.ndarray:
-    """Per row: every value of ``columns`` zero once NaN counts as zero, by blocks of rows
-    (no copy of the table)."""
+    """Per row: every value of ``columns`` zero once NaN counts as zero."""
+    return _by_rows(data, lambda block: (np.nan_to_num(block[:, columns]) == 0).all(axis=1))
+
+
+def _by_rows(data: np.ndarray, test) -> np.ndarray:
+    """``test`` (a block of rows -> one bool per row) over blocks of rows: no copy of the table."""
     out = np.empty(data.shape[0], dtype=bool)
     step = max(1, (1 << 22) // max(data.shape[1], 1))
     for a in range(0, data.shape[0], step):
-        out[a:a + step] = (np.nan_to_num(data[a:a + step, columns]) == 0).all(axis=1)
-    return out
-
-
-def _any_finite(data: np.ndarray) -> np.ndarray:
-    """Per row: any finite value, by blocks of rows."""
-    out = np.empty(data.shape[0], dtype=bool)
-    step = max(1, (1 << 22) // max(data.shape[1], 1))
-    for a in range(0, data.shape[0], step):
-        out[a:a + step] = np.isfinite(data[a:a + step]).any(axis=1)
+        out[a:a + step] = test(data[a:a + step])
     return out
 
 

@@ -247,16 +247,14 @@ def _many(path, scans, skipped, table, fmt, key, element, edge, meta, headers=()
 
 
 def _spec_scans(path, raw, compressed, opts, on_error, skipped):
-    kwargs = dict(mu=opts.mu, reference=opts.reference, energy_column=opts.energy_column,
-                  channels=opts.channels, dead_time=opts.dead_time, on_error=on_error,
-                  skipped=skipped)
+    kwargs = dict(on_error=on_error, skipped=skipped)
     if not compressed:
-        return read_spec_scans(path, **kwargs)
+        return read_spec_scans(path, opts.scan_kwargs(), **kwargs)
     # silx's SPEC reader opens files by name: give it the decompressed copy.
     with tempfile.TemporaryDirectory(prefix="operando-spec-") as folder:
         plain = Path(folder) / inner_name(path)
         plain.write_bytes(raw)
-        return read_spec_scans(plain, **kwargs, display=path)
+        return read_spec_scans(plain, opts.scan_kwargs(), **kwargs, display=path)
 
 
 def _read_matrix(path, text, table, opts, element, edge, columns, meta) -> Series:

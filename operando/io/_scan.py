@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, OperandoWarning, ReadError
 from ._channels import MuPlan, column_index, find_column, key as _key, plan_mu
+from ._headers import element_symbol, valid_edge
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
@@ -302,8 +303,8 @@ def estimate_edge_energy(energy: np.ndarray, mu: np.ndarray) -> float:
 def asked_element_edge(element, edge) -> tuple[str | None, str | None]:
     """The user's element and edge in normal form (None where not given); ConfigError
     for a symbol that is not an element or an edge."""
-    asked_el = _normal_element(element) if element else None
-    asked_ed = _normal_edge(edge) if edge else None
+    asked_el = element_symbol(str(element)) if element else None
+    asked_ed = valid_edge(str(edge)) if edge else None
     if element and asked_el is None:
         raise ConfigError(f"element={element!r} is not an element symbol (e.g. 'Pt', 'Cu')")
     if edge and asked_ed is None:
@@ -365,23 +366,3 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
                             f"lies outside the data's energy range {emin:g}-{emax:g} eV; "
                             "check element= and edge=")
     return final_element, final_edge
-
-
-def _normal_element(symbol) -> str | None:
-    from .._util.elements import element_symbol
-
-    found = element_symbol(symbol)
-    if found:
-        return found
-    import xraydb  # element names ("copper") are not in the table
-
-    try:
-        return xraydb.atomic_symbol(xraydb.atomic_number(str(symbol).strip()))
-    except Exception:  # unknown symbol: xraydb raises various types
-        return None
-
-
-def _normal_edge(edge) -> str | None:
-    from ._headers import valid_edge
-
-    return valid_edge(str(edge))

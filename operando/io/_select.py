@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import re
 
 from ..errors import DataError, ReadError
+from ._align import START_KEYS
+from ._logbase import parse_datetime, to_utc_naive
 from ._messages import short_list, warn
 
 log = logging.getLogger(__name__)
-
-#: Header keys (lower case) holding a scan's start time.
-TIME_KEYS = ("scan.start_time", "start_time", "start time", "starttime", "date")
-_TIME_FORMATS = ("%m/%d/%Y %H:%M:%S", "%a %b %d %H:%M:%S %Y", "%d-%b-%Y %H:%M:%S",
-                 "%Y/%m/%d %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M")
 
 
 def select_scans(source, scans, element=None, edge=None) -> tuple[list, list[dict]]:
@@ -137,32 +133,13 @@ def explain_no_overlap(source, scans, error: DataError) -> DataError:
 
 # ------------------------------------------------------------------------ time
 def start_time(header: dict) -> _dt.datetime | None:
-    """A scan's start time from its header, or None."""
+    """A scan's start time from its header (naive UTC when it has an offset), or None."""
     lower = {str(k).lower(): v for k, v in (header or {}).items()}
-    for name in TIME_KEYS:
-        value = lower.get(name)
-        if isinstance(value, str) and value.strip():
-            parsed = parse_time(value)
-            if parsed is not None:
-                return parsed
+    for name in START_KEYS:
+        parsed = parse_datetime(lower[name]) if isinstance(lower.get(name), str) else None
+        if parsed is not None:
+            return to_utc_naive(parsed, None)[0]
     return None
-
-
-def parse_time(text: str) -> _dt.datetime | None:
-    text = re.sub(r"\s+", " ", text.strip())
-    try:
-        value = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        value = None
-        for fmt in _TIME_FORMATS:
-            try:
-                value = _dt.datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
-    if value is not None and value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return value
 
 
 def order_by_time(source, scans) -> list:

@@ -30,12 +30,13 @@ def looks_like_spec(text_head: bytes) -> bool:
                                                              for ln in lines)
 
 
-def read_spec_scans(path: Path, *, mu, reference, energy_column, on_error, skipped,
-                    channels=None, dead_time="auto", display=None) -> list[Scan]:
+def read_spec_scans(path: Path, reading: dict, *, on_error, skipped,
+                    display=None) -> list[Scan]:
     """Each ``#S`` scan of a SPEC file is one spectrum (silx.io.specfile).
 
-    ``display`` is the name used in messages and scan names when ``path`` is a
-    decompressed temporary copy.
+    ``reading`` holds the keyword arguments of :func:`~._scan.scan_from_columns` (mu,
+    reference, energy_column, channels, dead_time).  ``display`` is the name used in
+    messages and scan names when ``path`` is a decompressed temporary copy.
     """
     from silx.io.specfile import SpecFile
 
@@ -67,9 +68,7 @@ def read_spec_scans(path: Path, *, mu, reference, energy_column, on_error, skipp
                 raise ReadError(file, f"scan {number} has {data.shape} values for labels "
                                       f"{short_list(labels, 8, quote=True)}", "SPEC scans with one label per column")
             lines = np.arange(1, data.shape[0] + 1)
-            scan = scan_from_columns(file, file, labels, data, lines, mu=mu,
-                                     reference=reference, energy_column=energy_column,
-                                     channels=channels, dead_time=dead_time)
+            scan = scan_from_columns(file, file, labels, data, lines, **reading)
         except ReadError as exc:
             if on_error == "raise":
                 raise

@@ -102,13 +102,9 @@ def parse_9809(path, text: str) -> TextTable:
         raise ReadError(path, "no data rows after the Offset row", ACCEPTED)
     data, row_lines = read_rows(path, row_text, row_lines, expect=len(names),
                                 named_by="the label line", accepted=ACCEPTED)
-    labels = ["angle_c", "angle_o", "time"]
-    used = {}
+    labels = ["angle_c", "angle_o", "time"]   # a repeated mode numbered by unique_labels
     for k, name in enumerate(names[3:]):
-        mode = modes[k + 2] if k + 2 < len(modes) else 0
-        label = MODES.get(mode, f"ch{name}")
-        used[label] = used.get(label, 0) + 1
-        labels.append(label if used[label] == 1 else f"{label}_{used[label]}")
+        labels.append(MODES.get(modes[k + 2] if k + 2 < len(modes) else 0, f"ch{name}"))
     from ._scan import angle_to_energy
 
     energy = angle_to_energy(path, data[:, 1], d_spacing)

@@ -113,6 +113,12 @@ def i0_shape(energy, e0: float, power: float, tilt) -> np.ndarray:
     return (energy / e0) ** -power * (1.0 + tilt[:, None] * (energy - e0) / 1000.0)
 
 
+def check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def _shifts(energy_jitter, n: int, margin: float, rng) -> np.ndarray:
     if np.ndim(energy_jitter) == 0:
         sd = float(energy_jitter)
@@ -201,8 +207,7 @@ def mix_series(refs: References, fractions, *, conditions=None, repeats: int = 1
     if not isinstance(refs, References):
         raise ConfigError(f"refs must come from load_references, got {type(refs).__name__}")
     f_rows = check_fractions(refs, fractions)
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ConfigError(f"repeats must be an integer >= 1, got {repeats!r}")
+    repeats = check_count("repeats", repeats)
     level = resolve_noise(noise)
     if noise_model not in NOISE_MODELS:
         raise ConfigError(f"noise_model must be one of {NOISE_MODELS}, got {noise_model!r}")

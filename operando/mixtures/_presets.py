@@ -7,7 +7,7 @@ import pandas as pd
 
 from operando.errors import ConfigError
 
-from ._mix import Acquisition, mix_series
+from ._mix import Acquisition, check_count, mix_series
 from ._references import load_references
 
 #: Cu electrode in CO2/H2O electroreduction, as a potential program (V vs RHE):
@@ -33,12 +33,6 @@ FE_GAS_PROGRAM = pd.DataFrame({
 def _start_times(n_rows: int, repeats: int, scan_time_s: float, settle_s: float) -> np.ndarray:
     """Start of the first scan of each row: a settling time, then the repeats."""
     return settle_s * np.arange(1, n_rows + 1) + repeats * scan_time_s * np.arange(n_rows)
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def cu_potential_series(*, cycles: int = 1, repeats: int = 3, noise="qexafs",
@@ -69,7 +63,7 @@ def cu_potential_series(*, cycles: int = 1, repeats: int = 3, noise="qexafs",
         truth ``frac_cu_foil``, ``frac_cuo``, ``cn_Cu-Cu_metal`` (12 x metal
         fraction: the metallic shell only), ``cn_Cu-O`` (4 x oxide fraction), ...
     """
-    cycles, repeats = _check_count("cycles", cycles), _check_count("repeats", repeats)
+    cycles, repeats = check_count("cycles", cycles), check_count("repeats", repeats)
     refs = load_references(["cu_foil", "cuo"], data_dir=data_dir)
     acq = acquisition or Acquisition()
     program = pd.concat([CU_POTENTIAL_PROGRAM.assign(cycle=c) for c in range(cycles)],
@@ -99,7 +93,7 @@ def fe_gas_series(*, repeats: int = 3, noise="qexafs", noise_model: str = "count
         Conditions ``gas``, ``temperature_K``, ``time_s``; truth
         ``frac_fe_foil, frac_feo, frac_fe2o3, frac_fe3o4`` and first-shell CNs.
     """
-    repeats = _check_count("repeats", repeats)
+    repeats = check_count("repeats", repeats)
     refs = load_references(["fe_foil", "feo", "fe2o3", "fe3o4"], erange=(None, xanes_end),
                            data_dir=data_dir)
     acq = acquisition or Acquisition()
@@ -122,7 +116,7 @@ def cu_fraction_series(n_steps: int = 21, *, repeats: int = 1, noise="qexafs",
     series, truth
         Conditions ``time_s``; truth ``frac_cu_foil``, ``frac_cuo``, CNs.
     """
-    n_steps = _check_count("n_steps", n_steps)
+    n_steps = check_count("n_steps", n_steps)
     if n_steps < 2:
         raise ConfigError(f"n_steps must be >= 2 to go from 0 to 1, got {n_steps}")
     refs = load_references(["cu_foil", "cuo"], data_dir=data_dir)

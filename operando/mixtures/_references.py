@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from operando._util.validate import suggest
 from operando.errors import ConfigError, DataError, ReadError
 from operando.series import Series
 
@@ -42,7 +43,6 @@ from ._sources import (
     FOIL_OF,
     SHORTHANDS,
     energy_grid,
-    hint,
     read_reference,
     resolve_sources,
     shared_data_dir,
@@ -120,7 +120,7 @@ class References:
 
     def index(self, name: str) -> int:
         if name not in self.names:
-            raise ConfigError(f"no reference {name!r}{hint(name, self.names)}; "
+            raise ConfigError(f"no reference {name!r}{suggest(name, self.names)}; "
                               f"references are {list(self.names)}")
         return self.names.index(name)
 
@@ -254,7 +254,7 @@ def load_references(references, *, element: str | None = None, edge: str | None 
     else:
         foil_key = str(foil)
         if foil_key not in SHORTHANDS and not Path(foil_key).is_file():
-            raise ConfigError(f"unknown foil {foil_key!r}{hint(foil_key, SHORTHANDS)}; give a "
+            raise ConfigError(f"unknown foil {foil_key!r}{suggest(foil_key, SHORTHANDS)}; give a "
                               "shorthand, a path, 'auto' or None")
     cn_key = tuple(sorted((str(k), tuple(sorted(v.items()))) for k, v in (cn or {}).items()))
     options = (element, edge, foil_key, None if data_dir is None else str(data_dir), edge_energy,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import warnings
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from operando._util.validate import suggest
 from operando.errors import ConfigError, DataError, ReadError
 
 from ._noise import ETOK
@@ -66,12 +66,6 @@ def shared_data_dir(data_dir=None) -> Path:
                     f"data_dir=... or the environment variable {DATA_ENV}")
 
 
-def hint(name, options) -> str:
-    """``"; did you mean 'x'?"`` for the closest option, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def energy_grid(e0: float, start: float, stop: float, *, pre_step: float = 2.0,
                 xanes: tuple = (-30.0, 50.0), xanes_step: float = 0.5,
                 kstep: float = 0.05) -> np.ndarray:
@@ -108,7 +102,7 @@ def resolve_sources(references, data_dir) -> list[tuple[str, Path, str | None]]:
         elif Path(key).is_file():
             out.append((name or Path(key).stem, Path(key), None))
         else:
-            raise ConfigError(f"unknown reference {key!r}{hint(key, SHORTHANDS)}; give a "
+            raise ConfigError(f"unknown reference {key!r}{suggest(key, SHORTHANDS)}; give a "
                               f"shorthand ({', '.join(SHORTHANDS)}) or the path of a spectrum file")
     names = [n for n, _, _ in out]
     if len(set(names)) != len(names):

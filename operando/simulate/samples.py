@@ -150,12 +150,11 @@ def write_samples(directory: str | Path, *, seed: int = SAMPLE_SEED) -> dict[str
     folder = directory / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     series, truth = simulate_series(spec, seed=seed)
-    labels = [f"mu_{i:03d}" for i in range(len(series))]
     for name, arr, prefix in (("cu_nc_potential.dat", series.mu, "mu"),
                               ("cu_nc_reference.dat", series.reference, "ref")):
         header = "energy " + " ".join(f"{prefix}_{i:03d}" for i in range(len(series)))
         np.savetxt(folder / name, np.column_stack([series.energy, arr.T]),
-                   fmt=["%.4f"] + ["%.7f"] * len(labels), header=header, comments="# ")
+                   fmt=["%.4f"] + ["%.7f"] * len(series), header=header, comments="# ")
     cond = truth[["step", "potential_V", "time_s"]]
     cond.to_csv(folder / "conditions.csv", index=False)
     truth.to_csv(folder / "truth.csv", index=False, float_format="%.10g")

@@ -109,8 +109,8 @@ def _direction(diffs: list[Difference]) -> int:
 
 
 def _confidence(diffs: list[Difference], strongest: Difference, direction: int,
-                s: TrackSettings) -> tuple[str, str]:
-    """(confidence, xanes verdict)."""
+                s: TrackSettings) -> tuple[str, str, list[str]]:
+    """(confidence, xanes verdict, labels of the significant channels pointing the other way)."""
     threshold = two_sided_p(s.z_event)
     agree, contra = set(), []
     for d in diffs:
@@ -129,15 +129,13 @@ def _confidence(diffs: list[Difference], strongest: Difference, direction: int,
         xanes = "contradicts"
     else:
         xanes = "silent"
-    if contra:
-        return "low", xanes
     strong = abs(strongest.z) >= s.z_high
     both = {"exafs", "xanes"} <= agree
+    if contra:
+        return "low", xanes, contra
     if strong and both:
-        return "high", xanes
-    if strong or both:
-        return "medium", xanes
-    return "low", xanes
+        return "high", xanes, contra
+    return ("medium" if strong or both else "low"), xanes, contra
 
 
 def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: TrackSettings,
@@ -148,12 +146,9 @@ def event_row(kind_before, kind_after, diffs, a_seg, b_seg, step, origin, s: Tra
         return None
     kind = _kind(kind_before, kind_after, diffs, strongest)
     direction = _KIND_DIRECTION.get(kind) or _direction(diffs) or 1
-    confidence, xanes = _confidence(diffs, strongest, direction, s)
+    confidence, xanes, contra = _confidence(diffs, strongest, direction, s)
     text = "; ".join(f"{d.label} {d.delta:+.3g} +/- {d.err:.2g} (z = {d.z:+.1f})"
                      for d in sorted(diffs, key=lambda d: d.p) if np.isfinite(d.z))
-    threshold = two_sided_p(s.z_event)
-    contra = [d.label for d in diffs if d.sign != 0 and np.isfinite(d.p) and d.p <= threshold
-              and int(np.sign(d.sign * d.delta)) != direction]
     if contra:
         text += f"; contradicted by {', '.join(contra)}"
     cn = next((d for d in diffs if d.channel.startswith("cn_") and d.sign > 0), None)

@@ -101,8 +101,7 @@ def metal_states(channels: list[Channel], all_stats: dict, n_seg: int, ref: int,
                 hits.append(ch)
         return hits
 
-    ref_hits = absolute_hits(ref)
-    present[ref] = bool(ref_hits)
+    present[ref] = bool(absolute_hits(ref))
     for g in range(n_seg):
         hits = absolute_hits(g)
         if g != ref and hits and not present[ref]:

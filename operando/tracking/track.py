@@ -128,9 +128,7 @@ def check_baseline(conditions: pd.DataFrame, *, condition_columns: Sequence[str]
     DataError
         A ``condition_columns`` entry is not a column of ``conditions``.
     """
-    if isinstance(settings, Mapping):
-        settings = TrackSettings.from_config(settings)
-    s = settings or TrackSettings()
+    s = settings if isinstance(settings, TrackSettings) else TrackSettings.from_config(settings)
     columns = (default_condition_columns(conditions) if condition_columns is None
                else check_columns(conditions, condition_columns))
     if s.baseline == "first":
@@ -168,9 +166,7 @@ def track(steps: pd.DataFrame, *, metal_shell: str | None = None, ligand_shell: 
     -------
     Tracking
     """
-    if isinstance(settings, Mapping):
-        settings = TrackSettings.from_config(settings)
-    s = settings or TrackSettings()
+    s = settings if isinstance(settings, TrackSettings) else TrackSettings.from_config(settings)
     if not isinstance(steps, pd.DataFrame):
         raise DataError(f"track() needs the per-step DataFrame, got {type(steps).__name__}")
     df = steps.reset_index(drop=True).copy()
@@ -275,14 +271,14 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
                                                       "diameter_nm")}
     notes = [""] * len(seg)
     name = f"cn_{metal}" if metal else None
-    frac = channels_mod.metal_fraction_column(df, channels_mod.split_shell(metal)[0]
-                                              if metal else None, s)
+    element = channels_mod.split_shell(metal)[0] if metal else None
+    frac = channels_mod.metal_fraction_column(df, element, s)
+    if element is not None and (element.capitalize(), element.capitalize()) not in DEFAULT_DISTANCES:
+        element = None                # no default bond length: sizes in atoms only
     if "cluster_cn" in all_stats:     # the clusters' own CN: the size, apart from x
-        _two_phase_sizes(seg, metal, df, segment, all_stats, all_stats.get(frac), s)
+        _two_phase_sizes(seg, element, df, segment, all_stats, all_stats.get(frac), s)
         return
     if name in all_stats:
-        element = channels_mod.split_shell(metal)[0]
-        known = (element.capitalize(), element.capitalize()) in DEFAULT_DISTANCES
         st = all_stats[name]
         s02, s02_err = channels_mod.numeric(df, "s02"), channels_mod.numeric(df, "s02_err")
         rel = s02_err / s02
@@ -302,7 +298,7 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
             bond = seg[f"r_{metal}"].iloc[g] if f"r_{metal}" in seg else math.nan
             bond = float(bond) if np.isfinite(bond) else None
             kw = dict(bulk_cn=s.bulk_cn, bond_length=bond,
-                      element=element if known and bond is None else None, model=s.cluster_model)
+                      element=element if bond is None else None, model=s.cluster_model)
             if cn + 2 * err >= s.bulk_cn:
                 low = cluster_size_from_cn(max(cn - 2 * err, 0.0), 0.0, **kw)
                 cols["n_atoms"][g] = math.inf
@@ -321,11 +317,10 @@ def _add_sizes(seg: pd.DataFrame, metal, df, segment, all_stats, s: TrackSetting
     seg["size_note"] = notes
 
 
-def _two_phase_sizes(seg, metal, df, segment, all_stats, fraction_stats, s: TrackSettings) -> None:
-    """Sizes from the two-phase ``cluster_cn`` (never from the mixture CN)."""
-    element = channels_mod.split_shell(metal)[0] if metal else None
-    if element is not None and (element.capitalize(), element.capitalize()) not in DEFAULT_DISTANCES:
-        element = None
+def _two_phase_sizes(seg, element, df, segment, all_stats, fraction_stats,
+                     s: TrackSettings) -> None:
+    """Sizes from the two-phase ``cluster_cn`` (never from the mixture CN); ``element``
+    gives the bond length where the fit has none (None: no default distance)."""
     metal_state = seg["state"].isin(("cluster", "particle")).to_numpy()
     cols = segment_two_phase(df, segment, len(seg), all_stats["cluster_cn"], fraction_stats,
                              metal_state, element=element, bulk_cn=s.bulk_cn,

@@ -154,8 +154,7 @@ def merge_repeats(series: Series, *, by=None, align: str = "reference",
     for g, members in enumerate(groups):
         keep = [i for i in members if kept[i]]
         if not keep:   # every scan dead or misaligned: keep the group, as a NaN step
-            keep_mu = np.full(grid.size, np.nan)
-            out_mu.append(keep_mu)
+            out_mu.append(np.full(grid.size, np.nan))
             out_ref.append(np.full(grid.size, np.nan))
             stderr.append(np.full(grid.size, np.nan))
         else:

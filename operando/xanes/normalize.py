@@ -139,12 +139,8 @@ def _normalize(series, *, e0, pre1, pre2, norm1, norm2, nnorm, nvict, engine, mi
         raise ConfigError(f"normalize needs an operando Series, got {type(series).__name__}")
     if engine not in _ENGINES:
         raise ConfigError(f"engine must be one of {_ENGINES}, got {engine!r}")
-    if isinstance(e0, str):
-        if e0 not in _E0_POLICIES:
-            raise ConfigError(
-                f"e0 must be one of {_E0_POLICIES} or a number in eV, got {e0!r}"
-            )
-    elif isinstance(e0, bool) or not isinstance(e0, (int, float, np.integer, np.floating)):
+    number = isinstance(e0, (int, float, np.integer, np.floating)) and not isinstance(e0, bool)
+    if not (number or isinstance(e0, str) and e0 in _E0_POLICIES):
         raise ConfigError(f"e0 must be one of {_E0_POLICIES} or a number in eV, got {e0!r}")
     if nnorm is not None and not (0 <= int(nnorm) <= MAX_NNORM):
         raise ConfigError(f"nnorm must be between 0 and {MAX_NNORM}, got {nnorm!r}")

@@ -108,26 +108,18 @@ def resolve_plan(energy, e0, pre1, pre2, norm1, norm2, nnorm, nvict) -> PrePostP
                  int(nvict), npre, p1, p2, q1, q2)
 
 
-def _poly_operators(x_fit: np.ndarray, x_eval: np.ndarray, deg: int):
-    """Cached :func:`_poly_operators_uncached` (the same plan recurs chunk after chunk)."""
-    out = _poly_operators_bytes(np.ascontiguousarray(x_fit, dtype=float).tobytes(),
-                                np.ascontiguousarray(x_eval, dtype=float).tobytes(), int(deg))
-    return tuple(a.copy() for a in out)
-
-
 @functools.lru_cache(maxsize=32)
-def _poly_operators_bytes(x_fit: bytes, x_eval: bytes, deg: int):
-    return _poly_operators_uncached(np.frombuffer(x_fit), np.frombuffer(x_eval), deg)
-
-
-def _poly_operators_uncached(x_fit: np.ndarray, x_eval: np.ndarray, deg: int):
+def _poly_operators(x_fit: bytes, x_eval: bytes, deg: int):
     """Least-squares operators for a degree-``deg`` polynomial fit, as numpy's
     ``Polynomial.fit`` does it (x mapped onto [-1, 1] for conditioning).
 
-    Returns ``pinv`` (deg+1, n_fit): scaled coefficients = y @ pinv.T;
+    ``x_fit`` and ``x_eval`` are the float64 bytes of the grids: the cache key, since
+    the same plan recurs chunk after chunk.  The arrays returned are read-only:
+    ``pinv`` (deg+1, n_fit): scaled coefficients = y @ pinv.T;
     ``v_eval`` (n_eval, deg+1): values = coefs @ v_eval.T;
     ``to_power`` (deg+1, deg+1): coefficients in powers of x = coefs @ to_power.T.
     """
+    x_fit, x_eval = np.frombuffer(x_fit), np.frombuffer(x_eval)
     lo, hi = float(x_fit.min()), float(x_fit.max())
     if hi <= lo:
         hi = lo + 1.0
@@ -141,6 +133,8 @@ def _poly_operators_uncached(x_fit: np.ndarray, x_eval: np.ndarray, deg: int):
         unit[j] = 1.0
         c = np.polynomial.Polynomial(unit, domain=[lo, hi], window=[-1, 1]).convert().coef
         to_power[: c.size, j] = c
+    for array in (pinv, v_eval, to_power):
+        array.setflags(write=False)
     return pinv, v_eval, to_power
 
 
@@ -161,10 +155,11 @@ def normalize_rows_fast(energy: np.ndarray, mu: np.ndarray, plan: PrePostPlan, o
         pre_pow = np.eye(2)
         weight = None
     else:
-        p_pre, v_pre, pre_pow = _poly_operators(energy[plan.pre_lo : plan.pre_hi], energy, 1)
+        p_pre, v_pre, pre_pow = _poly_operators(energy[plan.pre_lo : plan.pre_hi].tobytes(),
+                                                energy.tobytes(), 1)
         weight = energy**plan.nvict if plan.nvict else None
     p_post, v_post, post_pow = _poly_operators(
-        energy[plan.post_lo : plan.post_hi], energy, plan.nnorm
+        energy[plan.post_lo : plan.post_hi].tobytes(), energy.tobytes(), plan.nnorm
     )
     if weight is not None:
         # pre_edge = (line in E) * E**-nvict: fold the factor into the evaluation matrix

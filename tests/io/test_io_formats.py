@@ -460,15 +460,19 @@ def test_order_by_header_start_time(fe_folder):
 
 
 def test_start_time_formats():
+    """Header start times (order='time') and log times go through one parser."""
     import datetime as dt
 
-    from operando.io._select import parse_time
+    from operando.io._logbase import parse_datetime
 
-    assert parse_time("2001-06-26T22:27:31") == dt.datetime(2001, 6, 26, 22, 27, 31)
-    assert parse_time("08/08/2022  10:04:28") == dt.datetime(2022, 8, 8, 10, 4, 28)  # QAS
-    assert parse_time("Thu Dec 12 18:00:00 2019") == dt.datetime(2019, 12, 12, 18)   # .fio
-    assert parse_time("12-May-2012 17:22:40") == dt.datetime(2012, 5, 12, 17, 22, 40)
-    assert parse_time("yesterday") is None
+    assert parse_datetime("2001-06-26T22:27:31") == dt.datetime(2001, 6, 26, 22, 27, 31)
+    assert parse_datetime("08/08/2022  10:04:28") == dt.datetime(2022, 8, 8, 10, 4, 28)  # QAS
+    assert parse_datetime("Thu Dec 12 18:00:00 2019") == dt.datetime(2019, 12, 12, 18)  # .fio
+    when = dt.datetime(2012, 5, 12, 17, 22, 40)
+    for text in ("12-May-2012 17:22:40", "2012/05/12 17:22:40", "12.05.2012 17:22:40"):
+        assert parse_datetime(text) == when
+    assert parse_datetime("2012-05-12 17:22") == dt.datetime(2012, 5, 12, 17, 22)
+    assert parse_datetime("yesterday") is None
 
 
 # --------------------------------------------------------------- Athena settings
