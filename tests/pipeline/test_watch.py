@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from operando.pipeline.follow import ScanSource
 
@@ -131,15 +132,21 @@ def _stop(proc) -> str:
     return err
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_watch_follows_50_landing_scans_through_a_restart_and_equals_batch(tmp_path,
-                                                                          shared_data):
+                                                                          shared_data, workers):
+    """``workers = 2``: every update runs its chunks and draws its figures on a process
+    pool forked from the watching process (its file-system observer threads alive)."""
     from operando.mixtures import cu_potential_series, write_folder
 
     series, truth = cu_potential_series(cycles=2, repeats=3, seed=1, data_dir=shared_data)
     write_folder(series.take(slice(0, N_SCANS)), truth, tmp_path / "stage")
     (tmp_path / "scans").mkdir()
-    (tmp_path / "watch.toml").write_text(CONFIG.replace("OUT", "live"))
-    (tmp_path / "batch.toml").write_text(CONFIG.replace("OUT", "batch"))
+    config = CONFIG.replace("workers = 1", f"workers = {workers}")
+    if workers > 1:
+        config = config.replace("plots = []", 'plots = ["png"]')
+    (tmp_path / "watch.toml").write_text(config.replace("OUT", "live"))
+    (tmp_path / "batch.toml").write_text(config.replace("OUT", "batch"))
     out = tmp_path / "live"
     cmd = _operando("watch", "watch.toml", "--settle", "0.5", "--interval", "0.2")
 
@@ -197,3 +204,5 @@ def test_watch_follows_50_landing_scans_through_a_restart_and_equals_batch(tmp_p
     for name in ("segments.csv", "events.csv"):
         assert (out / name).read_bytes() == (tmp_path / "batch" / name).read_bytes(), name
     assert (out / "athena.prj").is_file()  # written when the watch stopped
+    if workers > 1:
+        assert (out / "cn.png").read_bytes() == (tmp_path / "batch" / "cn.png").read_bytes()
