@@ -17,7 +17,6 @@ None of them reads what the figures sample (:data:`~.chunks.PLOT_ROWS`).
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 
@@ -28,7 +27,7 @@ from ..components import lcf, lcf_arrays
 from ..schema import is_lcf_column
 from ..exafs.wavelet import lobe_positions, shell_windows, wavelet_transform
 from ..tracking.channels import flags
-from .chunks import chunk_name, sample_rows
+from .chunks import chunk_name, sample_rows, submit
 from .components import as_normalized, load as load_standards, series_analysis
 from .prepare import COMPONENTS
 from .steps import unpack_chunk
@@ -95,7 +94,7 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     evenly spaced over the run (the figure), and ``lobes`` for every segment and shell
     (``segment, condition, state, shell, k, r, modulus, r_low, r_high``).  The
     transforms run on ``executor`` (the run's workers, a few parts per worker) until it
-    is called, so the run writes its tables meanwhile; without one, here.  A step whose
+    is called, so the run writes its tables meanwhile; without one, here when it is called.  A step whose
     chi(k) is not finite on the run's k grid is left out of its segment's mean.
     """
     widths = [arrays["k"].size for arrays, _ in parts if "k" in arrays]
@@ -140,16 +139,13 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     size = _WAVELET_BLOCK * max(1, -(-len(labels) // (8 * _WAVELET_BLOCK)))
     jobs = [(k, means[a:a + size], labels_array[a:a + size], counts[a:a + size],
              drawn[a:a + size], rrange, windows, kwargs) for a in range(0, len(labels), size)]
-    if executor is None:
-        return partial(_wavelet_result, [_wavelet_part(*job) for job in jobs], tracking.segments)
-    return partial(_wavelet_result, [executor.submit(_wavelet_part, *job) for job in jobs],
+    return partial(_wavelet_result, [submit(executor, _wavelet_part, *job) for job in jobs],
                    tracking.segments)
 
 
 def _wavelet_result(parts: list, segments: pd.DataFrame):
-    """``(WaveletTransform, lobes)`` of the parts (futures or results) of
-    :func:`wavelet_analysis`."""
-    done = [part.result() if isinstance(part, Future) else part for part in parts]
+    """``(WaveletTransform, lobes)`` of the parts (futures) of :func:`wavelet_analysis`."""
+    done = [part.result() for part in parts]
     lobes = pd.concat([part for part, _ in done], ignore_index=True)
     wt = _joined([m for _, m in done if m is not None])
     seg = segments.set_index("segment")

@@ -103,6 +103,23 @@ def run_chunks(store: RunStore, series, chunks, settings: StepSettings, *,
             "computed": computed, "computed_chunks": todo, "plot_rows": plot_rows}
 
 
+class Later:
+    """``fn(*args)`` run by :meth:`result`, in this process: what :func:`submit` gives
+    without an executor, with a future's interface."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def result(self):
+        return self.fn(*self.args)
+
+
+def submit(executor: Executor | None, fn, *args):
+    """``fn(*args)`` started on ``executor`` (its future), or, without one, a
+    :class:`Later` that runs it in this process when its result is asked for."""
+    return Later(fn, *args) if executor is None else executor.submit(fn, *args)
+
+
 @contextmanager
 def worker_pool(executor: Executor | None, workers: int, notes: list[str]):
     """The executor of one update: ``executor`` when given; else, unless ``workers = 1``,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
-from concurrent.futures import BrokenExecutor, Future
+from concurrent.futures import BrokenExecutor
 from dataclasses import replace
 from functools import partial
 from typing import Any, Callable
@@ -33,6 +33,7 @@ import pandas as pd
 from ..errors import OperandoError
 from ..exafs.batch import batch_xftf
 from .analyses import WAVELET_MAPS
+from .chunks import submit
 from .store import RunStore
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,8 @@ def submit_figures(figures, formats, executor=None) -> list:
     format: on ``executor`` when given (the run's worker processes, so the figures are
     drawn while the run goes on), else when :func:`save_figures` asks.  Returns what
     :func:`save_figures` takes."""
-    pending = []
-    for name, make in figures:
-        args = (make, tuple(formats), PLOT_DPI.get(name, DEFAULT_DPI))
-        pending.append((name, executor.submit(render, *args) if executor is not None
-                        else partial(render, *args)))
-    return pending
+    return [(name, submit(executor, render, make, tuple(formats), PLOT_DPI.get(name, DEFAULT_DPI)))
+            for name, make in figures]
 
 
 def save_figures(store: RunStore, pending, notes: list[str]) -> dict:
@@ -133,7 +130,7 @@ def save_figures(store: RunStore, pending, notes: list[str]) -> dict:
     out = {}
     for name, job in pending:
         try:
-            files = job.result() if isinstance(job, Future) else job()
+            files = job.result()
         except (OperandoError, ValueError, KeyError, IndexError, BrokenExecutor) as exc:
             # A figure is a by-product: record why it is missing, keep the run.
             notes.append(f"plot {name} not made: {type(exc).__name__}: {exc}")

@@ -95,7 +95,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         return figure_list(plan.ft, series.energy, steps, norm, chi, tracking, plot_rows,
                            analysis=analysis)
 
-    pending = submit_figures(figures(), plan.plots, executor)  # all but the wavelet's
+    pending = submit_figures(figures(), plan.plots, executor)  # all but the wavelet's (below)
     outputs["steps"] = _write_steps(store, steps)
     if tracking is not None:
         outputs["segments"] = store.write_csv("segments.csv", tracking.segments)
@@ -110,13 +110,13 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         done("wavelet")
         if analysis["wavelet"] is not None:
             outputs["wavelet_lobes"] = store.write_csv("wavelet_lobes.csv", analysis["wavelet"][1])
-            pending += submit_figures([f for f in figures() if f[0] == "wavelet"], plan.plots,
-                                      executor)
+            # the same list with the wavelet's figure: it takes its place among the others
+            for i, (name, make) in enumerate(figures()):
+                if name == "wavelet":
+                    pending[i:i] = submit_figures([(name, make)], plan.plots, executor)
             done("outputs")
     if plan.plots:
-        order = [name for name, _ in figures()]
-        outputs.update(save_figures(store, sorted(pending, key=lambda p: order.index(p[0])),
-                                    notes))
+        outputs.update(save_figures(store, pending, notes))
         done("figures")
 
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
