@@ -102,6 +102,23 @@ def _land(tmp_path: Path, rows: list[str], pause: float) -> None:
         time.sleep(pause)
 
 
+def _watch_landing(project: Path, rows: list[str], pause: float, idle: float) -> list:
+    """``operando watch`` (live.toml) on the scans folder while :func:`_land` fills it;
+    the updates it reported."""
+    (project / "scans").mkdir()
+    updates = []
+    writer = threading.Thread(target=_land, args=(project, rows, pause))
+    writer.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            watch(load_config(project / "live.toml"), poll=True, interval=0.1, settle=0.2,
+                  idle_timeout=idle, on_update=updates.append)
+    finally:
+        writer.join()
+    return updates
+
+
 def _same_table(a: Path, b: Path) -> None:
     left, right = pd.read_csv(a), pd.read_csv(b)
     assert list(left.columns) == list(right.columns), a.name
@@ -123,17 +140,7 @@ def test_watch_equals_run_with_fitted_s02_lcf_references_and_systematics(tmp_pat
     run's on the same files, every column (S0^2 fitted on the foil with its error, LCF
     fractions against the foil and CuO, the CN band over processing choices)."""
     project, rows = _project(tmp_path, shared_data)
-    (project / "scans").mkdir()
-    updates = []
-    writer = threading.Thread(target=_land, args=(project, rows, 0.4))
-    writer.start()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            watch(load_config(project / "live.toml"), poll=True, interval=0.1, settle=0.2,
-                  idle_timeout=4.0, on_update=updates.append)
-    finally:
-        writer.join()
+    updates = _watch_landing(project, rows, 0.4, idle=4.0)
     assert len(updates) >= 3  # followed the folder as it grew, not one read at the end
     assert updates[-1].n_steps == len(rows) - 1
     with warnings.catch_warnings():
@@ -188,17 +195,7 @@ def test_watch_equals_run_on_an_fe_gas_series_with_four_standards(tmp_path, shar
     for out in ("batch", "live"):
         (tmp_path / f"{out}.toml").write_text(FE.format(out=out, standards=standards))
     rows = (tmp_path / "stage" / "conditions.csv").read_text().splitlines(keepends=True)
-    (tmp_path / "scans").mkdir()
-    updates = []
-    writer = threading.Thread(target=_land, args=(tmp_path, rows, 0.3))
-    writer.start()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            watch(load_config(tmp_path / "live.toml"), poll=True, interval=0.1, settle=0.2,
-                  idle_timeout=3.0, on_update=updates.append)
-    finally:
-        writer.join()
+    updates = _watch_landing(tmp_path, rows, 0.3, idle=3.0)
     assert len(updates) >= 3 and updates[-1].n_steps == len(rows) - 1
     _batch(tmp_path)
     assert pd.read_csv(tmp_path / "live" / "steps.csv")["frac_fe3o4"].notna().all()
