@@ -80,39 +80,63 @@ class ChannelStats:
 def repeat_scatter(channel: Channel, segment: np.ndarray) -> float:
     """Standard deviation of one step about its segment mean, pooled over the segments
     with at least two usable steps (NaN with fewer than 2 degrees of freedom)."""
+    n_seg = int(segment.max()) + 1 if segment.size else 0
+    pos, starts, n = _runs(np.isfinite(channel.value), segment_bounds(segment, n_seg))
+    x = channel.value[pos]
+    mean = np.zeros(n_seg)
+    mean[n > 0] = _sums(x, starts, n)[n > 0] / n[n > 0]
+    seg_ss = _sums((x - np.repeat(mean, n)) ** 2, starts, n)
     ss, dof = 0.0, 0
-    bounds = segment_bounds(segment, int(segment.max()) + 1 if segment.size else 0)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        x = channel.value[a:b]
-        x = x[np.isfinite(x)]
-        if x.size >= 2:
-            ss += float(np.sum((x - x.mean()) ** 2))
-            dof += x.size - 1
+    for value in seg_ss[n >= 2]:            # in order, as the segments come
+        ss += float(value)
+    dof = int(np.sum(n[n >= 2] - 1))
     return math.sqrt(ss / dof) if dof >= 2 else math.nan
 
 
 def stats(channel: Channel, segment: np.ndarray, n_seg: int) -> ChannelStats:
     """The channel's estimate and uncertainty in every segment (module docstring)."""
     s = repeat_scatter(channel, segment)
-    mean, err, n = (np.full(n_seg, np.nan) for _ in range(3))
-    limit = None if channel.limit is None else np.full(n_seg, np.nan)
-    bounds = segment_bounds(segment, n_seg)
-    usable = channel.usable
-    for g in range(n_seg):
-        idx = bounds[g] + np.flatnonzero(usable[bounds[g]:bounds[g + 1]])
-        n[g] = idx.size
-        if idx.size == 0:
-            continue
-        x, e = channel.value[idx], channel.error[idx]
-        mean[g] = x.mean()
-        stat = math.sqrt(float(np.sum(e ** 2))) / idx.size if np.isfinite(e).all() else 0.0
-        if np.isfinite(s):
-            err[g] = max(stat, s / math.sqrt(idx.size))
-        else:
-            err[g] = math.hypot(stat, channel.floor / math.sqrt(idx.size))
-        if limit is not None and np.isfinite(channel.limit[idx]).any():
-            limit[g] = float(np.nanmean(channel.limit[idx]))
-    return ChannelStats(mean, err, n, limit, s)
+    pos, starts, n = _runs(channel.usable, segment_bounds(segment, n_seg))
+    have = n > 0
+    mean, err = np.full(n_seg, np.nan), np.full(n_seg, np.nan)
+    x, e = channel.value[pos], channel.error[pos]
+    mean[have] = _sums(x, starts, n)[have] / n[have]
+    all_finite = _sums((~np.isfinite(e)).astype(float), starts, n) == 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        stat = np.where(all_finite, np.sqrt(_sums(e ** 2, starts, n)) / np.maximum(n, 1), 0.0)
+    if np.isfinite(s):
+        err[have] = np.maximum(stat[have], s / np.sqrt(n[have]))
+    else:
+        err[have] = [math.hypot(a, channel.floor / math.sqrt(m))
+                     for a, m in zip(stat[have], n[have])]
+    limit = None
+    if channel.limit is not None:
+        lim = channel.limit[pos]
+        counted = ~np.isnan(lim)            # np.nanmean's: the mean of the non-NaN values
+        cnt = _sums(counted.astype(float), starts, n)
+        shown = _sums(np.isfinite(lim).astype(float), starts, n) > 0
+        limit = np.full(n_seg, np.nan)
+        limit[shown] = _sums(np.where(counted, lim, 0.0), starts, n)[shown] / cnt[shown]
+    return ChannelStats(mean, err, n.astype(float), limit, s)
+
+
+def _runs(use: np.ndarray, bounds: np.ndarray):
+    """``(pos, starts, n)``: the steps with ``use`` in order, and where each segment's
+    run of them starts in ``pos`` and how many it has."""
+    pos = np.flatnonzero(use)
+    cuts = np.searchsorted(pos, bounds)
+    return pos, cuts[:-1], np.diff(cuts)
+
+
+def _sums(x: np.ndarray, starts: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per run, ``x[starts[g]:starts[g] + n[g]].sum()`` bit for bit (0 for an empty run):
+    the runs of one length are summed as the rows of one array, which NumPy sums as it
+    sums each slice (pairwise); ``np.add.reduceat`` adds in another order."""
+    out = np.zeros(len(n))
+    for length in np.unique(n[n > 0]):
+        g = np.flatnonzero(n == length)
+        out[g] = x[starts[g, None] + np.arange(length)].sum(axis=1)
+    return out
 
 
 def difference(channel: Channel, st: ChannelStats, a: int, b: int) -> Difference:

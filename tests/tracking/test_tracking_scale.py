@@ -2,12 +2,15 @@
 reversibility finds the earlier block of the same condition from an index.  These check
 the index against the definition, computed the slow way, on cycled programs."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from operando.tracking import track
-from operando.tracking.segments import segment_bounds
+from operando.tracking.channels import Channel
+from operando.tracking.segments import segment_bounds, stats
 
 from _tracking_data import make_steps
 
@@ -60,3 +63,53 @@ def test_segment_bounds_are_the_runs_of_each_segment():
     bounds = segment_bounds(segment, len(tr.segments))
     for g in range(len(tr.segments)):
         assert np.array_equal(np.flatnonzero(segment == g), np.arange(bounds[g], bounds[g + 1]))
+
+
+def _stats_by_definition(channel, segment, n_seg):
+    """Per segment, the estimate of the module docstring, one segment at a time."""
+    bounds = segment_bounds(segment, n_seg)
+    ss, dof = 0.0, 0
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        x = channel.value[a:b][np.isfinite(channel.value[a:b])]
+        if x.size >= 2:
+            ss += float(np.sum((x - x.mean()) ** 2))
+            dof += x.size - 1
+    s = np.sqrt(ss / dof) if dof >= 2 else np.nan
+    mean, err, limit = (np.full(n_seg, np.nan) for _ in range(3))
+    for g in range(n_seg):
+        idx = bounds[g] + np.flatnonzero(channel.usable[bounds[g]:bounds[g + 1]])
+        if idx.size == 0:
+            continue
+        x, e = channel.value[idx], channel.error[idx]
+        mean[g] = x.mean()
+        stat = np.sqrt(np.sum(e ** 2)) / idx.size if np.isfinite(e).all() else 0.0
+        err[g] = (max(stat, s / np.sqrt(idx.size)) if np.isfinite(s)
+                  else math.hypot(stat, channel.floor / math.sqrt(idx.size)))
+        if np.isfinite(channel.limit[idx]).any():
+            limit[g] = np.nanmean(channel.limit[idx])
+    return mean, err, limit, s
+
+
+@pytest.mark.parametrize("repeats", [True, False])
+def test_segment_stats_equal_the_definition_bit_for_bit(repeats):
+    """The per-segment estimates are computed for all segments at once; they must be the
+    numbers of one segment at a time exactly (runs of 1-40 steps, NaN steps and errors,
+    empty segments, missing limits; without repeats the channel's floor)."""
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(1, 41, size=300) if repeats else np.ones(300, int)
+    segment = np.repeat(np.arange(lengths.size), lengths)
+    n = segment.size
+    value = rng.normal(3.0, 1.5, n) * 10 ** rng.uniform(-3, 3, n)
+    value[rng.random(n) < 0.15] = np.nan
+    value[segment == 5] = np.nan                      # a segment without a usable step
+    error = np.abs(rng.normal(0.2, 0.1, n))
+    error[rng.random(n) < 0.05] = np.nan
+    limit = np.abs(rng.normal(1.0, 0.3, n))
+    limit[rng.random(n) < 0.3] = np.nan
+    channel = Channel("cn_Pt-Pt", "CN(Pt-Pt)", "exafs", "metal", 1, value, error, 0.3, limit)
+    got = stats(channel, segment, lengths.size)
+    mean, err, lim, s = _stats_by_definition(channel, segment, lengths.size)
+    assert np.isnan(got.scatter) if not repeats else got.scatter == s
+    for a, b in ((got.mean, mean), (got.err, err), (got.limit, lim)):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert np.isnan(got.mean[5]) and np.isfinite(got.mean).sum() > 200
