@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 from concurrent.futures import BrokenExecutor
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -115,10 +116,6 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
                 if name == "wavelet":
                     pending[i:i] = submit_figures([(name, make)], plan.plots, executor)
             done("outputs")
-    if plan.plots:
-        outputs.update(save_figures(store, pending, notes))
-        done("figures")
-
     failed = steps.loc[~steps["ok"].astype(bool), ["step", "file", "reason"]]
     skipped = list(series.metadata.get("skipped", []) or [])
     summary = {
@@ -139,15 +136,31 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "chunks_total": len(parts),
         "chunks_computed": state["computed"],
         "chunks_loaded": state["loaded"],
-        "seconds": round(time.perf_counter() - record["t_start"], 3),
+        "seconds": None,                       # the whole run's: set last
         "notes": notes,
     }
     outputs.update(athena_project(store, plan, series, steps, notes))
     done("athena")
-    if plan.report:
-        outputs["report"] = _report(store, series, steps, outputs, summary, tracking, settings,
-                                    analysis)
-        done("report")
+
+    def figures_saved(before: str) -> dict:
+        """The figures waited for and written, once (``before``: the stage whose time
+        ends here); the report's figures."""
+        done(before)
+        if pending:
+            outputs.update(save_figures(store, pending, notes))
+            pending.clear()
+            done("figures")
+        return {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
+                if str(path).endswith(".png")}
+
+    try:
+        if plan.report:  # its tables are built while the workers finish the figures
+            outputs["report"] = _report(store, series, steps, partial(figures_saved, "report"),
+                                        summary, tracking, settings, analysis)
+            done("report")
+    finally:  # without a report, or one that failed before it asked for them
+        figures_saved("report" if plan.report else "athena")
+    summary["seconds"] = round(time.perf_counter() - record["t_start"], 3)
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     outputs["summary"] = store.write_json("summary.json", summary)
@@ -302,17 +315,16 @@ def add_athena_project(store: RunStore, plan: RunPlan, series, steps) -> None:
     store.write_json("summary.json", summary)
 
 
-def _report(store, series, steps, outputs, summary, tracking, settings, analysis) -> Path:
+def _report(store, series, steps, figures, summary, tracking, settings, analysis) -> Path:
+    """``report.html``; ``figures()`` waits for the figures (called once the tables are
+    built) and returns their files; the summary text follows, with its notes."""
     from ..viz import write_report
 
-    figures = {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
-               if str(path).endswith(".png")}
     text = tracking.report() if tracking is not None else ""
-    text = "\n".join([summary_text(summary), "", text]).strip()
     return write_report(
         store.path("report.html"),
         title=f"operando run {summary.get('run_id')}: {series.element or ''} {series.edge or ''}",
-        summary_text=text, steps=steps,
+        summary_text=lambda: "\n".join([summary_text(summary), "", text]).strip(), steps=steps,
         segments=None if tracking is None else tracking.segments,
         events=None if tracking is None else tracking.events,
         reversibility=None if tracking is None else tracking.reversibility,

@@ -379,6 +379,10 @@ class Session:
             wanted = {i: chunk_hash(series, a, b, settings_digest)
                       for i, (a, b) in enumerate(chunks)}
         pool_notes: list[str] = []
+        if plan.plots:
+            # the run's workers draw the figures: matplotlib imported here, before they
+            # fork, is imported once for all of them (not again in each, ~0.35 s)
+            from .. import viz  # noqa: F401
         with worker_pool(self.executor, plan.workers, pool_notes) as pool:
             state = run_chunks(store, series, chunks, step_settings, executor=pool,
                                progress=self.progress, hashes=wanted)

@@ -15,7 +15,7 @@ import math
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -254,9 +254,11 @@ def _figures_section(figures: Mapping[str, Any], dpi: int, captions) -> list[str
     return parts
 
 
-def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFrame | None = None,
-                 segments: pd.DataFrame | None = None, events: pd.DataFrame | None = None,
-                 figures: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
+def write_report(path, *, title: str, summary_text: str | Callable[[], str] = "",
+                 steps: pd.DataFrame | None = None, segments: pd.DataFrame | None = None,
+                 events: pd.DataFrame | None = None,
+                 figures: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+                 settings: Mapping[str, Any] | None = None,
                  reversibility: pd.DataFrame | None = None, components: Mapping[str, Any] | None = None,
                  tables: Mapping[str, pd.DataFrame] | None = None,
                  captions: Mapping[str, str] | None = None, max_rows: int = 2000,
@@ -274,13 +276,16 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
     path : str or Path
         The HTML file, or a run folder (then ``<folder>/report.html``).
     title : str
-    summary_text : str
+    summary_text : str or callable
         Plain text (e.g. ``Tracking.report()``), shown preformatted.
     steps, segments, events, reversibility : DataFrame, optional
         Tables shown as HTML (``steps`` truncated to ``max_rows`` rows).
     figures : dict name -> Figure or image path
         Embedded as base64 (Figures rendered to PNG at ``dpi``; .png, .svg,
         .jpg files embedded as they are).
+        ``figures`` and ``summary_text`` may be callables returning them: they are
+        called after every table is built, figures first (a run draws its figures,
+        and notes what failed, meanwhile).
     settings : dict
         Every setting of the run, shown as indented JSON.
     components : dict, optional
@@ -309,7 +314,9 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
         "<h2>Summary</h2>",
-        f'<pre class="wrap">{html.escape(summary_text or "(none)", quote=False)}</pre>',
+    ]
+    summary_at = len(parts)                    # the summary text, filled in last
+    parts += [
         # Events right after the summary: they are the answer most readers open the report for.
         "<h2>Events</h2>", _table(_key_columns_first(events, _EVENT_KEY_COLUMNS), "events", max_rows),
     ]
@@ -319,8 +326,7 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
                   "the channels compared; z_cn, z_frac_metal, z_wl and z_edge are each channel's "
                   "own (CN of the metal shell, metallic fraction, white line, edge).</p>",
                   _table(_pick(events, _EVIDENCE_COLUMNS), "evidence", max_rows)]
-    if figures:
-        parts += _figures_section(figures, dpi, captions)
+    figures_at = len(parts)                    # the figures, filled in last
     if segments is not None:
         parts += ["<h2>States per segment</h2>", _table(_pick(segments, _STATE_COLUMNS), "states",
                                                          max_rows)]
@@ -338,6 +344,12 @@ def write_report(path, *, title: str, summary_text: str = "", steps: pd.DataFram
               f"<pre>{html.escape(json.dumps(to_json_ready(dict(settings or {})), indent=2), quote=False)}</pre>",
               "</details>",
               "</body></html>"]
+    figures = figures() if callable(figures) else figures
+    summary_text = summary_text() if callable(summary_text) else summary_text
+    if figures:
+        parts[figures_at:figures_at] = _figures_section(figures, dpi, captions)
+    parts.insert(summary_at,
+                 f'<pre class="wrap">{html.escape(summary_text or "(none)", quote=False)}</pre>')
     write_text_atomic(path, "\n".join(parts))
     log.info("report written to %s", path)
     return path

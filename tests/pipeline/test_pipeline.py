@@ -432,6 +432,10 @@ def test_figures_are_drawn_and_a_failing_figure_is_noted_once(tmp_path, monkeypa
     notes = [n for n in result.summary["notes"] if n.startswith("plot summary")]
     assert notes == ["plot summary not made: ValueError: no room for the legend"]
     assert not (result.dir / "summary.png").exists()
+    # the report, built while the figures were drawn, says so and embeds the others
+    report = (result.dir / "report.html").read_text()
+    assert "plot summary not made: ValueError: no room for the legend" in report
+    assert report.count("<img") == len(names) - 1
     for name in ("xanes_map.png", "white_line.png", "cn.png", "wavelet.png"):
         assert (result.dir / name).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((result.dir / "manifest.json").read_text())["status"] == "complete"
