@@ -127,6 +127,20 @@ class FitWindow:
         eps = math.sqrt(float((high.real**2 + high.imag**2).sum()) / (2 * high.size))
         return eps / self.kwin_ave if eps > 0 else 1.0
 
+    def statistics(self, res, r, resid_r, data_r, scale_covar: bool = True):
+        """feffit's ``(redchi, rfactor, varied names, covariance, errors)`` of an lmfit
+        result from its residual ``r`` and the model's and data's ``resid_r``, ``data_r``."""
+        chi_square = float(np.sum(r**2)) * self.n_idp / self.npts
+        redchi = chi_square / max(self.n_idp - res.nvarys, 1e-9)
+        rfactor = float(np.sum(resid_r**2) / np.sum(data_r**2))
+        names = [name for name, q in res.params.items() if q.vary]
+        cov = None if res.covar is None else np.asarray(res.covar, float)
+        if cov is not None and scale_covar:
+            cov = cov * redchi                      # feffit: errors scaled by sqrt(redchi)
+        err = {name: (math.sqrt(cov[j, j]) if cov is not None and cov[j, j] >= 0 else math.nan)
+               for j, name in enumerate(names)}
+        return redchi, rfactor, names, cov, err
+
 
 
 class MetalPath:
@@ -300,15 +314,8 @@ def calibrate_cluster(chi, e0: float, model: ShellModel, cluster: ClusterModel, 
         return win.M @ (data - calc(params.valuesdict())) / eps
 
     res = lmfit.minimize(residual, p, method="leastsq", scale_covar=False)
-    r = residual(res.params)
-    chi_square = float(np.sum(r**2)) * win.n_idp / win.npts
-    redchi = chi_square / max(win.n_idp - res.nvarys, 1e-9)
-    rfactor = float(np.sum((win.M @ (data - calc(res.params.valuesdict())))**2)
-                    / np.sum((win.M @ data)**2))
-    names = [name for name, q in res.params.items() if q.vary]
-    cov = None if res.covar is None else np.asarray(res.covar, float) * redchi
-    err = {name: (math.sqrt(cov[j, j]) if cov is not None and cov[j, j] >= 0 else math.nan)
-           for j, name in enumerate(names)}
+    redchi, rfactor, names, _, err = win.statistics(
+        res, residual(res.params), win.M @ (data - calc(res.params.valuesdict())), win.M @ data)
     v = res.params
     at_bound = tuple(name for name in names if on_bound(v[name]))
     return ClusterCalibration(
