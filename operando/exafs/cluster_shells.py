@@ -22,7 +22,7 @@ Fits follow xraylarch's feffit conventions (:class:`FitWindow`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -252,11 +252,10 @@ class ClusterCalibration(Result):
                 f"R-factor {self.rfactor:.4f}")
 
     def to_dict(self) -> dict:
-        return {"model": self.cluster.to_dict(), "s02": self.s02, "s02_err": self.s02_err,
-                "sigma2": list(self.sigma2), "sigma2_err": list(self.sigma2_err),
-                "deltar": self.deltar, "deltar_err": self.deltar_err,
-                "edge_energy": self.edge_energy, "de0": self.de0, "rfactor": self.rfactor,
-                "redchi": self.redchi, "n_idp": self.n_idp, "at_bound": list(self.at_bound)}
+        """Every field in order, the cluster model as ``model``, tuples as lists."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cluster"}
+        return {"model": self.cluster.to_dict(),
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
 
     @classmethod
     def from_dict(cls, values: dict, cluster: ClusterModel) -> "ClusterCalibration":
@@ -266,11 +265,9 @@ class ClusterCalibration(Result):
         if recorded != [str(s.path.file) for s in cluster.shells]:
             raise DataError(f"cluster calibration recorded on paths {recorded}, not on the "
                             "cluster model's; recalibrate the foil")
-        keys = ("s02", "s02_err", "deltar", "deltar_err", "edge_energy", "de0", "rfactor",
-                "redchi", "n_idp")
-        return cls(cluster=cluster, sigma2=tuple(values["sigma2"]),
-                   sigma2_err=tuple(values["sigma2_err"]), at_bound=tuple(values["at_bound"]),
-                   **{key: float(values[key]) for key in keys})
+        return cls(cluster=cluster, **{f.name: tuple(values[f.name]) if f.type == "tuple"
+                                       else float(values[f.name])
+                                       for f in fields(cls) if f.name != "cluster"})
 
 
 def calibrate_cluster(chi, e0: float, model: ShellModel, cluster: ClusterModel, *,
