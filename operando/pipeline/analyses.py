@@ -26,7 +26,7 @@ import pandas as pd
 from ..components import lcf, lcf_arrays
 from ..schema import is_lcf_column
 from ..exafs.wavelet import lobe_positions, shell_windows, wavelet_transform
-from ..tracking.channels import flags
+from ..tracking.channels import flags, fraction_columns
 from .chunks import chunk_name, sample_rows, submit
 from .components import as_normalized, load as load_standards, series_analysis
 from .prepare import COMPONENTS
@@ -187,7 +187,7 @@ def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     ok = np.array(flags(steps, "lcf_ok", default=False)) & np.array(flags(steps, "ok"))
     if c is None or not ok.any():
         return None
-    fracs = [col for col in steps.columns if col.startswith("frac_") and not col.endswith("_err")]
+    fracs = fraction_columns(steps)
     wanted = f"frac_{c['metal']}" if c.get("metal") else None
     metal = wanted if wanted in fracs else next(
         (col for col in fracs if any(w in col.lower() for w in ("foil", "metal"))), None)
