@@ -22,7 +22,7 @@ Fits follow xraylarch's feffit conventions (:class:`FitWindow`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -126,6 +126,20 @@ class FitWindow:
         high = chir[int(0.01 + 15.0 / rstep):int(min(NFFT / 2, 1.01 + 30.0 / rstep))]
         eps = math.sqrt(float((high.real**2 + high.imag**2).sum()) / (2 * high.size))
         return eps / self.kwin_ave if eps > 0 else 1.0
+
+    def statistics(self, res, r, resid_r, data_r, scale_covar: bool = True):
+        """feffit's ``(redchi, rfactor, varied names, covariance, errors)`` of an lmfit
+        result from its residual ``r`` and the model's and data's ``resid_r``, ``data_r``."""
+        chi_square = float(np.sum(r**2)) * self.n_idp / self.npts
+        redchi = chi_square / max(self.n_idp - res.nvarys, 1e-9)
+        rfactor = float(np.sum(resid_r**2) / np.sum(data_r**2))
+        names = [name for name, q in res.params.items() if q.vary]
+        cov = None if res.covar is None else np.asarray(res.covar, float)
+        if cov is not None and scale_covar:
+            cov = cov * redchi                      # feffit: errors scaled by sqrt(redchi)
+        err = {name: (math.sqrt(cov[j, j]) if cov is not None and cov[j, j] >= 0 else math.nan)
+               for j, name in enumerate(names)}
+        return redchi, rfactor, names, cov, err
 
 
 
@@ -238,11 +252,10 @@ class ClusterCalibration(Result):
                 f"R-factor {self.rfactor:.4f}")
 
     def to_dict(self) -> dict:
-        return {"model": self.cluster.to_dict(), "s02": self.s02, "s02_err": self.s02_err,
-                "sigma2": list(self.sigma2), "sigma2_err": list(self.sigma2_err),
-                "deltar": self.deltar, "deltar_err": self.deltar_err,
-                "edge_energy": self.edge_energy, "de0": self.de0, "rfactor": self.rfactor,
-                "redchi": self.redchi, "n_idp": self.n_idp, "at_bound": list(self.at_bound)}
+        """Every field in order, the cluster model as ``model``, tuples as lists."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cluster"}
+        return {"model": self.cluster.to_dict(),
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
 
     @classmethod
     def from_dict(cls, values: dict, cluster: ClusterModel) -> "ClusterCalibration":
@@ -252,11 +265,9 @@ class ClusterCalibration(Result):
         if recorded != [str(s.path.file) for s in cluster.shells]:
             raise DataError(f"cluster calibration recorded on paths {recorded}, not on the "
                             "cluster model's; recalibrate the foil")
-        keys = ("s02", "s02_err", "deltar", "deltar_err", "edge_energy", "de0", "rfactor",
-                "redchi", "n_idp")
-        return cls(cluster=cluster, sigma2=tuple(values["sigma2"]),
-                   sigma2_err=tuple(values["sigma2_err"]), at_bound=tuple(values["at_bound"]),
-                   **{key: float(values[key]) for key in keys})
+        return cls(cluster=cluster, **{f.name: tuple(values[f.name]) if f.type == "tuple"
+                                       else float(values[f.name])
+                                       for f in fields(cls) if f.name != "cluster"})
 
 
 def calibrate_cluster(chi, e0: float, model: ShellModel, cluster: ClusterModel, *,
@@ -300,15 +311,8 @@ def calibrate_cluster(chi, e0: float, model: ShellModel, cluster: ClusterModel, 
         return win.M @ (data - calc(params.valuesdict())) / eps
 
     res = lmfit.minimize(residual, p, method="leastsq", scale_covar=False)
-    r = residual(res.params)
-    chi_square = float(np.sum(r**2)) * win.n_idp / win.npts
-    redchi = chi_square / max(win.n_idp - res.nvarys, 1e-9)
-    rfactor = float(np.sum((win.M @ (data - calc(res.params.valuesdict())))**2)
-                    / np.sum((win.M @ data)**2))
-    names = [name for name, q in res.params.items() if q.vary]
-    cov = None if res.covar is None else np.asarray(res.covar, float) * redchi
-    err = {name: (math.sqrt(cov[j, j]) if cov is not None and cov[j, j] >= 0 else math.nan)
-           for j, name in enumerate(names)}
+    redchi, rfactor, names, _, err = win.statistics(
+        res, residual(res.params), win.M @ (data - calc(res.params.valuesdict())), win.M @ data)
     v = res.params
     at_bound = tuple(name for name in names if on_bound(v[name]))
     return ClusterCalibration(

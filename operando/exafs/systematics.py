@@ -266,11 +266,9 @@ def foil_fits(foil, model: ShellModel, variants, *, shell: str | None = None,
             foil, v["e0"], kw)
         chi = remove_background(norm, rbkg=v["rbkg"], kweight=model.kweight, kmin=bkg_kmin,
                                 engine=engine)
+        window = replace(model, kmax=v["kmax"], rmin=v["rmin"], rmax=v["rmax"]).fit_window()
         cal = calibrate_s02(chi, shell=shell, cn=cn, step=int(chi.steps[0]),
-                            **shell_path(model, shell), kmin=model.kmin,
-                            kmax=v["kmax"], kweight=model.kweight, dk=model.dk,
-                            window=model.window, rmin=v["rmin"], rmax=v["rmax"],
-                            fit_space=model.fit_space, engine=engine)
+                            **shell_path(model, shell), **window, engine=engine)
         out[v["name"]] = {"s02": float(cal.s02), "s02_err": float(cal.s02_err),
                           "values": FoilValues.of(cal).to_dict()}
     return out

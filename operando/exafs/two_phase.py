@@ -302,18 +302,10 @@ class _Step:
 
         res = lmfit.minimize(self.residual, self.params(x, vary_x), method="leastsq",
                              kws={"scale": scale, "prior": prior}, scale_covar=False)
-        r = self.residual(res.params, scale)
-        w = self.win
-        chi_square = float(np.sum(r**2)) * w.n_idp / w.npts
-        redchi = chi_square / max(w.n_idp - res.nvarys, 1e-9)
-        rfactor = float(np.sum((w.M @ (self.data - self.model_chi(res.params.valuesdict())))**2)
-                        / np.sum(self.data_r**2))
-        names = [n for n, q in res.params.items() if q.vary]
-        cov = None if res.covar is None else np.asarray(res.covar, float)
-        if cov is not None and prior is None:
-            cov = cov * redchi                      # feffit: errors scaled by sqrt(redchi)
-        errs = {n: (math.sqrt(cov[j, j]) if cov is not None and cov[j, j] >= 0 else math.nan)
-                for j, n in enumerate(names)}
+        redchi, rfactor, names, cov, errs = self.win.statistics(
+            res, self.residual(res.params, scale),
+            self.win.M @ (self.data - self.model_chi(res.params.valuesdict())), self.data_r,
+            scale_covar=prior is None)
         corr = math.nan
         if cov is not None and "sigma2" in names:
             a, b = names.index("cn"), names.index("sigma2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ..errors import OperandoError, ReadError
 from ..series import Series
 from ._conditions import check_known_columns
 from ._messages import warn
-from ._scan import Scan, clean_energy, to_ev
+from ._scan import Scan, clean_energy, resolve_edge, to_ev
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +109,37 @@ def read_hdf5(path: Path, content: bytes | None = None):
         h5 = h5py.File(io.BytesIO(content) if content is not None else path, "r")
     except OSError as exc:
         raise ReadError(path, f"not a readable HDF5 file ({exc})", "an HDF5 file") from None
+    with malformed_content(path), h5:
+        if h5.attrs.get("format") == LAYOUT_NAME:
+            return "hdf5", read_layout(path, h5)
+        entries = nxxas_entries(h5)
+        if entries:
+            return "nexus", [scan for name in entries for scan in _read_nxxas(path, h5[name])]
+        raise ReadError(path, "HDF5 file is neither the operando layout nor NeXus NXxas",
+                        "HDF5 written by operando.io.write_hdf5, or NXentry groups with "
+                        "definition NXxas")
+
+
+@contextmanager
+def malformed_content(path):
+    """What h5py raises on content not in the expected layout, as one ReadError."""
     try:
-        with h5:
-            if h5.attrs.get("format") == LAYOUT_NAME:
-                return "hdf5", read_layout(path, h5)
-            entries = nxxas_entries(h5)
-            if entries:
-                return "nexus", [scan for name in entries for scan in _read_nxxas(path, h5[name])]
-            raise ReadError(path, "HDF5 file is neither the operando layout nor NeXus NXxas",
-                            "HDF5 written by operando.io.write_hdf5, or NXentry groups with "
-                            "definition NXxas")
+        yield
     except OperandoError:
         raise
     except (KeyError, ValueError, TypeError, OSError) as exc:
         raise ReadError(path, f"malformed HDF5 content ({type(exc).__name__}: {exc})",
                         "the layout documented in operando.io") from None
+
+
+def layout_edge(path, fields: dict, mu, element, edge) -> tuple:
+    """A layout file's element and edge: its own, else (or if asked) by ``resolve_edge``."""
+    el, ed = fields["element"], fields["edge"]
+    if el is None or ed is None or element or edge:
+        el, ed = resolve_edge(path, fields["energy"], mu,
+                              Scan(file=Path(path).name, energy=fields["energy"],
+                                   mu=np.atleast_2d(mu)[0], element=el, edge=ed), element, edge)
+    return el, ed
 
 
 def _text_attr(value):

@@ -77,26 +77,21 @@ def open_hdf5(path, *, conditions=None, element=None, edge=None) -> "LazySeries"
     import h5py
 
     from ._conditions import attach, load_conditions
-    from ._hdf5 import LAYOUT_NAME, check_numeric_dtype, read_layout
+    from ._hdf5 import (LAYOUT_NAME, check_numeric_dtype, layout_edge, malformed_content,
+                        read_layout)
 
     path = Path(path)
-    try:
-        with h5py.File(path, "r") as h5:
-            if h5.attrs.get("format") != LAYOUT_NAME:
-                raise ReadError(path, "not the operando HDF5 layout",
-                                "HDF5 written by operando.io.write_hdf5")
-            fields = read_layout(path, _Headers(h5))
-            check_numeric_dtype(path, "mu", h5["mu"].dtype)
-            if "reference" in h5:
-                check_numeric_dtype(path, "reference", h5["reference"].dtype)
-            shape = tuple(int(x) for x in h5["mu"].shape)
-            has_reference = "reference" in h5
-            first = h5["mu"][: min(shape[0], 16)]
-    except OperandoError:
-        raise
-    except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise ReadError(path, f"malformed HDF5 content ({type(exc).__name__}: {exc})",
-                        "the layout documented in operando.io") from None
+    with malformed_content(path), h5py.File(path, "r") as h5:
+        if h5.attrs.get("format") != LAYOUT_NAME:
+            raise ReadError(path, "not the operando HDF5 layout",
+                            "HDF5 written by operando.io.write_hdf5")
+        fields = read_layout(path, _Headers(h5))
+        check_numeric_dtype(path, "mu", h5["mu"].dtype)
+        if "reference" in h5:
+            check_numeric_dtype(path, "reference", h5["reference"].dtype)
+        shape = tuple(int(x) for x in h5["mu"].shape)
+        has_reference = "reference" in h5
+        first = h5["mu"][: min(shape[0], 16)]
     energy = np.asarray(fields["energy"], dtype=float)
     if len(shape) != 2 or shape[1] != energy.size:
         raise ReadError(path, f"/mu has shape {shape}, /energy {energy.shape}",
@@ -108,13 +103,7 @@ def open_hdf5(path, *, conditions=None, element=None, edge=None) -> "LazySeries"
     if len(table) != shape[0]:
         raise ReadError(path, f"/conditions has {len(table)} rows but /mu {shape[0]}",
                         "one conditions row per spectrum")
-    el, ed = fields["element"], fields["edge"]
-    if el is None or ed is None or element or edge:
-        from ._scan import Scan, resolve_edge
-
-        el, ed = resolve_edge(path, energy, first,
-                              Scan(file=path.name, energy=energy, mu=first[0],
-                                   element=el, edge=ed), element, edge)
+    el, ed = layout_edge(path, fields, first, element, edge)
     metadata = dict(fields["metadata"])
     metadata.update(source=str(path), format="hdf5", streamed=True)
     return LazySeries(path, energy=energy, conditions=table, element=el, edge=ed,

@@ -7,8 +7,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError, DataError, NoSpectraError, OperandoError, ReadError
 from ..series import Series, default_conditions
 from ._align import header_columns, header_times
@@ -16,7 +14,7 @@ from ._athena import read_athena_scans
 from ._compress import inner_name, read_bytes
 from ._conditions import attach, order_files
 from ._fio import parse_fio
-from ._hdf5 import read_hdf5
+from ._hdf5 import layout_edge, read_hdf5
 from ._matrix import REFERENCE_FILE_ONLY_MATRIX, attach_reference_file, is_matrix, read_matrix
 from ._messages import short_list, warn
 from ._scan import (ANGLE_NAMES, ENERGY_NAMES, Scan, common_grid, find_column, resolve_edge,
@@ -285,12 +283,7 @@ def _read_hdf5(path, content, table, element, edge, meta, headers=()) -> Series:
     conditions = fields["conditions"]
     if table is not None:
         conditions = attach(conditions, table, "step")
-    el, ed = fields["element"], fields["edge"]
-    if el is None or ed is None or element or edge:
-        el, ed = resolve_edge(path, fields["energy"], fields["mu"],
-                              Scan(file=path.name, energy=fields["energy"],
-                                   mu=np.atleast_2d(fields["mu"])[0], element=el, edge=ed),
-                              element, edge)
+    el, ed = layout_edge(path, fields, fields["mu"], element, edge)
     metadata = dict(fields["metadata"])
     metadata.update(meta)
     return Series(energy=fields["energy"], mu=fields["mu"], conditions=conditions,

@@ -26,7 +26,7 @@ import pandas as pd
 from ..components import lcf, lcf_arrays
 from ..schema import is_lcf_column
 from ..exafs.wavelet import lobe_positions, shell_windows, wavelet_transform
-from ..tracking.channels import flags
+from ..tracking.channels import flags, fraction_columns
 from .chunks import chunk_name, sample_rows, submit
 from .components import as_normalized, load as load_standards, series_analysis
 from .prepare import COMPONENTS
@@ -42,11 +42,12 @@ _WAVELET_BLOCK = 16
 
 
 def _chunks(store: RunStore, n_chunks: int):
-    """``(index, table, arrays)`` of every chunk checkpoint, one at a time."""
+    """``(first row, table, arrays)`` of every chunk checkpoint, one at a time."""
+    start = 0
     for i in range(n_chunks):
-        arrays, _ = store.load_checkpoint(chunk_name(i))
-        table, rest = unpack_chunk(arrays)
-        yield i, table, rest
+        table, rest = unpack_chunk(store.load_checkpoint(chunk_name(i))[0])
+        yield start, table, rest
+        start += len(table)
 
 
 def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.DataFrame,
@@ -56,12 +57,9 @@ def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.Da
     PCA / MCR results (``{"pca": ..., "mcr": ...}``)."""
     rows = sample_rows(len(steps), COMPONENT_ROWS)
     norm = np.full((rows.size, series.energy.size), np.nan)
-    start = 0
-    for _, table, rest in _chunks(store, n_chunks):
-        stop = start + len(table)
-        inside = (rows >= start) & (rows < stop)
+    for start, table, rest in _chunks(store, n_chunks):
+        inside = (rows >= start) & (rows < start + len(table))
         norm[inside] = rest["norm"][rows[inside] - start]
-        start = stop
     spectra, record, results = series_analysis(plan, series.energy, steps, norm, rows,
                                                meta0.get("normalize_settings", {}))
     if "components" in shared:
@@ -108,16 +106,13 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     index = {g: i for i, g in enumerate(labels)}
     sums = np.zeros((len(labels), n_k))
     counts = np.zeros(len(labels), dtype=int)
-    start = 0
-    for _, table, rest in _chunks(store, len(parts)):
-        stop = start + len(table)
+    for start, table, rest in _chunks(store, len(parts)):
         chi = rest.get("chi")
         if chi is not None and chi.shape[1] == n_k:
             finite = np.isfinite(chi).all(axis=1)
-            where = np.array([index[g] for g in groups[start:stop]], dtype=int)
+            where = np.array([index[g] for g in groups[start:start + len(table)]], dtype=int)
             np.add.at(sums, where[finite], chi[finite])
             np.add.at(counts, where[finite], 1)
-        start = stop
     means = np.full_like(sums, np.nan)
     means[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
     shown = {labels[i] for i in np.unique(np.linspace(0, len(labels) - 1, min(len(labels),
@@ -192,7 +187,7 @@ def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
     ok = np.array(flags(steps, "lcf_ok", default=False)) & np.array(flags(steps, "ok"))
     if c is None or not ok.any():
         return None
-    fracs = [col for col in steps.columns if col.startswith("frac_") and not col.endswith("_err")]
+    fracs = fraction_columns(steps)
     wanted = f"frac_{c['metal']}" if c.get("metal") else None
     metal = wanted if wanted in fracs else next(
         (col for col in fracs if any(w in col.lower() for w in ("foil", "metal"))), None)
@@ -205,8 +200,8 @@ def lcf_overlay(store: RunStore, plan, energy, steps: pd.DataFrame, analysis: di
         row = int(np.flatnonzero(ok)[-1])
         why = "the last fitted step (no metallic component to choose by)"
     step = int(steps["step"].iloc[row])
-    arrays, _ = store.load_checkpoint(chunk_name(row // plan.chunk_size))
-    j = row - (row // plan.chunk_size) * plan.chunk_size
+    i, j = divmod(row, plan.chunk_size)
+    arrays, _ = store.load_checkpoint(chunk_name(i))
     norm, flat = arrays["norm"][j:j + 1], arrays.get("flat", arrays["norm"])[j:j + 1]
     if c["method"] == "mcr":
         mcr = analysis.get("mcr")
