@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import AutoLocator, MaxNLocator
 
 #: Face colour of each tracking state (steps, segments, waterfall traces).
 STATE_COLORS = {"isolated": "#1f77b4", "cluster": "#ff7f0e", "particle": "#d62728",
@@ -78,6 +78,15 @@ def add_axes(fig, rect=None):
     return ax
 
 
+def in_view_locators(ax) -> None:
+    """Matplotlib's default locator (AutoLocator) of each axis of ``ax`` replaced by the
+    same one without the ticks outside the view (:class:`InViewLocator`); other locators
+    (log axes, fixed ticks) are kept."""
+    for axis in (ax.xaxis, ax.yaxis):
+        if type(axis.get_major_locator()) is AutoLocator:
+            axis.set_major_locator(_auto_locator())
+
+
 def new_axes(ax, figsize=(6.4, 4.2)):
     """``ax`` and its figure, or a new one-panel figure (``figsize`` inches) and its axes."""
     if ax is not None:
@@ -136,7 +145,8 @@ def place_grid(fig, axes, *, left=MARGIN["left"], right=MARGIN["right"], bottom=
                top=MARGIN["top"], wspace=MARGIN["left"] + GAP, hspace=MARGIN["bottom"] + GAP,
                height_ratios=None) -> None:
     """Put a grid of axes (2-D array, rows from the top) at fixed margins and gaps
-    (inches): the fixed layout of a multi-panel figure, without a layout engine.
+    (inches), with in-view tick locators: the fixed layout of a multi-panel figure,
+    without a layout engine.
     ``wspace`` holds the tick labels and axis label of the panel to the right,
     ``hspace`` the x tick labels and axis label (or title) of the panel above."""
     axes = np.asarray(axes, dtype=object)
@@ -150,6 +160,7 @@ def place_grid(fig, axes, *, left=MARGIN["left"], right=MARGIN["right"], bottom=
         for j in range(ncols):
             x0 = left + j * (aw + wspace)
             axes[i, j].set_position([x0 / w, (y1 - heights[i]) / h, aw / w, heights[i] / h])
+            in_view_locators(axes[i, j])
         y1 -= heights[i] + hspace
 
 
