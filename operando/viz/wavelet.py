@@ -104,6 +104,7 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
 
 
 def _mark_lobes(ax, lobes: pd.DataFrame, shells: list) -> None:
+    k0, k1 = ax.get_xlim()
     for lobe in lobes.itertuples(index=False):
         i = shells.index(lobe.shell) % len(_LOBE_STYLES)
         marker, color = _LOBE_STYLES[i]
@@ -111,6 +112,10 @@ def _mark_lobes(ax, lobes: pd.DataFrame, shells: list) -> None:
         if not np.isfinite(lobe.k) or not getattr(lobe, "lobe", True):
             continue  # no lobe of its own in this window (the maximum is on its edge)
         ax.plot([lobe.k], [lobe.r], marker, ms=6, mfc="none", mec=color, mew=1.3)
+        # the name to the right of its marker, or to the left in the right part of the map,
+        # where it would run past the panel (into the next one or the colour bar)
+        left = lobe.k > k0 + 0.6 * (k1 - k0)
         ax.annotate(f"{lobe.shell}: {lobe.k:.1f} Å⁻¹, {lobe.r:.2f} Å", (lobe.k, lobe.r),
-                    xytext=(7, 5), textcoords="offset points", fontsize=6.5, color="w",
+                    xytext=(-7 if left else 7, 5), textcoords="offset points", fontsize=6.5,
+                    color="w", ha="right" if left else "left",
                     bbox=dict(boxstyle="round,pad=0.2", fc="k", ec=color, lw=0.8, alpha=0.6))

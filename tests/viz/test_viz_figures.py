@@ -238,9 +238,13 @@ def test_fixed_layout_figures_keep_their_labels_inside_and_apart(pt_marked, au):
     k = 0.05 * np.arange(320)
     chi = np.array([np.sin(2 * 2.5 * k) * np.exp(-0.01 * k ** 2) * (1 + 0.1 * i) for i in range(5)])
     wt = op.exafs.wavelet_transform(k, chi, kmin=3, kmax=13, steps=list("abcde"))
+    # two maps, a lobe in the right part of each (its name must not run into the colour bar)
+    two = op.exafs.wavelet_transform(k, np.array([np.sin(2 * 2.5 * k) * np.exp(-0.01 * k ** 2),
+                                                  np.sin(2 * 1.6 * k) * 0.5]), kmin=3, kmax=13)
     figures = [plot_fit_parameters(pt_marked), plot_lcf_fit(result, 7), plot_pca(pca(nz)),
                plot_mcr(mcr(nz, 2)), plot_xanes_difference(e, norm, tracking=track(steps), e0=11564.0),
-               plot_wavelet(wt, lobes=wt.lobes({"M-M": (1.9, 2.8)}))]  # 5 maps: a row not full
+               plot_wavelet(wt, lobes=wt.lobes({"M-M": (1.9, 2.8)})),  # 5 maps: a row not full
+               plot_wavelet(two, lobes=two.lobes({"M-O": (1.2, 1.9), "M-M": (1.9, 2.8)}))]
     for fig in figures:
         assert fig.get_layout_engine() is None
         _assert_laid_out(fig)
