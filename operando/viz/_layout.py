@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import AutoLocator, MaxNLocator
 
 #: Face colour of each tracking state (steps, segments, waterfall traces).
 STATE_COLORS = {"isolated": "#1f77b4", "cluster": "#ff7f0e", "particle": "#d62728",
@@ -38,6 +38,13 @@ BAND_COLORS = ["#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf2", "#f8d7da", "#fff3bf",
 MARGIN = {"left": 0.85, "right": 0.2, "bottom": 0.55, "top": 0.15}
 #: Inches between the axes and a legend or condition strip beside it.
 GAP = 0.08
+#: Top margin (inches) of panels with a title at 9 pt above them.  Titles are set at an
+#: explicit ``y=1.0``: without it matplotlib measures every tick label of the axes on each
+#: draw to keep the title clear of top tick labels, which these figures do not have.
+TITLE_MARGIN = 0.35
+#: Inches a colour bar beside its map takes (:func:`colorbar_beside`): gap, bar, tick
+#: labels and label.
+COLORBAR = 1.0
 
 
 class InViewLocator(MaxNLocator):
@@ -69,6 +76,15 @@ def add_axes(fig, rect=None):
     ax.xaxis.set_major_locator(_auto_locator())
     ax.yaxis.set_major_locator(_auto_locator())
     return ax
+
+
+def in_view_locators(ax) -> None:
+    """Matplotlib's default locator (AutoLocator) of each axis of ``ax`` replaced by the
+    same one without the ticks outside the view (:class:`InViewLocator`); other locators
+    (log axes, fixed ticks) are kept."""
+    for axis in (ax.xaxis, ax.yaxis):
+        if type(axis.get_major_locator()) is AutoLocator:
+            axis.set_major_locator(_auto_locator())
 
 
 def new_axes(ax, figsize=(6.4, 4.2)):
@@ -125,10 +141,62 @@ def fit_single(fig, ax) -> None:
     place_axes(fig, ax, m["left"], m["bottom"], right, top)
 
 
+def place_grid(fig, axes, *, left=MARGIN["left"], right=MARGIN["right"], bottom=MARGIN["bottom"],
+               top=MARGIN["top"], wspace=MARGIN["left"] + GAP, hspace=MARGIN["bottom"] + GAP,
+               height_ratios=None) -> None:
+    """Put a grid of axes (2-D array, rows from the top) at fixed margins and gaps
+    (inches), with in-view tick locators: the fixed layout of a multi-panel figure,
+    without a layout engine.
+    ``wspace`` holds the tick labels and axis label of the panel to the right,
+    ``hspace`` the x tick labels and axis label (or title) of the panel above."""
+    axes = np.asarray(axes, dtype=object)
+    nrows, ncols = axes.shape
+    w, h = fig.get_size_inches()
+    aw = max((w - left - right - wspace * (ncols - 1)) / ncols, 0.3)
+    ratios = np.ones(nrows) if height_ratios is None else np.asarray(height_ratios, dtype=float)
+    heights = np.maximum((h - bottom - top - hspace * (nrows - 1)) * ratios / ratios.sum(), 0.3)
+    y1 = h - top
+    for i in range(nrows):
+        for j in range(ncols):
+            x0 = left + j * (aw + wspace)
+            axes[i, j].set_position([x0 / w, (y1 - heights[i]) / h, aw / w, heights[i] / h])
+            in_view_locators(axes[i, j])
+        y1 -= heights[i] + hspace
+
+
+def fit_grid(fig, axes, **margins) -> None:
+    """:func:`place_grid`, with the top and right margins widened by what the condition
+    strips and the legends outside the axes of the top row and of the last column need
+    (measured twice, as :func:`fit_single`)."""
+    axes = np.asarray(axes, dtype=object)
+    margins = {"top": MARGIN["top"], "right": MARGIN["right"]} | margins
+    top, right = margins["top"], margins["right"]
+    renderer = agg_renderer(fig)
+    for _ in range(2):
+        place_grid(fig, axes, **(margins | {"top": top, "right": right}))
+        strip = max(extra_margins(ax, renderer)[0] for ax in axes[0])
+        extra = max(extra_margins(ax, renderer)[1] for ax in axes[:, -1])
+        top, right = max(top, strip + GAP), max(right, extra + GAP)
+    place_grid(fig, axes, **(margins | {"top": top, "right": right}))
+
+
+def colorbar_beside(fig, mappable, axes, *, label: str, shrink: float = 1.0):
+    """A colour bar 0.15 inch wide, 0.1 inch right of ``axes`` (at their current
+    positions), ``shrink`` times their height: placed, not taken from the axes."""
+    boxes = [ax.get_position() for ax in axes]
+    x1 = max(b.x1 for b in boxes)
+    y0, y1 = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
+    w, _ = fig.get_size_inches()
+    height = (y1 - y0) * shrink
+    cax = fig.add_axes([x1 + 0.1 / w, y0 + (y1 - y0 - height) / 2, 0.15 / w, height])
+    return fig.colorbar(mappable, cax=cax, label=label)
+
+
 # --------------------------------------------------------------------------- one artist for many
 def add_rects(ax, rects, colors, *, transform=None, autolim=True, **kwargs):
     """Rectangles ``(x0, x1, y0, y1)`` as one PolyCollection (one artist, however many)."""
-    verts = [[(x0, y0), (x0, y1), (x1, y1), (x1, y0)] for x0, x1, y0, y1 in rects]
+    x0, x1, y0, y1 = np.asarray(rects, dtype=float).reshape(-1, 4).T
+    verts = np.stack([np.column_stack(c) for c in ((x0, y0), (x0, y1), (x1, y1), (x1, y0))], axis=1)
     coll = PolyCollection(verts, facecolors=colors, linewidths=0, **kwargs)
     if transform is not None:
         coll.set_transform(transform)

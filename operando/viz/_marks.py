@@ -81,17 +81,23 @@ def draw_events(ax, tracking, cx, y_of_segment: dict) -> list:
     labels: list = []
     if not len(tracking.events):
         return labels
-    pos = dict(zip(tracking.segments["segment"], cx.seg_x))
-    xs, markers = [], {}
-    for ev in tracking.events.itertuples(index=False):
-        x = float(ev.step) - 0.5 if cx.mode == "steps" else pos[ev.segment]
-        if getattr(ev, "origin", "") == "trend" and cx.mode == "steps":
-            x = float(ev.step)  # a trend starts at the segment's first step
-        xs.append(x)
-        y = y_of_segment.get(ev.segment, np.nan)
+    ev = tracking.events
+    # columns as plain lists, once: iterating a table's (Arrow) string columns row by row
+    # costs more than the drawing for thousands of events
+    segment, kind = ev["segment"].tolist(), ev["event"].tolist()
+    if cx.mode == "steps":
+        step = ev["step"].to_numpy(dtype=float)
+        trend = (ev["origin"].astype(object) == "trend").to_numpy(dtype=bool) if "origin" in ev else False
+        xs = np.where(trend, step, step - 0.5).tolist()  # a trend starts at its first step
+    else:
+        pos = dict(zip(tracking.segments["segment"].tolist(), cx.seg_x.tolist()))
+        xs = [pos[s] for s in segment]
+    markers: dict = {}
+    for x, s, name in zip(xs, segment, kind):
+        y = y_of_segment.get(s, np.nan)
         if np.isfinite(y):
-            markers.setdefault(EVENT_MARKERS.get(ev.event, "*"), []).append((x, y))
-        labels.append((x, ev.event.replace("_", " ")))
+            markers.setdefault(EVENT_MARKERS.get(name, "*"), []).append((x, y))
+        labels.append((x, name.replace("_", " ")))
     if len(labels) > MARKED_EVENTS:
         return labels  # too many to mark one by one: they are counted by kind
     # One artist per kind (event lines, each marker shape), not one per event.

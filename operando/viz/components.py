@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import ConditionAxis, label_events
-from ._layout import error_bars, fit_single, new_axes
+from ._layout import GAP, MARGIN, TITLE_MARGIN, error_bars, fit_single, new_axes, place_grid
 from ._marks import (draw_events, draw_segment_means, draw_steps, numbers, outlier_flags,
                      quality_legend)
 
@@ -106,8 +106,10 @@ def plot_lcf_fit(result, step, *, title: str | None = None) -> Figure:
     fit = result.fit(step)
     i = result._row(step)
     x = fit["x"].to_numpy()
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    fig = Figure(figsize=(6.4, 4.8))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    # the fit over the residual, three to one, the title above (x tick labels only below)
+    place_grid(fig, [[top], [bottom]], top=TITLE_MARGIN, hspace=GAP, height_ratios=[3, 1])
     top.plot(x, fit["data"], "k-", lw=1.4, label="data")
     top.plot(x, fit["fit"], "--", color="#d62728", lw=1.4, label="fit")
     for j, name in enumerate(result.names):
@@ -126,7 +128,7 @@ def plot_lcf_fit(result, step, *, title: str | None = None) -> Figure:
     if title is None:
         title = (f"LCF of step {step}: R-factor {result.rfactor[i]:.2g}, "
                  f"reduced χ² {result.redchi[i]:.2g}")
-    top.set_title(title, fontsize=9)
+    top.set_title(title, fontsize=9, y=1.0)  # y: see TITLE_MARGIN
     return fig
 
 
@@ -147,8 +149,11 @@ def plot_pca(pca) -> Figure:
     n = int(pca.n_components)
     m = min(ev.size, max(10, n + 3))
     idx = np.arange(1, m + 1)
-    fig = Figure(figsize=(10.0, 3.8), layout="constrained")
+    fig = Figure(figsize=(10.0, 3.8))
     scree, comps = fig.subplots(1, 2)
+    # titles above both; between the panels the IND axis (right of the scree) and the
+    # components' y axis
+    place_grid(fig, [[scree, comps]], top=TITLE_MARGIN, wspace=2 * MARGIN["left"] + GAP)
     scree.semilogy(idx, ev[:m], "o-", color="k", ms=4, label="eigenvalue")
     scree.semilogy([n], [ev[n - 1]], "o", ms=11, mfc="none", mec="#d62728", mew=1.5,
                    label=f"chosen: {n}")
@@ -173,7 +178,7 @@ def plot_pca(pca) -> Figure:
         scree.legend(fontsize=7, loc="upper right")
     criterion = str(pca.settings.get("criterion", "")).split(" (")[0]
     scree.set_title(f"PCA of {pca.data.shape[0]} spectra: {n} components"
-                    + (f" ({criterion})" if criterion else ""), fontsize=9)
+                    + (f" ({criterion})" if criterion else ""), fontsize=9, y=1.0)
     shown = min(n + 1, pca.components.shape[0])
     for j in range(shown):
         comps.plot(pca.x, pca.components[j], lw=1.0 if j < n else 0.8,
@@ -200,8 +205,9 @@ def plot_mcr(mcr, *, steps_x=None, xlabel: str = "Step") -> Figure:
     Figure
         Two axes: spectra, concentrations.
     """
-    fig = Figure(figsize=(10.0, 3.8), layout="constrained")
+    fig = Figure(figsize=(10.0, 3.8))
     spec, conc = fig.subplots(1, 2)
+    place_grid(fig, [[spec, conc]], top=TITLE_MARGIN)
     x = np.asarray(mcr.steps if steps_x is None else steps_x, dtype=float)
     used = np.asarray(mcr.used, bool)
     for j, name in enumerate(mcr.names):
@@ -218,12 +224,12 @@ def plot_mcr(mcr, *, steps_x=None, xlabel: str = "Step") -> Figure:
     spec.set_ylabel("Normalised μ")
     spec.legend(fontsize=7)
     spec.set_title(f"MCR-ALS spectra: lack of fit {mcr.lack_of_fit:.2f} % "
-                   f"(PCA floor {mcr.lack_of_fit_pca:.2f} %)", fontsize=9)
+                   f"(PCA floor {mcr.lack_of_fit_pca:.2f} %)", fontsize=9, y=1.0)
     conc.set_xlabel(xlabel)
     conc.set_ylabel("Concentration")
     conc.axhline(0, color="0.6", lw=0.6)
     bands = np.isfinite(mcr.conc_min).any()
     conc.set_title("Concentrations" + (" (shaded: feasible band, rotational ambiguity)" if bands
-                                       else " (feasible bands not computed)"), fontsize=9)
+                                       else " (feasible bands not computed)"), fontsize=9, y=1.0)
     conc.legend(fontsize=7)
     return fig

@@ -12,8 +12,8 @@ from .._util.reprs import EDGE_WINDOW, edge_range, evenly_spaced
 from ..errors import DataError
 from ..options import FTOptions
 from ._conditions import KEY_ENTRIES, condition_blocks, condition_colors, condition_key
-from ._layout import (GAP, MARGIN, add_rects, agg_renderer, extra_margins, fit_single, hlines,
-                      new_axes, place_axes)
+from ._layout import (COLORBAR, GAP, MARGIN, TITLE_MARGIN, add_rects, agg_renderer, colorbar_beside,
+                      extra_margins, fit_single, hlines, new_axes, place_axes, place_grid)
 
 
 def _step_rows(energy, norm, steps):
@@ -210,23 +210,30 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
     if rng is not None:
         keep = (energy >= rng[0]) & (energy <= rng[1])
         energy, diff = energy[keep], diff[:, keep]
-    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(11.0, 4.2))
     left, right = fig.subplots(1, 2)
+    # between the panels: the colour bar's ticks and label, then the curves' y axis
+    gaps = {"top": TITLE_MARGIN, "wspace": COLORBAR + MARGIN["left"]}
+    place_grid(fig, [[left, right]], **gaps)
     finite = diff[np.isfinite(diff)]
     vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
     mesh = left.pcolorfast(_cell_edges(energy), np.arange(diff.shape[0] + 1) - 0.5,
                            np.ma.masked_invalid(diff), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-    fig.colorbar(mesh, ax=left, label="Δ normalised μ", pad=0.02)
     left.set_xlabel("Energy (eV)")
     left.set_ylabel("Step")
     if diff.shape[0] <= 12:
         left.set_yticks(np.arange(diff.shape[0]), [str(s) for s in steps])
     else:
         left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    strip = 0.0
     if tracking is not None:
         _mark_conditions(left, tracking, steps, color="k")
-    left.set_title(f"Difference to {how}", fontsize=9)
+        strip, _ = extra_margins(left, agg_renderer(fig))
+        if strip > 0:  # the key of the conditions above the map, its title above the key
+            place_grid(fig, [[left, right]], **(gaps | {"top": TITLE_MARGIN + strip + GAP}))
+    left.set_title(f"Difference to {how}", fontsize=9, pad=6 + 72 * strip, y=1.0)  # see TITLE_MARGIN
+    colorbar_beside(fig, mesh, [left], label="Δ normalised μ")
     cmap = colormaps["viridis"]
     if tracking is not None and len(tracking.segments) >= 3:
         seg_of = dict(zip(tracking.steps["step"], tracking.steps["segment"]))
@@ -234,10 +241,10 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
         finite = np.isfinite(diff).all(axis=1)
         # the segments with a finite row, evenly picked; only those are averaged
         have = set(groups[finite].tolist())
-        rows = [row for row in tracking.segments.itertuples(index=False) if row.segment in have]
-        rows = [rows[i] for i in evenly_spaced(len(rows), max_traces)]
-        curves = [(diff[(groups == row.segment) & finite].mean(axis=0),
-                   f"{row.segment}: {row.condition}") for row in rows]
+        segs = tracking.segments[tracking.segments["segment"].isin(have)]
+        segs = segs.iloc[evenly_spaced(len(segs), max_traces)]
+        curves = [(diff[(groups == segment) & finite].mean(axis=0), f"{segment}: {condition}")
+                  for segment, condition in zip(segs["segment"].tolist(), segs["condition"].tolist())]
     else:
         rows = [i for i in range(diff.shape[0]) if np.isfinite(diff[i]).all()]
         curves = [(diff[rows[j]], f"step {steps[rows[j]]}")
@@ -248,7 +255,7 @@ def plot_xanes_difference(energy, norm, *, steps=None, tracking=None, baseline="
     right.set_xlabel("Energy (eV)")
     right.set_ylabel("Δ normalised μ")
     right.set_title("Segment means" if tracking is not None and len(tracking.segments) >= 3
-                    else "Steps", fontsize=9)
+                    else "Steps", fontsize=9, y=1.0)
     if curves:
         right.legend(fontsize=6, ncols=2 if len(curves) > 6 else 1, framealpha=0.8)
     return fig
@@ -338,8 +345,9 @@ def plot_fit(k, chi_data, chi_fit, r, chir_data, chir_fit, *, kweight: int = FTO
     """
     k = np.asarray(k, dtype=float)
     r = np.asarray(r, dtype=float)
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    fig = Figure(figsize=(9.0, 3.6))
     axk, axr = fig.subplots(1, 2)
+    place_grid(fig, [[axk, axr]], top=TITLE_MARGIN if title else MARGIN["top"])
     axk.plot(k, k**kweight * np.asarray(chi_data, dtype=float), "k-", lw=1.0, label="data")
     axk.plot(k, k**kweight * np.asarray(chi_fit, dtype=float), "r--", lw=1.2, label="fit")
     axk.set_xlabel("k (Å$^{-1}$)")

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from ..errors import DataError
 from ..tracking.channels import flags
 from ._conditions import ConditionAxis, label_events
-from ._layout import STATE_COLORS, error_bars, fit_single, new_axes
+from ._layout import STATE_COLORS, error_bars, fit_grid, fit_single, new_axes, place_grid
 from ._marks import (draw_events, draw_segment_means, draw_steps, numbers, outlier_flags,
                      quality_legend)
 
@@ -78,7 +78,7 @@ def draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) 
                                 show_failed=shell == tracking.metal_shell)
         mean, err = numbers(seg, f"cn_{shell}"), numbers(seg, f"cn_{shell}_err")
         draw_segment_means(ax, cx, seg, mean, err, color)
-        faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]] if shell == tracking.metal_shell
+        faces = ([STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"].tolist()] if shell == tracking.metal_shell
                  else color)
         ax.scatter(cx.seg_x, mean, marker=marker, s=45, c=faces, edgecolors=color, zorder=5,
                    label=f"CN({shell})")
@@ -98,8 +98,9 @@ def draw_cn(ax, tracking, *, show_steps: bool = True, show_events: bool = True) 
 
 
 def _state_legend(ax, seg) -> None:
+    present = set(seg["state"].tolist())  # once, not per state (a column of thousands)
     for state, color in STATE_COLORS.items():
-        if state in set(seg["state"]):
+        if state in present:
             ax.scatter([], [], s=30, c=color, label=state)
 
 
@@ -151,7 +152,7 @@ def draw_white_line(ax, tracking, column: str = "wl_height") -> None:
     else:
         ax.hlines(means, seg["first_step"].to_numpy(dtype=float) - 0.4,
                   seg["last_step"].to_numpy(dtype=float) + 0.4, color="#1f77b4", lw=1.5, zorder=4)
-    ax.scatter(cx.seg_x, means, s=45, c=[STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"]],
+    ax.scatter(cx.seg_x, means, s=45, c=[STATE_COLORS.get(s, "#7f7f7f") for s in seg["state"].tolist()],
                edgecolors="#1f77b4", zorder=5)
     cx.decorate(ax)
     names = {"wl_height": "White-line height (norm.)", "wl_area": "White-line area (eV)",
@@ -191,8 +192,12 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
     quality, outlier = fit_quality(st), outlier_flags(st)
     good = quality == "good"
     seg_of_step = st["segment"].to_numpy()
-    fig = Figure(figsize=(9.0, 5.6), layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True).ravel()
+    fig = Figure(figsize=(9.0, 5.6))
+    grid = fig.subplots(2, 2, sharex=True)
+    # the bottom row's title (dE0) sits in the gap between the rows
+    gaps = {"hspace": 0.35}
+    place_grid(fig, grid, **gaps)  # the condition strip fits its names to the axes' width
+    axes = grid.ravel()
     styles = list(zip(shells, ("o", "s", "D"), ("k", "#2ca02c", "#1f77b4")))
     for ax, (prefix, label) in zip(axes, _PARAMETERS):
         columns = ([(prefix, "R-factor", "o", "k")] if prefix == "r_factor" else
@@ -215,7 +220,8 @@ def plot_fit_parameters(tracking, *, shells=None) -> Figure:
         cx.decorate(ax, label_bands=ax in axes[:2])
         ax.set_ylabel(label)
         if prefix == "de0_" and len(shells) > 1:
-            ax.set_title("ΔE0 (shared by the shells unless share_e0 = false)", fontsize=8)
+            ax.set_title("ΔE0 (shared by the shells unless share_e0 = false)", fontsize=8, y=1.0)
     for ax in axes[:2]:
         ax.set_xlabel("")
+    fit_grid(fig, grid, **gaps)
     return fig

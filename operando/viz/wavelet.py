@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from .._util.reprs import evenly_spaced
 from ..errors import DataError
+from ._layout import COLORBAR, MARGIN, colorbar_beside, hlines, place_grid
 
 #: Marker and colour of each shell's lobe (in the order the windows are given).
 _LOBE_STYLES = [("o", "#ffffff"), ("s", "#ff7f0e"), ("D", "#2ca02c"), ("^", "#d62728")]
@@ -62,8 +63,14 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
     vmax_all = float(finite.max()) if finite.size else 1.0
     cols = min(len(rows), 3)
     nrows = math.ceil(len(rows) / cols)
-    fig = Figure(figsize=(3.6 * cols + 0.9, 3.0 * nrows + 0.3), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    fig = Figure(figsize=(3.6 * cols + 0.9, 3.0 * nrows + 0.3))
+    grid = fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)
+    # Fixed margins: the suptitle and a panel title above, the colour bar's ticks and label
+    # on the right; between rows a panel title (and the k axis of a panel with no panel
+    # below it, when the last row is not full); shared R axis, no tick labels between columns.
+    below = 0.0 if len(rows) % cols == 0 else MARGIN["bottom"]
+    place_grid(fig, grid, top=0.55, right=COLORBAR, wspace=0.15, hspace=0.3 + below)
+    axes = grid.ravel()
     k, r = wt.k[kmask], wt.r[rmask]
     mesh = None
     for ax in axes[len(rows):]:
@@ -80,7 +87,7 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
             title = f"segment {label} ({int(wt.n_steps[row])} steps)"
         else:
             title = f"step {label}"
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=8, y=1.0)  # y: see TITLE_MARGIN
         if lobes is not None and len(lobes):
             key = "label" if "label" in lobes.columns else "segment"
             _mark_lobes(ax, lobes[lobes[key] == label], list(dict.fromkeys(lobes["shell"])))
@@ -91,21 +98,24 @@ def plot_wavelet(wt, *, rows=None, titles=None, lobes: pd.DataFrame | None = Non
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel("R (Å, not phase corrected)")
     w = wt.settings
-    fig.colorbar(mesh, ax=axes[:len(rows)].tolist(), label=f"|WT| (k^{w['kweight']:g})",
-                 shrink=0.9)
+    colorbar_beside(fig, mesh, axes[:len(rows)], label=f"|WT| (k^{w['kweight']:g})", shrink=0.9)
     fig.suptitle(f"{w.get('method', '').capitalize()} wavelet transform", fontsize=9)
     return fig
 
 
 def _mark_lobes(ax, lobes: pd.DataFrame, shells: list) -> None:
+    k0, k1 = ax.get_xlim()
     for lobe in lobes.itertuples(index=False):
         i = shells.index(lobe.shell) % len(_LOBE_STYLES)
         marker, color = _LOBE_STYLES[i]
-        for y in (lobe.r_low, lobe.r_high):
-            ax.axhline(y, color=color, lw=0.6, ls=":", alpha=0.7)
+        hlines(ax, [lobe.r_low, lobe.r_high], color=color, lw=0.6, ls=":", alpha=0.7)
         if not np.isfinite(lobe.k) or not getattr(lobe, "lobe", True):
             continue  # no lobe of its own in this window (the maximum is on its edge)
         ax.plot([lobe.k], [lobe.r], marker, ms=6, mfc="none", mec=color, mew=1.3)
+        # the name to the right of its marker, or to the left in the right part of the map,
+        # where it would run past the panel (into the next one or the colour bar)
+        left = lobe.k > k0 + 0.6 * (k1 - k0)
         ax.annotate(f"{lobe.shell}: {lobe.k:.1f} Å⁻¹, {lobe.r:.2f} Å", (lobe.k, lobe.r),
-                    xytext=(7, 5), textcoords="offset points", fontsize=6.5, color="w",
+                    xytext=(-7 if left else 7, 5), textcoords="offset points", fontsize=6.5,
+                    color="w", ha="right" if left else "left",
                     bbox=dict(boxstyle="round,pad=0.2", fc="k", ec=color, lw=0.8, alpha=0.6))

@@ -201,3 +201,50 @@ def test_wavelet_figure_marks_only_real_lobes():
     for ax, shell in zip(maps, ("M-M", "M-O")):
         names = [t.get_text().split(":")[0] for t in ax.texts]
         assert names == [shell]
+
+
+# --------------------------------------------------------------------------- fixed layouts
+def _assert_laid_out(fig):
+    """Every panel's labels, titles, legends and keys inside the figure, and no two panels
+    (colour bars included, a twin with its parent excepted) over each other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    page = fig.bbox
+    boxes = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        box = ax.get_tightbbox(renderer)
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, ax
+        assert page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, ax
+        boxes.append((ax, box))
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            if a.get_position().bounds == b.get_position().bounds:
+                continue  # a twin axes (the PCA's IND) shares its parent's frame
+            overlap = box_a.intersection(box_a, box_b)
+            assert overlap is None or overlap.width < 2 or overlap.height < 2, (a, b)
+
+
+def test_fixed_layout_figures_keep_their_labels_inside_and_apart(pt_marked, au):
+    """The multi-panel figures laid out at fixed margins (no layout engine): nothing is cut
+    at the figure's edge and no panel's labels run into another panel."""
+    nz, result, _ = au
+    e, norm = _model_norm(n=9)
+    steps = pd.DataFrame({"step": range(9), "gas": ["O2"] * 3 + ["H2"] * 3 + ["O2"] * 3, "ok": True,
+                          "wl_height": norm.max(axis=1), "edge_position": 11564.0})
+    k = 0.05 * np.arange(320)
+    chi = np.array([np.sin(2 * 2.5 * k) * np.exp(-0.01 * k ** 2) * (1 + 0.1 * i) for i in range(5)])
+    wt = op.exafs.wavelet_transform(k, chi, kmin=3, kmax=13, steps=list("abcde"))
+    # two maps, a lobe in the right part of each (its name must not run into the colour bar)
+    two = op.exafs.wavelet_transform(k, np.array([np.sin(2 * 2.5 * k) * np.exp(-0.01 * k ** 2),
+                                                  np.sin(2 * 1.6 * k) * 0.5]), kmin=3, kmax=13)
+    figures = [plot_fit_parameters(pt_marked), plot_lcf_fit(result, 7), plot_pca(pca(nz)),
+               plot_mcr(mcr(nz, 2)), plot_xanes_difference(e, norm, tracking=track(steps), e0=11564.0),
+               plot_wavelet(wt, lobes=wt.lobes({"M-M": (1.9, 2.8)})),  # 5 maps: a row not full
+               plot_wavelet(two, lobes=two.lobes({"M-O": (1.2, 1.9), "M-M": (1.9, 2.8)}))]
+    for fig in figures:
+        assert fig.get_layout_engine() is None
+        _assert_laid_out(fig)
