@@ -104,8 +104,9 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
     n = len(steps)
     eng = BatchedPasses(k, chi, model, paths, s02, opts, e0)
     kk = (k >= model.kmin) & (k <= model.kmax)
-    usable = np.array([bool(ok[i]) and np.all(np.isfinite(chi[i])) and np.any(chi[i][kk])
-                       for i in range(n)], bool)
+    chi = np.asarray(chi, dtype=float).reshape(n, k.size)
+    usable = (np.asarray(ok, bool).reshape(n) & np.isfinite(chi).all(axis=1)
+              & (chi[:, kk] != 0).any(axis=1))
     rows = np.flatnonzero(usable)
     m = len(rows)
     fits = eng.settle(rows, eng.fit(rows, eng.default_start(m)))
@@ -171,6 +172,12 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
     empty = empty_row(k, model, s02)
     out = []
     pos_of = {int(r): j for j, r in enumerate(rows)}
+    # per-step values as Python floats, column by column (float(v[j]) of every column)
+    names = list(fits.cols)
+    values = list(zip(*(v.astype(float).tolist() for v in fits.cols.values()))) if m else []
+    sig = {lab: significant(fits[f"p_{lab}"], fits[f"free_cn_{lab}"]).tolist()
+           for lab in eng.tested}
+    structures = {}  # absent shells -> (plan structure, larch names)
     for i in range(n):
         if i not in pos_of:
             row = dict(empty)
@@ -181,15 +188,18 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
             out.append(row)
             continue
         j = pos_of[i]
-        row: dict[str, Any] = {c: float(v[j]) for c, v in fits.cols.items()}
+        row: dict[str, Any] = dict(zip(names, values[j]))
         row["n_varys"] = int(fits["n_varys"][j])
         for lab in eng.tested:
-            row[f"sig_{lab}"] = bool(significant(row[f"p_{lab}"], row[f"free_cn_{lab}"]))
+            row[f"sig_{lab}"] = sig[lab][j]
         row["s02"], row["s02_err"] = float(s02), float("nan")
         fits.bad[j] = conclude(row, fits.bad[j], int(tries[j]), first[j], fits.absent[j],
                                model, opts)
         row["_model_chi"] = model_chi[j]
-        row["_params"] = _params(row, *_structure(model, tuple(fits.absent[j])), eng.reff, s02)
+        absent = tuple(fits.absent[j])
+        if absent not in structures:
+            structures[absent] = _structure(model, absent)
+        row["_params"] = _params(row, *structures[absent], eng.reff, s02)
         row["step"] = int(steps[i])
         out.append(row)
     return out
