@@ -148,13 +148,13 @@ def batch_fit(
         return _batch_fit(k, chi, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                           dk2=dk2, window=window, rmin=rmin, rmax=rmax, fit_space=fit_space,
                           s02=s02, init=init, vary=vary, bounds=bounds, share_e0=share_e0,
-                          ties=ties, epsilon_k=epsilon_k, noise=noise, max_nfev=max_nfev, ftol=ftol,
-                          xtol=xtol, nfft=nfft, kstep=kstep)
+                          ties=ties, epsilon_k=epsilon_k, noise=noise, max_nfev=max_nfev,
+                          ftol=ftol, xtol=xtol, nfft=nfft, kstep=kstep)
 
 
 def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rmax, fit_space,
-               s02, init, vary, bounds, share_e0, ties, epsilon_k, noise, max_nfev, ftol, xtol, nfft,
-               kstep):
+               s02, init, vary, bounds, share_e0, ties, epsilon_k, noise, max_nfev, ftol, xtol,
+               nfft, kstep):
     if dk2 is None:
         dk2 = dk
     bm = BatchModel(k, chi, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk, dk2=dk2,

@@ -254,8 +254,11 @@ class BatchedPasses:
         on_bound = bound_names(res, args["bounds"], plan, param_names(model, plan))
         errorbars = np.all([np.isfinite(e) & (e > 0) for e in var_err], axis=0)
         finite = np.isfinite(res.chi_square)
-        for i in range(n):
-            out.bad[i] = fit_problems(finite[i] and res.success[i], res.message[i],
+        converged = finite & res.success
+        # "" (new_fits' value) where converged with error bars and nothing on a bound
+        any_bound = np.array([bool(b) for b in on_bound], bool)
+        for i in np.flatnonzero(~(converged & errorbars) | any_bound):
+            out.bad[i] = fit_problems(bool(converged[i]), res.message[i],
                                       on_bound[i], errorbars[i] or not finite[i])
         return out
 
