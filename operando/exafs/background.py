@@ -189,15 +189,20 @@ def remove_background(normalized, *, rbkg: float = BackgroundOptions.rbkg,
                     nclamp=nclamp, clamp_lo=clamp_lo, clamp_hi=clamp_hi, engine=engine,
                     kstep=KSTEP)
     problems: dict[int, str] = {}
-    for i in np.flatnonzero(ok):
-        mu = series.mu[i]
-        if not np.all(np.isfinite(mu)):
+    live = np.flatnonzero(ok)
+    finite_mu = np.isfinite(series.mu[live]).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        e0_live = e0[live]
+        e0_in = np.isfinite(e0_live) & (series.energy[0] < e0_live) & (e0_live < series.energy[-1])
+        step_ok = np.isfinite(edge_step[live]) & (edge_step[live] > 0)
+    for i in live[~(finite_mu & e0_in & step_ok)]:
+        if not np.all(np.isfinite(series.mu[i])):
             problems[i] = "mu holds non-finite values"
         elif not (np.isfinite(e0[i]) and series.energy[0] < e0[i] < series.energy[-1]):
             problems[i] = f"e0 {e0[i]} eV is outside the energy range"
         elif not (np.isfinite(edge_step[i]) and edge_step[i] > 0):
             problems[i] = f"edge step {edge_step[i]} is not positive"
-    todo = [i for i in np.flatnonzero(ok) if i not in problems]
+    todo = [i for i in live if i not in problems]
     rows: list[np.ndarray | None] = [None] * n
     done, failed, e0, extra = eng.background(
         series.energy, series.mu, e0, edge_step, todo, settings)

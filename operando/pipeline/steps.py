@@ -108,7 +108,6 @@ def analyse(series, settings: StepSettings, shifts, shift_notes) -> dict:
 
 
 def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
-    n = len(table)
     chi = remove_background(norm, **settings.background)
     fit = fit_shells(chi, settings.model, **settings.fit)
     fits = fit.to_dataframe()
@@ -124,10 +123,10 @@ def _add_fits(table, arrays, meta, norm, settings: StepSettings) -> None:
         table[col] = fits[col].to_numpy()
     # A step's ``ok`` is its XANES: a fit that is poor or failed is reported in
     # fit_quality / fit_message and never takes the step's XANES evidence with it.
-    for i in range(n):
-        step = int(table.at[i, "step"])
-        if step in merged_into:  # averaged with its repeats; fitted as that step
-            table.at[i, "reason"] = f"fitted merged into step {merged_into[step]}"
+    if merged_into:  # averaged with its repeats; fitted as that step
+        for i, step in enumerate(table["step"].tolist()):
+            if step in merged_into:
+                table.at[i, "reason"] = f"fitted merged into step {merged_into[step]}"
     if settings.systematics:   # [exafs] systematics: the CN band over processing choices
         band = systematics_columns(norm, settings.systematics)
         band = band.set_index("step").reindex(table["step"])

@@ -457,6 +457,37 @@ def test_fit_bounds_warm_start_and_bad_rows():
     assert fixed.n_varys == 6
 
 
+def test_fit_reusing_an_earlier_fits_noise_is_identical(shared_data):
+    """``noise=`` (the epsilon_k, epsilon_r of an earlier fit of the same rows, as the fast
+    engine's later passes use) gives the very numbers of estimating it again; the rows an
+    earlier fit could not use (NaN noise) stay unfitted."""
+    g = _foil(shared_data, "cu_foil_rt")
+    autobk(g, rbkg=1.0, kweight=2)
+    rng = np.random.default_rng(3)
+    # the measured foil at 1x..4x its own noise, and a row with no data
+    chis = np.vstack([g.chi + rng.normal(0, s, g.chi.size) for s in (0.0, 0.002, 0.004, 0.008)]
+                     + [np.full(g.chi.size, np.nan)])
+    paths = [tabulate_path(str(shared_data / "feff" / "feffcu01.dat"), label="Cu-Cu")]
+    kw = dict(kmin=3.0, kmax=14.0, kweight=2, dk=1.0, window="hanning", rmin=1.4, rmax=3.0,
+              init={"Cu-Cu": {"cn": 12.0, "sigma2": 0.002}})
+    first = batch_fit(g.k, chis, paths, **kw)
+    assert np.isfinite(first.epsilon_k[:4]).all() and np.isnan(first.epsilon_k[4])
+    assert len(set(first.epsilon_k[:4])) == 4   # the noise differs row by row
+    rows = np.array([3, 1, 4])
+    again = batch_fit(g.k, chis[rows], paths, **kw)
+    reused = batch_fit(g.k, chis[rows], paths, noise=(first.epsilon_k[rows],
+                                                      first.epsilon_r[rows]), **kw)
+    for name in again.param_names:
+        np.testing.assert_array_equal(reused.value[name], again.value[name])
+        np.testing.assert_array_equal(reused.stderr[name], again.stderr[name])
+    for attr in ("chi_square", "redchi", "r_factor", "epsilon_k", "epsilon_r", "success"):
+        np.testing.assert_array_equal(getattr(reused, attr), getattr(again, attr))
+    assert list(reused.success) == [True, True, False]
+    with pytest.raises(ValueError, match="not both"):
+        batch_fit(g.k, chis[:1], paths, epsilon_k=0.001,
+                  noise=(first.epsilon_k[:1], first.epsilon_r[:1]), **kw)
+
+
 def test_larch_free_copies_match_larch():
     """operando._util.larch_compat (used so the fast engine never imports larch) == larch."""
     from larch.math import index_nearest, index_of, remove_dups

@@ -356,3 +356,23 @@ def test_a_scan_without_an_edge_is_not_ok(shared_data):
     norm = normalize(series, e0=8979.0)
     assert list(norm.ok) == [True, False]
     assert "no absorption edge above the noise" in norm.reason[1]
+
+
+def test_edge_noise_test_of_a_series_is_that_of_each_spectrum(shared_data):
+    """The point-to-point noise test, run on the whole series at once, flags exactly the
+    spectra it flags one by one, with the same numbers in the reason: the foil, its
+    edge with 0.5 %, 5 % and 15 % noise (of the edge step), and flat channels with noise."""
+    from operando import read_series
+
+    foil = read_series(shared_data / "references" / "cu_foil_rt.xdi")
+    rng = np.random.default_rng(1)
+    step = float(np.ptp(foil.mu[0]))
+    rows = [foil.mu[0]] + [foil.mu[0] + rng.normal(0, f * step, foil.energy.size)
+                           for f in (0.005, 0.05, 0.15)]
+    rows += [0.5 + rng.normal(0, s, foil.energy.size) for s in (2e-4, 2e-3)]
+    series = foil.replace(mu=np.vstack(rows), conditions=default_conditions(len(rows)))
+    norm = normalize(series, e0=8979.0)
+    alone = [normalize(series[i], e0=8979.0) for i in range(len(rows))]
+    assert list(norm.ok) == [bool(a.ok[0]) for a in alone]
+    assert list(norm.reason) == [a.reason[0] for a in alone]
+    assert list(norm.ok) == [True, True, True, False, False, False]   # 15 % noise: 5 x

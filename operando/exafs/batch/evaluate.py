@@ -61,7 +61,8 @@ class BatchModel:
     """
 
     def __init__(self, k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rmax,
-                 fit_space, s02, init, vary, bounds, share_e0, ties, epsilon_k, nfft, kstep):
+                 fit_space, s02, init, vary, bounds, share_e0, ties, epsilon_k, nfft, kstep,
+                 noise=None):
         k = np.asarray(k, dtype=float)
         chi = np.asarray(chi, dtype=float)
         if chi.ndim == 1:
@@ -80,7 +81,11 @@ class BatchModel:
         data = resample_rows(k, chi, prob.model_k)
         ok = np.isfinite(data).all(axis=1)
         data[~ok] = 0.0
-        if epsilon_k is None:
+        if noise is not None:   # estimated by an earlier fit of these rows (batch_fit)
+            if epsilon_k is not None:
+                raise ValueError("give epsilon_k or noise, not both")
+            eps_k, eps_r = (per_spectrum(v, n, "noise") for v in noise)
+        elif epsilon_k is None:
             eps_k, eps_r = estimate_noise_rows(data, prob, kmin, kmax, kweight)
         else:
             eps_k = per_spectrum(epsilon_k, n, "epsilon_k")

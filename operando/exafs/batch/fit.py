@@ -69,6 +69,7 @@ def batch_fit(
     share_e0: bool = FitOptions.share_e0,
     ties: dict | None = None,
     epsilon_k=None,
+    noise=None,
     max_nfev: int = 200,
     ftol: float = 1e-8,
     xtol: float = 1e-8,
@@ -121,6 +122,11 @@ def batch_fit(
         Its error is |factor| x the source's.  Like a Larch expression ``0.5*cn_cu_o``.
     epsilon_k : float or ndarray (n,), optional
         Noise in chi(k); default Larch's ``estimate_noise`` of each spectrum.
+    noise : (ndarray (n,), ndarray (n,)), optional
+        ``(epsilon_k, epsilon_r)`` of each spectrum as an earlier fit of the same
+        spectra with the same window estimated them (its result's ``epsilon_k``,
+        ``epsilon_r``; NaN where it could not fit): the estimate is not repeated.
+        Exclusive with ``epsilon_k``.
     max_nfev : int
         Maximum number of LM iterations (one residual + Jacobian each).
     ftol, xtol : float
@@ -142,19 +148,19 @@ def batch_fit(
         return _batch_fit(k, chi, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk,
                           dk2=dk2, window=window, rmin=rmin, rmax=rmax, fit_space=fit_space,
                           s02=s02, init=init, vary=vary, bounds=bounds, share_e0=share_e0,
-                          ties=ties, epsilon_k=epsilon_k, max_nfev=max_nfev, ftol=ftol,
-                          xtol=xtol, nfft=nfft, kstep=kstep)
+                          ties=ties, epsilon_k=epsilon_k, noise=noise, max_nfev=max_nfev,
+                          ftol=ftol, xtol=xtol, nfft=nfft, kstep=kstep)
 
 
 def _batch_fit(k, chi, paths, *, kmin, kmax, kweight, dk, dk2, window, rmin, rmax, fit_space,
-               s02, init, vary, bounds, share_e0, ties, epsilon_k, max_nfev, ftol, xtol, nfft,
-               kstep):
+               s02, init, vary, bounds, share_e0, ties, epsilon_k, noise, max_nfev, ftol, xtol,
+               nfft, kstep):
     if dk2 is None:
         dk2 = dk
     bm = BatchModel(k, chi, paths, kmin=kmin, kmax=kmax, kweight=kweight, dk=dk, dk2=dk2,
                     window=window, rmin=rmin, rmax=rmax, fit_space=fit_space, s02=s02, init=init,
                     vary=vary, bounds=bounds, share_e0=share_e0, ties=ties, epsilon_k=epsilon_k,
-                    nfft=nfft, kstep=kstep)
+                    noise=noise, nfft=nfft, kstep=kstep)
     n, nv, nk, prob = bm.n, bm.nv, bm.nk, bm.prob
     ok, values, lo, hi, vidx = bm.ok, bm.values, bm.lo, bm.hi, bm.vidx
     names, var_names, labels, data_res = bm.names, bm.var_names, bm.labels, bm.data_res

@@ -84,17 +84,20 @@ def background_rows(energy, mu, e0, edge_step, rows, *, rbkg, kweight, kmin, kma
         res = batch_autobk(energy, mu[idx], e0r[idx], edge_step[idx], rbkg=rbkg, kweight=kweight,
                            kmin=kmin, kmax=kmax, dk=dk, window=window, nclamp=nclamp,
                            clamp_lo=clamp_lo, clamp_hi=clamp_hi, kstep=kstep)
-        for j, i in enumerate(idx):
-            # Each step's own k range (Larch's kout), not the zero-padded common grid.
-            kmax_i = float(np.sqrt(ETOK * max(energy_d[-1] - e0r[i], 0.0)))
-            if kmax is not None and kmax >= 0:
-                kmax_i = max(0.0, min(kmax_i, kmax))
-            n_k = int(1.01 + kmax_i / kstep)
-            chi = res.chi[j, :n_k]
-            if not res.ok[j] or not np.all(np.isfinite(chi)) or n_k < 40:
-                problems[int(i)] = "autobk returned no usable chi(k)"
-            else:
-                out[int(i)] = chi
+        # Each step's own k range (Larch's kout), not the zero-padded common grid.
+        kmax_i = np.sqrt(ETOK * np.maximum(energy_d[-1] - e0r[idx], 0.0))
+        if kmax is not None and kmax >= 0:
+            kmax_i = np.maximum(0.0, np.minimum(kmax_i, kmax))
+        finite = np.isfinite(kmax_i)
+        n_k = np.where(finite, 1.01 + np.where(finite, kmax_i, 0.0) / kstep, 0.0).astype(int)
+        # usable: autobk ok, at least 40 points, all finite up to the step's own n_k
+        bad = ~np.isfinite(res.chi)
+        first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), res.chi.shape[1])
+        usable = res.ok & finite & (n_k >= 40) & (first_bad >= np.minimum(n_k, res.chi.shape[1]))
+        for j in np.flatnonzero(usable):
+            out[int(idx[j])] = res.chi[j, :n_k[j]]
+        for j in np.flatnonzero(~usable):
+            problems[int(idx[j])] = "autobk returned no usable chi(k)"
     return out, problems
 
 
@@ -104,8 +107,9 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
     n = len(steps)
     eng = BatchedPasses(k, chi, model, paths, s02, opts, e0)
     kk = (k >= model.kmin) & (k <= model.kmax)
-    usable = np.array([bool(ok[i]) and np.all(np.isfinite(chi[i])) and np.any(chi[i][kk])
-                       for i in range(n)], bool)
+    chi = np.asarray(chi, dtype=float).reshape(n, k.size)
+    usable = (np.asarray(ok, bool).reshape(n) & np.isfinite(chi).all(axis=1)
+              & (chi[:, kk] != 0).any(axis=1))
     rows = np.flatnonzero(usable)
     m = len(rows)
     fits = eng.settle(rows, eng.fit(rows, eng.default_start(m)))
@@ -171,6 +175,12 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
     empty = empty_row(k, model, s02)
     out = []
     pos_of = {int(r): j for j, r in enumerate(rows)}
+    # per-step values as Python floats, column by column (float(v[j]) of every column)
+    names = list(fits.cols)
+    values = list(zip(*(v.astype(float).tolist() for v in fits.cols.values()))) if m else []
+    sig = {lab: significant(fits[f"p_{lab}"], fits[f"free_cn_{lab}"]).tolist()
+           for lab in eng.tested}
+    layouts = {}  # absent shells -> the parameter layout of their plan
     for i in range(n):
         if i not in pos_of:
             row = dict(empty)
@@ -181,15 +191,18 @@ def fit_rows(k, chi, ok, reasons, steps, model, paths, s02, opts, e0=None) -> li
             out.append(row)
             continue
         j = pos_of[i]
-        row: dict[str, Any] = {c: float(v[j]) for c, v in fits.cols.items()}
+        row: dict[str, Any] = dict(zip(names, values[j]))
         row["n_varys"] = int(fits["n_varys"][j])
         for lab in eng.tested:
-            row[f"sig_{lab}"] = bool(significant(row[f"p_{lab}"], row[f"free_cn_{lab}"]))
+            row[f"sig_{lab}"] = sig[lab][j]
         row["s02"], row["s02_err"] = float(s02), float("nan")
         fits.bad[j] = conclude(row, fits.bad[j], int(tries[j]), first[j], fits.absent[j],
                                model, opts)
         row["_model_chi"] = model_chi[j]
-        row["_params"] = _params(row, *_structure(model, tuple(fits.absent[j])), eng.reff, s02)
+        absent = tuple(fits.absent[j])
+        if absent not in layouts:
+            layouts[absent] = _param_layout(*_structure(model, absent), eng.reff)
+        row["_params"] = _params(row, layouts[absent], s02)
         row["step"] = int(steps[i])
         out.append(row)
     return out
@@ -210,18 +223,31 @@ def empty_row(k, model, s02) -> dict:
     return out
 
 
-def _params(row, plan, names, reff, s02) -> dict:
-    """``{name: (value, stderr, vary, min, max)}`` of ``row``, fitted with ``plan``, under
-    the larch engine's ``names`` (:func:`operando.exafs.plan.param_names`)."""
-    nan = float("nan")
-    out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
+def _param_layout(plan, names, reff) -> list[tuple]:
+    """Per parameter of ``plan``: its name among the larch engine's ``names``
+    (:func:`operando.exafs.plan.param_names`), the row column of its value, the offset
+    subtracted from it (R_eff for dR), the column of its error (None: fixed), vary, min
+    and max -- what :func:`_params` reads from each row fitted with ``plan``."""
+    layout = []
     for pname, par in plan.pars.items():
         kind, ref = pname.split(":", 1)
         lab = plan.groups[pname][0] if kind == "de0" else ref
-        value = row[f"{COLUMN_KIND[kind]}_{lab}"] - (reff[lab] if kind == "deltar" else 0.0)
-        err = row[f"{COLUMN_KIND[kind]}_{lab}_err"] if (par.vary or par.tie is not None) else nan
+        column = f"{COLUMN_KIND[kind]}_{lab}"
+        err_column = f"{column}_err" if (par.vary or par.tie is not None) else None
         lo, hi = (float(par.lo), float(par.hi)) if par.vary else (-np.inf, np.inf)
-        out[names[pname]] = (float(value), float(err), bool(par.vary), lo, hi)
+        layout.append((names[pname], column, reff[lab] if kind == "deltar" else 0.0, err_column,
+                       bool(par.vary), lo, hi))
+    return layout
+
+
+def _params(row, layout, s02) -> dict:
+    """``{name: (value, stderr, vary, min, max)}`` of ``row``, fitted with the plan of
+    ``layout`` (:func:`_param_layout`)."""
+    nan = float("nan")
+    out = {"s02": (float(s02), nan, False, -np.inf, np.inf)}
+    for name, column, offset, err_column, vary, lo, hi in layout:
+        err = nan if err_column is None else float(row[err_column])
+        out[name] = (float(row[column] - offset), err, vary, lo, hi)
     return out
 
 
@@ -268,8 +294,8 @@ def calibrate_row(k, chi, model, paths, cn: Mapping[str, float]) -> dict:
     out.update(s02=s02, s02_err=s02_err, r_factor=float(res.r_factor[0]),
                redchi=float(res.redchi[0]), chi_square=float(res.chi_square[0]),
                n_idp=float(res.n_idp), n_varys=int(res.n_varys))
-    params = _params(out, plan, param_names(model, plan), {lab: paths[lab].reff for lab in labels},
-                     s02)
+    params = _params(out, _param_layout(plan, param_names(model, plan),
+                                        {lab: paths[lab].reff for lab in labels}), s02)
     params["s02"] = (s02, s02_err, True, 0.2, 2.0)
     out["_params"] = params
     bound_names = [name for name, (val, _err, varies, lo, hi) in params.items()

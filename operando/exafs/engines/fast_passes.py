@@ -168,6 +168,10 @@ class BatchedPasses:
         self.reff = {lab: paths[lab].reff for lab in self.labels}
         self.defaults = {s.label: default_start(s) for s in model.shells}
         self.nfit = 0  # batched passes (for the log)
+        # every pass fits rows of the same chi with the same window: each row's noise
+        # (epsilon_k, epsilon_r) is estimated by its first pass and reused by the others
+        self.noise = np.full((2, len(chi)), np.nan)
+        self.noise_known = np.zeros(len(chi), bool)
 
     def new_fits(self, n) -> Fits:
         return Fits(n, self.labels, self.tested)
@@ -217,8 +221,13 @@ class BatchedPasses:
         plan = build_plan(model, start, absent=absent, removed=removed, fixed_cn=fixed_cn,
                           e0=None if self.e0 is None else self.e0[rows])
         args = batch_arguments(plan, self.labels)
+        known = bool(self.noise_known[rows].all())
         res = batch_fit(self.k, self.chi[rows], self.tables, **model.fit_window(), s02=self.s02,
-                        ftol=FIT_TOL, xtol=FIT_TOL, **args)
+                        ftol=FIT_TOL, xtol=FIT_TOL,
+                        noise=tuple(self.noise[:, rows]) if known else None, **args)
+        if not known:
+            self.noise[:, rows] = res.epsilon_k, res.epsilon_r
+            self.noise_known[rows] = True
         out = self.new_fits(n)
         var_err = []
         errs_of = set(res.var_names) | set(args["ties"])
@@ -245,8 +254,11 @@ class BatchedPasses:
         on_bound = bound_names(res, args["bounds"], plan, param_names(model, plan))
         errorbars = np.all([np.isfinite(e) & (e > 0) for e in var_err], axis=0)
         finite = np.isfinite(res.chi_square)
-        for i in range(n):
-            out.bad[i] = fit_problems(finite[i] and res.success[i], res.message[i],
+        converged = finite & res.success
+        # "" (new_fits' value) where converged with error bars and nothing on a bound
+        any_bound = np.array([bool(b) for b in on_bound], bool)
+        for i in np.flatnonzero(~(converged & errorbars) | any_bound):
+            out.bad[i] = fit_problems(bool(converged[i]), res.message[i],
                                       on_bound[i], errorbars[i] or not finite[i])
         return out
 
