@@ -69,7 +69,7 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
               else [table.labels[j] for j in picked])
     # Dead frame: no finite value, or all zero once NaN counts as zero (one pass, not per column).
     dead_rows = _by_rows(mu_values, lambda block: ~np.isfinite(block).any(axis=1)
-                         | (np.nan_to_num(block) == 0).all(axis=1))
+                         | _zero_or_nan(block).all(axis=1))
     dead_frames = [labels[i] for i in np.flatnonzero(dead_rows)]
     if dead_frames:
         log.info("%s: dead frame(s) kept for downstream flagging: %s", path.name,
@@ -80,7 +80,12 @@ def read_matrix(table: TextTable, *, energy_column=None, columns=None, mu="auto"
 
 def _all_zero(data: np.ndarray, columns) -> np.ndarray:
     """Per row: every value of ``columns`` zero once NaN counts as zero."""
-    return _by_rows(data, lambda block: (np.nan_to_num(block[:, columns]) == 0).all(axis=1))
+    return _by_rows(data, lambda block: _zero_or_nan(block[:, columns]).all(axis=1))
+
+
+def _zero_or_nan(block: np.ndarray) -> np.ndarray:
+    """Zero once NaN counts as zero (``nan_to_num(block) == 0`` without its copies)."""
+    return (block == 0) | np.isnan(block)
 
 
 def _by_rows(data: np.ndarray, test) -> np.ndarray:
