@@ -139,27 +139,25 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
         "seconds": None,                       # the whole run's: set last
         "notes": notes,
     }
-    outputs.update(athena_project(store, plan, series, steps, notes))
-    done("athena")
 
-    def figures_saved(before: str) -> dict:
-        """The figures waited for and written, once (``before``: the stage whose time
-        ends here); the report's figures."""
+    def figures_and_athena(before: str) -> dict:
+        """Wait for the figures and write them, then ``athena.prj`` (``before``: the stage
+        whose time ends here); the report's figures."""
         done(before)
-        if pending:
+        if plan.plots:
             outputs.update(save_figures(store, pending, notes))
-            pending.clear()
             done("figures")
+        outputs.update(athena_project(store, plan, series, steps, notes))
+        done("athena")
         return {name.rsplit(".", 1)[0]: path for name, path in outputs.items()
                 if str(path).endswith(".png")}
 
-    try:
-        if plan.report:  # its tables are built while the workers finish the figures
-            outputs["report"] = _report(store, series, steps, partial(figures_saved, "report"),
-                                        summary, tracking, settings, analysis)
-            done("report")
-    finally:  # without a report, or one that failed before it asked for them
-        figures_saved("report" if plan.report else "athena")
+    if plan.report:  # it builds its tables while the workers finish the figures
+        outputs["report"] = _report(store, series, steps, partial(figures_and_athena, "report"),
+                                    summary, tracking, settings, analysis)
+        done("report")
+    else:
+        figures_and_athena("outputs")
     summary["seconds"] = round(time.perf_counter() - record["t_start"], 3)
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
@@ -316,8 +314,9 @@ def add_athena_project(store: RunStore, plan: RunPlan, series, steps) -> None:
 
 
 def _report(store, series, steps, figures, summary, tracking, settings, analysis) -> Path:
-    """``report.html``; ``figures()`` waits for the figures (called once the tables are
-    built) and returns their files; the summary text follows, with its notes."""
+    """``report.html``; ``figures()`` (called once its tables are built) writes the figures
+    and ``athena.prj`` and returns the figures' files; the summary text follows, with
+    their notes."""
     from ..viz import write_report
 
     text = tracking.report() if tracking is not None else ""
