@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_real import CONFIG, make_series, write_h5  # noqa: E402
+from bench_real import CONFIG, inputs_folder, make_series, write_h5  # noqa: E402
 
 
 def instrument(reps: int) -> dict:
@@ -69,12 +68,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--dir", type=Path, default=None, help="working folder (kept)")
     args = ap.parse_args(argv)
-    refs = Path(__file__).resolve().parents[2] / "shared" / "data" / "references"
-    if not refs.is_dir():
-        print(f"real references not found in {refs}")
+    refs, folder = inputs_folder(args.dir, "bench_chunk_cpu_")
+    if refs is None:
         return 1
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="bench_chunk_cpu_"))
-    folder.mkdir(parents=True, exist_ok=True)
     series, _ = make_series(args.n, args.seed)
     inp = write_h5(folder, series)
     config = folder / "run.toml"

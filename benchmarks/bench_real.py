@@ -210,6 +210,18 @@ def larch_rate(series, run_dir: Path, n: int) -> float:
     return len(idx) / dt
 
 
+def inputs_folder(folder, prefix: str):
+    """``(references folder, working folder)``: the real spectra beside the project
+    (``../shared/data/references``; None, said, if missing) and ``folder`` or a new one."""
+    refs = Path(__file__).resolve().parents[2] / "shared" / "data" / "references"
+    if not refs.is_dir():
+        print(f"real references not found in {refs}")
+        return None, None
+    folder = folder or Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    return refs, folder
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=9_900, help="spectra (default 9,900: 330 cycles)")
@@ -223,12 +235,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.full:
         args.n, args.inputs, args.larch_n = 100_000, "hdf5", 0
-    refs = Path(__file__).resolve().parents[2] / "shared" / "data" / "references"
-    if not refs.is_dir():
-        print(f"real references not found in {refs}")
+    refs, folder = inputs_folder(args.dir, "bench_real_")
+    if refs is None:
         return 1
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="bench_real_"))
-    folder.mkdir(parents=True, exist_ok=True)
     print(f"operando run on a real-derived series: Cu foil + CuO (real spectra, "
           f"{refs}), {len(PROGRAM)} potentials x {REPEATS} repeats per cycle; two-shell "
           f"Cu-O + Cu-Cu fits against the real foil, LCF, default outputs; workers "
