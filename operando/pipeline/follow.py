@@ -90,6 +90,7 @@ class ScanSource:
         self.single = self.source.suffix.lower() in (".h5", ".hdf5", ".nxs", ".nx5", ".hdf")
         self._stamps: dict[Path, Stamp] = {}
         self._warned: set[str] = set()  # the conditions rows' problems warned about
+        self._parsed: tuple[bytes, pd.DataFrame] | None = None  # the last CSV read
 
     @property
     def folder(self) -> Path:
@@ -133,6 +134,10 @@ class ScanSource:
             raw = self.conditions.read_bytes()
         except FileNotFoundError:
             raw = b""
+        if self._parsed is not None and self._parsed[0] == raw:
+            # unchanged since the last poll (an idle watch polls twice a second): the
+            # same table, its problems already warned about, without parsing it again
+            return self._parsed[1].copy()
         try:
             table, problems = read_growing_conditions(raw)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
@@ -144,6 +149,7 @@ class ScanSource:
                 log.warning("%s %s; its scan waits until the row is fixed",
                             self.conditions.name, problem)
         self._warned = set(problems)  # a row fixed, then broken again, is warned again
+        self._parsed = (raw, table.copy())
         return table
 
     def ready(self, table: pd.DataFrame | None, known: dict[str, list] | None = None,

@@ -450,8 +450,9 @@ def _cpu_seconds(pid: int) -> float:
 @pytest.mark.parametrize("poll", [False, True])
 def test_an_idle_watch_costs_no_cpu(tmp_path, shared_data, poll):
     """A watch with a conditions CSV, everything read, waiting: its CPU time over 3 s of
-    waiting stays under 10 % of a core (it spun at 100 %: the file-system events of its
-    own reads woke it)."""
+    waiting stays under 20 % of a core (it spun at 100 %: the file-system events of its
+    own reads woke it).  Its two polls a second cost about 5 % on a quiet machine and up
+    to 15 % on a loaded one, where a 10 % bound failed now and then."""
     import signal
     import subprocess
     import sys
@@ -471,5 +472,5 @@ def test_an_idle_watch_costs_no_cpu(tmp_path, shared_data, poll):
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    assert used < 0.3, f"{used:.2f} s of CPU in 3 s idle"
+    assert used < 0.6, f"{used:.2f} s of CPU in 3 s idle"
     assert proc.returncode == 130 and "Traceback" not in err, err

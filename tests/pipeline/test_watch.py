@@ -49,6 +49,30 @@ def test_a_scan_is_ready_only_when_settled_complete_and_listed(tmp_path):
     assert [p.name for p in fresh.ready(None, known=known, now=0.0)] == ["d.xdi"]
 
 
+def test_an_unchanged_conditions_csv_is_not_parsed_again(tmp_path, monkeypatch, caplog):
+    """An idle watch polls twice a second: the conditions CSV is parsed only when its
+    bytes change, and its bad row is warned about once."""
+    from operando.pipeline import follow
+
+    parsed = []
+    real = follow.read_growing_conditions
+    monkeypatch.setattr(follow, "read_growing_conditions",
+                        lambda raw: parsed.append(raw) or real(raw))
+    csv = tmp_path / "c.csv"
+    csv.write_text("file,potential_V\na.xdi,0.1\nb.xdi,0.2,9\n")   # b's row: a field too many
+    source = ScanSource(str(tmp_path), pattern="*.xdi", conditions=str(csv), settle=0.0)
+    with caplog.at_level("WARNING"):
+        first = source.conditions_table()
+        first.loc[0, "file"] = "changed by a caller.xdi"
+        again = source.conditions_table()
+    assert len(parsed) == 1 and list(again["file"]) == ["a.xdi"]
+    assert sum("b.xdi" in r.getMessage() or "line 3" in r.getMessage()
+               for r in caplog.records) == 1
+    with open(csv, "a") as fh:
+        fh.write("c.xdi,0.3\n")
+    assert list(source.conditions_table()["file"]) == ["a.xdi", "c.xdi"] and len(parsed) == 2
+
+
 # --------------------------------------------------------------- acceptance
 WRITER = """
 import sys, time
