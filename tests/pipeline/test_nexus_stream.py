@@ -20,9 +20,9 @@ from operando import mixtures, pipeline
 from operando.config import load_config
 from operando.io import LazySeries, RowSlice, open_nexus, read_series
 from operando.pipeline import chunks as chunks_module
-from operando.pipeline import source as source_module
 
 from _scanfiles import write_nexus
+from _streamed import count_rows_read, run_in_memory
 
 T0 = dt.datetime(2025, 3, 13, 10, 0, 0)
 CHUNK = 5  # 27 spectra = 5 x 5 + 2: the last chunk is short
@@ -86,15 +86,6 @@ chunk_size = {CHUNK}
 {extra}""")
 
 
-def _in_memory(config):
-    mp = pytest.MonkeyPatch()
-    mp.setattr(source_module, "_open_streamed", lambda read: None)
-    try:
-        return pipeline.run(config, progress=False)
-    finally:
-        mp.undo()
-
-
 def _same_outputs(a: Path, b: Path) -> None:
     for name in OUTPUTS:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -147,15 +138,8 @@ def test_other_nexus_files_keep_the_in_memory_path(project, tmp_path):
 @pytest.mark.parametrize("name", ["frames.nxs", "beams.nxs", "entries.nxs"])
 def test_streamed_nexus_run_equals_in_memory(project, name, tmp_path, monkeypatch):
     _, folder = project
-    memory = _in_memory(_config(folder, name, tmp_path / "mem"))
-    calls = []
-    original = LazySeries.read_rows
-
-    def counting(self, start, stop):
-        calls.append(stop - start)
-        return original(self, start, stop)
-
-    monkeypatch.setattr(LazySeries, "read_rows", counting)
+    memory = run_in_memory(_config(folder, name, tmp_path / "mem"))
+    calls = count_rows_read(monkeypatch)
     streamed = pipeline.run(_config(folder, name, tmp_path / "run", workers=1), progress=False)
     assert memory.n_ok == streamed.n_ok == len(streamed.steps)
     _same_outputs(tmp_path / "mem", tmp_path / "run")
@@ -166,7 +150,7 @@ def test_streamed_nexus_run_equals_in_memory(project, name, tmp_path, monkeypatc
 def test_nexus_on_a_dask_cluster_equals_local(project, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     _, folder = project
-    local = _in_memory(_config(folder, "frames.nxs", tmp_path / "mem"))
+    local = run_in_memory(_config(folder, "frames.nxs", tmp_path / "mem"))
     tasks = []
     real = chunks_module._task
 

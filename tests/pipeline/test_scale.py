@@ -16,11 +16,12 @@ import pytest
 from operando import pipeline, simulate
 from operando.pipeline import chunks as chunks_module
 from operando.pipeline import outputs as outputs_module
-from operando.pipeline import source as source_module
 from operando.pipeline.progress import progress_bar
 from operando.cli import main
 from operando.config import load_config
-from operando.io import LazySeries, open_hdf5, write_hdf5
+from operando.io import open_hdf5, write_hdf5
+
+from _streamed import count_rows_read, run_in_memory
 
 N_STEPS = 200
 CHUNK = 32  # 200 = 6 x 32 + 8: the last chunk is short
@@ -77,12 +78,7 @@ engine = "fast"
 def in_memory_run(h5_series, tmp_path_factory):
     """The reference: the same file read whole into memory (the pre-streaming path)."""
     out = tmp_path_factory.mktemp("mem") / "run"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(source_module, "_open_streamed", lambda read: None)
-    try:
-        result = pipeline.run(_config(h5_series, out), progress=False)
-    finally:
-        mp.undo()
+    result = run_in_memory(_config(h5_series, out))
     assert result.n_ok > N_STEPS * 0.9  # a meaningful comparison: nearly every step fitted
     return out
 
@@ -92,14 +88,7 @@ def _steps_text(run_dir: Path) -> str:
 
 
 def test_streamed_hdf5_equals_in_memory(h5_series, in_memory_run, tmp_path, monkeypatch):
-    calls = []
-    original = LazySeries.read_rows
-
-    def counting(self, start, stop):
-        calls.append(stop - start)
-        return original(self, start, stop)
-
-    monkeypatch.setattr(LazySeries, "read_rows", counting)
+    calls = count_rows_read(monkeypatch)
     result = pipeline.run(_config(h5_series, tmp_path / "run"), progress=False)
     assert result.settings["series"]["metadata"]["format"] == "hdf5"  # the streamed path ran
     # Exact equality: same chunk boundaries, same per-row calibration, same arithmetic.
