@@ -30,7 +30,7 @@ from ..tracking.channels import flags, fraction_columns
 from .chunks import chunk_name, sample_rows, submit
 from .components import as_normalized, load as load_standards, series_analysis
 from .prepare import COMPONENTS
-from .steps import unpack_chunk
+from .steps import chunk_length, unpack_chunk
 from .store import RunStore
 
 #: Steps the PCA and MCR of a run analyse at most (evenly spaced over the series).
@@ -106,13 +106,16 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     index = {g: i for i, g in enumerate(labels)}
     sums = np.zeros((len(labels), n_k))
     counts = np.zeros(len(labels), dtype=int)
-    for start, table, rest in _chunks(store, len(parts)):
-        chi = rest.get("chi")
+    start = 0
+    for i, (arrays, _) in enumerate(parts):     # each chunk's chi(k), read from its checkpoint
+        rows = chunk_length(arrays)
+        chi = store.load_checkpoint(chunk_name(i), keys=("chi",))[0].get("chi")
         if chi is not None and chi.shape[1] == n_k:
             finite = np.isfinite(chi).all(axis=1)
-            where = np.array([index[g] for g in groups[start:start + len(table)]], dtype=int)
+            where = np.array([index[g] for g in groups[start:start + rows]], dtype=int)
             np.add.at(sums, where[finite], chi[finite])
             np.add.at(counts, where[finite], 1)
+        start += rows
     means = np.full_like(sums, np.nan)
     means[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
     shown = {labels[i] for i in np.unique(np.linspace(0, len(labels) - 1, min(len(labels),

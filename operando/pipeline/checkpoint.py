@@ -23,9 +23,11 @@ def save_npz(path: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> 
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+def load_npz(path: Path, keys=None) -> tuple[dict[str, np.ndarray], dict]:
+    """``(arrays, meta)`` of a checkpoint; with ``keys``, only those arrays are read."""
     with np.load(path, allow_pickle=False) as data:
-        arrays = {k[2:]: data[k] for k in data.files if k.startswith("a_")}
+        arrays = {k[2:]: data[k] for k in data.files
+                  if k.startswith("a_") and (keys is None or k[2:] in keys)}
         meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else {}
     return arrays, meta
 
@@ -57,3 +59,8 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
+
+
+def table_length(arrays: Mapping[str, np.ndarray]) -> int:
+    """Rows of a table stored by :func:`table_to_arrays`."""
+    return len(arrays["col0"]) if len(arrays["__columns__"]) else 0

@@ -355,8 +355,9 @@ class RunStore:
             raise _folder_error(exc, path) from None
         return path
 
-    def load_checkpoint(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
-        """The ``(arrays, meta)`` stored by :meth:`save_checkpoint`.
+    def load_checkpoint(self, name: str, keys=None) -> tuple[dict[str, np.ndarray], dict]:
+        """The ``(arrays, meta)`` stored by :meth:`save_checkpoint` (with ``keys``, only
+        those arrays).
 
         Raises
         ------
@@ -365,7 +366,7 @@ class RunStore:
         """
         path = self._checkpoint_path(name)
         try:
-            return load_npz(path)
+            return load_npz(path, keys)
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             # Atomic writes never leave a partial checkpoint: this is damage from outside.
             raise RunFolderError(path, f"checkpoint {name} is corrupt or unreadable "
