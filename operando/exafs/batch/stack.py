@@ -1,7 +1,8 @@
 """Several tabulated FEFF paths evaluated for many parameter sets in one pass.
 
 :class:`PathStack` precomputes per-set factors, uses one ``q`` and one spline
-cell per set when the paths share e0, and works in place on reused buffers.
+cell per set when the paths share e0, works in place on reused buffers, and takes
+sin and cos of the phases from one tangent (:func:`sincos`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,30 @@ import numpy as np
 
 from ..._util.larch_compat import ETOK, SMALL_ENERGY
 
+
+
+def sincos(phi, s, c, t):
+    """``sin(phi)`` into ``s`` and ``cos(phi)`` into ``c`` from ``t = tan(phi / 2)``
+    (``t`` is a work array; all shaped like ``phi``): ``sin = 2 t / (1 + t^2)``,
+    ``cos = (1 - t^2) / (1 + t^2)``.
+
+    NumPy computes float64 ``sin`` and ``cos`` with the C library, one element at a
+    time (about 15 ns each for phases of 10-60 rad), but ``tan`` with SIMD where the
+    CPU has it (1.4 ns on AVX-512): this is ~8x faster there, and no slower elsewhere
+    than ``np.sin`` alone.  Within 2.3e-16 (absolute) of ``np.sin`` / ``np.cos``
+    (tests/exafs/test_batch.py).  ``t^2`` never overflows: no double lies closer than
+    ~4e-19 to an odd multiple of pi/2, so ``|t|`` stays below ~1e19.  NaN stays NaN.
+    """
+    np.multiply(phi, 0.5, out=t)
+    np.tan(t, out=t)
+    np.multiply(t, t, out=c)
+    np.add(c, 1.0, out=s)
+    np.reciprocal(s, out=s)            # 1 / (1 + t^2)
+    np.subtract(1.0, c, out=c)
+    c *= s
+    s *= t
+    s *= 2.0
+    return s, c
 
 class _Columns:
     """Parameter columns of :meth:`PathStack.evaluate`, each shaped (paths or 1, n, 1)."""
@@ -254,8 +279,8 @@ class PathStack:
         env *= iq
         env *= c.irr2                          # exp(D) / (q rr^2)
         unit = np.multiply(famp, env, out=famp)  # magnitude per unit amp
-        sin_phi = np.sin(phi, out=pha)         # pha is in phi: its buffer takes sin
-        cos_phi = np.cos(phi, out=F("cos"))
+        # pha is in phi: its buffer takes sin; tmp is free until after
+        sin_phi, cos_phi = sincos(phi, pha, F("cos"), tmp)
         jamp = np.multiply(unit, sin_phi, out=F("jamp"))   # d chi / d amp
         chi = np.multiply(jamp, c.amp, out=F("chi"))
         if not jacobian:
