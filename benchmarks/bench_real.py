@@ -24,6 +24,8 @@ import pandas as pd
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_cli import bytecode_note  # noqa: E402
+
 #: A Cu electrode's potential program (V vs RHE): CuO down to 0.0 V, metal from -0.2 V,
 #: all oxide again at open circuit; 10 conditions x 3 repeat scans = 30 spectra per cycle.
 PROGRAM = pd.DataFrame({
@@ -238,6 +240,7 @@ def main(argv=None) -> int:
     refs, folder = inputs_folder(args.dir, "bench_real_")
     if refs is None:
         return 1
+    print(bytecode_note())
     print(f"operando run on a real-derived series: Cu foil + CuO (real spectra, "
           f"{refs}), {len(PROGRAM)} potentials x {REPEATS} repeats per cycle; two-shell "
           f"Cu-O + Cu-Cu fits against the real foil, LCF, default outputs; workers "
