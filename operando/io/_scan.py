@@ -293,7 +293,11 @@ def common_grid(scans: list[Scan], source) -> tuple[np.ndarray, np.ndarray, np.n
 def estimate_edge_energy(energy: np.ndarray, mu: np.ndarray) -> float:
     """A rough edge energy (eV): the steepest point of the mean of the finite rows of
     ``mu``; the median energy when there is too little to differentiate."""
-    rows = mu[np.all(np.isfinite(mu), axis=1)] if mu.ndim == 2 else mu[None, :]
+    if mu.ndim == 2:
+        finite = np.all(np.isfinite(mu), axis=1)
+        rows = mu if finite.all() else mu[finite]      # no copy of a whole finite matrix
+    else:
+        rows = mu[None, :]
     if rows.size == 0 or energy.size < 3:
         return float(np.median(energy))
     deriv = np.gradient(np.mean(rows, axis=0), energy)
@@ -330,7 +334,10 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
     final_element = head_element or user_element
     final_edge = head_edge or user_edge
     emin, emax = float(energy[0]), float(energy[-1])
-    hint = scan.edge_energy if scan and scan.edge_energy else estimate_edge_energy(energy, mu)
+
+    def hint() -> float:   # only when the edge or the element must be found
+        return scan.edge_energy if scan and scan.edge_energy else estimate_edge_energy(energy, mu)
+
     if final_element and not final_edge:
         edges = edge_energies(final_element)
         inside = {k: e for k, e in edges.items() if emin <= e <= emax}
@@ -341,19 +348,21 @@ def resolve_edge(source, energy, mu, scan: Scan | None, element=None, edge=None)
         if not inside:
             raise DataError(f"{source}: {final_element} has no X-ray edge within the data's "
                             f"energy range {emin:g}-{emax:g} eV")
-        final_edge = min(inside, key=lambda k: abs(inside[k] - hint))
+        near = hint()
+        final_edge = min(inside, key=lambda k: abs(inside[k] - near))
     elif not final_element:
         import xraydb  # only to guess the element from the edge energy (a slow import: only when needed)
 
         edges = [final_edge] if final_edge else None
+        near = hint()
         try:
-            final_element, guessed_edge = xraydb.guess_edge(hint, edges=edges) if edges else \
-                xraydb.guess_edge(hint)
+            final_element, guessed_edge = xraydb.guess_edge(near, edges=edges) if edges else \
+                xraydb.guess_edge(near)
         except Exception as exc:  # xraydb gives no single exception type
             raise DataError(f"{source}: could not guess the element from the edge near "
-                            f"{hint:g} eV ({exc}); pass element= and edge=") from None
+                            f"{near:g} eV ({exc}); pass element= and edge=") from None
         final_edge = final_edge or guessed_edge
-        log.info("%s: element/edge guessed from %g eV: %s %s", source, hint, final_element,
+        log.info("%s: element/edge guessed from %g eV: %s %s", source, near, final_element,
                  final_edge)
     if user_element or user_edge:
         try:
