@@ -59,8 +59,6 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
-
-
 def table_length(arrays: Mapping[str, np.ndarray]) -> int:
     """Rows of a table stored by :func:`table_to_arrays`."""
     return len(arrays["col0"]) if len(arrays["__columns__"]) else 0
