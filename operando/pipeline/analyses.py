@@ -30,7 +30,7 @@ from ..tracking.channels import flags, fraction_columns
 from .chunks import chunk_name, sample_rows, submit
 from .components import as_normalized, load as load_standards, series_analysis
 from .prepare import COMPONENTS
-from .steps import chunk_length, unpack_chunk
+from .steps import unpack_chunk
 from .store import RunStore
 
 #: Steps the PCA and MCR of a run analyse at most (evenly spaced over the series).
@@ -41,23 +41,25 @@ WAVELET_MAPS = 6
 _WAVELET_BLOCK = 16
 
 
-def _chunks(store: RunStore, n_chunks: int):
-    """``(first row, table, arrays)`` of every chunk checkpoint, one at a time."""
+def _chunks(store: RunStore, parts: list, keys: tuple[str, ...]):
+    """``(first row, table, arrays)`` of every chunk, one at a time: its table from
+    ``parts`` (what the run keeps of each chunk), the arrays ``keys`` read from its
+    checkpoint."""
     start = 0
-    for i in range(n_chunks):
-        table, rest = unpack_chunk(store.load_checkpoint(chunk_name(i))[0])
-        yield start, table, rest
+    for i, (kept, _) in enumerate(parts):
+        table, _ = unpack_chunk(kept)
+        yield start, table, store.load_checkpoint(chunk_name(i), keys=keys)[0]
         start += len(table)
 
 
 def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.DataFrame,
-                       meta0: dict, n_chunks: int) -> tuple[dict, dict]:
+                       meta0: dict, parts: list) -> tuple[dict, dict]:
     """PCA (and MCR) of the analysed steps; with MCR every step's concentrations join
     ``steps`` as ``frac_<component>`` columns.  Returns the summary record and the
     PCA / MCR results (``{"pca": ..., "mcr": ...}``)."""
     rows = sample_rows(len(steps), COMPONENT_ROWS)
     norm = np.full((rows.size, series.energy.size), np.nan)
-    for start, table, rest in _chunks(store, n_chunks):
+    for start, table, rest in _chunks(store, parts, ("norm",)):
         inside = (rows >= start) & (rows < start + len(table))
         norm[inside] = rest["norm"][rows[inside] - start]
     spectra, record, results = series_analysis(plan, series.energy, steps, norm, rows,
@@ -70,7 +72,7 @@ def component_analysis(store: RunStore, plan, series, shared: dict, steps: pd.Da
     x = next(iter(spectra.values()))[0]
     basis = np.array([spectra[n][1] for n in names])
     cols: dict[str, list] = {}
-    for _, table, rest in _chunks(store, n_chunks):
+    for _, table, rest in _chunks(store, parts, ("norm",)):
         fit_rows = np.array([np.interp(x, series.energy, r) for r in rest["norm"]])
         part = lcf_arrays(x, fit_rows, basis, names=names,
                           steps=table["step"].to_numpy()).to_dataframe()
@@ -106,16 +108,13 @@ def wavelet_analysis(store: RunStore, ft: dict, parts: list, steps: pd.DataFrame
     index = {g: i for i, g in enumerate(labels)}
     sums = np.zeros((len(labels), n_k))
     counts = np.zeros(len(labels), dtype=int)
-    start = 0
-    for i, (arrays, _) in enumerate(parts):     # each chunk's chi(k), read from its checkpoint
-        rows = chunk_length(arrays)
-        chi = store.load_checkpoint(chunk_name(i), keys=("chi",))[0].get("chi")
+    for start, table, rest in _chunks(store, parts, ("chi",)):
+        chi = rest.get("chi")
         if chi is not None and chi.shape[1] == n_k:
             finite = np.isfinite(chi).all(axis=1)
-            where = np.array([index[g] for g in groups[start:start + rows]], dtype=int)
+            where = np.array([index[g] for g in groups[start:start + len(table)]], dtype=int)
             np.add.at(sums, where[finite], chi[finite])
             np.add.at(counts, where[finite], 1)
-        start += rows
     means = np.full_like(sums, np.nan)
     means[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
     shown = {labels[i] for i in np.unique(np.linspace(0, len(labels) - 1, min(len(labels),

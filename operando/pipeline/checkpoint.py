@@ -57,8 +57,3 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
         values = arrays[f"col{i}"]
         data[column] = values.astype(object) if values.dtype.kind == "U" else values
     return pd.DataFrame(data, columns=columns)
-
-
-def table_length(arrays: Mapping[str, np.ndarray]) -> int:
-    """Rows of a table stored by :func:`table_to_arrays`."""
-    return len(arrays["col0"]) if len(arrays["__columns__"]) else 0

@@ -64,7 +64,7 @@ def finish(store: RunStore, plan: RunPlan, series, shared: dict, state: dict,
     components_record, analysis = None, {}
     if plan.components is not None:
         components_record, analysis = component_analysis(store, plan, series, shared, steps,
-                                                         meta0, len(parts))
+                                                         meta0, parts)
         done("components")
     tracking = None
     if plan.track is not None:

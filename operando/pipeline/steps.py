@@ -25,7 +25,7 @@ from ..xanes import normalize, white_line
 from .components import fit_columns
 from .settings import StepSettings
 from .source import calibrate_onto
-from .checkpoint import arrays_to_table, table_length, table_to_arrays
+from .store import arrays_to_table, table_to_arrays
 from .two_phase import two_phase_columns
 
 log = logging.getLogger(__name__)
@@ -180,8 +180,3 @@ def unpack_chunk(arrays: dict) -> tuple[pd.DataFrame, dict]:
     table = arrays_to_table({k[2:]: v for k, v in arrays.items() if k.startswith("t_")})
     rest = {k: v for k, v in arrays.items() if not k.startswith("t_")}
     return table, rest
-
-
-def chunk_length(arrays: dict) -> int:
-    """Steps in a chunk (its table's rows), from its checkpoint's arrays."""
-    return table_length({k[2:]: v for k, v in arrays.items() if k.startswith("t_")})
